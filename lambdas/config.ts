@@ -1,0 +1,30 @@
+/**
+ * The contract between the CDK construct and the Lambda handlers: environment variable names and
+ * stack output keys. Both sides import this file, so they cannot drift apart.
+ */
+export const ENV = {
+  /** DynamoDB table holding runs, actions, history, counters and cache entries. */
+  table: "ALOFT_TABLE_NAME",
+  /** S3 bucket for payloads too large for an item or a message. */
+  bucket: "ALOFT_BUCKET_NAME",
+  /** Queue consumed by the coordinator (run starts, child completions, resumes). */
+  coordinatorQueue: "ALOFT_COORDINATOR_QUEUE_URL",
+  /** JSON object: TaskEnvironment name -> URL of that environment's executor queue. */
+  executorQueues: "ALOFT_EXECUTOR_QUEUES",
+  /** Name of the TaskEnvironment an executor function serves. */
+  environment: "ALOFT_ENVIRONMENT",
+  /** Days a finished run's items are kept before DynamoDB TTL removes them. */
+  retentionDays: "ALOFT_RETENTION_DAYS",
+} as const;
+
+/** Stack output keys; `cdk deploy --outputs-file aloft-outputs.json` writes them for the client. */
+export const OUTPUT = {
+  table: "AloftTableName",
+  bucket: "AloftBucketName",
+  coordinatorQueue: "AloftCoordinatorQueueUrl",
+  executorQueues: "AloftExecutorQueues",
+  region: "AloftRegion",
+} as const;
+
+/** Where the client and `aloft ... --aws` look for the stack outputs by default. */
+export const DEFAULT_OUTPUTS_FILE = "aloft-outputs.json";

@@ -1,0 +1,278 @@
+/**
+ * Durable futures: what an async task call returns inside a task body.
+ *
+ * A future is a real `Promise` subclass, so `await`, `.then`, `.catch` and every combinator work as
+ * JavaScript says. Two things are different:
+ * - it settles lazily, only once someone subscribes, so a recorded failure nobody awaits is never an
+ *   unhandled rejection;
+ * - a subscription by code the engine cannot see into (an `await`, a user `.then`) makes it a *root*
+ *   of the suspension: the body may be blocked on it.
+ *
+ * `Promise.all/allSettled/race/any` are patched once, process-wide, to recognise durable members and
+ * return a {@link CombinatorFuture} whose wait condition is the combinator itself: that is what lets
+ * a gather of N children resume its parent once rather than N times. With no durable member (and
+ * outside a replay) the patch defers to the native implementation untouched.
+ */
+import { TaskError, TaskTimeoutError, CancelledError, deserializeError } from "../errors.ts";
+import { deserialize } from "../serde.ts";
+import type { CallId, Outcome } from "./history.ts";
+import type { Wait } from "./wait.ts";
+import type { Awaitable, DurableLike, ReplayState } from "./state.ts";
+import { currentScope } from "./state.ts";
+
+const native = {
+  all: Promise.all,
+  allSettled: Promise.allSettled,
+  race: Promise.race,
+  any: Promise.any,
+};
+
+/** The native combinators, for the engine's own use. */
+export const nativeRace = <T>(values: Iterable<T | PromiseLike<T>>): Promise<Awaited<T>> =>
+  (native.race as (v: Iterable<unknown>) => Promise<Awaited<T>>).call(Promise, values);
+
+/** Converts a child's recorded failure into what the parent's await rejects with. */
+export function outcomeError(task: string, error: Outcome & { ok: false }): Error {
+  const e = error.error;
+  if (e.code === "TASK_TIMEOUT") return Object.assign(deserializeError(e) as TaskTimeoutError, { task });
+  if (e.code === "CANCELLED") return deserializeError(e) as CancelledError;
+  return new TaskError(task, e, e.attempts ?? 1);
+}
+
+export function outcomeValue(task: string, o: Outcome): { ok: true; value: unknown } | { ok: false; error: Error } {
+  return o.ok ? { ok: true, value: deserialize(o.value) } : { ok: false, error: outcomeError(task, o) };
+}
+
+abstract class EngineFuture<T> extends Promise<T> implements Awaitable {
+  static override get [Symbol.species](): PromiseConstructor {
+    return Promise;
+  }
+  declare protected resolveFn: (v: T) => void;
+  declare protected rejectFn: (e: unknown) => void;
+  protected armed = false;
+
+  protected constructor(protected readonly state: ReplayState) {
+    let res!: (v: T) => void;
+    let rej!: (e: unknown) => void;
+    super((resolve, reject) => {
+      res = resolve;
+      rej = reject;
+    });
+    this.resolveFn = res;
+    this.rejectFn = rej;
+  }
+
+  /** Settles the underlying promise from what the replay knows (only once subscribed). */
+  protected abstract arm(): void;
+  abstract waitNode(): Wait | undefined;
+  abstract leaves(out: Set<CallId>): void;
+  /** For a future settled within this replay: whether it fulfilled. */
+  abstract settledOk(): boolean;
+
+  /** Subscription by the engine itself: settles, but is not a root. */
+  internal(): Promise<T> {
+    if (!this.armed) {
+      this.armed = true;
+      this.arm();
+    }
+    return Promise.prototype.then.call(this, undefined, undefined) as Promise<T>;
+  }
+
+  override then<A = T, B = never>(
+    onFulfilled?: ((v: T) => A | PromiseLike<A>) | null,
+    onRejected?: ((e: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    if (!this.armed) {
+      this.armed = true;
+      this.arm();
+    }
+    if (!this.state.closed) {
+      this.state.roots.add(this);
+      this.state.touch();
+    }
+    return super.then(onFulfilled, onRejected);
+  }
+}
+
+/** The future of one child call. */
+export class DurableFuture<T = unknown> extends EngineFuture<T> implements DurableLike {
+  constructor(
+    state: ReplayState,
+    readonly id: CallId,
+    readonly task: string,
+    private readonly outcome: Outcome | undefined,
+  ) {
+    super(state);
+  }
+  get pending(): boolean {
+    return this.outcome === undefined;
+  }
+  protected arm(): void {
+    if (!this.outcome) return; // stays pending for the rest of this replay
+    const r = outcomeValue(this.task, this.outcome);
+    if (r.ok) this.resolveFn(r.value as T);
+    else this.rejectFn(r.error);
+  }
+  waitNode(): Wait | undefined {
+    return this.outcome ? undefined : { kind: "call", id: this.id };
+  }
+  settledOk(): boolean {
+    return this.outcome?.ok ?? false;
+  }
+  leaves(out: Set<CallId>): void {
+    if (this.pending) out.add(this.id);
+  }
+}
+
+export function isEngineFuture(v: unknown): v is EngineFuture<unknown> {
+  return v instanceof EngineFuture;
+}
+
+type Kind = "all" | "allSettled" | "race" | "any";
+
+/** Member of a combinator the engine cannot see into (a plain promise); its settlement is observed. */
+interface Opaque {
+  settled: boolean;
+  ok: boolean;
+}
+
+/** `Promise.all/allSettled/race/any` over members of which at least one is durable. */
+export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
+  private readonly members: (EngineFuture<unknown> | Opaque)[];
+  private settledHere = false;
+  private fulfilled = false;
+  /** Durable futures created just before this combinator, standing in for opaque members. */
+  private readonly claimed: DurableLike[];
+
+  constructor(
+    state: ReplayState,
+    private readonly kind: Kind,
+    values: unknown[],
+  ) {
+    super(state);
+    let hasOpaque = false;
+    const promises: unknown[] = values.map((v) => {
+      if (isEngineFuture(v)) return v.internal();
+      if (v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as PromiseLike<unknown>).then === "function") {
+        hasOpaque = true;
+        return v;
+      }
+      return v;
+    });
+    this.members = values.map((v, i) => {
+      if (isEngineFuture(v)) return v;
+      const o: Opaque = { settled: !hasThen(v), ok: true };
+      if (!o.settled) {
+        promises[i] = Promise.resolve(v as PromiseLike<unknown>).then(
+          (x) => ((o.settled = true), x),
+          (e: unknown) => {
+            o.settled = true;
+            o.ok = false;
+            throw e;
+          },
+        );
+      }
+      return o;
+    });
+    // Plain promises gathered together usually wrap the children created just before (the
+    // `Promise.all(items.map(async (i) => f(await child(i))))` idiom): claim those so the gather
+    // still resumes once, when they have all settled, instead of once per child.
+    this.claimed = hasOpaque ? state.fresh.filter((f) => f.pending) : [];
+    state.fresh = [];
+    const combined = (native[kind] as (v: unknown[]) => Promise<T>).call(Promise, promises);
+    combined.then(
+      (v) => {
+        this.settledHere = true;
+        this.fulfilled = true;
+        this.resolveFn(v);
+      },
+      (e: unknown) => {
+        this.settledHere = true;
+        this.rejectFn(e);
+      },
+    );
+    this.armed = true;
+    state.touch();
+  }
+
+  protected arm(): void {}
+  settledOk(): boolean {
+    return this.fulfilled;
+  }
+
+  waitNode(): Wait | undefined {
+    if (this.settledHere) return undefined;
+    const of: Wait[] = [];
+    let opaquePending = false;
+    for (const m of this.members) {
+      if (m instanceof EngineFuture) {
+        const n = m.waitNode();
+        // A member settled in this replay is a known value for the combinator.
+        of.push(n ?? { kind: "const", ok: m.settledOk() });
+      } else if (m.settled) of.push({ kind: "const", ok: m.ok });
+      else opaquePending = true;
+    }
+    if (!opaquePending) return { kind: this.kind, of };
+    if (this.claimed.length === 0) {
+      // Nothing known stands in for the plain promises: their own awaits are roots instead.
+      return this.kind === "all" || this.kind === "allSettled" ? { kind: "opaque" } : { kind: "race", of };
+    }
+    const stand = this.claimed.filter((c) => c.pending).map((c): Wait => ({ kind: "call", id: c.id }));
+    // all/allSettled: wait for every claimed child (early on a failure); race/any: wake on the first.
+    const kind = this.kind === "all" || this.kind === "allSettled" ? this.kind : "race";
+    return { kind, of: [...of, ...stand] };
+  }
+
+  leaves(out: Set<CallId>): void {
+    for (const m of this.members) if (m instanceof EngineFuture) m.leaves(out);
+    for (const c of this.claimed) if (c.pending) out.add(c.id);
+  }
+}
+
+function hasThen(v: unknown): boolean {
+  return v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as PromiseLike<unknown>).then === "function";
+}
+
+/** The next item of a `map.aio` stream, when it has not settled in this replay. */
+export class StreamFuture<T = unknown> extends EngineFuture<T> {
+  constructor(
+    state: ReplayState,
+    private readonly wait: Wait & { kind: "stream" },
+  ) {
+    super(state);
+  }
+  protected arm(): void {}
+  settledOk(): boolean {
+    return false;
+  }
+  waitNode(): Wait {
+    return this.wait;
+  }
+  leaves(out: Set<CallId>): void {
+    for (let i = this.wait.from; i < this.wait.ids.length; i++) out.add(this.wait.ids[i]!);
+  }
+}
+
+function patched(kind: Kind) {
+  const orig = native[kind] as (this: PromiseConstructor, v: Iterable<unknown>) => Promise<unknown>;
+  return function (this: PromiseConstructor, values: Iterable<unknown>): Promise<unknown> {
+    if (this !== Promise) return orig.call(this, values);
+    const scope = currentScope();
+    if (!scope || scope.state.closed) return orig.call(this, values);
+    const list = Array.from(values);
+    const durable = list.some(isEngineFuture);
+    if (!durable && (scope.state.fresh.length === 0 || !list.some(hasThen))) return orig.call(this, list);
+    return new CombinatorFuture(scope.state, kind, list);
+  };
+}
+
+let installed = false;
+/** Installs the combinator patch (idempotent). Called when the SDK is loaded. */
+export function installCombinators(): void {
+  if (installed) return;
+  installed = true;
+  (Promise as any).all = patched("all");
+  (Promise as any).allSettled = patched("allSettled");
+  (Promise as any).race = patched("race");
+  (Promise as any).any = patched("any");
+}

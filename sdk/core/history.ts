@@ -1,0 +1,125 @@
+/**
+ * The recorded history of one action (one task invocation): the child calls it made, how they
+ * ended, and the results of its `trace` calls. Every record carries the format version `v`; a
+ * reader refuses records from a newer format rather than misreading them.
+ */
+import type { SerializedError } from "../errors.ts";
+import { HistoryError } from "../errors.ts";
+import type { Payload } from "../serde.ts";
+
+/** The history format this build writes and reads. */
+export const HISTORY_VERSION = 1;
+
+/** Identity of an action (a task call). See docs/identity.md. */
+export type CallId = string;
+
+/** How an action (or a trace) ended. */
+export type Outcome = { ok: true; value: Payload } | { ok: false; error: SerializedError };
+
+/** A child call made by a parent, as dispatched. */
+export interface CallRecord {
+  v: number;
+  id: CallId;
+  parent: CallId;
+  /** Registered task name, e.g. `data_pipeline.processChunk`. */
+  task: string;
+  /** Group path ("" for none), e.g. `preprocess/processChunk`. */
+  group: string;
+  /** Digest of the serialised inputs. */
+  digest: string;
+  /** Sequence among calls with the same task, group and inputs in this parent. */
+  n: number;
+  /** Serialised argument list. */
+  args: Payload;
+  /** Set when the call belongs to a `map` with a concurrency limit. */
+  window?: { key: string; index: number; limit: number };
+}
+
+/** A recorded `trace` result. */
+export interface TraceRecord {
+  v: number;
+  /** `<name>|<args digest>|<sequence>`. */
+  key: string;
+  outcome: Outcome;
+  /** The traced function returned a promise (so replay returns one too). */
+  async?: boolean;
+}
+
+/** What a replay needs to know about one action's past. Maps, so a 100k fan-out looks up in O(1). */
+export interface History {
+  calls: ReadonlyMap<CallId, CallRecord>;
+  /** Outcomes of settled children (a subset of `calls`). */
+  outcomes: ReadonlyMap<CallId, Outcome>;
+  traces: ReadonlyMap<string, TraceRecord>;
+}
+
+export const emptyHistory = (): History => ({ calls: new Map(), outcomes: new Map(), traces: new Map() });
+
+function fail(what: string, detail: string): never {
+  throw new HistoryError(`corrupted history record (${what}): ${detail}`);
+}
+
+function checkVersion(what: string, v: unknown): void {
+  if (typeof v !== "number" || !Number.isInteger(v)) fail(what, "missing format version");
+  if (v > HISTORY_VERSION) {
+    throw new HistoryError(
+      `history record (${what}) has format v${v}, newer than this Aloft (v${HISTORY_VERSION}); ` +
+        `upgrade Aloft to read this run`,
+    );
+  }
+}
+
+function str(what: string, o: Record<string, unknown>, key: string): string {
+  const v = o[key];
+  if (typeof v !== "string") fail(what, `field ${key} is ${v === undefined ? "missing" : typeof v}`);
+  return v;
+}
+
+/** Parses and validates a stored call record. */
+export function parseCallRecord(json: string): CallRecord {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(json) as Record<string, unknown>;
+  } catch (e) {
+    throw new HistoryError(`corrupted history record (call): not JSON`, { cause: e });
+  }
+  if (!o || typeof o !== "object") fail("call", "not an object");
+  checkVersion("call", o["v"]);
+  const id = str("call", o, "id");
+  const rec: CallRecord = {
+    v: o["v"] as number,
+    id,
+    parent: str(`call ${id}`, o, "parent"),
+    task: str(`call ${id}`, o, "task"),
+    group: str(`call ${id}`, o, "group"),
+    digest: str(`call ${id}`, o, "digest"),
+    n: typeof o["n"] === "number" ? o["n"] : fail(`call ${id}`, "field n is not a number"),
+    args: str(`call ${id}`, o, "args"),
+  };
+  if (o["window"] !== undefined) rec.window = o["window"] as CallRecord["window"];
+  return rec;
+}
+
+/** Parses and validates a stored outcome. */
+export function parseOutcome(what: string, json: string): Outcome {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(json) as Record<string, unknown>;
+  } catch (e) {
+    throw new HistoryError(`corrupted history record (${what}): not JSON`, { cause: e });
+  }
+  if (!o || typeof o !== "object") fail(what, "not an object");
+  checkVersion(what, o["v"]);
+  if (o["ok"] === true) return { ok: true, value: str(what, o, "value") };
+  if (o["ok"] === false) {
+    const err = o["error"] as Record<string, unknown> | undefined;
+    if (!err || typeof err !== "object" || typeof err["message"] !== "string") fail(what, "error is malformed");
+    return { ok: false, error: err as unknown as SerializedError };
+  }
+  return fail(what, "field ok is neither true nor false");
+}
+
+/** The stored form of an outcome (with its format version). */
+export function formatOutcome(o: Outcome): string {
+  return JSON.stringify({ v: HISTORY_VERSION, ...o });
+}

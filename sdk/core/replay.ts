@@ -1,0 +1,206 @@
+/**
+ * The replay engine: history in, decision out.
+ *
+ * `replay` runs a task body against what its history records. Recorded child calls return their
+ * results at once; new ones are collected as calls to dispatch. When the body can make no progress
+ * without a child that has not finished, the replay ends with a suspension naming what it awaits.
+ * It performs no I/O, reads no clock and touches no database: the adapters (embedded engine,
+ * Lambda handlers) persist the decision and dispatch the calls. See docs/replay.md for the rule
+ * that decides when a body is blocked.
+ */
+import { NonDeterminismError, SerializationError, serializeError } from "../errors.ts";
+import type { SerializedError } from "../errors.ts";
+import { deserialize, serialize } from "../serde.ts";
+import type { Payload } from "../serde.ts";
+import type { CallId, CallRecord, History, TraceRecord } from "./history.ts";
+import { installCombinators, isEngineFuture } from "./futures.ts";
+import { ReplayState, SuspendSignal, scopeStorage } from "./state.ts";
+import type { TaskDef } from "./task-def.ts";
+import type { Wait } from "./wait.ts";
+
+installCombinators();
+
+export type Decision = {
+  /** Calls made for the first time by this replay, to persist and dispatch. */
+  calls: CallRecord[];
+  /** Trace results recorded for the first time by this replay. */
+  traces: TraceRecord[];
+  /** Things the user should know (I/O outside trace, calls never awaited). */
+  warnings: string[];
+} & (
+  | { kind: "completed"; value: Payload }
+  | { kind: "failed"; error: SerializedError }
+  /** Resume when any of `waits` is satisfied. */
+  | { kind: "suspended"; waits: Wait[] }
+);
+
+/** How the engine yields to the event loop: injected, so tests and adapters control time. */
+export interface Scheduler {
+  /** Resolves after pending microtasks and one macrotask turn. */
+  turn(): Promise<void>;
+  sleep(ms: number): Promise<void>;
+}
+
+export const defaultScheduler: Scheduler = {
+  turn: () => new Promise((r) => setImmediate(r)),
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+};
+
+export interface ReplayInput {
+  task: TaskDef;
+  /** Serialised argument list. */
+  args: Payload;
+  actionId: CallId;
+  history: History;
+  scheduler?: Scheduler;
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as PromiseLike<unknown>).then === "function";
+}
+
+function describe(c: CallRecord | undefined): string {
+  if (!c) return "no call";
+  const args = c.args.length > 80 ? `${c.args.slice(0, 77)}...` : c.args;
+  return `${c.task}(${args.slice(1, -1)})${c.group ? ` in group ${c.group}` : ""} #${c.n}`;
+}
+
+/** Recorded calls this replay did not make again: the body diverged from its history. */
+function checkDeterminism(st: ReplayState): NonDeterminismError | undefined {
+  if (st.reissued.size === st.history.calls.size) return undefined;
+  for (const rec of st.history.calls.values()) {
+    if (st.reissued.has(rec.id)) continue;
+    const instead =
+      st.newCalls.find((c) => c.task === rec.task && c.group === rec.group) ??
+      st.newCalls.find((c) => c.group === rec.group) ??
+      st.newCalls[0];
+    return new NonDeterminismError(
+      `task ${st.taskName} is not deterministic: history records ${describe(rec)} but the replay ` +
+        `${instead ? `called ${describe(instead)} instead` : "made no such call"}. Derive child calls only ` +
+        `from the task's inputs, child results and trace(...) results`,
+      { details: { recorded: rec, replayed: instead ?? null } },
+    );
+  }
+  return undefined;
+}
+
+/** The awaited roots of a blocked body: trees the engine can see into, plus lone awaited calls. */
+function collectWaits(st: ReplayState): Wait[] {
+  const waits: Wait[] = [...st.syncWaits];
+  const covered = new Set<CallId>();
+  const lone: Wait[] = [];
+  for (const root of st.roots) {
+    const node = root.waitNode();
+    if (!node) continue;
+    if (node.kind === "call") lone.push(node);
+    else {
+      waits.push(node);
+      root.leaves(covered);
+    }
+  }
+  for (const w of lone) if (w.kind === "call" && !covered.has(w.id)) waits.push(w);
+  return waits;
+}
+
+function failure(e: unknown, nonRecoverable = false): SerializedError {
+  const s = serializeError(e);
+  if (nonRecoverable) s.nonRecoverable = true;
+  return s;
+}
+
+/**
+ * Replays `input.task` over its history and decides what happens next.
+ * @example
+ * const d = await replay({ task: def, args: "[3]", actionId: "root", history: emptyHistory() });
+ * if (d.kind === "suspended") dispatch(d.calls);
+ */
+export async function replay(input: ReplayInput): Promise<Decision> {
+  const sched = input.scheduler ?? defaultScheduler;
+  const st = new ReplayState(input.actionId, input.task.name, input.history);
+  const finish = (d: Decision): Decision => {
+    st.closed = true;
+    return d;
+  };
+  const base = () => ({ calls: st.newCalls, traces: st.newTraces, warnings: st.warnings });
+
+  let args: unknown[];
+  try {
+    args = deserialize(input.args) as unknown[];
+    if (!Array.isArray(args)) throw new SerializationError(`arguments of ${input.task.name} are not a list`);
+  } catch (e) {
+    return finish({ ...base(), kind: "failed", error: failure(e, true) });
+  }
+
+  let done = false;
+  let ok = false;
+  let value: unknown;
+  const settle = (isOk: boolean, v: unknown): void => {
+    done = true;
+    ok = isOk;
+    value = v;
+  };
+  try {
+    const ret = scopeStorage.run({ state: st, group: "" }, () => input.task.fn(...args));
+    if (isThenable(ret)) {
+      const sub = isEngineFuture(ret) ? ret.then.bind(ret) : (ret as PromiseLike<unknown>).then.bind(ret);
+      sub(
+        (v: unknown) => settle(true, v),
+        (e: unknown) => settle(false, e),
+      );
+    } else settle(true, ret);
+  } catch (e) {
+    settle(false, e);
+  }
+
+  // The blocking rule (docs/replay.md): the body is blocked when, after a full macrotask turn with
+  // no engine-visible activity and no trace in flight, it has not settled and awaits a child.
+  let lastActivity = -1;
+  let idle = 0;
+  while (!done) {
+    await sched.turn();
+    if (done) break;
+    if (st.tracesInFlight > 0) {
+      await st.nextTraceSettled();
+      continue;
+    }
+    if (st.activity !== lastActivity) {
+      lastActivity = st.activity;
+      continue;
+    }
+    if (st.suspendRequested) break;
+    const waits = collectWaits(st);
+    if (waits.length > 0) break;
+    // Pending on something the engine cannot see (a timer, a fetch): wait for it, and say so.
+    st.warnOnce(
+      `task ${st.taskName} awaits something that is neither a child task nor a trace(...) call; ` +
+        `I/O in a task body belongs in trace(...) or a child task, or it runs again on every replay`,
+    );
+    await sched.sleep(Math.min(50, 1 << idle++));
+  }
+
+  if (done && !st.suspendRequested) {
+    const nd = checkDeterminism(st);
+    if (nd) return finish({ ...base(), kind: "failed", error: failure(nd, true) });
+    if (!ok) {
+      if (value instanceof SuspendSignal) return finish({ ...base(), kind: "suspended", waits: collectWaits(st) });
+      return finish({ ...base(), kind: "failed", error: failure(value) });
+    }
+    const unawaited = st.newCalls.length;
+    if (unawaited > 0) {
+      st.warnOnce(
+        `task ${st.taskName} finished with ${unawaited} child call(s) it never awaited (first: ${describe(st.newCalls[0])}); ` +
+          `they were not run: await every child call`,
+      );
+    }
+    try {
+      const payload = serialize(value, `result of task ${st.taskName}`);
+      return finish({ ...base(), calls: [], kind: "completed", value: payload });
+    } catch (e) {
+      return finish({ ...base(), calls: [], kind: "failed", error: failure(e, true) });
+    }
+  }
+  const waits = collectWaits(st);
+  const nd = checkDeterminism(st);
+  if (nd) return finish({ ...base(), kind: "failed", error: failure(nd, true) });
+  return finish({ ...base(), kind: "suspended", waits });
+}

@@ -1,0 +1,109 @@
+/**
+ * The mutable state of one replay, and the scope through which task calls inside a body find it.
+ *
+ * The scope travels with the body's async continuations through `AsyncLocalStorage`, so concurrent
+ * replays in one process (a worker runs many at once) never see each other's state, and a task
+ * called with no scope (outside any task) runs as a plain function.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { CallId, CallRecord, History, TraceRecord } from "./history.ts";
+import type { Wait } from "./wait.ts";
+
+/** Implemented by every future the engine can see into (child calls, combinators, map streams). */
+export interface Awaitable {
+  /** The wait node for this future, or undefined once it has settled within this replay. */
+  waitNode(): Wait | undefined;
+  /** Pending calls whose settlement this future depends on (for coverage of roots). */
+  leaves(out: Set<CallId>): void;
+}
+
+/** The subset of a child future the state needs (kept structural to avoid an import cycle). */
+export interface DurableLike extends Awaitable {
+  readonly id: CallId;
+  readonly pending: boolean;
+}
+
+/** Thrown out of a body that called a sync task whose result does not exist yet. Not an Error. */
+export class SuspendSignal {
+  readonly aloftSuspend = true;
+  toString(): string {
+    return "SuspendSignal (internal to Aloft: do not catch it)";
+  }
+}
+
+export class ReplayState {
+  /** New calls made by this replay, in call order. */
+  readonly newCalls: CallRecord[] = [];
+  readonly newTraces: TraceRecord[] = [];
+  readonly warnings: string[] = [];
+  /** Recorded calls re-issued by this replay. */
+  readonly reissued = new Set<CallId>();
+  /** Per (task, group, inputs) call counters: the `n` of the identity. */
+  readonly callSeq = new Map<string, number>();
+  readonly traceSeq = new Map<string, number>();
+  readonly mapSeq = new Map<string, number>();
+  /** Futures awaited by code the engine cannot see into: each is a candidate root. */
+  readonly roots = new Set<Awaitable>();
+  /** Durable futures created since the last combinator: claimed by a combinator over plain promises. */
+  fresh: DurableLike[] = [];
+  /** Waits raised by sync calls and sync map iteration (always roots). */
+  readonly syncWaits: Wait[] = [];
+  suspendRequested = false;
+  /** Set once the replay has produced its decision: later calls are stale. */
+  closed = false;
+  tracesInFlight = 0;
+  /** Bumped by every engine-visible event; a quiet turn with no change means the body is blocked. */
+  activity = 0;
+  private traceWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly actionId: CallId,
+    readonly taskName: string,
+    readonly history: History,
+  ) {}
+
+  touch(): void {
+    this.activity++;
+  }
+
+  requestSuspend(w: Wait): void {
+    this.suspendRequested = true;
+    this.syncWaits.push(w);
+    this.touch();
+  }
+
+  traceStarted(): void {
+    this.tracesInFlight++;
+    this.touch();
+  }
+
+  traceEnded(): void {
+    this.tracesInFlight--;
+    this.touch();
+    const waiters = this.traceWaiters;
+    this.traceWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves when the next trace call settles. */
+  nextTraceSettled(): Promise<void> {
+    return new Promise((resolve) => this.traceWaiters.push(resolve));
+  }
+
+  warnOnce(message: string): void {
+    if (!this.warnings.includes(message)) this.warnings.push(message);
+  }
+}
+
+/** What a body's code sees: the replay it belongs to and the group it is in. */
+export interface Scope {
+  readonly state: ReplayState;
+  /** Group path, "" at top level. */
+  readonly group: string;
+}
+
+export const scopeStorage = new AsyncLocalStorage<Scope>();
+
+export function currentScope(): Scope | undefined {
+  return scopeStorage.getStore();
+}

@@ -1,0 +1,34 @@
+/**
+ * The engine's view of a registered task: a name, a body, and the settings that adapters enforce
+ * (retries, timeout, cache). Free of I/O so the replay core and every adapter can share it.
+ */
+export interface RetryPolicy {
+  /** Retries after the first attempt (0 = run once). */
+  count: number;
+  backoff: { baseMs: number; factor: number; capMs: number };
+}
+
+export type CacheSetting = false | "auto" | { version: string };
+
+export interface TaskDef {
+  /** Stable registered name, `<env>.<function>` unless given. */
+  name: string;
+  /** Name of the `TaskEnvironment` it belongs to. */
+  env: string;
+  fn: (...args: any[]) => unknown;
+  /** True for `async function` bodies: calls inside a task return durable futures. */
+  isAsync: boolean;
+  retries: RetryPolicy;
+  /** Per-attempt timeout; undefined = none. */
+  timeoutMs: number | undefined;
+  /** Version key of the cache, or false when results are not reused across runs. */
+  cacheVersion: string | false;
+  /** File that registered the task (what a worker or Lambda must import to find it). */
+  module: string | undefined;
+}
+
+/** Delay before retry `attempt` (1-based count of failures so far). */
+export function retryDelayMs(p: RetryPolicy, attempt: number): number {
+  const { baseMs, factor, capMs } = p.backoff;
+  return Math.min(capMs, baseMs * Math.pow(factor, Math.max(0, attempt - 1)));
+}

@@ -1,0 +1,63 @@
+/**
+ * Every task and environment registered in this process. A worker, a Lambda or the CDK app imports
+ * the user's module and finds tasks here by name.
+ */
+import { ConfigurationError } from "./errors.ts";
+import type { TaskDef } from "./core/task-def.ts";
+
+/** Compute settings of a `TaskEnvironment`, as adapters and the CDK construct see them. */
+export interface EnvironmentSpec {
+  name: string;
+  memoryMiB: number;
+  timeoutMs: number | undefined;
+  /** Upper bound on children of this environment running at once (AWS: the event source's maximum concurrency). */
+  concurrency: number | undefined;
+  env: Readonly<Record<string, string>>;
+}
+
+const tasks = new Map<string, TaskDef>();
+const environments = new Map<string, EnvironmentSpec>();
+
+export function registerEnvironment(spec: EnvironmentSpec): void {
+  if (environments.has(spec.name)) {
+    throw new ConfigurationError(
+      `a TaskEnvironment named ${JSON.stringify(spec.name)} is already registered; environment names must be unique`,
+    );
+  }
+  environments.set(spec.name, spec);
+}
+
+export function registerTask(def: TaskDef): void {
+  const prior = tasks.get(def.name);
+  if (prior) {
+    throw new ConfigurationError(
+      `duplicate task name ${JSON.stringify(def.name)} (registered in ${prior.module ?? "?"} and ${def.module ?? "?"}); ` +
+        `give one of them a distinct function name or pass { name } to env.task`,
+    );
+  }
+  tasks.set(def.name, def);
+}
+
+/** The task registered under `name`, or a ConfigurationError listing what is registered. */
+export function getTask(name: string): TaskDef {
+  const def = tasks.get(name);
+  if (!def) {
+    const known = [...tasks.keys()];
+    throw new ConfigurationError(
+      `unknown task ${JSON.stringify(name)}; registered: ${known.length ? known.join(", ") : "(none: was the task module imported?)"}`,
+    );
+  }
+  return def;
+}
+
+export function findTask(name: string): TaskDef | undefined {
+  return tasks.get(name);
+}
+
+export function listTasks(): TaskDef[] {
+  return [...tasks.values()];
+}
+
+export function listEnvironments(): EnvironmentSpec[] {
+  return [...environments.values()];
+}

@@ -1,0 +1,164 @@
+/**
+ * `TaskEnvironment` and `env.task`: how users declare tasks.
+ */
+import { fileURLToPath } from "node:url";
+import { ConfigurationError } from "./errors.ts";
+import { callAsync, callSync } from "./core/calls.ts";
+import { currentScope } from "./core/state.ts";
+import type { CacheSetting, RetryPolicy, TaskDef } from "./core/task-def.ts";
+import { registerEnvironment, registerTask } from "./registry.ts";
+import { digest } from "./serde.ts";
+
+/** A duration: milliseconds, or a string such as `"500ms"`, `"30s"`, `"5m"`, `"1h"`. */
+export type Duration = number | `${number}${"ms" | "s" | "m" | "h"}`;
+
+export function parseDuration(d: Duration, what: string): number {
+  if (typeof d === "number" && Number.isFinite(d) && d > 0) return d;
+  const m = typeof d === "string" ? /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(d) : null;
+  if (!m) throw new ConfigurationError(`${what}: ${JSON.stringify(d)} is not a duration; use e.g. 30000, "30s" or "5m"`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
+  return Number(m[1]) * unit;
+}
+
+export type Retries = number | { count: number; backoff?: Partial<RetryPolicy["backoff"]> };
+
+export interface TaskOptions {
+  /** Registered name; default `<env>.<function name>`. */
+  name?: string;
+  /** Retries after the first attempt, or a policy with exponential backoff. */
+  retries?: Retries;
+  /** Per-attempt timeout. */
+  timeout?: Duration;
+  /** `"auto"` (keyed by the body's source), `{ version }`, or false: reuse results across runs. */
+  cache?: CacheSetting;
+}
+
+export interface EnvironmentOptions extends Omit<TaskOptions, "name"> {
+  name: string;
+  /** Memory for this environment's executor (AWS Lambda memory size). Default 1024. */
+  memoryMiB?: number;
+  /** Children of this environment running at once (local pool share; AWS maximum concurrency). */
+  concurrency?: number;
+  /** Environment variables for this environment's executor. */
+  env?: Record<string, string>;
+}
+
+type AnyFn = (...args: any[]) => any;
+
+/**
+ * A registered task: call it like the function (inside a task, an async task returns a durable
+ * future and a sync task its value), or `.aio(...)` for a promise either way.
+ */
+export type Task<F extends AnyFn> = F & {
+  /** Always returns a promise (a durable future inside a task). */
+  aio(...args: Parameters<F>): Promise<Awaited<ReturnType<F>>>;
+  readonly taskName: string;
+  /** @internal The engine's view. */
+  readonly def: TaskDef;
+};
+
+const DEFAULT_BACKOFF = { baseMs: 1000, factor: 2, capMs: 60_000 };
+
+function retryPolicy(r: Retries | undefined, what: string): RetryPolicy {
+  if (r === undefined) return { count: 0, backoff: DEFAULT_BACKOFF };
+  const count = typeof r === "number" ? r : r.count;
+  if (!Number.isInteger(count) || count < 0) {
+    throw new ConfigurationError(`${what}: retries must be a whole number >= 0, got ${JSON.stringify(count)}`);
+  }
+  const backoff = { ...DEFAULT_BACKOFF, ...(typeof r === "number" ? {} : r.backoff) };
+  return { count, backoff };
+}
+
+/** The file that called into Aloft, read off the stack (what a worker must import to find the task). */
+function callerModule(): string | undefined {
+  const stack = new Error().stack?.split("\n").slice(1) ?? [];
+  for (const line of stack) {
+    const m = /\(?((?:file:\/\/)?\/[^():]+?\.[cm]?[jt]s):\d+:\d+\)?\s*$/.exec(line);
+    if (!m?.[1]) continue;
+    const file = m[1].startsWith("file://") ? fileURLToPath(m[1]) : m[1];
+    if (file.includes("/node_modules/") || file.startsWith(SDK_DIR)) continue;
+    return file;
+  }
+  return undefined;
+}
+const SDK_DIR = fileURLToPath(new URL(".", import.meta.url));
+
+/**
+ * A group of tasks sharing compute settings. On AWS each environment gets its own executor
+ * function and queue.
+ * @example
+ * const env = new TaskEnvironment({ name: "data_pipeline", memoryMiB: 1024, timeout: "5m", retries: 2 });
+ */
+export class TaskEnvironment {
+  readonly name: string;
+  private readonly defaults: Omit<TaskOptions, "name">;
+
+  constructor(options: EnvironmentOptions) {
+    if (!options || typeof options.name !== "string" || !/^[A-Za-z][\w-]{0,62}$/.test(options.name)) {
+      throw new ConfigurationError(
+        `TaskEnvironment needs a name of letters, digits, _ or - (starting with a letter), got ${JSON.stringify(options?.name)}`,
+      );
+    }
+    this.name = options.name;
+    const { name: _n, memoryMiB, concurrency, env, ...defaults } = options;
+    this.defaults = defaults;
+    if (memoryMiB !== undefined && (!Number.isInteger(memoryMiB) || memoryMiB < 128 || memoryMiB > 10240)) {
+      throw new ConfigurationError(`TaskEnvironment ${this.name}: memoryMiB must be 128..10240, got ${memoryMiB}`);
+    }
+    registerEnvironment({
+      name: this.name,
+      memoryMiB: memoryMiB ?? 1024,
+      timeoutMs: defaults.timeout === undefined ? undefined : parseDuration(defaults.timeout, `TaskEnvironment ${this.name} timeout`),
+      concurrency,
+      env: { ...env },
+    });
+  }
+
+  /**
+   * Registers `fn` as a task named `<env>.<fn.name>` (or `options.name`).
+   * @example
+   * export const square = env.task(function square(x: number) { return x * x; });
+   */
+  task<F extends AnyFn>(fn: F, options: TaskOptions = {}): Task<F> {
+    if (typeof fn !== "function") {
+      throw new ConfigurationError(`env.task needs a function, got ${typeof fn}`);
+    }
+    const short = options.name ?? fn.name;
+    if (!short) {
+      throw new ConfigurationError(
+        `env.task(${this.name}): the function has no name; use a named function or pass { name }`,
+      );
+    }
+    const name = options.name ?? `${this.name}.${short}`;
+    const o = { ...this.defaults, ...options };
+    const cache = o.cache ?? false;
+    const def: TaskDef = {
+      name,
+      env: this.name,
+      fn,
+      isAsync: fn.constructor?.name === "AsyncFunction",
+      retries: retryPolicy(o.retries, `task ${name}`),
+      timeoutMs: o.timeout === undefined ? undefined : parseDuration(o.timeout, `task ${name} timeout`),
+      cacheVersion: cache === false ? false : cache === "auto" ? digest(fn.toString()) : String(cache.version),
+      module: callerModule(),
+    };
+    registerTask(def);
+    const call = (...args: unknown[]): unknown => {
+      const scope = currentScope();
+      if (!scope) return fn(...args); // outside any task: a plain function call
+      return def.isAsync ? callAsync(scope, def, args) : callSync(scope, def, args);
+    };
+    const aio = (...args: unknown[]): Promise<unknown> => {
+      const scope = currentScope();
+      if (!scope) return Promise.resolve().then(() => fn(...args));
+      return callAsync(scope, def, args);
+    };
+    Object.defineProperty(call, "name", { value: short });
+    return Object.assign(call, { aio, taskName: name, def }) as unknown as Task<F>;
+  }
+}
+
+/** True if `v` is a registered task (what `env.task` returned). */
+export function isTask(v: unknown): v is Task<AnyFn> {
+  return typeof v === "function" && typeof (v as { taskName?: unknown }).taskName === "string" && "def" in v;
+}
