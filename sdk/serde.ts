@@ -114,7 +114,8 @@ function decode(v: unknown): unknown {
       case "b":
         return BigInt(inner as string);
       case "d":
-        return new Date(inner as number);
+        // An invalid Date's time is NaN, which JSON writes as null; `new Date(null)` would be the epoch.
+        return new Date(inner === null ? NaN : (inner as number));
       case "y":
         return new Uint8Array(Buffer.from(inner as string, "base64"));
       case "m":

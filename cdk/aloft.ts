@@ -1,0 +1,501 @@
+/**
+ * `Aloft`: the L3 construct that deploys a task module as a serverless fan-out orchestrator.
+ *
+ *   client ──SendMessage──► coordinator queue ──► coordinator λ ──► executor queue (per env) ──► executor λ
+ *                                  ▲                   │ ▲                                         │
+ *                                  └───────────────────┼─┼──── completions, resumes ◄──────────────┘
+ *                                                      ▼ │
+ *                                        DynamoDB table (runs, history, counters) + S3 (large payloads)
+ *
+ * Every TaskEnvironment the module registers gets its own executor function, queue and
+ * dead-letter queue, sized from the environment's settings; the environments are read from the
+ * module at synth time, so adding one to the code adds its function on the next deploy.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { pathToFileURL } from "node:url";
+import { Annotations, Aws, CfnOutput, Duration, Stack } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as s3 from "aws-cdk-lib/aws-s3";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+import { ENV, OUTPUT } from "../lambdas/config.ts";
+import { ConfigurationError } from "../sdk/errors.ts";
+import { listEnvironments, type EnvironmentSpec } from "../sdk/registry.ts";
+import { writeHandlerEntry, type HandlerKind } from "./entries.ts";
+import { validate, type AloftProps, type Settings } from "./props.ts";
+
+/** Name of the table's one global secondary index (keys `gsi1pk` / `gsi1sk`, all attributes). */
+export const GSI1 = "gsi1";
+/** Attribute holding an item's expiry (epoch seconds) for DynamoDB TTL. */
+export const TTL_ATTRIBUTE = "expiresAt";
+
+/** One TaskEnvironment's deployed resources. */
+export interface AloftExecutor {
+  /** The environment's settings as the task module registered them. */
+  readonly environment: EnvironmentSpec;
+  /** The function that runs this environment's tasks. */
+  readonly function: lambda.Function;
+  /** The queue the coordinator sends this environment's task calls to. */
+  readonly queue: sqs.Queue;
+  /** Where messages the executor failed `maxReceiveCount` times end up. */
+  readonly deadLetterQueue: sqs.Queue;
+  /** The function's log group. */
+  readonly logGroup: logs.LogGroup;
+}
+
+// Every action a handler issues, and nothing more. DynamoDB authorises TransactWriteItems by the
+// item actions it contains (Put/Update/Delete/ConditionCheck), so it has no action of its own.
+const HANDLER_TABLE_ACTIONS = [
+  "dynamodb:GetItem",
+  "dynamodb:PutItem",
+  "dynamodb:UpdateItem",
+  "dynamodb:DeleteItem",
+  "dynamodb:Query",
+  "dynamodb:BatchGetItem",
+  "dynamodb:BatchWriteItem",
+  "dynamodb:ConditionCheckItem",
+];
+const HANDLER_BUCKET_ACTIONS = ["s3:GetObject", "s3:PutObject"];
+// SendMessageBatch is authorised as sqs:SendMessage.
+const SEND_ACTIONS = ["sqs:SendMessage"];
+// A client: read runs and their trees, cancel (an update), fetch large results.
+const RUN_TABLE_ACTIONS = [
+  "dynamodb:GetItem",
+  "dynamodb:Query",
+  "dynamodb:BatchGetItem",
+  "dynamodb:UpdateItem",
+];
+const RUN_BUCKET_ACTIONS = ["s3:GetObject"];
+const READ_LOGS_ACTIONS = ["logs:FilterLogEvents", "logs:GetLogEvents", "logs:DescribeLogStreams"];
+
+const DEFAULT_EXECUTOR_TIMEOUT = Duration.minutes(5);
+const MAX_VISIBILITY_TIMEOUT = Duration.hours(12);
+const RETENTION_OF_MESSAGES = Duration.days(14);
+
+/**
+ * Deploys a task module: a coordinator function and, per TaskEnvironment, an executor function,
+ * with their queues, dead-letter queues, a DynamoDB table, an S3 bucket for large payloads, alarms
+ * and least-privilege roles. Stack outputs carry what `AloftClient` and `aloft ... --aws` need.
+ * One Aloft per stack: its outputs have fixed names (`OUTPUT` in `lambdas/config.ts`).
+ *
+ * @example
+ * const stack = new Stack(app, "Aloft");
+ * const aloft = await Aloft.fromModule(stack, "Aloft", { entry: "src/tasks.ts" });
+ * aloft.grantRun(myServiceRole);
+ */
+export class Aloft extends Construct {
+  /**
+   * Imports `props.entry` (so its TaskEnvironments register), then constructs an Aloft deploying
+   * every registered environment. Use this from an app run by tsx or Node; the constructor itself
+   * is synchronous and only reads what is already registered.
+   * @example
+   * const aloft = await Aloft.fromModule(stack, "Aloft", { entry: "examples/tasks.ts" });
+   */
+  static async fromModule(scope: Construct, id: string, props: AloftProps): Promise<Aloft> {
+    const file = path.resolve(props.entry);
+    if (!fs.existsSync(file)) {
+      throw new ConfigurationError(
+        `Aloft: the task module ${JSON.stringify(props.entry)} does not exist (resolved to ${file})`,
+      );
+    }
+    try {
+      await import(pathToFileURL(file).href);
+    } catch (e) {
+      throw new ConfigurationError(
+        `Aloft: importing the task module ${file} failed: ${(e as Error)?.message ?? String(e)}`,
+        {
+          cause: e,
+        },
+      );
+    }
+    return new Aloft(scope, id, props);
+  }
+
+  /** Runs, actions, history, counters and cache entries. */
+  public readonly table: dynamodb.Table;
+  /** Inputs and results too large for an item or a message. */
+  public readonly bucket: s3.Bucket;
+  /** Run starts, child completions and resumes; consumed by the coordinator. */
+  public readonly coordinatorQueue: sqs.Queue;
+  /** Messages the coordinator failed `maxReceiveCount` times. */
+  public readonly coordinatorDeadLetterQueue: sqs.Queue;
+  /** Replays parent task bodies and dispatches their children. */
+  public readonly coordinator: lambda.Function;
+  /** The coordinator's log group. */
+  public readonly coordinatorLogGroup: logs.LogGroup;
+  /** One per deployed TaskEnvironment, in registration order. */
+  public readonly executors: readonly AloftExecutor[];
+  /** The deployed environments, in registration order. */
+  public readonly environments: readonly EnvironmentSpec[];
+  /** Every work queue: the coordinator's, then each executor's. */
+  public readonly queues: readonly sqs.Queue[];
+  /** Every dead-letter queue, in the order of `queues`. */
+  public readonly deadLetterQueues: readonly sqs.Queue[];
+  /** Every function: the coordinator, then each executor. */
+  public readonly functions: readonly lambda.Function[];
+  /** Dead-letter queue depth and handler error alarms. */
+  public readonly alarms: readonly cloudwatch.Alarm[];
+
+  private readonly settings: Settings;
+  private readonly alarmList: cloudwatch.Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: AloftProps) {
+    super(scope, id);
+    this.environments = [...(props.environments ?? listEnvironments())];
+    this.settings = validate(this, props, this.environments);
+    const s = this.settings;
+
+    this.table = new dynamodb.Table(this, "Table", {
+      partitionKey: { name: "pk", type: dynamodb.AttributeType.STRING },
+      sortKey: { name: "sk", type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      timeToLiveAttribute: TTL_ATTRIBUTE,
+      removalPolicy: s.removalPolicy,
+    });
+    this.table.addGlobalSecondaryIndex({
+      indexName: GSI1,
+      partitionKey: { name: "gsi1pk", type: dynamodb.AttributeType.STRING },
+      sortKey: { name: "gsi1sk", type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
+
+    this.bucket = new s3.Bucket(this, "Payloads", {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      // Payloads are referenced by run items; keep them a week past the items' own expiry.
+      lifecycleRules: [
+        {
+          expiration: Duration.days(s.retentionDays + 7),
+          abortIncompleteMultipartUploadAfter: Duration.days(1),
+        },
+      ],
+      removalPolicy: s.removalPolicy,
+      autoDeleteObjects: s.autoDeleteObjects,
+    });
+
+    const coordinatorTimeout = s.coordinatorTimeout;
+    const coordinatorQueues = this.createQueues(this, "Coordinator", coordinatorTimeout);
+    this.coordinatorQueue = coordinatorQueues.queue;
+    this.coordinatorDeadLetterQueue = coordinatorQueues.deadLetterQueue;
+
+    // Queues first: every function's environment names every queue.
+    const executorScopes = this.environments.map((spec) => new Construct(this, `Executor-${spec.name}`));
+    const executorQueues = this.environments.map((spec, i) =>
+      this.createQueues(executorScopes[i]!, "", executorTimeout(spec), s.executorMaxBatchingWindow),
+    );
+    const queueUrls: Record<string, string> = {};
+    this.environments.forEach((spec, i) => (queueUrls[spec.name] = executorQueues[i]!.queue.queueUrl));
+    const executorQueuesJson = Stack.of(this).toJsonString(queueUrls);
+    this.queues = [this.coordinatorQueue, ...executorQueues.map((q) => q.queue)];
+    this.deadLetterQueues = [
+      this.coordinatorDeadLetterQueue,
+      ...executorQueues.map((q) => q.deadLetterQueue),
+    ];
+
+    const sharedEnv: Record<string, string> = {
+      [ENV.table]: this.table.tableName,
+      [ENV.bucket]: this.bucket.bucketName,
+      [ENV.coordinatorQueue]: this.coordinatorQueue.queueUrl,
+      [ENV.executorQueues]: executorQueuesJson,
+      [ENV.retentionDays]: String(s.retentionDays),
+      POWERTOOLS_SERVICE_NAME: "aloft",
+      POWERTOOLS_LOG_LEVEL: s.logLevel,
+      POWERTOOLS_METRICS_NAMESPACE: "Aloft",
+      // The bundles carry source maps: stack traces in logs and TaskErrors point at the user's .ts.
+      NODE_OPTIONS: "--enable-source-maps",
+    };
+
+    const coordinator = this.createFunction(this, "Coordinator", "coordinator", {
+      description: "Aloft coordinator: replays parent tasks and dispatches their children",
+      memorySize: s.coordinatorMemoryMiB,
+      timeout: coordinatorTimeout,
+      environment: sharedEnv,
+    });
+    this.coordinator = coordinator.fn;
+    this.coordinatorLogGroup = coordinator.logGroup;
+    this.coordinator.addEventSource(
+      new SqsEventSource(this.coordinatorQueue, {
+        batchSize: 10,
+        reportBatchItemFailures: true,
+        maxConcurrency: s.coordinatorMaxConcurrency,
+      }),
+    );
+
+    this.executors = this.environments.map((spec, i) => {
+      const scope = executorScopes[i]!;
+      const { queue, deadLetterQueue } = executorQueues[i]!;
+      const { fn, logGroup } = this.createFunction(scope, "", "executor", {
+        description: `Aloft executor for TaskEnvironment ${JSON.stringify(spec.name)}`,
+        memorySize: spec.memoryMiB,
+        timeout: executorTimeout(spec),
+        // The user's variables first: Aloft's own names win (validation rejects clashes anyway).
+        environment: { ...spec.env, ...sharedEnv, [ENV.environment]: spec.name },
+      });
+      fn.addEventSource(
+        new SqsEventSource(queue, {
+          batchSize: s.executorBatchSize,
+          maxBatchingWindow: s.executorMaxBatchingWindow,
+          reportBatchItemFailures: true,
+          maxConcurrency: maxConcurrencyOf(scope, spec),
+        }),
+      );
+      return { environment: spec, function: fn, queue, deadLetterQueue, logGroup };
+    });
+
+    this.functions = [this.coordinator, ...this.executors.map((e) => e.function)];
+    for (const fn of this.functions) this.grantHandler(fn);
+
+    this.alarms = this.alarmList;
+    this.createOutputs(queueUrls, executorQueuesJson);
+  }
+
+  /** The executor of the environment named `name`. */
+  executor(name: string): AloftExecutor {
+    const found = this.executors.find((e) => e.environment.name === name);
+    if (!found) {
+      throw new ConfigurationError(
+        `Aloft: no executor for environment ${JSON.stringify(name)}; deployed: ${this.executors.map((e) => e.environment.name).join(", ")}`,
+      );
+    }
+    return found;
+  }
+
+  /**
+   * Lets `grantee` start runs (send to the coordinator queue), watch them (read the table and its
+   * index, fetch large results from the bucket) and cancel them (update a run item): what
+   * `AloftClient` and `aloft ... --aws` do. For principals in this stack's account.
+   * @example
+   * aloft.grantRun(apiFunction);
+   */
+  grantRun(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: SEND_ACTIONS,
+      resourceArns: [this.coordinatorQueue.queueArn],
+    })
+      .combine(
+        iam.Grant.addToPrincipal({ grantee, actions: RUN_TABLE_ACTIONS, resourceArns: this.tableArns() }),
+      )
+      .combine(
+        iam.Grant.addToPrincipal({
+          grantee,
+          actions: RUN_BUCKET_ACTIONS,
+          resourceArns: [this.bucket.arnForObjects("*")],
+        }),
+      );
+  }
+
+  /**
+   * Lets `grantee` read every Aloft function's logs (`aloft logs <run>`).
+   * @example
+   * aloft.grantReadLogs(operatorRole);
+   */
+  grantReadLogs(grantee: iam.IGrantable): iam.Grant {
+    const logGroups = [this.coordinatorLogGroup, ...this.executors.map((e) => e.logGroup)];
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: READ_LOGS_ACTIONS,
+      resourceArns: logGroups.map((g) => g.logGroupArn),
+    });
+  }
+
+  private tableArns(): string[] {
+    return [this.table.tableArn, `${this.table.tableArn}/index/${GSI1}`];
+  }
+
+  /** A work queue and its dead-letter queue, both encrypted (SSE-SQS) and TLS-only. */
+  private createQueues(
+    scope: Construct,
+    prefix: string,
+    functionTimeout: Duration,
+    batchingWindow?: Duration,
+  ): { queue: sqs.Queue; deadLetterQueue: sqs.Queue } {
+    const deadLetterQueue = new sqs.Queue(scope, `${prefix}DeadLetterQueue`, {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: RETENTION_OF_MESSAGES,
+    });
+    // AWS: a queue's visibility timeout should be at least six times its function's timeout (plus
+    // the batching window), or a message still being processed is delivered again.
+    const visibility = Math.min(
+      6 * functionTimeout.toSeconds() + (batchingWindow?.toSeconds() ?? 0),
+      MAX_VISIBILITY_TIMEOUT.toSeconds(),
+    );
+    const queue = new sqs.Queue(scope, `${prefix}Queue`, {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: RETENTION_OF_MESSAGES,
+      visibilityTimeout: Duration.seconds(visibility),
+      deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: this.settings.maxReceiveCount },
+    });
+    this.alarm(
+      scope,
+      `${prefix}DeadLetterQueueAlarm`,
+      deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(1),
+        statistic: "Maximum",
+      }),
+      `Aloft: messages in dead-letter queue ${scope.node.path}; each is a run step that failed ${this.settings.maxReceiveCount} times`,
+    );
+    return { queue, deadLetterQueue };
+  }
+
+  /** A function with its own role (no managed policies) and its own log group. */
+  private createFunction(
+    scope: Construct,
+    prefix: string,
+    kind: HandlerKind,
+    options: {
+      description: string;
+      memorySize: number;
+      timeout: Duration;
+      environment: Record<string, string>;
+    },
+  ): { fn: lambda.Function; logGroup: logs.LogGroup } {
+    const s = this.settings;
+    const logGroup = new logs.LogGroup(scope, `${prefix}LogGroup`, {
+      retention: s.logRetention,
+      removalPolicy: s.removalPolicy,
+    });
+    const role = new iam.Role(scope, `${prefix}Role`, {
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+      description: options.description,
+    });
+    // What AWSLambdaBasicExecutionRole grants, narrowed to this function's log group.
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+        resources: [logGroup.logGroupArn],
+      }),
+    );
+    const common: lambda.FunctionOptions = {
+      ...options,
+      architecture: lambda.Architecture.ARM_64,
+      role,
+      logGroup,
+    };
+    const id = `${prefix}Function`;
+    const fn = s.code
+      ? new lambda.Function(scope, id, {
+          ...common,
+          runtime: lambda.Runtime.NODEJS_22_X,
+          code: s.code[kind],
+          handler: "index.handler",
+        })
+      : new nodejs.NodejsFunction(scope, id, {
+          ...common,
+          runtime: lambda.Runtime.NODEJS_22_X,
+          entry: writeHandlerEntry(kind, s.entry, s.projectRoot),
+          projectRoot: s.projectRoot,
+          depsLockFilePath: s.lockFile,
+          bundling: {
+            forceDockerBundling: false,
+            format: nodejs.OutputFormat.ESM,
+            target: "node22",
+            mainFields: ["module", "main"],
+            // Bundled CommonJS dependencies still call require(); ESM output has none of its own.
+            banner:
+              "import { createRequire as __aloftCreateRequire } from 'node:module'; const require = __aloftCreateRequire(import.meta.url);",
+            minify: true,
+            // Task names default to function names (`<env>.<fn.name>`): minifying them away would
+            // rename every task between the synth-time module and the deployed one.
+            keepNames: true,
+            sourceMap: true,
+            // The nodejs22.x runtime ships AWS SDK v3.
+            externalModules: ["@aws-sdk/*"],
+            logLevel: nodejs.LogLevel.WARNING,
+          },
+        });
+    this.alarm(
+      scope,
+      `${prefix}ErrorsAlarm`,
+      fn.metricErrors({ period: Duration.minutes(5), statistic: "Sum" }),
+      `Aloft: the ${kind} handler ${scope.node.path} threw (an invocation failed as a whole, not one message)`,
+    );
+    return { fn, logGroup };
+  }
+
+  private alarm(scope: Construct, id: string, metric: cloudwatch.IMetric, description: string): void {
+    const alarm = new cloudwatch.Alarm(scope, id, {
+      metric,
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      alarmDescription: description,
+    });
+    for (const action of this.settings.alarmActions) alarm.addAlarmAction(action);
+    this.alarmList.push(alarm);
+  }
+
+  /**
+   * What every handler may do: read and write the table and its index, read and write payloads,
+   * send to every Aloft queue. Consuming its own queue is granted by its event source.
+   */
+  private grantHandler(fn: lambda.Function): void {
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({ actions: HANDLER_TABLE_ACTIONS, resources: this.tableArns() }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: HANDLER_BUCKET_ACTIONS,
+        resources: [this.bucket.arnForObjects("*")],
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({ actions: SEND_ACTIONS, resources: this.queues.map((q) => q.queueArn) }),
+    );
+  }
+
+  /** Outputs under the fixed keys the client reads from `cdk deploy --outputs-file`. */
+  private createOutputs(queueUrls: Record<string, string>, executorQueuesJson: string): void {
+    const outputs: Array<[string, string, string]> = [
+      [OUTPUT.table, this.table.tableName, "DynamoDB table of runs and history"],
+      [OUTPUT.bucket, this.bucket.bucketName, "S3 bucket for large payloads"],
+      [
+        OUTPUT.coordinatorQueue,
+        this.coordinatorQueue.queueUrl,
+        "URL of the coordinator queue (where runs start)",
+      ],
+      [
+        OUTPUT.executorQueues,
+        executorQueuesJson,
+        `JSON: TaskEnvironment name -> executor queue URL (${Object.keys(queueUrls).join(", ")})`,
+      ],
+      // The pseudo parameter, not Stack.region: right even for an environment-agnostic stack.
+      [OUTPUT.region, Aws.REGION, "Region of the Aloft stack"],
+    ];
+    for (const [key, value, description] of outputs) {
+      // Fixed logical ids: these are the keys `--outputs-file` writes and the client looks up.
+      new CfnOutput(this, key, { value, description }).overrideLogicalId(key);
+    }
+  }
+}
+
+function executorTimeout(spec: EnvironmentSpec): Duration {
+  return spec.timeoutMs === undefined
+    ? DEFAULT_EXECUTOR_TIMEOUT
+    : Duration.seconds(Math.ceil(spec.timeoutMs / 1000));
+}
+
+/** Lambda accepts a maximum concurrency of 2..1000 per SQS event source: clamp, and say so. */
+function maxConcurrencyOf(scope: Construct, spec: EnvironmentSpec): number | undefined {
+  if (spec.concurrency === undefined) return undefined;
+  const clamped = Math.min(1000, Math.max(2, spec.concurrency));
+  if (clamped !== spec.concurrency) {
+    Annotations.of(scope).addWarningV2(
+      "aloft:maxConcurrencyClamped",
+      `TaskEnvironment ${spec.name}: concurrency ${spec.concurrency} is outside the 2..1000 that SQS event sources accept; deployed with ${clamped}`,
+    );
+  }
+  return clamped;
+}

@@ -1,0 +1,259 @@
+/**
+ * The `aloft` command. Local (embedded engine) by default.
+ */
+import { Command, CommanderError } from "commander";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { existsSync } from "node:fs";
+import { AloftError, ConfigurationError, TaskError, deserializeError } from "../errors.ts";
+import type { SerializedError } from "../errors.ts";
+import { getTask, listTasks } from "../registry.ts";
+import { init, resume, run, shutdown, getEngine } from "../run.ts";
+import type { Run } from "../run.ts";
+import { Store } from "../local/store.ts";
+import type { RunRow } from "../local/store.ts";
+import { runStatus } from "../local/status.ts";
+import { deserialize } from "../serde.ts";
+import { renderStatus, renderRuns } from "./render.ts";
+import { Progress } from "./progress.ts";
+import type { Task } from "../task.ts";
+
+const DEFAULT_STORE = ".aloft/aloft.db";
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`aloft: ${message}\n`);
+  process.exit(code);
+}
+
+async function loadModule(path: string): Promise<void> {
+  const abs = resolve(path);
+  if (!existsSync(abs)) throw new ConfigurationError(`module ${path} not found (looked at ${abs})`);
+  await import(pathToFileURL(abs).href);
+}
+
+function parseArgs(raw: string[]): unknown[] {
+  return raw.map((a, i) => {
+    try {
+      return JSON.parse(a) as unknown;
+    } catch (e) {
+      throw new ConfigurationError(
+        `argument ${i + 1} is not valid JSON (${(e as Error).message}): ${a}\n` +
+          `  pass each task argument as JSON, e.g. 3 '"text"' '["a","b"]'`,
+      );
+    }
+  });
+}
+
+function findTaskByName(name: string): Task<(...a: unknown[]) => unknown> {
+  const exact = listTasks().find((t) => t.name === name) ?? listTasks().filter((t) => t.name.endsWith(`.${name}`));
+  const def = Array.isArray(exact) ? (exact.length === 1 ? exact[0] : undefined) : exact;
+  if (Array.isArray(exact) && exact.length > 1) {
+    throw new ConfigurationError(`task name ${name} is ambiguous: ${exact.map((t) => t.name).join(", ")}`);
+  }
+  if (!def) getTask(name); // throws the listing error
+  // Rebuild the callable from the registry: run() only needs `.def` and `.taskName`.
+  return Object.assign((() => undefined) as never, { def: def!, taskName: def!.name, aio: () => undefined }) as Task<
+    (...a: unknown[]) => unknown
+  >;
+}
+
+function openRead(storePath: string): Store {
+  const abs = resolve(storePath);
+  if (!existsSync(abs)) fail(`no store at ${abs}: no run has been made here yet (aloft run ...)`);
+  return new Store(abs);
+}
+
+function findRun(store: Store, id: string): RunRow {
+  const exact = store.getRun(id);
+  if (exact) return exact;
+  const found = store.findRuns(id);
+  if (found.length === 1) return found[0]!;
+  if (found.length > 1) fail(`run id ${id} is ambiguous: ${found.map((r) => r.id).join(", ")}`);
+  return fail(`no run ${id} in ${store.path}; list runs with: aloft runs`);
+}
+
+function printError(e: unknown): void {
+  if (e instanceof TaskError) {
+    const o = e.original;
+    process.stderr.write(`aloft: run failed in task ${e.task} after ${e.attempts} attempt(s)\n  ${o.name}: ${o.message}\n`);
+    const where = o.stack?.split("\n").find((l) => l.trim().startsWith("at "));
+    if (where) process.stderr.write(`  where: ${where.trim()}\n`);
+    return;
+  }
+  if (e instanceof AloftError) {
+    process.stderr.write(`aloft: ${e.name}: ${e.message}\n`);
+    return;
+  }
+  process.stderr.write(`aloft: ${(e as Error)?.stack ?? String(e)}\n`);
+}
+
+async function follow(r: Run, json: boolean): Promise<number> {
+  const progress = !json && process.stderr.isTTY ? new Progress(r) : undefined;
+  progress?.start();
+  try {
+    const value = await r.result();
+    progress?.stop();
+    process.stdout.write(`${JSON.stringify(value, jsonReplacer, 2)}\n`);
+    return 0;
+  } catch (e) {
+    progress?.stop();
+    printError(e);
+    return 1;
+  }
+}
+
+/** Prints Map, Set, BigInt and bytes readably in JSON output. */
+function jsonReplacer(_k: string, v: unknown): unknown {
+  if (typeof v === "bigint") return v.toString();
+  if (v instanceof Map) return Object.fromEntries(v);
+  if (v instanceof Set) return [...v];
+  if (v instanceof Uint8Array) return Buffer.from(v).toString("base64");
+  return v;
+}
+
+export function program(): Command {
+  const cli = new Command("aloft")
+    .description("Aloft: Flyte 2's async task model in TypeScript, embedded or on AWS")
+    .option("--store <file>", "local store (SQLite file)", DEFAULT_STORE)
+    .showHelpAfterError()
+    .exitOverride();
+
+  cli
+    .command("run")
+    .description("run a task from a module on the embedded engine and print its result as JSON")
+    .argument("<module>", "TypeScript or JavaScript file that registers the task")
+    .argument("<task>", "task name (e.g. parallelPipeline or data_pipeline.parallelPipeline)")
+    .argument("[args...]", "task arguments, each as JSON")
+    .option("--workers <n>", "worker threads (default: one per core; 0 = main thread)")
+    .option("--memory", "keep state in memory instead of the store file")
+    .option("--json", "no progress display")
+    .action(async (mod: string, taskName: string, rawArgs: string[], o: { workers?: string; memory?: boolean; json?: boolean }) => {
+      const args = parseArgs(rawArgs);
+      await loadModule(mod);
+      const task = findTaskByName(taskName);
+      await init({ store: o.memory ? ":memory:" : cli.opts<{ store: string }>().store, ...(o.workers ? { workers: Number(o.workers) } : {}) });
+      const r = await run(task, ...args);
+      if (!o.json) process.stderr.write(`run ${r.id} (${task.taskName})\n`);
+      process.exitCode = await follow(r, Boolean(o.json));
+      await shutdown();
+    });
+
+  cli
+    .command("resume")
+    .description("continue a run whose process stopped (crash, kill) from its recorded history")
+    .argument("<run>", "run id (a unique prefix is enough)")
+    .option("--workers <n>", "worker threads")
+    .action(async (id: string, o: { workers?: string }) => {
+      const storePath = cli.opts<{ store: string }>().store;
+      const row = (() => {
+        const s = openRead(storePath);
+        try {
+          return findRun(s, id);
+        } finally {
+          s.close();
+        }
+      })();
+      if (row.module) await loadModule(row.module);
+      await init({ store: storePath, ...(o.workers ? { workers: Number(o.workers) } : {}) });
+      const r = await resume(row.id);
+      process.stderr.write(`resuming run ${r.id} (${row.task})\n`);
+      process.exitCode = await follow(r, false);
+      await shutdown();
+    });
+
+  cli
+    .command("status")
+    .description("the tree of a run's actions, with groups, states and durations")
+    .argument("<run>", "run id (a unique prefix is enough)")
+    .option("--json", "machine-readable output")
+    .action((id: string, o: { json?: boolean }) => {
+      const store = openRead(cli.opts<{ store: string }>().store);
+      const s = runStatus(store, findRun(store, id));
+      process.stdout.write(o.json ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));
+      store.close();
+    });
+
+  cli
+    .command("runs")
+    .description("recent runs in the local store")
+    .option("-n, --limit <n>", "how many", "20")
+    .action((o: { limit: string }) => {
+      const store = openRead(cli.opts<{ store: string }>().store);
+      process.stdout.write(renderRuns(store.listRuns(Number(o.limit))));
+      store.close();
+    });
+
+  cli
+    .command("cancel")
+    .description("cancel a run: every queued or running descendant stops")
+    .argument("<run>", "run id (a unique prefix is enough)")
+    .action(async (id: string) => {
+      const storePath = cli.opts<{ store: string }>().store;
+      const store = openRead(storePath);
+      const row = findRun(store, id);
+      if (row.status !== "RUNNING") {
+        process.stdout.write(`run ${row.id} already ended ${row.status}\n`);
+        store.close();
+        return;
+      }
+      store.requestCancel(row.id);
+      store.close();
+      // If no engine holds the store, nobody will see the request: cancel it here.
+      try {
+        await init({ store: storePath, workers: 0 });
+        const engine = await getEngine();
+        engine.resumeRun(row.id, false);
+        engine.cancelRun(row.id, "cancelled by aloft cancel");
+        await engine.waitRun(row.id);
+        await shutdown();
+      } catch (e) {
+        if ((e as AloftError).code !== "STORE_LOCKED") throw e;
+        // The engine running it polls for the request and stops every descendant.
+      }
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const s = openRead(storePath);
+        const now = s.getRun(row.id)!;
+        s.close();
+        if (now.status !== "RUNNING") {
+          process.stdout.write(`run ${row.id} ${now.status}\n`);
+          return;
+        }
+        if (Date.now() > deadline) fail(`cancel requested for ${row.id}; the engine running it has not confirmed yet`, 1);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    });
+
+  cli
+    .command("result")
+    .description("print a finished run's result as JSON")
+    .argument("<run>", "run id")
+    .action((id: string) => {
+      const store = openRead(cli.opts<{ store: string }>().store);
+      const row = findRun(store, id);
+      store.close();
+      if (row.status === "SUCCEEDED") process.stdout.write(`${JSON.stringify(deserialize(row.result ?? "null"), jsonReplacer, 2)}\n`);
+      else if (row.status === "RUNNING") fail(`run ${row.id} is still running`, 1);
+      else {
+        printError(new TaskError(row.task, JSON.parse(row.error ?? "{}") as SerializedError, 1));
+        process.exitCode = 1;
+      }
+    });
+  return cli;
+}
+
+async function main(): Promise<void> {
+  try {
+    await program().parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode;
+      return;
+    }
+    printError(e instanceof Error ? e : deserializeError(e as SerializedError));
+    process.exitCode = 2;
+    await shutdown().catch(() => undefined);
+  }
+}
+
+await main();

@@ -1,0 +1,504 @@
+/**
+ * The embedded engine: the same semantics as the cloud, in one process. It is an adapter around the
+ * pure replay core: it stores what each decision says (SQLite), dispatches child calls to the
+ * executor (worker pool or inline), watches each suspended parent's wait with a WaitTracker and
+ * replays it once that wait is satisfied, enforces retries, timeouts, windows and cancellation.
+ */
+import { EventEmitter } from "node:events";
+import { randomUUID } from "node:crypto";
+import { CancelledError, TaskTimeoutError, isNonRecoverable, serializeError } from "../errors.ts";
+import type { SerializedError } from "../errors.ts";
+import type { CallId, CallRecord, Outcome } from "../core/history.ts";
+import { parseOutcome } from "../core/history.ts";
+import type { Decision } from "../core/replay.ts";
+import type { TaskDef } from "../core/task-def.ts";
+import { retryDelayMs } from "../core/task-def.ts";
+import { WaitTracker } from "../core/wait.ts";
+import type { Wait } from "../core/wait.ts";
+import { findTask } from "../registry.ts";
+import { digest } from "../serde.ts";
+import type { ExecItem } from "./execute.ts";
+import { InlineExecutor, WorkerPool } from "./pool.ts";
+import type { Executor } from "./pool.ts";
+import type { ActionStatus, Completion, RunRow, RunState } from "./store.ts";
+import { Store, TERMINAL } from "./store.ts";
+
+/** Errors a parent does not retry: its children had their own retries (no retry storms). */
+const NOT_RETRIED = new Set(["TASK_FAILED", "TASK_TIMEOUT", "CANCELLED", "NON_DETERMINISM", "SERIALIZATION", "CONFIGURATION"]);
+
+interface Live {
+  id: CallId;
+  runId: string;
+  parent: CallId | undefined;
+  task: string;
+  group: string;
+  args: string;
+  status: ActionStatus;
+  attempts: number;
+  /** Bumped at every dispatch; a result with an older token is stale. */
+  token: number;
+  /** Has children or traces recorded (so a replay must load its history). */
+  hasHistory: boolean;
+  nextSeq: number;
+  tracker?: WaitTracker;
+  /** Children settled so far (ok or not), for building trackers. */
+  childOk?: Map<CallId, boolean>;
+  children?: Set<CallId>;
+  timer?: NodeJS.Timeout;
+  queued: boolean;
+  window?: string;
+  /** Holds one of its window's slots. */
+  slot?: boolean;
+}
+
+interface Window {
+  limit: number;
+  inflight: number;
+  waiting: CallId[];
+  head: number;
+}
+
+export interface GroupProgress {
+  runId: string;
+  group: string;
+  total: number;
+  done: number;
+  failed: number;
+}
+
+export interface EngineOptions {
+  store: Store;
+  /** Worker threads; 0 runs everything on the main thread. Default: one per core. */
+  workers: number;
+  /** Modules a worker must import to find the tasks. */
+  modules: string[];
+  now?: () => number;
+}
+
+export interface EngineEvents {
+  warning: [message: string];
+  progress: [p: GroupProgress];
+  runEnded: [row: RunRow];
+}
+
+export class Engine extends EventEmitter<EngineEvents> {
+  private readonly live = new Map<CallId, Live>();
+  private readonly windows = new Map<string, Window>();
+  private ready: CallId[] = [];
+  private readyHead = 0;
+  private pumpScheduled = false;
+  private pending: Completion[] = [];
+  private readonly runWaiters = new Map<string, ((r: RunRow) => void)[]>();
+  private readonly progress = new Map<string, GroupProgress>();
+  private readonly warned = new Set<string>();
+  private readonly executor: Executor;
+  private readonly now: () => number;
+  private cancelPoll: NodeJS.Timeout | undefined;
+  readonly store: Store;
+  /** Replays per run (an action's executions after its first). */
+  readonly replays = new Map<string, number>();
+
+  constructor(private readonly opts: EngineOptions) {
+    super();
+    this.store = opts.store;
+    this.now = opts.now ?? Date.now;
+    const onDecisions = (rs: [string, number, Decision][]): void => this.onDecisions(rs);
+    const onLost = (items: ExecItem[]): void => {
+      for (const it of items) {
+        const a = this.live.get(it.actionId);
+        if (a && a.token === it.token && a.status === "RUNNING") this.enqueue(a);
+      }
+    };
+    this.executor =
+      opts.workers > 0 ? new WorkerPool(opts.workers, opts.modules, onDecisions, onLost) : new InlineExecutor(onDecisions);
+    // Another process (`aloft cancel`) asks by writing to the store; look now and then.
+    this.cancelPoll = setInterval(() => this.pollCancels(), 250);
+    this.cancelPoll.unref();
+  }
+
+  async started(): Promise<void> {
+    if (this.executor instanceof WorkerPool) await this.executor.started();
+  }
+
+  // ── runs ─────────────────────────────────────────────────────────────────────────────────────
+
+  startRun(def: TaskDef, args: string): string {
+    const id = `r-${randomUUID().slice(0, 13)}`;
+    this.store.createRun({ id, task: def.name, module: def.module, args, now: this.now() });
+    const root = this.track({ id, runId: id, parent: undefined, task: def.name, group: "", args, status: "QUEUED" });
+    this.enqueue(root);
+    return id;
+  }
+
+  /** Continues a run from its stored history (after a crash or a kill); `dispatch: false` only loads it. */
+  resumeRun(runId: string, dispatch = true): void {
+    const rows = this.store.runActions(runId);
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    for (const r of rows) {
+      if (TERMINAL.has(r.status)) continue;
+      const a = this.track({
+        id: r.id,
+        runId,
+        parent: r.parent ?? undefined,
+        task: r.task,
+        group: r.grp,
+        args: r.args,
+        status: r.status,
+      });
+      a.attempts = r.attempts;
+      a.hasHistory = r.replays > 0;
+      if (r.window_key) {
+        a.window = r.window_key;
+        a.slot = r.dispatched === 1;
+      }
+    }
+    for (const r of rows) {
+      if (!r.parent) continue;
+      const p = this.live.get(r.parent);
+      if (!p) continue;
+      p.hasHistory = true;
+      p.nextSeq = Math.max(p.nextSeq, r.seq + 1);
+      if (TERMINAL.has(r.status) && r.outcome) {
+        (p.childOk ??= new Map()).set(r.id, parseOutcome(`outcome of ${r.id}`, r.outcome).ok);
+      } else (p.children ??= new Set()).add(r.id);
+      if (r.window_key) {
+        const w = this.window(r.window_key, r.window_limit ?? 1);
+        if (!TERMINAL.has(r.status)) {
+          if (r.dispatched) w.inflight++;
+          else w.waiting.push(r.id);
+        }
+      }
+    }
+    for (const w of this.windows.values()) w.waiting.sort((x, y) => (byId.get(x)!.window_idx ?? 0) - (byId.get(y)!.window_idx ?? 0));
+    if (!dispatch) return;
+    for (const a of this.live.values()) {
+      if (a.runId !== runId) continue;
+      const row = byId.get(a.id)!;
+      if (a.status === "SUSPENDED") this.watch(a, JSON.parse(row.waits ?? "[]") as Wait[]);
+      else if (a.status === "RUNNING" || (a.status === "QUEUED" && row.dispatched)) this.enqueue(a);
+    }
+    for (const w of this.windows.values()) this.releaseWindow(w);
+    this.schedulePump();
+  }
+
+  waitRun(runId: string): Promise<RunRow> {
+    const row = this.store.getRun(runId);
+    if (row && row.status !== "RUNNING") return Promise.resolve(row);
+    return new Promise((resolve) => {
+      const list = this.runWaiters.get(runId) ?? [];
+      list.push(resolve);
+      this.runWaiters.set(runId, list);
+    });
+  }
+
+  /** Cancels a run: every action still queued or running ends CANCELLED. */
+  cancelRun(runId: string, reason = "the run was cancelled"): void {
+    const root = this.live.get(runId);
+    if (root) this.finish(root, "CANCELLED", { ok: false, error: serializeError(new CancelledError(reason)) });
+  }
+
+  progressOf(runId: string): GroupProgress[] {
+    return [...this.progress.values()].filter((p) => p.runId === runId);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.cancelPoll);
+    this.flush();
+    for (const a of this.live.values()) clearTimeout(a.timer);
+    await this.executor.close();
+  }
+
+  // ── bookkeeping ──────────────────────────────────────────────────────────────────────────────
+
+  private track(init: Pick<Live, "id" | "runId" | "parent" | "task" | "group" | "args" | "status">): Live {
+    const a: Live = { ...init, attempts: 0, token: 0, hasHistory: false, nextSeq: 0, queued: false };
+    this.live.set(a.id, a);
+    return a;
+  }
+
+  private window(key: string, limit: number): Window {
+    let w = this.windows.get(key);
+    if (!w) this.windows.set(key, (w = { limit, inflight: 0, waiting: [], head: 0 }));
+    return w;
+  }
+
+  private enqueue(a: Live): void {
+    if (a.queued) return;
+    a.queued = true;
+    this.ready.push(a.id);
+    this.schedulePump();
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  /** Sends ready actions to the executor, as many as it takes. */
+  private pump(): void {
+    this.flush();
+    let room = this.executor.capacity();
+    if (room === 0 || this.readyHead >= this.ready.length) return;
+    const batch: ExecItem[] = [];
+    const now = this.now();
+    this.store.tx(() => {
+      while (room > 0 && this.readyHead < this.ready.length) {
+        const id = this.ready[this.readyHead++]!;
+        const a = this.live.get(id);
+        if (!a || !a.queued) continue;
+        a.queued = false;
+        if (TERMINAL.has(a.status)) continue;
+        const def = findTask(a.task);
+        if (a.attempts === 0 || a.status !== "RUNNING") a.attempts = Math.max(1, a.attempts);
+        a.status = "RUNNING";
+        a.token++;
+        this.store.startAttempt(a.id, a.attempts, now);
+        if (a.hasHistory) this.replays.set(a.runId, (this.replays.get(a.runId) ?? 0) + 1);
+        const item: ExecItem = { actionId: a.id, token: a.token, task: a.task, args: a.args };
+        if (a.hasHistory) item.history = this.store.history(a.id);
+        batch.push(item);
+        if (def?.timeoutMs !== undefined && !a.timer) {
+          const token = a.token;
+          a.timer = setTimeout(() => this.onTimeout(a.id, token, def.timeoutMs!), def.timeoutMs);
+        }
+        room--;
+      }
+    });
+    if (this.readyHead > 4096 && this.readyHead * 2 > this.ready.length) {
+      this.ready = this.ready.slice(this.readyHead);
+      this.readyHead = 0;
+    }
+    if (batch.length) this.executor.send(batch);
+    if (this.readyHead < this.ready.length) this.schedulePump();
+  }
+
+  // ── decisions ────────────────────────────────────────────────────────────────────────────────
+
+  private onDecisions(results: [string, number, Decision][]): void {
+    for (const [id, token, d] of results) {
+      const a = this.live.get(id);
+      if (!a || a.token !== token || a.status !== "RUNNING") continue; // stale or duplicate
+      for (const w of d.warnings) this.warn(w);
+      switch (d.kind) {
+        case "completed":
+          if (d.traces.length) this.store.writeTraces(a.id, d.traces);
+          this.succeed(a, d.value);
+          break;
+        case "failed":
+          if (d.traces.length) this.store.writeTraces(a.id, d.traces);
+          if (d.traces.length) a.hasHistory = true;
+          this.fail(a, d.error, "FAILED", !isNonRecoverable(d.error) && !NOT_RETRIED.has(d.error.code));
+          break;
+        case "suspended":
+          this.suspend(a, d.calls, d.traces, d.waits);
+          break;
+        default:
+          d satisfies never;
+      }
+    }
+    this.schedulePump();
+  }
+
+  private warn(message: string): void {
+    if (this.warned.has(message)) return;
+    this.warned.add(message);
+    this.emit("warning", message);
+  }
+
+  private succeed(a: Live, value: string): void {
+    const def = findTask(a.task);
+    if (def && def.cacheVersion !== false) this.store.putCache(cacheKey(def, a.args), value, this.now());
+    this.finish(a, "SUCCEEDED", { ok: true, value });
+  }
+
+  /**
+   * Fails an attempt: retried with backoff while attempts remain, unless the error says not to or
+   * the action has child calls (a parent failing through a child does not retry: the child had
+   * its own retries, and replaying the same history would fail the same way).
+   */
+  private fail(a: Live, error: SerializedError, status: "FAILED" | "TIMED_OUT", retryable: boolean): void {
+    const def = findTask(a.task);
+    const retries = def?.retries.count ?? 0;
+    if (retryable && a.attempts <= retries && a.nextSeq === 0) {
+      clearTimeout(a.timer);
+      a.timer = undefined;
+      a.status = "QUEUED";
+      const delay = retryDelayMs(def!.retries, a.attempts);
+      a.attempts++;
+      a.token++; // a late result of the failed attempt is stale
+      setTimeout(() => {
+        if (a.status === "QUEUED") this.enqueue(a);
+      }, delay).unref?.();
+      return;
+    }
+    this.finish(a, status, { ok: false, error: { ...error, attempts: a.attempts } });
+  }
+
+  private suspend(a: Live, calls: CallRecord[], traces: Decision["traces"], waits: Wait[]): void {
+    a.hasHistory = true;
+    const fresh: Live[] = [];
+    const hits: [Live, string][] = [];
+    const held = new Set<CallId>(); // calls waiting for a slot in their map's window
+    this.store.applySuspension(a.runId, a.id, calls, traces, waits, a.nextSeq, (c) => {
+      if (!c.window) return true;
+      const w = this.window(c.window.key, c.window.limit);
+      if (w.inflight < w.limit) {
+        w.inflight++;
+        return true;
+      }
+      w.waiting.push(c.id);
+      held.add(c.id);
+      return false;
+    });
+    a.nextSeq += calls.length;
+    a.status = "SUSPENDED";
+    for (const c of calls) {
+      const child = this.track({ id: c.id, runId: a.runId, parent: a.id, task: c.task, group: c.group, args: c.args, status: "QUEUED" });
+      if (c.window) {
+        child.window = c.window.key;
+        child.slot = !held.has(c.id);
+      }
+      (a.children ??= new Set()).add(c.id);
+      this.countTotal(a.runId, c.group);
+      const def = findTask(c.task);
+      const cached = def && def.cacheVersion !== false ? this.store.getCache(cacheKey(def, c.args)) : undefined;
+      if (cached !== undefined) hits.push([child, cached]);
+      else fresh.push(child);
+    }
+    this.watch(a, waits);
+    for (const child of fresh) if (!held.has(child.id)) this.enqueue(child);
+    for (const [child, value] of hits) {
+      this.store.markCached(child.id);
+      this.finish(child, "SUCCEEDED", { ok: true, value });
+    }
+  }
+
+  /** Starts watching a suspended parent's waits; resumes it at once if they are already met. */
+  private watch(a: Live, waits: Wait[]): void {
+    const t = new WaitTracker(waits);
+    if (a.childOk) {
+      for (const id of [...t.watched()]) {
+        const ok = a.childOk.get(id);
+        if (ok !== undefined && t.settle(id, ok)) break;
+      }
+    }
+    if (t.satisfied) this.enqueue(a);
+    else a.tracker = t;
+  }
+
+  private onTimeout(id: CallId, token: number, ms: number): void {
+    const a = this.live.get(id);
+    if (!a || TERMINAL.has(a.status)) return;
+    a.timer = undefined;
+    if (a.token === token && a.status === "RUNNING") this.executor.reclaim([id]);
+    this.cancelDescendants(a, `its parent ${a.task} timed out`);
+    const e = new TaskTimeoutError(`task ${a.task} timed out after ${ms} ms`);
+    this.fail(a, serializeError(e), "TIMED_OUT", true);
+  }
+
+  /** Records a terminal state once, tells the parent, and ends the run at the root. */
+  private finish(a: Live, status: ActionStatus, outcome: Outcome): void {
+    if (TERMINAL.has(a.status)) return;
+    a.status = status;
+    a.queued = false;
+    clearTimeout(a.timer);
+    a.timer = undefined;
+    this.live.delete(a.id);
+    this.pending.push({ id: a.id, status, outcome, ended: this.now(), attempts: a.attempts });
+    if (a.children && a.children.size) this.cancelDescendants(a, `its parent ${a.task} ended ${status}`);
+    if (a.window && a.slot) {
+      const w = this.windows.get(a.window);
+      if (w) {
+        w.inflight--;
+        this.releaseWindow(w);
+      }
+    }
+    const parent = a.parent ? this.live.get(a.parent) : undefined;
+    if (parent) {
+      parent.children?.delete(a.id);
+      (parent.childOk ??= new Map()).set(a.id, outcome.ok);
+      this.countDone(a.runId, a.group, outcome.ok);
+      if (parent.status === "SUSPENDED" && parent.tracker?.settle(a.id, outcome.ok)) {
+        parent.tracker = undefined;
+        this.enqueue(parent);
+      }
+    }
+    if (!a.parent) this.endRun(a.runId, status, outcome);
+    else if (this.pending.length >= 2048) this.flush();
+    else this.schedulePump();
+  }
+
+  private releaseWindow(w: Window): void {
+    while (w.inflight < w.limit && w.head < w.waiting.length) {
+      const id = w.waiting[w.head++]!;
+      const c = this.live.get(id);
+      if (!c || TERMINAL.has(c.status)) continue;
+      w.inflight++;
+      c.slot = true;
+      this.enqueue(c);
+    }
+  }
+
+  private cancelDescendants(a: Live, reason: string): void {
+    const stack = [...(a.children ?? [])];
+    const running: CallId[] = [];
+    const err = serializeError(new CancelledError(`cancelled: ${reason}`));
+    while (stack.length) {
+      const c = this.live.get(stack.pop()!);
+      if (!c) continue;
+      if (c.children) stack.push(...c.children);
+      if (c.status === "RUNNING") running.push(c.id);
+      c.children = undefined; // its own descendants are handled here, not again by finish()
+      this.finish(c, "CANCELLED", { ok: false, error: err });
+    }
+    if (running.length) this.executor.reclaim(running);
+  }
+
+  private endRun(runId: string, status: ActionStatus, outcome: Outcome): void {
+    this.flush();
+    const state: RunState = status === "SUCCEEDED" ? "SUCCEEDED" : status === "TIMED_OUT" ? "TIMED_OUT" : status === "CANCELLED" ? "CANCELLED" : "FAILED";
+    this.store.endRun(runId, state, this.now(), outcome.ok ? outcome.value : null, outcome.ok ? null : JSON.stringify(outcome.error));
+    const row = this.store.getRun(runId)!;
+    for (const r of this.runWaiters.get(runId) ?? []) r(row);
+    this.runWaiters.delete(runId);
+    this.emit("runEnded", row);
+  }
+
+  /** Writes the results gathered since the last flush, in one transaction. */
+  private flush(): void {
+    if (!this.pending.length) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.store.complete(batch);
+  }
+
+  private pollCancels(): void {
+    const runs = new Set<string>();
+    for (const a of this.live.values()) if (!a.parent) runs.add(a.runId);
+    for (const r of runs) if (this.store.cancelRequested(r)) this.cancelRun(r, "cancelled by aloft cancel");
+  }
+
+  private countTotal(runId: string, group: string): void {
+    const key = `${runId}\u0000${group}`;
+    let p = this.progress.get(key);
+    if (!p) this.progress.set(key, (p = { runId, group, total: 0, done: 0, failed: 0 }));
+    p.total++;
+  }
+
+  private countDone(runId: string, group: string, ok: boolean): void {
+    const p = this.progress.get(`${runId}\u0000${group}`);
+    if (!p) return;
+    p.done++;
+    if (!ok) p.failed++;
+    this.emit("progress", p);
+  }
+}
+
+/** A completed result is reused for the same task, cache version and inputs. */
+export function cacheKey(def: TaskDef, args: string): string {
+  return digest(def.name, String(def.cacheVersion), digest(args));
+}

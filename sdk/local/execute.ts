@@ -1,0 +1,31 @@
+/**
+ * Runs one action's replay wherever the engine put it (a worker thread, or inline).
+ */
+import { ConfigurationError, serializeError } from "../errors.ts";
+import type { History } from "../core/history.ts";
+import { emptyHistory } from "../core/history.ts";
+import { replay } from "../core/replay.ts";
+import type { Decision } from "../core/replay.ts";
+import { findTask, listTasks } from "../registry.ts";
+
+export interface ExecItem {
+  actionId: string;
+  /** Dispatch token: a result is accepted only for the dispatch that is current. */
+  token: number;
+  task: string;
+  args: string;
+  history?: History;
+}
+
+export async function execute(item: ExecItem): Promise<Decision> {
+  const def = findTask(item.task);
+  if (!def) {
+    const known = listTasks().map((t) => t.name);
+    const e = new ConfigurationError(
+      `unknown task ${JSON.stringify(item.task)} in this worker; registered: ${known.join(", ") || "(none)"}. ` +
+        `Is the task defined in the module given to aloft?`,
+    );
+    return { kind: "failed", error: { ...serializeError(e), nonRecoverable: true }, calls: [], traces: [], warnings: [] };
+  }
+  return replay({ task: def, args: item.args, actionId: item.actionId, history: item.history ?? emptyHistory() });
+}

@@ -1,0 +1,176 @@
+/**
+ * Where the embedded engine runs replays: a pool of worker threads (default one per core, so
+ * CPU-bound children run truly in parallel), or inline on the main thread (`workers: 0`).
+ * A worker running an action past its timeout, or one that was cancelled, is terminated and
+ * replaced: that is the only way to stop CPU-bound JavaScript.
+ */
+import { Worker } from "node:worker_threads";
+import type { Decision } from "../core/replay.ts";
+import { serializeError } from "../errors.ts";
+import { execute } from "./execute.ts";
+import type { ExecItem } from "./execute.ts";
+import type { FromWorker, ToWorker } from "./worker.ts";
+
+export type OnDecisions = (results: [actionId: string, token: number, decision: Decision][]) => void;
+/** Items that were on a worker that died or was reclaimed, to be dispatched again. */
+export type OnLost = (items: ExecItem[]) => void;
+
+export interface Executor {
+  /** How many more items it would take now. */
+  capacity(): number;
+  send(items: ExecItem[]): void;
+  /** Stops whatever runs `actionIds` (and re-offers the rest of that worker's items via OnLost). */
+  reclaim(actionIds: Iterable<string>): void;
+  close(): Promise<void>;
+}
+
+/** Items in flight per worker: enough to keep it busy, few enough to balance CPU-bound work. */
+const PER_WORKER = 64;
+
+class Slot {
+  worker: Worker;
+  ready: Promise<void>;
+  readonly inflight = new Map<string, ExecItem>();
+  constructor(
+    private readonly spawn: () => { worker: Worker; ready: Promise<void> },
+  ) {
+    ({ worker: this.worker, ready: this.ready } = spawn());
+  }
+  respawn(): void {
+    void this.worker.terminate();
+    ({ worker: this.worker, ready: this.ready } = this.spawn());
+  }
+}
+
+export class WorkerPool implements Executor {
+  private readonly slots: Slot[] = [];
+  private next = 0;
+  private closed = false;
+
+  constructor(
+    size: number,
+    private readonly modules: string[],
+    private readonly onDecisions: OnDecisions,
+    private readonly onLost: OnLost,
+  ) {
+    for (let i = 0; i < size; i++) {
+      const slot: Slot = new Slot(() => this.spawn(() => slot));
+      this.slots.push(slot);
+    }
+  }
+
+  private spawn(slotOf: () => Slot): { worker: Worker; ready: Promise<void> } {
+    const worker = new Worker(new URL("./worker-boot.js", import.meta.url), {
+      workerData: { modules: this.modules },
+      stdout: false,
+      stderr: false,
+    });
+    worker.unref(); // a run in progress keeps the process alive, not idle workers
+    let markReady!: () => void;
+    let failReady!: (e: Error) => void;
+    const ready = new Promise<void>((res, rej) => {
+      markReady = res;
+      failReady = rej;
+    });
+    ready.catch(() => undefined);
+    worker.on("message", (m: FromWorker) => {
+      if (m.type === "ready") {
+        if (m.error) failReady(new Error(`a worker could not load the task modules:\n${m.error}`));
+        else markReady();
+        return;
+      }
+      const slot = slotOf();
+      if (slot.worker !== worker) return; // a reclaimed worker's last words
+      for (const [id] of m.results) slot.inflight.delete(id);
+      this.onDecisions(m.results);
+    });
+    worker.on("error", (e) => {
+      failReady(e);
+      const slot = slotOf();
+      if (slot.worker !== worker || this.closed) return;
+      // The worker died (e.g. out of memory): its items run again elsewhere.
+      const lost = [...slot.inflight.values()];
+      slot.inflight.clear();
+      slot.respawn();
+      this.onLost(lost);
+    });
+    return { worker, ready };
+  }
+
+  /** Resolves once every worker has loaded the task modules (or rejects with why one could not). */
+  async started(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.ready));
+  }
+
+  capacity(): number {
+    let c = 0;
+    for (const s of this.slots) c += Math.max(0, PER_WORKER - s.inflight.size);
+    return c;
+  }
+
+  send(items: ExecItem[]): void {
+    // Fill the least-loaded workers first, in small slices, so CPU-bound work spreads evenly.
+    let i = 0;
+    while (i < items.length) {
+      let best: Slot | undefined;
+      for (let k = 0; k < this.slots.length; k++) {
+        const s = this.slots[(this.next + k) % this.slots.length]!;
+        if (!best || s.inflight.size < best.inflight.size) best = s;
+      }
+      this.next = (this.next + 1) % this.slots.length;
+      const room = Math.max(1, PER_WORKER - best!.inflight.size);
+      const slice = items.slice(i, i + Math.min(room, 16));
+      i += slice.length;
+      for (const it of slice) best!.inflight.set(it.actionId, it);
+      best!.worker.postMessage({ type: "exec", items: slice } satisfies ToWorker);
+    }
+  }
+
+  reclaim(actionIds: Iterable<string>): void {
+    const ids = new Set(actionIds);
+    for (const slot of this.slots) {
+      let hit = false;
+      for (const id of slot.inflight.keys()) if (ids.has(id)) hit = true;
+      if (!hit) continue;
+      const others = [...slot.inflight.values()].filter((it) => !ids.has(it.actionId));
+      slot.inflight.clear();
+      slot.respawn();
+      if (others.length) this.onLost(others);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
+
+/** Runs replays on the main thread: no parallelism, no reclaiming, least overhead. */
+export class InlineExecutor implements Executor {
+  private inflight = 0;
+  constructor(private readonly onDecisions: OnDecisions) {}
+  capacity(): number {
+    return Math.max(0, 256 - this.inflight);
+  }
+  send(items: ExecItem[]): void {
+    for (const item of items) {
+      this.inflight++;
+      execute(item).then(
+        (d) => {
+          this.inflight--;
+          this.onDecisions([[item.actionId, item.token, d]]);
+        },
+        (e: unknown) => {
+          this.inflight--;
+          this.onDecisions([
+            [item.actionId, item.token, { kind: "failed", error: serializeError(e), calls: [], traces: [], warnings: [] }],
+          ]);
+        },
+      );
+    }
+  }
+  reclaim(): void {
+    /* inline work cannot be interrupted; its late result is ignored by token */
+  }
+  async close(): Promise<void> {}
+}

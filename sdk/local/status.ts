@@ -1,0 +1,71 @@
+/**
+ * The status tree of a run, read from the store: actions under their parents, children gathered
+ * by group, with states, attempts and durations.
+ */
+import type { ActionRow, RunRow, Store } from "./store.ts";
+
+export interface ActionNode {
+  id: string;
+  task: string;
+  group: string;
+  status: string;
+  attempts: number;
+  cached: boolean;
+  durationMs: number | undefined;
+  /** Children, in call order. */
+  children: ActionNode[];
+}
+
+export interface GroupSummary {
+  group: string;
+  total: number;
+  byStatus: Record<string, number>;
+}
+
+export interface RunStatus {
+  id: string;
+  task: string;
+  state: string;
+  createdAt: Date;
+  endedAt: Date | undefined;
+  root: ActionNode | undefined;
+  /** Per group of the whole run: how many children are in each state. */
+  groups: GroupSummary[];
+  actions: number;
+}
+
+export function runStatus(store: Store, run: RunRow, now = Date.now()): RunStatus {
+  const rows = store.runActions(run.id);
+  const nodes = new Map<string, ActionNode>();
+  const node = (r: ActionRow): ActionNode => ({
+    id: r.id,
+    task: r.task,
+    group: r.grp,
+    status: r.status,
+    attempts: r.attempts,
+    cached: r.cached === 1,
+    durationMs: r.started === null ? undefined : (r.ended ?? now) - r.started,
+    children: [],
+  });
+  for (const r of rows) nodes.set(r.id, node(r));
+  const groups = new Map<string, GroupSummary>();
+  for (const r of rows) {
+    if (!r.parent) continue;
+    nodes.get(r.parent)?.children.push(nodes.get(r.id)!);
+    const key = r.grp || "(no group)";
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { group: key, total: 0, byStatus: {} }));
+    g.total++;
+    g.byStatus[r.status] = (g.byStatus[r.status] ?? 0) + 1;
+  }
+  return {
+    id: run.id,
+    task: run.task,
+    state: run.status,
+    createdAt: new Date(run.created),
+    endedAt: run.ended === null ? undefined : new Date(run.ended),
+    root: nodes.get(run.id),
+    groups: [...groups.values()],
+    actions: rows.length,
+  };
+}

@@ -1,0 +1,298 @@
+/**
+ * The embedded engine's durable state: one SQLite file (or `:memory:`). Every decision and every
+ * child result is applied in one transaction, so a crash between any two writes leaves a state
+ * from which `aloft resume` continues without re-running a completed child.
+ */
+import Database from "better-sqlite3";
+import type { Database as Db, Statement } from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { HistoryError, StoreLockedError } from "../errors.ts";
+import type { CallId, CallRecord, History, Outcome, TraceRecord } from "../core/history.ts";
+import { HISTORY_VERSION, formatOutcome, parseCallRecord, parseOutcome } from "../core/history.ts";
+import type { Wait } from "../core/wait.ts";
+
+export type ActionStatus = "QUEUED" | "RUNNING" | "SUSPENDED" | "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "CANCELLED";
+export type RunState = "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
+export const TERMINAL: ReadonlySet<string> = new Set(["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"]);
+
+export interface RunRow {
+  id: string;
+  task: string;
+  module: string | null;
+  args: string;
+  status: RunState;
+  created: number;
+  ended: number | null;
+  result: string | null;
+  error: string | null;
+  cancel_requested: number;
+}
+
+export interface ActionRow {
+  id: string;
+  run_id: string;
+  parent: string | null;
+  task: string;
+  grp: string;
+  call: string | null;
+  args: string;
+  status: ActionStatus;
+  attempts: number;
+  replays: number;
+  outcome: string | null;
+  waits: string | null;
+  started: number | null;
+  ended: number | null;
+  seq: number;
+  window_key: string | null;
+  window_idx: number | null;
+  window_limit: number | null;
+  dispatched: number;
+  cached: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, task TEXT NOT NULL, module TEXT, args TEXT NOT NULL, status TEXT NOT NULL,
+  created INTEGER NOT NULL, ended INTEGER, result TEXT, error TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS actions (
+  id TEXT PRIMARY KEY, run_id TEXT NOT NULL, parent TEXT, task TEXT NOT NULL, grp TEXT NOT NULL DEFAULT '',
+  call TEXT, args TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+  replays INTEGER NOT NULL DEFAULT 0, outcome TEXT, waits TEXT, started INTEGER, ended INTEGER,
+  seq INTEGER NOT NULL DEFAULT 0, window_key TEXT, window_idx INTEGER, window_limit INTEGER,
+  dispatched INTEGER NOT NULL DEFAULT 1, cached INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS actions_parent ON actions(parent, seq);
+CREATE INDEX IF NOT EXISTS actions_run ON actions(run_id, status);
+CREATE TABLE IF NOT EXISTS traces (action_id TEXT NOT NULL, key TEXT NOT NULL, rec TEXT NOT NULL, PRIMARY KEY (action_id, key));
+CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, created INTEGER NOT NULL);
+`;
+
+/** A child result waiting to be written. */
+export interface Completion {
+  id: CallId;
+  status: ActionStatus;
+  outcome: Outcome;
+  ended: number;
+  attempts: number;
+}
+
+export class Store {
+  readonly db: Db;
+  private readonly s: Record<string, Statement>;
+
+  constructor(
+    readonly path: string,
+    opts: { readonly?: boolean } = {},
+  ) {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    try {
+      this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+      this.db.pragma("busy_timeout = 2000");
+      if (!opts.readonly) {
+        this.db.pragma("journal_mode = WAL");
+        this.db.pragma("synchronous = NORMAL");
+        this.db.exec(SCHEMA);
+        const v = this.db.prepare("SELECT v FROM meta WHERE k = 'format'").get() as { v: string } | undefined;
+        if (!v) this.db.prepare("INSERT INTO meta (k, v) VALUES ('format', ?)").run(String(HISTORY_VERSION));
+        else if (Number(v.v) > HISTORY_VERSION) {
+          throw new HistoryError(
+            `store ${path} was written by a newer Aloft (format v${v.v}, this is v${HISTORY_VERSION}); upgrade Aloft`,
+          );
+        }
+      }
+    } catch (e) {
+      if ((e as { code?: string }).code === "SQLITE_BUSY") {
+        throw new StoreLockedError(`store ${path} is locked by another process; wait for it or stop it`, { cause: e });
+      }
+      throw e;
+    }
+    const p = (sql: string): Statement => this.db.prepare(sql);
+    this.s = opts.readonly
+      ? {}
+      : {
+          insertRun: p(`INSERT INTO runs (id, task, module, args, status, created) VALUES (?, ?, ?, ?, 'RUNNING', ?)`),
+          endRun: p(`UPDATE runs SET status = ?, ended = ?, result = ?, error = ? WHERE id = ? AND status = 'RUNNING'`),
+          insertAction: p(
+            `INSERT OR IGNORE INTO actions (id, run_id, parent, task, grp, call, args, status, seq, window_key, window_idx, window_limit, dispatched)
+             VALUES (@id, @run_id, @parent, @task, @grp, @call, @args, @status, @seq, @window_key, @window_idx, @window_limit, @dispatched)`,
+          ),
+          start: p(`UPDATE actions SET status = 'RUNNING', attempts = ?, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE id = ?`),
+          // The status guard makes a result write idempotent: a duplicate or late result is ignored.
+          complete: p(
+            `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL WHERE id = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED')`,
+          ),
+          suspend: p(`UPDATE actions SET status = 'SUSPENDED', waits = ? WHERE id = ? AND status = 'RUNNING'`),
+          setStatus: p(`UPDATE actions SET status = ? WHERE id = ?`),
+          insertTrace: p(`INSERT OR IGNORE INTO traces (action_id, key, rec) VALUES (?, ?, ?)`),
+          children: p(`SELECT id, call, outcome FROM actions WHERE parent = ?`),
+          traces: p(`SELECT key, rec FROM traces WHERE action_id = ?`),
+          getCache: p(`SELECT value FROM cache WHERE key = ?`),
+          putCache: p(`INSERT OR REPLACE INTO cache (key, value, created) VALUES (?, ?, ?)`),
+          markCached: p(`UPDATE actions SET cached = 1 WHERE id = ?`),
+          requestCancel: p(`UPDATE runs SET cancel_requested = 1 WHERE id = ? AND status = 'RUNNING'`),
+        };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  createRun(run: { id: string; task: string; module: string | undefined; args: string; now: number }): void {
+    this.tx(() => {
+      this.s["insertRun"]!.run(run.id, run.task, run.module ?? null, run.args, run.now);
+      this.s["insertAction"]!.run({
+        id: run.id,
+        run_id: run.id,
+        parent: null,
+        task: run.task,
+        grp: "",
+        call: null,
+        args: run.args,
+        status: "QUEUED",
+        seq: 0,
+        window_key: null,
+        window_idx: null,
+        window_limit: null,
+        dispatched: 1,
+      });
+    });
+  }
+
+  endRun(id: string, status: RunState, now: number, result: string | null, error: string | null): boolean {
+    return this.s["endRun"]!.run(status, now, result, error, id).changes > 0;
+  }
+
+  startAttempt(id: CallId, attempts: number, now: number): void {
+    this.s["start"]!.run(attempts, now, id);
+  }
+
+  /** Applies a suspension: new child calls, new traces and the wait, in one transaction. */
+  applySuspension(
+    runId: string,
+    parent: CallId,
+    calls: readonly CallRecord[],
+    traces: readonly TraceRecord[],
+    waits: Wait[],
+    firstSeq: number,
+    dispatched: (c: CallRecord) => boolean,
+  ): void {
+    this.tx(() => {
+      this.writeTraces(parent, traces);
+      let seq = firstSeq;
+      const ins = this.s["insertAction"]!;
+      for (const c of calls) {
+        ins.run({
+          id: c.id,
+          run_id: runId,
+          parent,
+          task: c.task,
+          grp: c.group,
+          call: JSON.stringify(c),
+          args: c.args,
+          status: "QUEUED",
+          seq: seq++,
+          window_key: c.window?.key ?? null,
+          window_idx: c.window?.index ?? null,
+          window_limit: c.window?.limit ?? null,
+          dispatched: dispatched(c) ? 1 : 0,
+        });
+      }
+      this.s["suspend"]!.run(JSON.stringify(waits), parent);
+    });
+  }
+
+  writeTraces(parent: CallId, traces: readonly TraceRecord[]): void {
+    for (const t of traces) this.s["insertTrace"]!.run(parent, t.key, JSON.stringify(t));
+  }
+
+  /** Writes a batch of results in one transaction; returns the ids actually changed (not duplicates). */
+  complete(batch: readonly Completion[]): Set<CallId> {
+    const changed = new Set<CallId>();
+    this.tx(() => {
+      const st = this.s["complete"]!;
+      for (const c of batch) {
+        if (st.run(c.status, formatOutcome(c.outcome), c.ended, c.attempts, c.id).changes > 0) changed.add(c.id);
+      }
+    });
+    return changed;
+  }
+
+  setStatus(id: CallId, status: ActionStatus): void {
+    this.s["setStatus"]!.run(status, id);
+  }
+
+  /** The recorded history of `parent`: its children's calls and outcomes, and its traces. */
+  history(parent: CallId): History {
+    const calls = new Map<CallId, CallRecord>();
+    const outcomes = new Map<CallId, Outcome>();
+    const traces = new Map<string, TraceRecord>();
+    for (const row of this.s["children"]!.iterate(parent) as Iterable<{ id: string; call: string | null; outcome: string | null }>) {
+      if (row.call === null) continue;
+      calls.set(row.id, parseCallRecord(row.call));
+      if (row.outcome !== null) outcomes.set(row.id, parseOutcome(`outcome of ${row.id}`, row.outcome));
+    }
+    for (const row of this.s["traces"]!.iterate(parent) as Iterable<{ key: string; rec: string }>) {
+      let rec: TraceRecord;
+      try {
+        rec = JSON.parse(row.rec) as TraceRecord;
+      } catch (e) {
+        throw new HistoryError(`corrupted history record (trace ${row.key} of ${parent}): not JSON`, { cause: e });
+      }
+      if (typeof rec.v !== "number" || rec.v > HISTORY_VERSION) {
+        throw new HistoryError(`history record (trace ${row.key}) has format v${String(rec.v)}, newer than this Aloft`);
+      }
+      traces.set(row.key, { ...rec, outcome: parseOutcome(`trace ${row.key}`, JSON.stringify({ v: rec.v, ...rec.outcome })) });
+    }
+    return { calls, outcomes, traces };
+  }
+
+  getCache(key: string): string | undefined {
+    return (this.s["getCache"]!.get(key) as { value: string } | undefined)?.value;
+  }
+
+  putCache(key: string, value: string, now: number): void {
+    this.s["putCache"]!.run(key, value, now);
+  }
+
+  markCached(id: CallId): void {
+    this.s["markCached"]!.run(id);
+  }
+
+  requestCancel(runId: string): boolean {
+    return this.s["requestCancel"]!.run(runId).changes > 0;
+  }
+
+  getRun(id: string): RunRow | undefined {
+    return this.db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id) as RunRow | undefined;
+  }
+
+  /** Runs whose id starts with `prefix` (so users can type a short id). */
+  findRuns(prefix: string): RunRow[] {
+    return this.db.prepare(`SELECT * FROM runs WHERE id LIKE ? ORDER BY created DESC LIMIT 5`).all(`${prefix}%`) as RunRow[];
+  }
+
+  listRuns(limit = 20): RunRow[] {
+    return this.db.prepare(`SELECT * FROM runs ORDER BY created DESC LIMIT ?`).all(limit) as RunRow[];
+  }
+
+  runActions(runId: string): ActionRow[] {
+    return this.db.prepare(`SELECT * FROM actions WHERE run_id = ? ORDER BY seq`).all(runId) as ActionRow[];
+  }
+
+  liveActions(runId: string): ActionRow[] {
+    return this.db
+      .prepare(`SELECT * FROM actions WHERE run_id = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED') ORDER BY seq`)
+      .all(runId) as ActionRow[];
+  }
+
+  cancelRequested(runId: string): boolean {
+    const r = this.db.prepare(`SELECT cancel_requested FROM runs WHERE id = ?`).get(runId) as { cancel_requested: number } | undefined;
+    return (r?.cancel_requested ?? 0) === 1;
+  }
+}

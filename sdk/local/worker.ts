@@ -1,0 +1,63 @@
+/**
+ * A worker thread of the embedded engine: imports the user's task modules, runs the replays it is
+ * sent (many at once: async bodies interleave, CPU-bound ones take turns), and posts decisions
+ * back in batches.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { pathToFileURL } from "node:url";
+import type { Decision } from "../core/replay.ts";
+import { serializeError } from "../errors.ts";
+import { execute } from "./execute.ts";
+import type { ExecItem } from "./execute.ts";
+import { IN_WORKER } from "./in-worker.ts";
+
+export type ToWorker = { type: "exec"; items: ExecItem[] };
+export type FromWorker =
+  | { type: "ready"; error?: string }
+  | { type: "decisions"; results: [actionId: string, token: number, decision: Decision][] };
+
+const port = parentPort!;
+(globalThis as Record<symbol, unknown>)[IN_WORKER] = true;
+
+let out: [string, number, Decision][] = [];
+let flushing = false;
+function post(id: string, token: number, d: Decision): void {
+  out.push([id, token, d]);
+  if (flushing) return;
+  flushing = true;
+  setImmediate(() => {
+    flushing = false;
+    const batch = out;
+    out = [];
+    port.postMessage({ type: "decisions", results: batch } satisfies FromWorker);
+  });
+}
+
+async function load(): Promise<void> {
+  for (const m of (workerData as { modules: string[] }).modules) {
+    try {
+      await import(pathToFileURL(m).href);
+    } catch (e) {
+      // A module that calls run() at top level stops there in a worker; its tasks are registered.
+      if ((e as { aloftInWorker?: boolean }).aloftInWorker) continue;
+      throw e;
+    }
+  }
+}
+
+const loaded = load();
+loaded.then(
+  () => port.postMessage({ type: "ready" } satisfies FromWorker),
+  (e: unknown) => port.postMessage({ type: "ready", error: String((e as Error)?.stack ?? e) } satisfies FromWorker),
+);
+
+port.on("message", (msg: ToWorker) => {
+  for (const item of msg.items) {
+    // Items can arrive while the modules are still loading (a freshly respawned worker).
+    loaded.then(() => execute(item)).then(
+      (d) => post(item.actionId, item.token, d),
+      (e: unknown) =>
+        post(item.actionId, item.token, { kind: "failed", error: serializeError(e), calls: [], traces: [], warnings: [] }),
+    );
+  }
+});

@@ -1,0 +1,183 @@
+/**
+ * `init` and `run`: start a task as a run and follow it. Local mode (the default) runs on the
+ * embedded engine in this process, with state in `.aloft/aloft.db` (or in memory).
+ */
+import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
+import { CancelledError, ConfigurationError, TaskError, TaskTimeoutError, deserializeError } from "./errors.ts";
+import type { SerializedError } from "./errors.ts";
+import { serializeArgs } from "./core/calls.ts";
+import { Engine } from "./local/engine.ts";
+import type { GroupProgress } from "./local/engine.ts";
+import { IN_WORKER } from "./local/in-worker.ts";
+import { StoreLock } from "./local/lock.ts";
+import { runStatus } from "./local/status.ts";
+import type { RunStatus } from "./local/status.ts";
+import { Store } from "./local/store.ts";
+import { listTasks } from "./registry.ts";
+import { deserialize } from "./serde.ts";
+import type { Task } from "./task.ts";
+import { isTask } from "./task.ts";
+
+export type { RunStatus, ActionNode } from "./local/status.ts";
+export type RunState = "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
+
+
+export interface InitOptions {
+  /** `"local"` (default): the embedded engine. `"aws"`: a deployed stack (see AloftClient). */
+  mode?: "local" | "aws";
+  /** SQLite file of the local store, or `":memory:"`. Default `.aloft/aloft.db` in the working directory. */
+  store?: string;
+  /** Worker threads for task bodies; 0 runs them on the main thread. Default: one per core. */
+  workers?: number;
+}
+
+type AnyFn = (...args: any[]) => any;
+
+/** A started run. */
+export interface Run<R = unknown> {
+  readonly id: string;
+  /** The root task's result; rejects with a TaskError (or CancelledError / TaskTimeoutError). */
+  result(): Promise<R>;
+  status(): Promise<RunStatus>;
+  /** Status snapshots while the run is live, ending with the terminal one. */
+  watch(intervalMs?: number): AsyncIterable<RunStatus>;
+  cancel(): Promise<void>;
+  /** Per-group progress of children (done/total/failed). */
+  progress(): GroupProgress[];
+}
+
+interface LocalBackend {
+  engine: Engine;
+  store: Store;
+  lock: StoreLock | undefined;
+  active: number;
+  keepAlive: NodeJS.Timeout | undefined;
+}
+
+let options: InitOptions = {};
+let backend: Promise<LocalBackend> | undefined;
+
+/**
+ * Configures where runs go. Optional: without it, runs use the embedded engine and `.aloft/`.
+ * @example
+ * await init({ mode: "local", store: ":memory:", workers: 0 });
+ */
+export async function init(opts: InitOptions = {}): Promise<void> {
+  if (opts.mode === "aws") {
+    throw new ConfigurationError(`init({ mode: "aws" }): use new AloftClient(config).run(...) for a deployed stack`);
+  }
+  await shutdown();
+  options = { ...opts };
+}
+
+/** Stops the local engine (workers, store lock). Runs still in progress can be resumed later. */
+export async function shutdown(): Promise<void> {
+  const b = backend;
+  backend = undefined;
+  if (!b) return;
+  const x = await b.catch(() => undefined);
+  if (!x) return;
+  clearInterval(x.keepAlive);
+  await x.engine.close();
+  x.store.close();
+  x.lock?.release();
+}
+
+function openBackend(): Promise<LocalBackend> {
+  backend ??= (async () => {
+    const path = options.store === ":memory:" ? ":memory:" : resolve(options.store ?? ".aloft/aloft.db");
+    const lock = path === ":memory:" ? undefined : StoreLock.acquire(path);
+    try {
+      const store = new Store(path);
+      const modules = [...new Set(listTasks().flatMap((t) => (t.module ? [t.module] : [])))];
+      const engine = new Engine({ store, workers: options.workers ?? availableParallelism(), modules });
+      await engine.started();
+      return { engine, store, lock, active: 0, keepAlive: undefined };
+    } catch (e) {
+      lock?.release();
+      throw e;
+    }
+  })();
+  backend.catch(() => (backend = undefined));
+  return backend;
+}
+
+/** The local engine (created on first use): for the CLI and tests. */
+export async function getEngine(): Promise<Engine> {
+  return (await openBackend()).engine;
+}
+
+function resultOf<R>(row: { status: string; result: string | null; error: string | null; task: string }): R {
+  if (row.status === "SUCCEEDED") return deserialize(row.result ?? "null") as R;
+  const err = JSON.parse(row.error ?? "{}") as SerializedError;
+  if (row.status === "CANCELLED") throw deserializeError(err) as CancelledError;
+  if (row.status === "TIMED_OUT") throw deserializeError(err) as TaskTimeoutError;
+  throw new TaskError(row.task, err, err.attempts ?? 1);
+}
+
+function makeRun<R>(b: LocalBackend, id: string): Run<R> {
+  const run: Run<R> = {
+    id,
+    async result() {
+      return resultOf<R>(await b.engine.waitRun(id));
+    },
+    async status() {
+      return runStatus(b.store, b.store.getRun(id)!);
+    },
+    async *watch(intervalMs = 500) {
+      for (;;) {
+        const s = await run.status();
+        yield s;
+        if (s.state !== "RUNNING") return;
+        await Promise.race([new Promise((r) => setTimeout(r, intervalMs)), b.engine.waitRun(id)]);
+      }
+    },
+    async cancel() {
+      b.engine.cancelRun(id);
+      await b.engine.waitRun(id);
+    },
+    progress() {
+      return b.engine.progressOf(id);
+    },
+  };
+  return run;
+}
+
+/**
+ * Starts `task` as a run. Typed end to end: `args` are the task's parameters, `result()` its value.
+ * @example
+ * const r = await run(parallelPipeline, ["a", "b", "c"]);
+ * console.log(await r.result());
+ */
+export async function run<F extends AnyFn>(task: Task<F>, ...args: Parameters<F>): Promise<Run<Awaited<ReturnType<F>>>> {
+  if ((globalThis as Record<symbol, unknown>)[IN_WORKER]) {
+    // A worker imports the user's module to find its tasks; its top-level run() stops here.
+    throw Object.assign(new Error("run() is not available inside an Aloft worker"), { aloftInWorker: true });
+  }
+  if (!isTask(task)) throw new ConfigurationError("run() needs a task registered with env.task");
+  const payload = serializeArgs(task.def.name, args);
+  const b = await openBackend();
+  const id = b.engine.startRun(task.def, payload);
+  // Keep the process alive while runs are in progress (workers and timers are unref'd).
+  if (b.active++ === 0) b.keepAlive = setInterval(() => undefined, 1 << 30);
+  void b.engine.waitRun(id).then(() => {
+    if (--b.active === 0) clearInterval(b.keepAlive);
+  });
+  return makeRun(b, id);
+}
+
+/** Resumes a stored run after a crash (`aloft resume`). */
+export async function resume(runId: string): Promise<Run> {
+  const b = await openBackend();
+  const row = b.store.getRun(runId);
+  if (!row) throw new ConfigurationError(`no run ${runId} in ${b.store.path}; see aloft runs`);
+  if (row.status === "RUNNING") {
+    b.engine.resumeRun(runId);
+    if (b.active++ === 0) b.keepAlive = setInterval(() => undefined, 1 << 30);
+    void b.engine.waitRun(runId).then(() => {
+      if (--b.active === 0) clearInterval(b.keepAlive);
+    });
+  }
+  return makeRun(b, runId);
+}
