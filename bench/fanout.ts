@@ -12,14 +12,22 @@ import { burn, cpuFanOut, gather, mapped } from "./tasks.ts";
 const [kind = "gather", nArg = "1000", workersArg] = process.argv.slice(2);
 const n = Number(nArg);
 const dir = mkdtempSync(join(tmpdir(), "aloft-bench-"));
-await init({ store: join(dir, "bench.db"), ...(workersArg === undefined ? {} : { workers: Number(workersArg) }) });
+await init({
+  store: join(dir, "bench.db"),
+  ...(workersArg === undefined ? {} : { workers: Number(workersArg) }),
+});
 await getEngine(); // start workers before the clock
 const t0 = performance.now();
 let replays = 0;
 if (kind === "cpu-serial") {
   for (let i = 0; i < n; i++) burn(i);
 } else {
-  const r = kind === "gather" ? await run(gather, n) : kind === "map" ? await run(mapped, n) : await run(cpuFanOut, n);
+  const r =
+    kind === "gather"
+      ? await run(gather, n)
+      : kind === "map"
+        ? await run(mapped, n)
+        : await run(cpuFanOut, n);
   await r.result();
   replays = (await getEngine()).replays.get(r.id) ?? 0;
 }

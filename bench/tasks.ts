@@ -14,7 +14,11 @@ export const gather = env.task(async function gather(n: number) {
 
 export const mapped = env.task(async function mapped(n: number, concurrency?: number) {
   let count = 0;
-  for await (const r of map.aio(noop, Array.from({ length: n }, (_, i) => i), concurrency ? { concurrency } : {})) {
+  for await (const r of map.aio(
+    noop,
+    Array.from({ length: n }, (_, i) => i),
+    concurrency ? { concurrency } : {},
+  )) {
     if (r instanceof Error) throw r;
     count++;
   }

@@ -25,6 +25,8 @@ export const countPrimes = env.task(function countPrimes(from: number, to: numbe
 });
 
 export const primesInRanges = env.task(async function primesInRanges(parts: number, size = 400_000) {
-  const counts = await Promise.all(Array.from({ length: parts }, (_, i) => countPrimes.aio(i * size, (i + 1) * size)));
+  const counts = await Promise.all(
+    Array.from({ length: parts }, (_, i) => countPrimes.aio(i * size, (i + 1) * size)),
+  );
   return { parts, primes: counts.reduce((a, b) => a + b, 0) };
 });

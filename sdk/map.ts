@@ -42,7 +42,12 @@ interface Prepared {
   failFast: boolean;
 }
 
-function prepare<F extends AnyFn>(task: Task<F>, items: Iterable<Parameters<F>[0]>, opts: MapOptions, scope: Scope): Prepared {
+function prepare<F extends AnyFn>(
+  task: Task<F>,
+  items: Iterable<Parameters<F>[0]>,
+  opts: MapOptions,
+  scope: Scope,
+): Prepared {
   const st = scope.state;
   const path = groupPath(scope.group, opts.group ?? task.def.name.slice(task.def.name.lastIndexOf(".") + 1));
   const list = Array.from(items);
@@ -54,11 +59,18 @@ function prepare<F extends AnyFn>(task: Task<F>, items: Iterable<Parameters<F>[0
   const calls = list.map((item, index) =>
     makeCall(mapScope, task.def, [item], key === undefined ? undefined : { key, index, limit: limit! }),
   );
-  return { scope, calls, ids: calls.map((c) => c.id), task: task.def.name, failFast: opts.returnExceptions === false };
+  return {
+    scope,
+    calls,
+    ids: calls.map((c) => c.id),
+    task: task.def.name,
+    failFast: opts.returnExceptions === false,
+  };
 }
 
 function check(task: unknown, opts: MapOptions): void {
-  if (!isTask(task)) throw new ConfigurationError("map needs a task registered with env.task as its first argument");
+  if (!isTask(task))
+    throw new ConfigurationError("map needs a task registered with env.task as its first argument");
   const c = opts.concurrency;
   if (c !== undefined && (!Number.isInteger(c) || c < 1)) {
     throw new ConfigurationError(`map(${task.taskName}): concurrency must be a whole number >= 1, got ${c}`);
@@ -70,7 +82,11 @@ function check(task: unknown, opts: MapOptions): void {
  * @example
  * for (const r of map(square, [1, 2, 3])) { if (r instanceof Error) throw r; total += r; }
  */
-function mapSync<F extends AnyFn>(task: Task<F>, items: Iterable<Parameters<F>[0]>, opts: MapOptions = {}): Iterable<Item<F>> {
+function mapSync<F extends AnyFn>(
+  task: Task<F>,
+  items: Iterable<Parameters<F>[0]>,
+  opts: MapOptions = {},
+): Iterable<Item<F>> {
   check(task, opts);
   const scope = currentScope();
   if (!scope) return plainSync(task, items, opts);
@@ -80,7 +96,13 @@ function mapSync<F extends AnyFn>(task: Task<F>, items: Iterable<Parameters<F>[0
       for (let k = 0; k < p.calls.length; k++) {
         const o = p.calls[k]!.outcome;
         if (!o) {
-          const wait: Wait = { kind: "stream", ids: p.ids, from: k, batch: p.ids.length - k, failFast: p.failFast };
+          const wait: Wait = {
+            kind: "stream",
+            ids: p.ids,
+            from: k,
+            batch: p.ids.length - k,
+            failFast: p.failFast,
+          };
           p.scope.state.requestSuspend(wait);
           throw new SuspendSignal();
         }
@@ -98,7 +120,11 @@ function mapSync<F extends AnyFn>(task: Task<F>, items: Iterable<Parameters<F>[0
  * @example
  * for await (const r of map.aio(square, range(100), { concurrency: 10 })) console.log(r);
  */
-function mapAio<F extends AnyFn>(task: Task<F>, items: Iterable<Parameters<F>[0]>, opts: MapOptions = {}): AsyncIterable<Item<F>> {
+function mapAio<F extends AnyFn>(
+  task: Task<F>,
+  items: Iterable<Parameters<F>[0]>,
+  opts: MapOptions = {},
+): AsyncIterable<Item<F>> {
   check(task, opts);
   const scope = currentScope();
   if (!scope) return plainAio(task, items, opts);
@@ -132,7 +158,11 @@ function mapAio<F extends AnyFn>(task: Task<F>, items: Iterable<Parameters<F>[0]
   };
 }
 
-function* plainSync<F extends AnyFn>(task: Task<F>, items: Iterable<Parameters<F>[0]>, opts: MapOptions): Iterable<Item<F>> {
+function* plainSync<F extends AnyFn>(
+  task: Task<F>,
+  items: Iterable<Parameters<F>[0]>,
+  opts: MapOptions,
+): Iterable<Item<F>> {
   for (const item of items) {
     try {
       yield task.def.fn(item) as Item<F>;
@@ -143,7 +173,11 @@ function* plainSync<F extends AnyFn>(task: Task<F>, items: Iterable<Parameters<F
   }
 }
 
-async function* plainAio<F extends AnyFn>(task: Task<F>, items: Iterable<Parameters<F>[0]>, opts: MapOptions): AsyncIterable<Item<F>> {
+async function* plainAio<F extends AnyFn>(
+  task: Task<F>,
+  items: Iterable<Parameters<F>[0]>,
+  opts: MapOptions,
+): AsyncIterable<Item<F>> {
   const list = Array.from(items);
   const limit = opts.concurrency ?? list.length;
   const results: Promise<Item<F>>[] = [];

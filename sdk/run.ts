@@ -4,7 +4,13 @@
  */
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
-import { CancelledError, ConfigurationError, TaskError, TaskTimeoutError, deserializeError } from "./errors.ts";
+import {
+  CancelledError,
+  ConfigurationError,
+  TaskError,
+  TaskTimeoutError,
+  deserializeError,
+} from "./errors.ts";
 import type { SerializedError } from "./errors.ts";
 import { serializeArgs } from "./core/calls.ts";
 import { Engine } from "./local/engine.ts";
@@ -21,7 +27,6 @@ import { isTask } from "./task.ts";
 
 export type { RunStatus, ActionNode } from "./local/status.ts";
 export type RunState = "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
-
 
 export interface InitOptions {
   /** `"local"` (default): the embedded engine. `"aws"`: a deployed stack (see AloftClient). */
@@ -65,7 +70,9 @@ let backend: Promise<LocalBackend> | undefined;
  */
 export async function init(opts: InitOptions = {}): Promise<void> {
   if (opts.mode === "aws") {
-    throw new ConfigurationError(`init({ mode: "aws" }): use new AloftClient(config).run(...) for a deployed stack`);
+    throw new ConfigurationError(
+      `init({ mode: "aws" }): use new AloftClient(config).run(...) for a deployed stack`,
+    );
   }
   await shutdown();
   options = { ...opts };
@@ -150,7 +157,10 @@ function makeRun<R>(b: LocalBackend, id: string): Run<R> {
  * const r = await run(parallelPipeline, ["a", "b", "c"]);
  * console.log(await r.result());
  */
-export async function run<F extends AnyFn>(task: Task<F>, ...args: Parameters<F>): Promise<Run<Awaited<ReturnType<F>>>> {
+export async function run<F extends AnyFn>(
+  task: Task<F>,
+  ...args: Parameters<F>
+): Promise<Run<Awaited<ReturnType<F>>>> {
   if ((globalThis as Record<symbol, unknown>)[IN_WORKER]) {
     // A worker imports the user's module to find its tasks; its top-level run() stops here.
     throw Object.assign(new Error("run() is not available inside an Aloft worker"), { aloftInWorker: true });

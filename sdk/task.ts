@@ -15,7 +15,10 @@ export type Duration = number | `${number}${"ms" | "s" | "m" | "h"}`;
 export function parseDuration(d: Duration, what: string): number {
   if (typeof d === "number" && Number.isFinite(d) && d > 0) return d;
   const m = typeof d === "string" ? /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(d) : null;
-  if (!m) throw new ConfigurationError(`${what}: ${JSON.stringify(d)} is not a duration; use e.g. 30000, "30s" or "5m"`);
+  if (!m)
+    throw new ConfigurationError(
+      `${what}: ${JSON.stringify(d)} is not a duration; use e.g. 30000, "30s" or "5m"`,
+    );
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
   return Number(m[1]) * unit;
 }
@@ -63,7 +66,9 @@ function retryPolicy(r: Retries | undefined, what: string): RetryPolicy {
   if (r === undefined) return { count: 0, backoff: DEFAULT_BACKOFF };
   const count = typeof r === "number" ? r : r.count;
   if (!Number.isInteger(count) || count < 0) {
-    throw new ConfigurationError(`${what}: retries must be a whole number >= 0, got ${JSON.stringify(count)}`);
+    throw new ConfigurationError(
+      `${what}: retries must be a whole number >= 0, got ${JSON.stringify(count)}`,
+    );
   }
   const backoff = { ...DEFAULT_BACKOFF, ...(typeof r === "number" ? {} : r.backoff) };
   return { count, backoff };
@@ -103,12 +108,17 @@ export class TaskEnvironment {
     const { name: _n, memoryMiB, concurrency, env, ...defaults } = options;
     this.defaults = defaults;
     if (memoryMiB !== undefined && (!Number.isInteger(memoryMiB) || memoryMiB < 128 || memoryMiB > 10240)) {
-      throw new ConfigurationError(`TaskEnvironment ${this.name}: memoryMiB must be 128..10240, got ${memoryMiB}`);
+      throw new ConfigurationError(
+        `TaskEnvironment ${this.name}: memoryMiB must be 128..10240, got ${memoryMiB}`,
+      );
     }
     registerEnvironment({
       name: this.name,
       memoryMiB: memoryMiB ?? 1024,
-      timeoutMs: defaults.timeout === undefined ? undefined : parseDuration(defaults.timeout, `TaskEnvironment ${this.name} timeout`),
+      timeoutMs:
+        defaults.timeout === undefined
+          ? undefined
+          : parseDuration(defaults.timeout, `TaskEnvironment ${this.name} timeout`),
       concurrency,
       env: { ...env },
     });
@@ -139,7 +149,8 @@ export class TaskEnvironment {
       isAsync: fn.constructor?.name === "AsyncFunction",
       retries: retryPolicy(o.retries, `task ${name}`),
       timeoutMs: o.timeout === undefined ? undefined : parseDuration(o.timeout, `task ${name} timeout`),
-      cacheVersion: cache === false ? false : cache === "auto" ? digest(fn.toString()) : String(cache.version),
+      cacheVersion:
+        cache === false ? false : cache === "auto" ? digest(fn.toString()) : String(cache.version),
       module: callerModule(),
     };
     registerTask(def);

@@ -57,7 +57,9 @@ export function trace<F extends AnyFn>(fn: F, name: string = fn.name || "trace")
       return r.ok ? Promise.resolve(r.value) : Promise.reject(r.error);
     }
     const save = (outcome: Outcome, async: boolean): void => {
-      st.newTraces.push(async ? { v: HISTORY_VERSION, key, outcome, async } : { v: HISTORY_VERSION, key, outcome });
+      st.newTraces.push(
+        async ? { v: HISTORY_VERSION, key, outcome, async } : { v: HISTORY_VERSION, key, outcome },
+      );
     };
     let out: unknown;
     try {

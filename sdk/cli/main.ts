@@ -45,16 +45,19 @@ function parseArgs(raw: string[]): unknown[] {
 }
 
 function findTaskByName(name: string): Task<(...a: unknown[]) => unknown> {
-  const exact = listTasks().find((t) => t.name === name) ?? listTasks().filter((t) => t.name.endsWith(`.${name}`));
+  const exact =
+    listTasks().find((t) => t.name === name) ?? listTasks().filter((t) => t.name.endsWith(`.${name}`));
   const def = Array.isArray(exact) ? (exact.length === 1 ? exact[0] : undefined) : exact;
   if (Array.isArray(exact) && exact.length > 1) {
     throw new ConfigurationError(`task name ${name} is ambiguous: ${exact.map((t) => t.name).join(", ")}`);
   }
   if (!def) getTask(name); // throws the listing error
   // Rebuild the callable from the registry: run() only needs `.def` and `.taskName`.
-  return Object.assign((() => undefined) as never, { def: def!, taskName: def!.name, aio: () => undefined }) as Task<
-    (...a: unknown[]) => unknown
-  >;
+  return Object.assign((() => undefined) as never, {
+    def: def!,
+    taskName: def!.name,
+    aio: () => undefined,
+  }) as Task<(...a: unknown[]) => unknown>;
 }
 
 function openRead(storePath: string): Store {
@@ -75,7 +78,9 @@ function findRun(store: Store, id: string): RunRow {
 function printError(e: unknown): void {
   if (e instanceof TaskError) {
     const o = e.original;
-    process.stderr.write(`aloft: run failed in task ${e.task} after ${e.attempts} attempt(s)\n  ${o.name}: ${o.message}\n`);
+    process.stderr.write(
+      `aloft: run failed in task ${e.task} after ${e.attempts} attempt(s)\n  ${o.name}: ${o.message}\n`,
+    );
     const where = o.stack?.split("\n").find((l) => l.trim().startsWith("at "));
     if (where) process.stderr.write(`  where: ${where.trim()}\n`);
     return;
@@ -127,16 +132,26 @@ export function program(): Command {
     .option("--workers <n>", "worker threads (default: one per core; 0 = main thread)")
     .option("--memory", "keep state in memory instead of the store file")
     .option("--json", "no progress display")
-    .action(async (mod: string, taskName: string, rawArgs: string[], o: { workers?: string; memory?: boolean; json?: boolean }) => {
-      const args = parseArgs(rawArgs);
-      await loadModule(mod);
-      const task = findTaskByName(taskName);
-      await init({ store: o.memory ? ":memory:" : cli.opts<{ store: string }>().store, ...(o.workers ? { workers: Number(o.workers) } : {}) });
-      const r = await run(task, ...args);
-      if (!o.json) process.stderr.write(`run ${r.id} (${task.taskName})\n`);
-      process.exitCode = await follow(r, Boolean(o.json));
-      await shutdown();
-    });
+    .action(
+      async (
+        mod: string,
+        taskName: string,
+        rawArgs: string[],
+        o: { workers?: string; memory?: boolean; json?: boolean },
+      ) => {
+        const args = parseArgs(rawArgs);
+        await loadModule(mod);
+        const task = findTaskByName(taskName);
+        await init({
+          store: o.memory ? ":memory:" : cli.opts<{ store: string }>().store,
+          ...(o.workers ? { workers: Number(o.workers) } : {}),
+        });
+        const r = await run(task, ...args);
+        if (!o.json) process.stderr.write(`run ${r.id} (${task.taskName})\n`);
+        process.exitCode = await follow(r, Boolean(o.json));
+        await shutdown();
+      },
+    );
 
   cli
     .command("resume")
@@ -219,7 +234,8 @@ export function program(): Command {
           process.stdout.write(`run ${row.id} ${now.status}\n`);
           return;
         }
-        if (Date.now() > deadline) fail(`cancel requested for ${row.id}; the engine running it has not confirmed yet`, 1);
+        if (Date.now() > deadline)
+          fail(`cancel requested for ${row.id}; the engine running it has not confirmed yet`, 1);
         await new Promise((r) => setTimeout(r, 100));
       }
     });
@@ -232,7 +248,8 @@ export function program(): Command {
       const store = openRead(cli.opts<{ store: string }>().store);
       const row = findRun(store, id);
       store.close();
-      if (row.status === "SUCCEEDED") process.stdout.write(`${JSON.stringify(deserialize(row.result ?? "null"), jsonReplacer, 2)}\n`);
+      if (row.status === "SUCCEEDED")
+        process.stdout.write(`${JSON.stringify(deserialize(row.result ?? "null"), jsonReplacer, 2)}\n`);
       else if (row.status === "RUNNING") fail(`run ${row.id} is still running`, 1);
       else {
         printError(new TaskError(row.task, JSON.parse(row.error ?? "{}") as SerializedError, 1));

@@ -8,7 +8,12 @@ import type { Run } from "../run.ts";
 
 export class Progress {
   private readonly bars = new MultiBar(
-    { format: " {group} |{bar}| {value}/{total} {failed}", hideCursor: true, clearOnComplete: false, stream: process.stderr },
+    {
+      format: " {group} |{bar}| {value}/{total} {failed}",
+      hideCursor: true,
+      clearOnComplete: false,
+      stream: process.stderr,
+    },
     Presets.shades_classic,
   );
   private readonly byGroup = new Map<string, SingleBar>();
@@ -26,7 +31,8 @@ export class Progress {
       const label = (p.group || "children").padEnd(20).slice(0, 20);
       const failed = p.failed ? `(${p.failed} failed)` : "";
       let bar = this.byGroup.get(p.group);
-      if (!bar) this.byGroup.set(p.group, (bar = this.bars.create(p.total, p.done, { group: label, failed })));
+      if (!bar)
+        this.byGroup.set(p.group, (bar = this.bars.create(p.total, p.done, { group: label, failed })));
       bar.setTotal(p.total);
       bar.update(p.done, { group: label, failed });
     }

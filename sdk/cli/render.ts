@@ -23,7 +23,9 @@ function counts(nodes: ActionNode[]): string {
 const SHOW = 5;
 
 function tree(n: ActionNode, indent: string, out: string[]): void {
-  const extra = [n.attempts > 1 ? `${n.attempts} attempts` : "", n.cached ? "cached" : ""].filter(Boolean).join(", ");
+  const extra = [n.attempts > 1 ? `${n.attempts} attempts` : "", n.cached ? "cached" : ""]
+    .filter(Boolean)
+    .join(", ");
   out.push(`${indent}${n.task}  ${n.status}  ${duration(n.durationMs)}${extra ? `  (${extra})` : ""}`);
   const byGroup = new Map<string, ActionNode[]>();
   for (const c of n.children) {
@@ -40,8 +42,10 @@ function tree(n: ActionNode, indent: string, out: string[]): void {
     const shown = list.filter((c) => c.status !== "SUCCEEDED" || c.children.length > 0).slice(0, SHOW);
     const rest = list.length - shown.length;
     for (const c of shown) tree(c, inner, out);
-    if (rest > 0 && list.length <= SHOW) for (const c of list.filter((x) => !shown.includes(x))) tree(c, inner, out);
-    else if (rest > 0) out.push(`${inner}... ${rest} more (${counts(list.filter((x) => !shown.includes(x)))})`);
+    if (rest > 0 && list.length <= SHOW)
+      for (const c of list.filter((x) => !shown.includes(x))) tree(c, inner, out);
+    else if (rest > 0)
+      out.push(`${inner}... ${rest} more (${counts(list.filter((x) => !shown.includes(x)))})`);
   }
 }
 

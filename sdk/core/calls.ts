@@ -90,4 +90,3 @@ export function callSync(scope: Scope, def: TaskDef, args: readonly unknown[]): 
   if (r.ok) return r.value;
   throw r.error;
 }
-

@@ -14,7 +14,8 @@
  * outside a replay) the patch defers to the native implementation untouched.
  */
 import { TaskError, TaskTimeoutError, CancelledError, deserializeError } from "../errors.ts";
-import { deserialize } from "../serde.ts";
+import { deserialize, digest } from "../serde.ts";
+import { HISTORY_VERSION } from "./history.ts";
 import type { CallId, Outcome } from "./history.ts";
 import type { Wait } from "./wait.ts";
 import type { Awaitable, DurableLike, ReplayState } from "./state.ts";
@@ -39,7 +40,10 @@ export function outcomeError(task: string, error: Outcome & { ok: false }): Erro
   return new TaskError(task, e, e.attempts ?? 1);
 }
 
-export function outcomeValue(task: string, o: Outcome): { ok: true; value: unknown } | { ok: false; error: Error } {
+export function outcomeValue(
+  task: string,
+  o: Outcome,
+): { ok: true; value: unknown } | { ok: false; error: Error } {
   return o.ok ? { ok: true, value: deserialize(o.value) } : { ok: false, error: outcomeError(task, o) };
 }
 
@@ -153,7 +157,11 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     let hasOpaque = false;
     const promises: unknown[] = values.map((v) => {
       if (isEngineFuture(v)) return v.internal();
-      if (v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as PromiseLike<unknown>).then === "function") {
+      if (
+        v !== null &&
+        (typeof v === "object" || typeof v === "function") &&
+        typeof (v as PromiseLike<unknown>).then === "function"
+      ) {
         hasOpaque = true;
         return v;
       }
@@ -179,7 +187,18 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     // still resumes once, when they have all settled, instead of once per child.
     this.claimed = hasOpaque ? state.fresh.filter((f) => f.pending) : [];
     state.fresh = [];
-    const combined = (native[kind] as (v: unknown[]) => Promise<T>).call(Promise, promises);
+    // Which member decides a race/any (or an all's rejection) depends on the order children
+    // settled, which a later replay cannot see: it knows more outcomes and would pick the first
+    // settled member in list order. So the deciding child is recorded in history the first time
+    // and followed on every replay after.
+    const key = deciderKey(state, kind, values);
+    const rec = key === undefined ? undefined : state.history.traces.get(key);
+    const index = rec?.outcome.ok ? Number(deserialize(rec.outcome.value)) : undefined;
+    let combined = (native[kind] as (v: unknown[]) => Promise<T>).call(Promise, promises);
+    if (index !== undefined && canDecide(kind, values[index])) {
+      combined.then(undefined, () => {}); // superseded; it still subscribes every member, as before
+      combined = promises[index] as Promise<T>;
+    } else if (key !== undefined && !rec) recordDecider(state, kind, key, values, promises, combined);
     combined.then(
       (v) => {
         this.settledHere = true;
@@ -229,8 +248,57 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
   }
 }
 
+/** History key of the member deciding a race/any/all over child calls (undefined: nothing to record). */
+function deciderKey(state: ReplayState, kind: Kind, values: unknown[]): string | undefined {
+  if (kind === "allSettled" || !values.some((v) => v instanceof DurableFuture)) return undefined;
+  const base = `combinator:${kind}|${digest(...values.map((v) => (v instanceof DurableFuture ? v.id : "?")))}`;
+  const n = state.traceSeq.get(base) ?? 0;
+  state.traceSeq.set(base, n + 1);
+  return `${base}|${n}`;
+}
+
+/** Whether member `m`, settled in this replay, can decide a `kind` combinator on its own. */
+function canDecide(kind: Kind, m: unknown): boolean {
+  if (!(m instanceof DurableFuture) || m.pending) return false;
+  return kind === "race" || (kind === "any") === m.settledOk();
+}
+
+/**
+ * Records which child decided `combined`. Each member gets a reaction after the native
+ * combinator's own, so the first reaction to run is the member the combinator saw first.
+ */
+function recordDecider(
+  state: ReplayState,
+  kind: Kind,
+  key: string,
+  values: unknown[],
+  promises: unknown[],
+  combined: Promise<unknown>,
+): void {
+  let decider: number | undefined;
+  promises.forEach((p, i) => {
+    Promise.resolve(p).then(
+      () => {
+        if (decider === undefined && kind !== "all") decider = i;
+      },
+      () => {
+        if (decider === undefined && kind !== "any") decider = i;
+      },
+    );
+  });
+  const record = (): void => {
+    if (state.closed || decider === undefined || !canDecide(kind, values[decider])) return;
+    state.newTraces.push({ v: HISTORY_VERSION, key, outcome: { ok: true, value: String(decider) } });
+  };
+  combined.then(record, record);
+}
+
 function hasThen(v: unknown): boolean {
-  return v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as PromiseLike<unknown>).then === "function";
+  return (
+    v !== null &&
+    (typeof v === "object" || typeof v === "function") &&
+    typeof (v as PromiseLike<unknown>).then === "function"
+  );
 }
 
 /** The next item of a `map.aio` stream, when it has not settled in this replay. */

@@ -38,7 +38,10 @@ export interface CallRecord {
 /** A recorded `trace` result. */
 export interface TraceRecord {
   v: number;
-  /** `<name>|<args digest>|<sequence>`. */
+  /**
+   * `<group>|<name>|<args digest>|<sequence>`; or `combinator:<kind>|<members digest>|<sequence>`
+   * for the child that decided a `Promise.race/any` (or an `all`'s rejection), as its index.
+   */
   key: string;
   outcome: Outcome;
   /** The traced function returned a promise (so replay returns one too). */
@@ -113,7 +116,8 @@ export function parseOutcome(what: string, json: string): Outcome {
   if (o["ok"] === true) return { ok: true, value: str(what, o, "value") };
   if (o["ok"] === false) {
     const err = o["error"] as Record<string, unknown> | undefined;
-    if (!err || typeof err !== "object" || typeof err["message"] !== "string") fail(what, "error is malformed");
+    if (!err || typeof err !== "object" || typeof err["message"] !== "string")
+      fail(what, "error is malformed");
     return { ok: false, error: err as unknown as SerializedError };
   }
   return fail(what, "field ok is neither true nor false");

@@ -56,7 +56,11 @@ export interface ReplayInput {
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as PromiseLike<unknown>).then === "function";
+  return (
+    v !== null &&
+    (typeof v === "object" || typeof v === "function") &&
+    typeof (v as PromiseLike<unknown>).then === "function"
+  );
 }
 
 function describe(c: CallRecord | undefined): string {
@@ -182,7 +186,8 @@ export async function replay(input: ReplayInput): Promise<Decision> {
     const nd = checkDeterminism(st);
     if (nd) return finish({ ...base(), kind: "failed", error: failure(nd, true) });
     if (!ok) {
-      if (value instanceof SuspendSignal) return finish({ ...base(), kind: "suspended", waits: collectWaits(st) });
+      if (value instanceof SuspendSignal)
+        return finish({ ...base(), kind: "suspended", waits: collectWaits(st) });
       return finish({ ...base(), kind: "failed", error: failure(value) });
     }
     const unawaited = st.newCalls.length;

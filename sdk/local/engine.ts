@@ -24,7 +24,14 @@ import type { ActionStatus, Completion, RunRow, RunState } from "./store.ts";
 import { Store, TERMINAL } from "./store.ts";
 
 /** Errors a parent does not retry: its children had their own retries (no retry storms). */
-const NOT_RETRIED = new Set(["TASK_FAILED", "TASK_TIMEOUT", "CANCELLED", "NON_DETERMINISM", "SERIALIZATION", "CONFIGURATION"]);
+const NOT_RETRIED = new Set([
+  "TASK_FAILED",
+  "TASK_TIMEOUT",
+  "CANCELLED",
+  "NON_DETERMINISM",
+  "SERIALIZATION",
+  "CONFIGURATION",
+]);
 
 interface Live {
   id: CallId;
@@ -110,7 +117,9 @@ export class Engine extends EventEmitter<EngineEvents> {
       }
     };
     this.executor =
-      opts.workers > 0 ? new WorkerPool(opts.workers, opts.modules, onDecisions, onLost) : new InlineExecutor(onDecisions);
+      opts.workers > 0
+        ? new WorkerPool(opts.workers, opts.modules, onDecisions, onLost)
+        : new InlineExecutor(onDecisions);
     // Another process (`aloft cancel`) asks by writing to the store; look now and then.
     this.cancelPoll = setInterval(() => this.pollCancels(), 250);
     this.cancelPoll.unref();
@@ -125,7 +134,15 @@ export class Engine extends EventEmitter<EngineEvents> {
   startRun(def: TaskDef, args: string): string {
     const id = `r-${randomUUID().slice(0, 13)}`;
     this.store.createRun({ id, task: def.name, module: def.module, args, now: this.now() });
-    const root = this.track({ id, runId: id, parent: undefined, task: def.name, group: "", args, status: "QUEUED" });
+    const root = this.track({
+      id,
+      runId: id,
+      parent: undefined,
+      task: def.name,
+      group: "",
+      args,
+      status: "QUEUED",
+    });
     this.enqueue(root);
     return id;
   }
@@ -169,7 +186,8 @@ export class Engine extends EventEmitter<EngineEvents> {
         }
       }
     }
-    for (const w of this.windows.values()) w.waiting.sort((x, y) => (byId.get(x)!.window_idx ?? 0) - (byId.get(y)!.window_idx ?? 0));
+    for (const w of this.windows.values())
+      w.waiting.sort((x, y) => (byId.get(x)!.window_idx ?? 0) - (byId.get(y)!.window_idx ?? 0));
     if (!dispatch) return;
     for (const a of this.live.values()) {
       if (a.runId !== runId) continue;
@@ -194,7 +212,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Cancels a run: every action still queued or running ends CANCELLED. */
   cancelRun(runId: string, reason = "the run was cancelled"): void {
     const root = this.live.get(runId);
-    if (root) this.finish(root, "CANCELLED", { ok: false, error: serializeError(new CancelledError(reason)) });
+    if (root)
+      this.finish(root, "CANCELLED", { ok: false, error: serializeError(new CancelledError(reason)) });
   }
 
   progressOf(runId: string): GroupProgress[] {
@@ -357,7 +376,15 @@ export class Engine extends EventEmitter<EngineEvents> {
     a.nextSeq += calls.length;
     a.status = "SUSPENDED";
     for (const c of calls) {
-      const child = this.track({ id: c.id, runId: a.runId, parent: a.id, task: c.task, group: c.group, args: c.args, status: "QUEUED" });
+      const child = this.track({
+        id: c.id,
+        runId: a.runId,
+        parent: a.id,
+        task: c.task,
+        group: c.group,
+        args: c.args,
+        status: "QUEUED",
+      });
       if (c.window) {
         child.window = c.window.key;
         child.slot = !held.has(c.id);
@@ -365,7 +392,8 @@ export class Engine extends EventEmitter<EngineEvents> {
       (a.children ??= new Set()).add(c.id);
       this.countTotal(a.runId, c.group);
       const def = findTask(c.task);
-      const cached = def && def.cacheVersion !== false ? this.store.getCache(cacheKey(def, c.args)) : undefined;
+      const cached =
+        def && def.cacheVersion !== false ? this.store.getCache(cacheKey(def, c.args)) : undefined;
       if (cached !== undefined) hits.push([child, cached]);
       else fresh.push(child);
     }
@@ -460,8 +488,21 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   private endRun(runId: string, status: ActionStatus, outcome: Outcome): void {
     this.flush();
-    const state: RunState = status === "SUCCEEDED" ? "SUCCEEDED" : status === "TIMED_OUT" ? "TIMED_OUT" : status === "CANCELLED" ? "CANCELLED" : "FAILED";
-    this.store.endRun(runId, state, this.now(), outcome.ok ? outcome.value : null, outcome.ok ? null : JSON.stringify(outcome.error));
+    const state: RunState =
+      status === "SUCCEEDED"
+        ? "SUCCEEDED"
+        : status === "TIMED_OUT"
+          ? "TIMED_OUT"
+          : status === "CANCELLED"
+            ? "CANCELLED"
+            : "FAILED";
+    this.store.endRun(
+      runId,
+      state,
+      this.now(),
+      outcome.ok ? outcome.value : null,
+      outcome.ok ? null : JSON.stringify(outcome.error),
+    );
     const row = this.store.getRun(runId)!;
     for (const r of this.runWaiters.get(runId) ?? []) r(row);
     this.runWaiters.delete(runId);

@@ -25,7 +25,18 @@ export async function execute(item: ExecItem): Promise<Decision> {
       `unknown task ${JSON.stringify(item.task)} in this worker; registered: ${known.join(", ") || "(none)"}. ` +
         `Is the task defined in the module given to aloft?`,
     );
-    return { kind: "failed", error: { ...serializeError(e), nonRecoverable: true }, calls: [], traces: [], warnings: [] };
+    return {
+      kind: "failed",
+      error: { ...serializeError(e), nonRecoverable: true },
+      calls: [],
+      traces: [],
+      warnings: [],
+    };
   }
-  return replay({ task: def, args: item.args, actionId: item.actionId, history: item.history ?? emptyHistory() });
+  return replay({
+    task: def,
+    args: item.args,
+    actionId: item.actionId,
+    history: item.history ?? emptyHistory(),
+  });
 }

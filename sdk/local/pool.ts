@@ -31,9 +31,7 @@ class Slot {
   worker: Worker;
   ready: Promise<void>;
   readonly inflight = new Map<string, ExecItem>();
-  constructor(
-    private readonly spawn: () => { worker: Worker; ready: Promise<void> },
-  ) {
+  constructor(private readonly spawn: () => { worker: Worker; ready: Promise<void> }) {
     ({ worker: this.worker, ready: this.ready } = spawn());
   }
   respawn(): void {
@@ -163,7 +161,11 @@ export class InlineExecutor implements Executor {
         (e: unknown) => {
           this.inflight--;
           this.onDecisions([
-            [item.actionId, item.token, { kind: "failed", error: serializeError(e), calls: [], traces: [], warnings: [] }],
+            [
+              item.actionId,
+              item.token,
+              { kind: "failed", error: serializeError(e), calls: [], traces: [], warnings: [] },
+            ],
           ]);
         },
       );

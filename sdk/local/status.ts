@@ -12,6 +12,8 @@ export interface ActionNode {
   attempts: number;
   cached: boolean;
   durationMs: number | undefined;
+  startedAt: number | undefined;
+  endedAt: number | undefined;
   /** Children, in call order. */
   children: ActionNode[];
 }
@@ -45,6 +47,8 @@ export function runStatus(store: Store, run: RunRow, now = Date.now()): RunStatu
     attempts: r.attempts,
     cached: r.cached === 1,
     durationMs: r.started === null ? undefined : (r.ended ?? now) - r.started,
+    startedAt: r.started ?? undefined,
+    endedAt: r.ended ?? undefined,
     children: [],
   });
   for (const r of rows) nodes.set(r.id, node(r));

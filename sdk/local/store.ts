@@ -12,7 +12,8 @@ import type { CallId, CallRecord, History, Outcome, TraceRecord } from "../core/
 import { HISTORY_VERSION, formatOutcome, parseCallRecord, parseOutcome } from "../core/history.ts";
 import type { Wait } from "../core/wait.ts";
 
-export type ActionStatus = "QUEUED" | "RUNNING" | "SUSPENDED" | "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "CANCELLED";
+export type ActionStatus =
+  "QUEUED" | "RUNNING" | "SUSPENDED" | "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "CANCELLED";
 export type RunState = "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
 export const TERMINAL: ReadonlySet<string> = new Set(["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"]);
 
@@ -88,7 +89,10 @@ export class Store {
   ) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     try {
-      this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+      this.db = new Database(path, {
+        readonly: opts.readonly ?? false,
+        fileMustExist: opts.readonly ?? false,
+      });
       this.db.pragma("busy_timeout = 2000");
       if (!opts.readonly) {
         this.db.pragma("journal_mode = WAL");
@@ -104,7 +108,9 @@ export class Store {
       }
     } catch (e) {
       if ((e as { code?: string }).code === "SQLITE_BUSY") {
-        throw new StoreLockedError(`store ${path} is locked by another process; wait for it or stop it`, { cause: e });
+        throw new StoreLockedError(`store ${path} is locked by another process; wait for it or stop it`, {
+          cause: e,
+        });
       }
       throw e;
     }
@@ -112,18 +118,26 @@ export class Store {
     this.s = opts.readonly
       ? {}
       : {
-          insertRun: p(`INSERT INTO runs (id, task, module, args, status, created) VALUES (?, ?, ?, ?, 'RUNNING', ?)`),
-          endRun: p(`UPDATE runs SET status = ?, ended = ?, result = ?, error = ? WHERE id = ? AND status = 'RUNNING'`),
+          insertRun: p(
+            `INSERT INTO runs (id, task, module, args, status, created) VALUES (?, ?, ?, ?, 'RUNNING', ?)`,
+          ),
+          endRun: p(
+            `UPDATE runs SET status = ?, ended = ?, result = ?, error = ? WHERE id = ? AND status = 'RUNNING'`,
+          ),
           insertAction: p(
             `INSERT OR IGNORE INTO actions (id, run_id, parent, task, grp, call, args, status, seq, window_key, window_idx, window_limit, dispatched)
              VALUES (@id, @run_id, @parent, @task, @grp, @call, @args, @status, @seq, @window_key, @window_idx, @window_limit, @dispatched)`,
           ),
-          start: p(`UPDATE actions SET status = 'RUNNING', attempts = ?, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE id = ?`),
+          start: p(
+            `UPDATE actions SET status = 'RUNNING', attempts = ?, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE id = ?`,
+          ),
           // The status guard makes a result write idempotent: a duplicate or late result is ignored.
           complete: p(
             `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL WHERE id = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED')`,
           ),
-          suspend: p(`UPDATE actions SET status = 'SUSPENDED', waits = ? WHERE id = ? AND status = 'RUNNING'`),
+          suspend: p(
+            `UPDATE actions SET status = 'SUSPENDED', waits = ? WHERE id = ? AND status = 'RUNNING'`,
+          ),
           setStatus: p(`UPDATE actions SET status = ? WHERE id = ?`),
           insertTrace: p(`INSERT OR IGNORE INTO traces (action_id, key, rec) VALUES (?, ?, ?)`),
           children: p(`SELECT id, call, outcome FROM actions WHERE parent = ?`),
@@ -217,7 +231,8 @@ export class Store {
     this.tx(() => {
       const st = this.s["complete"]!;
       for (const c of batch) {
-        if (st.run(c.status, formatOutcome(c.outcome), c.ended, c.attempts, c.id).changes > 0) changed.add(c.id);
+        if (st.run(c.status, formatOutcome(c.outcome), c.ended, c.attempts, c.id).changes > 0)
+          changed.add(c.id);
       }
     });
     return changed;
@@ -232,7 +247,11 @@ export class Store {
     const calls = new Map<CallId, CallRecord>();
     const outcomes = new Map<CallId, Outcome>();
     const traces = new Map<string, TraceRecord>();
-    for (const row of this.s["children"]!.iterate(parent) as Iterable<{ id: string; call: string | null; outcome: string | null }>) {
+    for (const row of this.s["children"]!.iterate(parent) as Iterable<{
+      id: string;
+      call: string | null;
+      outcome: string | null;
+    }>) {
       if (row.call === null) continue;
       calls.set(row.id, parseCallRecord(row.call));
       if (row.outcome !== null) outcomes.set(row.id, parseOutcome(`outcome of ${row.id}`, row.outcome));
@@ -242,12 +261,19 @@ export class Store {
       try {
         rec = JSON.parse(row.rec) as TraceRecord;
       } catch (e) {
-        throw new HistoryError(`corrupted history record (trace ${row.key} of ${parent}): not JSON`, { cause: e });
+        throw new HistoryError(`corrupted history record (trace ${row.key} of ${parent}): not JSON`, {
+          cause: e,
+        });
       }
       if (typeof rec.v !== "number" || rec.v > HISTORY_VERSION) {
-        throw new HistoryError(`history record (trace ${row.key}) has format v${String(rec.v)}, newer than this Aloft`);
+        throw new HistoryError(
+          `history record (trace ${row.key}) has format v${String(rec.v)}, newer than this Aloft`,
+        );
       }
-      traces.set(row.key, { ...rec, outcome: parseOutcome(`trace ${row.key}`, JSON.stringify({ v: rec.v, ...rec.outcome })) });
+      traces.set(row.key, {
+        ...rec,
+        outcome: parseOutcome(`trace ${row.key}`, JSON.stringify({ v: rec.v, ...rec.outcome })),
+      });
     }
     return { calls, outcomes, traces };
   }
@@ -274,7 +300,9 @@ export class Store {
 
   /** Runs whose id starts with `prefix` (so users can type a short id). */
   findRuns(prefix: string): RunRow[] {
-    return this.db.prepare(`SELECT * FROM runs WHERE id LIKE ? ORDER BY created DESC LIMIT 5`).all(`${prefix}%`) as RunRow[];
+    return this.db
+      .prepare(`SELECT * FROM runs WHERE id LIKE ? ORDER BY created DESC LIMIT 5`)
+      .all(`${prefix}%`) as RunRow[];
   }
 
   listRuns(limit = 20): RunRow[] {
@@ -287,12 +315,15 @@ export class Store {
 
   liveActions(runId: string): ActionRow[] {
     return this.db
-      .prepare(`SELECT * FROM actions WHERE run_id = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED') ORDER BY seq`)
+      .prepare(
+        `SELECT * FROM actions WHERE run_id = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED') ORDER BY seq`,
+      )
       .all(runId) as ActionRow[];
   }
 
   cancelRequested(runId: string): boolean {
-    const r = this.db.prepare(`SELECT cancel_requested FROM runs WHERE id = ?`).get(runId) as { cancel_requested: number } | undefined;
+    const r = this.db.prepare(`SELECT cancel_requested FROM runs WHERE id = ?`).get(runId) as
+      { cancel_requested: number } | undefined;
     return (r?.cancel_requested ?? 0) === 1;
   }
 }

@@ -48,16 +48,25 @@ async function load(): Promise<void> {
 const loaded = load();
 loaded.then(
   () => port.postMessage({ type: "ready" } satisfies FromWorker),
-  (e: unknown) => port.postMessage({ type: "ready", error: String((e as Error)?.stack ?? e) } satisfies FromWorker),
+  (e: unknown) =>
+    port.postMessage({ type: "ready", error: String((e as Error)?.stack ?? e) } satisfies FromWorker),
 );
 
 port.on("message", (msg: ToWorker) => {
   for (const item of msg.items) {
     // Items can arrive while the modules are still loading (a freshly respawned worker).
-    loaded.then(() => execute(item)).then(
-      (d) => post(item.actionId, item.token, d),
-      (e: unknown) =>
-        post(item.actionId, item.token, { kind: "failed", error: serializeError(e), calls: [], traces: [], warnings: [] }),
-    );
+    loaded
+      .then(() => execute(item))
+      .then(
+        (d) => post(item.actionId, item.token, d),
+        (e: unknown) =>
+          post(item.actionId, item.token, {
+            kind: "failed",
+            error: serializeError(e),
+            calls: [],
+            traces: [],
+            warnings: [],
+          }),
+      );
   }
 });
