@@ -237,8 +237,9 @@ export class Aloft extends Construct {
         description: `Aloft executor for TaskEnvironment ${JSON.stringify(spec.name)}`,
         memorySize: spec.memoryMiB,
         timeout: executorTimeout(spec),
-        // The user's variables first: Aloft's own names win (validation rejects clashes anyway).
-        environment: { ...spec.env, ...sharedEnv, [ENV.environment]: spec.name },
+        // The environment's own variables may override Powertools settings and NODE_OPTIONS;
+        // validation rejects ALOFT_* names, so the contract's variables cannot be overridden.
+        environment: { ...sharedEnv, ...spec.env, [ENV.environment]: spec.name },
       });
       fn.addEventSource(
         new SqsEventSource(queue, {

@@ -69,7 +69,9 @@ const anyTask = env.task(async function anyTask(xs: number[]) {
 const settledTask = env.task(async function settledTask(xs: number[]) {
   const rs = await Promise.allSettled(xs.map((x) => double(x)));
   return rs.map((r) =>
-    r.status === "fulfilled" ? r.value : `${(r.reason as TaskError).name}:${(r.reason as TaskError).errorName}`,
+    r.status === "fulfilled"
+      ? r.value
+      : `${(r.reason as TaskError).name}:${(r.reason as TaskError).errorName}`,
   );
 });
 const aioParent = env.task(async function aioParent(xs: number[]) {
@@ -83,7 +85,8 @@ const asyncCallsSync = env.task(async function asyncCallsSync(x: number) {
 });
 const syncMap = env.task(function syncMap(n: number) {
   const out: unknown[] = [];
-  for (const r of map(square, range(n))) out.push(r instanceof Error ? `${r.name}:${(r as TaskError).task}` : r);
+  for (const r of map(square, range(n)))
+    out.push(r instanceof Error ? `${r.name}:${(r as TaskError).task}` : r);
   return out;
 });
 const syncMapStrict = env.task(function syncMapStrict(n: number) {
@@ -97,7 +100,14 @@ const catchChild = env.task(async function catchChild(x: number) {
   } catch (e) {
     if (!(e instanceof TaskError)) return `not a TaskError: ${String(e)}`;
     const cause = e.cause as Error;
-    return { name: e.name, task: e.task, attempts: e.attempts, errorName: e.errorName, message: e.message, cause: cause.name };
+    return {
+      name: e.name,
+      task: e.task,
+      attempts: e.attempts,
+      errorName: e.errorName,
+      message: e.message,
+      cause: cause.name,
+    };
   }
 });
 
@@ -120,7 +130,12 @@ const cases: Case[] = [
     task: gather,
     args: [4],
     dispatches: [0, 1, 2, 3],
-    settle: [[3, "ok"], [1, "ok"], [0, "ok"], [2, "ok"]],
+    settle: [
+      [3, "ok"],
+      [1, "ok"],
+      [0, "ok"],
+      [2, "ok"],
+    ],
     expect: { value: [0, 2, 4, 6] },
   },
   {
@@ -128,15 +143,27 @@ const cases: Case[] = [
     task: gather,
     args: [4],
     dispatches: [0, 1, 2, 3],
-    settle: [[0, "ok"], [2, "err"]],
-    expect: { error: "TaskError", message: /^task replay_test\.double failed after 2 attempt\(s\): RangeError: bad 2$/ },
+    settle: [
+      [0, "ok"],
+      [2, "err"],
+    ],
+    expect: {
+      error: "TaskError",
+      message: /^task replay_test\.double failed after 2 attempt\(s\): RangeError: bad 2$/,
+    },
   },
   {
     name: "Promise.all(items.map(async i => (await child(i)) + 1)): resumes once, at the last child",
     task: gatherIdiom,
     args: [5],
     dispatches: [0, 1, 2, 3, 4],
-    settle: [[4, "ok"], [0, "ok"], [3, "ok"], [1, "ok"], [2, "ok"]],
+    settle: [
+      [4, "ok"],
+      [0, "ok"],
+      [3, "ok"],
+      [1, "ok"],
+      [2, "ok"],
+    ],
     expect: { value: [1, 3, 5, 7, 9] },
   },
   {
@@ -160,7 +187,11 @@ const cases: Case[] = [
     task: anyTask,
     args: [[1, 2, 3]],
     dispatches: [1, 2, 3],
-    settle: [[0, "err"], [2, "err"], [1, "ok"]],
+    settle: [
+      [0, "err"],
+      [2, "err"],
+      [1, "ok"],
+    ],
     expect: { value: 4 },
   },
   {
@@ -168,7 +199,10 @@ const cases: Case[] = [
     task: anyTask,
     args: [[1, 2]],
     dispatches: [1, 2],
-    settle: [[1, "err"], [0, "err"]],
+    settle: [
+      [1, "err"],
+      [0, "err"],
+    ],
     expect: { error: "AggregateError" },
   },
   {
@@ -176,7 +210,11 @@ const cases: Case[] = [
     task: settledTask,
     args: [[1, 2, 3]],
     dispatches: [1, 2, 3],
-    settle: [[0, "err"], [2, "ok"], [1, "ok"]],
+    settle: [
+      [0, "err"],
+      [2, "ok"],
+      [1, "ok"],
+    ],
     expect: { value: ["TaskError:RangeError", 4, 6] },
   },
   {
@@ -184,7 +222,11 @@ const cases: Case[] = [
     task: aioParent,
     args: [[1, 2, 3]],
     dispatches: [1, 2, 3],
-    settle: [[2, "ok"], [1, "ok"], [0, "ok"]],
+    settle: [
+      [2, "ok"],
+      [1, "ok"],
+      [0, "ok"],
+    ],
     expect: { value: [4, 9, 16] },
   },
   {
@@ -208,7 +250,12 @@ const cases: Case[] = [
     task: syncMap,
     args: [4],
     dispatches: [0, 1, 2, 3],
-    settle: [[3, "ok"], [1, "err"], [2, "ok"], [0, "ok"]],
+    settle: [
+      [3, "ok"],
+      [1, "err"],
+      [2, "ok"],
+      [0, "ok"],
+    ],
     expect: { value: [1, "TaskError:replay_test.square", 9, 16] },
   },
   {
@@ -216,8 +263,14 @@ const cases: Case[] = [
     task: syncMapStrict,
     args: [4],
     dispatches: [0, 1, 2, 3],
-    settle: [[1, "err"], [0, "ok"]],
-    expect: { error: "TaskError", message: /replay_test\.square failed after 2 attempt\(s\): RangeError: bad 1/ },
+    settle: [
+      [1, "err"],
+      [0, "ok"],
+    ],
+    expect: {
+      error: "TaskError",
+      message: /replay_test\.square failed after 2 attempt\(s\): RangeError: bad 1/,
+    },
   },
   {
     name: "a caught child failure is a TaskError with task, attempts and the original error",
@@ -242,7 +295,10 @@ const cases: Case[] = [
     args: [1],
     dispatches: [0],
     settle: [[0, "err"]],
-    expect: { error: "TaskError", message: /^task replay_test\.double failed after 2 attempt\(s\): RangeError: bad 0$/ },
+    expect: {
+      error: "TaskError",
+      message: /^task replay_test\.double failed after 2 attempt\(s\): RangeError: bad 0$/,
+    },
   },
 ];
 
@@ -263,7 +319,11 @@ await test("given a first replay and children settling, expect one resume and th
         const o = children(() => outcome === "err")(call);
         history.outcomes.set(call.id, o);
         const last = step === k.settle.length - 1;
-        assert.equal(tracker.settle(call.id, o.ok), last, `settling call ${index} (step ${step}) resumes: ${!last}`);
+        assert.equal(
+          tracker.settle(call.id, o.ok),
+          last,
+          `settling call ${index} (step ${step}) resumes: ${!last}`,
+        );
       }
       const second = await replayWith(k.task.def, k.args, history);
       assert.deepEqual(second.calls, [], "no new calls on the resume");
@@ -537,7 +597,10 @@ await test("a history recorded with other inputs fails the replay with NonDeterm
   assert.equal(e.name, "NonDeterminismError");
   assert.equal(e.nonRecoverable, true);
   assert.match(e.message, /task replay_test\.fanOut is not deterministic/);
-  assert.match(e.message, /history records replay_test\.double\(3\) #0 but the replay called replay_test\.double\(4\) #0 instead/);
+  assert.match(
+    e.message,
+    /history records replay_test\.double\(3\) #0 but the replay called replay_test\.double\(4\) #0 instead/,
+  );
   assert.match(e.message, /trace\(\.\.\.\)/, "says what to do");
   assert.equal((e.details?.["recorded"] as CallRecord).args, "[3]");
   assert.equal((e.details?.["replayed"] as CallRecord).args, "[4]");
@@ -565,12 +628,15 @@ await test("child identity does not depend on the order outcomes arrive in", asy
   const orders: ((p: CallRecord[]) => CallRecord[])[] = [(p) => p, (p) => [...p].reverse()];
   for (const task of [twoBranches, gather, gatherIdiom, syncMap]) {
     const runs = [];
-    for (const order of orders) runs.push(await drive(task.def, task === twoBranches ? [] : [6], children(), { order }));
+    for (const order of orders)
+      runs.push(await drive(task.def, task === twoBranches ? [] : [6], children(), { order }));
     const ids = runs.map((r) => [...r.history.calls.keys()].sort());
     assert.deepEqual(ids[0], ids[1], `${task.taskName}: the same calls whatever the order`);
     assert.deepEqual(completedValue(runs[0]!.final), completedValue(runs[1]!.final));
   }
-  const same = [...(await drive(twoBranches.def, [], children())).history.calls.values()].filter((c) => c.args === "[100]");
+  const same = [...(await drive(twoBranches.def, [], children())).history.calls.values()].filter(
+    (c) => c.args === "[100]",
+  );
   assert.deepEqual(
     same.map((c) => c.n),
     [0, 1],
@@ -650,7 +716,9 @@ interface Fixture {
 
 function loadHistory(f: Fixture): History {
   const calls = new Map(f.calls.map((json) => parseCallRecord(json)).map((c) => [c.id, c]));
-  const outcomes = new Map(Object.entries(f.outcomes).map(([id, json]) => [id, parseOutcome(`outcome of ${id}`, json)]));
+  const outcomes = new Map(
+    Object.entries(f.outcomes).map(([id, json]) => [id, parseOutcome(`outcome of ${id}`, json)]),
+  );
   return { calls, outcomes, traces: new Map() };
 }
 
@@ -666,11 +734,14 @@ await test("recorded histories replay to the recorded decision; bad ones fail wi
       assert.ok(task, `fixture task ${f.task}`);
       if ("error" in f.expect) {
         const { message } = f.expect;
-        assert.throws(() => loadHistory(f), (e: unknown) => {
-          assert.equal((e as Error).name, "HistoryError");
-          assert.ok((e as Error).message.includes(message), `message: ${(e as Error).message}`);
-          return true;
-        });
+        assert.throws(
+          () => loadHistory(f),
+          (e: unknown) => {
+            assert.equal((e as Error).name, "HistoryError");
+            assert.ok((e as Error).message.includes(message), `message: ${(e as Error).message}`);
+            return true;
+          },
+        );
         return;
       }
       const d = await replay({ task: task.def, args: f.args, actionId: f.actionId, history: loadHistory(f) });
@@ -775,10 +846,14 @@ await test("a body awaiting a plain timer gets a warning naming the task", async
   const d = await replayWith(sleepy.def, [], emptyHistory());
   assert.equal(completedValue(d), 7);
   assert.equal(d.warnings.length, 1);
-  assert.match(d.warnings[0]!, /^task replay_test\.sleepy awaits something that is neither a child task nor a trace\(\.\.\.\) call/);
+  assert.match(
+    d.warnings[0]!,
+    /^task replay_test\.sleepy awaits something that is neither a child task nor a trace\(\.\.\.\) call/,
+  );
   const { final, decisions } = await drive(sleepyParent.def, [], children());
   assert.equal(completedValue(final), 6);
-  for (const x of decisions) assert.match(x.warnings.join("\n"), /task replay_test\.sleepyParent awaits something/);
+  for (const x of decisions)
+    assert.match(x.warnings.join("\n"), /task replay_test\.sleepyParent awaits something/);
 });
 
 const careless = env.task(async function careless() {

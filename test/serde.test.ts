@@ -12,7 +12,7 @@ class Point {
 }
 
 const roundTrips: [string, unknown][] = [
-  ["a string", "héllo \u0000 \"quoted\""],
+  ["a string", 'héllo \u0000 "quoted"'],
   ["a number", 3.25],
   ["zero and negatives", [0, -1, -2.5]],
   ["true", true],
@@ -32,7 +32,14 @@ const roundTrips: [string, unknown][] = [
   ["a negative BigInt", -(2n ** 70n)],
   ["a Uint8Array", new Uint8Array([0, 1, 127, 128, 255])],
   ["an empty Uint8Array", new Uint8Array()],
-  ["a Map with mixed keys", new Map<unknown, unknown>([["a", 1], [2, "b"], [{ k: 1 }, [1n]]])],
+  [
+    "a Map with mixed keys",
+    new Map<unknown, unknown>([
+      ["a", 1],
+      [2, "b"],
+      [{ k: 1 }, [1n]],
+    ]),
+  ],
   ["a Set", new Set([1, "1", 2n, undefined])],
   ["nested Map and Set", new Map([["s", new Set([new Date(0), new Map([["x", new Uint8Array([9])]])])]])],
   ["an object with a $t key", { $t: "d", v: 5 }],
@@ -40,10 +47,13 @@ const roundTrips: [string, unknown][] = [
   ["a $t object inside a Map", new Map([["k", { $t: "m", v: [] }]])],
   ["a $t object whose values are tagged", { $t: 1, v: new Date(5), w: undefined }],
   ["a string that looks tagged", '{"$t":"u"}'],
-  ["the same object twice (a tree with shared leaves)", (() => {
-    const leaf = { n: 1 };
-    return { a: leaf, b: [leaf, leaf] };
-  })()],
+  [
+    "the same object twice (a tree with shared leaves)",
+    (() => {
+      const leaf = { n: 1 };
+      return { a: leaf, b: [leaf, leaf] };
+    })(),
+  ],
 ];
 
 await test("serialize → deserialize round trips", async (t) => {
@@ -105,7 +115,11 @@ const unserialisable: { name: string; value: unknown; what?: string; message: Re
     value: new Map([["k", () => 1]]),
     message: [/function \(anonymous\) at <map entry 0>/],
   },
-  { name: "a class instance in a Set", value: new Set([1, new Point(0, 0)]), message: [/a Point at <set item 1>/] },
+  {
+    name: "a class instance in a Set",
+    value: new Set([1, new Point(0, 0)]),
+    message: [/a Point at <set item 1>/],
+  },
   {
     name: "a cycle",
     value: (() => {
@@ -124,7 +138,11 @@ const unserialisable: { name: string; value: unknown; what?: string; message: Re
     })(),
     message: [/a cycle at \[1\]/],
   },
-  { name: "an Error instance", value: new Error("x"), message: [/cannot serialise a Error at the top level/] },
+  {
+    name: "an Error instance",
+    value: new Error("x"),
+    message: [/cannot serialise a Error at the top level/],
+  },
 ];
 
 await test("values that cannot be serialised are rejected with their path and type", async (t) => {
@@ -148,7 +166,8 @@ await test("serializeArgs names the argument and the task", async (t) => {
   await t.test("a function as argument 2", () => {
     assert.throws(() => serializeArgs("data_pipeline.processChunk", [1, () => 0]), {
       name: "SerializationError",
-      message: /^argument 2 of task data_pipeline\.processChunk: cannot serialise a function \(anonymous\) at the top level/,
+      message:
+        /^argument 2 of task data_pipeline\.processChunk: cannot serialise a function \(anonymous\) at the top level/,
     });
   });
   await t.test("a class instance deep inside argument 1", () => {
@@ -168,7 +187,10 @@ await test("serializeArgs names the argument and the task", async (t) => {
 
 await test("deserialize rejects what no Aloft wrote", async (t) => {
   await t.test("text that is not JSON", () => {
-    assert.throws(() => deserialize("{oops"), { name: "SerializationError", message: /payload is not valid JSON/ });
+    assert.throws(() => deserialize("{oops"), {
+      name: "SerializationError",
+      message: /payload is not valid JSON/,
+    });
   });
   await t.test("an unknown tag", () => {
     assert.throws(() => deserialize('{"$t":"zz","v":1}'), {

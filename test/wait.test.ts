@@ -29,6 +29,7 @@ interface Case {
   steps: Step[];
 }
 
+// prettier-ignore
 const cases: Case[] = [
   // all
   { name: "all: satisfied at the last child", roots: [all(c("a"), c("b"), c("c"))], steps: [["b", "ok", false], ["a", "ok", false], ["c", "ok", true]] },
@@ -150,7 +151,11 @@ await test("waitCalls lists every call a wait mentions", async (t) => {
   const table: [string, Wait, string[]][] = [
     ["a call", c("a"), ["a"]],
     ["const and opaque mention none", all(K(true), opaque), []],
-    ["nested combinators, in order", all(c("a"), any(c("b"), race(c("c"))), allSettled(c("d"))), ["a", "b", "c", "d"]],
+    [
+      "nested combinators, in order",
+      all(c("a"), any(c("b"), race(c("c"))), allSettled(c("d"))),
+      ["a", "b", "c", "d"],
+    ],
     ["a stream from its offset", stream(["a", "b", "c"], 1, 1), ["b", "c"]],
   ];
   for (const [name, w, expected] of table) await t.test(name, () => assert.deepEqual(waitCalls(w), expected));

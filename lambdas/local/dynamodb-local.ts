@@ -102,7 +102,9 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
     } catch (err) {
       lastError = err;
       // Only a lost race for the port is worth another try; anything else will fail again.
-      if (!(err instanceof DynamoDbLocalStartError && /BindException|Address already in use/.test(err.output))) {
+      if (!(
+        err instanceof DynamoDbLocalStartError && /BindException|Address already in use/.test(err.output)
+      )) {
         throw err;
       }
     }
@@ -159,7 +161,13 @@ async function startOnce(java: string, jar: Jar, port: number, options: DynamoDb
       resolve();
     });
   });
-  const tail = () => output.slice(-OUTPUT_TAIL_CHARS).trim();
+  const tail = () =>
+    output
+      .split("\n")
+      .filter((line) => !line.startsWith(JAVA_PID_MARK))
+      .join("\n")
+      .slice(-OUTPUT_TAIL_CHARS)
+      .trim();
 
   // Once ready, the emulator must not keep this process alive by itself: if its owner forgets
   // stop() and exits, the closed stdin pipe tells the watchdog to shut Java down.
@@ -176,10 +184,9 @@ async function startOnce(java: string, jar: Jar, port: number, options: DynamoDb
       if (state.exit) return;
       child.ref();
       child.stdin.end();
-      const graceful = await Promise.race([exited.then(() => true), sleep(STOP_GRACE_MS + 1_000, false)]);
-      if (!graceful) {
+      if (!(await settlesWithin(exited, STOP_GRACE_MS + 1_000))) {
         killGroup(child.pid, "SIGKILL");
-        await Promise.race([exited, sleep(2_000)]);
+        await settlesWithin(exited, 2_000);
       }
     })();
     return stopping;
@@ -199,6 +206,9 @@ async function startOnce(java: string, jar: Jar, port: number, options: DynamoDb
       const exit = state.exit;
       if (exit) {
         const how = exit.code !== null ? `exit code ${exit.code}` : `signal ${exit.signal ?? "?"}`;
+        if (exit.code === 127 && output.includes(`cannot start ${java}`)) {
+          throw new JavaNotFoundError(`${java} could not be started (${tail()})`);
+        }
         if (/UnsupportedClassVersionError/.test(output)) {
           throw new JavaNotFoundError(`${java} is older than Java 17 (${how})`);
         }
@@ -226,6 +236,17 @@ async function startOnce(java: string, jar: Jar, port: number, options: DynamoDb
   const startupMs = Math.round(performance.now() - started);
   detach();
   return { endpoint, port, javaPid, startupMs, stop };
+}
+
+/** Whether `promise` settles within `ms`; the timer is cleared so it cannot hold the process open. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
+  try {
+    return await Promise.race([promise.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {

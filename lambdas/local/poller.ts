@@ -4,7 +4,11 @@
  * partial batch responses and concurrency. Redrive to the DLQ is left to the queue itself, as on
  * AWS: a message that keeps failing reappears until its receive count passes maxReceiveCount.
  */
-import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import {
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+} from "@aws-sdk/client-sqs";
 import type { Message, SQSClient } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -82,7 +86,12 @@ export class SqsEventSourcePoller {
   private readonly counters = { received: 0, deleted: 0, failed: 0, invocations: 0 };
   private lastActivity = Date.now();
 
-  constructor(sqs: SQSClient, queueUrl: string, handler: SqsBatchHandler, options: SqsEventSourcePollerOptions = {}) {
+  constructor(
+    sqs: SQSClient,
+    queueUrl: string,
+    handler: SqsBatchHandler,
+    options: SqsEventSourcePollerOptions = {},
+  ) {
     this.sqs = sqs;
     this.queueUrl = queueUrl;
     this.handler = handler;
@@ -132,6 +141,7 @@ export class SqsEventSourcePoller {
 
   /** Stops receiving, then waits for the current long poll and every batch in flight. */
   async stop(): Promise<void> {
+    await this.starting?.catch(() => undefined); // else a start() in progress would resume polling
     this.running = false;
     this.slotFreed?.();
     await this.loop;
@@ -156,7 +166,8 @@ export class SqsEventSourcePoller {
       // A batch can come and go between two checks; its activity restarts the quiet period.
       quietSince = empty ? Math.max(quietSince ?? now, this.lastActivity) : undefined;
       if (quietSince !== undefined && now - quietSince >= quietMs) return;
-      if (now > deadline) throw new Error(`Queue ${this.queueUrl} not idle after ${options.timeoutMs ?? 30_000} ms: ${last}`);
+      if (now > deadline)
+        throw new Error(`Queue ${this.queueUrl} not idle after ${options.timeoutMs ?? 30_000} ms: ${last}`);
       await sleep(Math.min(50, quietMs));
     }
   }
@@ -212,7 +223,10 @@ export class SqsEventSourcePoller {
         backoffMs = Math.min(backoffMs * 2, 5_000);
         continue;
       }
-      if (messages.length === 0) continue;
+      if (messages.length === 0) {
+        if (this.waitTimeSeconds === 0) await sleep(100); // short polling: don't spin on an empty queue
+        continue;
+      }
       this.counters.received += messages.length;
       this.lastActivity = Date.now();
       const batch: Promise<void> = this.invoke(messages, source).finally(() => {

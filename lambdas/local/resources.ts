@@ -132,7 +132,10 @@ async function enableTtl(dynamo: DynamoDBClient, tableName: string, attribute: s
   try {
     const current = await dynamo.send(new DescribeTimeToLiveCommand({ TableName: tableName }));
     const status = current.TimeToLiveDescription?.TimeToLiveStatus;
-    if ((status === "ENABLED" || status === "ENABLING") && current.TimeToLiveDescription?.AttributeName === attribute) {
+    if (
+      (status === "ENABLED" || status === "ENABLING") &&
+      current.TimeToLiveDescription?.AttributeName === attribute
+    ) {
       return true;
     }
     await dynamo.send(
@@ -188,14 +191,20 @@ async function createQueues(
   };
 }
 
-async function createQueue(sqs: SQSClient, name: string, attributes: Record<string, string>): Promise<string> {
+async function createQueue(
+  sqs: SQSClient,
+  name: string,
+  attributes: Record<string, string>,
+): Promise<string> {
   const out = await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
   if (!out.QueueUrl) throw new Error(`CreateQueue ${name} returned no QueueUrl`);
   return out.QueueUrl;
 }
 
 export async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
-  const out = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }));
+  const out = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }),
+  );
   const arn = out.Attributes?.QueueArn;
   if (!arn) throw new Error(`GetQueueAttributes returned no QueueArn for ${queueUrl}`);
   return arn;

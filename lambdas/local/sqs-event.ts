@@ -35,7 +35,10 @@ export function toSqsRecord(message: Message, source: EventSource): SQSRecord {
     body: message.Body ?? "",
     attributes,
     messageAttributes: Object.fromEntries(
-      Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [name, toLambdaAttribute(value)]),
+      Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [
+        name,
+        toLambdaAttribute(value),
+      ]),
     ),
     md5OfBody: message.MD5OfBody ?? "",
     eventSource: "aws:sqs",
@@ -54,7 +57,8 @@ function toLambdaAttribute(value: MessageAttributeValue): SQSMessageAttribute {
   };
   if (value.StringValue !== undefined) attribute.stringValue = value.StringValue;
   // Lambda delivers binary attributes base64-encoded.
-  if (value.BinaryValue !== undefined) attribute.binaryValue = Buffer.from(value.BinaryValue).toString("base64");
+  if (value.BinaryValue !== undefined)
+    attribute.binaryValue = Buffer.from(value.BinaryValue).toString("base64");
   return attribute;
 }
 
@@ -105,7 +109,9 @@ export function readBatchResponse(response: unknown, records: SQSRecord[]): Batc
   }
   if (parsed === null) return { failed: new Set() };
   if (typeof parsed !== "object" || Array.isArray(parsed)) {
-    return { wholeBatchFailed: `response is not an object with batchItemFailures: ${JSON.stringify(parsed)}` };
+    return {
+      wholeBatchFailed: `response is not an object with batchItemFailures: ${JSON.stringify(parsed)}`,
+    };
   }
   const failures = (parsed as { batchItemFailures?: unknown }).batchItemFailures;
   if (failures === undefined || failures === null) return { failed: new Set() };

@@ -263,6 +263,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     let room = this.executor.capacity();
     if (room === 0 || this.readyHead >= this.ready.length) return;
     const batch: ExecItem[] = [];
+    const unreadable: [Live, SerializedError][] = [];
     const now = this.now();
     this.store.tx(() => {
       while (room > 0 && this.readyHead < this.ready.length) {
@@ -278,7 +279,15 @@ export class Engine extends EventEmitter<EngineEvents> {
         this.store.startAttempt(a.id, a.attempts, now);
         if (a.hasHistory) this.replays.set(a.runId, (this.replays.get(a.runId) ?? 0) + 1);
         const item: ExecItem = { actionId: a.id, token: a.token, task: a.task, args: a.args };
-        if (a.hasHistory) item.history = this.store.history(a.id);
+        if (a.hasHistory) {
+          try {
+            item.history = this.store.history(a.id);
+          } catch (e) {
+            // A corrupted or too-new record: fail this action clearly rather than crash the engine.
+            unreadable.push([a, serializeError(e)]);
+            continue;
+          }
+        }
         batch.push(item);
         if (def?.timeoutMs !== undefined && !a.timer) {
           const token = a.token;
@@ -291,6 +300,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       this.ready = this.ready.slice(this.readyHead);
       this.readyHead = 0;
     }
+    for (const [a, error] of unreadable) this.finish(a, "FAILED", { ok: false, error: { ...error, nonRecoverable: true } });
     if (batch.length) this.executor.send(batch);
     if (this.readyHead < this.ready.length) this.schedulePump();
   }

@@ -37,7 +37,7 @@ export class StoreLock {
         }
         const [pidLine, cmd] = text.split("\n");
         const pid = Number(pidLine);
-        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
           throw new StoreLockedError(
             `store ${dbPath} is in use by process ${pid} (${cmd || "aloft"}); wait for it to finish or stop it. ` +
               `Read-only commands (aloft status, aloft runs) work meanwhile, and aloft cancel reaches its runs`,

@@ -117,7 +117,8 @@ export class WorkerPool implements Executor {
       }
       this.next = (this.next + 1) % this.slots.length;
       const room = Math.max(1, PER_WORKER - best!.inflight.size);
-      const slice = items.slice(i, i + Math.min(room, 16));
+      const share = Math.ceil((items.length - i) / this.slots.length);
+      const slice = items.slice(i, i + Math.min(room, share, 16));
       i += slice.length;
       for (const it of slice) best!.inflight.set(it.actionId, it);
       best!.worker.postMessage({ type: "exec", items: slice } satisfies ToWorker);

@@ -8,6 +8,7 @@ import { replay } from "../../sdk/core/replay.ts";
 import type { Decision } from "../../sdk/core/replay.ts";
 import type { CallRecord, History, Outcome, TraceRecord } from "../../sdk/core/history.ts";
 import { WaitTracker } from "../../sdk/core/wait.ts";
+import type { Wait } from "../../sdk/core/wait.ts";
 import { serializeError } from "../../sdk/errors.ts";
 import type { SerializedError } from "../../sdk/errors.ts";
 import { deserialize, serialize } from "../../sdk/serde.ts";
@@ -47,8 +48,27 @@ export class Recorder implements History {
 /** The first argument of a recorded call (most test children take one). */
 export const arg0 = (c: CallRecord): any => (JSON.parse(c.args) as unknown[])[0];
 
-export function replayWith(def: TaskDef, args: unknown[], history: History, actionId = "root"): Promise<Decision> {
+export function replayWith(
+  def: TaskDef,
+  args: unknown[],
+  history: History,
+  actionId = "root",
+): Promise<Decision> {
   return replay({ task: def, args: serialize(args), actionId, history });
+}
+
+/**
+ * A tracker for a suspension, as adapters build one (see `watch` in sdk/local/engine.ts): from the
+ * decision's waits, then told of the outcomes already recorded for the calls it watches. A stream
+ * wait lists items after its first pending one that may have settled already.
+ */
+export function watch(waits: Wait[], history: History): WaitTracker {
+  const t = new WaitTracker(waits);
+  for (const id of [...t.watched()]) {
+    const o = history.outcomes.get(id);
+    if (o && t.settle(id, o.ok)) break;
+  }
+  return t;
 }
 
 export interface Driven {
@@ -75,8 +95,9 @@ export async function drive(
     decisions.push(d);
     history.record(d);
     if (d.kind !== "suspended") return { final: d, decisions, history };
-    if (decisions.length >= (opts.maxReplays ?? 1000)) throw new Error(`no result after ${decisions.length} replays`);
-    const tracker = new WaitTracker(d.waits);
+    if (decisions.length >= (opts.maxReplays ?? 1000))
+      throw new Error(`no result after ${decisions.length} replays`);
+    const tracker = watch(d.waits, history);
     const pending = opts.order ? opts.order(history.pending()) : history.pending();
     for (const c of pending) {
       if (tracker.satisfied) break;
@@ -85,7 +106,9 @@ export async function drive(
       tracker.settle(c.id, o.ok);
     }
     if (!tracker.satisfied) {
-      throw new Error(`stuck: every pending child settled but the waits are not satisfied: ${JSON.stringify(d.waits)}`);
+      throw new Error(
+        `stuck: every pending child settled but the waits are not satisfied: ${JSON.stringify(d.waits)}`,
+      );
     }
   }
 }
@@ -93,7 +116,8 @@ export async function drive(
 type Kind<K extends Decision["kind"]> = Extract<Decision, { kind: K }>;
 
 function expectKind<K extends Decision["kind"]>(d: Decision, kind: K): Kind<K> {
-  const shown = d.kind === "failed" ? `failed with ${d.error.name}: ${d.error.message}` : JSON.stringify(d).slice(0, 500);
+  const shown =
+    d.kind === "failed" ? `failed with ${d.error.name}: ${d.error.message}` : JSON.stringify(d).slice(0, 500);
   assert.equal(d.kind, kind, `expected a ${kind} decision, got ${shown}`);
   return d as Kind<K>;
 }

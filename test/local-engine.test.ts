@@ -1,0 +1,150 @@
+/** Properties only the embedded engine has: durability across a kill, the store lock, workers. */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import Database from "better-sqlite3";
+import { HistoryError, StoreLockedError, init, run } from "aloft";
+import { getEngine, shutdown } from "../sdk/run.ts";
+import { StoreLock } from "../sdk/local/lock.ts";
+import { Store } from "../sdk/local/store.ts";
+import { ROOT, aloft } from "./helpers/cli.ts";
+import * as t from "./fixtures/cli-tasks.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function execLog(dir: string): string[] {
+  const f = join(dir, "exec.log");
+  return existsSync(f) ? readFileSync(f, "utf8").trim().split("\n") : [];
+}
+
+describe("embedded engine", () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "aloft-engine-"));
+    process.env["ALOFT_TEST_DIR"] = dir;
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a run killed mid-way resumes from its history without re-running completed children", async () => {
+    const store = join(dir, "crash.db");
+    const env = { ALOFT_TEST_DIR: dir, ALOFT_TEST_SLEEP: "150" };
+    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test/fixtures/start-and-wait.ts"), store, "12"], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let id = "";
+    child.stdout.on("data", (d: Buffer) => (id += d.toString()));
+    const recorded = (): number => {
+      if (!existsSync(store) || !id.trim()) return 0;
+      const s = new Database(store, { readonly: true });
+      try {
+        const row = s.prepare("SELECT COUNT(*) AS n FROM actions WHERE parent = ? AND status = 'SUCCEEDED'").get(id.trim()) as { n: number };
+        return row.n;
+      } finally {
+        s.close();
+      }
+    };
+    for (let i = 0; i < 400 && recorded() < 5; i++) await sleep(25);
+    child.kill("SIGKILL");
+    await new Promise((r) => child.on("close", r));
+    id = id.trim();
+    assert.match(id, /^r-/);
+
+    const before = new Store(store);
+    const done = before.runActions(id).filter((a) => a.status === "SUCCEEDED" && a.parent);
+    before.close();
+    assert.ok(done.length >= 5 && done.length < 12, `${done.length} children done before the kill`);
+
+    const r = await aloft(["--store", store, "resume", id], { cwd: ROOT, env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(Number(r.stdout), (12 * 11) / 2);
+
+    const log = execLog(dir);
+    for (const a of done) {
+      const i = JSON.parse(a.args)[0] as number;
+      assert.equal(log.filter((l) => l === `start ${i}`).length, 1, `child ${i} finished before the kill and ran again`);
+    }
+    for (let i = 0; i < 12; i++) assert.ok(log.includes(`done ${i}`), `child ${i} never finished`);
+  });
+
+  it("a store in use by a live process is refused with a clear error", async () => {
+    const store = join(dir, "locked.db");
+    const lock = StoreLock.acquire(store);
+    try {
+      const r = await aloft(["--store", store, "run", join(ROOT, "test/fixtures/cli-tasks.ts"), "add", "1", "2"], { cwd: ROOT });
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, new RegExp(`in use by process ${process.pid}`));
+      assert.throws(() => StoreLock.acquire(store), StoreLockedError);
+    } finally {
+      lock.release();
+    }
+  });
+
+  it("CPU-bound children run truly in parallel on the worker pool", async () => {
+    await init({ store: ":memory:", workers: 2 });
+    try {
+      const r = await run(t.parallelSpins, 400);
+      const [a, b] = (await r.result()) as { start: number; end: number }[];
+      assert.ok(a!.start < b!.end && b!.start < a!.end, `intervals do not overlap: ${JSON.stringify([a, b])}`);
+    } finally {
+      await shutdown();
+    }
+  });
+
+  it("a CPU-bound child past its timeout is stopped, its worker replaced, and the run goes on", async () => {
+    await init({ store: ":memory:", workers: 1 });
+    try {
+      const r = await run(t.survivesTimeout);
+      assert.deepEqual(await r.result(), ["TaskTimeoutError", 5]);
+    } finally {
+      await shutdown();
+    }
+  });
+
+  it("a parent awaiting plain I/O (not a child, not trace) gets a warning naming it", async () => {
+    await init({ store: ":memory:", workers: 0 });
+    const warnings: string[] = [];
+    (await getEngine()).on("warning", (w) => warnings.push(w));
+    try {
+      assert.equal(await (await run(t.awaitsTimer)).result(), 2);
+      assert.ok(warnings.some((w) => w.includes("cli.awaitsTimer") && w.includes("trace(")), warnings.join("\n"));
+    } finally {
+      await shutdown();
+    }
+  });
+
+  it("a corrupted or newer-version history record fails the run clearly and leaves the store readable", async () => {
+    const store = join(dir, "corrupt.db");
+    await init({ store, workers: 0 });
+    const r = await run(t.failingParent);
+    await r.result().catch(() => undefined);
+    await shutdown();
+
+    const db = new Database(store);
+    const child = db.prepare("SELECT id, call FROM actions WHERE parent = ? LIMIT 1").get(r.id) as { id: string; call: string };
+    const store1 = new Store(store);
+    // Newer format: refused with an upgrade hint.
+    db.prepare("UPDATE actions SET call = ? WHERE id = ?").run(JSON.stringify({ ...JSON.parse(child.call), v: 99 }), child.id);
+    assert.throws(() => store1.history(r.id), (e: Error) => e instanceof HistoryError && /format v99, newer/.test(e.message));
+    // Corrupted: named as such.
+    db.prepare("UPDATE actions SET call = ? WHERE id = ?").run("{not json", child.id);
+    assert.throws(() => store1.history(r.id), (e: Error) => e instanceof HistoryError && /corrupted history record/.test(e.message));
+
+    // Resuming a run whose parent history is corrupted fails that run, not the engine.
+    db.prepare("UPDATE runs SET status = 'RUNNING', ended = NULL WHERE id = ?").run(r.id);
+    // As a crash in the middle of the root's replay would leave it.
+    db.prepare("UPDATE actions SET status = 'RUNNING', outcome = NULL, waits = NULL, replays = 1 WHERE id = ?").run(r.id);
+    db.close();
+    store1.close();
+    await init({ store, workers: 0 });
+    const { resume } = await import("../sdk/run.ts");
+    const again = await resume(r.id);
+    await assert.rejects(again.result(), (e: Error) => /corrupted history record/.test(e.message));
+    assert.equal((await again.status()).state, "FAILED");
+    await shutdown();
+  });
+});
