@@ -1,10 +1,74 @@
 /**
- * PLACEHOLDER written by the CDK work (issue 4) so that `cdk synth` can bundle something; the real
- * coordinator handler replaces this file. It must keep this signature: the construct bundles
- * `export { handler } from "lambdas/coordinator.ts"` together with the user's task module.
+ * The coordinator Lambda: consumes the coordinator queue (run starts, child completions, timeout
+ * checks, cancellation sweeps) and does the work in coordinate.ts. Completions of one batch are
+ * counted together, so a parent's counter is written once per batch, not once per child. Partial
+ * batch failures: a malformed or foreign message fails alone and dead-letters after the queue's
+ * maxReceiveCount; a message naming a run or action fails that run or action with a clear error.
+ *
+ * The construct bundles `export { handler } from "lambdas/coordinator.ts"` after the user's task
+ * module, so tasks are found in the registry (sdk/registry.ts).
  */
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
+import { checkTimeout, countCompletions, failRun, startRun, sweep } from "./coordinate.ts";
+import { failNamedAction } from "./execute.ts";
+import { CoordinatorMessage, parseMessage } from "./messages.ts";
+import type { DoneMessage } from "./messages.ts";
+import { runtime } from "./runtime.ts";
 
-export async function handler(_event: SQSEvent): Promise<SQSBatchResponse> {
-  throw new Error("aloft: the coordinator handler is not implemented yet");
+export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
+  const rt = runtime();
+  const failures: { itemIdentifier: string }[] = [];
+  const done: { id: string; msg: DoneMessage }[] = [];
+  const others: Promise<void>[] = [];
+  for (const r of event.Records) {
+    const p = parseMessage(CoordinatorMessage, r.body);
+    if (!p.ok) {
+      rt.log.error("rejected a coordinator message", {
+        messageId: r.messageId,
+        error: p.error,
+        body: r.body.slice(0, 500),
+      });
+      failures.push({ itemIdentifier: r.messageId });
+      const ref = p.ref;
+      if (ref) {
+        const why = `a malformed message for this ${ref.id === undefined ? "run" : "action"} was rejected: ${p.error}`;
+        const fail =
+          ref.id === undefined || ref.id === ref.run
+            ? failRun(rt, ref.run, why)
+            : failNamedAction(rt, { ...ref, id: ref.id }, why);
+        others.push(fail.catch(() => undefined));
+      }
+      continue;
+    }
+    const m = p.msg;
+    if (m.k === "done") {
+      done.push({ id: r.messageId, msg: m });
+      continue;
+    }
+    const work = m.k === "start" ? startRun(rt, m) : m.k === "timeout" ? checkTimeout(rt, m) : sweep(rt, m);
+    others.push(
+      work.catch((e: unknown) => {
+        rt.log.error("coordinator message failed; it will be retried", {
+          kind: m.k,
+          run: m.run,
+          error: (e as Error)?.stack ?? String(e),
+        });
+        failures.push({ itemIdentifier: r.messageId });
+      }),
+    );
+  }
+  others.push(
+    countCompletions(
+      rt,
+      done.map((d) => d.msg),
+    ).catch((e: unknown) => {
+      // Counted parents may be counted again on redelivery: an over-count only resumes early.
+      rt.log.error("counting completions failed; the batch's completions will be retried", {
+        error: (e as Error)?.stack ?? String(e),
+      });
+      for (const d of done) failures.push({ itemIdentifier: d.id });
+    }),
+  );
+  await Promise.all(others);
+  return { batchItemFailures: failures };
 }

@@ -17,6 +17,7 @@ export type { MapOptions } from "./map.ts";
 export { group } from "./group.ts";
 export { trace } from "./trace.ts";
 export { init, run, getEngine } from "./run.ts";
+export { AloftClient } from "./aws/client.ts";
 export type { Run, RunStatus, RunState, ActionNode, InitOptions } from "./run.ts";
 export {
   AloftError,

@@ -19,7 +19,11 @@ describe("aloft CLI", () => {
   it("run prints the result as JSON and exits 0; runs, status and result read it back", async () => {
     const r = await aloft(["run", PIPELINE, "parallelPipeline", '["a","b","c"]'], { cwd });
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout), ["Processed chunk 0: a", "Processed chunk 1: b", "Processed chunk 2: c"]);
+    assert.deepEqual(JSON.parse(r.stdout), [
+      "Processed chunk 0: a",
+      "Processed chunk 1: b",
+      "Processed chunk 2: c",
+    ]);
     const id = /run (r-[\w-]+)/.exec(r.stderr)?.[1];
     assert.ok(id, `run id in: ${r.stderr}`);
 

@@ -31,18 +31,24 @@ describe("embedded engine", () => {
   it("a run killed mid-way resumes from its history without re-running completed children", async () => {
     const store = join(dir, "crash.db");
     const env = { ALOFT_TEST_DIR: dir, ALOFT_TEST_SLEEP: "150" };
-    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test/fixtures/start-and-wait.ts"), store, "12"], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(ROOT, "test/fixtures/start-and-wait.ts"), store, "12"],
+      {
+        cwd: ROOT,
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     let id = "";
     child.stdout.on("data", (d: Buffer) => (id += d.toString()));
     const recorded = (): number => {
       if (!existsSync(store) || !id.trim()) return 0;
       const s = new Database(store, { readonly: true });
       try {
-        const row = s.prepare("SELECT COUNT(*) AS n FROM actions WHERE parent = ? AND status = 'SUCCEEDED'").get(id.trim()) as { n: number };
+        const row = s
+          .prepare("SELECT COUNT(*) AS n FROM actions WHERE parent = ? AND status = 'SUCCEEDED'")
+          .get(id.trim()) as { n: number };
         return row.n;
       } finally {
         s.close();
@@ -66,7 +72,11 @@ describe("embedded engine", () => {
     const log = execLog(dir);
     for (const a of done) {
       const i = JSON.parse(a.args)[0] as number;
-      assert.equal(log.filter((l) => l === `start ${i}`).length, 1, `child ${i} finished before the kill and ran again`);
+      assert.equal(
+        log.filter((l) => l === `start ${i}`).length,
+        1,
+        `child ${i} finished before the kill and ran again`,
+      );
     }
     for (let i = 0; i < 12; i++) assert.ok(log.includes(`done ${i}`), `child ${i} never finished`);
   });
@@ -75,7 +85,10 @@ describe("embedded engine", () => {
     const store = join(dir, "locked.db");
     const lock = StoreLock.acquire(store);
     try {
-      const r = await aloft(["--store", store, "run", join(ROOT, "test/fixtures/cli-tasks.ts"), "add", "1", "2"], { cwd: ROOT });
+      const r = await aloft(
+        ["--store", store, "run", join(ROOT, "test/fixtures/cli-tasks.ts"), "add", "1", "2"],
+        { cwd: ROOT },
+      );
       assert.equal(r.code, 2);
       assert.match(r.stderr, new RegExp(`in use by process ${process.pid}`));
       assert.throws(() => StoreLock.acquire(store), StoreLockedError);
@@ -89,7 +102,10 @@ describe("embedded engine", () => {
     try {
       const r = await run(t.parallelSpins, 400);
       const [a, b] = (await r.result()) as { start: number; end: number }[];
-      assert.ok(a!.start < b!.end && b!.start < a!.end, `intervals do not overlap: ${JSON.stringify([a, b])}`);
+      assert.ok(
+        a!.start < b!.end && b!.start < a!.end,
+        `intervals do not overlap: ${JSON.stringify([a, b])}`,
+      );
     } finally {
       await shutdown();
     }
@@ -111,7 +127,10 @@ describe("embedded engine", () => {
     (await getEngine()).on("warning", (w) => warnings.push(w));
     try {
       assert.equal(await (await run(t.awaitsTimer)).result(), 2);
-      assert.ok(warnings.some((w) => w.includes("cli.awaitsTimer") && w.includes("trace(")), warnings.join("\n"));
+      assert.ok(
+        warnings.some((w) => w.includes("cli.awaitsTimer") && w.includes("trace(")),
+        warnings.join("\n"),
+      );
     } finally {
       await shutdown();
     }
@@ -125,19 +144,33 @@ describe("embedded engine", () => {
     await shutdown();
 
     const db = new Database(store);
-    const child = db.prepare("SELECT id, call FROM actions WHERE parent = ? LIMIT 1").get(r.id) as { id: string; call: string };
+    const child = db.prepare("SELECT id, call FROM actions WHERE parent = ? LIMIT 1").get(r.id) as {
+      id: string;
+      call: string;
+    };
     const store1 = new Store(store);
     // Newer format: refused with an upgrade hint.
-    db.prepare("UPDATE actions SET call = ? WHERE id = ?").run(JSON.stringify({ ...JSON.parse(child.call), v: 99 }), child.id);
-    assert.throws(() => store1.history(r.id), (e: Error) => e instanceof HistoryError && /format v99, newer/.test(e.message));
+    db.prepare("UPDATE actions SET call = ? WHERE id = ?").run(
+      JSON.stringify({ ...JSON.parse(child.call), v: 99 }),
+      child.id,
+    );
+    assert.throws(
+      () => store1.history(r.id),
+      (e: Error) => e instanceof HistoryError && /format v99, newer/.test(e.message),
+    );
     // Corrupted: named as such.
     db.prepare("UPDATE actions SET call = ? WHERE id = ?").run("{not json", child.id);
-    assert.throws(() => store1.history(r.id), (e: Error) => e instanceof HistoryError && /corrupted history record/.test(e.message));
+    assert.throws(
+      () => store1.history(r.id),
+      (e: Error) => e instanceof HistoryError && /corrupted history record/.test(e.message),
+    );
 
     // Resuming a run whose parent history is corrupted fails that run, not the engine.
     db.prepare("UPDATE runs SET status = 'RUNNING', ended = NULL WHERE id = ?").run(r.id);
     // As a crash in the middle of the root's replay would leave it.
-    db.prepare("UPDATE actions SET status = 'RUNNING', outcome = NULL, waits = NULL, replays = 1 WHERE id = ?").run(r.id);
+    db.prepare(
+      "UPDATE actions SET status = 'RUNNING', outcome = NULL, waits = NULL, replays = 1 WHERE id = ?",
+    ).run(r.id);
     db.close();
     store1.close();
     await init({ store, workers: 0 });

@@ -17,6 +17,8 @@ import { deserialize } from "../serde.ts";
 import { renderStatus, renderRuns } from "./render.ts";
 import { Progress } from "./progress.ts";
 import type { Task } from "../task.ts";
+import { serializeArgs } from "../core/calls.ts";
+import { awsCancel, awsClient, awsRuns, awsStatus, awsWatch, dev } from "./aws.ts";
 
 const DEFAULT_STORE = ".aloft/aloft.db";
 
@@ -132,16 +134,29 @@ export function program(): Command {
     .option("--workers <n>", "worker threads (default: one per core; 0 = main thread)")
     .option("--memory", "keep state in memory instead of the store file")
     .option("--json", "no progress display")
+    .option("--aws", "run on the AWS stack (aloft-outputs.json, --outputs, or ALOFT_* variables)")
+    .option("--outputs <file>", "stack outputs file for --aws (cdk deploy --outputs-file)")
     .action(
       async (
         mod: string,
         taskName: string,
         rawArgs: string[],
-        o: { workers?: string; memory?: boolean; json?: boolean },
+        o: { workers?: string; memory?: boolean; json?: boolean; aws?: boolean; outputs?: string },
       ) => {
         const args = parseArgs(rawArgs);
         await loadModule(mod);
         const task = findTaskByName(taskName);
+        if (o.aws) {
+          const client = awsClient(o);
+          try {
+            const r = await client.start(task.taskName, serializeArgs(task.taskName, args));
+            if (!o.json) process.stderr.write(`run ${r.id} (${task.taskName}) on ${client.config.table}\n`);
+            process.exitCode = await follow(r, true);
+          } finally {
+            client.destroy();
+          }
+          return;
+        }
         await init({
           store: o.memory ? ":memory:" : cli.opts<{ store: string }>().store,
           ...(o.workers ? { workers: Number(o.workers) } : {}),
@@ -181,7 +196,13 @@ export function program(): Command {
     .description("the tree of a run's actions, with groups, states and durations")
     .argument("<run>", "run id (a unique prefix is enough)")
     .option("--json", "machine-readable output")
-    .action((id: string, o: { json?: boolean }) => {
+    .option("--aws", "read the run from the AWS stack")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .action(async (id: string, o: { json?: boolean; aws?: boolean; outputs?: string }) => {
+      if (o.aws) {
+        process.stdout.write(await awsStatus(id, o));
+        return;
+      }
       const store = openRead(cli.opts<{ store: string }>().store);
       const s = runStatus(store, findRun(store, id));
       process.stdout.write(o.json ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));
@@ -192,7 +213,13 @@ export function program(): Command {
     .command("runs")
     .description("recent runs in the local store")
     .option("-n, --limit <n>", "how many", "20")
-    .action((o: { limit: string }) => {
+    .option("--aws", "list runs of the AWS stack")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .action(async (o: { limit: string; aws?: boolean; outputs?: string }) => {
+      if (o.aws) {
+        process.stdout.write(await awsRuns(Number(o.limit), o));
+        return;
+      }
       const store = openRead(cli.opts<{ store: string }>().store);
       process.stdout.write(renderRuns(store.listRuns(Number(o.limit))));
       store.close();
@@ -201,8 +228,14 @@ export function program(): Command {
   cli
     .command("cancel")
     .description("cancel a run: every queued or running descendant stops")
-    .argument("<run>", "run id (a unique prefix is enough)")
-    .action(async (id: string) => {
+    .argument("<run>", "run id (a unique prefix is enough; the full id with --aws)")
+    .option("--aws", "cancel a run of the AWS stack")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .action(async (id: string, o: { aws?: boolean; outputs?: string }) => {
+      if (o.aws) {
+        process.stdout.write(await awsCancel(id, o));
+        return;
+      }
       const storePath = cli.opts<{ store: string }>().store;
       const store = openRead(storePath);
       const row = findRun(store, id);
@@ -238,6 +271,38 @@ export function program(): Command {
           fail(`cancel requested for ${row.id}; the engine running it has not confirmed yet`, 1);
         await new Promise((r) => setTimeout(r, 100));
       }
+    });
+
+  cli
+    .command("watch")
+    .description("the status tree of a run, redrawn until it ends")
+    .argument("<run>", "run id (a unique prefix is enough; the full id with --aws)")
+    .option("--interval <ms>", "refresh interval", "1000")
+    .option("--aws", "watch a run of the AWS stack")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .action(async (id: string, o: { interval: string; aws?: boolean; outputs?: string }) => {
+      if (o.aws) return awsWatch(id, o);
+      for (;;) {
+        const store = openRead(cli.opts<{ store: string }>().store);
+        const s = runStatus(store, findRun(store, id));
+        store.close();
+        if (process.stdout.isTTY) process.stdout.write("\x1b[2J\x1b[H");
+        process.stdout.write(renderStatus(s));
+        if (s.state !== "RUNNING") return;
+        await new Promise((r) => setTimeout(r, Number(o.interval)));
+      }
+    });
+
+  cli
+    .command("dev")
+    .description(
+      "run the AWS handlers locally (DynamoDB Local + fauxqs) for a task module; target it with --aws",
+    )
+    .argument("<module>", "TypeScript or JavaScript file that registers the tasks")
+    .option("--outputs <file>", "where to write the stack outputs for --aws", ".aloft/dev-outputs.json")
+    .action(async (mod: string, o: { outputs: string }) => {
+      await loadModule(mod);
+      await dev(o);
     });
 
   cli

@@ -75,7 +75,10 @@ export function makeCall(
 export function callAsync(scope: Scope, def: TaskDef, args: readonly unknown[]): DurableFuture {
   const { id, outcome } = makeCall(scope, def, args);
   const f = new DurableFuture(scope.state, id, def.name, outcome);
-  if (!outcome) scope.state.fresh.push(f);
+  if (!outcome) {
+    scope.state.fresh.push(f);
+    for (const c of scope.state.openClaims) c.claim(f);
+  }
   return f;
 }
 

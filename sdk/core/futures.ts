@@ -145,7 +145,10 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
   private readonly members: (EngineFuture<unknown> | Opaque)[];
   private settledHere = false;
   private fulfilled = false;
-  /** Durable futures created just before this combinator, standing in for opaque members. */
+  /**
+   * Durable futures created just before this combinator, or while it is pending in this replay,
+   * standing in for its opaque members.
+   */
   private readonly claimed: DurableLike[];
 
   constructor(
@@ -185,8 +188,11 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     // Plain promises gathered together usually wrap the children created just before (the
     // `Promise.all(items.map(async (i) => f(await child(i))))` idiom): claim those so the gather
     // still resumes once, when they have all settled, instead of once per child.
+    // Later stages of the same idiom (`async (i) => c2(await c1(i))`) make their calls after the
+    // gather was built: those are claimed as they are made, while the gather is pending.
     this.claimed = hasOpaque ? state.fresh.filter((f) => f.pending) : [];
     state.fresh = [];
+    if (hasOpaque) state.openClaims.add(this);
     // Which member decides a race/any (or an all's rejection) depends on the order children
     // settled, which a later replay cannot see: it knows more outcomes and would pick the first
     // settled member in list order. So the deciding child is recorded in history the first time
@@ -203,10 +209,12 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
       (v) => {
         this.settledHere = true;
         this.fulfilled = true;
+        state.openClaims.delete(this);
         this.resolveFn(v);
       },
       (e: unknown) => {
         this.settledHere = true;
+        state.openClaims.delete(this);
         this.rejectFn(e);
       },
     );
@@ -217,6 +225,10 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
   protected arm(): void {}
   settledOk(): boolean {
     return this.fulfilled;
+  }
+  /** Takes a call made while this combinator is pending as a stand-in for its opaque members. */
+  claim(f: DurableLike): void {
+    this.claimed.push(f);
   }
 
   waitNode(): Wait | undefined {
@@ -329,7 +341,8 @@ function patched(kind: Kind) {
     if (!scope || scope.state.closed) return orig.call(this, values);
     const list = Array.from(values);
     const durable = list.some(isEngineFuture);
-    if (!durable && (scope.state.fresh.length === 0 || !list.some(hasThen))) return orig.call(this, list);
+    // Plain values only: nothing the engine could wait on, so JavaScript's own combinator.
+    if (!durable && !list.some(hasThen)) return orig.call(this, list);
     return new CombinatorFuture(scope.state, kind, list);
   };
 }

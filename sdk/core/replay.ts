@@ -17,6 +17,7 @@ import { installCombinators, isEngineFuture } from "./futures.ts";
 import { ReplayState, SuspendSignal, scopeStorage } from "./state.ts";
 import type { TaskDef } from "./task-def.ts";
 import type { Wait } from "./wait.ts";
+import { waitCalls } from "./wait.ts";
 
 installCombinators();
 
@@ -103,7 +104,8 @@ function collectWaits(st: ReplayState): Wait[] {
     }
   }
   for (const w of lone) if (w.kind === "call" && !covered.has(w.id)) waits.push(w);
-  return waits;
+  // A wait with no child call in it can never be satisfied by a child: it is not a reason to suspend.
+  return waits.filter((w) => waitCalls(w).length > 0);
 }
 
 function failure(e: unknown, nonRecoverable = false): SerializedError {

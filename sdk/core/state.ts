@@ -46,6 +46,8 @@ export class ReplayState {
   readonly roots = new Set<Awaitable>();
   /** Durable futures created since the last combinator: claimed by a combinator over plain promises. */
   fresh: DurableLike[] = [];
+  /** Pending combinators over plain promises: each claims the calls made while it is pending. */
+  readonly openClaims = new Set<{ claim(f: DurableLike): void }>();
   /** Waits raised by sync calls and sync map iteration (always roots). */
   readonly syncWaits: Wait[] = [];
   suspendRequested = false;

@@ -99,6 +99,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly progress = new Map<string, GroupProgress>();
   private readonly warned = new Set<string>();
   private readonly executor: Executor;
+  /** Replays of parents run here, on the engine's thread: their history need not be copied to a worker. */
+  private readonly inline: InlineExecutor;
   private readonly now: () => number;
   private cancelPoll: NodeJS.Timeout | undefined;
   readonly store: Store;
@@ -116,10 +118,9 @@ export class Engine extends EventEmitter<EngineEvents> {
         if (a && a.token === it.token && a.status === "RUNNING") this.enqueue(a);
       }
     };
+    this.inline = new InlineExecutor(onDecisions);
     this.executor =
-      opts.workers > 0
-        ? new WorkerPool(opts.workers, opts.modules, onDecisions, onLost)
-        : new InlineExecutor(onDecisions);
+      opts.workers > 0 ? new WorkerPool(opts.workers, opts.modules, onDecisions, onLost) : this.inline;
     // Another process (`aloft cancel`) asks by writing to the store; look now and then.
     this.cancelPoll = setInterval(() => this.pollCancels(), 250);
     this.cancelPoll.unref();
@@ -263,6 +264,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     let room = this.executor.capacity();
     if (room === 0 || this.readyHead >= this.ready.length) return;
     const batch: ExecItem[] = [];
+    const replays: ExecItem[] = [];
     const unreadable: [Live, SerializedError][] = [];
     const now = this.now();
     this.store.tx(() => {
@@ -288,7 +290,10 @@ export class Engine extends EventEmitter<EngineEvents> {
             continue;
           }
         }
-        batch.push(item);
+        // A replay is a parent body resuming (orchestration, not compute): run it on this thread,
+        // where its history already is, when this thread knows the task.
+        if (a.hasHistory && def) replays.push(item);
+        else batch.push(item);
         if (def?.timeoutMs !== undefined && !a.timer) {
           const token = a.token;
           a.timer = setTimeout(() => this.onTimeout(a.id, token, def.timeoutMs!), def.timeoutMs);
@@ -300,8 +305,10 @@ export class Engine extends EventEmitter<EngineEvents> {
       this.ready = this.ready.slice(this.readyHead);
       this.readyHead = 0;
     }
-    for (const [a, error] of unreadable) this.finish(a, "FAILED", { ok: false, error: { ...error, nonRecoverable: true } });
+    for (const [a, error] of unreadable)
+      this.finish(a, "FAILED", { ok: false, error: { ...error, nonRecoverable: true } });
     if (batch.length) this.executor.send(batch);
+    if (replays.length) this.inline.send(replays);
     if (this.readyHead < this.ready.length) this.schedulePump();
   }
 

@@ -11,7 +11,10 @@ export interface CliResult {
   stderr: string;
 }
 
-export function aloft(args: string[], opts: { cwd: string; env?: Record<string, string> }): Promise<CliResult> {
+export function aloft(
+  args: string[],
+  opts: { cwd: string; env?: Record<string, string> },
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [BIN, ...args], {
       cwd: opts.cwd,

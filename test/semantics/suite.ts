@@ -74,6 +74,15 @@ export function semanticSuite(makeBackend: () => Promise<Backend>): void {
       assert.equal(await b.replays(r.id), 1);
     });
 
+    it("a two-stage gather (`async (i) => c2(await c1(i))`) resumes its parent once per stage", async () => {
+      const r = await b.run(t.twoStage, 20);
+      assert.deepEqual(
+        await r.result(),
+        Array.from({ length: 20 }, (_, i) => i * 4),
+      );
+      assert.equal(await b.replays(r.id), 2);
+    });
+
     it("a sync task calling sync tasks gets their values (one suspension per call)", async () => {
       const r = await b.run(t.sumOfSquares, [1, 2, 3]);
       assert.equal(await r.result(), 14);

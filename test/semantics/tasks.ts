@@ -42,6 +42,11 @@ export const gatherArrows = env.task(async function gatherArrows(n: number) {
   return Promise.all(Array.from({ length: n }, async (_, i) => (await double(i)) + 1));
 });
 
+/** Two stages per item: the second call is made after the gather was built. */
+export const twoStage = env.task(async function twoStage(n: number) {
+  return Promise.all(Array.from({ length: n }, async (_, i) => double(await double(i))));
+});
+
 export const square = env.task(function square(x: number) {
   return x * x;
 });

@@ -1,0 +1,274 @@
+/**
+ * The coordinator's work on one batch: start runs, count completions per parent (one counter update
+ * per parent per batch, however many children finished), advance map windows without replaying the
+ * parent, resume parents whose wait may be satisfied, enforce deadlines, and sweep cancelled subtrees.
+ */
+import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { retryDelayMs } from "../sdk/core/task-def.ts";
+import { ConfigurationError, TaskTimeoutError, serializeError } from "../sdk/errors.ts";
+import { findTask, getTask } from "../sdk/registry.ts";
+import { execOf, sendExecs, sendToCoordinator } from "./dispatch.ts";
+import { MESSAGE_VERSION } from "./messages.ts";
+import type { DoneMessage, ExecMessage, StartMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
+import { maybeResume } from "./resume.ts";
+import { isConditionFailed } from "./runtime.ts";
+import type { Runtime } from "./runtime.ts";
+import { cancelChildren, unsettledChildren } from "./state/cancel.ts";
+import { addCompletions, advanceWindow, endCounter, releaseWindow } from "./state/counters.ts";
+import { readCallRange } from "./state/history.ts";
+import { bumpAttempt, readAction, writeTerminal } from "./state/results.ts";
+import type { RunItem } from "./state/table.ts";
+import { counterKey, expiry, runKey } from "./state/table.ts";
+import { formatOutcome } from "../sdk/core/history.ts";
+
+function rootExec(m: { run: string; task: string; args: string }, attempt = 1): ExecMessage {
+  return {
+    k: "exec",
+    v: MESSAGE_VERSION,
+    run: m.run,
+    id: m.run,
+    parent: null,
+    task: m.task,
+    group: "",
+    args: m.args,
+    attempt,
+    epoch: 0,
+  };
+}
+
+export async function startRun(rt: Runtime, m: StartMessage): Promise<void> {
+  const def = findTask(m.task);
+  let failure: string | undefined;
+  if (!def) {
+    try {
+      getTask(m.task);
+    } catch (e) {
+      failure = formatOutcome({ ok: false, error: { ...serializeError(e), nonRecoverable: true } });
+    }
+  }
+  const item: RunItem = {
+    ...runKey(m.run),
+    sk: "RUN",
+    run: m.run,
+    task: m.task,
+    args: m.args,
+    status: failure ? "FAILED" : "RUNNING",
+    created: m.created,
+    gsi1pk: "RUNS",
+    gsi1sk: `${String(m.created).padStart(15, "0")}#${m.run}`,
+    ...(failure
+      ? { outcome: failure, ended: rt.now(), expiresAt: expiry(rt.now(), rt.config.retentionDays) }
+      : {}),
+  };
+  let run: RunItem = item;
+  try {
+    // A run is created once; a redelivered start finds it and only finishes what is missing.
+    await rt.doc.send(
+      new PutCommand({
+        TableName: rt.config.table,
+        Item: item,
+        ConditionExpression: "attribute_not_exists(pk)",
+      }),
+    );
+  } catch (e) {
+    if (!isConditionFailed(e)) throw e;
+    const got = await rt.doc.send(
+      new GetCommand({ TableName: rt.config.table, Key: runKey(m.run), ConsistentRead: true }),
+    );
+    run = got.Item as RunItem;
+  }
+  if (run.status !== "RUNNING" || run.started) return;
+  await sendExecs(rt, [{ msg: rootExec(m) }]);
+  await rt.doc.send(
+    new UpdateCommand({
+      TableName: rt.config.table,
+      Key: runKey(m.run),
+      UpdateExpression: "SET started = :t",
+      ExpressionAttributeValues: { ":t": true },
+    }),
+  );
+}
+
+/** Counts the batch's completions: one counter update per parent, one window update per map window. */
+export async function countCompletions(rt: Runtime, msgs: DoneMessage[]): Promise<void> {
+  const byParent = new Map<string, Map<string, DoneMessage>>();
+  for (const m of msgs) {
+    const kids = byParent.get(m.parent) ?? new Map<string, DoneMessage>();
+    byParent.set(m.parent, kids);
+    kids.set(m.id, m); // a duplicate inside one batch is counted once
+  }
+  await Promise.all(
+    [...byParent].map(async ([parent, kids]) => {
+      let ok = 0;
+      let err = 0;
+      const windows = new Map<string, number>();
+      for (const k of kids.values()) {
+        if (k.ok) ok++;
+        else err++;
+        if (k.window) windows.set(k.window, (windows.get(k.window) ?? 0) + 1);
+      }
+      const cnt = await addCompletions(rt, parent, ok, err);
+      if (!cnt) {
+        rt.log.debug("completions for an ended or unknown parent ignored", { parent, count: kids.size });
+        return;
+      }
+      for (const [key, k] of windows) await advance(rt, parent, key, k);
+      await maybeResume(rt, parent, cnt);
+    }),
+  );
+}
+
+/** Frees `k` slots of a window and sends the calls now let out (send first, then move the watermark). */
+async function advance(rt: Runtime, parent: string, key: string, k: number): Promise<void> {
+  const w = await releaseWindow(rt, parent, key, k);
+  if (!w) return;
+  const target = Math.min(w.size, w.limit + w.released);
+  if (w.upto >= target) return;
+  const calls = await readCallRange(rt, parent, w.epoch, w.offset + w.upto, w.offset + target);
+  const run = (await rt.doc.send(new GetCommand({ TableName: rt.config.table, Key: counterKey(parent) })))
+    .Item?.["run"];
+  await sendExecs(
+    rt,
+    calls.map((c) => ({ msg: execOf(String(run), c) })),
+  );
+  await advanceWindow(rt, parent, key, target);
+}
+
+/** At an attempt's deadline: nothing if it ended; else a retry or a TIMED_OUT outcome. */
+export async function checkTimeout(rt: Runtime, m: TimeoutMessage): Promise<void> {
+  const left = m.deadline - rt.now();
+  if (left > 1000) {
+    await sendToCoordinator(rt, [{ msg: m, delaySeconds: Math.min(900, Math.ceil(left / 1000)) }]);
+    return;
+  }
+  const item = await readAction(rt, m.run, m.parent, m.id);
+  if (m.parent === null) {
+    if (!item || (item as RunItem).status !== "RUNNING") return;
+  } else if (item?.outcome !== undefined) {
+    // This check wrote TIMED_OUT on an earlier delivery and crashed before counting it: count again
+    // (an over-count only resumes early). Any other outcome was reported by whoever wrote it.
+    if (item.status === "TIMED_OUT" && item.attempt === m.attempt) {
+      await countCompletions(rt, [
+        { k: "done", v: MESSAGE_VERSION, run: m.run, parent: m.parent, id: m.id, ok: false },
+      ]);
+    }
+    return;
+  }
+  if ((item?.attempt ?? 1) !== m.attempt) return; // a later attempt is running
+  const def = findTask(m.task);
+  const cnt = (
+    await rt.doc.send(
+      new GetCommand({ TableName: rt.config.table, Key: counterKey(m.id), ConsistentRead: true }),
+    )
+  ).Item;
+  const error = serializeError(
+    new TaskTimeoutError(`task ${m.task} timed out after ${m.timeoutMs} ms (attempt ${m.attempt})`),
+  );
+  if (def && !cnt && m.attempt <= def.retries.count) {
+    if (!(await bumpAttempt(rt, m.run, m.parent, m.id, m.attempt))) return;
+    const args = m.parent === null ? (item as RunItem).args : await argsOf(rt, m);
+    if (args === undefined) return;
+    const msg: ExecMessage = {
+      k: "exec",
+      v: MESSAGE_VERSION,
+      run: m.run,
+      id: m.id,
+      parent: m.parent,
+      task: m.task,
+      group: m.group,
+      args,
+      attempt: m.attempt + 1,
+      epoch: 0,
+    };
+    await sendExecs(rt, [{ msg, delayMs: retryDelayMs(def.retries, m.attempt) }]);
+    return;
+  }
+  if (cnt) {
+    await endCounter(rt, m.id);
+    await sweep(rt, {
+      k: "sweep",
+      v: MESSAGE_VERSION,
+      run: m.run,
+      id: m.id,
+      reason: `its ancestor ${m.task} timed out`,
+    });
+  }
+  const w = await writeTerminal(rt, {
+    run: m.run,
+    parent: m.parent,
+    id: m.id,
+    task: m.task,
+    group: m.group,
+    status: "TIMED_OUT",
+    outcome: { ok: false, error: { ...error, attempts: m.attempt } },
+    attempt: m.attempt,
+    kids: cnt !== undefined,
+  });
+  if (w.written && m.parent !== null) {
+    await countCompletions(rt, [
+      { k: "done", v: MESSAGE_VERSION, run: m.run, parent: m.parent, id: m.id, ok: false },
+    ]);
+  }
+}
+
+/** A retried child's arguments: from its parent's recorded call. */
+async function argsOf(rt: Runtime, m: TimeoutMessage): Promise<string | undefined> {
+  const { loadHistory } = await import("./state/history.ts");
+  const h = await loadHistory(rt, m.parent!);
+  return h.history.calls.get(m.id)?.args;
+}
+
+export async function sweep(rt: Runtime, m: SweepMessage): Promise<void> {
+  const parents = await cancelChildren(rt, m.run, m.id, await unsettledChildren(rt, m.id), m.reason);
+  await sendToCoordinator(
+    rt,
+    parents.map((id) => ({
+      msg: { k: "sweep", v: MESSAGE_VERSION, run: m.run, id, reason: m.reason } as SweepMessage,
+    })),
+  );
+}
+
+/**
+ * Fails the run a malformed message names: a start that never created it creates it FAILED (so the
+ * client waiting on it sees why), a running one ends FAILED; an ended one is left as it ended.
+ */
+export async function failRun(rt: Runtime, run: string, message: string): Promise<void> {
+  const outcome = {
+    ok: false as const,
+    error: { ...serializeError(new ConfigurationError(message)), nonRecoverable: true },
+  };
+  const now = rt.now();
+  try {
+    await rt.doc.send(
+      new PutCommand({
+        TableName: rt.config.table,
+        Item: {
+          ...runKey(run),
+          run,
+          task: "(unknown)",
+          args: "[]",
+          status: "FAILED",
+          created: now,
+          ended: now,
+          outcome: formatOutcome(outcome),
+          gsi1pk: "RUNS",
+          gsi1sk: `${String(now).padStart(15, "0")}#${run}`,
+          expiresAt: expiry(now, rt.config.retentionDays),
+        },
+        ConditionExpression: "attribute_not_exists(pk)", // only a run that does not exist yet
+      }),
+    );
+  } catch (e) {
+    if (!isConditionFailed(e)) throw e;
+    await writeTerminal(rt, {
+      run,
+      parent: null,
+      id: run,
+      task: "(unknown)",
+      group: "",
+      status: "FAILED",
+      outcome,
+      attempt: undefined,
+    });
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The AWS path on this machine: DynamoDB Local + fauxqs (SQS and S3) from lambdas/local, the
+ * stack's table, queues and bucket, and the real handler modules driven by the local event-source
+ * poller. Used by `aloft dev`, the AWS tests and bench/aws.ts.
+ */
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { listEnvironments } from "../sdk/registry.ts";
+import { ENV } from "./config.ts";
+import { handler as coordinator } from "./coordinator.ts";
+import { handler as executor } from "./executor.ts";
+import { applyEnv, LOCAL_CREDENTIALS } from "./local/aws-clients.ts";
+import { startLocalAws } from "./local/dev-stack.ts";
+import type { LocalAws } from "./local/dev-stack.ts";
+import { SqsEventSourcePoller } from "./local/poller.ts";
+import type { SqsEventSourcePollerOptions } from "./local/poller.ts";
+import { resetRuntime } from "./runtime.ts";
+
+export interface DevStackOptions {
+  /** TaskEnvironment names; default every environment registered (import the task module first). */
+  environments?: string[];
+  prefix?: string;
+  /** Receives before a message is dead-lettered; default 3. */
+  maxReceiveCount?: number;
+  /** Default visibility timeout of every queue (a failed message comes back after it); default 5 s. */
+  visibilityTimeoutSeconds?: number;
+  /** Executor batches in flight per environment; default 4. */
+  executorConcurrency?: number;
+  coordinatorConcurrency?: number;
+  /** Poller options (e.g. onError) applied to every poller. */
+  poller?: SqsEventSourcePollerOptions;
+}
+
+export interface DevStack {
+  aws: LocalAws;
+  bucket: string;
+  /** The client configuration (what a deployed stack's outputs file would hold). */
+  config: {
+    table: string;
+    bucket: string;
+    coordinatorQueue: string;
+    executorQueues: Record<string, string>;
+    region: string;
+  };
+  /** Variables that point `aloft ... --aws` and the handlers at this stack. */
+  env: Record<string, string>;
+  pollers: SqsEventSourcePoller[];
+  stop(): Promise<void>;
+}
+
+export async function startDevStack(options: DevStackOptions = {}): Promise<DevStack> {
+  const environments = options.environments ?? listEnvironments().map((e) => e.name);
+  if (!environments.length)
+    throw new Error("no TaskEnvironment is registered: import the task module before starting the dev stack");
+  const prefix = options.prefix ?? `aloft-dev-${Math.random().toString(36).slice(2, 8)}`;
+  const aws = await startLocalAws({
+    environments,
+    prefix,
+    maxReceiveCount: options.maxReceiveCount ?? 3,
+    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 5,
+  });
+  const bucket = `${prefix}-payloads`.toLowerCase();
+  // fauxqs serves S3 on the SQS endpoint; against LocalStack AWS_ENDPOINT_URL already covers S3.
+  const s3Endpoint = aws.mode === "emulators" ? aws.sqsEndpoint : aws.dynamoEndpoint;
+  const s3 = new S3Client({
+    endpoint: s3Endpoint,
+    region: aws.region,
+    credentials: LOCAL_CREDENTIALS,
+    forcePathStyle: true,
+  });
+  try {
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  } catch (e) {
+    if (!/BucketAlready/.test((e as Error).name)) {
+      await aws.stop();
+      throw e;
+    }
+  } finally {
+    s3.destroy();
+  }
+  const extra = {
+    [ENV.bucket]: bucket,
+    AWS_ENDPOINT_URL_S3: s3Endpoint,
+    POWERTOOLS_LOG_LEVEL: process.env["POWERTOOLS_LOG_LEVEL"] ?? "WARN",
+  };
+  const restore = applyEnv(extra, []);
+  resetRuntime();
+  const env = { ...aws.env, ...extra };
+  const sqs = aws.clients.sqs;
+  const pollers = [
+    new SqsEventSourcePoller(sqs, aws.resources.coordinatorQueueUrl, coordinator, {
+      batchSize: 10,
+      maxConcurrency: options.coordinatorConcurrency ?? 2,
+      functionName: "aloft-coordinator",
+      ...options.poller,
+    }),
+    ...Object.entries(aws.resources.executorQueues).map(
+      ([name, url]) =>
+        new SqsEventSourcePoller(sqs, url, executor, {
+          batchSize: 10,
+          maxConcurrency: options.executorConcurrency ?? 4,
+          functionName: `aloft-executor-${name}`,
+          ...options.poller,
+        }),
+    ),
+  ];
+  await Promise.all(pollers.map((p) => p.start()));
+  let stopping: Promise<void> | undefined;
+  return {
+    aws,
+    bucket,
+    config: {
+      table: aws.resources.tableName,
+      bucket,
+      coordinatorQueue: aws.resources.coordinatorQueueUrl,
+      executorQueues: aws.resources.executorQueues,
+      region: aws.region,
+    },
+    env,
+    pollers,
+    stop() {
+      stopping ??= (async () => {
+        await Promise.all(pollers.map((p) => p.stop()));
+        resetRuntime();
+        restore();
+        await aws.stop();
+      })();
+      return stopping;
+    },
+  };
+}

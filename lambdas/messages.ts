@@ -1,0 +1,122 @@
+/**
+ * Every message on an Aloft queue, validated with zod on receipt: a body that does not parse, or
+ * parses to something else, is rejected before any state is touched. `v` is the message format
+ * version; a newer one is rejected (dead-lettered), not guessed at.
+ */
+import { z } from "zod";
+
+export const MESSAGE_VERSION = 1;
+
+const id = z.string().min(1).max(200);
+const version = z.literal(MESSAGE_VERSION);
+
+/** Coordinator: start a run (sent by the client). */
+export const StartMessage = z.object({
+  k: z.literal("start"),
+  v: version,
+  run: id,
+  task: z.string().min(1),
+  /** Serialised argument list or payload reference. */
+  args: z.string(),
+  created: z.number(),
+});
+
+/** Coordinator: a child reached a terminal state. */
+export const DoneMessage = z.object({
+  k: z.literal("done"),
+  v: version,
+  run: id,
+  parent: id,
+  id,
+  ok: z.boolean(),
+  /** Set for children of a `map` with a concurrency limit: frees a slot of that window. */
+  window: z.string().optional(),
+});
+
+/** Coordinator: check, at `deadline`, whether attempt `attempt` of an action has finished. */
+export const TimeoutMessage = z.object({
+  k: z.literal("timeout"),
+  v: version,
+  run: id,
+  id,
+  parent: id.nullable(),
+  task: z.string(),
+  group: z.string(),
+  attempt: z.number().int().min(1),
+  deadline: z.number(),
+  timeoutMs: z.number(),
+});
+
+/** Coordinator: cancel what remains under an action that ended (its children, recursively). */
+export const SweepMessage = z.object({
+  k: z.literal("sweep"),
+  v: version,
+  run: id,
+  id,
+  reason: z.string(),
+});
+
+export const CoordinatorMessage = z.discriminatedUnion("k", [
+  StartMessage,
+  DoneMessage,
+  TimeoutMessage,
+  SweepMessage,
+]);
+
+/** Executor: run (or replay, at `epoch` > 0) one action. */
+export const ExecMessage = z.object({
+  k: z.literal("exec"),
+  v: version,
+  run: id,
+  id,
+  parent: id.nullable(),
+  task: z.string().min(1),
+  group: z.string(),
+  args: z.string(),
+  attempt: z.number().int().min(1),
+  /** 0 for a first execution; the counter epoch being resumed otherwise. */
+  epoch: z.number().int().min(0),
+  window: z.string().optional(),
+  /** Not before this time (ms): delays longer than SQS's 900 s are served by re-delaying. */
+  notBefore: z.number().optional(),
+});
+
+export type StartMessage = z.infer<typeof StartMessage>;
+export type DoneMessage = z.infer<typeof DoneMessage>;
+export type TimeoutMessage = z.infer<typeof TimeoutMessage>;
+export type SweepMessage = z.infer<typeof SweepMessage>;
+export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
+export type ExecMessage = z.infer<typeof ExecMessage>;
+
+/** Enough of a message to name the action it was about, for failing that action clearly. */
+export const ActionRef = z.object({
+  run: id,
+  // Whatever else is malformed, these only have to be usable to name the action.
+  id: id.optional().catch(undefined),
+  parent: id.nullable().optional().catch(undefined),
+  task: z.string().optional().catch(undefined),
+});
+
+export type Parsed<T> =
+  { ok: true; msg: T } | { ok: false; error: string; ref: z.infer<typeof ActionRef> | undefined };
+
+export function parseMessage<T>(schema: z.ZodType<T>, body: string): Parsed<T> {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch (e) {
+    return { ok: false, error: `message body is not JSON (${(e as Error).message})`, ref: undefined };
+  }
+  const r = schema.safeParse(json);
+  if (r.success) return { ok: true, msg: r.data };
+  const ref = ActionRef.safeParse(json);
+  const issues = r.error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+    .join("; ");
+  return {
+    ok: false,
+    error: `message is not an Aloft message of this version (${issues})`,
+    ref: ref.success ? ref.data : undefined,
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * What follows a committed suspension, from whichever process gets there (the executor that
+ * committed it, a redelivery of its message after a crash, or the coordinator counting
+ * completions): send the epoch's calls once, and resume the parent once its wait may be satisfied.
+ * Each step is idempotent and closes with a marker (disp, sent) so a redelivery redoes only what
+ * a crash left undone.
+ */
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import type { CallRecord } from "../sdk/core/history.ts";
+import { execOf, sendExecs } from "./dispatch.ts";
+import { MESSAGE_VERSION } from "./messages.ts";
+import type { ExecMessage } from "./messages.ts";
+import type { Runtime } from "./runtime.ts";
+import { markDispatched, markResuming, markSent } from "./state/counters.ts";
+import { loadHistory } from "./state/history.ts";
+import type { CounterItem, SelfItem } from "./state/table.ts";
+import { selfKey } from "./state/table.ts";
+import { mayProgress } from "./state/trigger.ts";
+
+/** Sends the calls of `epoch` that a window lets out now (the first `limit` of each map window). */
+export async function dispatchCalls(
+  rt: Runtime,
+  run: string,
+  calls: CallRecord[],
+  upto: ReadonlyMap<string, number>,
+  fallbackEnv: string | undefined,
+): Promise<void> {
+  const out = calls
+    .filter((c) => !c.window || c.window.index < (upto.get(c.window.key) ?? c.window.limit))
+    .map((c) => ({ msg: execOf(run, c), ...(fallbackEnv === undefined ? {} : { fallbackEnv }) }));
+  await sendExecs(rt, out);
+}
+
+/** After a crash between commit and dispatch: send the epoch's calls that have no result yet. */
+export async function redispatch(
+  rt: Runtime,
+  cnt: CounterItem,
+  action: string,
+  fallbackEnv: string | undefined,
+): Promise<void> {
+  const loaded = await loadHistory(rt, action);
+  const calls = (loaded.callsByEpoch.get(cnt.epoch) ?? []).filter((c) => !loaded.history.outcomes.has(c.id));
+  const upto = new Map(loaded.windows.map((w) => [w.sk.slice(2), w.upto]));
+  await dispatchCalls(rt, cnt.run, calls, upto, fallbackEnv);
+  await markDispatched(rt, action, cnt.epoch);
+}
+
+/** Resumes `action` if its counter says it may progress (or a resume was decided but not sent). */
+export async function maybeResume(
+  rt: Runtime,
+  action: string,
+  cnt: CounterItem,
+  self?: Omit<ExecMessage, "epoch">,
+): Promise<boolean> {
+  if (cnt.st === "E") return false;
+  if (cnt.st === "S") {
+    if (!mayProgress(cnt, cnt.co - cnt.bo, cnt.ce - cnt.be)) return false;
+    if (!(await markResuming(rt, action, cnt.epoch))) return false;
+  } else if ((cnt.sent ?? 0) >= cnt.epoch) return false;
+  await sendResume(rt, action, cnt.epoch, self);
+  return true;
+}
+
+async function sendResume(
+  rt: Runtime,
+  action: string,
+  epoch: number,
+  self?: Omit<ExecMessage, "epoch">,
+): Promise<void> {
+  let msg: ExecMessage;
+  if (self) msg = { ...self, epoch };
+  else {
+    const out = await rt.doc.send(
+      new GetCommand({ TableName: rt.config.table, Key: selfKey(action), ConsistentRead: true }),
+    );
+    const s = out.Item as SelfItem | undefined;
+    if (!s) {
+      rt.log.warn("cannot resume: the parent's self record is gone (run expired?)", { action });
+      return;
+    }
+    msg = {
+      k: "exec",
+      v: MESSAGE_VERSION,
+      run: s.run,
+      id: action,
+      parent: s.parent,
+      task: s.task,
+      group: s.group,
+      args: s.args,
+      attempt: s.attempt,
+      epoch,
+    };
+  }
+  delete msg.notBefore;
+  await sendExecs(rt, [{ msg }]);
+  await markSent(rt, action, epoch);
+}

@@ -1,0 +1,81 @@
+/**
+ * Cancelling what remains under an action that ended (finished, failed, timed out, cancelled):
+ * each unsettled child gets a CANCELLED outcome (conditional, so a child that finished first keeps
+ * its result), and each unsettled child that is itself a parent is marked ended so it never resumes
+ * and its own queued children cancel themselves when their messages arrive.
+ */
+import type { CallId } from "../../sdk/core/history.ts";
+import { CancelledError, serializeError } from "../../sdk/errors.ts";
+import { batchGet } from "../runtime.ts";
+import type { Runtime } from "../runtime.ts";
+import { endCounter } from "./counters.ts";
+import { loadHistory } from "./history.ts";
+import { writeTerminal } from "./results.ts";
+import { counterKey } from "./table.ts";
+
+export interface Unsettled {
+  id: CallId;
+  task: string;
+  group: string;
+}
+
+/**
+ * Cancels `children` of `parent`; returns the ids of those that are parents themselves, whose own
+ * children the caller cancels next (inline, or through a sweep message).
+ */
+export async function cancelChildren(
+  rt: Runtime,
+  run: string,
+  parent: CallId,
+  children: Unsettled[],
+  reason: string,
+): Promise<CallId[]> {
+  if (!children.length) return [];
+  const outcome = { ok: false as const, error: serializeError(new CancelledError(`cancelled: ${reason}`)) };
+  const counters = await batchGet(
+    rt,
+    children.map((c) => counterKey(c.id)),
+    true,
+  );
+  const parents = children.filter((c) => counters.has(`${counterKey(c.id).pk}|CNT`)).map((c) => c.id);
+  // Mark sub-parents ended before their outcome is written, so none resumes in between.
+  await Promise.all(parents.map((id) => endCounter(rt, id)));
+  for (let i = 0; i < children.length; i += 25) {
+    await Promise.all(
+      children.slice(i, i + 25).map((c) =>
+        writeTerminal(rt, {
+          run,
+          parent,
+          id: c.id,
+          task: c.task,
+          group: c.group,
+          status: "CANCELLED",
+          outcome,
+          attempt: undefined,
+          kids: parents.includes(c.id),
+        }),
+      ),
+    );
+  }
+  return parents;
+}
+
+/** The unsettled children of `action`, from its stored history. */
+export async function unsettledChildren(rt: Runtime, action: CallId): Promise<Unsettled[]> {
+  const { history } = await loadHistory(rt, action);
+  const out: Unsettled[] = [];
+  for (const c of history.calls.values())
+    if (!history.outcomes.has(c.id)) out.push({ id: c.id, task: c.task, group: c.group });
+  return out;
+}
+
+/** Cancels the whole subtree under `action`, level by level (the client's cancel). */
+export async function cancelSubtree(rt: Runtime, run: string, action: CallId, reason: string): Promise<void> {
+  let level = [action];
+  while (level.length) {
+    const next: CallId[] = [];
+    for (const p of level)
+      next.push(...(await cancelChildren(rt, run, p, await unsettledChildren(rt, p), reason)));
+    level = next;
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The conditional writes on a parent's counter item (`A#<action>`/`CNT`) and its map windows.
+ * Each condition is the guard of one effect; the comment on it says which. Timeline: docs/aws.md.
+ */
+import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { isConditionFailed } from "../runtime.ts";
+import type { Runtime } from "../runtime.ts";
+import type { Trigger } from "./trigger.ts";
+import type { CounterItem, WindowItem } from "./table.ts";
+import { counterKey, windowKey } from "./table.ts";
+
+async function update<T>(
+  rt: Runtime,
+  input: Omit<ConstructorParameters<typeof UpdateCommand>[0], "TableName">,
+): Promise<T | undefined> {
+  try {
+    const out = await rt.doc.send(
+      new UpdateCommand({ TableName: rt.config.table, ReturnValues: "ALL_NEW", ...input }),
+    );
+    return out.Attributes as T;
+  } catch (e) {
+    if (isConditionFailed(e)) return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Commits a suspension: epoch `from` → `from + 1`, with the thresholds of its wait and the counts
+ * read before its history was. Returns the new counter, or undefined when another replay of the
+ * same epoch committed first (the loser does nothing more: its calls were identical).
+ */
+export function commitSuspension(
+  rt: Runtime,
+  a: {
+    run: string;
+    action: string;
+    from: number;
+    snap: { co: number; ce: number };
+    trigger: Trigger;
+    expiresAt: number;
+  },
+): Promise<CounterItem | undefined> {
+  return update<CounterItem>(rt, {
+    Key: counterKey(a.action),
+    UpdateExpression:
+      "SET epoch = :e1, st = :S, bo = :bo, be = :be, D = :D, B = :B, run = :run, expiresAt = :x, " +
+      "co = if_not_exists(co, :zero), ce = if_not_exists(ce, :zero)",
+    // The epoch moves forward once per suspension: only a replay of the current epoch may commit,
+    // and never after the action ended (E). The first suspension creates the item.
+    ConditionExpression: a.from === 0 ? "attribute_not_exists(pk)" : "epoch = :e AND st <> :E",
+    ExpressionAttributeValues: {
+      ":e1": a.from + 1,
+      ":S": "S",
+      ":bo": a.snap.co,
+      ":be": a.snap.ce,
+      ":D": a.trigger.D,
+      ":B": a.trigger.B,
+      ":run": a.run,
+      ":x": a.expiresAt,
+      ":zero": 0,
+      ...(a.from === 0 ? {} : { ":e": a.from, ":E": "E" }),
+    },
+  });
+}
+
+/** Counts a batch of completions. Undefined when the parent is gone or has ended (they are moot). */
+export function addCompletions(
+  rt: Runtime,
+  action: string,
+  ok: number,
+  err: number,
+): Promise<CounterItem | undefined> {
+  return update<CounterItem>(rt, {
+    Key: counterKey(action),
+    UpdateExpression: "ADD co :ok, ce :err",
+    // Counting is not deduplicated (see trigger.ts: an over-count only resumes early); it only
+    // requires a live parent, so completions arriving after the parent ended change nothing.
+    ConditionExpression: "attribute_exists(pk) AND st <> :E",
+    ExpressionAttributeValues: { ":ok": ok, ":err": err, ":E": "E" },
+  });
+}
+
+/** S → R for `epoch`: true for the one caller that wins the right to resume the parent. */
+export async function markResuming(rt: Runtime, action: string, epoch: number): Promise<boolean> {
+  const out = await update<CounterItem>(rt, {
+    Key: counterKey(action),
+    UpdateExpression: "SET st = :R",
+    // One resume per suspension: only the transition out of S at this epoch wins.
+    ConditionExpression: "epoch = :e AND st = :S",
+    ExpressionAttributeValues: { ":R": "R", ":S": "S", ":e": epoch },
+  });
+  return out !== undefined;
+}
+
+/** Records that the resume of `epoch` was sent, so a redelivered trigger does not send it again. */
+export async function markSent(rt: Runtime, action: string, epoch: number): Promise<void> {
+  await update(rt, {
+    Key: counterKey(action),
+    UpdateExpression: "SET sent = :e",
+    ConditionExpression: "epoch = :e", // a later epoch's marker is never overwritten by a late writer
+    ExpressionAttributeValues: { ":e": epoch },
+  });
+}
+
+/** Records that every call of `epoch` was sent (a redelivered exec then has nothing to redo). */
+export async function markDispatched(rt: Runtime, action: string, epoch: number): Promise<void> {
+  await update(rt, {
+    Key: counterKey(action),
+    UpdateExpression: "SET disp = :e",
+    ConditionExpression: "epoch = :e",
+    ExpressionAttributeValues: { ":e": epoch },
+  });
+}
+
+/** Marks a parent ended: no more resumes, its windows stop, queued descendants cancel themselves. */
+export async function endCounter(rt: Runtime, action: string): Promise<boolean> {
+  const out = await update<CounterItem>(rt, {
+    Key: counterKey(action),
+    UpdateExpression: "SET st = :E",
+    ConditionExpression: "attribute_exists(pk)", // never create a counter for a leaf
+    ExpressionAttributeValues: { ":E": "E" },
+  });
+  return out !== undefined;
+}
+
+/** Creates a map window; a concurrent replay of the same epoch creating it too is a no-op. */
+export async function createWindow(
+  rt: Runtime,
+  w: Omit<WindowItem, "pk" | "sk"> & { action: string; key: string; expiresAt: number },
+): Promise<void> {
+  const { action, key, ...rest } = w;
+  try {
+    await rt.doc.send(
+      new PutCommand({
+        TableName: rt.config.table,
+        Item: { ...windowKey(action, key), ...rest },
+        ConditionExpression: "attribute_not_exists(pk)", // never reset a window already advancing
+      }),
+    );
+  } catch (e) {
+    if (!isConditionFailed(e)) throw e;
+  }
+}
+
+/** Frees `k` slots of a window; returns it after the update. */
+export function releaseWindow(
+  rt: Runtime,
+  action: string,
+  key: string,
+  k: number,
+): Promise<WindowItem | undefined> {
+  return update<WindowItem>(rt, {
+    Key: windowKey(action, key),
+    UpdateExpression: "ADD released :k",
+    ConditionExpression: "attribute_exists(pk)",
+    ExpressionAttributeValues: { ":k": k },
+  });
+}
+
+/** Moves the sent watermark forward (only forward: concurrent advancers may interleave). */
+export async function advanceWindow(rt: Runtime, action: string, key: string, upto: number): Promise<void> {
+  await update(rt, {
+    Key: windowKey(action, key),
+    UpdateExpression: "SET upto = :t",
+    ConditionExpression: "upto < :t",
+    ExpressionAttributeValues: { ":t": upto },
+  });
+}
+
+/**
+ * Claims the replay of `epoch` for `leaseMs`. A duplicate resume message arriving while another
+ * replay of the same epoch runs does not replay too (one resume per awaited set, also under
+ * duplicate delivery); after a crash, the lease expires and a redelivery claims it.
+ */
+export async function claimReplay(
+  rt: Runtime,
+  action: string,
+  epoch: number,
+  leaseMs: number,
+): Promise<boolean> {
+  const now = rt.now();
+  const out = await update<CounterItem>(rt, {
+    Key: counterKey(action),
+    UpdateExpression: "SET lease = :until, leaseEpoch = :e",
+    // Only the current epoch of a live parent, and only if no unexpired claim holds it.
+    ConditionExpression:
+      "epoch = :e AND st <> :E AND (attribute_not_exists(lease) OR leaseEpoch <> :e OR lease < :now)",
+    ExpressionAttributeValues: { ":until": now + leaseMs, ":e": epoch, ":E": "E", ":now": now },
+  });
+  return out !== undefined;
+}
+
+/** Gives a claim back after a failure this process saw (a real crash lets it expire instead). */
+export async function releaseReplay(rt: Runtime, action: string, epoch: number): Promise<void> {
+  await update(rt, {
+    Key: counterKey(action),
+    UpdateExpression: "SET lease = :zero",
+    ConditionExpression: "leaseEpoch = :e",
+    ExpressionAttributeValues: { ":zero": 0, ":e": epoch },
+  });
+}

@@ -1,0 +1,152 @@
+/**
+ * The terminal transition of an action: one conditional write that records its outcome exactly
+ * once. A child's outcome goes to its parent's result shard; the root's to the run item, which is
+ * also how a run ends in exactly one terminal state.
+ */
+import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { formatOutcome } from "../../sdk/core/history.ts";
+import type { Outcome } from "../../sdk/core/history.ts";
+import { offload } from "../payloads.ts";
+import { isConditionFailed } from "../runtime.ts";
+import type { Runtime } from "../runtime.ts";
+import type { ResultItem, RunItem, TerminalStatus } from "./table.ts";
+import { expiry, resultKey, runKey } from "./table.ts";
+
+export interface Terminal {
+  run: string;
+  parent: string | null;
+  id: string;
+  task: string;
+  group: string;
+  status: TerminalStatus;
+  outcome: Outcome;
+  /** The attempt that ends it; undefined for a cancellation, which ends any attempt. */
+  attempt: number | undefined;
+  startedAt?: number;
+  cached?: boolean;
+  /** The action made child calls (the status tree looks under it). */
+  kids?: boolean;
+}
+
+export type WriteResult =
+  { written: true } | { written: false; existing: Record<string, unknown> | undefined };
+
+/**
+ * Writes a terminal outcome once. On a lost race the item as it was is returned, so a redelivered
+ * message whose first delivery wrote the outcome (and crashed before telling the parent) can still
+ * send the completion with the recorded outcome.
+ */
+export async function writeTerminal(rt: Runtime, t: Terminal): Promise<WriteResult> {
+  const now = rt.now();
+  const body = await offload(rt.payloads, `${t.run}/${t.id}`, formatOutcome(t.outcome));
+  const root = t.parent === null;
+  const values: Record<string, unknown> = {
+    ":st": t.status,
+    ":o": body,
+    ":end": now,
+    ":x": expiry(now, rt.config.retentionDays, root ? 0 : 7),
+  };
+  let set = "#status = :st, outcome = :o, ended = :end, expiresAt = :x";
+  let cond: string;
+  if (root) {
+    values[":running"] = "RUNNING";
+    // A run ends once: only from RUNNING, and only by the attempt the run item names.
+    cond = "#status = :running";
+  } else {
+    set += ", run = :run, task = :task, grp = :grp";
+    Object.assign(values, { ":run": t.run, ":task": t.task, ":grp": t.group });
+    // An action ends once: no outcome yet, and (unless cancelling) written by the current attempt.
+    cond = "attribute_not_exists(outcome)";
+  }
+  if (t.attempt !== undefined) {
+    values[":a"] = t.attempt;
+    set += ", attempt = :a";
+    cond += " AND (attribute_not_exists(attempt) OR attempt = :a)";
+  }
+  if (t.startedAt !== undefined) {
+    values[":sa"] = t.startedAt;
+    set += ", startedAt = :sa";
+  }
+  if (t.cached) {
+    values[":c"] = true;
+    set += ", cached = :c";
+  }
+  if (t.kids) {
+    values[":k"] = true;
+    set += ", kids = :k";
+  }
+  try {
+    await rt.doc.send(
+      new UpdateCommand({
+        TableName: rt.config.table,
+        Key: root ? runKey(t.run) : resultKey(t.parent!, t.id),
+        UpdateExpression: `SET ${set}`,
+        ConditionExpression: cond,
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: values,
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      }),
+    );
+    return { written: true };
+  } catch (e) {
+    if (isConditionFailed(e))
+      return { written: false, existing: e.Item as Record<string, unknown> | undefined };
+    throw e;
+  }
+}
+
+/**
+ * Moves an action from attempt `from` to `from + 1` before a retry is sent. Guards against a
+ * duplicate delivery of a failing attempt starting a second chain of retries.
+ */
+export async function bumpAttempt(
+  rt: Runtime,
+  run: string,
+  parent: string | null,
+  id: string,
+  from: number,
+): Promise<boolean> {
+  const root = parent === null;
+  try {
+    await rt.doc.send(
+      new UpdateCommand({
+        TableName: rt.config.table,
+        Key: root ? runKey(run) : resultKey(parent, id),
+        UpdateExpression: root ? "SET attempt = :to" : "SET attempt = :to, run = :run, expiresAt = :x",
+        // Only the current attempt may start the next one, and never after the action ended.
+        ConditionExpression: root
+          ? "#status = :running AND (attribute_not_exists(attempt) OR attempt = :from)"
+          : "attribute_not_exists(outcome) AND (attribute_not_exists(attempt) OR attempt = :from)",
+        ...(root ? { ExpressionAttributeNames: { "#status": "status" } } : {}),
+        ExpressionAttributeValues: {
+          ":to": from + 1,
+          ":from": from,
+          ...(root
+            ? { ":running": "RUNNING" }
+            : { ":run": run, ":x": expiry(rt.now(), rt.config.retentionDays, 7) }),
+        },
+      }),
+    );
+    return true;
+  } catch (e) {
+    if (isConditionFailed(e)) return false;
+    throw e;
+  }
+}
+
+/** The result item of a child, or the run item for the root (consistent read). */
+export async function readAction(
+  rt: Runtime,
+  run: string,
+  parent: string | null,
+  id: string,
+): Promise<ResultItem | RunItem | undefined> {
+  const out = await rt.doc.send(
+    new GetCommand({
+      TableName: rt.config.table,
+      Key: parent === null ? runKey(run) : resultKey(parent, id),
+      ConsistentRead: true,
+    }),
+  );
+  return out.Item as ResultItem | RunItem | undefined;
+}

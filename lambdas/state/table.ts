@@ -1,0 +1,155 @@
+/**
+ * The single-table design (docs/aws.md): key builders and the shapes of every item. The table has
+ * `pk`/`sk`, one index `gsi1` (`gsi1pk`/`gsi1sk`, runs by creation time) and TTL on `expiresAt`.
+ *
+ * | item          | pk                     | sk                 | written by                      |
+ * |---------------|------------------------|--------------------|---------------------------------|
+ * | run           | `R#<run>`              | `RUN`              | coordinator (start), executor   |
+ * | counter       | `A#<action>`           | `CNT`              | executor (epoch), coordinator   |
+ * | self          | `A#<action>`           | `SELF`             | executor, at first suspension   |
+ * | call chunk    | `A#<action>`           | `C#<epoch>#<n>`    | executor, per suspension        |
+ * | traces        | `A#<action>`           | `T#<epoch>`        | executor, per suspension        |
+ * | window        | `A#<action>`           | `W#<key>`          | executor; advanced by coordinator |
+ * | child result  | `O#<parent>#<shard>`   | `<child>`          | executor / coordinator (timeout) |
+ * | cache entry   | `K#<cache key>`        | `CACHE`            | executor                        |
+ */
+import { createHash } from "node:crypto";
+
+/** Child results of one parent are spread over this many partitions (≈1,000 writes/s each). */
+export const RESULT_SHARDS = 8;
+/** Call records per chunk item (and a byte cap), so no item grows toward 400 KB. */
+export const CHUNK_CALLS = 100;
+export const CHUNK_BYTES = 200_000;
+/** Dynamo numbers cannot be Infinity: "never by counting" is this. */
+export const NEVER = 1_000_000_000;
+
+export const runKey = (run: string) => ({ pk: `R#${run}`, sk: "RUN" });
+export const counterKey = (action: string) => ({ pk: `A#${action}`, sk: "CNT" });
+export const selfKey = (action: string) => ({ pk: `A#${action}`, sk: "SELF" });
+export const actionPk = (action: string) => `A#${action}`;
+export const chunkSk = (epoch: number, n: number) => `C#${pad(epoch, 6)}#${pad(n, 5)}`;
+export const traceSk = (epoch: number) => `T#${pad(epoch, 6)}`;
+export const windowKey = (action: string, key: string) => ({ pk: `A#${action}`, sk: `W#${key}` });
+export const cacheItemKey = (key: string) => ({ pk: `K#${key}`, sk: "CACHE" });
+
+export function shardOf(child: string): number {
+  return createHash("sha1").update(child).digest()[0]! % RESULT_SHARDS;
+}
+export const resultPk = (parent: string, shard: number) => `O#${parent}#${shard}`;
+export const resultKey = (parent: string, child: string) => ({
+  pk: resultPk(parent, shardOf(child)),
+  sk: child,
+});
+
+function pad(n: number, width: number): string {
+  return String(n).padStart(width, "0");
+}
+
+/** Terminal states of a run or action. */
+export type TerminalStatus = "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "CANCELLED";
+export type RunStatusValue = "RUNNING" | TerminalStatus;
+export const TERMINAL: ReadonlySet<string> = new Set(["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"]);
+
+export interface RunItem {
+  pk: string;
+  sk: "RUN";
+  run: string;
+  task: string;
+  /** Serialised argument list, or a payload reference (`s3://...`). */
+  args: string;
+  status: RunStatusValue;
+  created: number;
+  ended?: number;
+  /** `formatOutcome(...)` of the root, or a payload reference. */
+  outcome?: string;
+  /** Attempt of the root action that may write the outcome. */
+  attempt?: number;
+  /** The root's exec message was sent (so a redelivered start does not send it again). */
+  started?: boolean;
+  startedAt?: number;
+  /** Replays of any action of this run after its first execution. */
+  replays?: number;
+  gsi1pk: string;
+  gsi1sk: string;
+  expiresAt?: number;
+}
+
+/** Counter state of a parent: S suspended (counting), R resume sent or in progress, E ended. */
+export type CounterState = "S" | "R" | "E";
+
+/**
+ * The small, hot item of a parent. `co`/`ce` count child completions (ok/err) ever reported, with
+ * duplicates; `bo`/`be` are the counts read before the replay that began this epoch read history.
+ * The parent may progress once (co-bo, ce-be) passes the thresholds `D`/`B` (see trigger.ts).
+ */
+export interface CounterItem {
+  pk: string;
+  sk: "CNT";
+  run: string;
+  epoch: number;
+  st: CounterState;
+  co: number;
+  ce: number;
+  bo: number;
+  be: number;
+  D: number;
+  B: number;
+  /** Epoch whose resume message was sent. */
+  sent?: number;
+  /** Epoch whose child calls were all sent. */
+  disp?: number;
+  /** A replay of `leaseEpoch` holds the parent until `lease` (ms). */
+  lease?: number;
+  leaseEpoch?: number;
+  expiresAt?: number;
+}
+
+/** What the coordinator needs to resume a parent (its own exec message, minus the epoch). */
+export interface SelfItem {
+  pk: string;
+  sk: "SELF";
+  run: string;
+  parent: string | null;
+  task: string;
+  group: string;
+  args: string;
+  attempt: number;
+  expiresAt?: number;
+}
+
+export interface WindowItem {
+  pk: string;
+  sk: string;
+  limit: number;
+  size: number;
+  /** Epoch whose call chunks hold the window's calls, and the position of item 0 in that epoch's list. */
+  epoch: number;
+  offset: number;
+  /** Completions reported (with duplicates). */
+  released: number;
+  /** Items [0, upto) have been sent. */
+  upto: number;
+}
+
+export interface ResultItem {
+  pk: string;
+  sk: string;
+  run?: string;
+  task?: string;
+  /** The child's group ("group" is a DynamoDB reserved word). */
+  grp?: string;
+  status?: TerminalStatus;
+  outcome?: string;
+  attempt?: number;
+  startedAt?: number;
+  ended?: number;
+  cached?: boolean;
+  /** The child made calls of its own. */
+  kids?: boolean;
+  expiresAt?: number;
+}
+
+/** Seconds since the epoch at which DynamoDB may delete an item. */
+export function expiry(nowMs: number, retentionDays: number, horizonDays = 0): number {
+  return Math.floor(nowMs / 1000) + Math.round((retentionDays + horizonDays) * 86_400);
+}

@@ -1,0 +1,317 @@
+/**
+ * The client of a deployed Aloft stack: start runs, follow them, cancel them.
+ *
+ * Configuration is the stack's outputs (lambdas/config.ts `OUTPUT`): given in code, read from the
+ * file `cdk deploy --outputs-file aloft-outputs.json` wrote, or from the ALOFT_* variables the
+ * handlers use. Endpoints come from the standard AWS variables (AWS_ENDPOINT_URL and the
+ * per-service AWS_ENDPOINT_URL_DYNAMODB / _SQS / _S3), so one client serves AWS, LocalStack and
+ * `aloft dev`.
+ */
+import { randomUUID } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { GetCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DEFAULT_OUTPUTS_FILE, ENV, OUTPUT } from "../../lambdas/config.ts";
+import { MESSAGE_VERSION } from "../../lambdas/messages.ts";
+import type { StartMessage } from "../../lambdas/messages.ts";
+import { offload, resolvePayload } from "../../lambdas/payloads.ts";
+import {
+  buildRuntime,
+  configFromEnv,
+  isConditionFailed,
+  makeClients,
+  sendMessages,
+} from "../../lambdas/runtime.ts";
+import type { AloftConfig, Runtime } from "../../lambdas/runtime.ts";
+import { cancelSubtree } from "../../lambdas/state/cancel.ts";
+import { endCounter } from "../../lambdas/state/counters.ts";
+import type { RunItem } from "../../lambdas/state/table.ts";
+import { TERMINAL, expiry, runKey } from "../../lambdas/state/table.ts";
+import { serializeArgs } from "../core/calls.ts";
+import { formatOutcome, parseOutcome } from "../core/history.ts";
+import {
+  CancelledError,
+  ConfigurationError,
+  TaskError,
+  deserializeError,
+  serializeError,
+} from "../errors.ts";
+import type { GroupProgress } from "../local/engine.ts";
+import type { RunStatus } from "../local/status.ts";
+import type { Run } from "../run.ts";
+import { deserialize } from "../serde.ts";
+import type { Task } from "../task.ts";
+import { isTask } from "../task.ts";
+import { awsRunStatus } from "./status.ts";
+
+type AnyFn = (...args: any[]) => any;
+
+/** A stack's outputs, as the client needs them. */
+export interface AloftClientConfig {
+  table: string;
+  /** S3 bucket for large payloads (optional: without it, oversized payloads fail clearly). */
+  bucket?: string;
+  coordinatorQueue: string;
+  /** TaskEnvironment name -> executor queue URL. */
+  executorQueues: Record<string, string>;
+  region?: string;
+  /** Days a finished run is kept (for the items the client writes); default 30. */
+  retentionDays?: number;
+}
+
+export interface AloftClientOptions {
+  /** `cdk deploy --outputs-file` file to read when no config is given; default aloft-outputs.json. */
+  outputsFile?: string;
+}
+
+/** A run's summary row, for `aloft runs --aws`. */
+export interface AwsRunRow {
+  id: string;
+  task: string;
+  status: string;
+  created: number;
+  ended: number | null;
+}
+
+/** Reads a `cdk deploy --outputs-file` file (one stack whose outputs carry Aloft's keys). */
+export function configFromOutputsFile(path: string): AloftClientConfig {
+  const json = JSON.parse(readFileSync(path, "utf8")) as Record<string, Record<string, string>>;
+  const stacks = Object.entries(json).filter(([, o]) => o && typeof o === "object" && OUTPUT.table in o);
+  if (stacks.length !== 1) {
+    throw new ConfigurationError(
+      `${path}: expected exactly one stack with Aloft outputs (${OUTPUT.table}, ...), found ${stacks.length}` +
+        (stacks.length ? ` (${stacks.map(([n]) => n).join(", ")})` : ""),
+    );
+  }
+  const o = stacks[0]![1];
+  const missing = [OUTPUT.table, OUTPUT.coordinatorQueue, OUTPUT.executorQueues].filter((k) => !o[k]);
+  if (missing.length) throw new ConfigurationError(`${path}: stack outputs lack ${missing.join(", ")}`);
+  const cfg: AloftClientConfig = {
+    table: o[OUTPUT.table]!,
+    coordinatorQueue: o[OUTPUT.coordinatorQueue]!,
+    executorQueues: JSON.parse(o[OUTPUT.executorQueues]!) as Record<string, string>,
+  };
+  if (o[OUTPUT.bucket]) cfg.bucket = o[OUTPUT.bucket];
+  if (o[OUTPUT.region]) cfg.region = o[OUTPUT.region];
+  return cfg;
+}
+
+/** Config from code, else the outputs file, else the ALOFT_* variables; errors say what to set. */
+export function resolveClientConfig(
+  config?: AloftClientConfig,
+  options: AloftClientOptions = {},
+): AloftClientConfig {
+  if (config) return config;
+  const file = resolve(options.outputsFile ?? process.env["ALOFT_OUTPUTS_FILE"] ?? DEFAULT_OUTPUTS_FILE);
+  if (existsSync(file)) return configFromOutputsFile(file);
+  if (process.env[ENV.table]) {
+    const c = configFromEnv();
+    return {
+      table: c.table,
+      coordinatorQueue: c.coordinatorQueue,
+      executorQueues: c.executorQueues,
+      ...(c.bucket ? { bucket: c.bucket } : {}),
+    };
+  }
+  throw new ConfigurationError(
+    `no Aloft stack configuration: pass it to new AloftClient({...}), or deploy with ` +
+      `\`cdk deploy --outputs-file ${DEFAULT_OUTPUTS_FILE}\` (looked at ${file}), or set ${ENV.table}, ` +
+      `${ENV.coordinatorQueue} and ${ENV.executorQueues} (aloft dev prints them)`,
+  );
+}
+
+/**
+ * Starts and follows runs on a deployed stack.
+ * @example
+ * const client = new AloftClient(); // reads aloft-outputs.json
+ * const r = await client.run(parallelPipeline, ["a", "b", "c"]);
+ * console.log(await r.result());
+ */
+export class AloftClient {
+  readonly config: AloftClientConfig;
+  /** Exposed for tools and tests (e.g. to count AWS calls with client middleware). */
+  readonly rt: Runtime;
+
+  constructor(config?: AloftClientConfig, options: AloftClientOptions = {}) {
+    this.config = resolveClientConfig(config, options);
+    const c: AloftConfig = {
+      table: this.config.table,
+      bucket: this.config.bucket,
+      coordinatorQueue: this.config.coordinatorQueue,
+      executorQueues: this.config.executorQueues,
+      retentionDays: this.config.retentionDays ?? 30,
+    };
+    this.rt = buildRuntime(c, makeClients(this.config.region));
+  }
+
+  /** Starts `task` as a run on the stack. Typed like `run` from "aloft". */
+  async run<F extends AnyFn>(task: Task<F>, ...args: Parameters<F>): Promise<AwsRun<Awaited<ReturnType<F>>>> {
+    if (!isTask(task))
+      throw new ConfigurationError("AloftClient.run() needs a task registered with env.task");
+    return this.start<Awaited<ReturnType<F>>>(task.def.name, serializeArgs(task.def.name, args));
+  }
+
+  /** Starts a task by registered name with a serialised argument list (the CLI's path). */
+  async start<R = unknown>(taskName: string, payload: string): Promise<AwsRun<R>> {
+    const id = `r-${randomUUID()}`;
+    const args = await offload(this.rt.payloads, id, payload);
+    const msg: StartMessage = {
+      k: "start",
+      v: MESSAGE_VERSION,
+      run: id,
+      task: taskName,
+      args,
+      created: Date.now(),
+    };
+    await sendMessages(this.rt, this.config.coordinatorQueue, [{ body: JSON.stringify(msg) }]);
+    return new AwsRun<R>(this, id, taskName);
+  }
+
+  /** A handle on an existing run (its id as printed by `run`). */
+  attach<R = unknown>(id: string): AwsRun<R> {
+    return new AwsRun<R>(this, id, undefined);
+  }
+
+  async getRun(id: string): Promise<RunItem | undefined> {
+    const out = await this.rt.doc.send(
+      new GetCommand({ TableName: this.config.table, Key: runKey(id), ConsistentRead: true }),
+    );
+    return out.Item as RunItem | undefined;
+  }
+
+  /** Most recent runs first (the gsi1 index). */
+  async listRuns(limit = 20): Promise<AwsRunRow[]> {
+    const out = await this.rt.doc.send(
+      new QueryCommand({
+        TableName: this.config.table,
+        IndexName: "gsi1",
+        KeyConditionExpression: "gsi1pk = :p",
+        ExpressionAttributeValues: { ":p": "RUNS" },
+        ScanIndexForward: false,
+        Limit: limit,
+      }),
+    );
+    return (out.Items ?? []).map((i) => {
+      const r = i as RunItem;
+      return { id: r.run, task: r.task, status: r.status, created: r.created, ended: r.ended ?? null };
+    });
+  }
+
+  destroy(): void {
+    this.rt.doc.destroy();
+    this.rt.ddb.destroy();
+    this.rt.sqs.destroy();
+    this.rt.s3.destroy();
+  }
+}
+
+/** A run on a deployed stack. */
+export class AwsRun<R = unknown> implements Run<R> {
+  private last: RunStatus | undefined;
+
+  constructor(
+    private readonly client: AloftClient,
+    readonly id: string,
+    private readonly taskName: string | undefined,
+  ) {}
+
+  /** Polls the run item until the run ends (the start message may not be processed yet). */
+  private async ended(intervalMs = 100): Promise<RunItem> {
+    let wait = intervalMs;
+    for (;;) {
+      const r = await this.client.getRun(this.id);
+      if (r && TERMINAL.has(r.status)) return r;
+      await new Promise((res) => setTimeout(res, wait));
+      wait = Math.min(1000, Math.round(wait * 1.3));
+    }
+  }
+
+  async result(): Promise<R> {
+    const r = await this.ended();
+    const o = parseOutcome(
+      `outcome of run ${this.id}`,
+      await resolvePayload(this.client.rt.payloads, r.outcome ?? ""),
+    );
+    if (o.ok) return deserialize(o.value) as R;
+    if (r.status === "CANCELLED" || r.status === "TIMED_OUT") throw deserializeError(o.error);
+    throw new TaskError(r.task, o.error, o.error.attempts ?? 1);
+  }
+
+  async status(): Promise<RunStatus> {
+    const r = await this.client.getRun(this.id);
+    if (!r) {
+      const now = new Date();
+      return {
+        id: this.id,
+        task: this.taskName ?? "?",
+        state: "QUEUED",
+        createdAt: now,
+        endedAt: undefined,
+        root: undefined,
+        groups: [],
+        actions: 0,
+      };
+    }
+    this.last = await awsRunStatus(this.client.rt, r);
+    return this.last;
+  }
+
+  async *watch(intervalMs = 1000): AsyncIterable<RunStatus> {
+    for (;;) {
+      const s = await this.status();
+      yield s;
+      if (TERMINAL.has(s.state)) return;
+      await new Promise((res) => setTimeout(res, intervalMs));
+    }
+  }
+
+  /**
+   * Cancels the run: it ends CANCELLED at once (one conditional write), then every descendant
+   * still queued or running is marked CANCELLED; executors find the marks and stop.
+   */
+  async cancel(reason = "the run was cancelled"): Promise<void> {
+    const rt = this.client.rt;
+    const now = Date.now();
+    const outcome = formatOutcome({ ok: false, error: serializeError(new CancelledError(reason)) });
+    try {
+      await rt.doc.send(
+        new UpdateCommand({
+          TableName: this.client.config.table,
+          Key: runKey(this.id),
+          UpdateExpression: "SET #status = :c, outcome = :o, ended = :n, expiresAt = :x",
+          ConditionExpression: "#status = :running", // a run ends once
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: {
+            ":c": "CANCELLED",
+            ":o": outcome,
+            ":n": now,
+            ":x": expiry(now, this.client.rt.config.retentionDays),
+            ":running": "RUNNING",
+          },
+        }),
+      );
+    } catch (e) {
+      if (!isConditionFailed(e)) throw e;
+      const r = await this.client.getRun(this.id);
+      if (!r) throw new ConfigurationError(`no run ${this.id} (not started yet, expired, or another stack)`);
+      return;
+    }
+    await endCounter(rt, this.id);
+    await cancelSubtree(rt, this.id, this.id, reason);
+  }
+
+  progress(): GroupProgress[] {
+    return (this.last?.groups ?? []).map((g) => ({
+      runId: this.id,
+      group: g.group,
+      total: g.total,
+      done: Object.entries(g.byStatus).reduce((n, [s, c]) => n + (TERMINAL.has(s) ? c : 0), 0),
+      failed: (g.byStatus["FAILED"] ?? 0) + (g.byStatus["TIMED_OUT"] ?? 0),
+    }));
+  }
+
+  /** Replays of this run's actions after their first execution (for tests and benchmarks). */
+  async replays(): Promise<number> {
+    return (await this.client.getRun(this.id))?.replays ?? 0;
+  }
+}

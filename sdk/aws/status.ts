@@ -1,0 +1,92 @@
+/**
+ * The status tree of a run on AWS, read from the table: the run item, then each parent's call
+ * chunks and result shards (paged Queries), in the same shape as the embedded engine's
+ * (sdk/local/status.ts), so the CLI renders both alike.
+ */
+import type { ActionNode, GroupSummary, RunStatus } from "../local/status.ts";
+import { loadActionItems, loadResults } from "../../lambdas/state/history.ts";
+import type { Runtime } from "../../lambdas/runtime.ts";
+import { parseCallRecord } from "../core/history.ts";
+import type { CallRecord } from "../core/history.ts";
+import type { RunItem, WindowItem } from "../../lambdas/state/table.ts";
+
+/** Children of one parent, in call order, with their recorded state. */
+async function childrenOf(
+  rt: Runtime,
+  parent: string,
+  now: number,
+): Promise<{ node: ActionNode; kids: boolean; done: boolean }[]> {
+  const [items, results] = await Promise.all([loadActionItems(rt, parent), loadResults(rt, parent)]);
+  const calls: CallRecord[] = [];
+  const upto = new Map<string, number>();
+  for (const it of items) {
+    const sk = String(it["sk"]);
+    if (sk.startsWith("C#")) for (const s of it["calls"] as string[]) calls.push(parseCallRecord(s));
+    else if (sk.startsWith("W#")) upto.set(sk.slice(2), (it as unknown as WindowItem).upto);
+  }
+  return calls.map((c) => {
+    const r = results.get(c.id);
+    const waiting = c.window !== undefined && c.window.index >= (upto.get(c.window.key) ?? c.window.limit);
+    const status = r?.status ?? (waiting ? "QUEUED" : "RUNNING");
+    const node: ActionNode = {
+      id: c.id,
+      task: c.task,
+      group: c.group,
+      status,
+      attempts: r?.attempt ?? 1,
+      cached: r?.cached === true,
+      durationMs: r?.startedAt === undefined ? undefined : (r.ended ?? now) - r.startedAt,
+      startedAt: r?.startedAt,
+      endedAt: r?.ended,
+      children: [],
+    };
+    return { node, kids: r?.kids === true || r?.status === undefined, done: r?.status !== undefined };
+  });
+}
+
+export async function awsRunStatus(rt: Runtime, run: RunItem, now = Date.now()): Promise<RunStatus> {
+  const root: ActionNode = {
+    id: run.run,
+    task: run.task,
+    group: "",
+    status: run.status,
+    attempts: run.attempt ?? 1,
+    cached: false,
+    durationMs: (run.ended ?? now) - run.created,
+    startedAt: run.created,
+    endedAt: run.ended,
+    children: [],
+  };
+  const groups = new Map<string, GroupSummary>();
+  let actions = 1;
+  let level: ActionNode[] = [root];
+  while (level.length) {
+    const next: ActionNode[] = [];
+    await Promise.all(
+      level.map(async (p) => {
+        const kids = await childrenOf(rt, p.id, now);
+        for (const k of kids) {
+          p.children.push(k.node);
+          actions++;
+          const key = k.node.group || "(no group)";
+          let g = groups.get(key);
+          if (!g) groups.set(key, (g = { group: key, total: 0, byStatus: {} }));
+          g.total++;
+          g.byStatus[k.node.status] = (g.byStatus[k.node.status] ?? 0) + 1;
+          if (k.kids) next.push(k.node);
+        }
+      }),
+    );
+    level = next;
+  }
+  return {
+    id: run.run,
+    task: run.task,
+    state: run.status,
+    createdAt: new Date(run.created),
+    endedAt: run.ended === undefined ? undefined : new Date(run.ended),
+    root,
+    groups: [...groups.values()],
+    actions,
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * The `--aws` side of the CLI (a deployed stack, LocalStack, or `aloft dev`) and `aloft dev`.
+ * The stack is found as AloftClient finds it: --outputs <file>, else aloft-outputs.json, else the
+ * ALOFT_* variables; endpoints come from AWS_ENDPOINT_URL(_DYNAMODB|_SQS|_S3).
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { OUTPUT } from "../../lambdas/config.ts";
+import { AloftClient } from "../aws/client.ts";
+import type { AwsRun } from "../aws/client.ts";
+import type { RunRow } from "../local/store.ts";
+import { listEnvironments } from "../registry.ts";
+import { renderRuns, renderStatus } from "./render.ts";
+
+export interface AwsOptions {
+  outputs?: string;
+}
+
+export function awsClient(o: AwsOptions): AloftClient {
+  return new AloftClient(undefined, o.outputs ? { outputsFile: o.outputs } : {});
+}
+
+export async function awsStatus(id: string, o: AwsOptions & { json?: boolean }): Promise<string> {
+  const c = awsClient(o);
+  try {
+    const s = await c.attach(id).status();
+    return o.json ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s);
+  } finally {
+    c.destroy();
+  }
+}
+
+export async function awsWatch(id: string, o: AwsOptions & { interval?: string }): Promise<void> {
+  const c = awsClient(o);
+  try {
+    for await (const s of c.attach(id).watch(Number(o.interval ?? 1000))) {
+      if (process.stdout.isTTY) process.stdout.write("\x1b[2J\x1b[H");
+      process.stdout.write(renderStatus(s));
+    }
+  } finally {
+    c.destroy();
+  }
+}
+
+export async function awsCancel(id: string, o: AwsOptions): Promise<string> {
+  const c = awsClient(o);
+  try {
+    const r: AwsRun = c.attach(id);
+    await r.cancel("cancelled by aloft cancel");
+    const row = await c.getRun(id);
+    return `run ${id} ${row?.status ?? "not found"}\n`;
+  } finally {
+    c.destroy();
+  }
+}
+
+export async function awsRuns(limit: number, o: AwsOptions): Promise<string> {
+  const c = awsClient(o);
+  try {
+    const rows = await c.listRuns(limit);
+    return renderRuns(
+      rows.map(
+        (r) => ({ ...r, module: null, args: "", result: null, error: null, cancel_requested: 0 }) as RunRow,
+      ),
+    );
+  } finally {
+    c.destroy();
+  }
+}
+
+/**
+ * `aloft dev <module>`: DynamoDB Local + fauxqs, the stack's table/queues/bucket, and the real
+ * handlers with the local poller, until interrupted. Writes an outputs file and prints the
+ * variables with which `aloft run --aws` (in another shell) targets it.
+ */
+export async function dev(o: { outputs: string }): Promise<void> {
+  const { startDevStack } = await import("../../lambdas/dev.ts");
+  const envs = listEnvironments().map((e) => e.name);
+  const stack = await startDevStack({ environments: envs, visibilityTimeoutSeconds: 30 });
+  const file = resolve(o.outputs);
+  mkdirSync(dirname(file), { recursive: true });
+  const outputs = {
+    [OUTPUT.table]: stack.config.table,
+    [OUTPUT.bucket]: stack.config.bucket,
+    [OUTPUT.coordinatorQueue]: stack.config.coordinatorQueue,
+    [OUTPUT.executorQueues]: JSON.stringify(stack.config.executorQueues),
+    [OUTPUT.region]: stack.config.region,
+  };
+  writeFileSync(file, `${JSON.stringify({ AloftDev: outputs }, null, 2)}\n`);
+  const vars: Record<string, string> = {
+    ALOFT_OUTPUTS_FILE: file,
+    AWS_ENDPOINT_URL_DYNAMODB: stack.aws.dynamoEndpoint,
+    AWS_ENDPOINT_URL_SQS: stack.aws.sqsEndpoint,
+    AWS_ENDPOINT_URL_S3: stack.env["AWS_ENDPOINT_URL_S3"] ?? stack.aws.sqsEndpoint,
+    AWS_REGION: stack.config.region,
+    AWS_ACCESS_KEY_ID: "test",
+    AWS_SECRET_ACCESS_KEY: "test",
+  };
+  process.stderr.write(
+    `aloft dev: ${stack.aws.mode === "emulators" ? "DynamoDB Local + fauxqs (SQS, S3)" : stack.aws.dynamoEndpoint} ready; ` +
+      `environments: ${envs.join(", ")}\n` +
+      `  DynamoDB ${stack.aws.dynamoEndpoint}  SQS/S3 ${stack.aws.sqsEndpoint}\n` +
+      `In another shell:\n${Object.entries(vars)
+        .map(([k, v]) => `  export ${k}=${v}`)
+        .join("\n")}\n  aloft run --aws <module> <task> [args...]\nCtrl-C stops it.\n`,
+  );
+  await new Promise<void>((res) => {
+    process.once("SIGINT", res);
+    process.once("SIGTERM", res);
+  });
+  process.stderr.write("aloft dev: stopping\n");
+  await stack.stop();
+}

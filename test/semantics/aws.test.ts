@@ -1,0 +1,21 @@
+/**
+ * The semantic suite on the AWS path: the real coordinator and executor handlers on DynamoDB Local
+ * and fauxqs (SQS + S3), driven by the local event-source poller, through AloftClient.
+ */
+import { startDevStack } from "../../lambdas/dev.ts";
+import { AloftClient } from "../../sdk/aws/client.ts";
+import { semanticSuite } from "./suite.ts";
+
+semanticSuite(async () => {
+  const dev = await startDevStack({ visibilityTimeoutSeconds: 10 });
+  const client = new AloftClient(dev.config);
+  return {
+    name: "aws-local",
+    run: (task, ...args) => client.run(task, ...args),
+    replays: async (id) => client.attach(id).replays(),
+    close: async () => {
+      client.destroy();
+      await dev.stop();
+    },
+  };
+});
