@@ -28,6 +28,8 @@ export type Decision = {
   traces: TraceRecord[];
   /** Things the user should know (I/O outside trace, calls never awaited). */
   warnings: string[];
+  /** Milliseconds the body's first synchronous segment took (with an injected clock; else 0). */
+  bodyMs?: number;
 } & (
   | { kind: "completed"; value: Payload }
   | { kind: "failed"; error: SerializedError }
@@ -54,6 +56,8 @@ export interface ReplayInput {
   actionId: CallId;
   history: History;
   scheduler?: Scheduler;
+  /** A clock, injected, to measure the body's synchronous segment (adapters place tasks with it). */
+  now?: () => number;
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
@@ -127,7 +131,8 @@ export async function replay(input: ReplayInput): Promise<Decision> {
     st.closed = true;
     return d;
   };
-  const base = () => ({ calls: st.newCalls, traces: st.newTraces, warnings: st.warnings });
+  let bodyMs = 0;
+  const base = () => ({ calls: st.newCalls, traces: st.newTraces, warnings: st.warnings, bodyMs });
 
   let args: unknown[];
   try {
@@ -146,7 +151,13 @@ export async function replay(input: ReplayInput): Promise<Decision> {
     value = v;
   };
   try {
-    const ret = scopeStorage.run({ state: st, group: "" }, () => input.task.fn(...args));
+    const t0 = input.now?.() ?? 0;
+    let ret: unknown;
+    try {
+      ret = scopeStorage.run({ state: st, group: "" }, () => input.task.fn(...args));
+    } finally {
+      bodyMs = (input.now?.() ?? 0) - t0;
+    }
     if (isThenable(ret)) {
       const sub = isEngineFuture(ret) ? ret.then.bind(ret) : (ret as PromiseLike<unknown>).then.bind(ret);
       sub(

@@ -5,6 +5,8 @@
  * replays it once that wait is satisfied, enforces retries, timeouts, windows and cancellation.
  */
 import { EventEmitter } from "node:events";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { randomUUID } from "node:crypto";
 import { CancelledError, TaskTimeoutError, isNonRecoverable, serializeError } from "../errors.ts";
 import type { SerializedError } from "../errors.ts";
@@ -22,6 +24,20 @@ import { InlineExecutor, WorkerPool } from "./pool.ts";
 import type { Executor } from "./pool.ts";
 import type { ActionStatus, Completion, RunRow, RunState } from "./store.ts";
 import { Store, TERMINAL } from "./store.ts";
+
+const COLLECT_EVERY = 10_000;
+/** V8's full collection, reached without --expose-gc on the command line. */
+const fullGc: (() => void) | undefined = (() => {
+  try {
+    v8.setFlagsFromString("--expose-gc");
+    return vm.runInNewContext("gc") as () => void;
+  } catch {
+    return undefined;
+  }
+})();
+
+const CHEAP_MS = 0.2;
+const CHEAP_AFTER = 32;
 
 /** Errors a parent does not retry: its children had their own retries (no retry storms). */
 const NOT_RETRIED = new Set([
@@ -95,6 +111,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readyHead = 0;
   private pumpScheduled = false;
   private pending: Completion[] = [];
+  /** Work done since the last full collection (see {@link collect}). */
+  private churn = 0;
   private readonly runWaiters = new Map<string, ((r: RunRow) => void)[]>();
   private readonly progress = new Map<string, GroupProgress>();
   private readonly warned = new Set<string>();
@@ -106,6 +124,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   readonly store: Store;
   /** Replays per run (an action's executions after its first). */
   readonly replays = new Map<string, number>();
+  /** Per task: how long its body's synchronous segment takes, on average (to place it). */
+  private readonly cost = new Map<string, { n: number; avg: number }>();
 
   constructor(private readonly opts: EngineOptions) {
     super();
@@ -292,7 +312,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         }
         // A replay is a parent body resuming (orchestration, not compute): run it on this thread,
         // where its history already is, when this thread knows the task.
-        if (a.hasHistory && def) replays.push(item);
+        if ((a.hasHistory || !a.parent || this.cheap(a.task)) && def) replays.push(item);
         else batch.push(item);
         if (def?.timeoutMs !== undefined && !a.timer) {
           const token = a.token;
@@ -314,10 +334,32 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   // ── decisions ────────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * Placement: a root and a parent's replays are orchestration, and a task whose body has proved
+   * cheap (its synchronous segment averaging under {@link CHEAP_MS} over {@link CHEAP_AFTER} runs)
+   * costs more to ship to a worker than to run: these run on the engine's thread. Everything else,
+   * CPU-bound bodies above all, runs on the worker pool, truly in parallel.
+   */
+  private cheap(task: string): boolean {
+    const c = this.cost.get(task);
+    return c !== undefined && c.n >= CHEAP_AFTER && c.avg < CHEAP_MS;
+  }
+
+  private measure(task: string, ms: number | undefined): void {
+    if (ms === undefined) return;
+    const c = this.cost.get(task);
+    if (!c) this.cost.set(task, { n: 1, avg: ms });
+    else {
+      c.n++;
+      c.avg += (ms - c.avg) / Math.min(c.n, 64); // a moving average that keeps adapting
+    }
+  }
+
   private onDecisions(results: [string, number, Decision][]): void {
     for (const [id, token, d] of results) {
       const a = this.live.get(id);
       if (!a || a.token !== token || a.status !== "RUNNING") continue; // stale or duplicate
+      this.measure(a.task, d.bodyMs);
       for (const w of d.warnings) this.warn(w);
       switch (d.kind) {
         case "completed":
@@ -391,6 +433,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       return false;
     });
     a.nextSeq += calls.length;
+    this.collect(calls.length);
     a.status = "SUSPENDED";
     for (const c of calls) {
       const child = this.track({
@@ -532,6 +575,19 @@ export class Engine extends EventEmitter<EngineEvents> {
     const batch = this.pending;
     this.pending = [];
     this.store.complete(batch);
+    this.collect(batch.length);
+  }
+
+  /**
+   * A large fan-out makes short-lived garbage faster than V8 collects it, and the heap (so peak
+   * RSS) grows ahead of what is live. A full collection every {@link COLLECT_EVERY} units of work
+   * (results, calls) keeps it near the live size; it costs a few ms each time.
+   */
+  private collect(work: number): void {
+    this.churn += work;
+    if (this.churn < COLLECT_EVERY || !fullGc) return;
+    this.churn = 0;
+    fullGc();
   }
 
   private pollCancels(): void {
