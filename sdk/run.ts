@@ -23,6 +23,7 @@ import { Store } from "./local/store.ts";
 import { listTasks } from "./registry.ts";
 import { deserialize } from "./serde.ts";
 import type { Task } from "./task.ts";
+import type { AloftClient, AloftClientConfig } from "./aws/client.ts";
 import { isTask } from "./task.ts";
 
 export type { RunStatus, ActionNode } from "./local/status.ts";
@@ -35,6 +36,10 @@ export interface InitOptions {
   store?: string;
   /** Worker threads for task bodies; 0 runs them on the main thread. Default: one per core. */
   workers?: number;
+  /** `mode: "aws"`: the stack's outputs (default: read from aloft-outputs.json or ALOFT_* variables). */
+  aws?: AloftClientConfig;
+  /** `mode: "aws"`: the `cdk deploy --outputs-file` file to read. */
+  outputsFile?: string;
 }
 
 type AnyFn = (...args: any[]) => any;
@@ -69,13 +74,24 @@ let backend: Promise<LocalBackend> | undefined;
  * await init({ mode: "local", store: ":memory:", workers: 0 });
  */
 export async function init(opts: InitOptions = {}): Promise<void> {
-  if (opts.mode === "aws") {
-    throw new ConfigurationError(
-      `init({ mode: "aws" }): use new AloftClient(config).run(...) for a deployed stack`,
-    );
+  if (opts.mode !== undefined && opts.mode !== "local" && opts.mode !== "aws") {
+    throw new ConfigurationError(`init: mode must be "local" or "aws", got ${JSON.stringify(opts.mode)}`);
   }
   await shutdown();
   options = { ...opts };
+  aws = undefined;
+}
+
+let aws: Promise<AloftClient> | undefined;
+
+/** The client of the deployed stack, for `init({ mode: "aws" })`. */
+function awsClient(): Promise<AloftClient> {
+  aws ??= import("./aws/client.ts").then(
+    ({ AloftClient: Client }) =>
+      new Client(options.aws, options.outputsFile ? { outputsFile: options.outputsFile } : {}),
+  );
+  aws.catch(() => (aws = undefined));
+  return aws;
 }
 
 /** Stops the local engine (workers, store lock). Runs still in progress can be resumed later. */
@@ -166,6 +182,8 @@ export async function run<F extends AnyFn>(
     throw Object.assign(new Error("run() is not available inside an Aloft worker"), { aloftInWorker: true });
   }
   if (!isTask(task)) throw new ConfigurationError("run() needs a task registered with env.task");
+  if (options.mode === "aws")
+    return (await awsClient()).run(task, ...args) as unknown as Run<Awaited<ReturnType<F>>>;
   const payload = serializeArgs(task.def.name, args);
   const b = await openBackend();
   const id = b.engine.startRun(task.def, payload);
