@@ -181,3 +181,56 @@ describe("embedded engine", () => {
     await shutdown();
   });
 });
+
+describe("bad input to the SDK", () => {
+  it("calling an unregistered function as a task is refused with what to do", async () => {
+    const { map, run: runTask } = await import("aloft");
+    const plain = async (x: number) => x;
+    const notATask = plain as unknown as Parameters<typeof runTask>[0];
+    await assert.rejects(runTask(notATask), /run\(\) needs a task registered with env\.task/);
+    assert.throws(() => map(notATask, [1] as never[]), /map needs a task registered with env\.task/);
+  });
+
+  it("init refuses an unknown mode", async () => {
+    await assert.rejects(init({ mode: "cloud" as never }), /mode must be "local" or "aws"/);
+  });
+});
+
+describe("aloft cancel from another process", () => {
+  it("reaches a run in progress: the engine stops every descendant and the run ends CANCELLED", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "aloft-cancel-"));
+    const store = join(dir, "cancel.db");
+    const env = { ALOFT_TEST_DIR: dir, ALOFT_TEST_SLEEP: "60000" };
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(ROOT, "test/fixtures/start-and-wait.ts"), store, "8"],
+      {
+        cwd: ROOT,
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let id = "";
+    child.stdout.on("data", (d: Buffer) => (id += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on("close", r));
+    try {
+      for (let i = 0; i < 400 && execLog(dir).length < 4; i++) await sleep(25);
+      assert.equal(execLog(dir).length, 4, "the window of 4 children started");
+      const c = await aloft(["--store", store, "cancel", id.trim()], { cwd: ROOT });
+      assert.equal(c.code, 0, c.stderr);
+      assert.match(c.stdout, /CANCELLED/);
+      const code = await exited;
+      assert.notEqual(code, 0, "the process running it saw its run end CANCELLED");
+      const s = new Store(store);
+      const rows = s.runActions(id.trim());
+      s.close();
+      assert.ok(
+        rows.length === 9 && rows.every((r) => r.status === "CANCELLED"),
+        JSON.stringify(rows.map((r) => r.status)),
+      );
+    } finally {
+      child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
