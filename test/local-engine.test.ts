@@ -65,6 +65,9 @@ describe("embedded engine", () => {
     before.close();
     assert.ok(done.length >= 5 && done.length < 12, `${done.length} children done before the kill`);
 
+    const runs = await aloft(["--store", store, "runs"], { cwd: ROOT });
+    assert.match(runs.stdout, new RegExp(`${id}\\s+RUNNING .*its process stopped: aloft resume ${id}`));
+
     const r = await aloft(["--store", store, "resume", id], { cwd: ROOT, env });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(Number(r.stdout), (12 * 11) / 2);

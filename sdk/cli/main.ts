@@ -11,6 +11,7 @@ import { getTask, listTasks } from "../registry.ts";
 import { init, resume, run, shutdown, getEngine } from "../run.ts";
 import type { Run } from "../run.ts";
 import { Store } from "../local/store.ts";
+import { StoreLock } from "../local/lock.ts";
 import type { RunRow } from "../local/store.ts";
 import { runStatus } from "../local/status.ts";
 import { deserialize } from "../serde.ts";
@@ -221,7 +222,11 @@ export function program(): Command {
         return;
       }
       const store = openRead(cli.opts<{ store: string }>().store);
-      process.stdout.write(renderRuns(store.listRuns(Number(o.limit))));
+      // A RUNNING run whose store no process holds will not progress until it is resumed.
+      const held = StoreLock.holder(store.path) !== undefined;
+      const note = (r: RunRow): string =>
+        r.status === "RUNNING" && !held ? `  (its process stopped: aloft resume ${r.id})` : "";
+      process.stdout.write(renderRuns(store.listRuns(Number(o.limit)), note));
       store.close();
     });
 

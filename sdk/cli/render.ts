@@ -58,11 +58,12 @@ export function renderStatus(s: RunStatus): string {
   return `${out.join("\n")}\n`;
 }
 
-export function renderRuns(rows: RunRow[]): string {
+/** `note` adds a remark to a row (e.g. that a run's process stopped). */
+export function renderRuns(rows: RunRow[], note: (r: RunRow) => string = () => ""): string {
   if (!rows.length) return "no runs yet\n";
   const lines = rows.map(
     (r) =>
-      `${r.id}  ${r.status.padEnd(9)}  ${new Date(r.created).toISOString()}  ${duration(r.ended === null ? undefined : r.ended - r.created).padStart(7)}  ${r.task}`,
+      `${r.id}  ${r.status.padEnd(9)}  ${new Date(r.created).toISOString()}  ${duration(r.ended === null ? undefined : r.ended - r.created).padStart(7)}  ${r.task}${note(r)}`,
   );
   return `${lines.join("\n")}\n`;
 }

@@ -53,6 +53,16 @@ export class StoreLock {
     throw new StoreLockedError(`could not lock store ${dbPath}; another process keeps taking it`);
   }
 
+  /** The pid of the live process holding the store, if any. */
+  static holder(dbPath: string): number | undefined {
+    try {
+      const pid = Number(readFileSync(`${dbPath}.lock`, "utf8").split("\n")[0]);
+      return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   release(): void {
     try {
       unlinkSync(this.path);
