@@ -232,9 +232,4 @@ export class WaitTracker {
     }
     return false;
   }
-
-  /** True if `top` is the root (for tests). */
-  get rootCount(): number {
-    return this.top.kind === "race" ? 1 : 0;
-  }
 }
