@@ -65,14 +65,14 @@ const HANDLER_TABLE_ACTIONS = [
 const HANDLER_BUCKET_ACTIONS = ["s3:GetObject", "s3:PutObject"];
 // SendMessageBatch is authorised as sqs:SendMessage.
 const SEND_ACTIONS = ["sqs:SendMessage"];
-// A client: read runs and their trees, cancel (an update), fetch large results.
+// A client: read runs and their trees, cancel (an update), offload large arguments and fetch large results.
 const RUN_TABLE_ACTIONS = [
   "dynamodb:GetItem",
   "dynamodb:Query",
   "dynamodb:BatchGetItem",
   "dynamodb:UpdateItem",
 ];
-const RUN_BUCKET_ACTIONS = ["s3:GetObject"];
+const RUN_BUCKET_ACTIONS = ["s3:GetObject", "s3:PutObject"];
 const READ_LOGS_ACTIONS = ["logs:FilterLogEvents", "logs:GetLogEvents", "logs:DescribeLogStreams"];
 
 const DEFAULT_EXECUTOR_TIMEOUT = Duration.minutes(5);

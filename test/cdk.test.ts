@@ -413,7 +413,7 @@ await test("IAM: roles trust Lambda only, carry no managed policies, and no stat
   }
 });
 
-await test("grantRun: send to the coordinator queue, read and update the table and index, read payloads", () => {
+await test("grantRun: send to the coordinator queue, read and update the table and index, read and write payloads", () => {
   let role!: iam.Role;
   const { aloft, stack, template } = build({}, (stack, aloft) => {
     role = new iam.Role(stack, "Client", { assumedBy: new iam.AccountRootPrincipal() });
@@ -429,7 +429,7 @@ await test("grantRun: send to the coordinator queue, read and update the table a
         ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
         tableArns,
       ),
-      ...allow(stack, ["s3:GetObject"], [aloft.bucket.arnForObjects("*")]),
+      ...allow(stack, ["s3:GetObject", "s3:PutObject"], [aloft.bucket.arnForObjects("*")]),
     ].sort(),
   );
 });
