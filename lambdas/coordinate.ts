@@ -7,18 +7,19 @@ import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { retryDelayMs } from "../sdk/core/task-def.ts";
 import { ConfigurationError, TaskTimeoutError, serializeError } from "../sdk/errors.ts";
 import { findTask, getTask } from "../sdk/registry.ts";
-import { execOf, sendExecs, sendToCoordinator } from "./dispatch.ts";
+import { sendExecs, sendToCoordinator } from "./dispatch.ts";
 import { MESSAGE_VERSION } from "./messages.ts";
 import type { DoneMessage, ExecMessage, StartMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
 import { maybeResume } from "./resume.ts";
 import { isConditionFailed } from "./runtime.ts";
 import type { Runtime } from "./runtime.ts";
 import { cancelChildren, unsettledChildren } from "./state/cancel.ts";
-import { addCompletions, advanceWindow, endCounter, releaseWindow } from "./state/counters.ts";
-import { readCallRange } from "./state/history.ts";
+import { addCompletions, endCounter } from "./state/counters.ts";
 import { bumpAttempt, readAction, writeTerminal } from "./state/results.ts";
 import type { RunItem } from "./state/table.ts";
 import { counterKey, expiry, runKey } from "./state/table.ts";
+import { releaseSlots, tagFrom } from "./state/windows.ts";
+import type { Release } from "./state/windows.ts";
 import { formatOutcome } from "../sdk/core/history.ts";
 
 function rootExec(m: { run: string; task: string; args: string }, attempt = 1): ExecMessage {
@@ -89,7 +90,12 @@ export async function startRun(rt: Runtime, m: StartMessage): Promise<void> {
   );
 }
 
-/** Counts the batch's completions: one counter update per parent, one window update per map window. */
+/**
+ * Counts the batch's completions: one counter update per parent, however many of its children
+ * finished; then, per map window part, one conditional update that releases the finished items'
+ * slots exactly once and lets the next items out (state/windows.ts); then resumes the parent if
+ * its wait may be satisfied.
+ */
 export async function countCompletions(rt: Runtime, msgs: DoneMessage[]): Promise<void> {
   const byParent = new Map<string, Map<string, DoneMessage>>();
   for (const m of msgs) {
@@ -101,37 +107,28 @@ export async function countCompletions(rt: Runtime, msgs: DoneMessage[]): Promis
     [...byParent].map(async ([parent, kids]) => {
       let ok = 0;
       let err = 0;
-      const windows = new Map<string, number>();
+      let run = "";
+      const windows = new Map<string, Release[]>();
       for (const k of kids.values()) {
         if (k.ok) ok++;
         else err++;
-        if (k.window) windows.set(k.window, (windows.get(k.window) ?? 0) + 1);
+        run = k.run;
+        const tag = tagFrom(k);
+        if (tag) {
+          const list = windows.get(tag.window) ?? [];
+          windows.set(tag.window, list);
+          list.push(tag);
+        }
       }
       const cnt = await addCompletions(rt, parent, ok, err);
       if (!cnt) {
         rt.log.debug("completions for an ended or unknown parent ignored", { parent, count: kids.size });
         return;
       }
-      for (const [key, k] of windows) await advance(rt, parent, key, k);
+      await Promise.all([...windows].map(([name, items]) => releaseSlots(rt, run, parent, name, items)));
       await maybeResume(rt, parent, cnt);
     }),
   );
-}
-
-/** Frees `k` slots of a window and sends the calls now let out (send first, then move the watermark). */
-async function advance(rt: Runtime, parent: string, key: string, k: number): Promise<void> {
-  const w = await releaseWindow(rt, parent, key, k);
-  if (!w) return;
-  const target = Math.min(w.size, w.limit + w.released);
-  if (w.upto >= target) return;
-  const calls = await readCallRange(rt, parent, w.epoch, w.offset + w.upto, w.offset + target);
-  const run = (await rt.doc.send(new GetCommand({ TableName: rt.config.table, Key: counterKey(parent) })))
-    .Item?.["run"];
-  await sendExecs(
-    rt,
-    calls.map((c) => ({ msg: execOf(String(run), c) })),
-  );
-  await advanceWindow(rt, parent, key, target);
 }
 
 /** At an attempt's deadline: nothing if it ended; else a retry or a TIMED_OUT outcome. */
@@ -148,9 +145,7 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage): Promise<void
     // This check wrote TIMED_OUT on an earlier delivery and crashed before counting it: count again
     // (an over-count only resumes early). Any other outcome was reported by whoever wrote it.
     if (item.status === "TIMED_OUT" && item.attempt === m.attempt) {
-      await countCompletions(rt, [
-        { k: "done", v: MESSAGE_VERSION, run: m.run, parent: m.parent, id: m.id, ok: false },
-      ]);
+      await countCompletions(rt, [timedOut(m, m.parent)]);
     }
     return;
   }
@@ -180,6 +175,8 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage): Promise<void
       attempt: m.attempt + 1,
       epoch: 0,
     };
+    // The retry keeps the window slot the action holds.
+    Object.assign(msg, tagFrom(m));
     await sendExecs(rt, [{ msg, delayMs: retryDelayMs(def.retries, m.attempt) }]);
     return;
   }
@@ -204,11 +201,14 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage): Promise<void
     attempt: m.attempt,
     kids: cnt !== undefined,
   });
-  if (w.written && m.parent !== null) {
-    await countCompletions(rt, [
-      { k: "done", v: MESSAGE_VERSION, run: m.run, parent: m.parent, id: m.id, ok: false },
-    ]);
-  }
+  if (w.written && m.parent !== null) await countCompletions(rt, [timedOut(m, m.parent)]);
+}
+
+/** The completion of a timed-out action (freeing its window slot, if it holds one). */
+function timedOut(m: TimeoutMessage, parent: string): DoneMessage {
+  const d: DoneMessage = { k: "done", v: MESSAGE_VERSION, run: m.run, parent, id: m.id, ok: false };
+  Object.assign(d, tagFrom(m));
+  return d;
 }
 
 /** A retried child's arguments: from its parent's recorded call. */

@@ -45,6 +45,10 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
       done.push({ id: r.messageId, msg: m });
       continue;
     }
+    if (m.k === "dones") {
+      for (const d of m.d) done.push({ id: r.messageId, msg: { k: "done", v: m.v, ...d } });
+      continue;
+    }
     const work = m.k === "start" ? startRun(rt, m) : m.k === "timeout" ? checkTimeout(rt, m) : sweep(rt, m);
     others.push(
       work.catch((e: unknown) => {
@@ -66,7 +70,7 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
       rt.log.error("counting completions failed; the batch's completions will be retried", {
         error: (e as Error)?.stack ?? String(e),
       });
-      for (const d of done) failures.push({ itemIdentifier: d.id });
+      for (const id of new Set(done.map((d) => d.id))) failures.push({ itemIdentifier: id });
     }),
   );
   await Promise.all(others);

@@ -3,9 +3,10 @@
  * resumes of parents, completions and timeout checks to the coordinator queue.
  */
 import type { CallRecord } from "../sdk/core/history.ts";
+import type { WindowTag } from "./state/windows.ts";
 import { findTask } from "../sdk/registry.ts";
 import { MESSAGE_VERSION } from "./messages.ts";
-import type { DoneMessage, ExecMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
+import type { DoneMessage, DonesMessage, ExecMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
 import { sendMessages } from "./runtime.ts";
 import type { OutMessage, Runtime } from "./runtime.ts";
 
@@ -22,7 +23,8 @@ export function queueOf(rt: Runtime, task: string, fallbackEnv?: string): string
   return first;
 }
 
-export function execOf(run: string, c: CallRecord, attempt = 1, epoch = 0): ExecMessage {
+/** The first exec of a recorded call; `tag` names the window slot it holds, for a windowed map item. */
+export function execOf(run: string, c: CallRecord, tag?: WindowTag): ExecMessage {
   const m: ExecMessage = {
     k: "exec",
     v: MESSAGE_VERSION,
@@ -32,10 +34,10 @@ export function execOf(run: string, c: CallRecord, attempt = 1, epoch = 0): Exec
     task: c.task,
     group: c.group,
     args: c.args,
-    attempt,
-    epoch,
+    attempt: 1,
+    epoch: 0,
   };
-  if (c.window) m.window = c.window.key;
+  if (tag) Object.assign(m, tag);
   return m;
 }
 
@@ -57,17 +59,35 @@ export async function sendExecs(
   await Promise.all([...byQueue].map(([q, list]) => sendMessages(rt, q, list)));
 }
 
+/** Completions per `dones` message: ≈200 bytes each, ≈50 KB, one 64 KB billing chunk (SQS allows 256 KiB). */
+export const DONES_PER_MESSAGE = 250;
+
+/**
+ * Sends to the coordinator. Completions are packed into `dones` messages (one SQS message for a
+ * whole executor batch, not one per child): the coordinator then receives ten batches' completions
+ * in one receive, and counts them with one counter update per parent.
+ */
 export async function sendToCoordinator(
   rt: Runtime,
   msgs: { msg: DoneMessage | TimeoutMessage | SweepMessage; delaySeconds?: number }[],
 ): Promise<void> {
   if (!msgs.length) return;
-  await sendMessages(
-    rt,
-    rt.config.coordinatorQueue,
-    msgs.map((m) => ({
-      body: JSON.stringify(m.msg),
-      ...(m.delaySeconds ? { delaySeconds: m.delaySeconds } : {}),
-    })),
-  );
+  const done: DoneMessage[] = [];
+  const out: OutMessage[] = [];
+  for (const m of msgs) {
+    if (m.msg.k === "done" && !m.delaySeconds) done.push(m.msg);
+    else
+      out.push({ body: JSON.stringify(m.msg), ...(m.delaySeconds ? { delaySeconds: m.delaySeconds } : {}) });
+  }
+  if (done.length === 1) out.push({ body: JSON.stringify(done[0]) });
+  else
+    for (let i = 0; i < done.length; i += DONES_PER_MESSAGE) {
+      const packed: DonesMessage = {
+        k: "dones",
+        v: MESSAGE_VERSION,
+        d: done.slice(i, i + DONES_PER_MESSAGE).map(({ k: _k, v: _v, ...rest }) => rest),
+      };
+      out.push({ body: JSON.stringify(packed) });
+    }
+  await sendMessages(rt, rt.config.coordinatorQueue, out);
 }

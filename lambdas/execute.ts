@@ -10,7 +10,7 @@ import { emptyHistory } from "../sdk/core/history.ts";
 import { replay } from "../sdk/core/replay.ts";
 import type { Decision } from "../sdk/core/replay.ts";
 import type { TaskDef } from "../sdk/core/task-def.ts";
-import { retryDelayMs } from "../sdk/core/task-def.ts";
+import { NOT_RETRIED, retryDelayMs } from "../sdk/core/task-def.ts";
 import { ConfigurationError, isNonRecoverable, serializeError } from "../sdk/errors.ts";
 import type { SerializedError } from "../sdk/errors.ts";
 import { getTask } from "../sdk/registry.ts";
@@ -26,7 +26,6 @@ import { cancelChildren } from "./state/cancel.ts";
 import {
   claimReplay,
   commitSuspension,
-  createWindow,
   endCounter,
   markDispatched,
   releaseReplay,
@@ -37,17 +36,7 @@ import type { Terminal } from "./state/results.ts";
 import type { CounterItem, RunItem, TerminalStatus } from "./state/table.ts";
 import { cacheItemKey, counterKey, expiry, runKey, selfKey } from "./state/table.ts";
 import { triggerFor } from "./state/trigger.ts";
-
-/** Errors a parent does not retry: its children had their own retries (as in the embedded engine). */
-const NOT_RETRIED = new Set([
-  "TASK_FAILED",
-  "TASK_TIMEOUT",
-  "CANCELLED",
-  "NON_DETERMINISM",
-  "SERIALIZATION",
-  "CONFIGURATION",
-  "HISTORY",
-]);
+import { createWindowPart, planWindows, tagFrom } from "./state/windows.ts";
 
 /** How long a replay holds its parent before a duplicate resume may replay it (after a crash). */
 const REPLAY_LEASE_MS = 30_000;
@@ -64,12 +53,17 @@ export interface ExecContext {
   counters: Map<string, Record<string, unknown>>;
 }
 
-/** One read for the whole batch: its runs, its parents' counters and its actions' own counters. */
+/**
+ * One read for the whole batch: its parents' counters (a child of an ended parent cancels itself;
+ * a cancelled or ended run has ended its root's counter first), and for a root its run and its own
+ * counter. A child's own counter is read only when its body turns out to be a parent's (executeOne):
+ * BatchGetItem bills a read for every key, found or not, and most children are leaves.
+ */
 export async function prefetch(rt: Runtime, msgs: ExecMessage[]): Promise<ExecContext> {
   const keys = [];
   for (const m of msgs) {
-    keys.push(runKey(m.run), counterKey(m.id));
     if (m.parent) keys.push(counterKey(m.parent));
+    else keys.push(runKey(m.run), counterKey(m.id));
   }
   const got = await batchGet(rt, keys);
   return { runs: got, counters: got };
@@ -99,6 +93,7 @@ export function timeoutChecks(rt: Runtime, msgs: ExecMessage[]): Outbox {
       deadline: rt.now() + def.timeoutMs,
       timeoutMs: def.timeoutMs,
     };
+    Object.assign(msg, tagFrom(m));
     out.push({ msg, delaySeconds: Math.min(900, Math.ceil(def.timeoutMs / 1000)) });
   }
   return out;
@@ -110,20 +105,25 @@ export async function executeOne(
   m: ExecMessage,
   ctx: ExecContext,
   outbox: Outbox,
+  delivery: Delivery,
 ): Promise<void> {
-  const run = ctx.runs.get(keyId(runKey(m.run))) as RunItem | undefined;
-  if (!run) {
-    rt.log.warn("dropped an exec message: its run no longer exists (expired or never started)", {
-      run: m.run,
-      action: m.id,
-    });
-    return;
+  // The attempt begins now: a child's recorded startedAt is never later than its body's start.
+  const begun = rt.now();
+  if (m.parent === null) {
+    const run = ctx.runs.get(keyId(runKey(m.run))) as RunItem | undefined;
+    if (!run) {
+      rt.log.warn("dropped an exec message: its run no longer exists (expired or never started)", {
+        run: m.run,
+        action: m.id,
+      });
+      return;
+    }
+    if (run.status !== "RUNNING") return cancelSelf(rt, m, outbox, `the run ended ${run.status}`);
   }
   if (m.notBefore !== undefined && m.notBefore > rt.now() + 1000) {
     await sendExecs(rt, [{ msg: m, delayMs: m.notBefore - rt.now() }]);
     return;
   }
-  if (run.status !== "RUNNING") return cancelSelf(rt, m, outbox, `the run ended ${run.status}`);
   if (m.parent) {
     const pc = ctx.counters.get(keyId(counterKey(m.parent))) as CounterItem | undefined;
     if (!pc) {
@@ -142,42 +142,25 @@ export async function executeOne(
     def = getTask(m.task);
   } catch (e) {
     const error = { ...serializeError(e), nonRecoverable: true, attempts: m.attempt };
-    return finish(rt, m, outbox, "FAILED", { ok: false, error }, undefined, undefined);
+    return finish(rt, m, outbox, "FAILED", { ok: false, error }, { delivery });
   }
 
-  // Which epoch is this? A consistent read, since the prefetch may predate a concurrent commit.
-  let cnt = ctx.counters.get(keyId(counterKey(m.id))) as CounterItem | undefined;
-  if (cnt || m.epoch > 0) {
-    const got = await rt.doc.send(
-      new GetCommand({ TableName: rt.config.table, Key: counterKey(m.id), ConsistentRead: true }),
-    );
-    cnt = got.Item as CounterItem | undefined;
-  }
-  // An ended parent whose outcome is missing crashed between ending and writing it: replay it
-  // again (same history, same decision) to finish, without a claim (claims need a live parent).
+  // Which epoch is this? A child's first delivery finds out lazily (below); otherwise a consistent
+  // read, since the prefetch may predate a concurrent commit.
+  const lazy = m.epoch === 0 && m.parent !== null && !delivery.redelivered;
+  let cnt: CounterItem | undefined;
   let ending = false;
-  if (cnt?.st === "E") {
-    if (await resendDone(rt, m, outbox)) return;
-    ending = true;
-  }
-  if (cnt && !ending) {
-    if (m.epoch < cnt.epoch) {
-      // A redelivery of an earlier epoch: finish what its first delivery may have left undone.
-      if ((cnt.disp ?? 0) < cnt.epoch) await redispatch(rt, cnt, m.id, def.env);
-      await maybeResume(rt, m.id, cnt, m);
+  if (!lazy) {
+    cnt = ctx.counters.get(keyId(counterKey(m.id))) as CounterItem | undefined;
+    if (cnt || m.epoch > 0) cnt = await readCounter(rt, m.id);
+    if (cnt) {
+      const next = await known(rt, m, def, cnt, outbox, delivery);
+      if (next === "done") return;
+      ending = next === "ending";
+    } else if (m.epoch > 0) {
+      rt.log.warn("dropped a resume: the parent's counter no longer exists", { run: m.run, action: m.id });
       return;
     }
-    if (m.epoch > cnt.epoch) {
-      rt.log.warn("dropped an exec message from the future", {
-        action: m.id,
-        epoch: m.epoch,
-        counter: cnt.epoch,
-      });
-      return;
-    }
-  } else if (m.epoch > 0) {
-    rt.log.warn("dropped a resume: the parent's counter no longer exists", { run: m.run, action: m.id });
-    return;
   }
 
   if (m.epoch === 0 && def.cacheVersion !== false) {
@@ -192,26 +175,45 @@ export async function executeOne(
         outbox,
         "SUCCEEDED",
         { ok: true, value: await resolvePayload(rt.payloads, value) },
-        undefined,
-        cnt,
-        rt.now(),
-        true,
+        { cnt, startedAt: begun, cached: true, delivery },
       );
     }
   }
 
   const args = await resolvePayload(rt.payloads, m.args);
+  const at: Attempt = { begun, startedAt: begun, delivery };
+  let first: Decision | undefined;
+  if (lazy) {
+    // Most children are leaves: run the body first. One that completes without calls or traces is
+    // a leaf (a body that ever suspended makes its first calls again, deterministically); any other
+    // may be a duplicate of a parent's first exec after it suspended: read its counter then (the
+    // duplicate's replay is discarded; a trace it ran before its first call ran twice, as a leaf
+    // body does under duplicate delivery — the first recorded result is the one kept).
+    first = await replay({ task: def, args, actionId: m.id, history: emptyHistory() });
+    if (first.kind === "suspended" || first.calls.length || first.traces.length) {
+      cnt = await readCounter(rt, m.id);
+      if (cnt) {
+        const next = await known(rt, m, def, cnt, outbox, delivery);
+        if (next === "done") return;
+        ending = next === "ending";
+        first = undefined; // replay again, with the history
+      }
+    }
+  }
   const snap = { co: cnt?.co ?? 0, ce: cnt?.ce ?? 0 };
   let history: History = emptyHistory();
   if (cnt) {
-    if (!ending && !(await claimReplay(rt, m.id, cnt.epoch, REPLAY_LEASE_MS))) {
+    if (!ending && !(await claimReplay(rt, m.id, cnt.epoch, REPLAY_LEASE_MS, delivery.id))) {
       // Another delivery of this resume is replaying: look again once its claim may have expired.
       const left = (cnt.leaseEpoch === cnt.epoch ? (cnt.lease ?? 0) : 0) - rt.now();
       await sendExecs(rt, [{ msg: m, delayMs: Math.max(1000, Math.min(left, REPLAY_LEASE_MS) + 500) }]);
       return;
     }
     try {
-      history = (await loadHistory(rt, m.id)).history;
+      const loaded = await loadHistory(rt, m.id);
+      history = loaded.history;
+      // A parent's attempt began at its first execution (recorded with its first suspension).
+      at.startedAt = loaded.self?.startedAt ?? begun;
       await rt.doc.send(
         new UpdateCommand({
           TableName: rt.config.table,
@@ -220,13 +222,64 @@ export async function executeOne(
           ExpressionAttributeValues: { ":one": 1 },
         }),
       );
-      return await replayAndApply(rt, m, def, args, history, cnt, snap, outbox);
+      return await replayAndApply(rt, m, def, args, history, cnt, snap, outbox, at);
     } catch (e) {
       await releaseReplay(rt, m.id, cnt.epoch).catch(() => undefined);
       throw e;
     }
   }
-  return replayAndApply(rt, m, def, args, history, cnt, snap, outbox);
+  return replayAndApply(rt, m, def, args, history, cnt, snap, outbox, at, first);
+}
+
+async function readCounter(rt: Runtime, action: string): Promise<CounterItem | undefined> {
+  const got = await rt.doc.send(
+    new GetCommand({ TableName: rt.config.table, Key: counterKey(action), ConsistentRead: true }),
+  );
+  return got.Item as CounterItem | undefined;
+}
+
+/**
+ * An exec for an action that has a counter (it suspended before): "replay" it at this epoch,
+ * "ending" (it ended and crashed before writing its outcome: replay to finish, without a claim),
+ * or "done" (a redelivery of an earlier epoch, whose leftovers are finished here, or stale).
+ */
+async function known(
+  rt: Runtime,
+  m: ExecMessage,
+  def: TaskDef,
+  cnt: CounterItem,
+  outbox: Outbox,
+  delivery: Delivery,
+): Promise<"replay" | "ending" | "done"> {
+  if (cnt.st === "E") return (await resendDone(rt, m, outbox, delivery)) ? "done" : "ending";
+  if (m.epoch < cnt.epoch) {
+    // A redelivery of an earlier epoch: finish what its first delivery may have left undone.
+    if ((cnt.disp ?? 0) < cnt.epoch) await redispatch(rt, cnt, m.id, def.env);
+    await maybeResume(rt, m.id, cnt, m);
+    return "done";
+  }
+  if (m.epoch > cnt.epoch) {
+    rt.log.warn("dropped an exec message from the future", {
+      action: m.id,
+      epoch: m.epoch,
+      counter: cnt.epoch,
+    });
+    return "done";
+  }
+  return "replay";
+}
+
+/** One delivery of an exec message: its SQS message id (a redelivery keeps it) and whether it is one. */
+export interface Delivery {
+  id: string;
+  redelivered: boolean;
+}
+
+/** When this delivery began, and when the attempt it continues began (a parent's first execution). */
+interface Attempt {
+  begun: number;
+  startedAt: number;
+  delivery: Delivery;
 }
 
 async function replayAndApply(
@@ -238,15 +291,16 @@ async function replayAndApply(
   cnt: CounterItem | undefined,
   snap: { co: number; ce: number },
   outbox: Outbox,
+  at: Attempt,
+  first?: Decision,
 ): Promise<void> {
   for (let tries = 0; ; tries++) {
-    const startedAt = rt.now();
-    const d = await replay({ task: def, args, actionId: m.id, history });
+    const d = tries === 0 && first ? first : await replay({ task: def, args, actionId: m.id, history });
     // A leaf awaiting timers or I/O is normal; the core's warning is about parent bodies.
     const parent = cnt !== undefined || d.calls.length > 0 || d.kind === "suspended";
     for (const w of d.warnings) rt.log[parent ? "warn" : "debug"](w, { task: m.task, action: m.id });
     try {
-      return await apply(rt, m, def, d, history, cnt, snap, outbox, startedAt);
+      return await apply(rt, m, def, d, history, cnt, snap, outbox, at);
     } catch (e) {
       // Another replay of this epoch recorded its traces first: replay on top of them.
       if (!(e instanceof TraceConflict) || tries >= 2) throw e;
@@ -264,11 +318,24 @@ async function apply(
   cnt: CounterItem | undefined,
   snap: { co: number; ce: number },
   outbox: Outbox,
-  startedAt: number,
+  at: Attempt,
 ): Promise<void> {
+  const startedAt = at.startedAt;
   switch (d.kind) {
     case "completed":
-      await finish(rt, m, outbox, "SUCCEEDED", { ok: true, value: d.value }, history, cnt, startedAt);
+      await finish(
+        rt,
+        m,
+        outbox,
+        "SUCCEEDED",
+        { ok: true, value: d.value },
+        {
+          history,
+          cnt,
+          startedAt,
+          delivery: at.delivery,
+        },
+      );
       if (def.cacheVersion !== false) {
         const value = await offload(rt.payloads, `cache/${def.name}`, d.value);
         await rt.doc.send(
@@ -292,13 +359,11 @@ async function apply(
         outbox,
         "FAILED",
         { ok: false, error: { ...d.error, attempts: m.attempt } },
-        history,
-        cnt,
-        startedAt,
+        { history, cnt, startedAt, delivery: at.delivery },
       );
     }
     case "suspended":
-      return suspend(rt, m, def, d, history, cnt, snap);
+      return suspend(rt, m, def, d, history, cnt, snap, at);
     default:
       d satisfies never;
   }
@@ -320,11 +385,15 @@ async function finish(
   outbox: Outbox,
   status: TerminalStatus,
   outcome: Terminal["outcome"],
-  history: History | undefined,
-  cnt: CounterItem | undefined,
-  startedAt?: number,
-  cached?: boolean,
+  o: {
+    history?: History | undefined;
+    cnt?: CounterItem | undefined;
+    startedAt?: number;
+    cached?: boolean;
+    delivery: Delivery;
+  },
 ): Promise<void> {
+  const { history, cnt, startedAt, cached } = o;
   if (cnt) {
     // Ended before the outcome is written: no resume or window advance can sneak in between.
     await endCounter(rt, m.id);
@@ -366,34 +435,49 @@ async function finish(
   if (m.parent === null) return;
   let ok = outcome.ok;
   if (!w.written) {
-    // Recorded before (by a first delivery that crashed before telling the parent, or by a
-    // timeout or cancellation): report what is recorded. No outcome means a stale attempt.
-    if (w.existing?.["outcome"] === undefined) return;
+    // Recorded before. No outcome means a stale attempt. Otherwise whoever wrote it tells the
+    // parent: another delivery of this exec, a timeout check, a cancellation — unless it was this
+    // message's own earlier delivery, which crashed before telling the parent (tell it now).
+    if (w.existing?.["outcome"] === undefined || !untold(w.existing, o.delivery, rt.now())) return;
     ok = w.existing["status"] === "SUCCEEDED";
   }
-  const done: DoneMessage = { k: "done", v: MESSAGE_VERSION, run: m.run, parent: m.parent, id: m.id, ok };
-  if (m.window) done.window = m.window;
-  outbox.push({ msg: done });
+  outbox.push({ msg: doneOf(m, m.parent, ok) });
+}
+
+/** An outcome recorded this long ago was left untold by its writer if it is not counted by now. */
+const UNTOLD_MS = 60_000;
+
+/**
+ * Whether a recorded outcome may never have been reported to the parent, so this delivery must
+ * report it. Only a redelivery (SQS counts receives; a crashed delivery's message comes back with a
+ * count above one) can be the writer that crashed before telling; a duplicate message (another
+ * delivery, first received) cannot, and its completion would count the child twice, resuming the
+ * parent early for nothing. An outcome older than UNTOLD_MS is reported anyway (a count over one is
+ * what SQS reports for a redelivery; this covers a count it did not report).
+ */
+function untold(existing: Record<string, unknown>, d: Delivery, now: number): boolean {
+  if (d.redelivered) return true;
+  const ended = existing["ended"];
+  return typeof ended === "number" && now - ended > UNTOLD_MS;
+}
+
+/** The completion of `m`'s action; an item of a windowed map names the slot it frees. */
+function doneOf(m: ExecMessage, parent: string, ok: boolean): DoneMessage {
+  const done: DoneMessage = { k: "done", v: MESSAGE_VERSION, run: m.run, parent, id: m.id, ok };
+  Object.assign(done, tagFrom(m));
+  return done;
 }
 
 /**
  * A redelivered exec for a parent that already ended: its first delivery may have crashed after
  * writing the outcome and before telling its own parent, so tell it again from the record.
  */
-async function resendDone(rt: Runtime, m: ExecMessage, outbox: Outbox): Promise<boolean> {
+async function resendDone(rt: Runtime, m: ExecMessage, outbox: Outbox, delivery: Delivery): Promise<boolean> {
   const item = await readAction(rt, m.run, m.parent, m.id);
   if (item?.outcome === undefined) return false;
-  if (m.parent === null) return true;
-  const done: DoneMessage = {
-    k: "done",
-    v: MESSAGE_VERSION,
-    run: m.run,
-    parent: m.parent,
-    id: m.id,
-    ok: item.status === "SUCCEEDED",
-  };
-  if (m.window) done.window = m.window;
-  outbox.push({ msg: done });
+  if (m.parent === null || !untold(item as unknown as Record<string, unknown>, delivery, rt.now()))
+    return true;
+  outbox.push({ msg: doneOf(m, m.parent, item.status === "SUCCEEDED") });
   return true;
 }
 
@@ -413,6 +497,7 @@ async function suspend(
   history: History,
   cnt: CounterItem | undefined,
   snap: { co: number; ce: number },
+  at: Attempt,
 ): Promise<void> {
   const from = cnt?.epoch ?? 0;
   const epoch = from + 1;
@@ -433,37 +518,26 @@ async function suspend(
           group: m.group,
           args: m.args,
           attempt: m.attempt,
+          startedAt: at.startedAt,
           expiresAt,
         },
       }),
     );
   }
   const stored = await writeCalls(rt, m.run, m.id, epoch, d.calls, expiresAt);
-  const upto = new Map<string, number>();
-  const windows = new Map<string, { limit: number; size: number; offset: number }>();
-  stored.forEach((c, i) => {
-    if (!c.window) return;
-    const w = windows.get(c.window.key);
-    if (w) w.size++;
-    else windows.set(c.window.key, { limit: c.window.limit, size: 1, offset: i - c.window.index });
-  });
-  for (const [key, w] of windows) {
-    const first = Math.min(w.limit, w.size);
-    upto.set(key, first);
-    await createWindow(rt, {
-      action: m.id,
-      key,
-      limit: w.limit,
-      size: w.size,
-      epoch,
-      offset: w.offset,
-      released: 0,
-      upto: first,
-      expiresAt,
-    });
-  }
+  // Map windows before the commit: a completion must find its window when it arrives.
+  const windows = planWindows(stored, epoch);
+  for (const w of windows) await createWindowPart(rt, m.id, w, expiresAt);
   const trigger = triggerFor(d.waits, history.outcomes);
-  const committed = await commitSuspension(rt, { run: m.run, action: m.id, from, snap, trigger, expiresAt });
+  const committed = await commitSuspension(rt, {
+    run: m.run,
+    action: m.id,
+    from,
+    snap,
+    trigger,
+    expiresAt,
+    nothingToSend: stored.length === 0,
+  });
   if (!committed) {
     // Another replay of this epoch committed the same decision; it may have crashed before its
     // sends, so finish them from the stored state (idempotent).
@@ -477,8 +551,10 @@ async function suspend(
     }
     return;
   }
-  await dispatchCalls(rt, m.run, stored, upto, def.env);
-  await markDispatched(rt, m.id, epoch);
+  if (stored.length) {
+    await dispatchCalls(rt, m.run, stored, windows, def.env);
+    await markDispatched(rt, m.id, epoch);
+  }
   // Completions counted while this replay ran may already satisfy the new wait.
   await maybeResume(rt, m.id, committed, m);
 }

@@ -15,16 +15,18 @@ import { ExecMessage, parseMessage } from "./messages.ts";
 import { runtime } from "./runtime.ts";
 
 /** Completions finishing within this window leave in one SendMessageBatch. */
-const COALESCE_MS = 15;
+const COALESCE_MS = 50;
 
 export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
   const rt = runtime();
   const failures: { itemIdentifier: string }[] = [];
-  const valid: { id: string; msg: ExecMessage }[] = [];
+  const valid: { id: string; msg: ExecMessage; redelivered: boolean }[] = [];
   for (const r of event.Records) {
     const p = parseMessage(ExecMessage, r.body);
     if (p.ok) {
-      valid.push({ id: r.messageId, msg: p.msg });
+      // SQS counts receives: above one, an earlier delivery of this message failed or crashed.
+      const redelivered = Number(r.attributes?.ApproximateReceiveCount ?? "1") > 1;
+      valid.push({ id: r.messageId, msg: p.msg, redelivered });
       continue;
     }
     rt.log.error("rejected an executor message", {
@@ -81,7 +83,7 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
     valid.map(async (v) => {
       const outbox: Outbox = [];
       try {
-        await executeOne(rt, v.msg, ctx, outbox);
+        await executeOne(rt, v.msg, ctx, outbox, { id: v.id, redelivered: v.redelivered });
       } catch (e) {
         rt.log.error("exec failed; the message will be retried", {
           action: v.msg.id,

@@ -29,8 +29,21 @@ export const DoneMessage = z.object({
   parent: id,
   id,
   ok: z.boolean(),
-  /** Set for children of a `map` with a concurrency limit: frees a slot of that window. */
+  /** Set for items of a windowed `map`: the window part whose slot the item frees (state/windows.ts)... */
   window: z.string().optional(),
+  /** ...the slot, and the item's position in that part. */
+  ws: z.number().int().min(0).optional(),
+  wq: z.number().int().min(0).optional(),
+});
+
+/** Coordinator: several completions in one message (an executor batch's). */
+export const DonesMessage = z.object({
+  k: z.literal("dones"),
+  v: version,
+  d: z
+    .array(DoneMessage.omit({ k: true, v: true }))
+    .min(1)
+    .max(10_000),
 });
 
 /** Coordinator: check, at `deadline`, whether attempt `attempt` of an action has finished. */
@@ -45,6 +58,10 @@ export const TimeoutMessage = z.object({
   attempt: z.number().int().min(1),
   deadline: z.number(),
   timeoutMs: z.number(),
+  /** The window slot the action holds (a windowed map item), released if it times out. */
+  window: z.string().optional(),
+  ws: z.number().int().min(0).optional(),
+  wq: z.number().int().min(0).optional(),
 });
 
 /** Coordinator: cancel what remains under an action that ended (its children, recursively). */
@@ -59,6 +76,7 @@ export const SweepMessage = z.object({
 export const CoordinatorMessage = z.discriminatedUnion("k", [
   StartMessage,
   DoneMessage,
+  DonesMessage,
   TimeoutMessage,
   SweepMessage,
 ]);
@@ -76,13 +94,17 @@ export const ExecMessage = z.object({
   attempt: z.number().int().min(1),
   /** 0 for a first execution; the counter epoch being resumed otherwise. */
   epoch: z.number().int().min(0),
+  /** The window slot this item of a windowed `map` holds: part name, slot, position in the part. */
   window: z.string().optional(),
+  ws: z.number().int().min(0).optional(),
+  wq: z.number().int().min(0).optional(),
   /** Not before this time (ms): delays longer than SQS's 900 s are served by re-delaying. */
   notBefore: z.number().optional(),
 });
 
 export type StartMessage = z.infer<typeof StartMessage>;
 export type DoneMessage = z.infer<typeof DoneMessage>;
+export type DonesMessage = z.infer<typeof DonesMessage>;
 export type TimeoutMessage = z.infer<typeof TimeoutMessage>;
 export type SweepMessage = z.infer<typeof SweepMessage>;
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;

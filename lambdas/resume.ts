@@ -13,25 +13,44 @@ import type { ExecMessage } from "./messages.ts";
 import type { Runtime } from "./runtime.ts";
 import { markDispatched, markResuming, markSent } from "./state/counters.ts";
 import { loadHistory } from "./state/history.ts";
-import type { CounterItem, SelfItem } from "./state/table.ts";
+import type { CounterItem, SelfItem, WindowItem } from "./state/table.ts";
 import { selfKey } from "./state/table.ts";
 import { mayProgress } from "./state/trigger.ts";
+import { occupants, windowName } from "./state/windows.ts";
+import type { WindowTag } from "./state/windows.ts";
 
-/** Sends the calls of `epoch` that a window lets out now (the first `limit` of each map window). */
+/**
+ * Sends calls of an epoch, except items of a windowed map that hold no slot now (the window lets
+ * them out as slots free up). `windows` are the parts of the maps concerned (state/windows.ts).
+ */
 export async function dispatchCalls(
   rt: Runtime,
   run: string,
-  calls: CallRecord[],
-  upto: ReadonlyMap<string, number>,
+  calls: readonly CallRecord[],
+  windows: readonly Pick<WindowItem, "name" | "part" | "parts" | "size" | "slots">[],
   fallbackEnv: string | undefined,
 ): Promise<void> {
-  const out = calls
-    .filter((c) => !c.window || c.window.index < (upto.get(c.window.key) ?? c.window.limit))
-    .map((c) => ({ msg: execOf(run, c), ...(fallbackEnv === undefined ? {} : { fallbackEnv }) }));
+  const held = new Map(windows.map((w) => [w.name, occupants(w)]));
+  const out = [];
+  for (const c of calls) {
+    let tag: WindowTag | undefined;
+    if (c.window) {
+      const slots = held.get(windowName(c.window.key, c.window.index, c.window.limit));
+      // No part for this map: its limit is at least its size, so it is not windowed.
+      if (slots) {
+        tag = slots.get(c.window.index);
+        if (!tag) continue;
+      }
+    }
+    out.push({ msg: execOf(run, c, tag), ...(fallbackEnv === undefined ? {} : { fallbackEnv }) });
+  }
   await sendExecs(rt, out);
 }
 
-/** After a crash between commit and dispatch: send the epoch's calls that have no result yet. */
+/**
+ * After a crash between commit and dispatch: send the epoch's calls that have no result yet and
+ * may be in flight (for a windowed map, the items holding a slot).
+ */
 export async function redispatch(
   rt: Runtime,
   cnt: CounterItem,
@@ -40,8 +59,7 @@ export async function redispatch(
 ): Promise<void> {
   const loaded = await loadHistory(rt, action);
   const calls = (loaded.callsByEpoch.get(cnt.epoch) ?? []).filter((c) => !loaded.history.outcomes.has(c.id));
-  const upto = new Map(loaded.windows.map((w) => [w.sk.slice(2), w.upto]));
-  await dispatchCalls(rt, cnt.run, calls, upto, fallbackEnv);
+  await dispatchCalls(rt, cnt.run, calls, loaded.windows, fallbackEnv);
   await markDispatched(rt, action, cnt.epoch);
 }
 

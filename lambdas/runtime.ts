@@ -119,6 +119,44 @@ export function isConditionFailed(e: unknown): e is Error & { Item?: Record<stri
   return (e as { name?: string })?.name === "ConditionalCheckFailedException";
 }
 
+type AttributeValue = {
+  S?: string;
+  N?: string;
+  BOOL?: boolean;
+  NULL?: boolean;
+  B?: Uint8Array;
+  L?: AttributeValue[];
+  M?: Record<string, AttributeValue>;
+  SS?: string[];
+  NS?: string[];
+  BS?: Uint8Array[];
+};
+
+function fromAttribute(a: AttributeValue): unknown {
+  if (a.S !== undefined) return a.S;
+  if (a.N !== undefined) return Number(a.N);
+  if (a.BOOL !== undefined) return a.BOOL;
+  if (a.NULL) return null;
+  if (a.B !== undefined) return a.B;
+  if (a.L) return a.L.map(fromAttribute);
+  if (a.M) return Object.fromEntries(Object.entries(a.M).map(([k, v]) => [k, fromAttribute(v)]));
+  if (a.SS) return new Set(a.SS);
+  if (a.NS) return new Set(a.NS.map(Number));
+  if (a.BS) return new Set(a.BS);
+  return undefined;
+}
+
+/**
+ * The item as it was, from a ConditionalCheckFailedException raised with
+ * `ReturnValuesOnConditionCheckFailure: ALL_OLD`. The document client does not unmarshall errors,
+ * so the item arrives in DynamoDB's wire form ({ S: "..." }); this returns plain values.
+ */
+export function oldItem(e: unknown): Record<string, unknown> | undefined {
+  const raw = (e as { Item?: Record<string, AttributeValue> })?.Item;
+  if (!raw) return undefined;
+  return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, fromAttribute(v)]));
+}
+
 export interface OutMessage {
   body: string;
   delaySeconds?: number;

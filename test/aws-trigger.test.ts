@@ -2,15 +2,17 @@
  * The coordinator's resume rule (lambdas/state/trigger.ts), table-driven: given a suspension's
  * waits and what its replay already knew, expect thresholds that resume exactly when the wait is
  * satisfied for flat trees, never later than a WaitTracker would for any tree, and a property
- * check over random completion orders with duplicates: the counter rule is never late.
+ * check over random completion orders with duplicates: the counter rule is never late. Then the
+ * map windows' layout (lambdas/state/windows.ts): parts, limits, first items.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import type { Outcome } from "../sdk/core/history.ts";
+import type { CallRecord, Outcome } from "../sdk/core/history.ts";
 import { WaitTracker } from "../sdk/core/wait.ts";
 import type { Wait } from "../sdk/core/wait.ts";
 import { mayProgress, triggerFor } from "../lambdas/state/trigger.ts";
+import { SLOTS_PER_PART, isAssigned, partsFor, planWindows, windowName } from "../lambdas/state/windows.ts";
 
 const call = (id: string): Wait => ({ kind: "call", id });
 const ids = (n: number, p = "c") => Array.from({ length: n }, (_, i) => `${p}${i}`);
@@ -116,5 +118,66 @@ describe("resume thresholds", () => {
       ),
       { numRuns: 500 },
     );
+  });
+});
+
+describe("map window parts (state/windows.ts)", () => {
+  const calls = (n: number, limit: number, before = 0): CallRecord[] => [
+    ...Array.from({ length: before }, (_, i) => rec(`x${i}`)),
+    ...Array.from({ length: n }, (_, i) => rec(`c${i}`, { key: "K", index: i, limit })),
+  ];
+  const rec = (id: string, window?: CallRecord["window"]): CallRecord => ({
+    v: 1,
+    id,
+    parent: "p",
+    task: "t.t",
+    group: "",
+    digest: id,
+    n: 0,
+    args: "[]",
+    ...(window ? { window } : {}),
+  });
+
+  it("a map whose limit covers it has no window", () => {
+    assert.deepEqual(planWindows(calls(5, 5), 1), []);
+    assert.deepEqual(planWindows(calls(5, 9), 1), []);
+  });
+
+  it("one part up to 64 slots: the first `limit` positions, offset past earlier calls", () => {
+    const [w, ...rest] = planWindows(calls(100, 50, 3), 2);
+    assert.equal(rest.length, 0);
+    assert.deepEqual(
+      { name: w!.name, parts: w!.parts, limit: w!.limit, offset: w!.offset, upto: w!.upto, epoch: w!.epoch },
+      { name: "K#0", parts: 1, limit: 50, offset: 3, upto: 50, epoch: 2 },
+    );
+    assert.deepEqual(
+      w!.slots,
+      Array.from({ length: 50 }, (_, q) => q),
+    );
+    assert.ok(w!.pend.every((p) => p === -1));
+  });
+
+  it("a wider window splits into parts whose limits add up to it; item i is in part i % parts", () => {
+    for (const [n, limit] of [
+      [1000, 65],
+      [500, 200],
+      [100_000, 10_000],
+    ] as const) {
+      const parts = planWindows(calls(n, limit), 1);
+      assert.equal(parts.length, partsFor(limit));
+      assert.equal(
+        parts.reduce((s, p) => s + p.limit, 0),
+        limit,
+      );
+      assert.ok(parts.every((p) => p.limit <= SLOTS_PER_PART && p.slots.length === p.limit));
+      // The items let out first are each part's first positions: `limit` distinct items, none twice.
+      const first = parts.flatMap((p) => p.slots.map((q) => q * p.parts + p.part));
+      assert.equal(new Set(first).size, limit);
+      for (let i = 0; i < 200; i++) {
+        const p = parts[i % parts.length]!;
+        assert.equal(windowName("K", i, limit), p.name);
+        assert.equal(isAssigned(p, i), first.includes(i));
+      }
+    }
   });
 });

@@ -8,14 +8,25 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import type { SQSEvent } from "aws-lambda";
 import type { ActionNode, RunStatus } from "aloft";
+import { handler as coordinator } from "../lambdas/coordinator.ts";
 import { startDevStack } from "../lambdas/dev.ts";
 import type { DevStack } from "../lambdas/dev.ts";
+import { handler as executor } from "../lambdas/executor.ts";
 import { runtime } from "../lambdas/runtime.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import type { AwsRun } from "../sdk/aws/client.ts";
 import * as t from "./fixtures/aws-tasks.ts";
-import { duplicateSends, failFirstOfEach, inject } from "./helpers/aws-faults.ts";
+import {
+  captureSends,
+  countFailures,
+  duplicateSends,
+  failFirstOfEach,
+  inject,
+  pairUp,
+} from "./helpers/aws-faults.ts";
+import type { Captured } from "./helpers/aws-faults.ts";
 
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"]);
 
@@ -177,6 +188,169 @@ describe("AWS handlers under faults", { timeout: 170_000 }, () => {
     } finally {
       undo.forEach((u) => u());
     }
+  });
+
+  it("a map window never exceeds its limit: duplicate and late completions, two coordinators at once, crashes", async () => {
+    // The test is the event source: every message the handlers send is captured, and the test
+    // delivers it — child execs twice (the second a redelivery, which reports the recorded
+    // completion again), parents' execs twice at once (two copies of one message), every
+    // batch of completions to two coordinators at once (their window writes paired up, so they reach
+    // DynamoDB together), old completions again, late, and now and then a coordinator that crashes
+    // between the window's commit and the sends that follow it (its batch is delivered again).
+    const rt = runtime();
+    const sent: Captured[] = [];
+    const run = `r-window-${Math.random().toString(36).slice(2, 10)}`;
+    const onWindow = (input: Record<string, unknown>) =>
+      String((input["Key"] as { sk?: string } | undefined)?.sk).startsWith("W#");
+    const toCoordinator = (c: Captured) => c.queue === dev.config.coordinatorQueue;
+    let crashes = 0; // the next sends of exec messages that fail (the sender crashes)
+    const lost = countFailures(
+      rt.ddb,
+      "count-lost-window-commits",
+      "ConditionalCheckFailedException",
+      (cmd, input) => /^Update(Item)?Command$/.test(cmd) && onWindow(input),
+    );
+    const undo = [
+      captureSends(rt.sqs, sent, "capture-sends", (c) => !toCoordinator(c) && crashes > 0 && crashes-- > 0),
+      pairUp(
+        rt.ddb,
+        "pair-window-writes",
+        (cmd, input) => /^Update(Item)?Command$/.test(cmd) && onWindow(input),
+      ),
+      lost.undo,
+    ];
+    const n = 14;
+    const limit = 3;
+    let seed = 7;
+    const rand = (k: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % k);
+    let id = 0;
+    /** Invokes a handler with `bodies`; returns the bodies it reported failed (to deliver again). */
+    const deliver = async (
+      handler: (e: SQSEvent) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>,
+      bodies: string[],
+      receiveCount = 1,
+    ): Promise<string[]> => {
+      const attributes = { ApproximateReceiveCount: String(receiveCount) };
+      const records = bodies.map((body) => ({ messageId: `m${id++}`, body, attributes }));
+      const out = await handler({ Records: records } as unknown as SQSEvent);
+      const failed = new Set(out.batchItemFailures.map((f) => f.itemIdentifier));
+      return records.filter((r) => failed.has(r.messageId)).map((r) => r.body);
+    };
+    const mine = (c: Captured) => c.body.includes(run);
+    const take = (q: (c: Captured) => boolean) => {
+      const out = sent.filter((c) => mine(c) && q(c));
+      for (const c of out) sent.splice(sent.indexOf(c), 1);
+      return out.map((c) => c.body);
+    };
+    const dispatched = new Set<string>();
+    const completed = new Set<string>();
+    let maxInFlight = 0;
+    let recovered = 0; // items first sent while failed batches were delivered again
+    let recovering = false;
+    const pending: string[] = []; // child exec messages not delivered yet
+    const late: string[] = []; // completions delivered once already, to deliver again later
+    const retry: string[] = []; // messages a handler reported failed (SQS delivers them again)
+    const check = (when: string) => {
+      const inFlight = [...dispatched].filter((c) => !completed.has(c)).length;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      assert.ok(inFlight <= limit, `${when}: ${inFlight} children in flight > limit ${limit}`);
+    };
+    const collectExecs = async () => {
+      for (const body of take((c) => !toCoordinator(c))) {
+        const m = JSON.parse(body) as { id: string; parent: string | null };
+        if (m.parent === null) {
+          // The parent (first execution or a resume): delivered twice at once; one replays.
+          const [a, b] = await Promise.all([deliver(executor, [body]), deliver(executor, [body])]);
+          retry.push(...a, ...b);
+          continue;
+        }
+        if (!dispatched.has(m.id) && recovering) recovered++;
+        dispatched.add(m.id);
+        pending.push(body);
+      }
+      check("after dispatch");
+    };
+    try {
+      await deliver(coordinator, [
+        JSON.stringify({
+          k: "start",
+          v: 1,
+          run,
+          task: t.windowed.taskName,
+          args: `[${n},${limit}]`,
+          created: 1,
+        }),
+      ]);
+      for (let round = 0; round < 400; round++) {
+        await collectExecs();
+        const item = await client.getRun(run);
+        if (item?.status !== "RUNNING" && !pending.length && !retry.length && !sent.some(mine)) break;
+        // Complete one or two children (any in flight, not only the oldest), each delivered twice:
+        // the second delivery is a redelivery (as after a crash before the delete), which reports
+        // the recorded outcome again.
+        for (let k = 1 + rand(2); k > 0 && pending.length; k--) {
+          const body = pending.splice(rand(pending.length), 1)[0]!;
+          retry.push(...(await deliver(executor, [body])));
+          completed.add((JSON.parse(body) as { id: string }).id);
+          retry.push(...(await deliver(executor, [body], 2)));
+        }
+        // Messages that failed last round come back first (a crashed coordinator's batch: its
+        // completions find their slots moved on but still marked pending, and send the occupants).
+        recovering = retry.length > 0;
+        for (const body of retry.splice(0)) {
+          const again = JSON.parse(body) as { k: string };
+          retry.push(...(await deliver(again.k === "exec" ? executor : coordinator, [body], 2)));
+        }
+        await collectExecs();
+        recovering = false;
+        const dones = take(toCoordinator);
+        if (dones.length && round % 5 === 3) {
+          // One coordinator, crashing right after its window commit, before the sends.
+          crashes = 1;
+          retry.push(...(await deliver(coordinator, dones)));
+          crashes = 0;
+        } else if (dones.length) {
+          // Two coordinators at once: on even rounds both get the same batch, on odd rounds each
+          // its own part of it (different completions of one window at once); the first also
+          // gets earlier completions again, late.
+          const again = late.splice(0, rand(3));
+          const half = round % 2 === 0 ? dones.length : Math.ceil(dones.length / 2);
+          const other = round % 2 === 0 ? dones : dones.slice(half);
+          const [a, b] = await Promise.all([
+            deliver(coordinator, [...dones.slice(0, half), ...again]),
+            deliver(coordinator, other),
+          ]);
+          retry.push(...a, ...b);
+          late.push(...dones);
+        } else if (late.length) retry.push(...(await deliver(coordinator, late.splice(0, 2))));
+        check(`round ${round}`);
+      }
+      assert.deepEqual(
+        await within(client.attach<number[]>(run).result(), 5_000, "windowed"),
+        Array.from({ length: n }, (_, i) => i * 2),
+      );
+      assert.equal(dispatched.size, n, "every item was let out");
+      assert.equal(maxInFlight, limit, "the window was used to its limit, never beyond");
+      assert.ok(lost.count > 0, "two coordinators released the same slot at once (one lost) at least once");
+      assert.ok(recovered > 0, "a crashed coordinator's sends were recovered from the window's marks");
+    } finally {
+      undo.forEach((u) => u());
+    }
+  });
+
+  it("a window wider than one part (concurrency 70 of 160): parts add up, never more in flight", async () => {
+    const r = await client.run(t.wideMap, 160, 70);
+    assert.equal(await within(r.result(), 60_000, "wide window"), 160);
+    const kids = (await r.status()).root!.children;
+    assert.equal(kids.length, 160);
+    assert.ok(kids.every((k) => k.status === "SUCCEEDED"));
+    const ev: [number, number][] = [];
+    for (const k of kids) ev.push([k.startedAt!, 1], [k.endedAt!, -1]);
+    ev.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let cur = 0;
+    let max = 0;
+    for (const [, d] of ev) max = Math.max(max, (cur += d));
+    assert.ok(max <= 70, `max in flight ${max} > 70`);
   });
 
   it("a child whose executor dies before writing times out in the parent with TaskTimeoutError", async () => {

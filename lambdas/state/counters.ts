@@ -1,13 +1,13 @@
 /**
- * The conditional writes on a parent's counter item (`A#<action>`/`CNT`) and its map windows.
+ * The conditional writes on a parent's counter item (`A#<action>`/`CNT`); map windows: windows.ts.
  * Each condition is the guard of one effect; the comment on it says which. Timeline: docs/aws.md.
  */
-import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { isConditionFailed } from "../runtime.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Trigger } from "./trigger.ts";
-import type { CounterItem, WindowItem } from "./table.ts";
-import { counterKey, windowKey } from "./table.ts";
+import type { CounterItem } from "./table.ts";
+import { counterKey } from "./table.ts";
 
 async function update<T>(
   rt: Runtime,
@@ -38,13 +38,16 @@ export function commitSuspension(
     snap: { co: number; ce: number };
     trigger: Trigger;
     expiresAt: number;
+    /** The suspension made no new calls: nothing to dispatch, so it is dispatched as it commits. */
+    nothingToSend?: boolean;
   },
 ): Promise<CounterItem | undefined> {
   return update<CounterItem>(rt, {
     Key: counterKey(a.action),
     UpdateExpression:
       "SET epoch = :e1, st = :S, bo = :bo, be = :be, D = :D, B = :B, run = :run, expiresAt = :x, " +
-      "co = if_not_exists(co, :zero), ce = if_not_exists(ce, :zero)",
+      "co = if_not_exists(co, :zero), ce = if_not_exists(ce, :zero)" +
+      (a.nothingToSend ? ", disp = :e1" : ""),
     // The epoch moves forward once per suspension: only a replay of the current epoch may commit,
     // and never after the action ended (E). The first suspension creates the item.
     ConditionExpression: a.from === 0 ? "attribute_not_exists(pk)" : "epoch = :e AND st <> :E",
@@ -123,69 +126,29 @@ export async function endCounter(rt: Runtime, action: string): Promise<boolean> 
   return out !== undefined;
 }
 
-/** Creates a map window; a concurrent replay of the same epoch creating it too is a no-op. */
-export async function createWindow(
-  rt: Runtime,
-  w: Omit<WindowItem, "pk" | "sk"> & { action: string; key: string; expiresAt: number },
-): Promise<void> {
-  const { action, key, ...rest } = w;
-  try {
-    await rt.doc.send(
-      new PutCommand({
-        TableName: rt.config.table,
-        Item: { ...windowKey(action, key), ...rest },
-        ConditionExpression: "attribute_not_exists(pk)", // never reset a window already advancing
-      }),
-    );
-  } catch (e) {
-    if (!isConditionFailed(e)) throw e;
-  }
-}
-
-/** Frees `k` slots of a window; returns it after the update. */
-export function releaseWindow(
-  rt: Runtime,
-  action: string,
-  key: string,
-  k: number,
-): Promise<WindowItem | undefined> {
-  return update<WindowItem>(rt, {
-    Key: windowKey(action, key),
-    UpdateExpression: "ADD released :k",
-    ConditionExpression: "attribute_exists(pk)",
-    ExpressionAttributeValues: { ":k": k },
-  });
-}
-
-/** Moves the sent watermark forward (only forward: concurrent advancers may interleave). */
-export async function advanceWindow(rt: Runtime, action: string, key: string, upto: number): Promise<void> {
-  await update(rt, {
-    Key: windowKey(action, key),
-    UpdateExpression: "SET upto = :t",
-    ConditionExpression: "upto < :t",
-    ExpressionAttributeValues: { ":t": upto },
-  });
-}
-
 /**
- * Claims the replay of `epoch` for `leaseMs`. A duplicate resume message arriving while another
- * replay of the same epoch runs does not replay too (one resume per awaited set, also under
- * duplicate delivery); after a crash, the lease expires and a redelivery claims it.
+ * Claims the replay of `epoch` for `leaseMs` on behalf of `owner` (the SQS message id of the
+ * delivery). A duplicate resume message arriving while another replay of the same epoch runs does
+ * not replay too (one resume per awaited set, also under duplicate delivery). After a crash, the
+ * redelivery of the same message reclaims at once (SQS redelivers only after the visibility
+ * timeout, which is at least the function timeout: the crashed invocation is gone); any other
+ * message waits for the lease to expire.
  */
 export async function claimReplay(
   rt: Runtime,
   action: string,
   epoch: number,
   leaseMs: number,
+  owner: string,
 ): Promise<boolean> {
   const now = rt.now();
   const out = await update<CounterItem>(rt, {
     Key: counterKey(action),
-    UpdateExpression: "SET lease = :until, leaseEpoch = :e",
-    // Only the current epoch of a live parent, and only if no unexpired claim holds it.
+    UpdateExpression: "SET lease = :until, leaseEpoch = :e, leaseBy = :me",
+    // Only the current epoch of a live parent, and only if no unexpired claim of another holds it.
     ConditionExpression:
-      "epoch = :e AND st <> :E AND (attribute_not_exists(lease) OR leaseEpoch <> :e OR lease < :now)",
-    ExpressionAttributeValues: { ":until": now + leaseMs, ":e": epoch, ":E": "E", ":now": now },
+      "epoch = :e AND st <> :E AND (attribute_not_exists(lease) OR leaseEpoch <> :e OR lease < :now OR leaseBy = :me)",
+    ExpressionAttributeValues: { ":until": now + leaseMs, ":e": epoch, ":E": "E", ":now": now, ":me": owner },
   });
   return out !== undefined;
 }

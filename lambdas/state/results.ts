@@ -7,7 +7,7 @@ import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { formatOutcome } from "../../sdk/core/history.ts";
 import type { Outcome } from "../../sdk/core/history.ts";
 import { offload } from "../payloads.ts";
-import { isConditionFailed } from "../runtime.ts";
+import { isConditionFailed, oldItem } from "../runtime.ts";
 import type { Runtime } from "../runtime.ts";
 import type { ResultItem, RunItem, TerminalStatus } from "./table.ts";
 import { expiry, resultKey, runKey } from "./table.ts";
@@ -37,8 +37,9 @@ export type WriteResult =
  * send the completion with the recorded outcome.
  */
 export async function writeTerminal(rt: Runtime, t: Terminal): Promise<WriteResult> {
-  const now = rt.now();
   const body = await offload(rt.payloads, `${t.run}/${t.id}`, formatOutcome(t.outcome));
+  // `ended` is the time of this write (after any offload), the moment the outcome becomes visible.
+  const now = rt.now();
   const root = t.parent === null;
   const values: Record<string, unknown> = {
     ":st": t.status,
@@ -89,8 +90,7 @@ export async function writeTerminal(rt: Runtime, t: Terminal): Promise<WriteResu
     );
     return { written: true };
   } catch (e) {
-    if (isConditionFailed(e))
-      return { written: false, existing: e.Item as Record<string, unknown> | undefined };
+    if (isConditionFailed(e)) return { written: false, existing: oldItem(e) };
     throw e;
   }
 }

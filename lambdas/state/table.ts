@@ -9,7 +9,7 @@
  * | self          | `A#<action>`           | `SELF`             | executor, at first suspension   |
  * | call chunk    | `A#<action>`           | `C#<epoch>#<n>`    | executor, per suspension        |
  * | traces        | `A#<action>`           | `T#<epoch>`        | executor, per suspension        |
- * | window        | `A#<action>`           | `W#<key>`          | executor; advanced by coordinator |
+ * | window part   | `A#<action>`           | `W#<key>#<part>`   | executor; advanced by coordinator |
  * | child result  | `O#<parent>#<shard>`   | `<child>`          | executor / coordinator (timeout) |
  * | cache entry   | `K#<cache key>`        | `CACHE`            | executor                        |
  */
@@ -17,9 +17,8 @@ import { createHash } from "node:crypto";
 
 /** Child results of one parent are spread over this many partitions (≈1,000 writes/s each). */
 export const RESULT_SHARDS = 8;
-/** Call records per chunk item (and a byte cap), so no item grows toward 400 KB. */
+/** Call records per chunk item (≤ 100 × 3 KB inline arguments: no item grows toward 400 KB). */
 export const CHUNK_CALLS = 100;
-export const CHUNK_BYTES = 200_000;
 /** Dynamo numbers cannot be Infinity: "never by counting" is this. */
 export const NEVER = 1_000_000_000;
 
@@ -29,7 +28,8 @@ export const selfKey = (action: string) => ({ pk: `A#${action}`, sk: "SELF" });
 export const actionPk = (action: string) => `A#${action}`;
 export const chunkSk = (epoch: number, n: number) => `C#${pad(epoch, 6)}#${pad(n, 5)}`;
 export const traceSk = (epoch: number) => `T#${pad(epoch, 6)}`;
-export const windowKey = (action: string, key: string) => ({ pk: `A#${action}`, sk: `W#${key}` });
+/** A window part, named `<map window key>#<part>`. */
+export const windowKey = (action: string, name: string) => ({ pk: `A#${action}`, sk: `W#${name}` });
 export const cacheItemKey = (key: string) => ({ pk: `K#${key}`, sk: "CACHE" });
 
 export function shardOf(child: string): number {
@@ -98,9 +98,10 @@ export interface CounterItem {
   sent?: number;
   /** Epoch whose child calls were all sent. */
   disp?: number;
-  /** A replay of `leaseEpoch` holds the parent until `lease` (ms). */
+  /** A replay of `leaseEpoch` holds the parent until `lease` (ms), by message `leaseBy`. */
   lease?: number;
   leaseEpoch?: number;
+  leaseBy?: string;
   expiresAt?: number;
 }
 
@@ -114,21 +115,35 @@ export interface SelfItem {
   group: string;
   args: string;
   attempt: number;
+  /** When the attempt's first execution began (its startedAt in the status tree). */
+  startedAt?: number;
   expiresAt?: number;
 }
 
+/** One part of a map window (state/windows.ts): its slots and how far it has let items out. */
 export interface WindowItem {
   pk: string;
   sk: string;
-  limit: number;
+  /** `<map window key>#<part>`: the sk without `W#`, as exec and done messages name it. */
+  name: string;
+  key: string;
+  part: number;
+  /** Parts of the window; item i of the map belongs to part i % parts. */
+  parts: number;
+  /** Items of the whole map. */
   size: number;
-  /** Epoch whose call chunks hold the window's calls, and the position of item 0 in that epoch's list. */
+  /** Slots of this part: its share of the map's concurrency. */
+  limit: number;
+  /** Epoch whose call chunks hold the map's calls, and the position of item 0 in that epoch's list. */
   epoch: number;
   offset: number;
-  /** Completions reported (with duplicates). */
-  released: number;
-  /** Items [0, upto) have been sent. */
+  /** The position (in this part) of the item occupying each slot; past the end: retired. */
+  slots: number[];
+  /** Per slot: the position whose release let the occupant in, until its exec is sent (else -1). */
+  pend: number[];
+  /** Positions given a slot so far (grows with every committed release). */
   upto: number;
+  expiresAt?: number;
 }
 
 export interface ResultItem {

@@ -4,9 +4,9 @@
  * (sdk/local/status.ts), so the CLI renders both alike.
  */
 import type { ActionNode, GroupSummary, RunStatus } from "../local/status.ts";
-import { loadActionItems, loadResults } from "../../lambdas/state/history.ts";
+import { decodeChunk, loadActionItems, loadResults } from "../../lambdas/state/history.ts";
+import { isAssigned, windowName } from "../../lambdas/state/windows.ts";
 import type { Runtime } from "../../lambdas/runtime.ts";
-import { parseCallRecord } from "../core/history.ts";
 import type { CallRecord } from "../core/history.ts";
 import type { RunItem, WindowItem } from "../../lambdas/state/table.ts";
 
@@ -18,15 +18,17 @@ async function childrenOf(
 ): Promise<{ node: ActionNode; kids: boolean; done: boolean }[]> {
   const [items, results] = await Promise.all([loadActionItems(rt, parent), loadResults(rt, parent)]);
   const calls: CallRecord[] = [];
-  const upto = new Map<string, number>();
+  const windows = new Map<string, WindowItem>();
   for (const it of items) {
     const sk = String(it["sk"]);
-    if (sk.startsWith("C#")) for (const s of it["calls"] as string[]) calls.push(parseCallRecord(s));
-    else if (sk.startsWith("W#")) upto.set(sk.slice(2), (it as unknown as WindowItem).upto);
+    if (sk.startsWith("C#")) calls.push(...decodeChunk(it));
+    else if (sk.startsWith("W#")) windows.set(sk.slice(2), it as unknown as WindowItem);
   }
   return calls.map((c) => {
     const r = results.get(c.id);
-    const waiting = c.window !== undefined && c.window.index >= (upto.get(c.window.key) ?? c.window.limit);
+    // An item of a windowed map waits (QUEUED) until its window part gives it a slot.
+    const part = c.window && windows.get(windowName(c.window.key, c.window.index, c.window.limit));
+    const waiting = part !== undefined && !isAssigned(part, c.window!.index);
     const status = r?.status ?? (waiting ? "QUEUED" : "RUNNING");
     const node: ActionNode = {
       id: c.id,

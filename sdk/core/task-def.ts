@@ -32,3 +32,18 @@ export function retryDelayMs(p: RetryPolicy, attempt: number): number {
   const { baseMs, factor, capMs } = p.backoff;
   return Math.min(capMs, baseMs * Math.pow(factor, Math.max(0, attempt - 1)));
 }
+
+/**
+ * Error codes a task does not retry: a child's failure surfacing in its parent (the child had its
+ * own retries, and replaying the same history fails the same way: no retry storms), and failures
+ * no second attempt can mend. Shared by every adapter.
+ */
+export const NOT_RETRIED: ReadonlySet<string> = new Set([
+  "TASK_FAILED",
+  "TASK_TIMEOUT",
+  "CANCELLED",
+  "NON_DETERMINISM",
+  "SERIALIZATION",
+  "CONFIGURATION",
+  "HISTORY",
+]);

@@ -14,7 +14,7 @@ import type { CallId, CallRecord, Outcome } from "../core/history.ts";
 import { parseOutcome } from "../core/history.ts";
 import type { Decision } from "../core/replay.ts";
 import type { TaskDef } from "../core/task-def.ts";
-import { retryDelayMs } from "../core/task-def.ts";
+import { NOT_RETRIED, retryDelayMs } from "../core/task-def.ts";
 import { WaitTracker } from "../core/wait.ts";
 import type { Wait } from "../core/wait.ts";
 import { findTask } from "../registry.ts";
@@ -38,16 +38,6 @@ const fullGc: (() => void) | undefined = (() => {
 
 const CHEAP_MS = 0.2;
 const CHEAP_AFTER = 32;
-
-/** Errors a parent does not retry: its children had their own retries (no retry storms). */
-const NOT_RETRIED = new Set([
-  "TASK_FAILED",
-  "TASK_TIMEOUT",
-  "CANCELLED",
-  "NON_DETERMINISM",
-  "SERIALIZATION",
-  "CONFIGURATION",
-]);
 
 interface Live {
   id: CallId;

@@ -76,3 +76,119 @@ export function countCalls(client: WithStack, counts: Map<string, number>, name 
     return undefined;
   });
 }
+
+/** A message a handler sent, captured instead of reaching SQS. */
+export interface Captured {
+  queue: string;
+  body: string;
+  delaySeconds: number | undefined;
+}
+
+/**
+ * Captures every SendMessage/SendMessageBatch instead of sending it (the test delivers the messages
+ * itself, in the order and as often as it likes); a batch `fail` picks fails instead, as if its
+ * sender crashed. Other SQS calls go through.
+ */
+export function captureSends(
+  client: WithStack,
+  sink: Captured[],
+  name = "capture-sends",
+  fail?: (c: Captured) => boolean,
+): () => void {
+  client.middlewareStack.add(
+    (next: (a: { input: Record<string, unknown> }) => Promise<unknown>, context: { commandName?: string }) =>
+      async (args: { input: Record<string, unknown> }) => {
+        const queue = String(args.input["QueueUrl"]);
+        if (context.commandName === "SendMessageBatchCommand") {
+          const entries = args.input["Entries"] as SendMessageBatchRequestEntry[];
+          const first = { queue, body: entries[0]?.MessageBody ?? "", delaySeconds: undefined };
+          if (fail?.(first)) throw new InjectedFault("injected crash before SendMessageBatchCommand");
+          for (const e of entries)
+            sink.push({ queue, body: e.MessageBody ?? "", delaySeconds: e.DelaySeconds });
+          return {
+            output: {
+              Successful: entries.map((e) => ({ Id: e.Id, MessageId: e.Id })),
+              Failed: [],
+              $metadata: {},
+            },
+            response: {},
+          };
+        }
+        if (context.commandName === "SendMessageCommand") {
+          const d = args.input["DelaySeconds"] as number | undefined;
+          sink.push({ queue, body: String(args.input["MessageBody"]), delaySeconds: d });
+          return { output: { MessageId: "captured", $metadata: {} }, response: {} };
+        }
+        return next(args);
+      },
+    { step: "initialize", name, override: true },
+  );
+  return () => void client.middlewareStack.remove(name);
+}
+
+/**
+ * Holds each call `pick` selects until a second one arrives (or `ms` pass), then lets both go: two
+ * concurrent callers are forced to interleave at that point (both read before either writes).
+ */
+export function pairUp(
+  client: WithStack,
+  name: string,
+  pick: (command: string, input: Record<string, unknown>) => boolean,
+  ms = 40,
+): () => void {
+  let waiting: (() => void) | undefined;
+  client.middlewareStack.add(
+    (next: (a: { input: Record<string, unknown> }) => Promise<unknown>, context: { commandName?: string }) =>
+      async (args: { input: Record<string, unknown> }) => {
+        if (pick(context.commandName ?? "?", args.input)) {
+          if (waiting) {
+            const release = waiting;
+            waiting = undefined;
+            release();
+          } else {
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(() => {
+                waiting = undefined;
+                resolve();
+              }, ms);
+              waiting = () => {
+                clearTimeout(timer);
+                resolve();
+              };
+            });
+          }
+        }
+        return next(args);
+      },
+    { step: "initialize", name, override: true },
+  );
+  return () => void client.middlewareStack.remove(name);
+}
+
+/** Counts calls `pick` selects that failed with an error named `errorName` (e.g. lost conditional writes). */
+export function countFailures(
+  client: WithStack,
+  name: string,
+  errorName: string,
+  pick: (command: string, input: Record<string, unknown>) => boolean,
+): { readonly count: number; undo(): void } {
+  const state = { count: 0 };
+  client.middlewareStack.add(
+    (next: (a: { input: Record<string, unknown> }) => Promise<unknown>, context: { commandName?: string }) =>
+      async (args: { input: Record<string, unknown> }) => {
+        try {
+          return await next(args);
+        } catch (e) {
+          if ((e as Error).name === errorName && pick(context.commandName ?? "?", args.input)) state.count++;
+          throw e;
+        }
+      },
+    { step: "initialize", name, override: true },
+  );
+  return {
+    get count() {
+      return state.count;
+    },
+    undo: () => void client.middlewareStack.remove(name),
+  };
+}

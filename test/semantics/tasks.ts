@@ -112,7 +112,9 @@ export const slowDouble = env.task(async function slowDouble(i: number) {
 });
 
 export const race = env.task(async function race() {
-  return Promise.race([sleepy(300, "slow"), sleepy(10, "fast")]);
+  // The loser sleeps long enough to still be running when the winner has resumed the parent and
+  // ended it, also on a loaded machine (the suite checks that it was cancelled).
+  return Promise.race([sleepy(2000, "slow"), sleepy(10, "fast")]);
 });
 
 export const anyOf = env.task(async function anyOf() {
