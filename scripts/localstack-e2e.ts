@@ -12,6 +12,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { AloftClient } from "aloft";
 import { OUTPUT } from "../lambdas/config.ts";
 
 const ENDPOINT = process.env.LOCALSTACK_ENDPOINT ?? "http://localhost:4566";
@@ -63,24 +64,16 @@ const cdklocal = (...args: string[]): void =>
     "aloft:retain=true",
   ]);
 
-async function runPipeline(outputs: Record<string, string>): Promise<void> {
-  // ---------------------------------------------------------------------------------------------
-  // MINIMAL, PROVISIONAL: the AWS client (`AloftClient`, issue "client") is written in parallel.
-  // This block assumes `new AloftClient({ outputs, endpoint })` and `client.run(task, ...args)`
-  // returning a Run with `result()`; adjust it to the client's real config once it lands.
-  // ---------------------------------------------------------------------------------------------
-  const sdk = (await import("aloft")) as Record<string, unknown>;
-  const AloftClient = sdk.AloftClient as
-    | (new (config: Record<string, unknown>) => {
-        run(task: unknown, ...args: unknown[]): Promise<{ id: string; result(): Promise<unknown> }>;
-      })
-    | undefined;
-  if (typeof AloftClient !== "function") {
-    console.log("The client API (AloftClient) is not available yet: stack deployed, pipeline step skipped.");
-    return;
-  }
+async function runPipeline(): Promise<void> {
+  // The client takes its endpoints from the standard AWS variables, as against any stack.
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL: ENDPOINT,
+    AWS_REGION: process.env.AWS_REGION ?? "us-east-1",
+    AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? "test",
+    AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? "test",
+  });
   const { parallelPipeline } = await import(path.join(ROOT, ENTRY));
-  const client = new AloftClient({ outputs, endpoint: ENDPOINT });
+  const client = new AloftClient(undefined, { outputsFile: OUTPUTS_FILE });
   const run = await client.run(parallelPipeline, ["a", "b", "c"]);
   console.log(`run ${run.id} started`);
   const result = await Promise.race([
@@ -111,7 +104,7 @@ async function main(): Promise<void> {
     if (!outputs || missing.length > 0)
       throw new Error(`stack outputs lack ${missing.join(", ")}: ${JSON.stringify(all)}`);
     console.log(`deployed ${STACK}; outputs in ${path.relative(ROOT, OUTPUTS_FILE)}`);
-    await runPipeline(outputs);
+    await runPipeline();
   } finally {
     if (!keep) cdklocal("destroy", STACK, "--force");
   }
