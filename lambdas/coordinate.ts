@@ -8,7 +8,7 @@ import { retryDelayMs } from "../sdk/core/task-def.ts";
 import { ConfigurationError, TaskTimeoutError, serializeError } from "../sdk/errors.ts";
 import { findTask, getTask } from "../sdk/registry.ts";
 import { sendExecs, sendToCoordinator } from "./dispatch.ts";
-import { MESSAGE_VERSION } from "./messages.ts";
+import { MESSAGE_VERSION, actionOf } from "./messages.ts";
 import type { DoneMessage, ExecMessage, StartMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
 import { maybeResume } from "./resume.ts";
 import { isConditionFailed } from "./runtime.ts";
@@ -163,20 +163,15 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage): Promise<void
     if (!(await bumpAttempt(rt, m.run, m.parent, m.id, m.attempt))) return;
     const args = m.parent === null ? (item as RunItem).args : await argsOf(rt, m);
     if (args === undefined) return;
+    // The retry keeps the window slot the action holds.
     const msg: ExecMessage = {
       k: "exec",
       v: MESSAGE_VERSION,
-      run: m.run,
-      id: m.id,
-      parent: m.parent,
-      task: m.task,
-      group: m.group,
+      ...actionOf(m),
       args,
       attempt: m.attempt + 1,
       epoch: 0,
     };
-    // The retry keeps the window slot the action holds.
-    Object.assign(msg, tagFrom(m));
     await sendExecs(rt, [{ msg, delayMs: retryDelayMs(def.retries, m.attempt) }]);
     return;
   }

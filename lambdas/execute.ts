@@ -16,7 +16,7 @@ import type { SerializedError } from "../sdk/errors.ts";
 import { getTask } from "../sdk/registry.ts";
 import { digest } from "../sdk/serde.ts";
 import { sendExecs, sendToCoordinator } from "./dispatch.ts";
-import { MESSAGE_VERSION } from "./messages.ts";
+import { MESSAGE_VERSION, actionOf } from "./messages.ts";
 import type { DoneMessage, ExecMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
 import { offload, resolvePayload } from "./payloads.ts";
 import { dispatchCalls, maybeResume, redispatch } from "./resume.ts";
@@ -84,16 +84,11 @@ export function timeoutChecks(rt: Runtime, msgs: ExecMessage[]): Outbox {
     const msg: TimeoutMessage = {
       k: "timeout",
       v: MESSAGE_VERSION,
-      run: m.run,
-      id: m.id,
-      parent: m.parent,
-      task: m.task,
-      group: m.group,
+      ...actionOf(m),
       attempt: m.attempt,
       deadline: rt.now() + def.timeoutMs,
       timeoutMs: def.timeoutMs,
     };
-    Object.assign(msg, tagFrom(m));
     out.push({ msg, delaySeconds: Math.min(900, Math.ceil(def.timeoutMs / 1000)) });
   }
   return out;

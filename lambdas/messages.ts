@@ -10,6 +10,23 @@ export const MESSAGE_VERSION = 1;
 const id = z.string().min(1).max(200);
 const version = z.literal(MESSAGE_VERSION);
 
+/** The window slot an item of a windowed `map` holds: part name, slot, position in the part (state/windows.ts). */
+const slot = {
+  window: z.string().optional(),
+  ws: z.number().int().min(0).optional(),
+  wq: z.number().int().min(0).optional(),
+};
+
+/** What identifies one action, in every message about it. */
+const action = {
+  run: id,
+  id,
+  parent: id.nullable(),
+  task: z.string().min(1),
+  group: z.string(),
+  ...slot,
+};
+
 /** Coordinator: start a run (sent by the client). */
 export const StartMessage = z.object({
   k: z.literal("start"),
@@ -29,11 +46,8 @@ export const DoneMessage = z.object({
   parent: id,
   id,
   ok: z.boolean(),
-  /** Set for items of a windowed `map`: the window part whose slot the item frees (state/windows.ts)... */
-  window: z.string().optional(),
-  /** ...the slot, and the item's position in that part. */
-  ws: z.number().int().min(0).optional(),
-  wq: z.number().int().min(0).optional(),
+  /** Set for items of a windowed `map`: the slot the item frees. */
+  ...slot,
 });
 
 /** Coordinator: several completions in one message (an executor batch's). */
@@ -50,18 +64,11 @@ export const DonesMessage = z.object({
 export const TimeoutMessage = z.object({
   k: z.literal("timeout"),
   v: version,
-  run: id,
-  id,
-  parent: id.nullable(),
-  task: z.string(),
-  group: z.string(),
+  /** With the window slot the action holds, released if it times out. */
+  ...action,
   attempt: z.number().int().min(1),
   deadline: z.number(),
   timeoutMs: z.number(),
-  /** The window slot the action holds (a windowed map item), released if it times out. */
-  window: z.string().optional(),
-  ws: z.number().int().min(0).optional(),
-  wq: z.number().int().min(0).optional(),
 });
 
 /** Coordinator: cancel what remains under an action that ended (its children, recursively). */
@@ -85,19 +92,11 @@ export const CoordinatorMessage = z.discriminatedUnion("k", [
 export const ExecMessage = z.object({
   k: z.literal("exec"),
   v: version,
-  run: id,
-  id,
-  parent: id.nullable(),
-  task: z.string().min(1),
-  group: z.string(),
+  ...action,
   args: z.string(),
   attempt: z.number().int().min(1),
   /** 0 for a first execution; the counter epoch being resumed otherwise. */
   epoch: z.number().int().min(0),
-  /** The window slot this item of a windowed `map` holds: part name, slot, position in the part. */
-  window: z.string().optional(),
-  ws: z.number().int().min(0).optional(),
-  wq: z.number().int().min(0).optional(),
   /** Not before this time (ms): delays longer than SQS's 900 s are served by re-delaying. */
   notBefore: z.number().optional(),
 });
@@ -141,4 +140,22 @@ export function parseMessage<T>(schema: z.ZodType<T>, body: string): Parsed<T> {
     error: `message is not an Aloft message of this version (${issues})`,
     ref: ref.success ? ref.data : undefined,
   };
+}
+
+/** The window tag a message carries, if it carries a whole one. */
+export function tagFrom(m: {
+  window?: string | undefined;
+  ws?: number | undefined;
+  wq?: number | undefined;
+}) {
+  return m.window !== undefined && m.ws !== undefined && m.wq !== undefined
+    ? { window: m.window, ws: m.ws, wq: m.wq }
+    : undefined;
+}
+
+/** The identity of the action `m` is about (and its window slot), to copy into a message about it. */
+export function actionOf(
+  m: Pick<ExecMessage, "run" | "id" | "parent" | "task" | "group" | "window" | "ws" | "wq">,
+) {
+  return { run: m.run, id: m.id, parent: m.parent, task: m.task, group: m.group, ...tagFrom(m) };
 }

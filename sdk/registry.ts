@@ -16,6 +16,8 @@ export interface EnvironmentSpec {
 }
 
 const tasks = new Map<string, TaskDef>();
+/** The callable `env.task` returned for each name (typed `unknown` here to keep this module below task.ts). */
+const handles = new Map<string, unknown>();
 const environments = new Map<string, EnvironmentSpec>();
 
 export function registerEnvironment(spec: EnvironmentSpec): void {
@@ -27,7 +29,7 @@ export function registerEnvironment(spec: EnvironmentSpec): void {
   environments.set(spec.name, spec);
 }
 
-export function registerTask(def: TaskDef): void {
+export function registerTask(def: TaskDef, handle: unknown): void {
   const prior = tasks.get(def.name);
   if (prior) {
     throw new ConfigurationError(
@@ -36,6 +38,19 @@ export function registerTask(def: TaskDef): void {
     );
   }
   tasks.set(def.name, def);
+  handles.set(def.name, handle);
+}
+
+/**
+ * The registered callable for `name`: the full name (`env.fn`) or, when unambiguous, the function's
+ * short name. Throws a ConfigurationError listing the registered tasks (or the ambiguous ones).
+ */
+export function resolveTask(name: string): unknown {
+  if (handles.has(name)) return handles.get(name);
+  const matches = [...tasks.keys()].filter((t) => t.endsWith(`.${name}`));
+  if (matches.length > 1)
+    throw new ConfigurationError(`task name ${name} is ambiguous: ${matches.join(", ")}`);
+  return handles.get(matches[0] ?? getTask(name).name);
 }
 
 /** The task registered under `name`, or a ConfigurationError listing what is registered. */

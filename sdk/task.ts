@@ -153,7 +153,6 @@ export class TaskEnvironment {
         cache === false ? false : cache === "auto" ? digest(fn.toString()) : String(cache.version),
       module: callerModule(),
     };
-    registerTask(def);
     const call = (...args: unknown[]): unknown => {
       const scope = currentScope();
       if (!scope) return fn(...args); // outside any task: a plain function call
@@ -165,7 +164,9 @@ export class TaskEnvironment {
       return callAsync(scope, def, args);
     };
     Object.defineProperty(call, "name", { value: short });
-    return Object.assign(call, { aio, taskName: name, def }) as unknown as Task<F>;
+    const task = Object.assign(call, { aio, taskName: name, def }) as unknown as Task<F>;
+    registerTask(def, task);
+    return task;
   }
 }
 

@@ -20,6 +20,23 @@ function execLog(dir: string): string[] {
   return existsSync(f) ? readFileSync(f, "utf8").trim().split("\n") : [];
 }
 
+/** Starts `slowFanOut(n)` in another process on `store`; `id()` is its run id once printed. */
+function startElsewhere(store: string, n: number, env: Record<string, string>) {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", join(ROOT, "test/fixtures/start-and-wait.ts"), store, String(n)],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on("close", r));
+  return { child, exited, id: () => out.trim() };
+}
+
 describe("embedded engine", () => {
   let dir: string;
   before(() => {
@@ -31,33 +48,23 @@ describe("embedded engine", () => {
   it("a run killed mid-way resumes from its history without re-running completed children", async () => {
     const store = join(dir, "crash.db");
     const env = { ALOFT_TEST_DIR: dir, ALOFT_TEST_SLEEP: "150" };
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", join(ROOT, "test/fixtures/start-and-wait.ts"), store, "12"],
-      {
-        cwd: ROOT,
-        env: { ...process.env, ...env },
-        stdio: ["ignore", "pipe", "inherit"],
-      },
-    );
-    let id = "";
-    child.stdout.on("data", (d: Buffer) => (id += d.toString()));
+    const bg = startElsewhere(store, 12, env);
     const recorded = (): number => {
-      if (!existsSync(store) || !id.trim()) return 0;
+      if (!existsSync(store) || !bg.id()) return 0;
       const s = new Database(store, { readonly: true });
       try {
         const row = s
           .prepare("SELECT COUNT(*) AS n FROM actions WHERE parent = ? AND status = 'SUCCEEDED'")
-          .get(id.trim()) as { n: number };
+          .get(bg.id()) as { n: number };
         return row.n;
       } finally {
         s.close();
       }
     };
     for (let i = 0; i < 400 && recorded() < 5; i++) await sleep(25);
-    child.kill("SIGKILL");
-    await new Promise((r) => child.on("close", r));
-    id = id.trim();
+    bg.child.kill("SIGKILL");
+    await bg.exited;
+    const id = bg.id();
     assert.match(id, /^r-/);
 
     const before = new Store(store);
@@ -204,28 +211,17 @@ describe("aloft cancel from another process", () => {
     const dir = mkdtempSync(join(tmpdir(), "aloft-cancel-"));
     const store = join(dir, "cancel.db");
     const env = { ALOFT_TEST_DIR: dir, ALOFT_TEST_SLEEP: "60000" };
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", join(ROOT, "test/fixtures/start-and-wait.ts"), store, "8"],
-      {
-        cwd: ROOT,
-        env: { ...process.env, ...env },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let id = "";
-    child.stdout.on("data", (d: Buffer) => (id += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on("close", r));
+    const { child, exited, id: runId } = startElsewhere(store, 8, env);
     try {
       for (let i = 0; i < 400 && execLog(dir).length < 4; i++) await sleep(25);
       assert.equal(execLog(dir).length, 4, "the window of 4 children started");
-      const c = await aloft(["--store", store, "cancel", id.trim()], { cwd: ROOT });
+      const c = await aloft(["--store", store, "cancel", runId()], { cwd: ROOT });
       assert.equal(c.code, 0, c.stderr);
       assert.match(c.stdout, /CANCELLED/);
       const code = await exited;
       assert.notEqual(code, 0, "the process running it saw its run end CANCELLED");
       const s = new Store(store);
-      const rows = s.runActions(id.trim());
+      const rows = s.runActions(runId());
       s.close();
       assert.ok(
         rows.length === 9 && rows.every((r) => r.status === "CANCELLED"),

@@ -62,16 +62,7 @@ export interface WindowTag {
   wq: number;
 }
 
-/** The window tag a message carries, if it carries a whole one. */
-export function tagFrom(m: {
-  window?: string | undefined;
-  ws?: number | undefined;
-  wq?: number | undefined;
-}) {
-  return m.window !== undefined && m.ws !== undefined && m.wq !== undefined
-    ? { window: m.window, ws: m.ws, wq: m.wq }
-    : undefined;
-}
+export { tagFrom } from "../messages.ts";
 
 type Part = Pick<WindowItem, "name" | "part" | "parts" | "size" | "slots">;
 

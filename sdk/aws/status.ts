@@ -4,6 +4,7 @@
  * (sdk/local/status.ts), so the CLI renders both alike.
  */
 import type { ActionNode, GroupSummary, RunStatus } from "../local/status.ts";
+import { countInGroup } from "../local/status.ts";
 import { decodeChunk, loadActionItems, loadResults } from "../../lambdas/state/history.ts";
 import { isAssigned, windowName } from "../../lambdas/state/windows.ts";
 import type { Runtime } from "../../lambdas/runtime.ts";
@@ -70,11 +71,7 @@ export async function awsRunStatus(rt: Runtime, run: RunItem, now = Date.now()):
         for (const k of kids) {
           p.children.push(k.node);
           actions++;
-          const key = k.node.group || "(no group)";
-          let g = groups.get(key);
-          if (!g) groups.set(key, (g = { group: key, total: 0, byStatus: {} }));
-          g.total++;
-          g.byStatus[k.node.status] = (g.byStatus[k.node.status] ?? 0) + 1;
+          countInGroup(groups, k.node);
           if (k.kids) next.push(k.node);
         }
       }),

@@ -7,7 +7,7 @@ import { pathToFileURL } from "node:url";
 import { existsSync } from "node:fs";
 import { AloftError, ConfigurationError, TaskError, deserializeError } from "../errors.ts";
 import type { SerializedError } from "../errors.ts";
-import { getTask, listTasks } from "../registry.ts";
+import { resolveTask } from "../registry.ts";
 import { init, resume, run, shutdown, getEngine } from "../run.ts";
 import type { Run } from "../run.ts";
 import { Store } from "../local/store.ts";
@@ -48,19 +48,7 @@ function parseArgs(raw: string[]): unknown[] {
 }
 
 function findTaskByName(name: string): Task<(...a: unknown[]) => unknown> {
-  const exact =
-    listTasks().find((t) => t.name === name) ?? listTasks().filter((t) => t.name.endsWith(`.${name}`));
-  const def = Array.isArray(exact) ? (exact.length === 1 ? exact[0] : undefined) : exact;
-  if (Array.isArray(exact) && exact.length > 1) {
-    throw new ConfigurationError(`task name ${name} is ambiguous: ${exact.map((t) => t.name).join(", ")}`);
-  }
-  if (!def) getTask(name); // throws the listing error
-  // Rebuild the callable from the registry: run() only needs `.def` and `.taskName`.
-  return Object.assign((() => undefined) as never, {
-    def: def!,
-    taskName: def!.name,
-    aio: () => undefined,
-  }) as Task<(...a: unknown[]) => unknown>;
+  return resolveTask(name) as Task<(...a: unknown[]) => unknown>;
 }
 
 function openRead(storePath: string): Store {

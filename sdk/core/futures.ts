@@ -157,30 +157,28 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     values: unknown[],
   ) {
     super(state);
+    // What the native combinator sees: durable members subscribed internally (not as roots), plain
+    // promises wrapped so this replay learns whether they settled (for the wait it may record).
     let hasOpaque = false;
-    const promises: unknown[] = values.map((v) => {
-      if (isEngineFuture(v)) return v.internal();
-      if (
-        v !== null &&
-        (typeof v === "object" || typeof v === "function") &&
-        typeof (v as PromiseLike<unknown>).then === "function"
-      ) {
-        hasOpaque = true;
+    const promises: unknown[] = [];
+    this.members = values.map((v) => {
+      if (isEngineFuture(v)) {
+        promises.push(v.internal());
         return v;
       }
-      return v;
-    });
-    this.members = values.map((v, i) => {
-      if (isEngineFuture(v)) return v;
       const o: Opaque = { settled: !hasThen(v), ok: true };
-      if (!o.settled) {
-        promises[i] = Promise.resolve(v as PromiseLike<unknown>).then(
-          (x) => ((o.settled = true), x),
-          (e: unknown) => {
-            o.settled = true;
-            o.ok = false;
-            throw e;
-          },
+      if (o.settled) promises.push(v);
+      else {
+        hasOpaque = true;
+        promises.push(
+          Promise.resolve(v as PromiseLike<unknown>).then(
+            (x) => ((o.settled = true), x),
+            (e: unknown) => {
+              o.settled = true;
+              o.ok = false;
+              throw e;
+            },
+          ),
         );
       }
       return o;

@@ -14,7 +14,7 @@ import { deserialize, serialize } from "../serde.ts";
 import type { Payload } from "../serde.ts";
 import type { CallId, CallRecord, History, TraceRecord } from "./history.ts";
 import { installCombinators, isEngineFuture } from "./futures.ts";
-import { ReplayState, SuspendSignal, scopeStorage } from "./state.ts";
+import { ReplayState, scopeStorage } from "./state.ts";
 import type { TaskDef } from "./task-def.ts";
 import type { Wait } from "./wait.ts";
 import { waitCalls } from "./wait.ts";
@@ -173,7 +173,9 @@ export async function replay(input: ReplayInput): Promise<Decision> {
   // no engine-visible activity and no trace in flight, it has not settled and awaits a child.
   let lastActivity = -1;
   let idle = 0;
+  let waits: Wait[] | undefined;
   while (!done) {
+    waits = undefined;
     await sched.turn();
     if (done) break;
     if (st.tracesInFlight > 0) {
@@ -185,7 +187,7 @@ export async function replay(input: ReplayInput): Promise<Decision> {
       continue;
     }
     if (st.suspendRequested) break;
-    const waits = collectWaits(st);
+    waits = collectWaits(st);
     if (waits.length > 0) break;
     // Pending on something the engine cannot see (a timer, a fetch): wait for it, and say so.
     st.warnOnce(
@@ -198,11 +200,8 @@ export async function replay(input: ReplayInput): Promise<Decision> {
   if (done && !st.suspendRequested) {
     const nd = checkDeterminism(st);
     if (nd) return finish({ ...base(), kind: "failed", error: failure(nd, true) });
-    if (!ok) {
-      if (value instanceof SuspendSignal)
-        return finish({ ...base(), kind: "suspended", waits: collectWaits(st) });
-      return finish({ ...base(), kind: "failed", error: failure(value) });
-    }
+    // (A SuspendSignal is only thrown after requestSuspend, so it never reaches here.)
+    if (!ok) return finish({ ...base(), kind: "failed", error: failure(value) });
     const unawaited = st.newCalls.length;
     if (unawaited > 0) {
       st.warnOnce(
@@ -217,8 +216,8 @@ export async function replay(input: ReplayInput): Promise<Decision> {
       return finish({ ...base(), calls: [], kind: "failed", error: failure(e, true) });
     }
   }
-  const waits = collectWaits(st);
   const nd = checkDeterminism(st);
   if (nd) return finish({ ...base(), kind: "failed", error: failure(nd, true) });
-  return finish({ ...base(), kind: "suspended", waits });
+  // Roots gathered on the last look are still current: nothing ran since.
+  return finish({ ...base(), kind: "suspended", waits: waits ?? collectWaits(st) });
 }

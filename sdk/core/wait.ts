@@ -145,9 +145,7 @@ export class WaitTracker {
     const top = new Combinator("race", roots.length, undefined, 0);
     roots.forEach((w, i) => this.build(w, top, i));
     if (top.result) this.satisfiedFlag = true;
-    this.top = top;
   }
-  private readonly top: Combinator;
 
   get satisfied(): boolean {
     return this.satisfiedFlag;

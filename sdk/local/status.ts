@@ -36,6 +36,15 @@ export interface RunStatus {
   actions: number;
 }
 
+/** Counts a child in its group's summary (children without a group count under "(no group)"). */
+export function countInGroup(groups: Map<string, GroupSummary>, n: ActionNode): void {
+  const key = n.group || "(no group)";
+  let g = groups.get(key);
+  if (!g) groups.set(key, (g = { group: key, total: 0, byStatus: {} }));
+  g.total++;
+  g.byStatus[n.status] = (g.byStatus[n.status] ?? 0) + 1;
+}
+
 export function runStatus(store: Store, run: RunRow, now = Date.now()): RunStatus {
   const rows = store.runActions(run.id);
   const nodes = new Map<string, ActionNode>();
@@ -55,12 +64,9 @@ export function runStatus(store: Store, run: RunRow, now = Date.now()): RunStatu
   const groups = new Map<string, GroupSummary>();
   for (const r of rows) {
     if (!r.parent) continue;
-    nodes.get(r.parent)?.children.push(nodes.get(r.id)!);
-    const key = r.grp || "(no group)";
-    let g = groups.get(key);
-    if (!g) groups.set(key, (g = { group: key, total: 0, byStatus: {} }));
-    g.total++;
-    g.byStatus[r.status] = (g.byStatus[r.status] ?? 0) + 1;
+    const n = nodes.get(r.id)!;
+    nodes.get(r.parent)?.children.push(n);
+    countInGroup(groups, n);
   }
   return {
     id: run.id,
