@@ -26,12 +26,13 @@ import * as s3 from "aws-cdk-lib/aws-s3";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { ENV, OUTPUT } from "../lambdas/config.ts";
+import { TABLE_SCHEMA } from "../lambdas/state/table.ts";
 import { ConfigurationError } from "../sdk/errors.ts";
 import { listEnvironments, type EnvironmentSpec } from "../sdk/registry.ts";
 import { writeHandlerEntry, type HandlerKind } from "./entries.ts";
 import { validate, type AloftProps, type Settings } from "./props.ts";
 
-/** Name of the table's one global secondary index (keys `gsi1pk` / `gsi1sk`, all attributes). */
+/** Name of the table's one global secondary index (keys `gsi1pk` / `gsi1sk`, a run row's attributes). */
 export const GSI1 = "gsi1";
 /** Attribute holding an item's expiry (epoch seconds) for DynamoDB TTL. */
 export const TTL_ATTRIBUTE = "expiresAt";
@@ -164,7 +165,8 @@ export class Aloft extends Construct {
       indexName: GSI1,
       partitionKey: { name: "gsi1pk", type: dynamodb.AttributeType.STRING },
       sortKey: { name: "gsi1sk", type: dynamodb.AttributeType.STRING },
-      projectionType: dynamodb.ProjectionType.ALL,
+      projectionType: dynamodb.ProjectionType.INCLUDE,
+      nonKeyAttributes: [...TABLE_SCHEMA.gsi1.projected],
     });
 
     this.bucket = new s3.Bucket(this, "Payloads", {

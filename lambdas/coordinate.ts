@@ -18,7 +18,7 @@ import { addCompletions, endCounter } from "./state/counters.ts";
 import { bumpAttempt, readAction, writeTerminal } from "./state/results.ts";
 import type { RunItem } from "./state/table.ts";
 import { counterKey, expiry, runKey } from "./state/table.ts";
-import { releaseSlots, tagFrom } from "./state/windows.ts";
+import { releaseSlots, releaseToken, tagFrom } from "./state/windows.ts";
 import type { Release } from "./state/windows.ts";
 import { formatOutcome } from "../sdk/core/history.ts";
 
@@ -96,12 +96,12 @@ export async function startRun(rt: Runtime, m: StartMessage): Promise<void> {
  * slots exactly once and lets the next items out (state/windows.ts); then resumes the parent if
  * its wait may be satisfied.
  */
-export async function countCompletions(rt: Runtime, msgs: DoneMessage[]): Promise<void> {
-  const byParent = new Map<string, Map<string, DoneMessage>>();
-  for (const m of msgs) {
-    const kids = byParent.get(m.parent) ?? new Map<string, DoneMessage>();
-    byParent.set(m.parent, kids);
-    kids.set(m.id, m); // a duplicate inside one batch is counted once
+export async function countCompletions(rt: Runtime, msgs: Delivered<DoneMessage>[]): Promise<void> {
+  const byParent = new Map<string, Map<string, Delivered<DoneMessage>>>();
+  for (const d of msgs) {
+    const kids = byParent.get(d.msg.parent) ?? new Map<string, Delivered<DoneMessage>>();
+    byParent.set(d.msg.parent, kids);
+    kids.set(d.msg.id, d); // a duplicate inside one batch is counted once
   }
   await Promise.all(
     [...byParent].map(async ([parent, kids]) => {
@@ -109,7 +109,7 @@ export async function countCompletions(rt: Runtime, msgs: DoneMessage[]): Promis
       let err = 0;
       let run = "";
       const windows = new Map<string, Release[]>();
-      for (const k of kids.values()) {
+      for (const { id, msg: k } of kids.values()) {
         if (k.ok) ok++;
         else err++;
         run = k.run;
@@ -117,7 +117,7 @@ export async function countCompletions(rt: Runtime, msgs: DoneMessage[]): Promis
         if (tag) {
           const list = windows.get(tag.window) ?? [];
           windows.set(tag.window, list);
-          list.push(tag);
+          list.push({ ...tag, tok: releaseToken(id) });
         }
       }
       const cnt = await addCompletions(rt, parent, ok, err);
@@ -131,8 +131,14 @@ export async function countCompletions(rt: Runtime, msgs: DoneMessage[]): Promis
   );
 }
 
+/** A message with the SQS id of its delivery (kept across redeliveries of the same message). */
+export interface Delivered<M> {
+  id: string;
+  msg: M;
+}
+
 /** At an attempt's deadline: nothing if it ended; else a retry or a TIMED_OUT outcome. */
-export async function checkTimeout(rt: Runtime, m: TimeoutMessage): Promise<void> {
+export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: string): Promise<void> {
   const left = m.deadline - rt.now();
   if (left > 1000) {
     await sendToCoordinator(rt, [{ msg: m, delaySeconds: Math.min(900, Math.ceil(left / 1000)) }]);
@@ -145,7 +151,7 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage): Promise<void
     // This check wrote TIMED_OUT on an earlier delivery and crashed before counting it: count again
     // (an over-count only resumes early). Any other outcome was reported by whoever wrote it.
     if (item.status === "TIMED_OUT" && item.attempt === m.attempt) {
-      await countCompletions(rt, [timedOut(m, m.parent)]);
+      await countCompletions(rt, [{ id: messageId, msg: timedOut(m, m.parent) }]);
     }
     return;
   }
@@ -196,7 +202,8 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage): Promise<void
     attempt: m.attempt,
     kids: cnt !== undefined,
   });
-  if (w.written && m.parent !== null) await countCompletions(rt, [timedOut(m, m.parent)]);
+  if (w.written && m.parent !== null)
+    await countCompletions(rt, [{ id: messageId, msg: timedOut(m, m.parent) }]);
 }
 
 /** The completion of a timed-out action (freeing its window slot, if it holds one). */

@@ -49,7 +49,8 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
       for (const d of m.d) done.push({ id: r.messageId, msg: { k: "done", v: m.v, ...d } });
       continue;
     }
-    const work = m.k === "start" ? startRun(rt, m) : m.k === "timeout" ? checkTimeout(rt, m) : sweep(rt, m);
+    const work =
+      m.k === "start" ? startRun(rt, m) : m.k === "timeout" ? checkTimeout(rt, m, r.messageId) : sweep(rt, m);
     others.push(
       work.catch((e: unknown) => {
         rt.log.error("coordinator message failed; it will be retried", {
@@ -62,10 +63,7 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
     );
   }
   others.push(
-    countCompletions(
-      rt,
-      done.map((d) => d.msg),
-    ).catch((e: unknown) => {
+    countCompletions(rt, done).catch((e: unknown) => {
       // Counted parents may be counted again on redelivery: an over-count only resumes early.
       rt.log.error("counting completions failed; the batch's completions will be retried", {
         error: (e as Error)?.stack ?? String(e),

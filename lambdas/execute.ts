@@ -205,7 +205,7 @@ export async function executeOne(
       return;
     }
     try {
-      const loaded = await loadHistory(rt, m.id);
+      const loaded = await loadHistory(rt, m.id, snap.co + snap.ce);
       history = loaded.history;
       // A parent's attempt began at its first execution (recorded with its first suspension).
       at.startedAt = loaded.self?.startedAt ?? begun;

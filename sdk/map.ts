@@ -30,7 +30,7 @@ export interface MapOptions {
 }
 
 /** Resumes of a streaming map are coalesced into this many batches at most. */
-const STREAM_BATCHES = 16;
+const STREAM_BATCHES = 8;
 
 type Item<F extends AnyFn> = Awaited<ReturnType<F>> | Error;
 

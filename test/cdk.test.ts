@@ -282,7 +282,10 @@ await test("table: pk/sk strings, gsi1, on demand, point-in-time recovery, TTL o
             { AttributeName: "gsi1pk", KeyType: "HASH" },
             { AttributeName: "gsi1sk", KeyType: "RANGE" },
           ],
-          Projection: { ProjectionType: "ALL" },
+          Projection: {
+            ProjectionType: "INCLUDE",
+            NonKeyAttributes: ["run", "task", "status", "created", "ended"],
+          },
         },
       ],
       BillingMode: "PAY_PER_REQUEST",

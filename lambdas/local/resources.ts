@@ -14,18 +14,12 @@ import type { DynamoDBClient, TableDescription } from "@aws-sdk/client-dynamodb"
 import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { ENV } from "../config.ts";
+import { TABLE_SCHEMA } from "../state/table.ts";
 import { awsClients } from "./aws-clients.ts";
 
 export { awsClients, localAwsEnv, setLocalAwsEnv, applyEnv, LOCAL_CREDENTIALS } from "./aws-clients.ts";
 export type { AwsClients, LocalEndpoints } from "./aws-clients.ts";
-
-/** Key and index names: the contract between this file, the CDK stack and the handlers. */
-export const TABLE_SCHEMA = {
-  partitionKey: "pk",
-  sortKey: "sk",
-  gsi1: { name: "gsi1", partitionKey: "gsi1pk", sortKey: "gsi1sk" },
-  ttlAttribute: "expiresAt",
-} as const;
+export { TABLE_SCHEMA };
 
 export const DEFAULT_MAX_RECEIVE_COUNT = 5;
 const DLQ_RETENTION_SECONDS = 14 * 24 * 3600;
@@ -100,7 +94,7 @@ async function createTable(dynamo: DynamoDBClient, tableName: string) {
               { AttributeName: gsi1.partitionKey, KeyType: "HASH" },
               { AttributeName: gsi1.sortKey, KeyType: "RANGE" },
             ],
-            Projection: { ProjectionType: "ALL" },
+            Projection: { ProjectionType: "INCLUDE", NonKeyAttributes: [...gsi1.projected] },
           },
         ],
       }),

@@ -44,13 +44,17 @@ export async function loadActionItems(rt: Runtime, action: CallId): Promise<Reco
 }
 
 /** Every child result of `action`, from all shards (paged Queries, in parallel). */
-export async function loadResults(rt: Runtime, action: CallId): Promise<Map<CallId, ResultItem>> {
+export async function loadResults(
+  rt: Runtime,
+  action: CallId,
+  consistent = true,
+): Promise<Map<CallId, ResultItem>> {
   const shards = await Promise.all(
     Array.from({ length: RESULT_SHARDS }, (_, s) =>
       queryAll(rt, {
         KeyConditionExpression: "pk = :pk",
         ExpressionAttributeValues: { ":pk": resultPk(action, s) },
-        ConsistentRead: true,
+        ConsistentRead: consistent,
       }),
     ),
   );
@@ -59,8 +63,31 @@ export async function loadResults(rt: Runtime, action: CallId): Promise<Map<Call
   return out;
 }
 
-export async function loadHistory(rt: Runtime, action: CallId): Promise<Loaded> {
-  const [items, results] = await Promise.all([loadActionItems(rt, action), loadResults(rt, action)]);
+/**
+ * The child results a replay needs: every one counted by `counted` (co + ce of the counter, read
+ * strongly before this). A completion is counted only after its outcome is written, so a read that
+ * finds at least `counted` outcomes has seen enough: were a counted outcome missing, as many
+ * uncounted ones were seen, each of which will still be counted, and the counts the replay waits
+ * for still come (trigger.ts: an over-count only resumes early). Such a read may be eventually
+ * consistent, at half the price; one that finds fewer (lag, or a parent over-counted by a
+ * duplicate) is read again strongly consistent.
+ */
+async function resultsFor(rt: Runtime, action: CallId, counted: number): Promise<Map<CallId, ResultItem>> {
+  const cheap = await loadResults(rt, action, false);
+  let outcomes = 0;
+  for (const r of cheap.values()) if (r.outcome !== undefined) outcomes++;
+  return outcomes >= counted ? cheap : loadResults(rt, action);
+}
+
+/**
+ * An action's history. `counted` (a replay's snapshot of its counter) lets the child results be
+ * read eventually consistent (resultsFor); without it they are read strongly consistent.
+ */
+export async function loadHistory(rt: Runtime, action: CallId, counted?: number): Promise<Loaded> {
+  const [items, results] = await Promise.all([
+    loadActionItems(rt, action),
+    counted === undefined ? loadResults(rt, action) : resultsFor(rt, action, counted),
+  ]);
   return assemble(rt, items, results);
 }
 

@@ -54,8 +54,8 @@ export async function writeTerminal(rt: Runtime, t: Terminal): Promise<WriteResu
     // A run ends once: only from RUNNING, and only by the attempt the run item names.
     cond = "#status = :running";
   } else {
-    set += ", run = :run, task = :task, grp = :grp";
-    Object.assign(values, { ":run": t.run, ":task": t.task, ":grp": t.group });
+    // A child's item holds only what its parent's replay and the status tree read: its task and
+    // group are in the parent's call records (every byte here is read again by each replay).
     // An action ends once: no outcome yet, and (unless cancelling) written by the current attempt.
     cond = "attribute_not_exists(outcome)";
   }
@@ -112,7 +112,7 @@ export async function bumpAttempt(
       new UpdateCommand({
         TableName: rt.config.table,
         Key: root ? runKey(run) : resultKey(parent, id),
-        UpdateExpression: root ? "SET attempt = :to" : "SET attempt = :to, run = :run, expiresAt = :x",
+        UpdateExpression: root ? "SET attempt = :to" : "SET attempt = :to, expiresAt = :x",
         // Only the current attempt may start the next one, and never after the action ended.
         ConditionExpression: root
           ? "#status = :running AND (attribute_not_exists(attempt) OR attempt = :from)"
@@ -121,9 +121,7 @@ export async function bumpAttempt(
         ExpressionAttributeValues: {
           ":to": from + 1,
           ":from": from,
-          ...(root
-            ? { ":running": "RUNNING" }
-            : { ":run": run, ":x": expiry(rt.now(), rt.config.retentionDays, 7) }),
+          ...(root ? { ":running": "RUNNING" } : { ":x": expiry(rt.now(), rt.config.retentionDays, 7) }),
         },
       }),
     );

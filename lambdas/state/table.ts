@@ -15,6 +15,23 @@
  */
 import { createHash } from "node:crypto";
 
+/** Key and index names: the contract between this file, the CDK stack and the handlers. */
+export const TABLE_SCHEMA = {
+  partitionKey: "pk",
+  sortKey: "sk",
+  /**
+   * Runs by creation time, for `aloft runs`: only what a run row shows is projected, so the writes
+   * a run item takes while it runs (replay counts, attempts, the start mark) cost no index write.
+   */
+  gsi1: {
+    name: "gsi1",
+    partitionKey: "gsi1pk",
+    sortKey: "gsi1sk",
+    projected: ["run", "task", "status", "created", "ended"],
+  },
+  ttlAttribute: "expiresAt",
+} as const;
+
 /** Child results of one parent are spread over this many partitions (≈1,000 writes/s each). */
 export const RESULT_SHARDS = 8;
 /** Call records per chunk item (≤ 100 × 3 KB inline arguments: no item grows toward 400 KB). */
@@ -139,7 +156,7 @@ export interface WindowItem {
   offset: number;
   /** The position (in this part) of the item occupying each slot; past the end: retired. */
   slots: number[];
-  /** Per slot: the position whose release let the occupant in, until its exec is sent (else -1). */
+  /** Per slot: the token of the message whose completion let the occupant in (-1: the first). */
   pend: number[];
   /** Positions given a slot so far (grows with every committed release). */
   upto: number;
@@ -149,10 +166,6 @@ export interface WindowItem {
 export interface ResultItem {
   pk: string;
   sk: string;
-  run?: string;
-  task?: string;
-  /** The child's group ("group" is a DynamoDB reserved word). */
-  grp?: string;
   status?: TerminalStatus;
   outcome?: string;
   attempt?: number;

@@ -7,7 +7,7 @@
  * an item carry its slot and position. A completion frees its slot and hands it to the next
  * position, in ONE conditional UpdateItem per batch of completions:
  *
- *   SET slots[s] = upto + :j, pend[s] = :q, ..., upto = upto + :k    IF slots[s] = :q AND ...
+ *   SET slots[s] = upto + :j, pend[s] = :t, ..., upto = upto + :k    IF slots[s] = :q AND ...
  *
  * `slots[s] = :q` is the per-child "released" flag: once the slot has moved on, a duplicate or late
  * completion of the item (a second delivery of its exec, a resent done, a retried coordinator batch)
@@ -17,18 +17,20 @@
  * given to one slot once; the distinct items ever let out are therefore at most `limit` + the items
  * whose slot was released, and each release is of an item that completed.
  *
- * Commit, then send, then confirm: the commit marks each new occupant pending (`pend[s]` = the
- * position that released the slot); the committer sends the new occupants' exec messages and clears
- * the marks (`pend[s] = -1` IF pend[s] = :q). A crash between commit and send leaves the mark: the
- * redelivered completion finds its slot moved on with `pend[s]` naming it, and sends the occupant
- * (a send that did happen is repeated: a duplicate exec of the same item, recorded once). Marks
- * cleared after the send stop a duplicate completion from re-sending anything.
+ * Commit, then send: the commit marks each new occupant pending with a token of the message that
+ * carried the completion (`pend[s]` = token of that SQS message id; SQS keeps a message's id across
+ * its redeliveries). A crash between commit and send leaves the mark: the redelivered message finds
+ * its completion's slot moved on with `pend[s]` naming it, and sends the occupant (a send that did
+ * happen is repeated: a duplicate exec of the same item, recorded once). Any other message carrying
+ * the same completion (a duplicate done, a late timeout check) finds another token and sends
+ * nothing, so duplicates do not cascade down a slot — with no second write to clear the mark.
  *
  * Items never grow with the limit beyond SLOTS_PER_PART slots: a larger window is split into parts,
  * item i of the map belonging to part i % parts with position ⌊i / parts⌋ in it; each part is a
  * window over its own items and the parts' limits add up to the map's. A map whose limit is at
  * least its size has no window at all.
  */
+import { createHash } from "node:crypto";
 import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { CallRecord } from "../../sdk/core/history.ts";
 import { execOf, sendExecs } from "../dispatch.ts";
@@ -42,8 +44,13 @@ import { windowKey } from "./table.ts";
 export const SLOTS_PER_PART = 64;
 /** Completions per conditional update (expressions are limited to 4 KB). */
 const RELEASES_PER_UPDATE = 40;
-/** `pend[s]` when the occupant of slot s is known to have been sent. */
+/** `pend[s]` of a slot whose first occupant is sent with the commit that creates the window. */
 const SENT = -1;
+
+/** The token a release marks its slot with: a number from the delivering message's id (1..2^31-1). */
+export function releaseToken(messageId: string): number {
+  return createHash("sha1").update(messageId).digest().readUInt32BE(0) >>> 1 || 1;
+}
 
 /** How many parts a window of `limit` slots is split into. */
 export const partsFor = (limit: number): number => Math.ceil(limit / SLOTS_PER_PART);
@@ -141,10 +148,11 @@ export async function createWindowPart(
   }
 }
 
-/** A completion as the window sees it: the slot it held and its position. */
+/** A completion as the window sees it: the slot it held, its position, and its message's token. */
 export interface Release {
   ws: number;
   wq: number;
+  tok: number;
 }
 
 /**
@@ -185,7 +193,8 @@ async function releaseSome(
     todo.forEach((d, j) => {
       values[`:j${j}`] = j;
       values[`:q${j}`] = d.wq;
-      set.push(`slots[${d.ws}] = upto + :j${j}`, `pend[${d.ws}] = :q${j}`);
+      values[`:t${j}`] = d.tok;
+      set.push(`slots[${d.ws}] = upto + :j${j}`, `pend[${d.ws}] = :t${j}`);
       cond.push(`slots[${d.ws}] = :q${j}`);
     });
     let w: WindowItem;
@@ -209,20 +218,20 @@ async function releaseSome(
       const old = oldItem(e) as WindowItem | undefined;
       if (!old) return []; // no window (the parent's state is gone)
       const held = todo.filter((d) => old.slots[d.ws] === d.wq);
-      // A completion whose slot moved on while still marked pending by it: the commit that moved it
-      // may have crashed before sending the new occupant. Send it (again, if it was sent).
-      const unsent = todo.filter((d) => old.slots[d.ws] !== d.wq && old.pend[d.ws] === d.wq);
-      if (unsent.length) await sendAndConfirm(rt, run, parent, old, unsent);
+      // A completion whose slot moved on, marked by this very message: its earlier delivery committed
+      // the move and may have crashed before sending the new occupant. Send it (again, if it was).
+      const unsent = todo.filter((d) => old.slots[d.ws] !== d.wq && old.pend[d.ws] === d.tok);
+      if (unsent.length) await sendOccupants(rt, run, parent, old, unsent);
       todo = held;
       continue;
     }
-    return sendAndConfirm(rt, run, parent, w, todo);
+    return sendOccupants(rt, run, parent, w, todo);
   }
   return [];
 }
 
-/** Sends the occupants of the slots `released` freed, then clears their pending marks. */
-async function sendAndConfirm(
+/** Sends the occupants of the slots `released` freed. */
+async function sendOccupants(
   rt: Runtime,
   run: string,
   parent: string,
@@ -232,51 +241,16 @@ async function sendAndConfirm(
   const items = released
     .map((d) => ({ d, q: w.slots[d.ws]!, i: itemAt(w, w.slots[d.ws]!) }))
     .filter((x) => x.i < w.size);
-  if (items.length) {
-    const calls = await readCalls(
-      rt,
-      parent,
-      w.epoch,
-      items.map((x) => w.offset + x.i),
-    );
-    await sendExecs(
-      rt,
-      calls.map((c, n) => ({ msg: execOf(run, c, { window: w.name, ws: items[n]!.d.ws, wq: items[n]!.q }) })),
-    );
-  }
-  const values: Record<string, unknown> = { ":sent": SENT };
-  const set: string[] = [];
-  const cond: string[] = [];
-  released.forEach((d, j) => {
-    values[`:p${j}`] = d.wq;
-    set.push(`pend[${d.ws}] = :sent`);
-    cond.push(`pend[${d.ws}] = :p${j}`);
-  });
-  const confirm = (s: string[], c: string[], v: Record<string, unknown>) =>
-    rt.doc.send(
-      new UpdateCommand({
-        TableName: rt.config.table,
-        Key: windowKey(parent, w.name),
-        UpdateExpression: `SET ${s.join(", ")}`,
-        // Only our own marks: a slot whose new occupant already finished may carry a newer one.
-        ConditionExpression: c.join(" AND "),
-        ExpressionAttributeValues: v,
-      }),
-    );
-  try {
-    await confirm(set, cond, values);
-  } catch (e) {
-    if (!isConditionFailed(e)) throw e;
-    // Some slot moved on again already: clear the others one by one.
-    await Promise.all(
-      released.map((d) =>
-        confirm([`pend[${d.ws}] = :sent`], [`pend[${d.ws}] = :p`], { ":sent": SENT, ":p": d.wq }).catch(
-          (err: unknown) => {
-            if (!isConditionFailed(err)) throw err;
-          },
-        ),
-      ),
-    );
-  }
+  if (!items.length) return [];
+  const calls = await readCalls(
+    rt,
+    parent,
+    w.epoch,
+    items.map((x) => w.offset + x.i),
+  );
+  await sendExecs(
+    rt,
+    calls.map((c, n) => ({ msg: execOf(run, c, { window: w.name, ws: items[n]!.d.ws, wq: items[n]!.q }) })),
+  );
   return items.map((x) => x.i);
 }

@@ -58,6 +58,37 @@ export function duplicateSends(client: WithStack, name = "duplicate-sends"): () 
   return () => void client.middlewareStack.remove(name);
 }
 
+/**
+ * A lagging replica: eventually consistent Queries (ConsistentRead not set) of the partitions
+ * `pick` names return every other item only, as a replica behind the latest writes may. Counts them.
+ */
+export function lagReads(
+  client: WithStack,
+  name: string,
+  pick: (pk: string) => boolean,
+  counts: { lagged: number; strong: number },
+): () => void {
+  client.middlewareStack.add(
+    (next: (a: { input: Record<string, unknown> }) => Promise<unknown>, context: { commandName?: string }) =>
+      async (args: { input: Record<string, unknown> }) => {
+        const out = (await next(args)) as { output: { Items?: unknown[]; Count?: number } };
+        if (context.commandName !== "QueryCommand") return out;
+        const pk = (args.input["ExpressionAttributeValues"] as Record<string, unknown> | undefined)?.[":pk"];
+        if (typeof pk !== "string" || !pick(pk)) return out;
+        if (args.input["ConsistentRead"]) {
+          counts.strong++;
+          return out;
+        }
+        const items = out.output.Items ?? [];
+        if (items.length) counts.lagged++;
+        const kept = items.filter((_, i) => i % 2 === 0);
+        return { ...out, output: { ...out.output, Items: kept, Count: kept.length } };
+      },
+    { step: "initialize", name, override: true },
+  );
+  return () => void client.middlewareStack.remove(name);
+}
+
 /** Fails the first call of each operation (a throttle or transient error the code must absorb). */
 export function failFirstOfEach(client: WithStack, name: string, only?: RegExp): () => void {
   const seen = new Set<string>();

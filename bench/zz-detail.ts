@@ -1,0 +1,192 @@
+/**
+ * The AWS path on the local implementations (DynamoDB Local, fauxqs): a gather of N children and a
+ * map of N with concurrency 50, through the real handlers and the local event-source poller.
+ * Prints wall time, parent replays, AWS API calls per child by operation (counted with SDK
+ * middleware), billed units, and the orchestration cost per million children at list prices.
+ *
+ * Billed units follow AWS's rules, not only what DynamoDB Local reports (ReturnConsumedCapacity):
+ * DynamoDB Local charges nothing for keys a BatchGetItem does not find, for a Query that finds
+ * nothing, and for a write whose condition fails, where AWS charges a read (0.5 or 1 unit) per key,
+ * a minimum read per Query, and the write (1 unit for the items Aloft guards, all under 1 KB). The
+ * bench adds those. SQS bills each request per 64 KB of payload; receives are counted when they
+ * return messages (idle long polls are a fixed cost per queue, not per child).
+ *   node --import tsx bench/aws.ts [n=1000]
+ */
+import { startDevStack } from "../lambdas/dev.ts";
+import { runtime } from "../lambdas/runtime.ts";
+import { AloftClient } from "../sdk/aws/client.ts";
+import { wideGather, wideMap } from "../test/fixtures/aws-tasks.ts";
+
+/** US East list prices (ANCHORS.md). */
+const PRICES = {
+  dynamoWriteUnit: 0.625 / 1e6,
+  dynamoReadUnit: 0.125 / 1e6,
+  sqsRequest: 0.4 / 1e6,
+  lambdaRequest: 0.2 / 1e6,
+};
+
+interface Stack {
+  middlewareStack: { add(mw: unknown, o: { step: "initialize"; name: string; override?: boolean }): void };
+}
+
+type Io = { input: Record<string, unknown> };
+type Out = { output: Record<string, unknown> };
+
+const calls = new Map<string, number>();
+/** Read and write units: as DynamoDB Local reports them, and what it leaves out that AWS bills. */
+const capacity = { read: 0, write: 0, readAdded: 0, writeAdded: 0 };
+const sqs = { requests: 0, idleReceives: 0 };
+const READS = /^(Get|BatchGet|Query|Scan)/;
+const CHUNK = 64 * 1024;
+
+function units(out: Record<string, unknown>): number {
+  const cc = out["ConsumedCapacity"] as { CapacityUnits?: number }[] | { CapacityUnits?: number } | undefined;
+  return (Array.isArray(cc) ? cc : cc ? [cc] : []).reduce((s, c) => s + (c.CapacityUnits ?? 0), 0);
+}
+
+function meterDynamo(client: Stack, name: string): void {
+  client.middlewareStack.add(
+    (next: (a: Io) => Promise<Out>, ctx: { commandName?: string }) => async (args: Io) => {
+      const cmd = (ctx.commandName ?? "?")
+        .replace(/Command$/, "")
+        .replace(/^(Get|Put|Update|Delete)$/, "$1Item");
+      calls.set(cmd, (calls.get(cmd) ?? 0) + 1);
+      const ue = String(args.input["UpdateExpression"] ?? args.input["KeyConditionExpression"] ?? "");
+      const key = args.input["Key"] as { sk?: string } | undefined;
+      const sk = key?.sk ?? "";
+      const pkv = String((args.input["ExpressionAttributeValues"] as Record<string, unknown> | undefined)?.[":pk"] ?? "");
+      const tag = "  " + cmd + " " + (ue.startsWith("SET #status") ? "RESULT" : ue.replace(/\[\d+\]/g, "[]").slice(0, 24)) + " " + (sk.length > 12 ? sk.slice(0, 2) : sk) + pkv.slice(0, 2) + (args.input["ConsistentRead"] ? " CR" : "");
+      calls.set(tag, (calls.get(tag) ?? 0) + 1);
+      args.input["ReturnConsumedCapacity"] = "TOTAL";
+      let out: Out;
+      try {
+        out = await next(args);
+      } catch (e) {
+        // A write whose condition fails is billed (and DynamoDB Local reports nothing for it).
+        if ((e as Error).name === "ConditionalCheckFailedException") capacity.writeAdded += 1;
+        throw e;
+      }
+      const u = units(out.output);
+      calls.set("  UNITS" + tag, (calls.get("  UNITS" + tag) ?? 0) + u);
+      if (READS.test(cmd)) capacity.read += u;
+      else capacity.write += u;
+      if (cmd === "BatchGetItem") {
+        const req = args.input["RequestItems"] as Record<
+          string,
+          { Keys: unknown[]; ConsistentRead?: boolean }
+        >;
+        const got = (out.output["Responses"] ?? {}) as Record<string, unknown[]>;
+        for (const [table, r] of Object.entries(req)) {
+          const missing = r.Keys.length - (got[table]?.length ?? 0);
+          capacity.readAdded += missing * (r.ConsistentRead ? 1 : 0.5);
+        }
+      } else if (cmd === "Query" && u === 0) capacity.readAdded += args.input["ConsistentRead"] ? 1 : 0.5;
+      return out;
+    },
+    { step: "initialize", name, override: true },
+  );
+}
+
+function meterSqs(client: Stack, name: string): void {
+  client.middlewareStack.add(
+    (next: (a: Io) => Promise<Out>, ctx: { commandName?: string }) => async (args: Io) => {
+      const cmd = (ctx.commandName ?? "?").replace(/Command$/, "");
+      calls.set(cmd, (calls.get(cmd) ?? 0) + 1);
+      const out = await next(args);
+      const bytes = (bodies: (string | undefined)[]) =>
+        Math.max(1, Math.ceil(bodies.reduce((s, b) => s + Buffer.byteLength(b ?? ""), 0) / CHUNK));
+      if (cmd === "SendMessageBatch")
+        sqs.requests += bytes(
+          (args.input["Entries"] as { MessageBody?: string }[]).map((e) => e.MessageBody),
+        );
+      else if (cmd === "SendMessage") sqs.requests += bytes([args.input["MessageBody"] as string]);
+      else if (cmd === "DeleteMessageBatch") sqs.requests += 1;
+      else if (cmd === "ReceiveMessage") {
+        const msgs = (out.output["Messages"] ?? []) as { Body?: string }[];
+        if (msgs.length) sqs.requests += bytes(msgs.map((m) => m.Body));
+        else sqs.idleReceives++;
+      }
+      return out;
+    },
+    { step: "initialize", name, override: true },
+  );
+}
+
+const n = Number(process.argv[2] ?? 1000);
+process.env["POWERTOOLS_LOG_LEVEL"] ??= "ERROR";
+const dev = await startDevStack({
+  visibilityTimeoutSeconds: 60,
+  executorConcurrency: 8,
+  coordinatorConcurrency: 2,
+});
+const client = new AloftClient(dev.config);
+const rt = runtime();
+meterDynamo(rt.ddb, "bench-ddb");
+meterSqs(rt.sqs, "bench-sqs");
+meterSqs(client.rt.sqs, "bench-client-sqs");
+meterSqs(dev.aws.clients.sqs as unknown as Stack, "bench-poller-sqs");
+
+console.log(
+  "price table (USD, US East list prices): DynamoDB on-demand $0.625 per million write units, " +
+    "$0.125 per million read units; SQS $0.40 per million requests (each 64 KB of payload a request); " +
+    "Lambda $0.20 per million requests",
+);
+try {
+  for (const scenario of ["gather", "map"] as const) {
+    calls.clear();
+    Object.assign(capacity, { read: 0, write: 0, readAdded: 0, writeAdded: 0 });
+    Object.assign(sqs, { requests: 0, idleReceives: 0 });
+    const before = dev.pollers.map((p) => p.stats.invocations);
+    const t0 = performance.now();
+    const r = scenario === "gather" ? await client.run(wideGather, n) : await client.run(wideMap, n, 50);
+    const value = await r.result();
+    const wall = performance.now() - t0;
+    // Let the last deletes and completions settle so they are counted.
+    await new Promise((res) => setTimeout(res, 1500));
+    const replays = await r.replays();
+    const invocations = dev.pollers.reduce((s, p, i) => s + p.stats.invocations - before[i]!, 0);
+    // The client's own reads (polling the run item for the result) are not orchestration: its
+    // DynamoDB client is not metered. Its SQS client is (the run's start message).
+    const perChild = (x: number) => x / n;
+    const wru = capacity.write + capacity.writeAdded;
+    const rru = capacity.read + capacity.readAdded;
+    const cost = {
+      dynamoWrite: perChild(wru) * PRICES.dynamoWriteUnit * 1e6,
+      dynamoRead: perChild(rru) * PRICES.dynamoReadUnit * 1e6,
+      sqs: perChild(sqs.requests) * PRICES.sqsRequest * 1e6,
+      lambda: perChild(invocations) * PRICES.lambdaRequest * 1e6,
+    };
+    const total = cost.dynamoWrite + cost.dynamoRead + cost.sqs + cost.lambda;
+    console.log(
+      `\n${scenario} of ${n}${scenario === "map" ? " (concurrency 50)" : ""}: result ${JSON.stringify(value)}`,
+    );
+    console.log(
+      `  wall ${(wall / 1000).toFixed(2)} s, parent replays ${replays}, Lambda invocations ${invocations} (${perChild(invocations).toFixed(3)}/child)`,
+    );
+    console.log("  AWS API calls per child:");
+    for (const [op, c] of [...calls].sort((a, b) => b[1] - a[1])) {
+      if (op === "GetQueueAttributes") continue;
+      const note =
+        op === "ReceiveMessage" ? ` (${sqs.idleReceives} of them idle long polls, not billed per child)` : "";
+      console.log(`    ${op.padEnd(20)} ${perChild(c).toFixed(3)}${note}`);
+    }
+    console.log(
+      `  DynamoDB units per child: ${perChild(wru).toFixed(3)} WRU (${perChild(capacity.write).toFixed(3)} reported ` +
+        `+ ${perChild(capacity.writeAdded).toFixed(3)} failed conditional writes), ${perChild(rru).toFixed(3)} RRU ` +
+        `(${perChild(capacity.read).toFixed(3)} reported + ${perChild(capacity.readAdded).toFixed(3)} keys not found / empty queries)`,
+    );
+    console.log(
+      `  SQS billed requests per child: ${perChild(sqs.requests).toFixed(3)} (sends, non-empty receives, delete batches)`,
+    );
+    console.log(
+      `  cost per million children: DynamoDB writes ${perChild(wru).toFixed(3)} × $0.625 = $${cost.dynamoWrite.toFixed(3)}` +
+        ` + reads ${perChild(rru).toFixed(3)} × $0.125 = $${cost.dynamoRead.toFixed(3)}` +
+        ` + SQS ${perChild(sqs.requests).toFixed(3)} × $0.40 = $${cost.sqs.toFixed(3)}` +
+        ` + Lambda ${perChild(invocations).toFixed(3)} × $0.20 = $${cost.lambda.toFixed(3)}` +
+        ` = $${total.toFixed(3)}`,
+    );
+  }
+} finally {
+  client.destroy();
+  await dev.stop();
+}
