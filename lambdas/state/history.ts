@@ -14,6 +14,7 @@ import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { CallId, CallRecord, History, Outcome, TraceRecord } from "../../sdk/core/history.ts";
 import { HISTORY_VERSION, parseCallRecord, parseOutcome } from "../../sdk/core/history.ts";
 import { HistoryError } from "../../sdk/errors.ts";
+import { callIdentity } from "../../sdk/core/calls.ts";
 import { digest } from "../../sdk/serde.ts";
 import { offload, resolvePayload } from "../payloads.ts";
 import { batchGet, batchPut, isConditionFailed, queryAll } from "../runtime.ts";
@@ -200,7 +201,7 @@ export async function writeCalls(
     items.push({
       pk: actionPk(action),
       sk: chunkSk(epoch, i / CHUNK_CALLS),
-      z: encodeChunk(stored.slice(i, i + CHUNK_CALLS)),
+      z: encodeChunk(action, stored.slice(i, i + CHUNK_CALLS)),
       expiresAt,
     });
   }
@@ -208,13 +209,18 @@ export async function writeCalls(
   return stored;
 }
 
-/** Compact record: [v, id, task, group, n, args, digest (0: digest of args), window (0: none)]. */
-type Compact = [number, string, string, string, number, string, string | 0, [string, number, number] | 0];
+/**
+ * Compact record: [v, id (0: its identity from the other fields), task, group, n, args, digest (0:
+ * digest of args), window (0: none)]. A call's id is a digest of its parent, task, group, inputs and
+ * n (sdk/core/calls.ts), so it is recomputed rather than stored: ids are the one part of a chunk
+ * that does not compress, ≈2/3 of it.
+ */
+type Compact = [number, string | 0, string, string, number, string, string | 0, [string, number, number] | 0];
 
-function encodeChunk(calls: readonly CallRecord[]): Uint8Array {
+function encodeChunk(action: CallId, calls: readonly CallRecord[]): Uint8Array {
   const rows: Compact[] = calls.map((c) => [
     c.v,
-    c.id,
+    c.id === callIdentity(action, c.task, c.group, c.digest, c.n) ? 0 : c.id,
     c.task,
     c.group,
     c.n,
@@ -252,13 +258,24 @@ export function decodeChunk(it: Record<string, unknown>): CallRecord[] {
           `(v${HISTORY_VERSION}); upgrade Aloft to read this run`,
       );
     if (
-      typeof id !== "string" ||
+      (typeof id !== "string" && id !== 0) ||
       typeof task !== "string" ||
+      typeof group !== "string" ||
       typeof args !== "string" ||
       typeof n !== "number"
     )
       throw new HistoryError(`corrupted history record (call in ${sk} of ${action})`);
-    const rec: CallRecord = { v, id, parent: action, task, group, digest: d || digest(args), n, args };
+    const dg = d || digest(args);
+    const rec: CallRecord = {
+      v,
+      id: id || callIdentity(action, task, group, dg, n),
+      parent: action,
+      task,
+      group,
+      digest: dg,
+      n,
+      args,
+    };
     if (w) rec.window = { key: w[0], index: w[1], limit: w[2] };
     return rec;
   });
