@@ -55,7 +55,7 @@ function meterDynamo(client: Stack, name: string): void {
       const key = args.input["Key"] as { sk?: string } | undefined;
       const sk = key?.sk ?? "";
       const pkv = String((args.input["ExpressionAttributeValues"] as Record<string, unknown> | undefined)?.[":pk"] ?? "");
-      const tag = "  " + cmd + " " + (ue.startsWith("SET #status") ? "RESULT" : ue.replace(/\[\d+\]/g, "[]").slice(0, 24)) + " " + (sk.length > 12 ? sk.slice(0, 2) : sk) + pkv.slice(0, 2) + (args.input["ConsistentRead"] ? " CR" : "");
+      const tag = "  " + cmd + " " + (ue.startsWith("SET #status") ? "RESULT" : ue.replace(/\[\d+\]/g, "[]").slice(0, 24)) + " " + (sk.length > 12 ? "" : sk) + pkv.slice(0, 2) + (args.input["ConsistentRead"] ? " CR" : "");
       calls.set(tag, (calls.get(tag) ?? 0) + 1);
       args.input["ReturnConsumedCapacity"] = "TOTAL";
       let out: Out;
@@ -92,7 +92,11 @@ function meterSqs(client: Stack, name: string): void {
     (next: (a: Io) => Promise<Out>, ctx: { commandName?: string }) => async (args: Io) => {
       const cmd = (ctx.commandName ?? "?").replace(/Command$/, "");
       calls.set(cmd, (calls.get(cmd) ?? 0) + 1);
+      const q = String(args.input["QueueUrl"] ?? "").split("/").pop();
       const out = await next(args);
+      const nm = ((out.output["Messages"] as unknown[] | undefined)?.length ?? (args.input["Entries"] as unknown[] | undefined)?.length ?? 0);
+      calls.set("  " + cmd + " " + q, (calls.get("  " + cmd + " " + q) ?? 0) + 1);
+      calls.set("  msgs " + cmd + " " + q, (calls.get("  msgs " + cmd + " " + q) ?? 0) + nm);
       const bytes = (bodies: (string | undefined)[]) =>
         Math.max(1, Math.ceil(bodies.reduce((s, b) => s + Buffer.byteLength(b ?? ""), 0) / CHUNK));
       if (cmd === "SendMessageBatch")

@@ -18,7 +18,7 @@ import { addCompletions, endCounter } from "./state/counters.ts";
 import { bumpAttempt, readAction, writeTerminal } from "./state/results.ts";
 import type { RunItem } from "./state/table.ts";
 import { counterKey, expiry, runKey } from "./state/table.ts";
-import { releaseSlots, releaseToken, tagFrom } from "./state/windows.ts";
+import { isHosted, releaseHosted, releaseSlots, releaseToken, tagFrom } from "./state/windows.ts";
 import type { Release } from "./state/windows.ts";
 import { formatOutcome } from "../sdk/core/history.ts";
 
@@ -105,28 +105,43 @@ export async function countCompletions(rt: Runtime, msgs: Delivered<DoneMessage>
   }
   await Promise.all(
     [...byParent].map(async ([parent, kids]) => {
-      let ok = 0;
-      let err = 0;
+      // Completions of the window part the counter hosts are counted by its release (exactly once
+      // each); all others here, with it if there is one, else in one ADD.
+      const others = { ok: 0, err: 0 };
       let run = "";
+      let hosted: { name: string; items: Release[] } | undefined;
       const windows = new Map<string, Release[]>();
+      const by = new Set<number>();
       for (const { id, msg: k } of kids.values()) {
-        if (k.ok) ok++;
-        else err++;
         run = k.run;
+        const tok = k.tok ?? releaseToken(id);
+        by.add(tok);
         const tag = tagFrom(k);
-        if (tag) {
-          const list = windows.get(tag.window) ?? [];
-          windows.set(tag.window, list);
-          list.push({ ...tag, tok: releaseToken(id) });
+        const release = tag && { ...tag, ok: k.ok, tok };
+        if (release && isHosted(release.window)) {
+          hosted ??= { name: release.window, items: [] };
+          if (hosted.name === release.window) {
+            hosted.items.push(release);
+            continue;
+          }
+        }
+        if (k.ok) others.ok++;
+        else others.err++;
+        if (release) {
+          const list = windows.get(release.window) ?? [];
+          windows.set(release.window, list);
+          list.push(release);
         }
       }
-      const cnt = await addCompletions(rt, parent, ok, err);
+      const cnt = hosted
+        ? await releaseHosted(rt, run, parent, hosted.name, hosted.items, others)
+        : await addCompletions(rt, parent, others.ok, others.err);
       if (!cnt) {
         rt.log.debug("completions for an ended or unknown parent ignored", { parent, count: kids.size });
         return;
       }
       await Promise.all([...windows].map(([name, items]) => releaseSlots(rt, run, parent, name, items)));
-      await maybeResume(rt, parent, cnt);
+      await maybeResume(rt, parent, cnt, [...by]);
     }),
   );
 }

@@ -36,7 +36,7 @@ import type { Terminal } from "./state/results.ts";
 import type { CounterItem, RunItem, TerminalStatus } from "./state/table.ts";
 import { cacheItemKey, counterKey, expiry, runKey, selfKey } from "./state/table.ts";
 import { triggerFor } from "./state/trigger.ts";
-import { createWindowPart, planWindows, tagFrom } from "./state/windows.ts";
+import { createWindowPart, isHosted, planWindows, releaseToken, tagFrom } from "./state/windows.ts";
 
 /** How long a replay holds its parent before a duplicate resume may replay it (after a crash). */
 const REPLAY_LEASE_MS = 30_000;
@@ -250,7 +250,7 @@ async function known(
   if (m.epoch < cnt.epoch) {
     // A redelivery of an earlier epoch: finish what its first delivery may have left undone.
     if ((cnt.disp ?? 0) < cnt.epoch) await redispatch(rt, cnt, m.id, def.env);
-    await maybeResume(rt, m.id, cnt, m);
+    await maybeResume(rt, m.id, cnt, [releaseToken(delivery.id)], m);
     return "done";
   }
   if (m.epoch > cnt.epoch) {
@@ -521,8 +521,11 @@ async function suspend(
   }
   const stored = await writeCalls(rt, m.run, m.id, epoch, d.calls, expiresAt);
   // Map windows before the commit: a completion must find its window when it arrives.
-  const windows = planWindows(stored, epoch);
-  for (const w of windows) await createWindowPart(rt, m.id, w, expiresAt);
+  // The counter hosts the parent's first single-part window (decided from the counter this replay
+  // read, so every replay of the epoch decides alike); other parts are items of their own.
+  const windows = planWindows(stored, epoch, !cnt?.win);
+  const win = windows.find((w) => isHosted(w.name));
+  for (const w of windows) if (w !== win) await createWindowPart(rt, m.id, w, expiresAt);
   const trigger = triggerFor(d.waits, history.outcomes);
   const committed = await commitSuspension(rt, {
     run: m.run,
@@ -532,6 +535,7 @@ async function suspend(
     trigger,
     expiresAt,
     nothingToSend: stored.length === 0,
+    ...(win ? { win } : {}),
   });
   if (!committed) {
     // Another replay of this epoch committed the same decision; it may have crashed before its
@@ -542,7 +546,7 @@ async function suspend(
     const now = got.Item as CounterItem | undefined;
     if (now && now.st !== "E" && now.epoch === epoch) {
       if ((now.disp ?? 0) < epoch) await redispatch(rt, now, m.id, def.env);
-      await maybeResume(rt, m.id, now, m);
+      await maybeResume(rt, m.id, now, [releaseToken(at.delivery.id)], m);
     }
     return;
   }
@@ -551,7 +555,7 @@ async function suspend(
     await markDispatched(rt, m.id, epoch);
   }
   // Completions counted while this replay ran may already satisfy the new wait.
-  await maybeResume(rt, m.id, committed, m);
+  await maybeResume(rt, m.id, committed, [releaseToken(at.delivery.id)], m);
 }
 
 /** Fails the action a malformed message names, when it names one (the message still dead-letters). */

@@ -12,10 +12,46 @@ import { sendToCoordinator } from "./dispatch.ts";
 import { executeOne, failNamedAction, prefetch, timeoutChecks } from "./execute.ts";
 import type { Outbox } from "./execute.ts";
 import { ExecMessage, parseMessage } from "./messages.ts";
+import { countCompletions } from "./coordinate.ts";
+import type { Delivered } from "./coordinate.ts";
+import type { DoneMessage } from "./messages.ts";
 import { runtime } from "./runtime.ts";
+import type { Runtime } from "./runtime.ts";
+import { isHosted, releaseToken } from "./state/windows.ts";
 
 /** Completions finishing within this window leave in one SendMessageBatch. */
 const COALESCE_MS = 50;
+
+/** Tests turn this off to drive every completion through the coordinator. */
+export const options = { releaseInExecutor: true };
+
+/**
+ * Reports a batch's completions. Those of a window part a counter hosts are released here — the
+ * window turns a hop sooner and the release, which also counts them, is the only write; a map's
+ * window bounds how many of its children finish at once, so this never makes a hot item. All
+ * others go to the coordinator, which counts them in batches across executors. A release that
+ * fails hands over to the coordinator with this delivery's token: what it committed before failing
+ * is then found as its own (state/windows.ts).
+ */
+async function report(rt: Runtime, batch: { id: string; outbox: Outbox }[]): Promise<void> {
+  const here: Delivered<DoneMessage>[] = [];
+  const out: Outbox = [];
+  for (const b of batch)
+    for (const o of b.outbox) {
+      if (options.releaseInExecutor && o.msg.k === "done" && o.msg.window && isHosted(o.msg.window))
+        here.push({ id: b.id, msg: o.msg });
+      else out.push(o);
+    }
+  if (here.length) {
+    try {
+      await countCompletions(rt, here);
+    } catch (e) {
+      rt.log.warn("releasing window slots failed; the coordinator takes over", { error: String(e) });
+      for (const d of here) out.push({ msg: { ...d.msg, tok: releaseToken(d.id) } });
+    }
+  }
+  await sendToCoordinator(rt, out);
+}
 
 export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
   const rt = runtime();
@@ -70,10 +106,7 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
     pending = [];
     if (!batch.length) return;
     sends.push(
-      sendToCoordinator(
-        rt,
-        batch.flatMap((b) => b.outbox),
-      ).catch((e: unknown) => {
+      report(rt, batch).catch((e: unknown) => {
         rt.log.error("sending completions failed; their messages will be retried", { error: String(e) });
         for (const b of batch) failed.add(b.id);
       }),

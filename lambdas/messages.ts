@@ -48,6 +48,11 @@ export const DoneMessage = z.object({
   ok: z.boolean(),
   /** Set for items of a windowed `map`: the slot the item frees. */
   ...slot,
+  /**
+   * The release token of the delivery that produced this completion, when an executor tried to
+   * release its slot itself and handed over to the coordinator (state/windows.ts).
+   */
+  tok: z.number().int().min(1).optional(),
 });
 
 /** Coordinator: several completions in one message (an executor batch's). */

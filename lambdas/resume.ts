@@ -16,7 +16,7 @@ import { loadHistory } from "./state/history.ts";
 import type { CounterItem, SelfItem, WindowItem } from "./state/table.ts";
 import { selfKey } from "./state/table.ts";
 import { mayProgress } from "./state/trigger.ts";
-import { occupants, windowName } from "./state/windows.ts";
+import { occupants, partId, windowName } from "./state/windows.ts";
 import type { WindowTag } from "./state/windows.ts";
 
 /**
@@ -27,10 +27,10 @@ export async function dispatchCalls(
   rt: Runtime,
   run: string,
   calls: readonly CallRecord[],
-  windows: readonly Pick<WindowItem, "name" | "part" | "parts" | "size" | "slots">[],
+  windows: readonly Pick<WindowItem, "name" | "key" | "part" | "parts" | "size" | "slots">[],
   fallbackEnv: string | undefined,
 ): Promise<void> {
-  const held = new Map(windows.map((w) => [w.name, occupants(w)]));
+  const held = new Map(windows.map((w) => [partId(w), occupants(w)]));
   const out = [];
   for (const c of calls) {
     let tag: WindowTag | undefined;
@@ -63,18 +63,31 @@ export async function redispatch(
   await markDispatched(rt, action, cnt.epoch);
 }
 
-/** Resumes `action` if its counter says it may progress (or a resume was decided but not sent). */
+/** A resume decided this long ago and not marked sent is sent by anyone who sees it. */
+const UNSENT_AFTER_MS = 30_000;
+
+/**
+ * Resumes `action` if its counter says it may progress, or if a resume was decided but not sent:
+ * by the decider's own redelivery (one of `by`, the release tokens of the messages being handled,
+ * is the mark's) or, once the mark is old, by anyone. Completions counted while the decider sends
+ * (executors release windows concurrently) then send nothing: one resume per awaited set.
+ */
 export async function maybeResume(
   rt: Runtime,
   action: string,
   cnt: CounterItem,
+  by: readonly number[],
   self?: Omit<ExecMessage, "epoch">,
 ): Promise<boolean> {
   if (cnt.st === "E") return false;
   if (cnt.st === "S") {
     if (!mayProgress(cnt, cnt.co - cnt.bo, cnt.ce - cnt.be)) return false;
-    if (!(await markResuming(rt, action, cnt.epoch))) return false;
-  } else if ((cnt.sent ?? 0) >= cnt.epoch) return false;
+    if (!(await markResuming(rt, action, cnt.epoch, by[0] ?? 0))) return false;
+  } else {
+    if ((cnt.sent ?? 0) >= cnt.epoch) return false;
+    const mine = cnt.rby === undefined || by.includes(cnt.rby);
+    if (!mine && rt.now() - (cnt.rat ?? 0) < UNSENT_AFTER_MS) return false;
+  }
   await sendResume(rt, action, cnt.epoch, self);
   return true;
 }

@@ -64,7 +64,7 @@ describe("local AWS stack", { timeout: 180_000 }, () => {
     await stack?.stop();
   });
 
-  test("creates the table: pk/sk, on-demand, gsi1 projecting ALL, TTL on expiresAt", async () => {
+  test("creates the table: pk/sk, on-demand, gsi1 projecting a run row, TTL on expiresAt", async () => {
     const { Table } = await stack.clients.dynamo.send(
       new DescribeTableCommand({ TableName: stack.resources.tableName }),
     );
@@ -85,7 +85,8 @@ describe("local AWS stack", { timeout: 180_000 }, () => {
       { AttributeName: "gsi1pk", KeyType: "HASH" },
       { AttributeName: "gsi1sk", KeyType: "RANGE" },
     ]);
-    assert.equal(gsi.Projection?.ProjectionType, "ALL");
+    assert.equal(gsi.Projection?.ProjectionType, "INCLUDE");
+    assert.deepEqual(gsi.Projection?.NonKeyAttributes, ["run", "task", "status", "created", "ended"]);
 
     const ttl = await stack.clients.dynamo.send(
       new DescribeTimeToLiveCommand({ TableName: stack.resources.tableName }),

@@ -13,7 +13,7 @@ import type { ActionNode, RunStatus } from "aloft";
 import { handler as coordinator } from "../lambdas/coordinator.ts";
 import { startDevStack } from "../lambdas/dev.ts";
 import type { DevStack } from "../lambdas/dev.ts";
-import { handler as executor } from "../lambdas/executor.ts";
+import { handler as executor, options as executorOptions } from "../lambdas/executor.ts";
 import { runtime } from "../lambdas/runtime.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import type { AwsRun } from "../sdk/aws/client.ts";
@@ -216,8 +216,8 @@ describe("AWS handlers under faults", { timeout: 170_000 }, () => {
     const rt = runtime();
     const sent: Captured[] = [];
     const run = `r-window-${Math.random().toString(36).slice(2, 10)}`;
-    const onWindow = (input: Record<string, unknown>) =>
-      String((input["Key"] as { sk?: string } | undefined)?.sk).startsWith("W#");
+    // Window releases: on a part item (W#) or on the counter that hosts the part (win.slots).
+    const onWindow = (input: Record<string, unknown>) => /slots\[/.test(String(input["UpdateExpression"]));
     const toCoordinator = (c: Captured) => c.queue === dev.config.coordinatorQueue;
     let crashes = 0; // the next sends of exec messages that fail (the sender crashes)
     const lost = countFailures(
@@ -226,7 +226,11 @@ describe("AWS handlers under faults", { timeout: 170_000 }, () => {
       "ConditionalCheckFailedException",
       (cmd, input) => /^Update(Item)?Command$/.test(cmd) && onWindow(input),
     );
+    // Every completion goes through the coordinators here (executors hand theirs over when a
+    // release fails; this drives that path on purpose, with the races only coordinators meet).
+    executorOptions.releaseInExecutor = false;
     const undo = [
+      () => void (executorOptions.releaseInExecutor = true),
       captureSends(rt.sqs, sent, "capture-sends", (c) => !toCoordinator(c) && crashes > 0 && crashes-- > 0),
       pairUp(
         rt.ddb,
@@ -366,6 +370,30 @@ describe("AWS handlers under faults", { timeout: 170_000 }, () => {
     } finally {
       undo.forEach((u) => u());
     }
+  });
+
+  it("an executor crashing right after releasing window slots hands over to the coordinator, which sends the occupants", async () => {
+    // The parent's counter hosts the window; executors release their children's slots themselves.
+    // The first releases "crash" right after committing, before the new occupants are sent: the
+    // coordinator gets those completions with the executor's token, finds the slots moved on under
+    // it, and sends the occupants. Without that, those slots would be lost and the map would stall.
+    let n = 0;
+    const undo = inject(runtime().ddb, "crash-after-release", (cmd, input) =>
+      /^Update(Item)?Command$/.test(cmd) && /win\.slots\[/.test(String(input["UpdateExpression"])) && ++n <= 4
+        ? "after"
+        : undefined,
+    );
+    try {
+      const r = await client.run(t.windowed, 12, 3);
+      assert.deepEqual(
+        await within(r.result(), 30_000, "windowed after crashed releases"),
+        Array.from({ length: 12 }, (_, i) => i * 2),
+      );
+      checkTree(await r.status());
+    } finally {
+      undo();
+    }
+    assert.ok(n > 4, "releases crashed and the map went on");
   });
 
   it("a window wider than one part (concurrency 70 of 160): parts add up, never more in flight", async () => {

@@ -40,6 +40,8 @@ export function commitSuspension(
     expiresAt: number;
     /** The suspension made no new calls: nothing to dispatch, so it is dispatched as it commits. */
     nothingToSend?: boolean;
+    /** A window part the counter hosts from now on (planWindows). */
+    win?: CounterItem["win"];
   },
 ): Promise<CounterItem | undefined> {
   return update<CounterItem>(rt, {
@@ -47,7 +49,8 @@ export function commitSuspension(
     UpdateExpression:
       "SET epoch = :e1, st = :S, bo = :bo, be = :be, D = :D, B = :B, run = :run, expiresAt = :x, " +
       "co = if_not_exists(co, :zero), ce = if_not_exists(ce, :zero)" +
-      (a.nothingToSend ? ", disp = :e1" : ""),
+      (a.nothingToSend ? ", disp = :e1" : "") +
+      (a.win ? ", win = :win" : ""),
     // The epoch moves forward once per suspension: only a replay of the current epoch may commit,
     // and never after the action ended (E). The first suspension creates the item.
     ConditionExpression: a.from === 0 ? "attribute_not_exists(pk)" : "epoch = :e AND st <> :E",
@@ -61,6 +64,7 @@ export function commitSuspension(
       ":run": a.run,
       ":x": a.expiresAt,
       ":zero": 0,
+      ...(a.win ? { ":win": a.win } : {}),
       ...(a.from === 0 ? {} : { ":e": a.from, ":E": "E" }),
     },
   });
@@ -83,14 +87,19 @@ export function addCompletions(
   });
 }
 
-/** S → R for `epoch`: true for the one caller that wins the right to resume the parent. */
-export async function markResuming(rt: Runtime, action: string, epoch: number): Promise<boolean> {
+/**
+ * S → R for `epoch`: true for the one caller that wins the right to resume the parent. The mark
+ * names the winner (`rby`, a release token of one of its messages) and its time (`rat`), so that
+ * only a redelivery of the winner — or anyone, once the mark is old — sends a resume the winner may
+ * have crashed before sending (resume.ts), not every completion counted meanwhile.
+ */
+export async function markResuming(rt: Runtime, action: string, epoch: number, by: number): Promise<boolean> {
   const out = await update<CounterItem>(rt, {
     Key: counterKey(action),
-    UpdateExpression: "SET st = :R",
+    UpdateExpression: "SET st = :R, rby = :by, rat = :now",
     // One resume per suspension: only the transition out of S at this epoch wins.
     ConditionExpression: "epoch = :e AND st = :S",
-    ExpressionAttributeValues: { ":R": "R", ":S": "S", ":e": epoch },
+    ExpressionAttributeValues: { ":R": "R", ":S": "S", ":e": epoch, ":by": by, ":now": rt.now() },
   });
   return out !== undefined;
 }

@@ -106,8 +106,10 @@ async function assemble(
   // Query returns items in sort-key order: chunks by epoch then number, so call order is kept.
   for (const it of items) {
     const sk = String(it["sk"]);
-    if (sk === "CNT") counter = it as unknown as CounterItem;
-    else if (sk === "SELF") self = it as unknown as SelfItem;
+    if (sk === "CNT") {
+      counter = it as unknown as CounterItem;
+      if (counter.win) windows.push({ pk: counter.pk, sk: counter.sk, ...counter.win });
+    } else if (sk === "SELF") self = it as unknown as SelfItem;
     else if (sk.startsWith("W#")) windows.push(it as unknown as WindowItem);
     else if (sk.startsWith("C#")) {
       const epoch = Number(sk.slice(2, 8));

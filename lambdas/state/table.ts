@@ -113,12 +113,17 @@ export interface CounterItem {
   B: number;
   /** Epoch whose resume message was sent. */
   sent?: number;
+  /** Who moved the counter to R (a release token of its message), and when (ms). */
+  rby?: number;
+  rat?: number;
   /** Epoch whose child calls were all sent. */
   disp?: number;
   /** A replay of `leaseEpoch` holds the parent until `lease` (ms), by message `leaseBy`. */
   lease?: number;
   leaseEpoch?: number;
   leaseBy?: string;
+  /** The one window part this counter hosts (state/windows.ts), named `@<key>#0`. */
+  win?: Omit<WindowItem, "pk" | "sk">;
   expiresAt?: number;
 }
 

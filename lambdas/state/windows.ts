@@ -37,8 +37,9 @@ import { execOf, sendExecs } from "../dispatch.ts";
 import { isConditionFailed, oldItem } from "../runtime.ts";
 import type { Runtime } from "../runtime.ts";
 import { readCalls } from "./history.ts";
-import type { WindowItem } from "./table.ts";
-import { windowKey } from "./table.ts";
+import { addCompletions } from "./counters.ts";
+import type { CounterItem, WindowItem } from "./table.ts";
+import { counterKey, windowKey } from "./table.ts";
 
 /** Slots per part: two short numbers a slot keep a part item under 1 KB (one write unit). */
 export const SLOTS_PER_PART = 64;
@@ -47,15 +48,57 @@ const RELEASES_PER_UPDATE = 40;
 /** `pend[s]` of a slot whose first occupant is sent with the commit that creates the window. */
 const SENT = -1;
 
-/** The token a release marks its slot with: a number from the delivering message's id (1..2^31-1). */
+/**
+ * The token a release marks its slot with: a number from the delivering message's id (1..99,999).
+ * Five digits keep a hosted window small; two messages sharing a token cost at most one duplicate
+ * exec of an item (recorded once).
+ */
 export function releaseToken(messageId: string): number {
-  return createHash("sha1").update(messageId).digest().readUInt32BE(0) >>> 1 || 1;
+  return (createHash("sha1").update(messageId).digest().readUInt32BE(0) % 99_999) + 1;
 }
+
+/** A hosted part's name: the parent's counter item holds it (see "Hosted" above). */
+export const isHosted = (name: string): boolean => name.startsWith("@");
+
+/** A part's identity whether hosted or not: `<map window key>#<part>`. */
+export const partId = (w: Pick<WindowItem, "key" | "part">): string => `${w.key}#${w.part}`;
+
+/**
+ * The size in bytes DynamoDB bills for a hosted part at its largest (every position and token at
+ * its widest): a number costs 1 byte per 2 significant digits + 1, a list or map entry 1 more.
+ */
+export function hostedBytes(limit: number, size: number, key: string): number {
+  const num = (max: number) => Math.ceil(String(Math.max(1, Math.floor(max))).length / 2) + 1;
+  const slots = limit * (1 + num(size + limit)); // positions in `slots`
+  const pend = limit * (1 + num(99_999)); // tokens in `pend`
+  const names =
+    "win" +
+    "name" +
+    "key" +
+    "part" +
+    "parts" +
+    "size" +
+    "limit" +
+    "epoch" +
+    "offset" +
+    "slots" +
+    "pend" +
+    "upto";
+  const scalars = 2 * (key.length + 3) + 7 * num(size + limit);
+  return 3 + slots + pend + names.length + scalars + 2 * 12;
+}
+
+/**
+ * A counter item without a hosted window stays under this size (its keys, counts, thresholds,
+ * lease and markers at their widest); a hosted part must fit in what is left of one write unit.
+ */
+const COUNTER_BYTES = 340;
+const WRITE_UNIT = 1024;
 
 /** How many parts a window of `limit` slots is split into. */
 export const partsFor = (limit: number): number => Math.ceil(limit / SLOTS_PER_PART);
 
-/** The name of the part of window `key` that item `index` belongs to (`<key>#<part>`). */
+/** The part (its partId) of window `key` that item `index` belongs to. */
 export function windowName(key: string, index: number, limit: number): string {
   return `${key}#${index % partsFor(limit)}`;
 }
@@ -93,9 +136,15 @@ export function isAssigned(w: Pick<WindowItem, "parts" | "upto">, index: number)
 
 /**
  * The window parts of a suspension's new calls, each with its first positions in its slots.
- * `stored` is the epoch's call list in order (a map's items are contiguous in it).
+ * `stored` is the epoch's call list in order (a map's items are contiguous in it). With `host`
+ * (the parent's counter has never hosted a part), the first map whose window is one part that fits
+ * beside the counter in one write unit is hosted by the counter (named `@<key>#0`).
  */
-export function planWindows(stored: readonly CallRecord[], epoch: number): Omit<WindowItem, "pk" | "sk">[] {
+export function planWindows(
+  stored: readonly CallRecord[],
+  epoch: number,
+  host = false,
+): Omit<WindowItem, "pk" | "sk">[] {
   const sizes = new Map<string, number>();
   for (const c of stored) if (c.window) sizes.set(c.window.key, (sizes.get(c.window.key) ?? 0) + 1);
   const out: Omit<WindowItem, "pk" | "sk">[] = [];
@@ -107,11 +156,14 @@ export function planWindows(stored: readonly CallRecord[], epoch: number): Omit<
     const limit = c.window.limit;
     if (limit >= size) return;
     const parts = partsFor(limit);
+    const hosted =
+      host && parts === 1 && hostedBytes(limit, size, c.window.key) + COUNTER_BYTES <= WRITE_UNIT;
+    if (hosted) host = false;
     for (let part = 0; part < parts; part++) {
       // An even share of the limit per part (the shares add up to it).
       const share = Math.floor(limit / parts) + (part < limit % parts ? 1 : 0);
       out.push({
-        name: `${c.window.key}#${part}`,
+        name: `${hosted ? "@" : ""}${c.window.key}#${part}`,
         key: c.window.key,
         part,
         parts,
@@ -148,11 +200,18 @@ export async function createWindowPart(
   }
 }
 
-/** A completion as the window sees it: the slot it held, its position, and its message's token. */
+/** A completion as the window sees it: the slot it held, its position, its message's token. */
 export interface Release {
   ws: number;
   wq: number;
   tok: number;
+  ok: boolean;
+}
+
+/** Completions counted with a hosted release (the batch's others for the same parent). */
+export interface Counts {
+  ok: number;
+  err: number;
 }
 
 /**
@@ -166,15 +225,62 @@ export async function releaseSlots(
   name: string,
   done: readonly Release[],
 ): Promise<number[]> {
+  const sent: number[] = [];
+  for (const some of chunks(done))
+    sent.push(...(await releaseSome(rt, run, parent, name, some, undefined)).sent);
+  return sent;
+}
+
+/**
+ * Releases completed items of the part the counter of `parent` hosts, and counts them — with
+ * `extra`, the batch's other completions for this parent — in the same write: a hosted window costs
+ * no write beyond the count. Only items whose slot is released are counted (a duplicate or late
+ * completion of a hosted item is not counted twice). Returns the counter after the count, or
+ * undefined if the parent is gone or ended (the completions are moot).
+ */
+export async function releaseHosted(
+  rt: Runtime,
+  run: string,
+  parent: string,
+  name: string,
+  done: readonly Release[],
+  extra: Counts,
+): Promise<CounterItem | undefined> {
+  let cnt: CounterItem | undefined;
+  let counts: Counts | undefined = extra;
+  for (const some of chunks(done)) {
+    const r = await releaseSome(rt, run, parent, name, some, counts);
+    if (r.gone) return undefined;
+    if (r.counter) {
+      cnt = r.counter;
+      counts = undefined; // counted once, with the first update that went through
+    }
+  }
+  if (counts) {
+    // Every hosted completion was a duplicate: the others still count.
+    cnt = await addCompletions(rt, parent, counts.ok, counts.err);
+  }
+  return cnt;
+}
+
+/** A slot's completions, latest position only, in groups that fit one update expression. */
+function chunks(done: readonly Release[]): Release[][] {
   // Positions in a slot only grow: of two completions naming one slot, the later occupant's is the
   // live one (an earlier occupant's was released before the later one was even let out).
   const bySlot = new Map<number, Release>();
   for (const d of done) if ((bySlot.get(d.ws)?.wq ?? -1) < d.wq) bySlot.set(d.ws, d);
   const todo = [...bySlot.values()].sort((a, b) => a.wq - b.wq);
-  const sent: number[] = [];
-  for (let i = 0; i < todo.length; i += RELEASES_PER_UPDATE)
-    sent.push(...(await releaseSome(rt, run, parent, name, todo.slice(i, i + RELEASES_PER_UPDATE))));
-  return sent;
+  const out: Release[][] = [];
+  for (let i = 0; i < todo.length; i += RELEASES_PER_UPDATE) out.push(todo.slice(i, i + RELEASES_PER_UPDATE));
+  return out;
+}
+
+interface Released {
+  sent: number[];
+  /** Hosted: the counter after an update that went through (with the counts). */
+  counter?: CounterItem;
+  /** Hosted: the parent's counter is gone or ended. */
+  gone?: boolean;
 }
 
 async function releaseSome(
@@ -183,8 +289,13 @@ async function releaseSome(
   parent: string,
   name: string,
   todo: Release[],
-): Promise<number[]> {
-  const key = windowKey(parent, name);
+  counts: Counts | undefined,
+): Promise<Released> {
+  const hosted = isHosted(name);
+  // A hosted part lives in the counter's `win` map; every path below is relative to it.
+  const at = hosted ? "win." : "";
+  const key = hosted ? counterKey(parent) : windowKey(parent, name);
+  const sent: number[] = [];
   for (let round = 0; todo.length; round++) {
     if (round > RELEASES_PER_UPDATE) throw new Error(`window ${name} of ${parent}: releases keep failing`);
     const values: Record<string, unknown> = { ":k": todo.length };
@@ -194,40 +305,61 @@ async function releaseSome(
       values[`:j${j}`] = j;
       values[`:q${j}`] = d.wq;
       values[`:t${j}`] = d.tok;
-      set.push(`slots[${d.ws}] = upto + :j${j}`, `pend[${d.ws}] = :t${j}`);
-      cond.push(`slots[${d.ws}] = :q${j}`);
+      set.push(`${at}slots[${d.ws}] = ${at}upto + :j${j}`, `${at}pend[${d.ws}] = :t${j}`);
+      cond.push(`${at}slots[${d.ws}] = :q${j}`);
     });
+    let update = `SET ${set.join(", ")}, ${at}upto = ${at}upto + :k`;
+    const names: Record<string, string> = {};
+    if (hosted) {
+      // The counts ride along: the batch's other completions, and these (released only here).
+      const ok = (counts?.ok ?? 0) + todo.filter((d) => d.ok).length;
+      const err = (counts?.err ?? 0) + todo.filter((d) => !d.ok).length;
+      update += " ADD co :ok, ce :err";
+      Object.assign(values, { ":ok": ok, ":err": err, ":E": "E", ":name": name });
+      names["#n"] = "name";
+      // The part is this one, and the parent has not ended (then its windows stop, as on W# items
+      // whose completions find the counter ended before they are released).
+      cond.unshift("st <> :E", "win.#n = :name");
+    }
     let w: WindowItem;
+    let after: Record<string, unknown> | undefined;
     try {
       const out = await rt.doc.send(
         new UpdateCommand({
           TableName: rt.config.table,
           Key: key,
-          UpdateExpression: `SET ${set.join(", ")}, upto = upto + :k`,
+          UpdateExpression: update,
           // Each slot is freed once, by the item that holds it: a duplicate or late completion
           // finds another position there. New positions come from `upto` as it was (no read).
           ConditionExpression: cond.join(" AND "),
+          ...(hosted ? { ExpressionAttributeNames: names } : {}),
           ExpressionAttributeValues: values,
           ReturnValues: "ALL_NEW",
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );
-      w = out.Attributes as WindowItem;
+      after = out.Attributes;
+      w = (hosted ? after?.["win"] : after) as WindowItem;
     } catch (e) {
       if (!isConditionFailed(e)) throw e;
-      const old = oldItem(e) as WindowItem | undefined;
-      if (!old) return []; // no window (the parent's state is gone)
+      const item = oldItem(e);
+      if (hosted && (!item || item["st"] === "E")) return { sent, gone: true };
+      const old = (hosted ? item?.["win"] : item) as WindowItem | undefined;
+      if (!old) return { sent }; // no window (the parent's state is gone)
+      if (old.name !== name) throw new Error(`window ${name} of ${parent} is not the one its counter hosts`);
       const held = todo.filter((d) => old.slots[d.ws] === d.wq);
-      // A completion whose slot moved on, marked by this very message: its earlier delivery committed
-      // the move and may have crashed before sending the new occupant. Send it (again, if it was).
+      // A completion whose slot moved on, marked by this very message: its earlier delivery
+      // committed the move and may have crashed before sending the new occupant. Send it (again,
+      // if it was sent).
       const unsent = todo.filter((d) => old.slots[d.ws] !== d.wq && old.pend[d.ws] === d.tok);
-      if (unsent.length) await sendOccupants(rt, run, parent, old, unsent);
+      if (unsent.length) sent.push(...(await sendOccupants(rt, run, parent, old, unsent)));
       todo = held;
       continue;
     }
-    return sendOccupants(rt, run, parent, w, todo);
+    sent.push(...(await sendOccupants(rt, run, parent, w, todo)));
+    return hosted ? { sent, counter: after as unknown as CounterItem } : { sent };
   }
-  return [];
+  return { sent };
 }
 
 /** Sends the occupants of the slots `released` freed. */

@@ -6,7 +6,7 @@
 import type { ActionNode, GroupSummary, RunStatus } from "../local/status.ts";
 import { countInGroup } from "../local/status.ts";
 import { decodeChunk, loadActionItems, loadResults } from "../../lambdas/state/history.ts";
-import { isAssigned, windowName } from "../../lambdas/state/windows.ts";
+import { isAssigned, partId, windowName } from "../../lambdas/state/windows.ts";
 import type { Runtime } from "../../lambdas/runtime.ts";
 import type { CallRecord } from "../core/history.ts";
 import type { RunItem, WindowItem } from "../../lambdas/state/table.ts";
@@ -23,7 +23,12 @@ async function childrenOf(
   for (const it of items) {
     const sk = String(it["sk"]);
     if (sk.startsWith("C#")) calls.push(...decodeChunk(it));
-    else if (sk.startsWith("W#")) windows.set(sk.slice(2), it as unknown as WindowItem);
+    else if (sk.startsWith("W#"))
+      windows.set(partId(it as unknown as WindowItem), it as unknown as WindowItem);
+    else if (sk === "CNT" && it["win"]) {
+      const w = it["win"] as WindowItem;
+      windows.set(partId(w), w);
+    }
   }
   return calls.map((c) => {
     const r = results.get(c.id);
