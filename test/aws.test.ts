@@ -285,19 +285,26 @@ describe("AWS handlers under faults", { timeout: 170_000 }, () => {
       maxInFlight = Math.max(maxInFlight, inFlight);
       assert.ok(inFlight <= limit, `${when}: ${inFlight} children in flight > limit ${limit}`);
     };
+    // Sends made by the parent's duplicate deliveries: the one that loses may send the epoch's
+    // calls again when it cannot tell the winner is still sending them (resume.ts, redispatch).
+    const byParent = new Set<string>();
     const collectExecs = async () => {
+      const fromParent = new Set(byParent);
+      byParent.clear();
       for (const body of take((c) => !toCoordinator(c))) {
         const m = JSON.parse(body) as { id: string; parent: string | null };
         if (m.parent === null) {
           // The parent (first execution or a resume): delivered twice at once; one replays.
+          const before = sent.length;
           const [a, b] = await Promise.all([deliver(executor, [body]), deliver(executor, [body])]);
+          for (const c of sent.slice(before)) byParent.add(c.body);
           retry.push(...a, ...b);
           continue;
         }
         if (!dispatched.has(m.id) && recovering) recovered++;
         // Only a crashed coordinator's own redelivery sends an item again; a duplicate or late
         // completion (another message) sends nothing.
-        if (dispatched.has(m.id) && !recovering) resent.push(m.id);
+        if (dispatched.has(m.id) && !recovering && !fromParent.has(body)) resent.push(m.id);
         dispatched.add(m.id);
         pending.push(body);
       }
