@@ -38,6 +38,10 @@ import type {
   SqsEventSourcePollerOptions,
 } from "../lambdas/local/poller.ts";
 import { queueArn } from "../lambdas/local/resources.ts";
+import { counterKey } from "../lambdas/state/table.ts";
+import { fitsHosted, planWindows } from "../lambdas/state/windows.ts";
+import { digest } from "../sdk/serde.ts";
+import { itemBytes } from "./helpers/item-size.ts";
 
 const ENVIRONMENTS = ["data_pipeline", "deliver", "concurrency", "partial", "whole", "poison"];
 
@@ -165,6 +169,74 @@ describe("local AWS stack", { timeout: 180_000 }, () => {
     );
     const { Item } = await doc.send(new GetCommand({ TableName, Key: { pk: "RUN#cond", sk: "META" } }));
     assert.equal(Item?.status, "RUNNING");
+  });
+
+  test("a counter hosting the widest window part planWindows hosts, every field at its widest, is one write unit", async () => {
+    // Every counter write (lease, resume marks, commits, releases) is billed by the item's size:
+    // hosting a window must never take the counter past 1 KB.
+    const { doc } = stack.clients;
+    const TableName = stack.resources.tableName;
+    const key = digest("parent", "map", "group", "0");
+    for (const size of [1_000, 100_000]) {
+      let limit = 1;
+      while (fitsHosted(limit + 1, size, key)) limit++;
+      const stored = Array.from({ length: size }, (_, index) => ({
+        v: 1,
+        id: `c${index}`,
+        parent: "p",
+        task: "t.t",
+        group: "",
+        digest: "d",
+        n: 0,
+        args: "[]",
+        window: { key, index, limit },
+      }));
+      const [win, ...rest] = planWindows(stored, 1, true);
+      assert.ok(win && rest.length === 0 && win.name.startsWith("@"), `limit ${limit} of ${size} is hosted`);
+      Object.assign(win, {
+        slots: win.slots.map(() => size + limit - 1),
+        pend: win.pend.map(() => 99_999),
+        upto: size + limit,
+        epoch: 123_456_789,
+        offset: 123_456_789,
+      });
+      const widest = 123_456_789; // nine significant digits (NEVER itself has one)
+      const Key = counterKey(`r-${randomUUID()}`);
+      const item = {
+        ...Key,
+        run: `r-${randomUUID()}`,
+        epoch: widest,
+        st: "S",
+        co: widest,
+        ce: widest,
+        bo: widest,
+        be: widest,
+        D: widest,
+        B: widest,
+        sent: widest,
+        disp: widest,
+        lease: 9_999_999_999_999,
+        leaseEpoch: widest,
+        leaseBy: randomUUID(),
+        rby: 99_999,
+        rat: 9_999_999_999_999,
+        expiresAt: 9_999_999_999,
+        win,
+      };
+      // By AWS's documented size rules, and as DynamoDB Local bills it.
+      assert.ok(itemBytes(item) <= 1024, `limit ${limit} of ${size}: ${itemBytes(item)} bytes`);
+      await doc.send(new PutCommand({ TableName, Item: item }));
+      const out = await doc.send(
+        new UpdateCommand({
+          TableName,
+          Key,
+          UpdateExpression: "SET win.slots[0] = win.upto + :j, win.pend[0] = :t ADD co :one",
+          ExpressionAttributeValues: { ":j": 0, ":t": 99_999, ":one": 1 },
+          ReturnConsumedCapacity: "TOTAL",
+        }),
+      );
+      assert.equal(out.ConsumedCapacity?.CapacityUnits, 1, `limit ${limit} of ${size}: one write unit`);
+    }
   });
 
   test("TransactWriteItems commits all or nothing, and gsi1 indexes the items", async () => {

@@ -834,7 +834,8 @@ await test("registering a duplicate task name throws", () => {
 });
 
 const sleepy = env.task(async function sleepy() {
-  await sleep(20);
+  // Long enough to be pending after the engine's first idle turn even on a loaded machine.
+  await sleep(200);
   return 7;
 });
 const sleepyParent = env.task(async function sleepyParent() {

@@ -39,7 +39,7 @@ import type { Runtime } from "../runtime.ts";
 import { readCalls } from "./history.ts";
 import { addCompletions } from "./counters.ts";
 import type { CounterItem, WindowItem } from "./table.ts";
-import { counterKey, windowKey } from "./table.ts";
+import { NEVER, counterKey, windowKey } from "./table.ts";
 
 /** Slots per part: two short numbers a slot keep a part item under 1 KB (one write unit). */
 export const SLOTS_PER_PART = 64;
@@ -71,21 +71,29 @@ export function hostedBytes(limit: number, size: number, key: string): number {
   const num = (max: number) => Math.ceil(String(Math.max(1, Math.floor(max))).length / 2) + 1;
   const slots = limit * (1 + num(size + limit)); // positions in `slots`
   const pend = limit * (1 + num(99_999)); // tokens in `pend`
-  const names =
-    "win" +
-    "name" +
-    "key" +
-    "part" +
-    "parts" +
-    "size" +
-    "limit" +
-    "epoch" +
-    "offset" +
-    "slots" +
-    "pend" +
-    "upto";
-  const scalars = 2 * (key.length + 3) + 7 * num(size + limit);
-  return 3 + slots + pend + names.length + scalars + 2 * 12;
+  // Attribute names: `win` and its fields.
+  const names = [
+    "win",
+    "name",
+    "key",
+    "part",
+    "parts",
+    "size",
+    "limit",
+    "epoch",
+    "offset",
+    "slots",
+    "pend",
+    "upto",
+  ];
+  // name and key; part, parts, size, limit, upto; epoch and offset (any count of earlier calls).
+  const scalars = 2 * (key.length + 3) + 5 * num(size + limit) + 2 * num(NEVER);
+  return 3 + slots + pend + names.join("").length + scalars + 2 * names.length;
+}
+
+/** Whether a one-part window of `limit` over `size` items fits beside its parent's counter in one write unit. */
+export function fitsHosted(limit: number, size: number, key: string): boolean {
+  return partsFor(limit) === 1 && hostedBytes(limit, size, key) + COUNTER_BYTES <= WRITE_UNIT;
 }
 
 /**
@@ -156,8 +164,7 @@ export function planWindows(
     const limit = c.window.limit;
     if (limit >= size) return;
     const parts = partsFor(limit);
-    const hosted =
-      host && parts === 1 && hostedBytes(limit, size, c.window.key) + COUNTER_BYTES <= WRITE_UNIT;
+    const hosted = host && fitsHosted(limit, size, c.window.key);
     if (hosted) host = false;
     for (let part = 0; part < parts; part++) {
       // An even share of the limit per part (the shares add up to it).
