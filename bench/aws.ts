@@ -15,7 +15,7 @@
 import { startDevStack } from "../lambdas/dev.ts";
 import { runtime } from "../lambdas/runtime.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
-import { wideGather, wideMap } from "../test/fixtures/aws-tasks.ts";
+import { wideGather, wideGatherTimed, wideMap } from "../test/fixtures/aws-tasks.ts";
 
 /** US East list prices (ANCHORS.md). */
 const PRICES = {
@@ -125,17 +125,27 @@ console.log(
     "Lambda $0.20 per million requests",
 );
 try {
-  for (const scenario of ["gather", "map"] as const) {
+  const scenarios = [
+    { label: `gather of ${n}`, run: () => client.run(wideGather, n), settleMs: 1500 },
+    { label: `map of ${n} (concurrency 50)`, run: () => client.run(wideMap, n, 50), settleMs: 1500 },
+    // Children with a 2 s timeout: each attempt's deadline check arrives 2 s after it started.
+    {
+      label: `gather of ${n}, children with a timeout`,
+      run: () => client.run(wideGatherTimed, n),
+      settleMs: 4000,
+    },
+  ];
+  for (const scenario of scenarios) {
     calls.clear();
     Object.assign(capacity, { read: 0, write: 0, readAdded: 0, writeAdded: 0 });
     Object.assign(sqs, { requests: 0, idleReceives: 0 });
     const before = dev.pollers.map((p) => p.stats.invocations);
     const t0 = performance.now();
-    const r = scenario === "gather" ? await client.run(wideGather, n) : await client.run(wideMap, n, 50);
+    const r = await scenario.run();
     const value = await r.result();
     const wall = performance.now() - t0;
-    // Let the last deletes and completions settle so they are counted.
-    await new Promise((res) => setTimeout(res, 1500));
+    // Let the last deletes, completions and deadline checks settle so they are counted.
+    await new Promise((res) => setTimeout(res, scenario.settleMs));
     const replays = await r.replays();
     const invocations = dev.pollers.reduce((s, p, i) => s + p.stats.invocations - before[i]!, 0);
     // The client's own reads (polling the run item for the result) are not orchestration: its
@@ -150,9 +160,7 @@ try {
       lambda: perChild(invocations) * PRICES.lambdaRequest * 1e6,
     };
     const total = cost.dynamoWrite + cost.dynamoRead + cost.sqs + cost.lambda;
-    console.log(
-      `\n${scenario} of ${n}${scenario === "map" ? " (concurrency 50)" : ""}: result ${JSON.stringify(value)}`,
-    );
+    console.log(`\n${scenario.label}: result ${JSON.stringify(value)}`);
     console.log(
       `  wall ${(wall / 1000).toFixed(2)} s, parent replays ${replays}, Lambda invocations ${invocations} (${perChild(invocations).toFixed(3)}/child)`,
     );

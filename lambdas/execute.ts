@@ -13,7 +13,7 @@ import type { TaskDef } from "../sdk/core/task-def.ts";
 import { NOT_RETRIED, retryDelayMs } from "../sdk/core/task-def.ts";
 import { ConfigurationError, isNonRecoverable, serializeError } from "../sdk/errors.ts";
 import type { SerializedError } from "../sdk/errors.ts";
-import { getTask } from "../sdk/registry.ts";
+import { findTask, getTask } from "../sdk/registry.ts";
 import { digest } from "../sdk/serde.ts";
 import { sendExecs, sendToCoordinator } from "./dispatch.ts";
 import { MESSAGE_VERSION, actionOf } from "./messages.ts";
@@ -69,30 +69,32 @@ export async function prefetch(rt: Runtime, msgs: ExecMessage[]): Promise<ExecCo
   return { runs: got, counters: got };
 }
 
-/** Timeout checks go out before any body runs, so a Lambda that dies mid-task still times out. */
-export function timeoutChecks(rt: Runtime, msgs: ExecMessage[]): Outbox {
-  const out: Outbox = [];
-  for (const m of msgs) {
-    if (m.epoch !== 0) continue;
-    let def: TaskDef;
-    try {
-      def = getTask(m.task);
-    } catch {
-      continue;
-    }
-    if (def.timeoutMs === undefined) continue;
-    const msg: TimeoutMessage = {
-      k: "timeout",
-      v: MESSAGE_VERSION,
-      ...actionOf(m),
-      attempt: m.attempt,
-      deadline: rt.now() + def.timeoutMs,
-      timeoutMs: def.timeoutMs,
-    };
-    out.push({ msg, delaySeconds: Math.min(900, Math.ceil(def.timeoutMs / 1000)) });
-  }
-  return out;
+/**
+ * The deadline check of an attempt starting now (coordinate.ts checkTimeout): at its deadline the
+ * coordinator times the attempt out, or retries it, unless it ended. Undefined for a resume (its
+ * attempt's check went out with its first execution) or a task without a timeout.
+ */
+export function timeoutCheck(rt: Runtime, m: ExecMessage): TimeoutMessage | undefined {
+  if (m.epoch !== 0) return undefined;
+  const def = findTask(m.task);
+  if (def?.timeoutMs === undefined) return undefined;
+  return {
+    k: "timeout",
+    v: MESSAGE_VERSION,
+    ...actionOf(m),
+    attempt: m.attempt,
+    deadline: rt.now() + def.timeoutMs,
+    timeoutMs: def.timeoutMs,
+  };
 }
+
+/** A deadline check as it is sent: delayed until its deadline (at most 900 s; it re-delays). */
+export function checkAt(rt: Runtime, c: TimeoutMessage): Outbox[number] {
+  return { msg: c, delaySeconds: Math.min(900, Math.max(0, Math.ceil((c.deadline - rt.now()) / 1000))) };
+}
+
+/** An executeOne whose action is still open when it returns (it suspended): its check must go. */
+export type Open = "open";
 
 /** Runs one exec message to its next durable state. Throws only on infrastructure errors (then it is retried). */
 export async function executeOne(
@@ -101,7 +103,7 @@ export async function executeOne(
   ctx: ExecContext,
   outbox: Outbox,
   delivery: Delivery,
-): Promise<void> {
+): Promise<Open | void> {
   // The attempt begins now: a child's recorded startedAt is never later than its body's start.
   const begun = rt.now();
   if (m.parent === null) {
@@ -288,7 +290,7 @@ async function replayAndApply(
   outbox: Outbox,
   at: Attempt,
   first?: Decision,
-): Promise<void> {
+): Promise<Open | void> {
   for (let tries = 0; ; tries++) {
     const d = tries === 0 && first ? first : await replay({ task: def, args, actionId: m.id, history });
     // A leaf awaiting timers or I/O is normal; the core's warning is about parent bodies.
@@ -314,8 +316,18 @@ async function apply(
   snap: { co: number; ce: number },
   outbox: Outbox,
   at: Attempt,
-): Promise<void> {
+): Promise<Open | void> {
   const startedAt = at.startedAt;
+  if (d.kind !== "suspended" && !cnt && def.timeoutMs !== undefined && rt.now() - at.begun > def.timeoutMs) {
+    // A leaf that ran past its deadline is not recorded as ended: its deadline check goes out now
+    // (its first delivery may not have sent it yet: executor.ts), and the coordinator times the
+    // attempt out or retries it, as for a Lambda that died.
+    const c = timeoutCheck(rt, m);
+    if (c) {
+      outbox.push({ msg: { ...c, deadline: at.begun + def.timeoutMs } });
+      return;
+    }
+  }
   switch (d.kind) {
     case "completed":
       await finish(
@@ -493,7 +505,7 @@ async function suspend(
   cnt: CounterItem | undefined,
   snap: { co: number; ce: number },
   at: Attempt,
-): Promise<void> {
+): Promise<Open> {
   const from = cnt?.epoch ?? 0;
   const epoch = from + 1;
   const expiresAt = expiry(rt.now(), rt.config.retentionDays, 7);
@@ -548,7 +560,7 @@ async function suspend(
       if ((now.disp ?? 0) < epoch) await redispatch(rt, now, m.id, def.env);
       await maybeResume(rt, m.id, now, [releaseToken(at.delivery.id)], m);
     }
-    return;
+    return "open";
   }
   if (stored.length) {
     await dispatchCalls(rt, m.run, stored, windows, def.env);
@@ -556,6 +568,7 @@ async function suspend(
   }
   // Completions counted while this replay ran may already satisfy the new wait.
   await maybeResume(rt, m.id, committed, [releaseToken(at.delivery.id)], m);
+  return "open";
 }
 
 /** Fails the action a malformed message names, when it names one (the message still dead-letters). */

@@ -9,18 +9,21 @@
  */
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { sendToCoordinator } from "./dispatch.ts";
-import { executeOne, failNamedAction, prefetch, timeoutChecks } from "./execute.ts";
+import { checkAt, executeOne, failNamedAction, prefetch, timeoutCheck } from "./execute.ts";
 import type { Outbox } from "./execute.ts";
 import { ExecMessage, parseMessage } from "./messages.ts";
 import { countCompletions } from "./coordinate.ts";
 import type { Delivered } from "./coordinate.ts";
-import type { DoneMessage } from "./messages.ts";
+import type { DoneMessage, TimeoutMessage } from "./messages.ts";
 import { runtime } from "./runtime.ts";
 import type { Runtime } from "./runtime.ts";
 import { isHosted, releaseToken } from "./state/windows.ts";
 
 /** Completions finishing within this window leave in one SendMessageBatch. */
 const COALESCE_MS = 50;
+
+/** A first delivery sends its deadline checks once its actions have run this long (or half their timeout). */
+const CHECK_AFTER_MS = 5_000;
 
 /** Tests turn this off to drive every completion through the coordinator. */
 export const options = { releaseInExecutor: true };
@@ -81,12 +84,29 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
   }
   if (!valid.length) return { batchItemFailures: failures };
 
+  // Deadline checks (coordinate.ts checkTimeout) end an attempt that does not end by itself: a body
+  // past its timeout, a Lambda that died. Most attempts end well before: a first delivery sends
+  // its checks only for actions still running after half their timeout (at most CHECK_AFTER_MS),
+  // or that suspend (a parent's timeout covers its children). A redelivery — an earlier delivery
+  // failed or died, maybe before sending them — sends its checks before any body runs. A leaf that
+  // ends past its deadline sends its check at once instead of its outcome (execute.ts apply).
+  const checks = new Map<string, TimeoutMessage>();
+  for (const v of valid) {
+    const c = timeoutCheck(rt, v.msg);
+    if (c) checks.set(v.id, c);
+  }
   let ctx;
   try {
-    const msgs = valid.map((v) => v.msg);
-    ctx = await prefetch(rt, msgs);
-    // Timeout checks go out before any body runs, so a Lambda that dies mid-task still times out.
-    await sendToCoordinator(rt, timeoutChecks(rt, msgs));
+    ctx = await prefetch(
+      rt,
+      valid.map((v) => v.msg),
+    );
+    const first = valid.filter((v) => v.redelivered && checks.has(v.id));
+    await sendToCoordinator(
+      rt,
+      first.map((v) => checkAt(rt, checks.get(v.id)!)),
+    );
+    for (const v of first) checks.delete(v.id);
   } catch (e) {
     rt.log.error("executor batch could not start", { error: String(e) });
     return { batchItemFailures: [...failures, ...valid.map((v) => ({ itemIdentifier: v.id }))] };
@@ -99,6 +119,22 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
   let pending: { id: string; outbox: Outbox }[] = [];
   let timer: NodeJS.Timeout | undefined;
   const sends: Promise<void>[] = [];
+  const sendChecks = (ids: string[]): void => {
+    const out = ids.flatMap((id) => {
+      const c = checks.get(id);
+      checks.delete(id);
+      return c ? [checkAt(rt, c)] : [];
+    });
+    if (!out.length) return;
+    sends.push(
+      sendToCoordinator(rt, out).catch((e: unknown) => {
+        rt.log.error("sending deadline checks failed; their messages will be retried", { error: String(e) });
+        for (const id of ids) failed.add(id);
+      }),
+    );
+  };
+  const checkAfter = Math.min(CHECK_AFTER_MS, ...[...checks.values()].map((c) => c.timeoutMs / 2));
+  const lateChecks = checks.size ? setTimeout(() => sendChecks([...checks.keys()]), checkAfter) : undefined;
   const flush = (): void => {
     clearTimeout(timer);
     timer = undefined;
@@ -116,8 +152,12 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
     valid.map(async (v) => {
       const outbox: Outbox = [];
       try {
-        await executeOne(rt, v.msg, ctx, outbox, { id: v.id, redelivered: v.redelivered });
+        const open = await executeOne(rt, v.msg, ctx, outbox, { id: v.id, redelivered: v.redelivered });
+        // Ended, or handed on (a retry or a re-sent exec has checks of its own): no check needed.
+        if (open) sendChecks([v.id]);
+        else checks.delete(v.id);
       } catch (e) {
+        checks.delete(v.id); // its redelivery sends it, before running the body again
         rt.log.error("exec failed; the message will be retried", {
           action: v.msg.id,
           task: v.msg.task,
@@ -131,6 +171,7 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
       timer ??= setTimeout(flush, COALESCE_MS);
     }),
   );
+  clearTimeout(lateChecks);
   flush();
   await Promise.all(sends);
   for (const v of valid) if (failed.has(v.id)) failures.push({ itemIdentifier: v.id });

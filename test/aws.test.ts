@@ -418,6 +418,38 @@ describe("AWS handlers under faults", { timeout: 170_000 }, () => {
     assert.ok(max <= 70, `max in flight ${max} > 70`);
   });
 
+  it("actions that end well within their timeout send no deadline check; a parent that suspends does", async () => {
+    const timeoutChecks = (input: Record<string, unknown>) =>
+      [
+        ...((input["Entries"] as { MessageBody?: string }[] | undefined) ?? []).map((e) => e.MessageBody),
+        input["MessageBody"] as string | undefined,
+      ].filter((b) => b !== undefined && /"k":"timeout"/.test(b)).length;
+    let checks = 0;
+    const undo = inject(runtime().sqs, "count-checks", (_cmd, input) => {
+      checks += timeoutChecks(input);
+      return undefined;
+    });
+    try {
+      const flat = await client.run(t.wideGatherTimed, 20);
+      assert.equal(await within(flat.result(), 30_000, "wideGatherTimed"), 20);
+      assert.equal(checks, 0, "twenty children with a 2 s timeout, each done in milliseconds");
+      const parent = await client.run(t.timedParent, 5);
+      assert.equal(await within(parent.result(), 30_000, "timedParent"), 5);
+      assert.equal(checks, 1, "the parent's check, sent as it suspended");
+    } finally {
+      undo();
+    }
+  });
+
+  it("a leaf whose synchronous body overruns its timeout is timed out, not recorded as a success", async () => {
+    // Nothing interrupts a synchronous body (not even the timer that would send its check): the
+    // executor sees the overrun when the body returns and sends the check instead of the outcome.
+    const r = await client.run(t.callsHog, 1_000);
+    assert.equal(await within(r.result(), 30_000, "callsHog"), "TaskTimeoutError");
+    const child = (await r.status()).root!.children[0]!;
+    assert.equal(child.status, "TIMED_OUT");
+  });
+
   it("a child whose executor dies before writing times out in the parent with TaskTimeoutError", async () => {
     // Every write of the child's success fails: as if its Lambda died each time before the write.
     const undo = inject(runtime().ddb, "dies", (cmd, input) => {
