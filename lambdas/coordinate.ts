@@ -91,17 +91,24 @@ export async function startRun(rt: Runtime, m: StartMessage): Promise<void> {
 }
 
 /**
- * Counts the batch's completions: one counter update per parent, however many of its children
- * finished; then, per map window part, one conditional update that releases the finished items'
- * slots exactly once and lets the next items out (state/windows.ts); then resumes the parent if
- * its wait may be satisfied.
+ * Counts a batch's completions, from the coordinator or from an executor releasing a hosted
+ * window: per parent, one write — the release of the slots of the window part its counter hosts,
+ * which counts the batch's completions with it, or else one ADD — then one conditional update per
+ * other window part, releasing the finished items' slots exactly once and letting the next items
+ * out (state/windows.ts); then the parent's resume if its wait may be satisfied.
  */
 export async function countCompletions(rt: Runtime, msgs: Delivered<DoneMessage>[]): Promise<void> {
   const byParent = new Map<string, Map<string, Delivered<DoneMessage>>>();
+  // The release tokens of every message of the batch, per parent: a resume decided by one of them
+  // and not marked sent is sent again by its redelivery (resume.ts).
+  const tokens = new Map<string, Set<number>>();
   for (const d of msgs) {
     const kids = byParent.get(d.msg.parent) ?? new Map<string, Delivered<DoneMessage>>();
     byParent.set(d.msg.parent, kids);
     kids.set(d.msg.id, d); // a duplicate inside one batch is counted once
+    const by = tokens.get(d.msg.parent) ?? new Set<number>();
+    tokens.set(d.msg.parent, by);
+    by.add(d.msg.tok ?? releaseToken(d.id));
   }
   await Promise.all(
     [...byParent].map(async ([parent, kids]) => {
@@ -111,13 +118,10 @@ export async function countCompletions(rt: Runtime, msgs: Delivered<DoneMessage>
       let run = "";
       let hosted: { name: string; items: Release[] } | undefined;
       const windows = new Map<string, Release[]>();
-      const by = new Set<number>();
       for (const { id, msg: k } of kids.values()) {
         run = k.run;
-        const tok = k.tok ?? releaseToken(id);
-        by.add(tok);
         const tag = tagFrom(k);
-        const release = tag && { ...tag, ok: k.ok, tok };
+        const release = tag && { ...tag, ok: k.ok, tok: k.tok ?? releaseToken(id) };
         if (release && isHosted(release.window)) {
           hosted ??= { name: release.window, items: [] };
           if (hosted.name === release.window) {
@@ -141,7 +145,7 @@ export async function countCompletions(rt: Runtime, msgs: Delivered<DoneMessage>
         return;
       }
       await Promise.all([...windows].map(([name, items]) => releaseSlots(rt, run, parent, name, items)));
-      await maybeResume(rt, parent, cnt, [...by]);
+      await maybeResume(rt, parent, cnt, [...tokens.get(parent)!]);
     }),
   );
 }
