@@ -3,10 +3,10 @@
  *
  * All items are recorded as calls at once; with `concurrency`, the adapter releases the next item
  * as one finishes, without replaying the parent. The sync form suspends the body until every item
- * has settled; the async form streams, resuming the parent in coalesced batches (at most ~16
- * resumes whatever N is) rather than once per item.
+ * has settled; the async form streams, resuming the parent in coalesced batches (at most
+ * STREAM_BATCHES, 8, whatever N is) rather than once per item.
  */
-import { ConfigurationError } from "./errors.ts";
+import { ConfigurationError, toError } from "./errors.ts";
 import { makeCall } from "./core/calls.ts";
 import type { Call } from "./core/calls.ts";
 import { StreamFuture, outcomeValue } from "./core/futures.ts";
@@ -172,7 +172,7 @@ function* plainSync<F extends AnyFn>(
       yield task.def.fn(item) as Item<F>;
     } catch (e) {
       if (opts.returnExceptions === false) throw e;
-      yield e instanceof Error ? e : new Error(String(e));
+      yield toError(e);
     }
   }
 }
@@ -191,7 +191,7 @@ async function* plainAio<F extends AnyFn>(
       return (await task.def.fn(list[i])) as Item<F>;
     } catch (e) {
       if (opts.returnExceptions === false) throw e;
-      return e instanceof Error ? e : new Error(String(e));
+      return toError(e);
     }
   };
   const start = (): void => {

@@ -4,13 +4,7 @@
  */
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
-import {
-  CancelledError,
-  ConfigurationError,
-  TaskError,
-  TaskTimeoutError,
-  deserializeError,
-} from "./errors.ts";
+import { ConfigurationError } from "./errors.ts";
 import type { SerializedError } from "./errors.ts";
 import { serializeArgs } from "./core/calls.ts";
 import { Engine } from "./local/engine.ts";
@@ -21,13 +15,13 @@ import { runStatus } from "./local/status.ts";
 import type { RunStatus } from "./local/status.ts";
 import { Store } from "./local/store.ts";
 import { listTasks } from "./registry.ts";
-import { deserialize } from "./serde.ts";
+import { runResult } from "./result.ts";
 import type { Task } from "./task.ts";
 import type { AloftClient, AloftClientConfig } from "./aws/client.ts";
 import { isTask } from "./task.ts";
 
 export type { RunStatus, ActionNode } from "./local/status.ts";
-export type RunState = "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
+export type { RunState } from "./local/store.ts";
 
 export interface InitOptions {
   /** `"local"` (default): the embedded engine. `"aws"`: a deployed stack (see AloftClient). */
@@ -131,12 +125,20 @@ export async function getEngine(): Promise<Engine> {
   return (await openBackend()).engine;
 }
 
-function resultOf<R>(row: { status: string; result: string | null; error: string | null; task: string }): R {
-  if (row.status === "SUCCEEDED") return deserialize(row.result ?? "null") as R;
-  const err = JSON.parse(row.error ?? "{}") as SerializedError;
-  if (row.status === "CANCELLED") throw deserializeError(err) as CancelledError;
-  if (row.status === "TIMED_OUT") throw deserializeError(err) as TaskTimeoutError;
-  throw new TaskError(row.task, err, err.attempts ?? 1);
+/** A local run row's result: its value, or its recorded error thrown (sdk/result.ts). */
+export function resultOf<R>(row: {
+  status: string;
+  result: string | null;
+  error: string | null;
+  task: string;
+}): R {
+  return runResult<R>(
+    row.task,
+    row.status,
+    row.status === "SUCCEEDED"
+      ? { ok: true, value: row.result ?? "null" }
+      : { ok: false, error: JSON.parse(row.error ?? "{}") as SerializedError },
+  );
 }
 
 function makeRun<R>(b: LocalBackend, id: string): Run<R> {

@@ -37,6 +37,7 @@ function record(value: unknown, name: string): Outcome {
  * export const quote = env.task(async function quote(sku: string) { return (await fetchPrice(sku)).price; });
  */
 export function trace<F extends AnyFn>(fn: F, name: string = fn.name || "trace"): F {
+  const isAsync = fn.constructor?.name === "AsyncFunction";
   const wrapped = function (this: unknown, ...args: unknown[]): unknown {
     const scope = currentScope();
     if (!scope || scope.state.closed) return fn.apply(this, args);
@@ -46,7 +47,6 @@ export function trace<F extends AnyFn>(fn: F, name: string = fn.name || "trace")
     st.traceSeq.set(base, n + 1);
     const key = `${base}|${n}`;
     const recorded = st.history.traces.get(key);
-    const isAsync = fn.constructor?.name === "AsyncFunction";
     if (recorded) {
       st.touch();
       const r = fromOutcome(recorded.outcome);

@@ -121,6 +121,33 @@ describe("embedded engine", () => {
     }
   });
 
+  it("placement by measured cost: a task that costs CPU stays on the pool, a cheap one moves to the engine's thread", async () => {
+    // The engine runs a task whose body proved cheap (under 0.2 ms over 32 runs) on its own thread.
+    // `where` spins 1 ms: every run of it, the 33rd and later included, belongs on the pool.
+    await init({ store: ":memory:", workers: 2 });
+    try {
+      const costly = (await (await run(t.placedRounds, 4, 20, false)).result()) as boolean[];
+      assert.equal(costly.length, 80);
+      assert.deepEqual(
+        costly.flatMap((m, i) => (m ? [i] : [])),
+        [],
+        "runs of a CPU-bound task placed on the engine's thread",
+      );
+      // `whereCheap` does next to nothing: after its first 32 runs, the rest run on this thread.
+      const cheap = (await (await run(t.placedRounds, 4, 20, true)).result()) as boolean[];
+      assert.ok(
+        cheap.slice(0, 20).every((m) => !m),
+        "measured on the pool first",
+      );
+      assert.ok(
+        cheap.slice(60).every((m) => m),
+        `the last round ran inline: ${JSON.stringify(cheap)}`,
+      );
+    } finally {
+      await shutdown();
+    }
+  });
+
   it("a CPU-bound child past its timeout is stopped, its worker replaced, and the run goes on", async () => {
     await init({ store: ":memory:", workers: 1 });
     try {

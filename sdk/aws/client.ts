@@ -29,17 +29,11 @@ import type { RunItem } from "../../lambdas/state/table.ts";
 import { TERMINAL, expiry, runKey } from "../../lambdas/state/table.ts";
 import { serializeArgs } from "../core/calls.ts";
 import { formatOutcome, parseOutcome } from "../core/history.ts";
-import {
-  CancelledError,
-  ConfigurationError,
-  TaskError,
-  deserializeError,
-  serializeError,
-} from "../errors.ts";
+import { CancelledError, ConfigurationError, serializeError } from "../errors.ts";
 import type { GroupProgress } from "../local/engine.ts";
 import type { RunStatus } from "../local/status.ts";
 import type { Run } from "../run.ts";
-import { deserialize } from "../serde.ts";
+import { runResult } from "../result.ts";
 import type { Task } from "../task.ts";
 import { isTask } from "../task.ts";
 import { awsRunStatus } from "./status.ts";
@@ -232,9 +226,7 @@ export class AwsRun<R = unknown> implements Run<R> {
       `outcome of run ${this.id}`,
       await resolvePayload(this.client.rt.payloads, r.outcome ?? ""),
     );
-    if (o.ok) return deserialize(o.value) as R;
-    if (r.status === "CANCELLED" || r.status === "TIMED_OUT") throw deserializeError(o.error);
-    throw new TaskError(r.task, o.error, o.error.attempts ?? 1);
+    return runResult<R>(r.task, r.status, o);
   }
 
   async status(): Promise<RunStatus> {

@@ -6,7 +6,7 @@
 import type { ActionNode, GroupSummary, RunStatus } from "../local/status.ts";
 import { countInGroup } from "../local/status.ts";
 import { decodeChunk, loadActionItems, loadResults } from "../../lambdas/state/history.ts";
-import { isAssigned, partId, windowName } from "../../lambdas/state/windows.ts";
+import { isAssigned, partId, partOf } from "../../lambdas/state/windows.ts";
 import type { Runtime } from "../../lambdas/runtime.ts";
 import type { CallRecord } from "../core/history.ts";
 import type { RunItem, WindowItem } from "../../lambdas/state/table.ts";
@@ -16,7 +16,7 @@ async function childrenOf(
   rt: Runtime,
   parent: string,
   now: number,
-): Promise<{ node: ActionNode; kids: boolean; done: boolean }[]> {
+): Promise<{ node: ActionNode; kids: boolean }[]> {
   const [items, results] = await Promise.all([loadActionItems(rt, parent), loadResults(rt, parent)]);
   const calls: CallRecord[] = [];
   const windows = new Map<string, WindowItem>();
@@ -33,7 +33,7 @@ async function childrenOf(
   return calls.map((c) => {
     const r = results.get(c.id);
     // An item of a windowed map waits (QUEUED) until its window part gives it a slot.
-    const part = c.window && windows.get(windowName(c.window.key, c.window.index, c.window.limit));
+    const part = c.window && windows.get(partOf(c.window.key, c.window.index, c.window.limit));
     const waiting = part !== undefined && !isAssigned(part, c.window!.index);
     const status = r?.status ?? (waiting ? "QUEUED" : "RUNNING");
     const node: ActionNode = {
@@ -48,7 +48,7 @@ async function childrenOf(
       endedAt: r?.ended,
       children: [],
     };
-    return { node, kids: r?.kids === true || r?.status === undefined, done: r?.status !== undefined };
+    return { node, kids: r?.kids === true || r?.status === undefined };
   });
 }
 

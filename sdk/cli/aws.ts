@@ -9,7 +9,6 @@ import { OUTPUT } from "../../lambdas/config.ts";
 import { AloftClient } from "../aws/client.ts";
 import type { AwsRun } from "../aws/client.ts";
 import type { RunRow } from "../local/store.ts";
-import { listEnvironments } from "../registry.ts";
 import { renderRuns, renderStatus } from "./render.ts";
 
 export interface AwsOptions {
@@ -68,6 +67,16 @@ export async function awsRuns(limit: number, o: AwsOptions): Promise<string> {
   }
 }
 
+/** What `aloft dev` tells another shell to export, besides ALOFT_OUTPUTS_FILE. */
+const CLIENT_VARIABLES = [
+  "AWS_ENDPOINT_URL_DYNAMODB",
+  "AWS_ENDPOINT_URL_SQS",
+  "AWS_ENDPOINT_URL_S3",
+  "AWS_REGION",
+  "AWS_ACCESS_KEY_ID",
+  "AWS_SECRET_ACCESS_KEY",
+] as const;
+
 /**
  * `aloft dev <module>`: DynamoDB Local + fauxqs, the stack's table/queues/bucket, and the real
  * handlers with the local poller, until interrupted. Writes an outputs file and prints the
@@ -75,8 +84,8 @@ export async function awsRuns(limit: number, o: AwsOptions): Promise<string> {
  */
 export async function dev(o: { outputs: string }): Promise<void> {
   const { startDevStack } = await import("../../lambdas/dev.ts");
-  const envs = listEnvironments().map((e) => e.name);
-  const stack = await startDevStack({ environments: envs, visibilityTimeoutSeconds: 30 });
+  const stack = await startDevStack({ visibilityTimeoutSeconds: 30 });
+  const envs = Object.keys(stack.config.executorQueues);
   const file = resolve(o.outputs);
   mkdirSync(dirname(file), { recursive: true });
   const outputs = {
@@ -87,15 +96,12 @@ export async function dev(o: { outputs: string }): Promise<void> {
     [OUTPUT.region]: stack.config.region,
   };
   writeFileSync(file, `${JSON.stringify({ AloftDev: outputs }, null, 2)}\n`);
-  const vars: Record<string, string> = {
-    ALOFT_OUTPUTS_FILE: file,
-    AWS_ENDPOINT_URL_DYNAMODB: stack.aws.dynamoEndpoint,
-    AWS_ENDPOINT_URL_SQS: stack.aws.sqsEndpoint,
-    AWS_ENDPOINT_URL_S3: stack.env["AWS_ENDPOINT_URL_S3"] ?? stack.aws.sqsEndpoint,
-    AWS_REGION: stack.config.region,
-    AWS_ACCESS_KEY_ID: "test",
-    AWS_SECRET_ACCESS_KEY: "test",
-  };
+  // The stack's own variables for a client: its endpoints, region and (dummy) credentials.
+  const vars: Record<string, string> = { ALOFT_OUTPUTS_FILE: file };
+  for (const name of CLIENT_VARIABLES) {
+    const value = stack.env[name];
+    if (value !== undefined) vars[name] = value;
+  }
   process.stderr.write(
     `aloft dev: ${stack.aws.mode === "emulators" ? "DynamoDB Local + fauxqs (SQS, S3)" : stack.aws.dynamoEndpoint} ready; ` +
       `environments: ${envs.join(", ")}\n` +

@@ -8,13 +8,12 @@ import { existsSync } from "node:fs";
 import { AloftError, ConfigurationError, TaskError, deserializeError } from "../errors.ts";
 import type { SerializedError } from "../errors.ts";
 import { resolveTask } from "../registry.ts";
-import { init, resume, run, shutdown, getEngine } from "../run.ts";
+import { init, resultOf, resume, run, shutdown, getEngine } from "../run.ts";
 import type { Run } from "../run.ts";
 import { Store } from "../local/store.ts";
 import { StoreLock } from "../local/lock.ts";
 import type { RunRow } from "../local/store.ts";
 import { runStatus } from "../local/status.ts";
-import { deserialize } from "../serde.ts";
 import { renderStatus, renderRuns } from "./render.ts";
 import { Progress } from "./progress.ts";
 import type { Task } from "../task.ts";
@@ -183,7 +182,7 @@ export function program(): Command {
   cli
     .command("status")
     .description("the tree of a run's actions, with groups, states and durations")
-    .argument("<run>", "run id (a unique prefix is enough)")
+    .argument("<run>", "run id (a unique prefix is enough; the full id with --aws)")
     .option("--json", "machine-readable output")
     .option("--aws", "read the run from the AWS stack")
     .option("--outputs <file>", "stack outputs file for --aws")
@@ -306,11 +305,11 @@ export function program(): Command {
       const store = openRead(cli.opts<{ store: string }>().store);
       const row = findRun(store, id);
       store.close();
-      if (row.status === "SUCCEEDED")
-        process.stdout.write(`${JSON.stringify(deserialize(row.result ?? "null"), jsonReplacer, 2)}\n`);
-      else if (row.status === "RUNNING") fail(`run ${row.id} is still running`, 1);
-      else {
-        printError(new TaskError(row.task, JSON.parse(row.error ?? "{}") as SerializedError, 1));
+      if (row.status === "RUNNING") return fail(`run ${row.id} is still running`, 1);
+      try {
+        process.stdout.write(`${JSON.stringify(resultOf(row), jsonReplacer, 2)}\n`);
+      } catch (e) {
+        printError(e);
         process.exitCode = 1;
       }
     });

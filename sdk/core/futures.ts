@@ -28,10 +28,6 @@ const native = {
   any: Promise.any,
 };
 
-/** The native combinators, for the engine's own use. */
-export const nativeRace = <T>(values: Iterable<T | PromiseLike<T>>): Promise<Awaited<T>> =>
-  (native.race as (v: Iterable<unknown>) => Promise<Awaited<T>>).call(Promise, values);
-
 /** Converts a child's recorded failure into what the parent's await rejects with. */
 export function outcomeError(task: string, error: Outcome & { ok: false }): Error {
   const e = error.error;
@@ -166,7 +162,7 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
         promises.push(v.internal());
         return v;
       }
-      const o: Opaque = { settled: !hasThen(v), ok: true };
+      const o: Opaque = { settled: !isThenable(v), ok: true };
       if (o.settled) promises.push(v);
       else {
         hasOpaque = true;
@@ -303,7 +299,7 @@ function recordDecider(
   combined.then(record, record);
 }
 
-function hasThen(v: unknown): boolean {
+export function isThenable(v: unknown): v is PromiseLike<unknown> {
   return (
     v !== null &&
     (typeof v === "object" || typeof v === "function") &&
@@ -340,7 +336,7 @@ function patched(kind: Kind) {
     const list = Array.from(values);
     const durable = list.some(isEngineFuture);
     // Plain values only: nothing the engine could wait on, so JavaScript's own combinator.
-    if (!durable && !list.some(hasThen)) return orig.call(this, list);
+    if (!durable && !list.some(isThenable)) return orig.call(this, list);
     return new CombinatorFuture(scope.state, kind, list);
   };
 }

@@ -127,3 +127,12 @@ export function parseOutcome(what: string, json: string): Outcome {
 export function formatOutcome(o: Outcome): string {
   return JSON.stringify({ v: HISTORY_VERSION, ...o });
 }
+
+/** The states an action or run ends in, on every engine. */
+export type TerminalStatus = "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "CANCELLED";
+export const TERMINAL: ReadonlySet<string> = new Set<TerminalStatus>([
+  "SUCCEEDED",
+  "FAILED",
+  "TIMED_OUT",
+  "CANCELLED",
+]);

@@ -13,11 +13,11 @@ import type { SerializedError } from "../errors.ts";
 import { deserialize, serialize } from "../serde.ts";
 import type { Payload } from "../serde.ts";
 import type { CallId, CallRecord, History, TraceRecord } from "./history.ts";
-import { installCombinators, isEngineFuture } from "./futures.ts";
+import { installCombinators, isThenable } from "./futures.ts";
 import { ReplayState, scopeStorage } from "./state.ts";
 import type { TaskDef } from "./task-def.ts";
 import type { Wait } from "./wait.ts";
-import { waitCalls } from "./wait.ts";
+import { hasCall } from "./wait.ts";
 
 installCombinators();
 
@@ -58,14 +58,6 @@ export interface ReplayInput {
   scheduler?: Scheduler;
   /** A clock, injected, to measure the body's synchronous segment (adapters place tasks with it). */
   now?: () => number;
-}
-
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return (
-    v !== null &&
-    (typeof v === "object" || typeof v === "function") &&
-    typeof (v as PromiseLike<unknown>).then === "function"
-  );
 }
 
 function describe(c: CallRecord | undefined): string {
@@ -109,7 +101,7 @@ function collectWaits(st: ReplayState): Wait[] {
   }
   for (const w of lone) if (w.kind === "call" && !covered.has(w.id)) waits.push(w);
   // A wait with no child call in it can never be satisfied by a child: it is not a reason to suspend.
-  return waits.filter((w) => waitCalls(w).length > 0);
+  return waits.filter(hasCall);
 }
 
 function failure(e: unknown, nonRecoverable = false): SerializedError {
@@ -131,8 +123,14 @@ export async function replay(input: ReplayInput): Promise<Decision> {
     st.closed = true;
     return d;
   };
-  let bodyMs = 0;
-  const base = () => ({ calls: st.newCalls, traces: st.newTraces, warnings: st.warnings, bodyMs });
+  // Measured only with an injected clock (the core reads none of its own).
+  let bodyMs: number | undefined;
+  const base = () => ({
+    calls: st.newCalls,
+    traces: st.newTraces,
+    warnings: st.warnings,
+    ...(bodyMs === undefined ? {} : { bodyMs }),
+  });
 
   let args: unknown[];
   try {
@@ -151,16 +149,15 @@ export async function replay(input: ReplayInput): Promise<Decision> {
     value = v;
   };
   try {
-    const t0 = input.now?.() ?? 0;
+    const t0 = input.now?.();
     let ret: unknown;
     try {
       ret = scopeStorage.run({ state: st, group: "" }, () => input.task.fn(...args));
     } finally {
-      bodyMs = (input.now?.() ?? 0) - t0;
+      if (t0 !== undefined) bodyMs = input.now!() - t0;
     }
     if (isThenable(ret)) {
-      const sub = isEngineFuture(ret) ? ret.then.bind(ret) : (ret as PromiseLike<unknown>).then.bind(ret);
-      sub(
+      ret.then(
         (v: unknown) => settle(true, v),
         (e: unknown) => settle(false, e),
       );

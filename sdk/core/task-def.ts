@@ -2,6 +2,8 @@
  * The engine's view of a registered task: a name, a body, and the settings that adapters enforce
  * (retries, timeout, cache). Free of I/O so the replay core and every adapter can share it.
  */
+import { digest } from "../serde.ts";
+
 export interface RetryPolicy {
   /** Retries after the first attempt (0 = run once). */
   count: number;
@@ -47,3 +49,8 @@ export const NOT_RETRIED: ReadonlySet<string> = new Set([
   "CONFIGURATION",
   "HISTORY",
 ]);
+
+/** A completed result is reused for the same task, cache version and inputs (both engines). */
+export function cacheKey(def: TaskDef, args: string): string {
+  return digest(def.name, String(def.cacheVersion), digest(args));
+}

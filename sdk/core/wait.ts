@@ -24,6 +24,21 @@ export type Wait =
   | { kind: "stream"; ids: CallId[]; from: number; batch: number; failFast: boolean };
 
 /** Every child call a wait mentions. */
+/** Whether `w` mentions any child call (without listing them: a gather may hold 100,000). */
+export function hasCall(w: Wait): boolean {
+  switch (w.kind) {
+    case "call":
+      return true;
+    case "const":
+    case "opaque":
+      return false;
+    case "stream":
+      return w.from < w.ids.length;
+    default:
+      return w.of.some(hasCall);
+  }
+}
+
 export function waitCalls(w: Wait, out: CallId[] = []): CallId[] {
   switch (w.kind) {
     case "call":

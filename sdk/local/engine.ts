@@ -14,11 +14,10 @@ import type { CallId, CallRecord, Outcome } from "../core/history.ts";
 import { parseOutcome } from "../core/history.ts";
 import type { Decision } from "../core/replay.ts";
 import type { TaskDef } from "../core/task-def.ts";
-import { NOT_RETRIED, retryDelayMs } from "../core/task-def.ts";
+import { NOT_RETRIED, cacheKey, retryDelayMs } from "../core/task-def.ts";
 import { WaitTracker } from "../core/wait.ts";
 import type { Wait } from "../core/wait.ts";
 import { findTask } from "../registry.ts";
-import { digest } from "../serde.ts";
 import type { ExecItem } from "./execute.ts";
 import { InlineExecutor, WorkerPool } from "./pool.ts";
 import type { Executor } from "./pool.ts";
@@ -107,7 +106,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly progress = new Map<string, GroupProgress>();
   private readonly warned = new Set<string>();
   private readonly executor: Executor;
-  /** Replays of parents run here, on the engine's thread: their history need not be copied to a worker. */
+  /** Roots, parents' replays and cheap tasks run here, on the engine's thread (see pump). */
   private readonly inline: InlineExecutor;
   private readonly now: () => number;
   private cancelPoll: NodeJS.Timeout | undefined;
@@ -174,7 +173,8 @@ export class Engine extends EventEmitter<EngineEvents> {
         status: r.status,
       });
       a.attempts = r.attempts;
-      a.hasHistory = r.replays > 0;
+      // History: children (set below) or traces. An attempt that merely started has none.
+      a.hasHistory = this.store.hasTraces(r.id);
       if (r.window_key) {
         a.window = r.window_key;
         a.slot = r.dispatched === 1;
@@ -300,14 +300,13 @@ export class Engine extends EventEmitter<EngineEvents> {
             continue;
           }
         }
-        // A replay is a parent body resuming (orchestration, not compute): run it on this thread,
-        // where its history already is, when this thread knows the task.
+        // On this thread, when it knows the task: a parent's replay (orchestration, not compute,
+        // and its history is already here), a root, and a task whose body proved cheap.
         if ((a.hasHistory || !a.parent || this.cheap(a.task)) && def) replays.push(item);
         else batch.push(item);
-        if (def?.timeoutMs !== undefined && !a.timer) {
-          const token = a.token;
-          a.timer = setTimeout(() => this.onTimeout(a.id, token, def.timeoutMs!), def.timeoutMs);
-        }
+        // One timer per attempt, across re-dispatches of it (a lost worker's action is sent again).
+        if (def?.timeoutMs !== undefined && !a.timer)
+          a.timer = setTimeout(() => this.onTimeout(a.id, def.timeoutMs!), def.timeoutMs);
         room--;
       }
     });
@@ -357,8 +356,10 @@ export class Engine extends EventEmitter<EngineEvents> {
           this.succeed(a, d.value);
           break;
         case "failed":
-          if (d.traces.length) this.store.writeTraces(a.id, d.traces);
-          if (d.traces.length) a.hasHistory = true;
+          if (d.traces.length) {
+            this.store.writeTraces(a.id, d.traces);
+            a.hasHistory = true;
+          }
           this.fail(a, d.error, "FAILED", !isNonRecoverable(d.error) && !NOT_RETRIED.has(d.error.code));
           break;
         case "suspended":
@@ -468,11 +469,12 @@ export class Engine extends EventEmitter<EngineEvents> {
     else a.tracker = t;
   }
 
-  private onTimeout(id: CallId, token: number, ms: number): void {
+  private onTimeout(id: CallId, ms: number): void {
     const a = this.live.get(id);
     if (!a || TERMINAL.has(a.status)) return;
     a.timer = undefined;
-    if (a.token === token && a.status === "RUNNING") this.executor.reclaim([id]);
+    // Whichever dispatch of the attempt is running now is stopped (its worker replaced).
+    if (a.status === "RUNNING") this.executor.reclaim([id]);
     this.cancelDescendants(a, `its parent ${a.task} timed out`);
     const e = new TaskTimeoutError(`task ${a.task} timed out after ${ms} ms`);
     this.fail(a, serializeError(e), "TIMED_OUT", true);
@@ -600,9 +602,4 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (!ok) p.failed++;
     this.emit("progress", p);
   }
-}
-
-/** A completed result is reused for the same task, cache version and inputs. */
-export function cacheKey(def: TaskDef, args: string): string {
-  return digest(def.name, String(def.cacheVersion), digest(args));
 }

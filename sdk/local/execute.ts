@@ -38,5 +38,7 @@ export async function execute(item: ExecItem): Promise<Decision> {
     args: item.args,
     actionId: item.actionId,
     history: item.history ?? emptyHistory(),
+    // The engine places a task by how long its synchronous body takes (engine.ts, cheap tasks).
+    now: () => performance.now(),
   });
 }

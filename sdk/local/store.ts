@@ -15,7 +15,7 @@ import type { Wait } from "../core/wait.ts";
 export type ActionStatus =
   "QUEUED" | "RUNNING" | "SUSPENDED" | "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "CANCELLED";
 export type RunState = "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
-export const TERMINAL: ReadonlySet<string> = new Set(["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"]);
+export { TERMINAL } from "../core/history.ts";
 
 export interface RunRow {
   id: string;
@@ -138,10 +138,10 @@ export class Store {
           suspend: p(
             `UPDATE actions SET status = 'SUSPENDED', waits = ? WHERE id = ? AND status = 'RUNNING'`,
           ),
-          setStatus: p(`UPDATE actions SET status = ? WHERE id = ?`),
           insertTrace: p(`INSERT OR IGNORE INTO traces (action_id, key, rec) VALUES (?, ?, ?)`),
           children: p(`SELECT id, call, outcome FROM actions WHERE parent = ?`),
           traces: p(`SELECT key, rec FROM traces WHERE action_id = ?`),
+          hasTraces: p(`SELECT 1 FROM traces WHERE action_id = ? LIMIT 1`),
           getCache: p(`SELECT value FROM cache WHERE key = ?`),
           putCache: p(`INSERT OR REPLACE INTO cache (key, value, created) VALUES (?, ?, ?)`),
           markCached: p(`UPDATE actions SET cached = 1 WHERE id = ?`),
@@ -238,8 +238,9 @@ export class Store {
     return changed;
   }
 
-  setStatus(id: CallId, status: ActionStatus): void {
-    this.s["setStatus"]!.run(status, id);
+  /** Whether `action` recorded traces (a body that traced has history even without children). */
+  hasTraces(action: CallId): boolean {
+    return this.s["hasTraces"]!.get(action) !== undefined;
   }
 
   /** The recorded history of `parent`: its children's calls and outcomes, and its traces. */
@@ -311,14 +312,6 @@ export class Store {
 
   runActions(runId: string): ActionRow[] {
     return this.db.prepare(`SELECT * FROM actions WHERE run_id = ? ORDER BY seq`).all(runId) as ActionRow[];
-  }
-
-  liveActions(runId: string): ActionRow[] {
-    return this.db
-      .prepare(
-        `SELECT * FROM actions WHERE run_id = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED') ORDER BY seq`,
-      )
-      .all(runId) as ActionRow[];
   }
 
   cancelRequested(runId: string): boolean {
