@@ -8,16 +8,17 @@ import { retryDelayMs } from "../sdk/core/task-def.ts";
 import { ConfigurationError, TaskTimeoutError, serializeError } from "../sdk/errors.ts";
 import { findTask, getTask } from "../sdk/registry.ts";
 import { sendExecs, sendToCoordinator } from "./dispatch.ts";
-import { MESSAGE_VERSION, actionOf } from "./messages.ts";
+import { MESSAGE_VERSION, actionOf, doneOf } from "./messages.ts";
 import type { DoneMessage, ExecMessage, StartMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
 import { maybeResume } from "./resume.ts";
 import { isConditionFailed } from "./runtime.ts";
 import type { Runtime } from "./runtime.ts";
 import { cancelChildren, unsettledChildren } from "./state/cancel.ts";
-import { addCompletions, endCounter } from "./state/counters.ts";
+import { addCompletions, endCounter, readCounter } from "./state/counters.ts";
+import { decodeChunk, loadActionItems } from "./state/history.ts";
 import { bumpAttempt, readAction, writeTerminal } from "./state/results.ts";
 import type { RunItem } from "./state/table.ts";
-import { counterKey, expiry, runKey } from "./state/table.ts";
+import { expiry, runKey } from "./state/table.ts";
 import { isHosted, releaseHosted, releaseSlots, releaseToken, tagFrom } from "./state/windows.ts";
 import type { Release } from "./state/windows.ts";
 import { formatOutcome } from "../sdk/core/history.ts";
@@ -98,30 +99,32 @@ export async function startRun(rt: Runtime, m: StartMessage): Promise<void> {
  * out (state/windows.ts); then the parent's resume if its wait may be satisfied.
  */
 export async function countCompletions(rt: Runtime, msgs: Delivered<DoneMessage>[]): Promise<void> {
-  const byParent = new Map<string, Map<string, Delivered<DoneMessage>>>();
-  // The release tokens of every message of the batch, per parent: a resume decided by one of them
-  // and not marked sent is sent again by its redelivery (resume.ts).
-  const tokens = new Map<string, Set<number>>();
+  const byParent = new Map<
+    string,
+    { kids: Map<string, { msg: DoneMessage; tok: number }>; by: Set<number> }
+  >();
   for (const d of msgs) {
-    const kids = byParent.get(d.msg.parent) ?? new Map<string, Delivered<DoneMessage>>();
-    byParent.set(d.msg.parent, kids);
-    kids.set(d.msg.id, d); // a duplicate inside one batch is counted once
-    const by = tokens.get(d.msg.parent) ?? new Set<number>();
-    tokens.set(d.msg.parent, by);
-    by.add(d.msg.tok ?? releaseToken(d.id));
+    const p = byParent.get(d.msg.parent) ?? { kids: new Map(), by: new Set<number>() };
+    byParent.set(d.msg.parent, p);
+    // The release token of the delivery that produced it (an executor's, handed over) or of this one.
+    const tok = d.msg.tok ?? releaseToken(d.id);
+    p.kids.set(d.msg.id, { msg: d.msg, tok }); // a duplicate inside one batch is counted once
+    // Every message's token, duplicates included: a resume one of them decided and did not mark
+    // sent is sent again by its redelivery (resume.ts).
+    p.by.add(tok);
   }
   await Promise.all(
-    [...byParent].map(async ([parent, kids]) => {
+    [...byParent].map(async ([parent, { kids, by }]) => {
       // Completions of the window part the counter hosts are counted by its release (exactly once
       // each); all others here, with it if there is one, else in one ADD.
       const others = { ok: 0, err: 0 };
       let run = "";
       let hosted: { name: string; items: Release[] } | undefined;
       const windows = new Map<string, Release[]>();
-      for (const { id, msg: k } of kids.values()) {
+      for (const { msg: k, tok } of kids.values()) {
         run = k.run;
         const tag = tagFrom(k);
-        const release = tag && { ...tag, ok: k.ok, tok: k.tok ?? releaseToken(id) };
+        const release = tag && { ...tag, ok: k.ok, tok };
         if (release && isHosted(release.window)) {
           hosted ??= { name: release.window, items: [] };
           if (hosted.name === release.window) {
@@ -145,7 +148,7 @@ export async function countCompletions(rt: Runtime, msgs: Delivered<DoneMessage>
         return;
       }
       await Promise.all([...windows].map(([name, items]) => releaseSlots(rt, run, parent, name, items)));
-      await maybeResume(rt, parent, cnt, [...tokens.get(parent)!]);
+      await maybeResume(rt, parent, cnt, [...by]);
     }),
   );
 }
@@ -170,17 +173,13 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: st
     // This check wrote TIMED_OUT on an earlier delivery and crashed before counting it: count again
     // (an over-count only resumes early). Any other outcome was reported by whoever wrote it.
     if (item.status === "TIMED_OUT" && item.attempt === m.attempt) {
-      await countCompletions(rt, [{ id: messageId, msg: timedOut(m, m.parent) }]);
+      await countCompletions(rt, [{ id: messageId, msg: doneOf(m, m.parent, false) }]);
     }
     return;
   }
   if ((item?.attempt ?? 1) !== m.attempt) return; // a later attempt is running
   const def = findTask(m.task);
-  const cnt = (
-    await rt.doc.send(
-      new GetCommand({ TableName: rt.config.table, Key: counterKey(m.id), ConsistentRead: true }),
-    )
-  ).Item;
+  const cnt = await readCounter(rt, m.id);
   const error = serializeError(
     new TaskTimeoutError(`task ${m.task} timed out after ${m.timeoutMs} ms (attempt ${m.attempt})`),
   );
@@ -214,29 +213,21 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: st
     run: m.run,
     parent: m.parent,
     id: m.id,
-    task: m.task,
-    group: m.group,
     status: "TIMED_OUT",
     outcome: { ok: false, error: { ...error, attempts: m.attempt } },
     attempt: m.attempt,
     kids: cnt !== undefined,
   });
   if (w.written && m.parent !== null)
-    await countCompletions(rt, [{ id: messageId, msg: timedOut(m, m.parent) }]);
+    // A timed-out item of a windowed map frees its slot (its check carries the slot).
+    await countCompletions(rt, [{ id: messageId, msg: doneOf(m, m.parent, false) }]);
 }
 
-/** The completion of a timed-out action (freeing its window slot, if it holds one). */
-function timedOut(m: TimeoutMessage, parent: string): DoneMessage {
-  const d: DoneMessage = { k: "done", v: MESSAGE_VERSION, run: m.run, parent, id: m.id, ok: false };
-  Object.assign(d, tagFrom(m));
-  return d;
-}
-
-/** A retried child's arguments: from its parent's recorded call. */
+/** A retried child's arguments: from its parent's recorded call (the call chunks alone). */
 async function argsOf(rt: Runtime, m: TimeoutMessage): Promise<string | undefined> {
-  const { loadHistory } = await import("./state/history.ts");
-  const h = await loadHistory(rt, m.parent!);
-  return h.history.calls.get(m.id)?.args;
+  for (const it of await loadActionItems(rt, m.parent!))
+    if (String(it["sk"]).startsWith("C#")) for (const c of decodeChunk(it)) if (c.id === m.id) return c.args;
+  return undefined;
 }
 
 export async function sweep(rt: Runtime, m: SweepMessage): Promise<void> {
@@ -285,8 +276,6 @@ export async function failRun(rt: Runtime, run: string, message: string): Promis
       run,
       parent: null,
       id: run,
-      task: "(unknown)",
-      group: "",
       status: "FAILED",
       outcome,
       attempt: undefined,

@@ -18,7 +18,6 @@ import { resetRuntime } from "./runtime.ts";
 export interface DevStackOptions {
   /** TaskEnvironment names; default every environment registered (import the task module first). */
   environments?: string[];
-  prefix?: string;
   /** Receives before a message is dead-lettered; default 3. */
   maxReceiveCount?: number;
   /** Default visibility timeout of every queue (a failed message comes back after it); default 5 s. */
@@ -32,7 +31,6 @@ export interface DevStackOptions {
 
 export interface DevStack {
   aws: LocalAws;
-  bucket: string;
   /** The client configuration (what a deployed stack's outputs file would hold). */
   config: {
     table: string;
@@ -51,7 +49,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
   const environments = options.environments ?? listEnvironments().map((e) => e.name);
   if (!environments.length)
     throw new Error("no TaskEnvironment is registered: import the task module before starting the dev stack");
-  const prefix = options.prefix ?? `aloft-dev-${Math.random().toString(36).slice(2, 8)}`;
+  const prefix = `aloft-dev-${Math.random().toString(36).slice(2, 8)}`;
   const aws = await startLocalAws({
     environments,
     prefix,
@@ -59,8 +57,8 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
     visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 5,
   });
   const bucket = `${prefix}-payloads`.toLowerCase();
-  // fauxqs serves S3 on the SQS endpoint; against LocalStack AWS_ENDPOINT_URL already covers S3.
-  const s3Endpoint = aws.mode === "emulators" ? aws.sqsEndpoint : aws.dynamoEndpoint;
+  // S3 lives on the SQS endpoint: fauxqs serves both, and LocalStack's one endpoint serves every service.
+  const s3Endpoint = aws.sqsEndpoint;
   const s3 = new S3Client({
     endpoint: s3Endpoint,
     region: aws.region,
@@ -86,28 +84,37 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
   resetRuntime();
   const env = { ...aws.env, ...extra };
   const sqs = aws.clients.sqs;
-  const pollers = [
-    new SqsEventSourcePoller(sqs, aws.resources.coordinatorQueueUrl, coordinator, {
-      batchSize: 10,
-      maxConcurrency: options.coordinatorConcurrency ?? 2,
-      functionName: "aloft-coordinator",
-      ...options.poller,
-    }),
-    ...Object.entries(aws.resources.executorQueues).map(
-      ([name, url]) =>
-        new SqsEventSourcePoller(sqs, url, executor, {
-          batchSize: 10,
-          maxConcurrency: options.executorConcurrency ?? 4,
-          functionName: `aloft-executor-${name}`,
-          ...options.poller,
-        }),
-    ),
-  ];
-  await Promise.all(pollers.map((p) => p.start()));
+  const pollers: SqsEventSourcePoller[] = [];
+  try {
+    pollers.push(
+      new SqsEventSourcePoller(sqs, aws.resources.coordinatorQueueUrl, coordinator, {
+        batchSize: 10,
+        maxConcurrency: options.coordinatorConcurrency ?? 2,
+        functionName: "aloft-coordinator",
+        ...options.poller,
+      }),
+      ...Object.entries(aws.resources.executorQueues).map(
+        ([name, url]) =>
+          new SqsEventSourcePoller(sqs, url, executor, {
+            batchSize: 10,
+            maxConcurrency: options.executorConcurrency ?? 4,
+            functionName: `aloft-executor-${name}`,
+            ...options.poller,
+          }),
+      ),
+    );
+    await Promise.all(pollers.map((p) => p.start()));
+  } catch (e) {
+    // Undo what the stack did so far: the pollers that started, the runtime, process.env, emulators.
+    await Promise.allSettled(pollers.map((p) => p.stop()));
+    resetRuntime();
+    restore();
+    await aws.stop();
+    throw e;
+  }
   let stopping: Promise<void> | undefined;
   return {
     aws,
-    bucket,
     config: {
       table: aws.resources.tableName,
       bucket,

@@ -1,6 +1,6 @@
 /**
- * Sending work: child calls to their environment's executor queue (batched, ten per request),
- * resumes of parents, completions and timeout checks to the coordinator queue.
+ * Sending work: child calls and parents' resumes to their environment's executor queue (batched,
+ * ten per request); completions, deadline checks and sweeps to the coordinator queue.
  */
 import type { CallRecord } from "../sdk/core/history.ts";
 import type { WindowTag } from "./state/windows.ts";

@@ -10,13 +10,12 @@ import { emptyHistory } from "../sdk/core/history.ts";
 import { replay } from "../sdk/core/replay.ts";
 import type { Decision } from "../sdk/core/replay.ts";
 import type { TaskDef } from "../sdk/core/task-def.ts";
-import { NOT_RETRIED, retryDelayMs } from "../sdk/core/task-def.ts";
+import { NOT_RETRIED, cacheKey, retryDelayMs } from "../sdk/core/task-def.ts";
 import { ConfigurationError, isNonRecoverable, serializeError } from "../sdk/errors.ts";
 import type { SerializedError } from "../sdk/errors.ts";
 import { findTask, getTask } from "../sdk/registry.ts";
-import { digest } from "../sdk/serde.ts";
 import { sendExecs, sendToCoordinator } from "./dispatch.ts";
-import { MESSAGE_VERSION, actionOf } from "./messages.ts";
+import { MESSAGE_VERSION, actionOf, doneOf } from "./messages.ts";
 import type { DoneMessage, ExecMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
 import { offload, resolvePayload } from "./payloads.ts";
 import { dispatchCalls, maybeResume, redispatch } from "./resume.ts";
@@ -28,6 +27,7 @@ import {
   commitSuspension,
   endCounter,
   markDispatched,
+  readCounter,
   releaseReplay,
 } from "./state/counters.ts";
 import { TraceConflict, loadHistory, writeCalls, writeTraces } from "./state/history.ts";
@@ -36,7 +36,7 @@ import type { Terminal } from "./state/results.ts";
 import type { CounterItem, RunItem, TerminalStatus } from "./state/table.ts";
 import { cacheItemKey, counterKey, expiry, runKey, selfKey } from "./state/table.ts";
 import { triggerFor } from "./state/trigger.ts";
-import { createWindowPart, isHosted, planWindows, releaseToken, tagFrom } from "./state/windows.ts";
+import { createWindowPart, isHosted, planWindows, releaseToken } from "./state/windows.ts";
 
 /** How long a replay holds its parent before a duplicate resume may replay it (after a crash). */
 const REPLAY_LEASE_MS = 30_000;
@@ -44,14 +44,8 @@ const REPLAY_LEASE_MS = 30_000;
 /** What one batch sends to the coordinator at its end, in one SendMessageBatch. */
 export type Outbox = { msg: DoneMessage | TimeoutMessage | SweepMessage; delaySeconds?: number }[];
 
-export function cacheKey(def: TaskDef, args: string): string {
-  return digest(def.name, String(def.cacheVersion), digest(args));
-}
-
-export interface ExecContext {
-  runs: Map<string, Record<string, unknown>>;
-  counters: Map<string, Record<string, unknown>>;
-}
+/** The batch's prefetched items (runs and counters), by keyId. */
+export type ExecContext = Map<string, Record<string, unknown>>;
 
 /**
  * One read for the whole batch: its parents' counters (a child of an ended parent cancels itself;
@@ -65,8 +59,7 @@ export async function prefetch(rt: Runtime, msgs: ExecMessage[]): Promise<ExecCo
     if (m.parent) keys.push(counterKey(m.parent));
     else keys.push(runKey(m.run), counterKey(m.id));
   }
-  const got = await batchGet(rt, keys);
-  return { runs: got, counters: got };
+  return batchGet(rt, keys);
 }
 
 /**
@@ -107,7 +100,7 @@ export async function executeOne(
   // The attempt begins now: a child's recorded startedAt is never later than its body's start.
   const begun = rt.now();
   if (m.parent === null) {
-    const run = ctx.runs.get(keyId(runKey(m.run))) as RunItem | undefined;
+    const run = ctx.get(keyId(runKey(m.run))) as RunItem | undefined;
     if (!run) {
       rt.log.warn("dropped an exec message: its run no longer exists (expired or never started)", {
         run: m.run,
@@ -122,7 +115,7 @@ export async function executeOne(
     return;
   }
   if (m.parent) {
-    const pc = ctx.counters.get(keyId(counterKey(m.parent))) as CounterItem | undefined;
+    const pc = ctx.get(keyId(counterKey(m.parent))) as CounterItem | undefined;
     if (!pc) {
       rt.log.warn("dropped an exec message: its parent's state no longer exists", {
         run: m.run,
@@ -148,8 +141,9 @@ export async function executeOne(
   let cnt: CounterItem | undefined;
   let ending = false;
   if (!lazy) {
-    cnt = ctx.counters.get(keyId(counterKey(m.id))) as CounterItem | undefined;
-    if (cnt || m.epoch > 0) cnt = await readCounter(rt, m.id);
+    // The prefetch reads a root's own counter; a child's (a redelivery or a resume) is read here.
+    cnt = ctx.get(keyId(counterKey(m.id))) as CounterItem | undefined;
+    if (cnt || m.epoch > 0 || m.parent !== null) cnt = await readCounter(rt, m.id);
     if (cnt) {
       const next = await known(rt, m, def, cnt, outbox, delivery);
       if (next === "done") return;
@@ -226,13 +220,6 @@ export async function executeOne(
     }
   }
   return replayAndApply(rt, m, def, args, history, cnt, snap, outbox, at, first);
-}
-
-async function readCounter(rt: Runtime, action: string): Promise<CounterItem | undefined> {
-  const got = await rt.doc.send(
-    new GetCommand({ TableName: rt.config.table, Key: counterKey(action), ConsistentRead: true }),
-  );
-  return got.Item as CounterItem | undefined;
 }
 
 /**
@@ -405,14 +392,8 @@ async function finish(
     // Ended before the outcome is written: no resume or window advance can sneak in between.
     await endCounter(rt, m.id);
     if (history) {
-      const open = [...history.calls.values()].filter((c) => !history.outcomes.has(c.id));
-      const parents = await cancelChildren(
-        rt,
-        m.run,
-        m.id,
-        open.map((c) => ({ id: c.id, task: c.task, group: c.group })),
-        `its parent ${m.task} ended ${status}`,
-      );
+      const open = [...history.calls.keys()].filter((id) => !history.outcomes.has(id));
+      const parents = await cancelChildren(rt, m.run, m.id, open, `its parent ${m.task} ended ${status}`);
       for (const p of parents)
         outbox.push({
           msg: {
@@ -429,8 +410,6 @@ async function finish(
     run: m.run,
     parent: m.parent,
     id: m.id,
-    task: m.task,
-    group: m.group,
     status,
     outcome,
     attempt: m.attempt,
@@ -468,13 +447,6 @@ function untold(existing: Record<string, unknown>, d: Delivery, now: number): bo
   return typeof ended === "number" && now - ended > UNTOLD_MS;
 }
 
-/** The completion of `m`'s action; an item of a windowed map names the slot it frees. */
-function doneOf(m: ExecMessage, parent: string, ok: boolean): DoneMessage {
-  const done: DoneMessage = { k: "done", v: MESSAGE_VERSION, run: m.run, parent, id: m.id, ok };
-  Object.assign(done, tagFrom(m));
-  return done;
-}
-
 /**
  * A redelivered exec for a parent that already ended: its first delivery may have crashed after
  * writing the outcome and before telling its own parent, so tell it again from the record.
@@ -491,7 +463,7 @@ async function resendDone(rt: Runtime, m: ExecMessage, outbox: Outbox, delivery:
 async function cancelSelf(rt: Runtime, m: ExecMessage, outbox: Outbox, reason: string): Promise<void> {
   const hadChildren = await endCounter(rt, m.id);
   if (m.parent !== null) {
-    await cancelChildren(rt, m.run, m.parent, [{ id: m.id, task: m.task, group: m.group }], reason);
+    await cancelChildren(rt, m.run, m.parent, [m.id], reason);
   }
   if (hadChildren) outbox.push({ msg: { k: "sweep", v: MESSAGE_VERSION, run: m.run, id: m.id, reason } });
 }
@@ -519,10 +491,8 @@ async function suspend(
         TableName: rt.config.table,
         Item: {
           ...selfKey(m.id),
-          run: m.run,
-          parent: m.parent,
-          task: m.task,
-          group: m.group,
+          // Its exec message minus the epoch: with its window slot, which a resumed item still frees.
+          ...actionOf(m),
           args: m.args,
           attempt: m.attempt,
           startedAt: at.startedAt,
@@ -552,10 +522,7 @@ async function suspend(
   if (!committed) {
     // Another replay of this epoch committed the same decision; it may have crashed before its
     // sends, so finish them from the stored state (idempotent).
-    const got = await rt.doc.send(
-      new GetCommand({ TableName: rt.config.table, Key: counterKey(m.id), ConsistentRead: true }),
-    );
-    const now = got.Item as CounterItem | undefined;
+    const now = await readCounter(rt, m.id);
     if (now && now.st !== "E" && now.epoch === epoch) {
       if ((now.disp ?? 0) < epoch) await redispatch(rt, now, m.id, def.env);
       await maybeResume(rt, m.id, now, [releaseToken(at.delivery.id)], m);
@@ -574,7 +541,7 @@ async function suspend(
 /** Fails the action a malformed message names, when it names one (the message still dead-letters). */
 export async function failNamedAction(
   rt: Runtime,
-  ref: { run: string; id: string; parent?: string | null | undefined; task?: string | undefined },
+  ref: { run: string; id: string; parent?: string | null | undefined },
   error: string,
 ): Promise<void> {
   const outcome = {
@@ -586,15 +553,11 @@ export async function failNamedAction(
     run: ref.run,
     parent,
     id: ref.id,
-    task: ref.task ?? "(unknown)",
-    group: "",
     status: "FAILED",
     outcome,
     attempt: undefined,
   });
   if (w.written && parent !== null) {
-    await sendToCoordinator(rt, [
-      { msg: { k: "done", v: MESSAGE_VERSION, run: ref.run, parent, id: ref.id, ok: false } },
-    ]);
+    await sendToCoordinator(rt, [{ msg: doneOf(ref, parent, false) }]);
   }
 }

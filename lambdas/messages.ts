@@ -158,6 +158,15 @@ export function tagFrom(m: {
     : undefined;
 }
 
+/** The completion of the action `m` is about; an item of a windowed map names the slot it frees. */
+export function doneOf(
+  m: Pick<ExecMessage, "run" | "id" | "window" | "ws" | "wq">,
+  parent: string,
+  ok: boolean,
+): DoneMessage {
+  return { k: "done", v: MESSAGE_VERSION, run: m.run, parent, id: m.id, ok, ...tagFrom(m) };
+}
+
 /** The identity of the action `m` is about (and its window slot), to copy into a message about it. */
 export function actionOf(
   m: Pick<ExecMessage, "run" | "id" | "parent" | "task" | "group" | "window" | "ws" | "wq">,

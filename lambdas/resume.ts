@@ -8,7 +8,7 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import type { CallRecord } from "../sdk/core/history.ts";
 import { execOf, sendExecs } from "./dispatch.ts";
-import { MESSAGE_VERSION } from "./messages.ts";
+import { MESSAGE_VERSION, actionOf } from "./messages.ts";
 import type { ExecMessage } from "./messages.ts";
 import type { Runtime } from "./runtime.ts";
 import { markDispatched, markResuming, markSent } from "./state/counters.ts";
@@ -16,7 +16,7 @@ import { loadHistory } from "./state/history.ts";
 import type { CounterItem, SelfItem, WindowItem } from "./state/table.ts";
 import { selfKey } from "./state/table.ts";
 import { mayProgress } from "./state/trigger.ts";
-import { occupants, partId, windowName } from "./state/windows.ts";
+import { occupants, partId, partOf } from "./state/windows.ts";
 import type { WindowTag } from "./state/windows.ts";
 
 /**
@@ -35,7 +35,7 @@ export async function dispatchCalls(
   for (const c of calls) {
     let tag: WindowTag | undefined;
     if (c.window) {
-      const slots = held.get(windowName(c.window.key, c.window.index, c.window.limit));
+      const slots = held.get(partOf(c.window.key, c.window.index, c.window.limit));
       // No part for this map: its limit is at least its size, so it is not windowed.
       if (slots) {
         tag = slots.get(c.window.index);
@@ -112,11 +112,7 @@ async function sendResume(
     msg = {
       k: "exec",
       v: MESSAGE_VERSION,
-      run: s.run,
-      id: action,
-      parent: s.parent,
-      task: s.task,
-      group: s.group,
+      ...actionOf({ ...s, id: action }),
       args: s.args,
       attempt: s.attempt,
       epoch,

@@ -6,6 +6,8 @@
  * which SDK v3 reads itself; the SQS client ignores the host in queue URLs (emulators name hosts
  * that do not resolve), and S3 uses path-style addressing when an endpoint is set.
  */
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
@@ -119,33 +121,6 @@ export function isConditionFailed(e: unknown): e is Error & { Item?: Record<stri
   return (e as { name?: string })?.name === "ConditionalCheckFailedException";
 }
 
-type AttributeValue = {
-  S?: string;
-  N?: string;
-  BOOL?: boolean;
-  NULL?: boolean;
-  B?: Uint8Array;
-  L?: AttributeValue[];
-  M?: Record<string, AttributeValue>;
-  SS?: string[];
-  NS?: string[];
-  BS?: Uint8Array[];
-};
-
-function fromAttribute(a: AttributeValue): unknown {
-  if (a.S !== undefined) return a.S;
-  if (a.N !== undefined) return Number(a.N);
-  if (a.BOOL !== undefined) return a.BOOL;
-  if (a.NULL) return null;
-  if (a.B !== undefined) return a.B;
-  if (a.L) return a.L.map(fromAttribute);
-  if (a.M) return Object.fromEntries(Object.entries(a.M).map(([k, v]) => [k, fromAttribute(v)]));
-  if (a.SS) return new Set(a.SS);
-  if (a.NS) return new Set(a.NS.map(Number));
-  if (a.BS) return new Set(a.BS);
-  return undefined;
-}
-
 /**
  * The item as it was, from a ConditionalCheckFailedException raised with
  * `ReturnValuesOnConditionCheckFailure: ALL_OLD`. The document client does not unmarshall errors,
@@ -153,8 +128,7 @@ function fromAttribute(a: AttributeValue): unknown {
  */
 export function oldItem(e: unknown): Record<string, unknown> | undefined {
   const raw = (e as { Item?: Record<string, AttributeValue> })?.Item;
-  if (!raw) return undefined;
-  return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, fromAttribute(v)]));
+  return raw ? unmarshall(raw) : undefined;
 }
 
 export interface OutMessage {
@@ -211,7 +185,7 @@ export async function batchGet(
 ): Promise<Map<string, Record<string, unknown>>> {
   const table = rt.config.table;
   const found = new Map<string, Record<string, unknown>>();
-  const unique = [...new Map(keys.map((k) => [`${k.pk}|${k.sk}`, k])).values()];
+  const unique = [...new Map(keys.map((k) => [keyId(k), k])).values()];
   for (let i = 0; i < unique.length; i += 100) {
     let want: Record<string, unknown>[] = unique.slice(i, i + 100).map((k) => ({ pk: k.pk, sk: k.sk }));
     for (let attempt = 0; want.length > 0; attempt++) {
@@ -219,7 +193,7 @@ export async function batchGet(
         new BatchGetCommand({ RequestItems: { [table]: { Keys: want, ConsistentRead: consistent } } }),
       );
       for (const item of out.Responses?.[table] ?? [])
-        found.set(`${String(item["pk"])}|${String(item["sk"])}`, item);
+        found.set(keyId(item as { pk: string; sk: string }), item);
       want = out.UnprocessedKeys?.[table]?.Keys ?? [];
       if (want.length && attempt >= 6)
         throw new Error(`BatchGetItem: ${want.length} key(s) still unprocessed`);

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import type { SQSEvent } from "aws-lambda";
-import type { ActionNode, RunStatus } from "aloft";
+import type { RunStatus } from "aloft";
 import { handler as coordinator } from "../lambdas/coordinator.ts";
 import { startDevStack } from "../lambdas/dev.ts";
 import type { DevStack } from "../lambdas/dev.ts";
@@ -27,16 +27,10 @@ import {
   lagReads,
   pairUp,
 } from "./helpers/aws-faults.ts";
-import type { Captured } from "./helpers/aws-faults.ts";
+import type { Captured, Injected } from "./helpers/aws-faults.ts";
+import { TERMINAL, flatten, maxOverlap } from "./helpers/status.ts";
 
-const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"]);
-
-function flatten(n: ActionNode | undefined, out: ActionNode[] = []): ActionNode[] {
-  if (!n) return out;
-  out.push(n);
-  for (const c of n.children) flatten(c, out);
-  return out;
-}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -110,6 +104,18 @@ describe("AWS handlers under faults", { timeout: 170_000 }, () => {
     return { gather: g };
   }
 
+  /** Runs the workload with `faults` injected, removes them, and checks that each one fired. */
+  async function underFault(label: string, ...faults: Injected[]): Promise<void> {
+    try {
+      await workload(label);
+    } finally {
+      faults.forEach((f) => f());
+    }
+    faults.forEach((f, i) =>
+      assert.ok(f.injected > 0, `${label}: fault ${i + 1} of ${faults.length} never fired`),
+    );
+  }
+
   it("runs the workload cleanly; a gather resumes its parent once", async () => {
     const { gather } = await workload("clean");
     assert.equal(await gather.replays(), 1);
@@ -142,68 +148,56 @@ describe("AWS handlers under faults", { timeout: 170_000 }, () => {
 
   it("a crash after a DynamoDB write, before the SQS send that follows it", async () => {
     let n = 0;
-    const undo = inject(runtime().sqs, "crash-before-send", (cmd) =>
-      cmd === "SendMessageBatchCommand" && ++n % 4 === 1 && n < 40 ? "before" : undefined,
+    await underFault(
+      "crash before send",
+      inject(runtime().sqs, "crash-before-send", (cmd) =>
+        cmd === "SendMessageBatchCommand" && ++n % 4 === 1 && n < 40 ? "before" : undefined,
+      ),
     );
-    try {
-      await workload("crash before send");
-    } finally {
-      undo();
-    }
   });
 
   it("a crash after an SQS send, before the DynamoDB write that follows it", async () => {
     let n = 0;
-    const undo = inject(runtime().sqs, "crash-after-send", (cmd) =>
-      cmd === "SendMessageBatchCommand" && ++n % 4 === 2 && n < 40 ? "after" : undefined,
+    await underFault(
+      "crash after send",
+      inject(runtime().sqs, "crash-after-send", (cmd) =>
+        cmd === "SendMessageBatchCommand" && ++n % 4 === 2 && n < 40 ? "after" : undefined,
+      ),
     );
-    try {
-      await workload("crash after send");
-    } finally {
-      undo();
-    }
   });
 
   it("a crash right after DynamoDB writes (conditional updates, puts, batch writes)", async () => {
     let n = 0;
-    const undo = inject(runtime().ddb, "crash-after-write", (cmd) =>
-      /^(UpdateCommand|PutCommand|BatchWriteCommand|UpdateItemCommand|PutItemCommand|BatchWriteItemCommand)$/.test(
-        cmd,
-      ) &&
-      ++n % 5 === 3 &&
-      n < 80
-        ? "after"
-        : undefined,
+    await underFault(
+      "crash after write",
+      inject(runtime().ddb, "crash-after-write", (cmd) =>
+        /^(UpdateCommand|PutCommand|BatchWriteCommand|UpdateItemCommand|PutItemCommand|BatchWriteItemCommand)$/.test(
+          cmd,
+        ) &&
+        ++n % 5 === 3 &&
+        n < 80
+          ? "after"
+          : undefined,
+      ),
     );
-    try {
-      await workload("crash after write");
-    } finally {
-      undo();
-    }
   });
 
   it("a crash after the result write, before the message delete (lost DeleteMessageBatch)", async () => {
     let n = 0;
-    const undo = inject(dev.aws.clients.sqs, "lost-delete", (cmd) =>
-      cmd === "DeleteMessageBatchCommand" && ++n <= 6 ? "before" : undefined,
+    await underFault(
+      "lost delete",
+      inject(dev.aws.clients.sqs, "lost-delete", (cmd) =>
+        cmd === "DeleteMessageBatchCommand" && ++n <= 6 ? "before" : undefined,
+      ),
     );
-    try {
-      await workload("lost delete");
-    } finally {
-      undo();
-    }
   });
 
   it("throttling and transient errors: the first call of every operation fails, on both services", async () => {
-    const undo = [
+    await underFault(
+      "throttled",
       failFirstOfEach(runtime().ddb, "throttle-ddb"),
       failFirstOfEach(runtime().sqs, "throttle-sqs", /^Send/),
-    ];
-    try {
-      await workload("throttled");
-    } finally {
-      undo.forEach((u) => u());
-    }
+    );
   });
 
   it("a map window never exceeds its limit: duplicate and late completions, two coordinators at once, crashes", async () => {
@@ -409,13 +403,9 @@ describe("AWS handlers under faults", { timeout: 170_000 }, () => {
     const kids = (await r.status()).root!.children;
     assert.equal(kids.length, 160);
     assert.ok(kids.every((k) => k.status === "SUCCEEDED"));
-    const ev: [number, number][] = [];
-    for (const k of kids) ev.push([k.startedAt!, 1], [k.endedAt!, -1]);
-    ev.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    let cur = 0;
-    let max = 0;
-    for (const [, d] of ev) max = Math.max(max, (cur += d));
+    const max = maxOverlap(kids);
     assert.ok(max <= 70, `max in flight ${max} > 70`);
+    assert.ok(max >= 2, `max in flight ${max}: the window never ran children side by side`);
   });
 
   it("actions that end well within their timeout send no deadline check; a parent that suspends does", async () => {
@@ -430,15 +420,39 @@ describe("AWS handlers under faults", { timeout: 170_000 }, () => {
       return undefined;
     });
     try {
-      const flat = await client.run(t.wideGatherTimed, 20);
-      assert.equal(await within(flat.result(), 30_000, "wideGatherTimed"), 20);
-      assert.equal(checks, 0, "twenty children with a 2 s timeout, each done in milliseconds");
+      // A 20 s timeout: the batch would have to stay open 5 s to send a check, even when loaded.
+      const flat = await client.run(t.wideGatherRoomy, 20);
+      assert.equal(await within(flat.result(), 30_000, "wideGatherRoomy"), 20);
+      assert.equal(checks, 0, "twenty children with a 20 s timeout, each done in milliseconds");
       const parent = await client.run(t.timedParent, 5);
       assert.equal(await within(parent.result(), 30_000, "timedParent"), 5);
       assert.equal(checks, 1, "the parent's check, sent as it suspended");
     } finally {
       undo();
     }
+  });
+
+  it("a child parent's first exec, delivered again after it suspended, does not run its body again", async () => {
+    // The child's executor crashes right after committing its first suspension: SQS delivers the
+    // exec again (receive count 2). That redelivery must read the child's own counter, find it
+    // suspended, and only finish what the crash left undone — not replay the body from nothing.
+    const key = `k-${Math.random().toString(36).slice(2, 8)}`;
+    let crashed = 0;
+    const undo = inject(runtime().ddb, "crash-after-child-commit", (cmd, input) => {
+      const pk = String((input["Key"] as { pk?: string } | undefined)?.pk);
+      const commit = /^SET epoch = :e1/.test(String(input["UpdateExpression"]));
+      return /^Update(Item)?Command$/.test(cmd) && commit && !pk.startsWith("A#r-") && crashed++ === 0
+        ? "after"
+        : undefined;
+    });
+    try {
+      const r = await client.run(t.callsTracedParent, key);
+      assert.equal(await within(r.result(), 30_000, "callsTracedParent"), 3);
+    } finally {
+      undo();
+    }
+    assert.equal(crashed > 0, true, "the child's first commit crashed");
+    assert.equal(t.notedRuns(key), 1, "the traced step ran once");
   });
 
   it("a leaf whose synchronous body overruns its timeout is timed out, not recorded as a success", async () => {
@@ -483,12 +497,25 @@ describe("AWS handlers under faults", { timeout: 170_000 }, () => {
   });
 
   it("cancel reaches queued and running descendants", async () => {
-    const r = await client.run(t.slowGather, 6, 1500);
-    await new Promise((res) => setTimeout(res, 600));
+    const key = `cancel-${Math.random().toString(36).slice(2, 10)}`;
+    const r = await client.run(t.slowGather, key, 6, 3000);
+    // Cancel once the children are in the tree and their bodies have begun (not before dispatch).
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const kids = (await r.status()).root?.children ?? [];
+      const running = kids.filter((k) => k.status === "RUNNING").length;
+      if (kids.length === 6 && running > 0 && t.slowStarted(key) >= 2) break;
+      assert.ok(
+        Date.now() < deadline,
+        `no children running: ${kids.length} in the tree, ${running} RUNNING, ${t.slowStarted(key)} begun`,
+      );
+      await sleep(50);
+    }
     await r.cancel();
     await assert.rejects(r.result(), (e: Error) => e.name === "CancelledError");
     const s = await r.status();
     assert.equal(s.state, "CANCELLED");
+    assert.equal(flatten(s.root).length, 1 + 6, "the parent and its six children");
     assert.ok(flatten(s.root).every((n) => n.status === "CANCELLED"));
   });
 
@@ -538,7 +565,7 @@ describe("AWS handlers under faults", { timeout: 170_000 }, () => {
     const deadline = Date.now() + 60_000;
     while ((await depth(res.coordinatorDlqUrl)) < 3 || (await depth(res.executorDlqs["awsx"]!)) < 1) {
       assert.ok(Date.now() < deadline, "poison messages did not reach the dead-letter queues");
-      await new Promise((r) => setTimeout(r, 250));
+      await sleep(250);
     }
     const dead = await sqs.send(
       new ReceiveMessageCommand({ QueueUrl: res.executorDlqs["awsx"]!, MaxNumberOfMessages: 10 }),

@@ -6,18 +6,12 @@
  */
 import type { CallId } from "../../sdk/core/history.ts";
 import { CancelledError, serializeError } from "../../sdk/errors.ts";
-import { batchGet } from "../runtime.ts";
+import { batchGet, keyId } from "../runtime.ts";
 import type { Runtime } from "../runtime.ts";
 import { endCounter } from "./counters.ts";
 import { loadHistory } from "./history.ts";
 import { writeTerminal } from "./results.ts";
 import { counterKey } from "./table.ts";
-
-export interface Unsettled {
-  id: CallId;
-  task: string;
-  group: string;
-}
 
 /**
  * Cancels `children` of `parent`; returns the ids of those that are parents themselves, whose own
@@ -27,46 +21,37 @@ export async function cancelChildren(
   rt: Runtime,
   run: string,
   parent: CallId,
-  children: Unsettled[],
+  children: CallId[],
   reason: string,
 ): Promise<CallId[]> {
   if (!children.length) return [];
   const outcome = { ok: false as const, error: serializeError(new CancelledError(`cancelled: ${reason}`)) };
-  const counters = await batchGet(
-    rt,
-    children.map((c) => counterKey(c.id)),
-    true,
-  );
-  const parents = children.filter((c) => counters.has(`${counterKey(c.id).pk}|CNT`)).map((c) => c.id);
+  const counters = await batchGet(rt, children.map(counterKey), true);
+  const parents = new Set(children.filter((id) => counters.has(keyId(counterKey(id)))));
   // Mark sub-parents ended before their outcome is written, so none resumes in between.
-  await Promise.all(parents.map((id) => endCounter(rt, id)));
+  await Promise.all([...parents].map((id) => endCounter(rt, id)));
   for (let i = 0; i < children.length; i += 25) {
     await Promise.all(
-      children.slice(i, i + 25).map((c) =>
+      children.slice(i, i + 25).map((id) =>
         writeTerminal(rt, {
           run,
           parent,
-          id: c.id,
-          task: c.task,
-          group: c.group,
+          id,
           status: "CANCELLED",
           outcome,
           attempt: undefined,
-          kids: parents.includes(c.id),
+          kids: parents.has(id),
         }),
       ),
     );
   }
-  return parents;
+  return [...parents];
 }
 
 /** The unsettled children of `action`, from its stored history. */
-export async function unsettledChildren(rt: Runtime, action: CallId): Promise<Unsettled[]> {
+export async function unsettledChildren(rt: Runtime, action: CallId): Promise<CallId[]> {
   const { history } = await loadHistory(rt, action);
-  const out: Unsettled[] = [];
-  for (const c of history.calls.values())
-    if (!history.outcomes.has(c.id)) out.push({ id: c.id, task: c.task, group: c.group });
-  return out;
+  return [...history.calls.keys()].filter((id) => !history.outcomes.has(id));
 }
 
 /** Cancels the whole subtree under `action`, level by level (the client's cancel). */

@@ -2,7 +2,7 @@
  * The conditional writes on a parent's counter item (`A#<action>`/`CNT`); map windows: windows.ts.
  * Each condition is the guard of one effect; the comment on it says which. Timeline: docs/aws.md.
  */
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { isConditionFailed } from "../runtime.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Trigger } from "./trigger.ts";
@@ -27,7 +27,8 @@ async function update<T>(
 /**
  * Commits a suspension: epoch `from` → `from + 1`, with the thresholds of its wait and the counts
  * read before its history was. Returns the new counter, or undefined when another replay of the
- * same epoch committed first (the loser does nothing more: its calls were identical).
+ * same epoch committed first (its calls were identical: the loser only finishes what the winner
+ * may have left unsent, from the stored state — execute.ts suspend).
  */
 export function commitSuspension(
   rt: Runtime,
@@ -68,6 +69,14 @@ export function commitSuspension(
       ...(a.from === 0 ? {} : { ":e": a.from, ":E": "E" }),
     },
   });
+}
+
+/** A parent's counter, read consistently (undefined for an action that never suspended). */
+export async function readCounter(rt: Runtime, action: string): Promise<CounterItem | undefined> {
+  const got = await rt.doc.send(
+    new GetCommand({ TableName: rt.config.table, Key: counterKey(action), ConsistentRead: true }),
+  );
+  return got.Item as CounterItem | undefined;
 }
 
 /** Counts a batch of completions. Undefined when the parent is gone or has ended (they are moot). */

@@ -4,10 +4,11 @@
  * partitions. Reads are paged Queries (never one request per child), so a 100,000-child parent
  * replays with ≈N/CHUNK_CALLS + N/≈2,000 requests and no item grows toward 400 KB.
  *
- * Call chunks are stored compressed (`z`: deflated JSON of compact records, ≈30 bytes a call for
- * small arguments instead of ≈200): a record's parent is the chunk's action and its inputs digest is
- * recomputed from its arguments, so neither is stored; what is stored is read back into the core's
- * CallRecord exactly. Write units are billed per KB, so this cuts the chunk cost per child ≈6x.
+ * Call chunks are stored compressed (`z`: deflated JSON of compact records, ≈10 bytes a call for
+ * small arguments instead of ≈200): a record's parent is the chunk's action, its inputs digest is
+ * recomputed from its arguments and its id from the rest, so none of them is stored; what is stored
+ * is read back into the core's CallRecord exactly. Write units are billed per KB and every replay
+ * reads the chunks again, so this cuts their cost per child ≈20x.
  */
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
@@ -17,7 +18,7 @@ import { HistoryError } from "../../sdk/errors.ts";
 import { callIdentity } from "../../sdk/core/calls.ts";
 import { digest } from "../../sdk/serde.ts";
 import { offload, resolvePayload } from "../payloads.ts";
-import { batchGet, batchPut, isConditionFailed, queryAll } from "../runtime.ts";
+import { batchGet, batchPut, isConditionFailed, keyId, queryAll } from "../runtime.ts";
 import type { Runtime } from "../runtime.ts";
 import type { CounterItem, ResultItem, SelfItem, WindowItem } from "./table.ts";
 import { CHUNK_CALLS, RESULT_SHARDS, actionPk, chunkSk, resultPk, traceSk } from "./table.ts";
@@ -27,12 +28,11 @@ const CALL_ARGS_INLINE = 3_000;
 
 export interface Loaded {
   history: History;
-  counter: CounterItem | undefined;
   self: SelfItem | undefined;
+  /** Window parts, the one the counter hosts included. */
   windows: WindowItem[];
   /** Calls in the order recorded, per epoch (for re-dispatch after a crash). */
   callsByEpoch: Map<number, CallRecord[]>;
-  results: Map<CallId, ResultItem>;
 }
 
 /** The action partition alone (counter, self, chunks, traces, windows). */
@@ -101,13 +101,12 @@ async function assemble(
   const callsByEpoch = new Map<number, CallRecord[]>();
   const traces = new Map<string, TraceRecord>();
   const windows: WindowItem[] = [];
-  let counter: CounterItem | undefined;
   let self: SelfItem | undefined;
   // Query returns items in sort-key order: chunks by epoch then number, so call order is kept.
   for (const it of items) {
     const sk = String(it["sk"]);
     if (sk === "CNT") {
-      counter = it as unknown as CounterItem;
+      const counter = it as unknown as CounterItem;
       if (counter.win) windows.push({ pk: counter.pk, sk: counter.sk, ...counter.win });
     } else if (sk === "SELF") self = it as unknown as SelfItem;
     else if (sk.startsWith("W#")) windows.push(it as unknown as WindowItem);
@@ -142,7 +141,7 @@ async function assemble(
       outcomes.set(id, parseOutcome(`outcome of ${id}`, await resolvePayload(rt.payloads, r.outcome)));
     }),
   );
-  return { history: { calls, outcomes, traces }, counter, self, windows, callsByEpoch, results };
+  return { history: { calls, outcomes, traces }, self, windows, callsByEpoch };
 }
 
 /** Thrown when another replay of the same epoch recorded its traces first: replay again on top of them. */
@@ -298,11 +297,11 @@ export async function readCalls(
   const chunks = [...new Set(positions.map((p) => Math.floor(p / CHUNK_CALLS)))];
   const keyOf = (n: number) => ({ pk: actionPk(action), sk: chunkSk(epoch, n) });
   const got = await batchGet(rt, chunks.map(keyOf));
-  const missing = chunks.filter((n) => !got.has(`${actionPk(action)}|${chunkSk(epoch, n)}`));
+  const missing = chunks.filter((n) => !got.has(keyId(keyOf(n))));
   if (missing.length) for (const [k, v] of await batchGet(rt, missing.map(keyOf), true)) got.set(k, v);
   const decoded = new Map<number, CallRecord[]>();
   for (const n of chunks) {
-    const it = got.get(`${actionPk(action)}|${chunkSk(epoch, n)}`);
+    const it = got.get(keyId(keyOf(n)));
     if (!it) throw new HistoryError(`call chunk ${n} of ${action} epoch ${epoch} is missing`);
     decoded.set(n, decodeChunk(it));
   }

@@ -16,8 +16,6 @@ export interface Terminal {
   run: string;
   parent: string | null;
   id: string;
-  task: string;
-  group: string;
   status: TerminalStatus;
   outcome: Outcome;
   /** The attempt that ends it; undefined for a cancellation, which ends any attempt. */

@@ -63,9 +63,10 @@ function pad(n: number, width: number): string {
 }
 
 /** Terminal states of a run or action. */
-export type TerminalStatus = "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "CANCELLED";
+import type { TerminalStatus } from "../../sdk/core/history.ts";
+export { TERMINAL } from "../../sdk/core/history.ts";
+export type { TerminalStatus };
 export type RunStatusValue = "RUNNING" | TerminalStatus;
-export const TERMINAL: ReadonlySet<string> = new Set(["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"]);
 
 export interface RunItem {
   pk: string;
@@ -132,9 +133,14 @@ export interface SelfItem {
   pk: string;
   sk: "SELF";
   run: string;
+  id: string;
   parent: string | null;
   task: string;
   group: string;
+  /** The window slot it holds as an item of its own parent's windowed map. */
+  window?: string;
+  ws?: number;
+  wq?: number;
   args: string;
   attempt: number;
   /** When the attempt's first execution began (its startedAt in the status tree). */

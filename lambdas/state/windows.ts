@@ -25,6 +25,13 @@
  * the same completion (a duplicate done, a late timeout check) finds another token and sends
  * nothing, so duplicates do not cascade down a slot — with no second write to clear the mark.
  *
+ * Hosted: a parent's counter item holds its first one-part window that fits beside it in one write
+ * unit (`win`, named `@<key>#0`, written by the commit that creates it). Its release also counts the
+ * completions — `SET win.slots[s] = win.upto + :j, ... ADD co :ok, ce :err IF st <> :E AND
+ * win.name = :w AND win.slots[s] = :q ...` — so a hosted window costs no write beyond the count,
+ * and executors make it themselves (lambdas/executor.ts). Which part is hosted depends only on
+ * whether the counter ever hosted one, so every replay of an epoch decides alike.
+ *
  * Items never grow with the limit beyond SLOTS_PER_PART slots: a larger window is split into parts,
  * item i of the map belonging to part i % parts with position ⌊i / parts⌋ in it; each part is a
  * window over its own items and the parts' limits add up to the map's. A map whose limit is at
@@ -49,12 +56,14 @@ const RELEASES_PER_UPDATE = 40;
 const SENT = -1;
 
 /**
- * The token a release marks its slot with: a number from the delivering message's id (1..99,999).
- * Five digits keep a hosted window small; two messages sharing a token cost at most one duplicate
- * exec of an item (recorded once).
+ * Release tokens are 1..MAX_TOKEN. Five digits keep a hosted window small; two messages sharing a
+ * token cost at most one duplicate exec of an item (recorded once).
  */
+export const MAX_TOKEN = 99_999;
+
+/** The token a release marks its slot with: a number from the delivering message's id. */
 export function releaseToken(messageId: string): number {
-  return (createHash("sha1").update(messageId).digest().readUInt32BE(0) % 99_999) + 1;
+  return (createHash("sha1").update(messageId).digest().readUInt32BE(0) % MAX_TOKEN) + 1;
 }
 
 /** A hosted part's name: the parent's counter item holds it (see "Hosted" above). */
@@ -67,10 +76,10 @@ export const partId = (w: Pick<WindowItem, "key" | "part">): string => `${w.key}
  * The size in bytes DynamoDB bills for a hosted part at its largest (every position and token at
  * its widest): a number costs 1 byte per 2 significant digits + 1, a list or map entry 1 more.
  */
-export function hostedBytes(limit: number, size: number, key: string): number {
+function hostedBytes(limit: number, size: number, key: string): number {
   const num = (max: number) => Math.ceil(String(Math.max(1, Math.floor(max))).length / 2) + 1;
   const slots = limit * (1 + num(size + limit)); // positions in `slots`
-  const pend = limit * (1 + num(99_999)); // tokens in `pend`
+  const pend = limit * (1 + num(MAX_TOKEN)); // tokens in `pend`
   // Attribute names: `win` and its fields.
   const names = [
     "win",
@@ -107,7 +116,7 @@ const WRITE_UNIT = 1024;
 export const partsFor = (limit: number): number => Math.ceil(limit / SLOTS_PER_PART);
 
 /** The part (its partId) of window `key` that item `index` belongs to. */
-export function windowName(key: string, index: number, limit: number): string {
+export function partOf(key: string, index: number, limit: number): string {
   return `${key}#${index % partsFor(limit)}`;
 }
 
@@ -223,7 +232,7 @@ export interface Counts {
 
 /**
  * Releases the slots of completed items of window part `name` of `parent`, exactly once each, and
- * lets the next items out. Returns the map indices sent (for tests and logs).
+ * lets the next items out.
  */
 export async function releaseSlots(
   rt: Runtime,
@@ -231,11 +240,8 @@ export async function releaseSlots(
   parent: string,
   name: string,
   done: readonly Release[],
-): Promise<number[]> {
-  const sent: number[] = [];
-  for (const some of chunks(done))
-    sent.push(...(await releaseSome(rt, run, parent, name, some, undefined)).sent);
-  return sent;
+): Promise<void> {
+  for (const some of chunks(done)) await releaseSome(rt, run, parent, name, some, undefined);
 }
 
 /**
@@ -283,7 +289,6 @@ function chunks(done: readonly Release[]): Release[][] {
 }
 
 interface Released {
-  sent: number[];
   /** Hosted: the counter after an update that went through (with the counts). */
   counter?: CounterItem;
   /** Hosted: the parent's counter is gone or ended. */
@@ -302,7 +307,6 @@ async function releaseSome(
   // A hosted part lives in the counter's `win` map; every path below is relative to it.
   const at = hosted ? "win." : "";
   const key = hosted ? counterKey(parent) : windowKey(parent, name);
-  const sent: number[] = [];
   for (let round = 0; todo.length; round++) {
     if (round > RELEASES_PER_UPDATE) throw new Error(`window ${name} of ${parent}: releases keep failing`);
     const values: Record<string, unknown> = { ":k": todo.length };
@@ -350,23 +354,23 @@ async function releaseSome(
     } catch (e) {
       if (!isConditionFailed(e)) throw e;
       const item = oldItem(e);
-      if (hosted && (!item || item["st"] === "E")) return { sent, gone: true };
+      if (hosted && (!item || item["st"] === "E")) return { gone: true };
       const old = (hosted ? item?.["win"] : item) as WindowItem | undefined;
-      if (!old) return { sent }; // no window (the parent's state is gone)
+      if (!old) return {}; // no window (the parent's state is gone)
       if (old.name !== name) throw new Error(`window ${name} of ${parent} is not the one its counter hosts`);
       const held = todo.filter((d) => old.slots[d.ws] === d.wq);
       // A completion whose slot moved on, marked by this very message: its earlier delivery
       // committed the move and may have crashed before sending the new occupant. Send it (again,
       // if it was sent).
       const unsent = todo.filter((d) => old.slots[d.ws] !== d.wq && old.pend[d.ws] === d.tok);
-      if (unsent.length) sent.push(...(await sendOccupants(rt, run, parent, old, unsent)));
+      if (unsent.length) await sendOccupants(rt, run, parent, old, unsent);
       todo = held;
       continue;
     }
-    sent.push(...(await sendOccupants(rt, run, parent, w, todo)));
-    return hosted ? { sent, counter: after as unknown as CounterItem } : { sent };
+    await sendOccupants(rt, run, parent, w, todo);
+    return hosted ? { counter: after as unknown as CounterItem } : {};
   }
-  return { sent };
+  return {};
 }
 
 /** Sends the occupants of the slots `released` freed. */
@@ -376,11 +380,11 @@ async function sendOccupants(
   parent: string,
   w: WindowItem,
   released: Release[],
-): Promise<number[]> {
+): Promise<void> {
   const items = released
     .map((d) => ({ d, q: w.slots[d.ws]!, i: itemAt(w, w.slots[d.ws]!) }))
     .filter((x) => x.i < w.size);
-  if (!items.length) return [];
+  if (!items.length) return;
   const calls = await readCalls(
     rt,
     parent,
@@ -391,5 +395,4 @@ async function sendOccupants(
     rt,
     calls.map((c, n) => ({ msg: execOf(run, c, { window: w.name, ws: items[n]!.d.ws, wq: items[n]!.q }) })),
   );
-  return items.map((x) => x.i);
 }

@@ -7,34 +7,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { ActionNode, RunStatus } from "aloft";
+import type { RunStatus } from "aloft";
+import { TERMINAL, flatten, maxOverlap } from "../helpers/status.ts";
 import type { Backend } from "./backend.ts";
 import * as t from "./tasks.ts";
 
-function flatten(n: ActionNode | undefined, out: ActionNode[] = []): ActionNode[] {
-  if (!n) return out;
-  out.push(n);
-  for (const c of n.children) flatten(c, out);
-  return out;
-}
-
-function maxOverlap(nodes: ActionNode[]): number {
-  const ev: [number, number][] = [];
-  for (const n of nodes) {
-    if (n.startedAt === undefined || n.endedAt === undefined) continue;
-    ev.push([n.startedAt, 1], [n.endedAt, -1]);
-  }
-  ev.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let cur = 0;
-  let max = 0;
-  for (const [, d] of ev) max = Math.max(max, (cur += d));
-  return max;
-}
-
-const terminal = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"]);
-
 function allTerminal(s: RunStatus): void {
-  for (const n of flatten(s.root)) assert.ok(terminal.has(n.status), `${n.task} ${n.id} left ${n.status}`);
+  for (const n of flatten(s.root)) assert.ok(TERMINAL.has(n.status), `${n.task} ${n.id} left ${n.status}`);
 }
 
 export function semanticSuite(makeBackend: () => Promise<Backend>): void {
@@ -126,8 +105,23 @@ export function semanticSuite(makeBackend: () => Promise<Backend>): void {
       const kids = s.root!.children;
       assert.equal(kids.length, 24);
       assert.ok(kids.every((k) => k.group === "doubling"));
-      assert.ok(maxOverlap(kids) <= 4, `max in flight ${maxOverlap(kids)} > 4`);
-      assert.ok((await b.replays(r.id)) <= 8, "streaming resumes are coalesced (8 batches)");
+      const inFlight = maxOverlap(kids);
+      assert.ok(inFlight <= 4, `max in flight ${inFlight} > 4`);
+      assert.ok(inFlight >= 2, `max in flight ${inFlight}: the window never ran children side by side`);
+      const replays = await b.replays(r.id);
+      assert.ok(replays <= 8, `streaming resumes are coalesced (8 batches): ${replays} replays`);
+      assert.ok(replays >= 1, "the parent resumed at least once as results streamed in");
+    });
+
+    it("a windowed map of parent tasks: each item frees its slot when it ends after resuming", async () => {
+      const r = await b.run(t.mapOfParents, 8, 2);
+      assert.deepEqual(
+        await r.result(),
+        Array.from({ length: 8 }, (_, i) => [i * i, (i + 1) * (i + 1)]),
+      );
+      const kids = (await r.status()).root!.children;
+      assert.equal(kids.length, 8);
+      assert.ok(maxOverlap(kids) <= 2, `max in flight ${maxOverlap(kids)} > 2`);
     });
 
     it("map.aio with returnExceptions: false throws the first failure", async () => {
@@ -197,13 +191,24 @@ export function semanticSuite(makeBackend: () => Promise<Backend>): void {
     it("cancel stops every descendant, queued or running, and the run ends CANCELLED", async () => {
       const k = key();
       const r = await b.run(t.longParent, k, 6);
-      for (let i = 0; i < 100 && t.count(`long-${k}`) < 2; i++)
+      // Cancel once the children are in the tree and two bodies have begun (not before dispatch).
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const kids = (await r.status()).root?.children ?? [];
+        const running = kids.filter((c) => c.status === "RUNNING").length;
+        if (kids.length === 6 && running > 0 && t.count(`long-${k}`) >= 2) break;
+        assert.ok(
+          Date.now() < deadline,
+          `no children running: ${kids.length} in the tree, ${running} RUNNING, ${t.count(`long-${k}`)} begun`,
+        );
         await new Promise((res) => setTimeout(res, 50));
+      }
       await r.cancel();
       await assert.rejects(r.result(), (e: Error) => e.name === "CancelledError");
       const s = await r.status();
       assert.equal(s.state, "CANCELLED");
       allTerminal(s);
+      assert.equal(flatten(s.root).length, 1 + 6, "the parent and its six children");
       assert.ok(flatten(s.root).every((n) => n.status === "CANCELLED"));
     });
 
@@ -213,7 +218,9 @@ export function semanticSuite(makeBackend: () => Promise<Backend>): void {
       const second = await b.run(t.usesCache, k);
       assert.deepEqual(await second.result(), [2, 3]);
       assert.equal(t.count(`cached-${k}`), 2, "each input ran once across both runs");
-      assert.ok((await second.status()).root!.children.every((c) => c.cached));
+      const kids = (await second.status()).root!.children;
+      assert.equal(kids.length, 2, "the second run has both children");
+      assert.ok(kids.every((c) => c.cached));
     });
 
     it("trace runs its function once and replays return the recorded value", async () => {

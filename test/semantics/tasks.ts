@@ -66,6 +66,20 @@ export const nested = env.task(async function nested(n: number) {
   return { a, b };
 });
 
+/** A windowed map whose items are parents: each suspends, resumes, and only then frees its slot. */
+export const mapOfParents = env.task(async function mapOfParents(n: number, concurrency: number) {
+  const out: number[][] = [];
+  for await (const r of map.aio(
+    aioSquares,
+    Array.from({ length: n }, (_, i) => [i, i + 1]),
+    { concurrency },
+  )) {
+    if (r instanceof Error) throw r;
+    out.push(r);
+  }
+  return out;
+});
+
 export const mapSync = env.task(function mapSync(n: number) {
   const out: (number | string)[] = [];
   for (const r of map(
