@@ -839,7 +839,8 @@ const sleepy = env.task(async function sleepy() {
   return 7;
 });
 const sleepyParent = env.task(async function sleepyParent() {
-  await sleep(5);
+  // Long enough to be pending after the engine's first idle turn even on a loaded machine.
+  await sleep(200);
   return double(3);
 });
 
