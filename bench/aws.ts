@@ -1,6 +1,7 @@
 /**
- * The AWS path on the local implementations (DynamoDB Local, fauxqs): a gather of N children and a
- * map of N with concurrency 50, through the real handlers and the local event-source poller.
+ * The AWS path on the local implementations (DynamoDB Local, fauxqs): three scenarios, a gather of
+ * N children, a map of N with concurrency 50, and a gather of N children that each have a timeout,
+ * through the real handlers and the local event-source poller.
  * Prints wall time, parent replays, AWS API calls per child by operation (counted with SDK
  * middleware), billed units, and the orchestration cost per million children at list prices.
  *
@@ -17,13 +18,18 @@ import { runtime } from "../lambdas/runtime.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import { wideGather, wideGatherTimed, wideMap } from "../test/fixtures/aws-tasks.ts";
 
-/** US East list prices (ANCHORS.md). */
+/** USD per million units or requests (AWS list prices, US East). */
 const PRICES = {
-  dynamoWriteUnit: 0.625 / 1e6,
-  dynamoReadUnit: 0.125 / 1e6,
-  sqsRequest: 0.4 / 1e6,
-  lambdaRequest: 0.2 / 1e6,
+  dynamoWriteUnit: 0.625,
+  dynamoReadUnit: 0.125,
+  sqsRequest: 0.4,
+  lambdaRequest: 0.2,
 };
+
+/** $0.625, $0.40: at least two decimals, and every one the price has. */
+function usd(x: number): string {
+  return `$${Number(x.toFixed(2)) === x ? x.toFixed(2) : String(x)}`;
+}
 
 interface Stack {
   middlewareStack: { add(mw: unknown, o: { step: "initialize"; name: string; override?: boolean }): void };
@@ -120,9 +126,9 @@ meterSqs(client.rt.sqs, "bench-client-sqs");
 meterSqs(dev.aws.clients.sqs as unknown as Stack, "bench-poller-sqs");
 
 console.log(
-  "price table (USD, US East list prices): DynamoDB on-demand $0.625 per million write units, " +
-    "$0.125 per million read units; SQS $0.40 per million requests (each 64 KB of payload a request); " +
-    "Lambda $0.20 per million requests",
+  `price table (USD, US East list prices): DynamoDB on-demand ${usd(PRICES.dynamoWriteUnit)} per million write units, ` +
+    `${usd(PRICES.dynamoReadUnit)} per million read units; SQS ${usd(PRICES.sqsRequest)} per million requests (each 64 KB of payload a request); ` +
+    `Lambda ${usd(PRICES.lambdaRequest)} per million requests`,
 );
 try {
   const scenarios = [
@@ -154,10 +160,10 @@ try {
     const wru = capacity.write + capacity.writeAdded;
     const rru = capacity.read + capacity.readAdded;
     const cost = {
-      dynamoWrite: perChild(wru) * PRICES.dynamoWriteUnit * 1e6,
-      dynamoRead: perChild(rru) * PRICES.dynamoReadUnit * 1e6,
-      sqs: perChild(sqs.requests) * PRICES.sqsRequest * 1e6,
-      lambda: perChild(invocations) * PRICES.lambdaRequest * 1e6,
+      dynamoWrite: perChild(wru) * PRICES.dynamoWriteUnit,
+      dynamoRead: perChild(rru) * PRICES.dynamoReadUnit,
+      sqs: perChild(sqs.requests) * PRICES.sqsRequest,
+      lambda: perChild(invocations) * PRICES.lambdaRequest,
     };
     const total = cost.dynamoWrite + cost.dynamoRead + cost.sqs + cost.lambda;
     console.log(`\n${scenario.label}: result ${JSON.stringify(value)}`);
@@ -180,10 +186,10 @@ try {
       `  SQS billed requests per child: ${perChild(sqs.requests).toFixed(3)} (sends, non-empty receives, delete batches)`,
     );
     console.log(
-      `  cost per million children: DynamoDB writes ${perChild(wru).toFixed(3)} × $0.625 = $${cost.dynamoWrite.toFixed(3)}` +
-        ` + reads ${perChild(rru).toFixed(3)} × $0.125 = $${cost.dynamoRead.toFixed(3)}` +
-        ` + SQS ${perChild(sqs.requests).toFixed(3)} × $0.40 = $${cost.sqs.toFixed(3)}` +
-        ` + Lambda ${perChild(invocations).toFixed(3)} × $0.20 = $${cost.lambda.toFixed(3)}` +
+      `  cost per million children: DynamoDB writes ${perChild(wru).toFixed(3)} × ${usd(PRICES.dynamoWriteUnit)} = $${cost.dynamoWrite.toFixed(3)}` +
+        ` + reads ${perChild(rru).toFixed(3)} × ${usd(PRICES.dynamoReadUnit)} = $${cost.dynamoRead.toFixed(3)}` +
+        ` + SQS ${perChild(sqs.requests).toFixed(3)} × ${usd(PRICES.sqsRequest)} = $${cost.sqs.toFixed(3)}` +
+        ` + Lambda ${perChild(invocations).toFixed(3)} × ${usd(PRICES.lambdaRequest)} = $${cost.lambda.toFixed(3)}` +
         ` = $${total.toFixed(3)}`,
     );
   }

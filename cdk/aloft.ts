@@ -33,9 +33,9 @@ import { writeHandlerEntry, type HandlerKind } from "./entries.ts";
 import { validate, type AloftProps, type Settings } from "./props.ts";
 
 /** Name of the table's one global secondary index (keys `gsi1pk` / `gsi1sk`, a run row's attributes). */
-export const GSI1 = "gsi1";
+export const GSI1 = TABLE_SCHEMA.gsi1.name;
 /** Attribute holding an item's expiry (epoch seconds) for DynamoDB TTL. */
-export const TTL_ATTRIBUTE = "expiresAt";
+export const TTL_ATTRIBUTE = TABLE_SCHEMA.ttlAttribute;
 
 /** One TaskEnvironment's deployed resources. */
 export interface AloftExecutor {
@@ -154,8 +154,8 @@ export class Aloft extends Construct {
     const s = this.settings;
 
     this.table = new dynamodb.Table(this, "Table", {
-      partitionKey: { name: "pk", type: dynamodb.AttributeType.STRING },
-      sortKey: { name: "sk", type: dynamodb.AttributeType.STRING },
+      partitionKey: { name: TABLE_SCHEMA.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: TABLE_SCHEMA.sortKey, type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       timeToLiveAttribute: TTL_ATTRIBUTE,
@@ -163,8 +163,8 @@ export class Aloft extends Construct {
     });
     this.table.addGlobalSecondaryIndex({
       indexName: GSI1,
-      partitionKey: { name: "gsi1pk", type: dynamodb.AttributeType.STRING },
-      sortKey: { name: "gsi1sk", type: dynamodb.AttributeType.STRING },
+      partitionKey: { name: TABLE_SCHEMA.gsi1.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: TABLE_SCHEMA.gsi1.sortKey, type: dynamodb.AttributeType.STRING },
       projectionType: dynamodb.ProjectionType.INCLUDE,
       nonKeyAttributes: [...TABLE_SCHEMA.gsi1.projected],
     });

@@ -14,7 +14,7 @@ import type { EnvironmentSpec } from "../sdk/registry.ts";
 import { findLockFile, handlerModule } from "./entries.ts";
 
 /** Lambda's ceiling on a function's timeout. */
-export const MAX_LAMBDA_TIMEOUT = Duration.minutes(15);
+const MAX_LAMBDA_TIMEOUT = Duration.minutes(15);
 
 /** Prebuilt code for the two function kinds, in place of bundling `entry` (for unit tests). */
 export interface AloftCode {

@@ -88,8 +88,3 @@ export function applyEnv(vars: Record<string, string>, unset: string[] = ["AWS_S
     }
   };
 }
-
-/** `applyEnv(localAwsEnv(endpoints))`. */
-export function setLocalAwsEnv(endpoints: LocalEndpoints): () => void {
-  return applyEnv(localAwsEnv(endpoints));
-}

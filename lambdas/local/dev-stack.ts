@@ -13,17 +13,12 @@ import { startSqsLocal } from "./sqs-local.ts";
 import type { SqsLocal } from "./sqs-local.ts";
 
 /** Set it (e.g. http://localhost:4566 for LocalStack) to use that endpoint instead of emulators. */
-export const ENDPOINT_VARIABLE = "ALOFT_AWS_ENDPOINT";
+const ENDPOINT_VARIABLE = "ALOFT_AWS_ENDPOINT";
 
 export interface StartLocalAwsOptions {
   environments: string[];
   /** Prefix of the table and queue names; default "aloft-local". */
   prefix?: string;
-  region?: string;
-  /** Default: process.env.ALOFT_AWS_ENDPOINT; when set, no emulator is started. */
-  endpoint?: string;
-  /** Set the AWS_* and ALOFT_* variables in process.env (restored by stop()); default true. */
-  setEnv?: boolean;
   maxReceiveCount?: number;
   visibilityTimeoutSeconds?: number;
 }
@@ -44,10 +39,14 @@ export interface LocalAws {
   stop(): Promise<void>;
 }
 
+/**
+ * Starts the emulators (none when ALOFT_AWS_ENDPOINT is set: that endpoint serves every service),
+ * creates the resources and sets the AWS_* and ALOFT_* variables in process.env (stop() restores them).
+ */
 export async function startLocalAws(options: StartLocalAwsOptions): Promise<LocalAws> {
   const started = performance.now();
-  const region = options.region ?? DEFAULT_LOCAL_REGION;
-  const endpoint = options.endpoint ?? (process.env[ENDPOINT_VARIABLE] || undefined);
+  const region = DEFAULT_LOCAL_REGION;
+  const endpoint = process.env[ENDPOINT_VARIABLE] || undefined;
 
   let dynamoDbLocal: DynamoDbLocal | undefined;
   let sqsLocal: SqsLocal | undefined;
@@ -67,21 +66,13 @@ export async function startLocalAws(options: StartLocalAwsOptions): Promise<Loca
   const sqsEndpoint = sqsLocal?.endpoint ?? endpoint ?? "";
   const stopEmulators = () => Promise.allSettled([dynamoDbLocal?.stop(), sqsLocal?.stop()]);
 
+  const clients = awsClients({ dynamoEndpoint, sqsEndpoint, region });
   const resourcesStarted = performance.now();
   let resources: LocalResources;
   try {
-    resources = await createResources({
-      dynamoEndpoint,
-      sqsEndpoint,
-      region,
-      environments: options.environments,
-      ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
-      ...(options.maxReceiveCount === undefined ? {} : { maxReceiveCount: options.maxReceiveCount }),
-      ...(options.visibilityTimeoutSeconds === undefined
-        ? {}
-        : { visibilityTimeoutSeconds: options.visibilityTimeoutSeconds }),
-    });
+    resources = await createResources(clients, options);
   } catch (err) {
+    clients.destroy();
     await stopEmulators();
     throw err;
   }
@@ -93,8 +84,7 @@ export async function startLocalAws(options: StartLocalAwsOptions): Promise<Loca
     ...(endpoint ? { AWS_ENDPOINT_URL: endpoint } : {}),
     ...resourceEnv(resources),
   };
-  const restoreEnv = options.setEnv === false ? () => {} : applyEnv(env);
-  const clients = awsClients({ dynamoEndpoint, sqsEndpoint, region });
+  const restoreEnv = applyEnv(env);
 
   let stopping: Promise<void> | undefined;
   return {

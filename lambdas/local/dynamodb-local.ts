@@ -18,17 +18,6 @@ import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { freeLoopbackPort } from "./free-port.ts";
 import { LOCAL_CREDENTIALS } from "./aws-clients.ts";
 
-export interface DynamoDbLocalOptions {
-  /** Port to listen on; default: a free one (retried if another process grabs it first). */
-  port?: number;
-  /** The `java` executable; default: `$JAVA_HOME/bin/java`, then `java` on PATH. */
-  java?: string;
-  /** Extra JVM flags, e.g. `["-Xmx512m"]`. */
-  jvmArgs?: string[];
-  /** How long to wait for the first answered ListTables; default 60 s. */
-  startTimeoutMs?: number;
-}
-
 export interface DynamoDbLocal {
   /** `http://127.0.0.1:<port>`. */
   endpoint: string;
@@ -41,7 +30,7 @@ export interface DynamoDbLocal {
   stop(): Promise<void>;
 }
 
-export class JavaNotFoundError extends Error {
+class JavaNotFoundError extends Error {
   constructor(detail: string) {
     super(
       `DynamoDB Local needs a Java 17 (or newer) runtime: ${detail}. ` +
@@ -52,7 +41,7 @@ export class JavaNotFoundError extends Error {
   }
 }
 
-export class DynamoDbLocalStartError extends Error {
+class DynamoDbLocalStartError extends Error {
   constructor(
     message: string,
     readonly output: string,
@@ -63,6 +52,10 @@ export class DynamoDbLocalStartError extends Error {
 }
 
 const STOP_GRACE_MS = 5_000;
+/** How long to wait for the first answered ListTables. */
+const START_TIMEOUT_MS = 60_000;
+/** Free ports tried: another process may grab one between the probe and Java's bind. */
+const PORT_ATTEMPTS = 3;
 const OUTPUT_TAIL_CHARS = 4_000;
 const JAVA_PID_MARK = "aloft-java-pid=";
 
@@ -90,15 +83,15 @@ process.on("SIGINT", stopJava);
 
 type Watchdog = ChildProcessByStdio<Writable, Readable, Readable>;
 
-export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocal> {
-  const java = findJava(options.java);
+/** Starts DynamoDB Local on a free loopback port, with `$JAVA_HOME/bin/java`, else `java` on PATH. */
+export async function startDynamoDbLocal(): Promise<DynamoDbLocal> {
+  const java = findJava();
   const jar = findJar();
-  const attempts = options.port === undefined ? 3 : 1;
   let lastError: unknown;
-  for (let attempt = 0; attempt < attempts; attempt++) {
-    const port = options.port ?? (await freeLoopbackPort());
+  for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
+    const port = await freeLoopbackPort();
     try {
-      return await startOnce(java, jar, port, options);
+      return await startOnce(java, jar, port);
     } catch (err) {
       lastError = err;
       // Only a lost race for the port is worth another try; anything else will fail again.
@@ -112,10 +105,9 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   throw lastError;
 }
 
-async function startOnce(java: string, jar: Jar, port: number, options: DynamoDbLocalOptions) {
+async function startOnce(java: string, jar: Jar, port: number) {
   const started = performance.now();
   const javaArgs = [
-    ...(options.jvmArgs ?? []),
     `-Djava.library.path=${jar.libDir}`,
     "-jar",
     jar.jar,
@@ -200,7 +192,7 @@ async function startOnce(java: string, jar: Jar, port: number, options: DynamoDb
     maxAttempts: 1,
     requestHandler: { connectionTimeout: 1_000, requestTimeout: 2_000 },
   });
-  const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
+  const deadline = Date.now() + START_TIMEOUT_MS;
   try {
     for (;;) {
       const exit = state.exit;
@@ -220,7 +212,7 @@ async function startOnce(java: string, jar: Jar, port: number, options: DynamoDb
       } catch {
         if (Date.now() > deadline) {
           throw new DynamoDbLocalStartError(
-            `DynamoDB Local did not answer on ${endpoint} within ${options.startTimeoutMs ?? 60_000} ms`,
+            `DynamoDB Local did not answer on ${endpoint} within ${START_TIMEOUT_MS} ms`,
             tail(),
           );
         }
@@ -259,8 +251,7 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   }
 }
 
-function findJava(explicit: string | undefined): string {
-  if (explicit) return explicit;
+function findJava(): string {
   const exe = process.platform === "win32" ? "java.exe" : "java";
   const candidates = [
     ...(process.env.JAVA_HOME ? [join(process.env.JAVA_HOME, "bin", exe)] : []),

@@ -12,6 +12,7 @@ import {
 import type { Message, SQSClient } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { setTimeout as sleep } from "node:timers/promises";
+import { queueArn } from "./resources.ts";
 import { lambdaContext, parseQueueArn, readBatchResponse, toSqsRecord } from "./sqs-event.ts";
 import type { EventSource } from "./sqs-event.ts";
 
@@ -27,14 +28,8 @@ export interface SqsEventSourcePollerOptions {
   visibilityTimeoutSeconds?: number;
   /** Batches handled at once (Lambda's MaximumConcurrency); default 5. */
   maxConcurrency?: number;
-  /** Long-poll wait, 0–20 s; default 1 s, which also bounds how long stop() waits for a poll. */
-  waitTimeSeconds?: number;
-  /** Honour batchItemFailures (FunctionResponseTypes: ReportBatchItemFailures); default true. */
-  reportBatchItemFailures?: boolean;
   /** For the Lambda context; default derived from the queue name. */
   functionName?: string;
-  /** For context.getRemainingTimeInMillis(); not enforced. Default 900. */
-  functionTimeoutSeconds?: number;
   /** Where failures go (handler errors, rejected responses, SQS errors); default console.error. */
   onError?: (error: unknown, info: PollerErrorInfo) => void;
 }
@@ -57,13 +52,22 @@ export interface PollerStats {
   inFlight: number;
 }
 
-export interface IdleOptions {
+interface IdleOptions {
   /** How long the queue must stay empty with nothing in flight; default 200 ms. */
   quietMs?: number;
   /** Reject if not idle by then; default 30 s. */
   timeoutMs?: number;
 }
 
+/** Long-poll wait in seconds; also bounds how long stop() waits for a poll. */
+const WAIT_TIME_SECONDS = 1;
+/** For context.getRemainingTimeInMillis() (Lambda's maximum); not enforced. */
+const FUNCTION_TIMEOUT_SECONDS = 900;
+
+/**
+ * Partial batch responses are honoured (FunctionResponseTypes: ReportBatchItemFailures), as the
+ * stack's event sources do.
+ */
 export class SqsEventSourcePoller {
   readonly queueUrl: string;
   private readonly sqs: SQSClient;
@@ -71,10 +75,7 @@ export class SqsEventSourcePoller {
   private readonly batchSize: number;
   private readonly visibilityTimeoutSeconds: number | undefined;
   private readonly maxConcurrency: number;
-  private readonly waitTimeSeconds: number;
-  private readonly reportBatchItemFailures: boolean;
   private readonly functionName: string;
-  private readonly functionTimeoutSeconds: number;
   private readonly onError: (error: unknown, info: PollerErrorInfo) => void;
 
   private source: EventSource | undefined;
@@ -101,10 +102,7 @@ export class SqsEventSourcePoller {
         ? undefined
         : integerIn("visibilityTimeoutSeconds", options.visibilityTimeoutSeconds, 0, 43_200);
     this.maxConcurrency = integerIn("maxConcurrency", options.maxConcurrency ?? 5, 1, 1_000);
-    this.waitTimeSeconds = integerIn("waitTimeSeconds", options.waitTimeSeconds ?? 1, 0, 20);
-    this.reportBatchItemFailures = options.reportBatchItemFailures ?? true;
     this.functionName = options.functionName ?? `${queueUrl.split("/").pop() ?? "queue"}-handler`;
-    this.functionTimeoutSeconds = options.functionTimeoutSeconds ?? 900;
     this.onError =
       options.onError ??
       ((error, info) => {
@@ -127,11 +125,7 @@ export class SqsEventSourcePoller {
     if (this.running) return;
     await this.loop; // a stop() still draining its last long poll
     if (!this.source) {
-      const out = await this.sqs.send(
-        new GetQueueAttributesCommand({ QueueUrl: this.queueUrl, AttributeNames: ["QueueArn"] }),
-      );
-      const arn = out.Attributes?.QueueArn;
-      if (!arn) throw new Error(`No QueueArn for ${this.queueUrl}`);
+      const arn = await queueArn(this.sqs, this.queueUrl);
       const region = parseQueueArn(arn).region || (await this.sqs.config.region());
       this.source = { eventSourceARN: arn, awsRegion: region };
     }
@@ -207,7 +201,7 @@ export class SqsEventSourcePoller {
           new ReceiveMessageCommand({
             QueueUrl: this.queueUrl,
             MaxNumberOfMessages: this.batchSize,
-            WaitTimeSeconds: this.waitTimeSeconds,
+            WaitTimeSeconds: WAIT_TIME_SECONDS,
             VisibilityTimeout: this.visibilityTimeoutSeconds,
             AttributeNames: ["All"],
             MessageSystemAttributeNames: ["All"],
@@ -223,10 +217,7 @@ export class SqsEventSourcePoller {
         backoffMs = Math.min(backoffMs * 2, 5_000);
         continue;
       }
-      if (messages.length === 0) {
-        if (this.waitTimeSeconds === 0) await sleep(100); // short polling: don't spin on an empty queue
-        continue;
-      }
+      if (messages.length === 0) continue;
       this.counters.received += messages.length;
       this.lastActivity = Date.now();
       const batch: Promise<void> = this.invoke(messages, source).finally(() => {
@@ -245,26 +236,22 @@ export class SqsEventSourcePoller {
     const context = lambdaContext({
       functionName: this.functionName,
       region: source.awsRegion,
-      timeoutSeconds: this.functionTimeoutSeconds,
+      timeoutSeconds: FUNCTION_TIMEOUT_SECONDS,
     });
     this.counters.invocations++;
     let succeeded: SQSRecord[];
     try {
       const response = await this.handler(event, context);
-      if (!this.reportBatchItemFailures) {
-        succeeded = records;
+      const verdict = readBatchResponse(response, records);
+      if ("wholeBatchFailed" in verdict) {
+        this.onError(new Error(`Batch failed: ${verdict.wholeBatchFailed}`), {
+          queueUrl: this.queueUrl,
+          phase: "response",
+          event,
+        });
+        succeeded = [];
       } else {
-        const verdict = readBatchResponse(response, records);
-        if ("wholeBatchFailed" in verdict) {
-          this.onError(new Error(`Batch failed: ${verdict.wholeBatchFailed}`), {
-            queueUrl: this.queueUrl,
-            phase: "response",
-            event,
-          });
-          succeeded = [];
-        } else {
-          succeeded = records.filter((r) => !verdict.failed.has(r.messageId));
-        }
+        succeeded = records.filter((r) => !verdict.failed.has(r.messageId));
       }
     } catch (err) {
       this.onError(err, { queueUrl: this.queueUrl, phase: "handler", event });

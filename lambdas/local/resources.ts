@@ -15,23 +15,16 @@ import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-s
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { ENV } from "../config.ts";
 import { TABLE_SCHEMA } from "../state/table.ts";
-import { awsClients } from "./aws-clients.ts";
+import type { AwsClients } from "./aws-clients.ts";
 
-export { awsClients, localAwsEnv, setLocalAwsEnv, applyEnv, LOCAL_CREDENTIALS } from "./aws-clients.ts";
-export type { AwsClients, LocalEndpoints } from "./aws-clients.ts";
-export { TABLE_SCHEMA };
-
-export const DEFAULT_MAX_RECEIVE_COUNT = 5;
+const DEFAULT_MAX_RECEIVE_COUNT = 5;
 const DLQ_RETENTION_SECONDS = 14 * 24 * 3600;
 
 export interface CreateResourcesOptions {
-  dynamoEndpoint: string;
-  sqsEndpoint: string;
   /** TaskEnvironment names; each gets an executor queue and its DLQ. */
   environments: string[];
   /** Prefix of every table and queue name; default "aloft-local". */
   prefix?: string;
-  region?: string;
   /** Receives before a message moves to its DLQ; default 5. */
   maxReceiveCount?: number;
   /** The queues' default visibility timeout; default 30 s (Lambda's SQS pollers use it). */
@@ -48,19 +41,18 @@ export interface LocalResources {
   ttlEnabled: boolean;
 }
 
-export async function createResources(options: CreateResourcesOptions): Promise<LocalResources> {
+/** Creates them with `clients` (the caller's: they stay open). */
+export async function createResources(
+  clients: AwsClients,
+  options: CreateResourcesOptions,
+): Promise<LocalResources> {
   const prefix = options.prefix ?? "aloft-local";
   const environments = [...new Set(options.environments)];
   for (const env of environments) queueName(prefix, "executor", env);
-  const clients = awsClients(options);
-  try {
-    const queues = createQueues(clients.sqs, prefix, environments, options);
-    const table = createTable(clients.dynamo, `${prefix}-table`);
-    const [q, t] = await Promise.all([queues, table]);
-    return { tableName: t.tableName, ttlEnabled: t.ttlEnabled, ...q };
-  } finally {
-    clients.destroy();
-  }
+  const queues = createQueues(clients.sqs, prefix, environments, options);
+  const table = createTable(clients.dynamo, `${prefix}-table`);
+  const [q, t] = await Promise.all([queues, table]);
+  return { tableName: t.tableName, ttlEnabled: t.ttlEnabled, ...q };
 }
 
 /** The Aloft variables (lambdas/config.ts) a handler reads to find these resources. */

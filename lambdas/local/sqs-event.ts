@@ -91,7 +91,7 @@ export function lambdaContext(options: LambdaContextOptions): Context {
   };
 }
 
-export type BatchVerdict = { failed: Set<string> } | { wholeBatchFailed: string };
+type BatchVerdict = { failed: Set<string> } | { wholeBatchFailed: string };
 
 /**
  * Lambda's reading of a partial batch response (ReportBatchItemFailures): no response, a null or

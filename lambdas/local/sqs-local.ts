@@ -8,8 +8,6 @@ import { buildApp } from "fauxqs";
 import { DEFAULT_LOCAL_REGION } from "./aws-clients.ts";
 
 export interface SqsLocalOptions {
-  /** Default 0: any free port. */
-  port?: number;
   /** Region for requests whose signature names none; signed requests use their own. */
   region?: string;
 }
@@ -26,7 +24,7 @@ export interface SqsLocal {
 export async function startSqsLocal(options: SqsLocalOptions = {}): Promise<SqsLocal> {
   const started = performance.now();
   const app = buildApp({ logger: false, defaultRegion: options.region ?? DEFAULT_LOCAL_REGION });
-  await app.listen({ port: options.port ?? 0, host: "127.0.0.1" });
+  await app.listen({ port: 0, host: "127.0.0.1" }); // any free port
   const address = app.server.address();
   if (address === null || typeof address !== "object") {
     await app.close();
