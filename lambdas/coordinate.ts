@@ -18,7 +18,7 @@ import { addCompletions, endCounter, readCounter } from "./state/counters.ts";
 import { decodeChunk, loadActionItems } from "./state/history.ts";
 import { bumpAttempt, readAction, writeTerminal } from "./state/results.ts";
 import type { RunItem } from "./state/table.ts";
-import { expiry, runKey } from "./state/table.ts";
+import { newRunItem, runKey } from "./state/table.ts";
 import { isHosted, releaseHosted, releaseSlots, releaseToken, tagFrom } from "./state/windows.ts";
 import type { Release } from "./state/windows.ts";
 import { formatOutcome } from "../sdk/core/history.ts";
@@ -48,20 +48,12 @@ export async function startRun(rt: Runtime, m: StartMessage): Promise<void> {
       failure = formatOutcome({ ok: false, error: { ...serializeError(e), nonRecoverable: true } });
     }
   }
-  const item: RunItem = {
-    ...runKey(m.run),
-    sk: "RUN",
-    run: m.run,
-    task: m.task,
-    args: m.args,
-    status: failure ? "FAILED" : "RUNNING",
-    created: m.created,
-    gsi1pk: "RUNS",
-    gsi1sk: `${String(m.created).padStart(15, "0")}#${m.run}`,
-    ...(failure
-      ? { outcome: failure, ended: rt.now(), expiresAt: expiry(rt.now(), rt.config.retentionDays) }
-      : {}),
-  };
+  const item = newRunItem(
+    { run: m.run, task: m.task, args: m.args, created: m.created },
+    failure === undefined
+      ? undefined
+      : { outcome: failure, now: rt.now(), retentionDays: rt.config.retentionDays },
+  );
   let run: RunItem = item;
   try {
     // A run is created once; a redelivered start finds it and only finishes what is missing.
@@ -254,19 +246,10 @@ export async function failRun(rt: Runtime, run: string, message: string): Promis
     await rt.doc.send(
       new PutCommand({
         TableName: rt.config.table,
-        Item: {
-          ...runKey(run),
-          run,
-          task: "(unknown)",
-          args: "[]",
-          status: "FAILED",
-          created: now,
-          ended: now,
-          outcome: formatOutcome(outcome),
-          gsi1pk: "RUNS",
-          gsi1sk: `${String(now).padStart(15, "0")}#${run}`,
-          expiresAt: expiry(now, rt.config.retentionDays),
-        },
+        Item: newRunItem(
+          { run, task: "(unknown)", args: "[]", created: now },
+          { outcome: formatOutcome(outcome), now, retentionDays: rt.config.retentionDays },
+        ),
         ConditionExpression: "attribute_not_exists(pk)", // only a run that does not exist yet
       }),
     );

@@ -189,12 +189,16 @@ export async function run<F extends AnyFn>(
   const payload = serializeArgs(task.def.name, args);
   const b = await openBackend();
   const id = b.engine.startRun(task.def, payload);
-  // Keep the process alive while runs are in progress (workers and timers are unref'd).
+  keepAliveUntilEnded(b, id);
+  return makeRun(b, id);
+}
+
+/** Keeps the process alive while runs are in progress (workers and timers are unref'd). */
+function keepAliveUntilEnded(b: LocalBackend, id: string): void {
   if (b.active++ === 0) b.keepAlive = setInterval(() => undefined, 1 << 30);
   void b.engine.waitRun(id).then(() => {
     if (--b.active === 0) clearInterval(b.keepAlive);
   });
-  return makeRun(b, id);
 }
 
 /** Resumes a stored run after a crash (`aloft resume`). */
@@ -204,10 +208,7 @@ export async function resume(runId: string): Promise<Run> {
   if (!row) throw new ConfigurationError(`no run ${runId} in ${b.store.path}; see aloft runs`);
   if (row.status === "RUNNING") {
     b.engine.resumeRun(runId);
-    if (b.active++ === 0) b.keepAlive = setInterval(() => undefined, 1 << 30);
-    void b.engine.waitRun(runId).then(() => {
-      if (--b.active === 0) clearInterval(b.keepAlive);
-    });
+    keepAliveUntilEnded(b, runId);
   }
   return makeRun(b, runId);
 }

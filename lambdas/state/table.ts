@@ -188,6 +188,27 @@ export interface ResultItem {
   expiresAt?: number;
 }
 
+/**
+ * A new run item, listed by creation time in gsi1; `failed` (an outcome) creates it ended, to
+ * expire after `retentionDays`.
+ */
+export function newRunItem(
+  r: { run: string; task: string; args: string; created: number },
+  failed?: { outcome: string; now: number; retentionDays: number },
+): RunItem {
+  return {
+    ...runKey(r.run),
+    sk: "RUN",
+    ...r,
+    status: failed ? "FAILED" : "RUNNING",
+    gsi1pk: "RUNS",
+    gsi1sk: `${String(r.created).padStart(15, "0")}#${r.run}`,
+    ...(failed
+      ? { outcome: failed.outcome, ended: failed.now, expiresAt: expiry(failed.now, failed.retentionDays) }
+      : {}),
+  };
+}
+
 /** Seconds since the epoch at which DynamoDB may delete an item. */
 export function expiry(nowMs: number, retentionDays: number, horizonDays = 0): number {
   return Math.floor(nowMs / 1000) + Math.round((retentionDays + horizonDays) * 86_400);

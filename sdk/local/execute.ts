@@ -2,6 +2,7 @@
  * Runs one action's replay wherever the engine put it (a worker thread, or inline).
  */
 import { ConfigurationError, serializeError } from "../errors.ts";
+import type { SerializedError } from "../errors.ts";
 import type { History } from "../core/history.ts";
 import { emptyHistory } from "../core/history.ts";
 import { replay } from "../core/replay.ts";
@@ -17,6 +18,11 @@ export interface ExecItem {
   history?: History;
 }
 
+/** The decision for an action that could not be replayed at all (unknown task, a crash around it). */
+export function failedDecision(error: SerializedError): Decision {
+  return { kind: "failed", error, calls: [], traces: [], warnings: [] };
+}
+
 export async function execute(item: ExecItem): Promise<Decision> {
   const def = findTask(item.task);
   if (!def) {
@@ -25,13 +31,7 @@ export async function execute(item: ExecItem): Promise<Decision> {
       `unknown task ${JSON.stringify(item.task)} in this worker; registered: ${known.join(", ") || "(none)"}. ` +
         `Is the task defined in the module given to aloft?`,
     );
-    return {
-      kind: "failed",
-      error: { ...serializeError(e), nonRecoverable: true },
-      calls: [],
-      traces: [],
-      warnings: [],
-    };
+    return failedDecision({ ...serializeError(e), nonRecoverable: true });
   }
   return replay({
     task: def,

@@ -7,7 +7,7 @@
 import { Worker } from "node:worker_threads";
 import type { Decision } from "../core/replay.ts";
 import { serializeError } from "../errors.ts";
-import { execute } from "./execute.ts";
+import { execute, failedDecision } from "./execute.ts";
 import type { ExecItem } from "./execute.ts";
 import type { FromWorker, ToWorker } from "./worker.ts";
 
@@ -161,13 +161,7 @@ export class InlineExecutor implements Executor {
         },
         (e: unknown) => {
           this.inflight--;
-          this.onDecisions([
-            [
-              item.actionId,
-              item.token,
-              { kind: "failed", error: serializeError(e), calls: [], traces: [], warnings: [] },
-            ],
-          ]);
+          this.onDecisions([[item.actionId, item.token, failedDecision(serializeError(e))]]);
         },
       );
     }

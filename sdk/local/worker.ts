@@ -7,7 +7,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
 import type { Decision } from "../core/replay.ts";
 import { serializeError } from "../errors.ts";
-import { execute } from "./execute.ts";
+import { execute, failedDecision } from "./execute.ts";
 import type { ExecItem } from "./execute.ts";
 import { IN_WORKER } from "./in-worker.ts";
 
@@ -59,14 +59,7 @@ port.on("message", (msg: ToWorker) => {
       .then(() => execute(item))
       .then(
         (d) => post(item.actionId, item.token, d),
-        (e: unknown) =>
-          post(item.actionId, item.token, {
-            kind: "failed",
-            error: serializeError(e),
-            calls: [],
-            traces: [],
-            warnings: [],
-          }),
+        (e: unknown) => post(item.actionId, item.token, failedDecision(serializeError(e))),
       );
   }
 });
