@@ -13,12 +13,12 @@ import type { DoneMessage, ExecMessage, StartMessage, SweepMessage, TimeoutMessa
 import { maybeResume } from "./resume.ts";
 import { isConditionFailed } from "./runtime.ts";
 import type { Runtime } from "./runtime.ts";
-import { cancelChildren, unsettledChildren } from "./state/cancel.ts";
+import { sweepOf, sweepPage } from "./state/cancel.ts";
 import { addCompletions, endCounter, readCounter } from "./state/counters.ts";
-import { decodeChunk, loadActionItems } from "./state/history.ts";
+import { decodeChunk, fenceFirstEpoch, loadActionItems } from "./state/history.ts";
 import { bumpAttempt, readAction, writeTerminal } from "./state/results.ts";
 import type { RunItem } from "./state/table.ts";
-import { newRunItem, runKey } from "./state/table.ts";
+import { expiry, newRunItem, runKey } from "./state/table.ts";
 import { isHosted, releaseHosted, releaseSlots, releaseToken, tagFrom } from "./state/windows.ts";
 import type { Release } from "./state/windows.ts";
 import { formatOutcome } from "../sdk/core/history.ts";
@@ -93,10 +93,14 @@ export async function startRun(rt: Runtime, m: StartMessage): Promise<void> {
 export async function countCompletions(rt: Runtime, msgs: Delivered<DoneMessage>[]): Promise<void> {
   const byParent = new Map<
     string,
-    { kids: Map<string, { msg: DoneMessage; tok: number }>; by: Set<number> }
+    { kids: Map<string, { msg: DoneMessage; tok: number }>; by: Set<number>; all: DoneMessage[] }
   >();
   for (const d of msgs) {
-    const p = byParent.get(d.msg.parent) ?? { kids: new Map(), by: new Set<number>() };
+    const p = byParent.get(d.msg.parent) ?? {
+      kids: new Map(),
+      by: new Set<number>(),
+      all: [] as DoneMessage[],
+    };
     byParent.set(d.msg.parent, p);
     // The release token of the delivery that produced it (an executor's, handed over) or of this one.
     const tok = d.msg.tok ?? releaseToken(d.id);
@@ -104,45 +108,82 @@ export async function countCompletions(rt: Runtime, msgs: Delivered<DoneMessage>
     // Every message's token, duplicates included: a resume one of them decided and did not mark
     // sent is sent again by its redelivery (resume.ts).
     p.by.add(tok);
+    p.all.push({ ...d.msg, tok });
   }
+  // A parent whose counting fails (throttled, a transient error) must not fail the others: its
+  // completions alone go back to the coordinator queue, each with the token of the delivery that
+  // produced it — duplicates too, so every token of the batch comes back — and whatever the failed
+  // attempt committed (a window's moves, a resume mark) is found as theirs (state/windows.ts).
+  // The batch is retried as a whole only if that send fails too — then parents counted here are
+  // counted again, which only resumes them early (docs/aws.md).
+  const failed: DoneMessage[] = [];
+  let firstError: unknown;
   await Promise.all(
-    [...byParent].map(async ([parent, { kids, by }]) => {
-      // Completions of the window part the counter hosts are counted by its release (exactly once
-      // each); all others here, with it if there is one, else in one ADD.
-      const others = { ok: 0, err: 0 };
-      let run = "";
-      let hosted: { name: string; items: Release[] } | undefined;
-      const windows = new Map<string, Release[]>();
-      for (const { msg: k, tok } of kids.values()) {
-        run = k.run;
-        const tag = tagFrom(k);
-        const release = tag && { ...tag, ok: k.ok, tok };
-        if (release && isHosted(release.window)) {
-          hosted ??= { name: release.window, items: [] };
-          if (hosted.name === release.window) {
-            hosted.items.push(release);
-            continue;
-          }
-        }
-        if (k.ok) others.ok++;
-        else others.err++;
-        if (release) {
-          const list = windows.get(release.window) ?? [];
-          windows.set(release.window, list);
-          list.push(release);
-        }
+    [...byParent].map(async ([parent, { kids, by, all }]) => {
+      try {
+        await countParent(rt, parent, kids, by);
+      } catch (e) {
+        firstError ??= e;
+        rt.log.warn("counting a parent's completions failed; they go back to the queue", {
+          parent,
+          count: kids.size,
+          error: String(e),
+        });
+        failed.push(...all);
       }
-      const cnt = hosted
-        ? await releaseHosted(rt, run, parent, hosted.name, hosted.items, others)
-        : await addCompletions(rt, parent, others.ok, others.err);
-      if (!cnt) {
-        rt.log.debug("completions for an ended or unknown parent ignored", { parent, count: kids.size });
-        return;
-      }
-      await Promise.all([...windows].map(([name, items]) => releaseSlots(rt, run, parent, name, items)));
-      await maybeResume(rt, parent, cnt, [...by]);
     }),
   );
+  if (!failed.length) return;
+  if (!countOptions.requeue) throw firstError;
+  await sendToCoordinator(
+    rt,
+    failed.map((msg) => ({ msg })),
+  );
+}
+
+/** Tests turn this off to see a failing parent fail its whole batch (the behaviour it replaced). */
+export const countOptions = { requeue: true };
+
+async function countParent(
+  rt: Runtime,
+  parent: string,
+  kids: Map<string, { msg: DoneMessage; tok: number }>,
+  by: Set<number>,
+): Promise<void> {
+  // Completions of the window part the counter hosts are counted by its release (exactly once
+  // each); all others here, with it if there is one, else in one ADD.
+  const others = { ok: 0, err: 0 };
+  let run = "";
+  let hosted: { name: string; items: Release[] } | undefined;
+  const windows = new Map<string, Release[]>();
+  for (const { msg: k, tok } of kids.values()) {
+    run = k.run;
+    const tag = tagFrom(k);
+    const release = tag && { ...tag, ok: k.ok, tok };
+    if (release && isHosted(release.window)) {
+      hosted ??= { name: release.window, items: [] };
+      if (hosted.name === release.window) {
+        hosted.items.push(release);
+        continue;
+      }
+    }
+    if (k.ok) others.ok++;
+    else others.err++;
+    if (release) {
+      const list = windows.get(release.window) ?? [];
+      windows.set(release.window, list);
+      list.push(release);
+    }
+  }
+  const cnt = hosted
+    ? await releaseHosted(rt, run, parent, hosted.name, hosted.items, others)
+    : await addCompletions(rt, parent, others.ok, others.err);
+  if (!cnt) {
+    rt.log.debug("completions for an ended or unknown parent ignored", { parent, count: kids.size });
+    return;
+  }
+  await Promise.all([...windows].map(([name, items]) => releaseSlots(rt, run, parent, name, items)));
+  await maybeResume(rt, parent, cnt, [...by]);
 }
 
 /** A message with the SQS id of its delivery (kept across redeliveries of the same message). */
@@ -172,12 +213,15 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: st
   if ((item?.attempt ?? 1) !== m.attempt) return; // a later attempt is running
   const def = findTask(m.task);
   const cnt = await readCounter(rt, m.id);
+  const x = expiry(rt.now(), rt.config.retentionDays, 7);
   const error = serializeError(
     new TaskTimeoutError(`task ${m.task} timed out after ${m.timeoutMs} ms (attempt ${m.attempt})`),
   );
-  if (def && !cnt && m.attempt <= def.retries.count) {
+  // A retry only for an action that never suspended — and only once this attempt is fenced off its
+  // first suspension, so it cannot commit one while the retry runs (state/history.ts claimEpoch).
+  if (def && !cnt && m.attempt <= def.retries.count && (await fenceFirstEpoch(rt, m.id, m.attempt, x))) {
     if (!(await bumpAttempt(rt, m.run, m.parent, m.id, m.attempt))) return;
-    const args = m.parent === null ? (item as RunItem).args : await argsOf(rt, m);
+    const args = m.args ?? (m.parent === null ? (item as RunItem).args : await argsOf(rt, m));
     if (args === undefined) return;
     // The retry keeps the window slot the action holds.
     const msg: ExecMessage = {
@@ -191,16 +235,10 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: st
     await sendExecs(rt, [{ msg, delayMs: retryDelayMs(def.retries, m.attempt) }]);
     return;
   }
-  if (cnt) {
-    await endCounter(rt, m.id);
-    await sweep(rt, {
-      k: "sweep",
-      v: MESSAGE_VERSION,
-      run: m.run,
-      id: m.id,
-      reason: `its ancestor ${m.task} timed out`,
-    });
-  }
+  // Ended first (also an attempt still committing its first suspension: that commit then fails),
+  // its descendants swept (in pages, by the coordinator), then its outcome.
+  const kids = (await endCounter(rt, m.id)) || (cnt !== undefined && cnt.st !== "E");
+  if (kids) await sendToCoordinator(rt, [{ msg: sweepOf(m.run, m.id, `its ancestor ${m.task} timed out`) }]);
   const w = await writeTerminal(rt, {
     run: m.run,
     parent: m.parent,
@@ -208,27 +246,26 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: st
     status: "TIMED_OUT",
     outcome: { ok: false, error: { ...error, attempts: m.attempt } },
     attempt: m.attempt,
-    kids: cnt !== undefined,
+    kids,
   });
   if (w.written && m.parent !== null)
     // A timed-out item of a windowed map frees its slot (its check carries the slot).
     await countCompletions(rt, [{ id: messageId, msg: doneOf(m, m.parent, false) }]);
 }
 
-/** A retried child's arguments: from its parent's recorded call (the call chunks alone). */
+/** A retried child's arguments from its parent's call records (a check sent by an older Aloft carries none). */
 async function argsOf(rt: Runtime, m: TimeoutMessage): Promise<string | undefined> {
   for (const it of await loadActionItems(rt, m.parent!))
     if (String(it["sk"]).startsWith("C#")) for (const c of decodeChunk(it)) if (c.id === m.id) return c.args;
   return undefined;
 }
 
+/** One page of a sweep; what follows it (the next page, sub-parents) goes back to the queue. */
 export async function sweep(rt: Runtime, m: SweepMessage): Promise<void> {
-  const parents = await cancelChildren(rt, m.run, m.id, await unsettledChildren(rt, m.id), m.reason);
+  const next = await sweepPage(rt, m);
   await sendToCoordinator(
     rt,
-    parents.map((id) => ({
-      msg: { k: "sweep", v: MESSAGE_VERSION, run: m.run, id, reason: m.reason } as SweepMessage,
-    })),
+    next.map((msg) => ({ msg })),
   );
 }
 

@@ -1,6 +1,7 @@
 /**
  * The coordinator Lambda: consumes the coordinator queue (run starts, child completions, timeout
- * checks, cancellation sweeps) and does the work in coordinate.ts. Completions of one batch are
+ * checks, cancellation sweeps, the rest of a large epoch's dispatch) and does the work in
+ * coordinate.ts and resume.ts. Completions of one batch are
  * counted together, so a parent's counter is written once per batch, not once per child. Partial
  * batch failures: a malformed or foreign message fails alone and dead-letters after the queue's
  * maxReceiveCount; a message naming a run or action fails that run or action with a clear error.
@@ -13,6 +14,7 @@ import { checkTimeout, countCompletions, failRun, startRun, sweep } from "./coor
 import { failNamedAction } from "./execute.ts";
 import { CoordinatorMessage, parseMessage } from "./messages.ts";
 import type { DoneMessage } from "./messages.ts";
+import { continueDispatch } from "./resume.ts";
 import { runtime } from "./runtime.ts";
 
 export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
@@ -50,7 +52,13 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
       continue;
     }
     const work =
-      m.k === "start" ? startRun(rt, m) : m.k === "timeout" ? checkTimeout(rt, m, r.messageId) : sweep(rt, m);
+      m.k === "start"
+        ? startRun(rt, m)
+        : m.k === "timeout"
+          ? checkTimeout(rt, m, r.messageId)
+          : m.k === "dispatch"
+            ? continueDispatch(rt, m, r.messageId)
+            : sweep(rt, m);
     others.push(
       work.catch((e: unknown) => {
         rt.log.error("coordinator message failed; it will be retried", {

@@ -6,7 +6,14 @@ import type { CallRecord } from "../sdk/core/history.ts";
 import type { WindowTag } from "./state/windows.ts";
 import { findTask } from "../sdk/registry.ts";
 import { MESSAGE_VERSION } from "./messages.ts";
-import type { DoneMessage, DonesMessage, ExecMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
+import type {
+  DispatchMessage,
+  DoneMessage,
+  DonesMessage,
+  ExecMessage,
+  SweepMessage,
+  TimeoutMessage,
+} from "./messages.ts";
 import { sendMessages } from "./runtime.ts";
 import type { OutMessage, Runtime } from "./runtime.ts";
 
@@ -69,7 +76,7 @@ export const DONES_PER_MESSAGE = 250;
  */
 export async function sendToCoordinator(
   rt: Runtime,
-  msgs: { msg: DoneMessage | TimeoutMessage | SweepMessage; delaySeconds?: number }[],
+  msgs: { msg: DoneMessage | TimeoutMessage | SweepMessage | DispatchMessage; delaySeconds?: number }[],
 ): Promise<void> {
   if (!msgs.length) return;
   const done: DoneMessage[] = [];

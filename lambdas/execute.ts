@@ -4,7 +4,7 @@
  * counters.ts, history.ts), so a duplicate delivery or a crash at any point leaves state from which
  * the redelivered message finishes the job without doing any effect twice.
  */
-import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { History } from "../sdk/core/history.ts";
 import { emptyHistory } from "../sdk/core/history.ts";
 import { replay } from "../sdk/core/replay.ts";
@@ -18,22 +18,15 @@ import { sendExecs, sendToCoordinator } from "./dispatch.ts";
 import { MESSAGE_VERSION, actionOf, doneOf } from "./messages.ts";
 import type { DoneMessage, ExecMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
 import { offload, resolvePayload } from "./payloads.ts";
-import { dispatchCalls, maybeResume, redispatch } from "./resume.ts";
+import { dispatchEpoch, maybeResume, redispatch } from "./resume.ts";
 import { batchGet, keyId } from "./runtime.ts";
 import type { Runtime } from "./runtime.ts";
-import { cancelChildren } from "./state/cancel.ts";
-import {
-  claimReplay,
-  commitSuspension,
-  endCounter,
-  markDispatched,
-  readCounter,
-  releaseReplay,
-} from "./state/counters.ts";
-import { TraceConflict, loadHistory, writeCalls, writeTraces } from "./state/history.ts";
+import { cancelChildren, sweepOf } from "./state/cancel.ts";
+import { claimReplay, commitSuspension, endCounter, readCounter, releaseReplay } from "./state/counters.ts";
+import { EpochTaken, TraceConflict, claimEpoch, loadHistory, writeCalls } from "./state/history.ts";
 import { bumpAttempt, readAction, writeTerminal } from "./state/results.ts";
 import type { Terminal } from "./state/results.ts";
-import type { CounterItem, RunItem, TerminalStatus } from "./state/table.ts";
+import type { CounterItem, ResultItem, RunItem, TerminalStatus } from "./state/table.ts";
 import { cacheItemKey, counterKey, expiry, runKey, selfKey } from "./state/table.ts";
 import { triggerFor } from "./state/trigger.ts";
 import { createWindowPart, isHosted, planWindows, releaseToken } from "./state/windows.ts";
@@ -78,6 +71,7 @@ export function timeoutCheck(rt: Runtime, m: ExecMessage): TimeoutMessage | unde
     attempt: m.attempt,
     deadline: rt.now() + def.timeoutMs,
     timeoutMs: def.timeoutMs,
+    args: m.args,
   };
 }
 
@@ -151,7 +145,7 @@ export async function executeOne(
     } else if (m.epoch > 0) {
       rt.log.warn("dropped a resume: the parent's counter no longer exists", { run: m.run, action: m.id });
       return;
-    }
+    } else if (m.parent !== null && (await recorded(rt, m, outbox))) return;
   }
 
   if (m.epoch === 0 && def.cacheVersion !== false) {
@@ -205,14 +199,6 @@ export async function executeOne(
       history = loaded.history;
       // A parent's attempt began at its first execution (recorded with its first suspension).
       at.startedAt = loaded.self?.startedAt ?? begun;
-      await rt.doc.send(
-        new UpdateCommand({
-          TableName: rt.config.table,
-          Key: runKey(m.run),
-          UpdateExpression: "ADD replays :one",
-          ExpressionAttributeValues: { ":one": 1 },
-        }),
-      );
       return await replayAndApply(rt, m, def, args, history, cnt, snap, outbox, at);
     } catch (e) {
       await releaseReplay(rt, m.id, cnt.epoch).catch(() => undefined);
@@ -238,8 +224,8 @@ async function known(
   if (cnt.st === "E") return (await resendDone(rt, m, outbox, delivery)) ? "done" : "ending";
   if (m.epoch < cnt.epoch) {
     // A redelivery of an earlier epoch: finish what its first delivery may have left undone.
-    if ((cnt.disp ?? 0) < cnt.epoch) await redispatch(rt, cnt, m.id, def.env);
-    await maybeResume(rt, m.id, cnt, [releaseToken(delivery.id)], m);
+    if ((cnt.disp ?? 0) < cnt.epoch) await redispatch(rt, cnt, { run: m.run, id: m.id, task: def.name });
+    else await maybeResume(rt, m.id, cnt, [releaseToken(delivery.id)], m);
     return "done";
   }
   if (m.epoch > cnt.epoch) {
@@ -251,6 +237,22 @@ async function known(
     return "done";
   }
   return "replay";
+}
+
+/**
+ * A redelivered first exec of a child that never suspended: its earlier delivery may have written
+ * the outcome and died before reporting it (a failed flush, a failed cache write, a Lambda that
+ * died while completions were being coalesced). Its recorded outcome is reported, not recomputed:
+ * a second run of the body could throw or overrun and the completion would never be reported.
+ * True when nothing is left to run (also for a stale attempt).
+ */
+async function recorded(rt: Runtime, m: ExecMessage, outbox: Outbox): Promise<boolean> {
+  const own = (await readAction(rt, m.run, m.parent, m.id)) as ResultItem | undefined;
+  if (own?.outcome !== undefined) {
+    outbox.push({ msg: doneOf(m, m.parent!, own.status === "SUCCEEDED") });
+    return true;
+  }
+  return (own?.attempt ?? m.attempt) > m.attempt;
 }
 
 /** One delivery of an exec message: its SQS message id (a redelivery keeps it) and whether it is one. */
@@ -393,17 +395,15 @@ async function finish(
     await endCounter(rt, m.id);
     if (history) {
       const open = [...history.calls.keys()].filter((id) => !history.outcomes.has(id));
-      const parents = await cancelChildren(rt, m.run, m.id, open, `its parent ${m.task} ended ${status}`);
-      for (const p of parents)
-        outbox.push({
-          msg: {
-            k: "sweep",
-            v: MESSAGE_VERSION,
-            run: m.run,
-            id: p,
-            reason: `an ancestor ${m.task} ended ${status}`,
-          },
-        });
+      // A few are cancelled here, before the outcome (a race's losers end with the race); more
+      // are swept by the coordinator a page at a time: work here must not grow with them.
+      if (open.length > CANCEL_INLINE)
+        await sendToCoordinator(rt, [{ msg: sweepOf(m.run, m.id, `its parent ${m.task} ended ${status}`) }]);
+      else {
+        const parents = await cancelChildren(rt, m.run, m.id, open, `its parent ${m.task} ended ${status}`);
+        for (const p of parents)
+          outbox.push({ msg: sweepOf(m.run, p, `an ancestor ${m.task} ended ${status}`) });
+      }
     }
   }
   const t: Terminal = {
@@ -429,6 +429,9 @@ async function finish(
   }
   outbox.push({ msg: doneOf(m, m.parent, ok) });
 }
+
+/** Open children an ending parent cancels itself; beyond this the coordinator sweeps them in pages. */
+const CANCEL_INLINE = 100;
 
 /** An outcome recorded this long ago was left untold by its writer if it is not counted by now. */
 const UNTOLD_MS = 60_000;
@@ -465,7 +468,7 @@ async function cancelSelf(rt: Runtime, m: ExecMessage, outbox: Outbox, reason: s
   if (m.parent !== null) {
     await cancelChildren(rt, m.run, m.parent, [m.id], reason);
   }
-  if (hadChildren) outbox.push({ msg: { k: "sweep", v: MESSAGE_VERSION, run: m.run, id: m.id, reason } });
+  if (hadChildren) outbox.push({ msg: sweepOf(m.run, m.id, reason) });
 }
 
 async function suspend(
@@ -477,14 +480,21 @@ async function suspend(
   cnt: CounterItem | undefined,
   snap: { co: number; ce: number },
   at: Attempt,
-): Promise<Open> {
+): Promise<Open | void> {
   const from = cnt?.epoch ?? 0;
   const epoch = from + 1;
   const expiresAt = expiry(rt.now(), rt.config.retentionDays, 7);
-  // Order matters: traces (the commit of non-determinism), then calls, then the counter (the
-  // commit of the suspension), then sends. A crash anywhere before the counter leaves no effect
-  // but idempotent items; after it, the redelivered message redoes the sends (resume.ts).
-  await writeTraces(rt, m.run, m.id, epoch, d.traces, expiresAt);
+  // Order matters: the claim of the epoch with its traces (one delivery's decision is the epoch's),
+  // then calls, then the counter (the commit of the suspension), then sends. A crash anywhere
+  // before the counter leaves no effect but the owner's items, which its redelivery rewrites
+  // alike; after it, the redelivered message redoes the sends (resume.ts).
+  try {
+    await claimEpoch(rt, m.run, m.id, epoch, { by: at.delivery.id, attempt: m.attempt }, d.traces, expiresAt);
+  } catch (e) {
+    if (!(e instanceof EpochTaken)) throw e;
+    rt.log.info("another delivery owns this epoch; it commits it", { action: m.id, epoch });
+    return;
+  }
   if (from === 0) {
     await rt.doc.send(
       new PutCommand({
@@ -516,25 +526,24 @@ async function suspend(
     snap,
     trigger,
     expiresAt,
-    nothingToSend: stored.length === 0,
+    calls: stored.length,
     ...(win ? { win } : {}),
   });
+  const by = [releaseToken(at.delivery.id)];
   if (!committed) {
-    // Another replay of this epoch committed the same decision; it may have crashed before its
-    // sends, so finish them from the stored state (idempotent).
+    // This delivery's own earlier attempt committed it and crashed before its sends (finish them
+    // from the stored state), or the action was ended before its first commit (nothing to do).
     const now = await readCounter(rt, m.id);
     if (now && now.st !== "E" && now.epoch === epoch) {
-      if ((now.disp ?? 0) < epoch) await redispatch(rt, now, m.id, def.env);
-      await maybeResume(rt, m.id, now, [releaseToken(at.delivery.id)], m);
+      if ((now.disp ?? 0) < epoch) await redispatch(rt, now, { run: m.run, id: m.id, task: def.name });
+      else await maybeResume(rt, m.id, now, by, m);
     }
     return "open";
   }
-  if (stored.length) {
-    await dispatchCalls(rt, m.run, stored, windows, def.env);
-    await markDispatched(rt, m.id, epoch);
-  }
+  if (stored.length)
+    await dispatchEpoch(rt, { run: m.run, id: m.id, task: def.name, epoch }, stored, windows, by, m);
   // Completions counted while this replay ran may already satisfy the new wait.
-  await maybeResume(rt, m.id, committed, [releaseToken(at.delivery.id)], m);
+  else await maybeResume(rt, m.id, committed, by, m);
   return "open";
 }
 

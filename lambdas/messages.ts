@@ -1,14 +1,18 @@
 /**
  * Every message on an Aloft queue, validated with zod on receipt: a body that does not parse, or
  * parses to something else, is rejected before any state is touched. `v` is the message format
- * version; a newer one is rejected (dead-lettered), not guessed at.
+ * version: this Aloft sends MESSAGE_VERSION and accepts every version back to OLDEST_VERSION, so
+ * messages in flight across an upgrade are still handled (each version only adds kinds and
+ * optional fields); a newer one is rejected (dead-lettered), not guessed at.
  */
 import { z } from "zod";
 
-export const MESSAGE_VERSION = 1;
+export const MESSAGE_VERSION = 2;
+/** The oldest version still accepted: v1 had no `dispatch` kind, sweep cursor or check arguments. */
+export const OLDEST_VERSION = 1;
 
 const id = z.string().min(1).max(200);
-const version = z.literal(MESSAGE_VERSION);
+const version = z.number().int().min(OLDEST_VERSION).max(MESSAGE_VERSION);
 
 /** The window slot an item of a windowed `map` holds: part name, slot, position in the part (state/windows.ts). */
 const slot = {
@@ -74,6 +78,8 @@ export const TimeoutMessage = z.object({
   attempt: z.number().int().min(1),
   deadline: z.number(),
   timeoutMs: z.number(),
+  /** The action's arguments, for a retry (else read from the parent's call records). */
+  args: z.string().optional(),
 });
 
 /** Coordinator: cancel what remains under an action that ended (its children, recursively). */
@@ -83,6 +89,21 @@ export const SweepMessage = z.object({
   run: id,
   id,
   reason: z.string(),
+  /** Where the previous page of the action's call chunks ended (a chunk's sort key). */
+  after: z.string().optional(),
+});
+
+/** Coordinator: send calls `from` .. `n` - 1 of a committed epoch (resume.ts continueDispatch). */
+export const DispatchMessage = z.object({
+  k: z.literal("dispatch"),
+  v: version,
+  run: id,
+  /** The parent whose calls these are, and its task. */
+  id,
+  task: z.string().min(1),
+  epoch: z.number().int().min(1),
+  from: z.number().int().min(0),
+  n: z.number().int().min(1),
 });
 
 export const CoordinatorMessage = z.discriminatedUnion("k", [
@@ -91,6 +112,7 @@ export const CoordinatorMessage = z.discriminatedUnion("k", [
   DonesMessage,
   TimeoutMessage,
   SweepMessage,
+  DispatchMessage,
 ]);
 
 /** Executor: run (or replay, at `epoch` > 0) one action. */
@@ -111,6 +133,7 @@ export type DoneMessage = z.infer<typeof DoneMessage>;
 export type DonesMessage = z.infer<typeof DonesMessage>;
 export type TimeoutMessage = z.infer<typeof TimeoutMessage>;
 export type SweepMessage = z.infer<typeof SweepMessage>;
+export type DispatchMessage = z.infer<typeof DispatchMessage>;
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 export type ExecMessage = z.infer<typeof ExecMessage>;
 

@@ -1,66 +1,93 @@
 /**
  * Cancelling what remains under an action that ended (finished, failed, timed out, cancelled):
- * each unsettled child gets a CANCELLED outcome (conditional, so a child that finished first keeps
- * its result), and each unsettled child that is itself a parent is marked ended so it never resumes
- * and its own queued children cancel themselves when their messages arrive.
+ * each unsettled child is marked ended (so one still in its first execution never fans out, and
+ * one that suspended never resumes) and gets a CANCELLED outcome (conditional, so a child that
+ * finished first keeps its result). Children that had children are swept in turn. A sweep works
+ * through an action's calls a page at a time, so no invocation's work grows with their number.
  */
-import type { CallId } from "../../sdk/core/history.ts";
+import type { CallId, CallRecord } from "../../sdk/core/history.ts";
 import { CancelledError, serializeError } from "../../sdk/errors.ts";
+import { MESSAGE_VERSION } from "../messages.ts";
+import type { SweepMessage } from "../messages.ts";
 import { batchGet, keyId } from "../runtime.ts";
 import type { Runtime } from "../runtime.ts";
 import { endCounter } from "./counters.ts";
-import { loadHistory } from "./history.ts";
+import { decodeChunk } from "./history.ts";
 import { writeTerminal } from "./results.ts";
-import { counterKey } from "./table.ts";
+import { actionPk, resultKey } from "./table.ts";
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+
+/** Call chunks (of up to 100 calls) one sweep message handles; more continue in the next. */
+export const sweepLimits = { chunksPerPage: 10 };
+
+/** Writes per round: the requests of one round go out together. */
+const PARALLEL = 25;
 
 /**
- * Cancels `children` of `parent`; returns the ids of those that are parents themselves, whose own
- * children the caller cancels next (inline, or through a sweep message).
+ * Cancels `children` of `parent`; returns the ids of those that had children themselves, which
+ * the caller sweeps next. Each is marked ended before its outcome is written, so none resumes or
+ * first commits in between.
  */
 export async function cancelChildren(
   rt: Runtime,
   run: string,
   parent: CallId,
-  children: CallId[],
+  children: readonly CallId[],
   reason: string,
 ): Promise<CallId[]> {
-  if (!children.length) return [];
   const outcome = { ok: false as const, error: serializeError(new CancelledError(`cancelled: ${reason}`)) };
-  const counters = await batchGet(rt, children.map(counterKey), true);
-  const parents = new Set(children.filter((id) => counters.has(keyId(counterKey(id)))));
-  // Mark sub-parents ended before their outcome is written, so none resumes in between.
-  await Promise.all([...parents].map((id) => endCounter(rt, id)));
-  for (let i = 0; i < children.length; i += 25) {
+  const parents: CallId[] = [];
+  for (let i = 0; i < children.length; i += PARALLEL) {
     await Promise.all(
-      children.slice(i, i + 25).map((id) =>
-        writeTerminal(rt, {
-          run,
-          parent,
-          id,
-          status: "CANCELLED",
-          outcome,
-          attempt: undefined,
-          kids: parents.has(id),
-        }),
-      ),
+      children.slice(i, i + PARALLEL).map(async (id) => {
+        const kids = await endCounter(rt, id);
+        if (kids) parents.push(id);
+        await writeTerminal(rt, { run, parent, id, status: "CANCELLED", outcome, attempt: undefined, kids });
+      }),
     );
   }
-  return [...parents];
+  return parents;
 }
 
-/** The unsettled children of `action`, from its stored history. */
-export async function unsettledChildren(rt: Runtime, action: CallId): Promise<CallId[]> {
-  const { history } = await loadHistory(rt, action);
-  return [...history.calls.keys()].filter((id) => !history.outcomes.has(id));
+/** The sweep of `id` (from its first call chunk, or after `after`). */
+export function sweepOf(run: string, id: CallId, reason: string, after?: string): SweepMessage {
+  return { k: "sweep", v: MESSAGE_VERSION, run, id, reason, ...(after === undefined ? {} : { after }) };
 }
 
-/** Cancels the whole subtree under `action`, level by level (the client's cancel). */
-export async function cancelSubtree(rt: Runtime, run: string, action: CallId, reason: string): Promise<void> {
-  let level = [action];
-  while (level.length) {
-    const next: CallId[] = [];
-    for (const p of level)
-      next.push(...(await cancelChildren(rt, run, p, await unsettledChildren(rt, p), reason)));
-    level = next;
-  }
+/**
+ * One page of a sweep: the calls of up to `sweepLimits.chunksPerPage` chunks after `m.after`,
+ * those without a result cancelled. Returns the sweeps that follow: the next page, and one per
+ * cancelled child that had children.
+ */
+export async function sweepPage(rt: Runtime, m: SweepMessage): Promise<SweepMessage[]> {
+  const pk = actionPk(m.id);
+  const page = await rt.doc.send(
+    new QueryCommand({
+      TableName: rt.config.table,
+      KeyConditionExpression: "pk = :pk AND begins_with(sk, :c)",
+      ExpressionAttributeValues: { ":pk": pk, ":c": "C#" },
+      ConsistentRead: true,
+      Limit: sweepLimits.chunksPerPage,
+      ...(m.after === undefined ? {} : { ExclusiveStartKey: { pk, sk: m.after } }),
+    }),
+  );
+  const items = page.Items ?? [];
+  const calls: CallRecord[] = items.flatMap((it) => decodeChunk(it));
+  const open = await unsettled(rt, m.id, calls);
+  const parents = await cancelChildren(rt, m.run, m.id, open, m.reason);
+  const next = parents.map((p) => sweepOf(m.run, p, m.reason));
+  const last = items.at(-1)?.["sk"];
+  if (page.LastEvaluatedKey && typeof last === "string") next.push(sweepOf(m.run, m.id, m.reason, last));
+  return next;
+}
+
+/** The calls among `calls` of `parent` with no outcome (an outcome written meanwhile is kept: writes are conditional). */
+async function unsettled(rt: Runtime, parent: CallId, calls: readonly CallRecord[]): Promise<CallId[]> {
+  const got = await batchGet(
+    rt,
+    calls.map((c) => resultKey(parent, c.id)),
+  );
+  return calls
+    .filter((c) => got.get(keyId(resultKey(parent, c.id)))?.["outcome"] === undefined)
+    .map((c) => c.id);
 }

@@ -7,7 +7,7 @@ import { isConditionFailed } from "../runtime.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Trigger } from "./trigger.ts";
 import type { CounterItem } from "./table.ts";
-import { counterKey } from "./table.ts";
+import { counterKey, expiry } from "./table.ts";
 
 async function update<T>(
   rt: Runtime,
@@ -39,8 +39,8 @@ export function commitSuspension(
     snap: { co: number; ce: number };
     trigger: Trigger;
     expiresAt: number;
-    /** The suspension made no new calls: nothing to dispatch, so it is dispatched as it commits. */
-    nothingToSend?: boolean;
+    /** How many calls the suspension recorded (none: it is dispatched as it commits). */
+    calls: number;
     /** A window part the counter hosts from now on (planWindows). */
     win?: CounterItem["win"];
   },
@@ -49,8 +49,8 @@ export function commitSuspension(
     Key: counterKey(a.action),
     UpdateExpression:
       "SET epoch = :e1, st = :S, bo = :bo, be = :be, D = :D, B = :B, run = :run, expiresAt = :x, " +
-      "co = if_not_exists(co, :zero), ce = if_not_exists(ce, :zero)" +
-      (a.nothingToSend ? ", disp = :e1" : "") +
+      "co = if_not_exists(co, :zero), ce = if_not_exists(ce, :zero), nc = :nc" +
+      (a.calls === 0 ? ", disp = :e1" : "") +
       (a.win ? ", win = :win" : ""),
     // The epoch moves forward once per suspension: only a replay of the current epoch may commit,
     // and never after the action ended (E). The first suspension creates the item.
@@ -65,6 +65,7 @@ export function commitSuspension(
       ":run": a.run,
       ":x": a.expiresAt,
       ":zero": 0,
+      ":nc": a.calls,
       ...(a.win ? { ":win": a.win } : {}),
       ...(a.from === 0 ? {} : { ":e": a.from, ":E": "E" }),
     },
@@ -123,25 +124,38 @@ export async function markSent(rt: Runtime, action: string, epoch: number): Prom
   });
 }
 
-/** Records that every call of `epoch` was sent (a redelivered exec then has nothing to redo). */
-export async function markDispatched(rt: Runtime, action: string, epoch: number): Promise<void> {
-  await update(rt, {
+/**
+ * Records that every call of `epoch` was sent (a redelivered exec then has nothing to redo). Returns
+ * the counter as it now is — a resume waits for this mark (resume.ts maybeResume), so whoever sets
+ * it checks for one — or undefined when the epoch moved on or the action ended.
+ */
+export function markDispatched(rt: Runtime, action: string, epoch: number): Promise<CounterItem | undefined> {
+  return update<CounterItem>(rt, {
     Key: counterKey(action),
     UpdateExpression: "SET disp = :e",
-    ConditionExpression: "epoch = :e",
-    ExpressionAttributeValues: { ":e": epoch },
+    ConditionExpression: "epoch = :e AND st <> :E",
+    ExpressionAttributeValues: { ":e": epoch, ":E": "E" },
   });
 }
 
-/** Marks a parent ended: no more resumes, its windows stop, queued descendants cancel themselves. */
+/**
+ * Marks an action ended: no more resumes, its windows stop, queued descendants cancel themselves.
+ * It writes the mark whether or not the action ever suspended: one still in its first execution
+ * (no counter yet) then finds the mark when it commits its first suspension — that commit requires
+ * no item — and never fans out (a cancel or a timeout landing before the first commit). Returns
+ * whether the action had children to sweep (it had committed a suspension).
+ */
 export async function endCounter(rt: Runtime, action: string): Promise<boolean> {
-  const out = await update<CounterItem>(rt, {
-    Key: counterKey(action),
-    UpdateExpression: "SET st = :E",
-    ConditionExpression: "attribute_exists(pk)", // never create a counter for a leaf
-    ExpressionAttributeValues: { ":E": "E" },
-  });
-  return out !== undefined;
+  const out = await rt.doc.send(
+    new UpdateCommand({
+      TableName: rt.config.table,
+      Key: counterKey(action),
+      UpdateExpression: "SET st = :E, expiresAt = if_not_exists(expiresAt, :x)",
+      ExpressionAttributeValues: { ":E": "E", ":x": expiry(rt.now(), rt.config.retentionDays, 7) },
+      ReturnValues: "ALL_OLD",
+    }),
+  );
+  return (out.Attributes as CounterItem | undefined)?.epoch !== undefined;
 }
 
 /**
@@ -162,11 +176,19 @@ export async function claimReplay(
   const now = rt.now();
   const out = await update<CounterItem>(rt, {
     Key: counterKey(action),
-    UpdateExpression: "SET lease = :until, leaseEpoch = :e, leaseBy = :me",
+    // `rp` counts replays on the item each one writes anyway (not on the run item: a hot item).
+    UpdateExpression: "SET lease = :until, leaseEpoch = :e, leaseBy = :me ADD rp :one",
     // Only the current epoch of a live parent, and only if no unexpired claim of another holds it.
     ConditionExpression:
       "epoch = :e AND st <> :E AND (attribute_not_exists(lease) OR leaseEpoch <> :e OR lease < :now OR leaseBy = :me)",
-    ExpressionAttributeValues: { ":until": now + leaseMs, ":e": epoch, ":E": "E", ":now": now, ":me": owner },
+    ExpressionAttributeValues: {
+      ":until": now + leaseMs,
+      ":e": epoch,
+      ":E": "E",
+      ":now": now,
+      ":me": owner,
+      ":one": 1,
+    },
   });
   return out !== undefined;
 }

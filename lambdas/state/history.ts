@@ -18,7 +18,7 @@ import { HistoryError } from "../../sdk/errors.ts";
 import { callIdentity } from "../../sdk/core/calls.ts";
 import { digest } from "../../sdk/serde.ts";
 import { offload, resolvePayload } from "../payloads.ts";
-import { batchGet, batchPut, isConditionFailed, keyId, queryAll } from "../runtime.ts";
+import { batchGet, batchPut, isConditionFailed, keyId, oldItem, queryAll } from "../runtime.ts";
 import type { Runtime } from "../runtime.ts";
 import type { CounterItem, ResultItem, SelfItem, WindowItem } from "./table.ts";
 import { CHUNK_CALLS, RESULT_SHARDS, actionPk, chunkSk, resultPk, traceSk } from "./table.ts";
@@ -144,38 +144,101 @@ async function assemble(
   return { history: { calls, outcomes, traces }, self, windows, callsByEpoch };
 }
 
-/** Thrown when another replay of the same epoch recorded its traces first: replay again on top of them. */
+/** Thrown when this replay ran without traces its own delivery recorded before: replay on top of them. */
 export class TraceConflict extends Error {}
 
 /**
- * Records a suspension's traces. Conditional (`attribute_not_exists`): traces are the one
- * non-deterministic part of a replay, so the first replay to record them wins and any other replay
- * of the same epoch must re-run on top of them rather than overwrite what calls were derived from.
+ * Thrown when another delivery owns the epoch this replay would write: it (or its redelivery)
+ * commits it, so this replay writes nothing — two replays of one epoch that saw different results
+ * or traces would otherwise write different call lists under the same keys.
  */
-export async function writeTraces(
+export class EpochTaken extends Error {}
+
+/** Who may write an epoch's calls: one delivery of one attempt. */
+export interface EpochOwner {
+  /** The SQS message id of the delivery (a redelivery keeps it). */
+  by: string;
+  attempt: number;
+}
+
+/**
+ * Claims epoch `epoch` of `action` for `owner` and records the suspension's traces, in one
+ * conditional put of the epoch's trace item (written even with no traces: it is the claim). The
+ * first replay of an epoch to get here owns it; any other writes nothing (EpochTaken), so an
+ * epoch's calls and window parts come from one decision. A later attempt takes over an epoch an
+ * earlier one claimed and never committed (a retry before the first commit; the deadline check
+ * fences the timed-out attempt first: coordinate.ts). The owner's own redelivery finds its claim
+ * and goes on; if its replay ran without the traces recorded then, it replays on top of them.
+ */
+export async function claimEpoch(
   rt: Runtime,
   run: string,
   action: CallId,
   epoch: number,
+  owner: EpochOwner,
   traces: TraceRecord[],
   expiresAt: number,
 ): Promise<void> {
-  if (!traces.length) return;
-  const body = await offload(rt.payloads, `${run}/${action}`, JSON.stringify(traces), 300_000);
+  const body = traces.length
+    ? await offload(rt.payloads, `${run}/${action}`, JSON.stringify(traces), 300_000)
+    : undefined;
   try {
     await rt.doc.send(
       new PutCommand({
         TableName: rt.config.table,
-        Item: { pk: actionPk(action), sk: traceSk(epoch), traces: body, expiresAt },
-        ConditionExpression: "attribute_not_exists(pk)", // first replay of this epoch to trace wins
+        Item: {
+          pk: actionPk(action),
+          sk: traceSk(epoch),
+          ...(body === undefined ? {} : { traces: body }),
+          by: owner.by,
+          a: owner.attempt,
+          expiresAt,
+        },
+        // The first claim wins; only a later attempt replaces one (an abandoned earlier attempt's).
+        ConditionExpression: "attribute_not_exists(pk) OR a < :a",
+        ExpressionAttributeValues: { ":a": owner.attempt },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       }),
     );
   } catch (e) {
-    if (isConditionFailed(e))
-      throw new TraceConflict(`traces of ${action} epoch ${epoch} were recorded by another replay`);
-    throw e;
+    if (!isConditionFailed(e)) throw e;
+    const held = oldItem(e);
+    if (held?.["by"] !== owner.by || held["a"] !== owner.attempt)
+      throw new EpochTaken(`epoch ${epoch} of ${action} is owned by another delivery`);
+    if (traces.length) throw new TraceConflict(`traces of ${action} epoch ${epoch} were recorded before`);
   }
 }
+
+/**
+ * Fences attempt `attempt` of `action` off its first suspension (see claimEpoch), so a deadline
+ * check may retry it: true unless that attempt claimed its first epoch already (it is a parent
+ * committing its first suspension, and times out as one). A redelivered check finds its own fence.
+ */
+export async function fenceFirstEpoch(
+  rt: Runtime,
+  action: CallId,
+  attempt: number,
+  expiresAt: number,
+): Promise<boolean> {
+  try {
+    await rt.doc.send(
+      new PutCommand({
+        TableName: rt.config.table,
+        Item: { pk: actionPk(action), sk: traceSk(1), by: FENCE, a: attempt, expiresAt },
+        ConditionExpression: "attribute_not_exists(pk) OR a < :a",
+        ExpressionAttributeValues: { ":a": attempt },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      }),
+    );
+    return true;
+  } catch (e) {
+    if (!isConditionFailed(e)) throw e;
+    const held = oldItem(e);
+    return held?.["by"] === FENCE && held["a"] === attempt;
+  }
+}
+
+const FENCE = "deadline";
 
 /**
  * Records a suspension's new calls in chunks of CHUNK_CALLS. Unconditional puts are safe: the

@@ -100,6 +100,10 @@ export type CounterState = "S" | "R" | "E";
  * duplicates; `bo`/`be` are the counts read before the replay that began this epoch read history.
  * The parent may progress once (co-bo, ce-be) passes the thresholds `D`/`B` (see trigger.ts).
  */
+/**
+ * A parent's counter. An action ended before its first suspension has a mark only (`st` = E, no
+ * epoch): counters.ts endCounter.
+ */
 export interface CounterItem {
   pk: string;
   sk: "CNT";
@@ -119,10 +123,14 @@ export interface CounterItem {
   rat?: number;
   /** Epoch whose child calls were all sent. */
   disp?: number;
+  /** How many calls the epoch recorded (for a redispatch in slices). */
+  nc?: number;
   /** A replay of `leaseEpoch` holds the parent until `lease` (ms), by message `leaseBy`. */
   lease?: number;
   leaseEpoch?: number;
   leaseBy?: string;
+  /** Replays claimed (after the first execution). */
+  rp?: number;
   /** The one window part this counter hosts (state/windows.ts), named `@<key>#0`. */
   win?: Omit<WindowItem, "pk" | "sk">;
   expiresAt?: number;

@@ -23,8 +23,9 @@ import {
   sendMessages,
 } from "../../lambdas/runtime.ts";
 import type { AloftConfig, Runtime } from "../../lambdas/runtime.ts";
-import { cancelSubtree } from "../../lambdas/state/cancel.ts";
-import { endCounter } from "../../lambdas/state/counters.ts";
+import { sendToCoordinator } from "../../lambdas/dispatch.ts";
+import { sweepOf, sweepPage } from "../../lambdas/state/cancel.ts";
+import { endCounter, readCounter } from "../../lambdas/state/counters.ts";
 import type { RunItem } from "../../lambdas/state/table.ts";
 import { TERMINAL, expiry, runKey } from "../../lambdas/state/table.ts";
 import { serializeArgs } from "../core/calls.ts";
@@ -259,7 +260,8 @@ export class AwsRun<R = unknown> implements Run<R> {
 
   /**
    * Cancels the run: it ends CANCELLED at once (one conditional write), then every descendant
-   * still queued or running is marked CANCELLED; executors find the marks and stop.
+   * still queued or running is marked CANCELLED (the first page here, the rest by the
+   * coordinator); executors find the marks and stop.
    */
   async cancel(reason = "the run was cancelled"): Promise<void> {
     const rt = this.client.rt;
@@ -288,8 +290,14 @@ export class AwsRun<R = unknown> implements Run<R> {
       if (!r) throw new ConfigurationError(`no run ${this.id} (not started yet, expired, or another stack)`);
       return;
     }
-    await endCounter(rt, this.id);
-    await cancelSubtree(rt, this.id, this.id, reason);
+    // The root is marked ended (so a root still in its first execution never fans out), its first
+    // page of children cancelled here and the rest swept by the coordinator, a page at a time.
+    if (!(await endCounter(rt, this.id))) return;
+    const next = await sweepPage(rt, sweepOf(this.id, this.id, reason));
+    await sendToCoordinator(
+      rt,
+      next.map((msg) => ({ msg })),
+    );
   }
 
   progress(): GroupProgress[] {
@@ -302,8 +310,8 @@ export class AwsRun<R = unknown> implements Run<R> {
     }));
   }
 
-  /** Replays of this run's actions after their first execution (for tests and benchmarks). */
+  /** Replays of the run's root after its first execution (for tests and benchmarks). */
   async replays(): Promise<number> {
-    return (await this.client.getRun(this.id))?.replays ?? 0;
+    return (await readCounter(this.client.rt, this.id))?.rp ?? 0;
   }
 }

@@ -1,0 +1,293 @@
+/**
+ * No run stuck, nothing lost: the failure paths of issue 8, each on the real handlers over
+ * DynamoDB Local, with SQS simulated on a fake clock (test/helpers/sim-queues.ts) at production
+ * ratios — a failed delivery comes back five minutes later, long after every resume it could race.
+ * Each test names the scenario it reproduces; each failed on the code before its fix.
+ */
+import assert from "node:assert/strict";
+import { after, afterEach, before, describe, it } from "node:test";
+import { startDevStack } from "../lambdas/dev.ts";
+import type { DevStack } from "../lambdas/dev.ts";
+import { ExecMessage, MESSAGE_VERSION, parseMessage } from "../lambdas/messages.ts";
+import { dispatchLimits } from "../lambdas/resume.ts";
+import { runtime } from "../lambdas/runtime.ts";
+import { sweepLimits } from "../lambdas/state/cancel.ts";
+import { readCounter } from "../lambdas/state/counters.ts";
+import { EpochTaken, TraceConflict, claimEpoch, fenceFirstEpoch } from "../lambdas/state/history.ts";
+import { AloftClient } from "../sdk/aws/client.ts";
+import type { AwsRun } from "../sdk/aws/client.ts";
+import * as t from "./fixtures/liveness-tasks.ts";
+import { addMiddleware } from "./helpers/aws-faults.ts";
+import { SimQueues } from "./helpers/sim-queues.ts";
+import { TERMINAL, flatten } from "./helpers/status.ts";
+
+const key = (label: string) => `${label}-${Math.random().toString(36).slice(2, 8)}`;
+
+describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () => {
+  let dev: DevStack;
+  let client: AloftClient;
+  let sim: SimQueues;
+  const undo: (() => void)[] = [];
+
+  before(async () => {
+    process.env["POWERTOOLS_LOG_LEVEL"] ??= "SILENT";
+    dev = await startDevStack({ environments: ["live"], poller: { onError: () => undefined } });
+    // The test is the event source: nothing may consume the real queues.
+    await Promise.all(dev.pollers.map((p) => p.stop()));
+    client = new AloftClient(dev.config);
+  });
+  after(async () => {
+    client.destroy();
+    await dev.stop();
+  });
+  afterEach(() => {
+    for (const u of undo.splice(0).reverse()) u();
+    sim?.close();
+  });
+
+  const ended = (r: AwsRun<unknown>) => async () => {
+    const status = (await client.getRun(r.id))?.status;
+    return status !== undefined && status !== "RUNNING";
+  };
+  /** Runs the simulation until `r` ends (failing the test if the queues drain first). */
+  async function finish<R>(r: AwsRun<R>): Promise<void> {
+    assert.ok(await sim.run(ended(r)), `run ${r.id} was left RUNNING with nothing left to deliver`);
+    const s = await r.status();
+    for (const n of flatten(s.root)) assert.ok(TERMINAL.has(n.status), `${n.task} ${n.id} left ${n.status}`);
+  }
+  /** A crash of the handler at its DynamoDB request that `pick` selects, once; `hook` runs first. */
+  function atDynamo(
+    pick: (command: string, input: Record<string, unknown>) => boolean,
+    hook: () => Promise<void>,
+  ): { readonly fired: boolean } {
+    const state = { fired: false };
+    undo.push(
+      addMiddleware(runtime().ddb, "at-dynamo", async (args, next, command) => {
+        if (!state.fired && pick(command, args.input)) {
+          state.fired = true;
+          await hook();
+        }
+        return next(args);
+      }),
+    );
+    return state;
+  }
+  /** A key attribute of a request's Key or Item, plain or in DynamoDB's wire form. */
+  const keyAttr = (input: Record<string, unknown>, name: "pk" | "sk"): string => {
+    const v = ((input["Key"] ?? input["Item"]) as Record<string, unknown> | undefined)?.[name];
+    return String((v as { S?: string } | undefined)?.S ?? v);
+  };
+  const pkOf = (input: Record<string, unknown>) => keyAttr(input, "pk");
+  const isPut = (cmd: string) => /^Put(Item)?Command$/.test(cmd);
+  const isFirstCommit = (cmd: string, input: Record<string, unknown>) =>
+    /^Update/.test(cmd) && /^SET epoch = :e1/.test(String(input["UpdateExpression"]));
+
+  it("1. a send loop cut after its first request: the unsent calls still go out before the parent resumes", async () => {
+    sim = new SimQueues(dev, client);
+    const r = await client.run(t.firstThenAll, 25);
+    let batches = 0;
+    sim.crashSend = (c) => c.body.includes(`"parent":"${r.id}"`) && ++batches === 2;
+    await finish(r);
+    assert.ok(batches >= 2, "the second request of the send loop failed");
+    assert.equal(await r.result(), 600);
+  });
+
+  it("2. a redelivered leaf reports its recorded outcome instead of running its body again", async () => {
+    sim = new SimQueues(dev, client);
+    const k = key("leaf");
+    const r = await client.run(t.callsLeafOnce, k);
+    let crashed = 0;
+    // The leaf's outcome is written; the send of its completion fails (the Lambda dies there).
+    sim.crashSend = (c) =>
+      sim.isCoordinator(c) && c.body.includes('"k":"done"') && c.body.includes(r.id) && crashed++ === 0;
+    await finish(r);
+    assert.equal(crashed > 0, true, "the completion's send failed");
+    assert.equal(await r.result(), k);
+    assert.equal(t.bodyRuns(k), 1, "the body ran once");
+  });
+
+  it("3. a cancel landing in a child's first execution, before its first commit: it never fans out", async () => {
+    sim = new SimQueues(dev, client);
+    const k = key("cancel");
+    const r = await client.run(t.callsFan, k, 3);
+    const at = atDynamo(
+      (cmd, input) => isFirstCommit(cmd, input) && pkOf(input) !== `A#${r.id}`,
+      () => r.cancel(),
+    );
+    await finish(r);
+    await sim.run(async () => false); // and whatever the cancel left queued
+    assert.ok(at.fired, "the cancel landed before the child's first commit");
+    assert.equal((await client.getRun(r.id))?.status, "CANCELLED");
+    for (let i = 0; i < 3; i++) assert.equal(t.bodyRuns(`${k}/${i}`), 0, `grandchild ${i} ran`);
+    const child = (await r.status()).root!.children[0]!;
+    assert.equal(child.status, "CANCELLED");
+    assert.equal(child.children.length, 0, "no grandchild was recorded");
+  });
+
+  /** A deadline check for attempt 1 of the run's only child, delivered now. */
+  async function deadlineCheck(run: string): Promise<void> {
+    const s = await client.attach(run).status();
+    const child = s.root!.children[0]!;
+    const body = JSON.stringify({
+      k: "timeout",
+      v: MESSAGE_VERSION,
+      run,
+      id: child.id,
+      parent: run,
+      task: t.timedFan.taskName,
+      group: "",
+      attempt: 1,
+      deadline: sim.clock,
+      timeoutMs: 60_000,
+    });
+    await sim.deliver([sim.send(dev.config.coordinatorQueue, body)]);
+  }
+
+  it("4a. a deadline check landing as a parent writes its first suspension: it times out, once, and never fans out", async () => {
+    sim = new SimQueues(dev, client);
+    const k = key("deadline-a");
+    const r = await client.run(t.callsTimedFan, k, 3);
+    // Between the claim of its first epoch and the write of its own exec record (SELF).
+    const at = atDynamo(
+      (cmd, input) => isPut(cmd) && keyAttr(input, "sk") === "SELF" && pkOf(input) !== `A#${r.id}`,
+      () => deadlineCheck(r.id),
+    );
+    await finish(r);
+    assert.ok(at.fired);
+    assert.equal(await r.result(), "TaskTimeoutError");
+    for (let i = 0; i < 3; i++)
+      assert.equal(t.bodyRuns(`${k}/${i}`), 0, `child ${i} of the timed-out parent ran`);
+    assert.equal(t.bodyRuns(k), 1, "no retry of a parent that had begun to suspend");
+  });
+
+  it("4b. a deadline check landing before a parent claims its first suspension: the retry runs it, the old attempt stops", async () => {
+    sim = new SimQueues(dev, client);
+    const k = key("deadline-b");
+    const r = await client.run(t.callsTimedFan, k, 3);
+    const at = atDynamo(
+      (cmd, input) => isPut(cmd) && /^T#/.test(keyAttr(input, "sk")) && pkOf(input) !== `A#${r.id}`,
+      () => deadlineCheck(r.id),
+    );
+    await finish(r);
+    assert.ok(at.fired);
+    assert.equal(await r.result(), 3);
+    // Attempt 1's first run (stopped at its claim), attempt 2's first run and its one resume.
+    assert.equal(t.bodyRuns(k), 3, "the retry ran the body again, the old attempt never resumed");
+    for (let i = 0; i < 3; i++) assert.equal(t.bodyRuns(`${k}/${i}`), 1, `child ${i} ran once`);
+    const child = (await r.status()).root!.children[0]!;
+    assert.equal(child.attempts, 2);
+  });
+
+  it("5a. a large epoch is sent in slices of bounded size, one invocation each", async () => {
+    const limit = dispatchLimits.perInvocation;
+    dispatchLimits.perInvocation = 20;
+    undo.push(() => void (dispatchLimits.perInvocation = limit));
+    sim = new SimQueues(dev, client);
+    const r = await client.run(t.gatherOf, 150);
+    await finish(r);
+    assert.equal(await r.result(), 150 * 149);
+    const execsSent = sim.log.map(
+      (inv) => inv.sent.filter((c) => c.body.includes(`"parent":"${r.id}"`)).length,
+    );
+    assert.ok(Math.max(...execsSent) <= 20, `an invocation sent ${Math.max(...execsSent)} of the calls`);
+    assert.ok(sim.log.filter((inv) => inv.sent.some((c) => c.body.includes('"k":"dispatch"'))).length >= 7);
+    assert.equal(await r.replays(), 1, "the gather resumed once, after its last slice");
+  });
+
+  it("5b. a fail-fast parent with many open children cancels them in pages, not inline", async () => {
+    const pages = sweepLimits.chunksPerPage;
+    sweepLimits.chunksPerPage = 1; // 100 calls a page
+    undo.push(() => void (sweepLimits.chunksPerPage = pages));
+    sim = new SimQueues(dev, client);
+    const k = key("ff");
+    const r = await client.run(t.failsFast, k, 600);
+    // Only the failing child runs; the 600 others stay queued until the parent has failed.
+    const others = (m: { body: string }) => m.body.includes('"task":"live.counted"');
+    assert.ok(await sim.run(ended(r), { hold: others }));
+    await sim.run(async () => false); // the sweeps, and the queued children cancelling themselves
+    await assert.rejects(r.result(), (e: Error) => e.name === "TaskError");
+    const kids = (await r.status()).root!.children;
+    assert.equal(kids.filter((c) => c.status === "CANCELLED").length, 600);
+    for (let i = 0; i < 600; i++) assert.equal(t.bodyRuns(`${k}/${i}`), 0);
+    const most = Math.max(...sim.log.map((inv) => inv.dynamoCalls));
+    assert.ok(most < 300, `one invocation made ${most} DynamoDB requests for 600 children`);
+  });
+
+  it("7. one parent failing in a coordinator batch leaves the others' counts exact", async () => {
+    sim = new SimQueues(dev, client);
+    const [a, b] = await Promise.all([client.run(t.gatherOf, 3), client.run(t.gatherOf, 3)]);
+    // a's last child is held back, so a still waits when b's completions are counted again.
+    const aLast = (m: { body: string }) =>
+      m.body.includes(`"parent":"${a.id}"`) && m.body.includes('"args":"[2]"');
+    // Run everything but completions; then deliver all of them in one coordinator batch.
+    const isDone = (m: { queue: string; body: string }) =>
+      sim.isCoordinator(m) && /"k":"dones?"/.test(m.body);
+    await sim.run(async () => false, { hold: (m) => isDone(m) || aLast(m) });
+    const dones = sim.visible(isDone);
+    assert.ok(dones.some((m) => m.body.includes(a.id)) && dones.some((m) => m.body.includes(b.id)));
+    let failures = 0;
+    undo.push(
+      addMiddleware(runtime().ddb, "fail-b", async (args, next, command) => {
+        const input = args.input;
+        if (
+          /^Update/.test(command) &&
+          pkOf(input) === `A#${b.id}` &&
+          /^ADD co/.test(String(input["UpdateExpression"]))
+        )
+          if (failures++ === 0) throw new Error("throttled");
+        return next(args);
+      }),
+    );
+    await sim.deliver(dones.slice(0, 10));
+    assert.equal(failures, 1, "b's count failed once");
+    assert.ok(await sim.run(ended(b), { hold: aLast }));
+    await finish(a);
+    assert.equal(await a.result(), 6);
+    assert.equal(await b.result(), 6);
+    assert.equal((await readCounter(runtime(), a.id))?.co, 3, "a's three completions were counted once each");
+    assert.equal(await a.replays(), 1);
+  });
+
+  it("10. one delivery owns an epoch: another replay of it writes nothing; a later attempt takes over an abandoned one", async () => {
+    const rt = runtime();
+    const action = key("epoch");
+    const x = Math.floor(Date.now() / 1000) + 3600;
+    const trace = [{ v: 1, key: "t#0", value: '"a"' }] as never[];
+    await claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1 }, [], x);
+    await assert.rejects(claimEpoch(rt, "r", action, 2, { by: "m-y", attempt: 1 }, [], x), EpochTaken);
+    // Its own redelivery goes on; one whose replay ran without the traces recorded replays on top.
+    await claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1 }, [], x);
+    await assert.rejects(claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1 }, trace, x), TraceConflict);
+    // A deadline check fences attempt 1 off its first epoch before retrying it...
+    assert.equal(await fenceFirstEpoch(rt, action, 1, x), true);
+    assert.equal(await fenceFirstEpoch(rt, action, 1, x), true, "a redelivered check finds its own fence");
+    await assert.rejects(claimEpoch(rt, "r", action, 1, { by: "m-x", attempt: 1 }, [], x), EpochTaken);
+    // ...which attempt 2 replaces; a fence of attempt 1 after attempt 1 claimed it fails.
+    await claimEpoch(rt, "r", action, 1, { by: "m-z", attempt: 2 }, [], x);
+    const other = key("epoch");
+    await claimEpoch(rt, "r", other, 1, { by: "m-x", attempt: 1 }, [], x);
+    assert.equal(
+      await fenceFirstEpoch(rt, other, 1, x),
+      false,
+      "attempt 1 is committing its first suspension",
+    );
+  });
+
+  it("11. messages of the previous format version are still handled; a newer one is rejected", () => {
+    const exec = {
+      k: "exec",
+      run: "r",
+      id: "r",
+      parent: null,
+      task: "live.twice",
+      group: "",
+      args: "[1]",
+      attempt: 1,
+      epoch: 0,
+    };
+    assert.equal(parseMessage(ExecMessage, JSON.stringify({ ...exec, v: 1 })).ok, true);
+    assert.equal(parseMessage(ExecMessage, JSON.stringify({ ...exec, v: MESSAGE_VERSION })).ok, true);
+    const newer = parseMessage(ExecMessage, JSON.stringify({ ...exec, v: MESSAGE_VERSION + 1 }));
+    assert.equal(newer.ok, false);
+  });
+});
