@@ -6,7 +6,7 @@
 import { ConfigurationError } from "../errors.ts";
 import { digest, serialize } from "../serde.ts";
 import type { Payload } from "../serde.ts";
-import { HISTORY_VERSION } from "./history.ts";
+import { HISTORY_VERSION, IDENTITY_VERSION } from "./history.ts";
 import type { CallId, CallRecord, Outcome } from "./history.ts";
 import { DurableFuture, outcomeValue } from "./futures.ts";
 import type { Scope } from "./state.ts";
@@ -64,6 +64,7 @@ export function makeCall(
       digest: inputs,
       n,
       args: payload,
+      idv: IDENTITY_VERSION,
     };
     if (window) rec.window = window;
     st.newCalls.push(rec);
