@@ -22,10 +22,12 @@ import {
 } from "../lambdas/state/history.ts";
 import { actionPk } from "../lambdas/state/table.ts";
 import { fitsHosted } from "../lambdas/state/windows.ts";
-import { callIdentity } from "../sdk/core/calls.ts";
+import { CALL_NAMES_BYTES, callIdentity } from "../sdk/core/calls.ts";
+import { emptyHistory } from "../sdk/core/history.ts";
 import type { CallRecord } from "../sdk/core/history.ts";
+import { replay } from "../sdk/core/replay.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
-import { digest } from "../sdk/serde.ts";
+import { digest, serialize } from "../sdk/serde.ts";
 import * as t from "./fixtures/size-tasks.ts";
 import { addMiddleware } from "./helpers/aws-faults.ts";
 import { itemBytes } from "./helpers/item-size.ts";
@@ -91,6 +93,31 @@ describe("sizes in bytes: the guards at their boundaries", () => {
       name: "ConfigurationError",
       message: new RegExp(`do not fit in a history item \\(\\d+ bytes compressed, at most ${CHUNK_BYTES}\\)`),
     });
+  });
+
+  it("a task name and group path over CALL_NAMES_BYTES fail the parent clearly, on every backend", async () => {
+    // `"sizes.quick"` is 13 bytes and the group's quotes 2: the rest of the budget in CJK (and ASCII).
+    const fits = wide(CALL_NAMES_BYTES - 15);
+    const ok = await replay({
+      task: t.inGroup.def,
+      args: serialize([fits]),
+      actionId: "r",
+      history: emptyHistory(),
+    });
+    assert.equal(ok.kind, "suspended");
+    assert.equal(ok.calls[0]!.group, fits);
+    const over = await replay({
+      task: t.inGroup.def,
+      args: serialize([`${fits}a`]),
+      actionId: "r",
+      history: emptyHistory(),
+    });
+    assert.equal(over.kind, "failed");
+    assert.equal(over.kind === "failed" && over.error.name, "ConfigurationError");
+    assert.match(
+      over.kind === "failed" ? over.error.message : "",
+      new RegExp(`take ${CALL_NAMES_BYTES + 1} bytes; at most ${CALL_NAMES_BYTES} fit`),
+    );
   });
 
   it("payloads (results, run arguments, cache values, traces) offload past their limit in bytes", async () => {

@@ -31,8 +31,8 @@ import { CHUNK_CALLS, RESULT_SHARDS, actionPk, chunkSk, resultPk, traceSk } from
 export const CALL_ARGS_INLINE = 3_000;
 /**
  * Largest compressed chunk written (bytes), leaving room for its keys under DynamoDB's 400 KB item
- * limit. With arguments bounded above only task names and group paths of several KB each could
- * reach it; that is refused with an error naming them rather than failing every redelivery.
+ * limit. Arguments bounded above and names by CALL_NAMES_BYTES (sdk/core/calls.ts) keep 100 rows
+ * under ≈380 KB; this is the last guard, with an error naming the names, not a validation error.
  */
 export const CHUNK_BYTES = 390_000;
 
