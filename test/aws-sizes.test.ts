@@ -258,7 +258,7 @@ describe("AWS handlers: wide arguments and removed tasks", { timeout: 170_000 },
   it("a suspended parent whose task was removed fails at its resume and cancels its running children", async () => {
     const undo = renameInFlight(t.removedParent.taskName, "sizes_retired.parent", true);
     try {
-      const r = await client.run(t.removedParent, 4_000);
+      const r = await client.run(t.removedParent, 8_000);
       await assert.rejects(within(r.result(), 60_000, "removed parent"), (e: Error) => {
         assert.match(e.message, /task "sizes_retired\.parent" is not registered in this deployment/);
         return true;
