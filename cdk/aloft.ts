@@ -322,10 +322,13 @@ export class Aloft extends Construct {
     functionTimeout: Duration,
     batchingWindow?: Duration,
   ): { queue: sqs.Queue; deadLetterQueue: sqs.Queue } {
+    // Retained by default, as the table is: removing a TaskEnvironment from the app must not delete
+    // its queues with the messages of runs in flight (docs/aws.md, "Upgrades with runs in flight").
     const deadLetterQueue = new sqs.Queue(scope, `${prefix}DeadLetterQueue`, {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: RETENTION_OF_MESSAGES,
+      removalPolicy: this.settings.removalPolicy,
     });
     // AWS: a queue's visibility timeout should be at least six times its function's timeout (plus
     // the batching window), or a message still being processed is delivered again.
@@ -339,6 +342,7 @@ export class Aloft extends Construct {
       retentionPeriod: RETENTION_OF_MESSAGES,
       visibilityTimeout: Duration.seconds(visibility),
       deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: this.settings.maxReceiveCount },
+      removalPolicy: this.settings.removalPolicy,
     });
     this.alarm(
       scope,

@@ -65,6 +65,20 @@ export function getTask(name: string): TaskDef {
   return def;
 }
 
+/**
+ * The error that ends an action whose task this deployment does not register: a message in flight
+ * from before an upgrade that removed or renamed the task or its TaskEnvironment.
+ */
+export function removedTaskError(name: string): ConfigurationError {
+  const known = [...tasks.keys()];
+  return new ConfigurationError(
+    `task ${JSON.stringify(name)} is not registered in this deployment: it (or its TaskEnvironment) was ` +
+      `removed or renamed while this run was in flight, so its action fails (start the run again). Keep a ` +
+      `task and its TaskEnvironment deployed until no run in flight uses them. Registered: ` +
+      `${known.length ? known.join(", ") : "(none: was the task module imported?)"}`,
+  );
+}
+
 export function findTask(name: string): TaskDef | undefined {
   return tasks.get(name);
 }

@@ -534,6 +534,23 @@ await test("a missing entry or no environments at all is a clear error", () => {
   );
 });
 
+await test("removing an environment keeps its queue and dead-letter queue (retained), the others unchanged", () => {
+  const queues = (t: Template) => t.findResources("AWS::SQS::Queue");
+  const before = queues(main.template);
+  assert.equal(Object.keys(before).length, 2 * (1 + ENVIRONMENTS.length));
+  for (const [id, q] of Object.entries(before)) {
+    assert.equal(q.DeletionPolicy, "Retain", id);
+    assert.equal(q.UpdateReplacePolicy, "Retain", id);
+  }
+  // The next deploy without "tiny": its two queues leave the template (CloudFormation then keeps
+  // them, with their messages); every other queue keeps its logical id, so none is replaced.
+  const after = queues(build({ environments: ENVIRONMENTS.filter((e) => e.name !== "tiny") }).template);
+  const gone = Object.keys(before).filter((id) => !(id in after));
+  assert.equal(gone.length, 2);
+  for (const id of gone) assert.match(id, /Executortiny/);
+  for (const id of Object.keys(after)) assert.ok(id in before, `${id} is new`);
+});
+
 await test("removalPolicy DESTROY with autoDeleteObjects; alarm actions; batching window", () => {
   const { template, aloft } = build({
     removalPolicy: RemovalPolicy.DESTROY,
@@ -547,6 +564,7 @@ await test("removalPolicy DESTROY with autoDeleteObjects; alarm actions; batchin
   template.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Delete" });
   template.hasResource("AWS::S3::Bucket", { DeletionPolicy: "Delete" });
   template.resourceCountIs("Custom::S3AutoDeleteObjects", 1);
+  template.allResources("AWS::SQS::Queue", { DeletionPolicy: "Delete" });
   template.allResources("AWS::Logs::LogGroup", {
     Properties: { RetentionInDays: 7 },
     DeletionPolicy: "Delete",

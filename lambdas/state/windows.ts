@@ -95,8 +95,9 @@ function hostedBytes(limit: number, size: number, key: string): number {
     "pend",
     "upto",
   ];
-  // name and key; part, parts, size, limit, upto; epoch and offset (any count of earlier calls).
-  const scalars = 2 * (key.length + 3) + 5 * num(size + limit) + 2 * num(NEVER);
+  // name and key (strings count in UTF-8 bytes); part, parts, size, limit, upto; epoch and offset
+  // (any count of earlier calls).
+  const scalars = 2 * (Buffer.byteLength(key) + 3) + 5 * num(size + limit) + 2 * num(NEVER);
   return 3 + slots + pend + names.join("").length + scalars + 2 * names.length;
 }
 
