@@ -15,6 +15,10 @@ export const ENV = {
   environment: "ALOFT_ENVIRONMENT",
   /** Days a finished run's items are kept before DynamoDB TTL removes them. */
   retentionDays: "ALOFT_RETENTION_DAYS",
+  /** Seconds a message a handler holds stays invisible after each heartbeat (lambdas/visibility.ts). */
+  visibilityTimeout: "ALOFT_VISIBILITY_TIMEOUT",
+  /** The function's queue's own visibility timeout, in seconds (at least the function's timeout). */
+  queueVisibilityTimeout: "ALOFT_QUEUE_VISIBILITY_TIMEOUT",
 } as const;
 
 /** Stack output keys; `cdk deploy --outputs-file aloft-outputs.json` writes them for the client. */
