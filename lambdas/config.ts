@@ -21,6 +21,9 @@ export const ENV = {
   queueVisibilityTimeout: "ALOFT_QUEUE_VISIBILITY_TIMEOUT",
 } as const;
 
+/** The handlers' visibility lease when none is configured, in seconds (lambdas/visibility.ts). */
+export const DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 60;
+
 /** Stack output keys; `cdk deploy --outputs-file aloft-outputs.json` writes them for the client. */
 export const OUTPUT = {
   table: "AloftTableName",

@@ -15,7 +15,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { realClock } from "./clock.ts";
 import type { Clock } from "./clock.ts";
-import { ENV } from "./config.ts";
+import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV } from "./config.ts";
 import { runtime } from "./runtime.ts";
 
 export type BatchHandler = (event: SQSEvent, context?: Context) => Promise<SQSBatchResponse>;
@@ -39,8 +39,6 @@ export interface HeartbeatOptions {
   queueUrl?: (arn: string) => string | undefined;
   log?: (message: string, extra: Record<string, unknown>) => void;
 }
-
-export const DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 60;
 
 /** Wraps `handler` so the messages of each invocation are held by a lease (see the file comment). */
 export function withHeartbeat(handler: BatchHandler, options: HeartbeatOptions = {}): BatchHandler {
