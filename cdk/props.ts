@@ -82,8 +82,10 @@ export interface AloftProps {
   readonly coordinatorMaxConcurrency?: number;
 
   /**
-   * Deliveries of a message before SQS moves it to its queue's dead-letter queue.
-   * @default 5
+   * Deliveries of a message before SQS moves it to its queue's dead-letter queue. A failed message
+   * comes back after 2, 4, 8, ... seconds (capped at its queue's lease) and a crashed one a lease
+   * later, so with the defaults a message keeps being retried for about six minutes.
+   * @default 10
    */
   readonly maxReceiveCount?: number;
 
@@ -243,7 +245,7 @@ export function validate(
   if (coordinatorMaxConcurrency !== undefined && !isWhole(coordinatorMaxConcurrency, 2, 1000)) {
     errors.push(`coordinatorMaxConcurrency: a whole number 2..1000, got ${coordinatorMaxConcurrency}`);
   }
-  const maxReceiveCount = props?.maxReceiveCount ?? 5;
+  const maxReceiveCount = props?.maxReceiveCount ?? 10;
   if (!isWhole(maxReceiveCount, 1, 1000))
     errors.push(`maxReceiveCount: a whole number 1..1000, got ${maxReceiveCount}`);
   const retentionDays = props?.retentionDays ?? 7;
