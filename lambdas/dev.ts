@@ -152,7 +152,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
 }
 
 /** Each queue's visibility timeout in seconds: the option for all, else each one's own setting. */
-function visibilitySettings(
+export function visibilitySettings(
   options: DevStackOptions,
   environments: string[],
 ): { coordinator: number; executors: Record<string, number> } {

@@ -3,8 +3,11 @@
  * production ratios: a 60 s lease renewed every 20 s, queues whose own visibility timeout is six
  * times a function timeout of minutes, tasks that run for minutes. The test is the event source
  * (receive, invoke with a Lambda context, delete what succeeded); a killed sandbox is an invocation
- * that never returns and whose timers are gone. Every scenario also runs without the lease, and
- * must then fail its own expectation: the assertions can tell the difference.
+ * that never returns and whose timers are gone. The timing scenarios also run without the lease
+ * (or with every heartbeat lost), and must then fail their own expectation: the assertions can
+ * tell the difference. A task timeout reaches the lease only as the function's timeout (its
+ * deadline, and 6x it as the queue's visibility); the coordinator's deadline checks are tested in
+ * aws.test.ts.
  */
 import assert from "node:assert/strict";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
@@ -22,6 +25,8 @@ import { DEFAULT_LOCAL_REGION, LOCAL_CREDENTIALS } from "../lambdas/local/aws-cl
 import { lambdaContext, toSqsRecord } from "../lambdas/local/sqs-event.ts";
 import { startSqsLocal } from "../lambdas/local/sqs-local.ts";
 import type { SqsLocal } from "../lambdas/local/sqs-local.ts";
+import { TaskEnvironment } from "aloft";
+import { visibilitySettings } from "../lambdas/dev.ts";
 import { retryDelaySeconds, withHeartbeat } from "../lambdas/visibility.ts";
 import type { BatchHandler, LeaseSettings } from "../lambdas/visibility.ts";
 import { addMiddleware, inject } from "./helpers/aws-faults.ts";
@@ -183,7 +188,11 @@ describe("visibility lease and heartbeat (fauxqs, virtual time)", { timeout: 120
     // taken as the invocation starts, so even a crash before the first heartbeat is recovered fast.
     { name: "with a task timeout (5 min), killed after 5 s", fnTimeout: 300, killAt: 5 * S },
     { name: "with a task timeout (5 min), killed after 130 s", fnTimeout: 300, killAt: 130 * S },
-    { name: "without a task timeout (Lambda's 15 min), killed after 130 s", fnTimeout: 900, killAt: 130 * S },
+    {
+      name: "without a task timeout (a 15-minute function), killed after 130 s",
+      fnTimeout: 900,
+      killAt: 130 * S,
+    },
     // Still running at the function's deadline (Lambda ends it there; the local poller cannot):
     // no heartbeat is sent past the deadline, so the message is back a lease after it at most.
     { name: "still running at the function's deadline (90 s)", fnTimeout: 90, killAt: 90 * S, hangs: true },
@@ -319,6 +328,21 @@ describe("visibility lease and heartbeat (fauxqs, virtual time)", { timeout: 120
     );
     return Number(a.Attributes?.ApproximateNumberOfMessages ?? 0);
   }
+
+  it("aloft dev gives each queue its lease: a TaskEnvironment's visibilityTimeout, 60 s, or one for all", () => {
+    new TaskEnvironment({ name: "vis_env", visibilityTimeout: "90s" });
+    new TaskEnvironment({ name: "vis_default" });
+    const envs = ["vis_env", "vis_default"];
+    assert.deepEqual(visibilitySettings({}, envs), {
+      coordinator: 60,
+      executors: { vis_env: 90, vis_default: 60 },
+    });
+    assert.deepEqual(visibilitySettings({ coordinatorVisibilityTimeoutSeconds: 30 }, envs).coordinator, 30);
+    assert.deepEqual(visibilitySettings({ visibilityTimeoutSeconds: 2 }, envs), {
+      coordinator: 2,
+      executors: { vis_env: 2, vis_default: 2 },
+    });
+  });
 
   it("retry delays double per receive and stop at the cap", () => {
     assert.deepEqual(
