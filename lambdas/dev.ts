@@ -20,7 +20,10 @@ import type { BatchHandler } from "./visibility.ts";
 export interface DevStackOptions {
   /** TaskEnvironment names; default every environment registered (import the task module first). */
   environments?: string[];
-  /** Receives before a message is dead-lettered; default 3. */
+  /**
+   * Receives before a message is dead-lettered; default 10, as deployed (failed messages come back
+   * after 2, 4, 8, ... seconds, so fewer would dead-letter within seconds of a transient fault).
+   */
   maxReceiveCount?: number;
   /**
    * Every queue's visibility timeout, which is also the handlers' lease (lambdas/visibility.ts: a
@@ -63,7 +66,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
   const aws = await startLocalAws({
     environments,
     prefix,
-    maxReceiveCount: options.maxReceiveCount ?? 3,
+    maxReceiveCount: options.maxReceiveCount ?? 10,
     visibility,
   });
   const bucket = `${prefix}-payloads`.toLowerCase();
