@@ -25,7 +25,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { ENV, OUTPUT } from "../lambdas/config.ts";
+import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV, OUTPUT } from "../lambdas/config.ts";
 import { TABLE_SCHEMA } from "../lambdas/state/table.ts";
 import { ConfigurationError } from "../sdk/errors.ts";
 import { listEnvironments, type EnvironmentSpec } from "../sdk/registry.ts";
@@ -77,6 +77,7 @@ const RUN_BUCKET_ACTIONS = ["s3:GetObject", "s3:PutObject"];
 const READ_LOGS_ACTIONS = ["logs:FilterLogEvents", "logs:GetLogEvents", "logs:DescribeLogStreams"];
 
 const DEFAULT_EXECUTOR_TIMEOUT = Duration.minutes(5);
+const DEFAULT_LEASE = Duration.seconds(DEFAULT_VISIBILITY_TIMEOUT_SECONDS);
 const MAX_VISIBILITY_TIMEOUT = Duration.hours(12);
 const RETENTION_OF_MESSAGES = Duration.days(14);
 
@@ -185,14 +186,25 @@ export class Aloft extends Construct {
     });
 
     const coordinatorTimeout = s.coordinatorTimeout;
-    const coordinatorQueues = this.createQueues(this, "Coordinator", coordinatorTimeout);
+    const coordinatorQueues = this.createQueues(
+      this,
+      "Coordinator",
+      coordinatorTimeout,
+      s.coordinatorVisibilityTimeout,
+    );
     this.coordinatorQueue = coordinatorQueues.queue;
     this.coordinatorDeadLetterQueue = coordinatorQueues.deadLetterQueue;
 
     // Queues first: every function's environment names every queue.
     const executorScopes = this.environments.map((spec) => new Construct(this, `Executor-${spec.name}`));
     const executorQueues = this.environments.map((spec, i) =>
-      this.createQueues(executorScopes[i]!, "", executorTimeout(spec), s.executorMaxBatchingWindow),
+      this.createQueues(
+        executorScopes[i]!,
+        "",
+        executorTimeout(spec),
+        leaseOf(spec),
+        s.executorMaxBatchingWindow,
+      ),
     );
     const queueUrls: Record<string, string> = {};
     this.environments.forEach((spec, i) => (queueUrls[spec.name] = executorQueues[i]!.queue.queueUrl));
@@ -220,7 +232,7 @@ export class Aloft extends Construct {
       description: "Aloft coordinator: replays parent tasks and dispatches their children",
       memorySize: s.coordinatorMemoryMiB,
       timeout: coordinatorTimeout,
-      environment: sharedEnv,
+      environment: { ...sharedEnv, ...coordinatorQueues.leaseEnv },
     });
     this.coordinator = coordinator.fn;
     this.coordinatorLogGroup = coordinator.logGroup;
@@ -241,7 +253,12 @@ export class Aloft extends Construct {
         timeout: executorTimeout(spec),
         // The environment's own variables may override Powertools settings and NODE_OPTIONS;
         // validation rejects ALOFT_* names, so the contract's variables cannot be overridden.
-        environment: { ...sharedEnv, ...spec.env, [ENV.environment]: spec.name },
+        environment: {
+          ...sharedEnv,
+          ...spec.env,
+          [ENV.environment]: spec.name,
+          ...executorQueues[i]!.leaseEnv,
+        },
       });
       fn.addEventSource(
         new SqsEventSource(queue, {
@@ -315,13 +332,17 @@ export class Aloft extends Construct {
     return [this.table.tableArn, `${this.table.tableArn}/index/${GSI1}`];
   }
 
-  /** A work queue and its dead-letter queue, both encrypted (SSE-SQS) and TLS-only. */
+  /**
+   * A work queue and its dead-letter queue, both encrypted (SSE-SQS) and TLS-only, and the variables
+   * that tell its function's handler the lease it holds messages by (lambdas/visibility.ts).
+   */
   private createQueues(
     scope: Construct,
     prefix: string,
     functionTimeout: Duration,
+    lease: Duration,
     batchingWindow?: Duration,
-  ): { queue: sqs.Queue; deadLetterQueue: sqs.Queue } {
+  ): { queue: sqs.Queue; deadLetterQueue: sqs.Queue; leaseEnv: Record<string, string> } {
     // Retained by default, as the table is: removing a TaskEnvironment from the app must not delete
     // its queues with the messages of runs in flight (docs/aws.md, "Upgrades with runs in flight").
     const deadLetterQueue = new sqs.Queue(scope, `${prefix}DeadLetterQueue`, {
@@ -330,10 +351,12 @@ export class Aloft extends Construct {
       retentionPeriod: RETENTION_OF_MESSAGES,
       removalPolicy: this.settings.removalPolicy,
     });
-    // AWS: a queue's visibility timeout should be at least six times its function's timeout (plus
-    // the batching window), or a message still being processed is delivered again.
+    // Lambda rejects an event source whose queue's visibility timeout is shorter than the function's
+    // timeout, and AWS advises six times it (plus the batching window) so a batch Lambda retries
+    // while throttled stays invisible. That only covers a message until a handler holds it: the
+    // handler then takes it on the short lease and renews it, so a crash is recovered a lease later.
     const visibility = Math.min(
-      6 * functionTimeout.toSeconds() + (batchingWindow?.toSeconds() ?? 0),
+      Math.max(6 * functionTimeout.toSeconds() + (batchingWindow?.toSeconds() ?? 0), lease.toSeconds()),
       MAX_VISIBILITY_TIMEOUT.toSeconds(),
     );
     const queue = new sqs.Queue(scope, `${prefix}Queue`, {
@@ -353,7 +376,11 @@ export class Aloft extends Construct {
       }),
       `Aloft: messages in dead-letter queue ${scope.node.path}; each is a run step that failed ${this.settings.maxReceiveCount} times`,
     );
-    return { queue, deadLetterQueue };
+    const leaseEnv = {
+      [ENV.visibilityTimeout]: String(lease.toSeconds()),
+      [ENV.queueVisibilityTimeout]: String(visibility),
+    };
+    return { queue, deadLetterQueue, leaseEnv };
   }
 
   /** A function with its own role (no managed policies) and its own log group. */
@@ -492,6 +519,13 @@ function executorTimeout(spec: EnvironmentSpec): Duration {
   return spec.timeoutMs === undefined
     ? DEFAULT_EXECUTOR_TIMEOUT
     : Duration.seconds(Math.ceil(spec.timeoutMs / 1000));
+}
+
+/** How long a message the environment's executor holds stays invisible between heartbeats. */
+function leaseOf(spec: EnvironmentSpec): Duration {
+  return spec.visibilityTimeoutMs === undefined
+    ? DEFAULT_LEASE
+    : Duration.seconds(Math.ceil(spec.visibilityTimeoutMs / 1000));
 }
 
 /** Lambda accepts a maximum concurrency of 2..1000 per SQS event source: clamp, and say so. */

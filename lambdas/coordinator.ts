@@ -16,8 +16,12 @@ import { CoordinatorMessage, parseMessage } from "./messages.ts";
 import type { DoneMessage } from "./messages.ts";
 import { continueDispatch } from "./resume.ts";
 import { runtime } from "./runtime.ts";
+import { withHeartbeat } from "./visibility.ts";
 
-export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
+/** What Lambda invokes: the batch handler, its messages held by a visibility lease (visibility.ts). */
+export const handler = withHeartbeat(handleBatch);
+
+export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
   const rt = runtime();
   const failures: { itemIdentifier: string }[] = [];
   const done: { id: string; msg: DoneMessage }[] = [];

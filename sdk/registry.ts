@@ -13,6 +13,8 @@ export interface EnvironmentSpec {
   /** Upper bound on children of this environment running at once (AWS: the event source's maximum concurrency). */
   concurrency: number | undefined;
   env: Readonly<Record<string, string>>;
+  /** AWS: how long a message its executor holds stays invisible between heartbeats (default 60 s). */
+  visibilityTimeoutMs?: number | undefined;
 }
 
 const tasks = new Map<string, TaskDef>();
