@@ -185,7 +185,7 @@ describe("visibility lease and heartbeat (fauxqs, virtual time)", { timeout: 120
 
   const cases: { name: string; fnTimeout: number; killAt: number; hangs?: boolean }[] = [
     // The queue keeps 6x the function timeout (AWS's advice for throttled retries); the lease is
-    // taken as the invocation starts, so even a crash before the first heartbeat is recovered fast.
+    // taken a second into the invocation, so a crash before the first heartbeat is recovered fast.
     { name: "with a task timeout (5 min), killed after 5 s", fnTimeout: 300, killAt: 5 * S },
     { name: "with a task timeout (5 min), killed after 130 s", fnTimeout: 300, killAt: 130 * S },
     {
@@ -250,6 +250,31 @@ describe("visibility lease and heartbeat (fauxqs, virtual time)", { timeout: 120
       if (queueVisibility === LEASE) assert.equal((await run(false)).runs, 2);
     });
   }
+
+  it("the lease is taken a second into an invocation: one that ends sooner pays no request for it", async () => {
+    let changes = 0;
+    const undo = addMiddleware(sqs, "count-changes", async (args, next, command) => {
+      if (command === "ChangeMessageVisibilityBatchCommand") changes++;
+      return next(args);
+    });
+    try {
+      const settings = { queueVisibilityTimeoutSeconds: 6 * 300 };
+      const short = await deliver(await queue(6 * 300, ["short"]), fn(task([], 200), true, settings), 300);
+      await clock.advance(300);
+      await short.done;
+      assert.equal(changes, 0, "a 200 ms invocation took the lease");
+      const longer = await deliver(
+        await queue(6 * 300, ["longer"]),
+        fn(task([], 3 * S), true, settings),
+        300,
+      );
+      await clock.advance(3 * S);
+      await longer.done;
+      assert.equal(changes, 1, "a 3 s invocation takes the lease once, a second in");
+    } finally {
+      undo();
+    }
+  });
 
   it("a throttled heartbeat is absorbed: the next one renews the lease in time", async () => {
     const run = async (throttled: (call: number) => boolean) => {
