@@ -5,6 +5,7 @@
  */
 import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { retryDelayMs } from "../sdk/core/task-def.ts";
+import type { TaskDef } from "../sdk/core/task-def.ts";
 import { ConfigurationError, TaskTimeoutError, serializeError } from "../sdk/errors.ts";
 import { findTask, getTask } from "../sdk/registry.ts";
 import { sendExecs, sendToCoordinator } from "./dispatch.ts";
@@ -15,9 +16,9 @@ import { isConditionFailed } from "./runtime.ts";
 import type { Runtime } from "./runtime.ts";
 import { sweepOf, sweepPage } from "./state/cancel.ts";
 import { addCompletions, endCounter, readCounter } from "./state/counters.ts";
-import { decodeChunk, fenceFirstEpoch, loadActionItems } from "./state/history.ts";
+import { decodeChunk, fenceFirstEpoch, isFenced, loadActionItems } from "./state/history.ts";
 import { bumpAttempt, readAction, writeTerminal } from "./state/results.ts";
-import type { RunItem } from "./state/table.ts";
+import type { ResultItem, RunItem } from "./state/table.ts";
 import { expiry, newRunItem, runKey } from "./state/table.ts";
 import { isHosted, releaseHosted, releaseSlots, releaseToken, tagFrom } from "./state/windows.ts";
 import type { Release } from "./state/windows.ts";
@@ -210,8 +211,14 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: st
     }
     return;
   }
-  if ((item?.attempt ?? 1) !== m.attempt) return; // a later attempt is running
   const def = findTask(m.task);
+  if ((item?.attempt ?? 1) !== m.attempt) {
+    // A later attempt is running — or this check started it and died before sending it (the fence
+    // it wrote says so): send it again (a duplicate exec of it is recorded once).
+    if (def && item?.attempt === m.attempt + 1 && (await isFenced(rt, m.id, m.attempt)))
+      await sendCheckRetry(rt, m, item, def);
+    return;
+  }
   const cnt = await readCounter(rt, m.id);
   const x = expiry(rt.now(), rt.config.retentionDays, 7);
   const error = serializeError(
@@ -220,19 +227,7 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: st
   // A retry only for an action that never suspended — and only once this attempt is fenced off its
   // first suspension, so it cannot commit one while the retry runs (state/history.ts claimEpoch).
   if (def && !cnt && m.attempt <= def.retries.count && (await fenceFirstEpoch(rt, m.id, m.attempt, x))) {
-    if (!(await bumpAttempt(rt, m.run, m.parent, m.id, m.attempt))) return;
-    const args = m.args ?? (m.parent === null ? (item as RunItem).args : await argsOf(rt, m));
-    if (args === undefined) return;
-    // The retry keeps the window slot the action holds.
-    const msg: ExecMessage = {
-      k: "exec",
-      v: MESSAGE_VERSION,
-      ...actionOf(m),
-      args,
-      attempt: m.attempt + 1,
-      epoch: 0,
-    };
-    await sendExecs(rt, [{ msg, delayMs: retryDelayMs(def.retries, m.attempt) }]);
+    if (await bumpAttempt(rt, m.run, m.parent, m.id, m.attempt)) await sendCheckRetry(rt, m, item, def);
     return;
   }
   // Ended first (also an attempt still committing its first suspension: that commit then fails),
@@ -251,6 +246,26 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: st
   if (w.written && m.parent !== null)
     // A timed-out item of a windowed map frees its slot (its check carries the slot).
     await countCompletions(rt, [{ id: messageId, msg: doneOf(m, m.parent, false) }]);
+}
+
+/** The next attempt of the action a check timed out; it keeps the window slot the action holds. */
+async function sendCheckRetry(
+  rt: Runtime,
+  m: TimeoutMessage,
+  item: ResultItem | RunItem | undefined,
+  def: TaskDef,
+): Promise<void> {
+  const args = m.args ?? (m.parent === null ? (item as RunItem).args : await argsOf(rt, m));
+  if (args === undefined) return;
+  const msg: ExecMessage = {
+    k: "exec",
+    v: MESSAGE_VERSION,
+    ...actionOf(m),
+    args,
+    attempt: m.attempt + 1,
+    epoch: 0,
+  };
+  await sendExecs(rt, [{ msg, delayMs: retryDelayMs(def.retries, m.attempt) }]);
 }
 
 /** A retried child's arguments from its parent's call records (a check sent by an older Aloft carries none). */

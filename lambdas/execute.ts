@@ -103,6 +103,13 @@ export async function executeOne(
       return;
     }
     if (run.status !== "RUNNING") return cancelSelf(rt, m, outbox, `the run ended ${run.status}`);
+    // A redelivered root attempt that had moved the run to its next attempt and died before
+    // sending it (see recorded).
+    if (delivery.redelivered && run.attempt === m.attempt + 1) {
+      const def = findTask(m.task);
+      if (def) await sendRetry(rt, m, def);
+      return;
+    }
   }
   if (m.notBefore !== undefined && m.notBefore > rt.now() + 1000) {
     await sendExecs(rt, [{ msg: m, delayMs: m.notBefore - rt.now() }]);
@@ -128,7 +135,8 @@ export async function executeOne(
     // Its children are swept by the coordinator, a page at a time (loading its whole history here
     // would grow with them).
     const cnt = await readCounter(rt, m.id);
-    if (cnt?.epoch !== undefined) outbox.push({ msg: sweepOf(m.run, m.id, `its task ${m.task} was removed`) });
+    if (cnt?.epoch !== undefined)
+      outbox.push({ msg: sweepOf(m.run, m.id, `its task ${m.task} was removed`) });
     return finish(rt, m, outbox, "FAILED", { ok: false, error }, { cnt, delivery });
   }
 
@@ -148,7 +156,7 @@ export async function executeOne(
     } else if (m.epoch > 0) {
       rt.log.warn("dropped a resume: the parent's counter no longer exists", { run: m.run, action: m.id });
       return;
-    } else if (m.parent !== null && (await recorded(rt, m, outbox))) return;
+    } else if (m.parent !== null && (await recorded(rt, m, def, outbox))) return;
   }
 
   if (m.epoch === 0 && def.cacheVersion !== false) {
@@ -247,14 +255,17 @@ async function known(
  * the outcome and died before reporting it (a failed flush, a failed cache write, a Lambda that
  * died while completions were being coalesced). Its recorded outcome is reported, not recomputed:
  * a second run of the body could throw or overrun and the completion would never be reported.
- * True when nothing is left to run (also for a stale attempt).
+ * Likewise an attempt that failed, moved the action to the next attempt and died before sending
+ * it: the retry is sent now (no other delivery can: the bump is done). True when nothing is left to
+ * run (also for a stale attempt).
  */
-async function recorded(rt: Runtime, m: ExecMessage, outbox: Outbox): Promise<boolean> {
+async function recorded(rt: Runtime, m: ExecMessage, def: TaskDef, outbox: Outbox): Promise<boolean> {
   const own = (await readAction(rt, m.run, m.parent, m.id)) as ResultItem | undefined;
   if (own?.outcome !== undefined) {
     outbox.push({ msg: doneOf(m, m.parent!, own.status === "SUCCEEDED") });
     return true;
   }
+  if (own?.attempt === m.attempt + 1) await sendRetry(rt, m, def);
   return (own?.attempt ?? m.attempt) > m.attempt;
 }
 
@@ -372,7 +383,12 @@ async function retry(rt: Runtime, m: ExecMessage, def: TaskDef, error: Serialize
   // Only the attempt that failed may start the next: a duplicate delivery starts no second chain.
   if (!(await bumpAttempt(rt, m.run, m.parent, m.id, m.attempt))) return;
   rt.log.info("retrying", { task: m.task, action: m.id, attempt: m.attempt + 1, error: error.message });
-  await sendExecs(rt, [
+  await sendRetry(rt, m, def);
+}
+
+/** The exec of the attempt after `m`'s, after its backoff (a redelivery re-sends it: recorded). */
+function sendRetry(rt: Runtime, m: ExecMessage, def: TaskDef): Promise<void> {
+  return sendExecs(rt, [
     { msg: { ...m, attempt: m.attempt + 1, epoch: 0 }, delayMs: retryDelayMs(def.retries, m.attempt) },
   ]);
 }

@@ -125,7 +125,7 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
   });
 
   /** A deadline check for attempt 1 of the run's only child, delivered now. */
-  async function deadlineCheck(run: string): Promise<void> {
+  async function deadlineCheck(run: string, task = t.timedFan.taskName): Promise<void> {
     const s = await client.attach(run).status();
     const child = s.root!.children[0]!;
     const body = JSON.stringify({
@@ -134,7 +134,7 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
       run,
       id: child.id,
       parent: run,
-      task: t.timedFan.taskName,
+      task,
       group: "",
       attempt: 1,
       deadline: sim.clock,
@@ -246,6 +246,55 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
     assert.equal(await b.result(), 6);
     assert.equal((await readCounter(runtime(), a.id))?.co, 3, "a's three completions were counted once each");
     assert.equal(await a.replays(), 1);
+  });
+
+  /** Fails the DynamoDB write that moves an action to its next attempt, once, right after it succeeded. */
+  function crashAfterBump(): { readonly fired: boolean } {
+    const state = { fired: false };
+    undo.push(
+      addMiddleware(runtime().ddb, "crash-after-bump", async (args, next, command) => {
+        const out = await next(args);
+        if (
+          !state.fired &&
+          /^Update/.test(command) &&
+          /^SET attempt = :to/.test(String(args.input["UpdateExpression"]))
+        ) {
+          state.fired = true;
+          throw new Error("the Lambda died right after the attempt was bumped");
+        }
+        return out;
+      }),
+    );
+    return state;
+  }
+
+  it("a retry whose sender died right after moving to the next attempt is sent by its redelivery", async () => {
+    sim = new SimQueues(dev, client);
+    const k = key("retry");
+    const r = await client.run(t.callsFailsOnce, k);
+    const crash = crashAfterBump();
+    await finish(r);
+    assert.ok(crash.fired);
+    assert.equal(await r.result(), k);
+    assert.equal(t.bodyRuns(k), 2, "the first run and the retry");
+  });
+
+  it("a deadline check that died right after retrying an attempt sends the retry when delivered again", async () => {
+    sim = new SimQueues(dev, client);
+    const k = key("check-retry");
+    const r = await client.run(t.callsTimedLeaf, k);
+    // Attempt 1's exec is never delivered (its Lambda died before doing anything).
+    const first = (m: { body: string }) =>
+      m.body.includes('"k":"exec"') &&
+      m.body.includes('"task":"live.timedLeaf"') &&
+      m.body.includes('"attempt":1,');
+    assert.ok(await sim.run(async () => sim.messages.some(first), { hold: first }));
+    const crash = crashAfterBump();
+    await deadlineCheck(r.id, t.timedLeaf.taskName);
+    assert.ok(crash.fired);
+    assert.ok(await sim.run(ended(r), { hold: first }));
+    assert.equal(await r.result(), k);
+    assert.equal((await r.status()).root!.children[0]!.attempts, 2);
   });
 
   it("10. one delivery owns an epoch: another replay of it writes nothing; a later attempt takes over an abandoned one", async () => {

@@ -11,7 +11,7 @@
  * reads the chunks again, so this cuts their cost per child ≈20x.
  */
 import { deflateRawSync, inflateRawSync } from "node:zlib";
-import { PutCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { CallId, CallRecord, History, Outcome, TraceRecord } from "../../sdk/core/history.ts";
 import { HISTORY_VERSION, IDENTITY_VERSION, parseCallRecord, parseOutcome } from "../../sdk/core/history.ts";
 import { ConfigurationError, HistoryError } from "../../sdk/errors.ts";
@@ -252,6 +252,18 @@ export async function fenceFirstEpoch(
 }
 
 const FENCE = "deadline";
+
+/** Whether a deadline check fenced attempt `attempt` of `action` (and so retried it). */
+export async function isFenced(rt: Runtime, action: CallId, attempt: number): Promise<boolean> {
+  const got = await rt.doc.send(
+    new GetCommand({
+      TableName: rt.config.table,
+      Key: { pk: actionPk(action), sk: traceSk(1) },
+      ConsistentRead: true,
+    }),
+  );
+  return got.Item?.["by"] === FENCE && got.Item["a"] === attempt;
+}
 
 /**
  * Records a suspension's new calls in chunks of CHUNK_CALLS. Unconditional puts are safe: the
