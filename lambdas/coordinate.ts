@@ -135,12 +135,18 @@ export async function countCompletions(rt: Runtime, msgs: Delivered<DoneMessage>
     }),
   );
   if (!failed.length) return;
-  if (!countOptions.requeue) throw firstError;
+  // A completion whose count keeps failing is not requeued for ever: after REQUEUES the batch
+  // fails, its messages are delivered again and, if it still fails, dead-letter (and the DLQ
+  // consumer fails the parent) — every message ends somewhere.
+  if (!countOptions.requeue || failed.some((d) => (d.rq ?? 0) >= REQUEUES)) throw firstError;
   await sendToCoordinator(
     rt,
-    failed.map((msg) => ({ msg })),
+    failed.map((msg) => ({ msg: { ...msg, rq: (msg.rq ?? 0) + 1 } })),
   );
 }
+
+/** Times a completion is requeued before its batch is failed instead. */
+const REQUEUES = 3;
 
 /** Tests turn this off to see a failing parent fail its whole batch (the behaviour it replaced). */
 export const countOptions = { requeue: true };

@@ -57,6 +57,8 @@ export const DoneMessage = z.object({
    * release its slot itself and handed over to the coordinator (state/windows.ts).
    */
   tok: z.number().int().min(1).optional(),
+  /** Times this completion was sent back to the queue by a coordinator whose count of it failed. */
+  rq: z.number().int().min(1).optional(),
 });
 
 /** Coordinator: several completions in one message (an executor batch's). */

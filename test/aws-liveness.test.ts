@@ -248,6 +248,30 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
     assert.equal(await a.replays(), 1);
   });
 
+  it("7b. completions whose count keeps failing are requeued a few times, then dead-letter", async () => {
+    sim = new SimQueues(dev, client);
+    const r = await client.run(t.gatherOf, 2);
+    undo.push(
+      addMiddleware(runtime().ddb, "fail-always", async (args, next, command) => {
+        const input = args.input;
+        if (
+          /^Update/.test(command) &&
+          pkOf(input) === `A#${r.id}` &&
+          /^ADD co/.test(String(input["UpdateExpression"]))
+        )
+          throw new Error("throttled");
+        return next(args);
+      }),
+    );
+    await sim.run(async () => false);
+    const dead = sim.dead.filter((m) => sim.isCoordinator(m) && m.body.includes(r.id));
+    assert.ok(dead.length > 0, "the completions never dead-lettered");
+    assert.ok(
+      dead.every((m) => m.body.includes('"rq":3')),
+      "dead-lettered after three requeues",
+    );
+  });
+
   /** Fails the DynamoDB write that moves an action to its next attempt, once, right after it succeeded. */
   function crashAfterBump(): { readonly fired: boolean } {
     const state = { fired: false };
