@@ -15,6 +15,10 @@ export const ENV = {
   environment: "ALOFT_ENVIRONMENT",
   /** Days a finished run's items are kept before DynamoDB TTL removes them. */
   retentionDays: "ALOFT_RETENTION_DAYS",
+  /** Seconds without progress after which the reconciler nudges a run (lambdas/reconcile.ts). */
+  stallSeconds: "ALOFT_STALL_SECONDS",
+  /** Seconds without progress after which the reconciler fails a run it could not move. */
+  stallFailSeconds: "ALOFT_STALL_FAIL_SECONDS",
 } as const;
 
 /** Stack output keys; `cdk deploy --outputs-file aloft-outputs.json` writes them for the client. */
