@@ -18,7 +18,10 @@ const MAX_LAMBDA_TIMEOUT = Duration.minutes(15);
 
 /** Prebuilt code for the two function kinds, in place of bundling `entry` (for unit tests). */
 export interface AloftCode {
-  /** Code whose `index.handler` is the coordinator handler with the task module loaded. */
+  /**
+   * Code whose `index.handler` is the coordinator handler with the task module loaded (and
+   * `index.deadLetter`, `index.reconcile` the dead-letter consumer and the reconciler).
+   */
   readonly coordinator: lambda.Code;
   /** Code whose `index.handler` is the executor handler with the task module loaded. */
   readonly executor: lambda.Code;
@@ -85,6 +88,15 @@ export interface AloftProps {
    * @default 7
    */
   readonly retentionDays?: number;
+
+  /**
+   * The liveness bound: a run without progress this long is nudged by the reconciler (which runs
+   * every minute), and failed with a StalledRunError after four times this if nothing moved it.
+   * Keep it above the longest a task may legitimately show no progress (its Lambda timeout, its
+   * retry backoff).
+   * @default Duration.minutes(15)
+   */
+  readonly stallTimeout?: Duration;
 
   /**
    * Retention of every function's CloudWatch log group.
@@ -158,6 +170,7 @@ export interface Settings {
   coordinatorTimeout: Duration;
   coordinatorMaxConcurrency: number | undefined;
   maxReceiveCount: number;
+  stallTimeout: Duration;
   retentionDays: number;
   logRetention: logs.RetentionDays;
   logLevel: AloftLogLevel;
@@ -227,6 +240,9 @@ export function validate(
   const maxReceiveCount = props?.maxReceiveCount ?? 5;
   if (!isWhole(maxReceiveCount, 1, 1000))
     errors.push(`maxReceiveCount: a whole number 1..1000, got ${maxReceiveCount}`);
+  const stallTimeout = props?.stallTimeout ?? Duration.minutes(15);
+  if (stallTimeout.toSeconds() < 60)
+    errors.push(`stallTimeout: at least 1 minute, got ${stallTimeout.toHumanString()}`);
   const retentionDays = props?.retentionDays ?? 7;
   if (!isWhole(retentionDays, 1, 3650))
     errors.push(`retentionDays: a whole number of days 1..3650, got ${retentionDays}`);
@@ -293,6 +309,7 @@ export function validate(
     coordinatorTimeout,
     coordinatorMaxConcurrency,
     maxReceiveCount,
+    stallTimeout,
     retentionDays,
     logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
     logLevel,

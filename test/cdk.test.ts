@@ -106,7 +106,8 @@ const CONSUME_ACTIONS = [
 
 await test("one executor function per environment, sized from it, plus the coordinator", () => {
   const { template, aloft, stack } = main;
-  template.resourceCountIs("AWS::Lambda::Function", ENVIRONMENTS.length + 1);
+  // + the dead-letter consumer and the reconciler (their own test below)
+  template.resourceCountIs("AWS::Lambda::Function", ENVIRONMENTS.length + 3);
   const expected = [
     { fn: aloft.executor("data_pipeline").function, memory: 1024, timeout: 300 },
     { fn: aloft.executor("cpu").function, memory: 2048, timeout: 300 }, // default 5 minutes
@@ -179,7 +180,8 @@ await test("event sources: batch size, partial batch failures, maximum concurren
   const mappings = Object.values(
     template.findResources("AWS::Lambda::EventSourceMapping") as Record<string, Json>,
   ).map((m) => m.Properties);
-  assert.equal(mappings.length, ENVIRONMENTS.length + 1);
+  // + one per dead-letter queue, for the dead-letter consumer (its own test below)
+  assert.equal(mappings.length, ENVIRONMENTS.length + 1 + aloft.deadLetterQueues.length);
   const of = (fn: lambda.Function): Json => {
     const found = mappings.filter((m) => m.FunctionName.Ref === ref(stack, fn));
     assert.equal(found.length, 1, "one event source per function");
@@ -337,13 +339,14 @@ await test("bucket: encrypted, public access blocked, TLS only, payloads expire,
 
 await test("log groups: one per function, with retention; alarms on every dead-letter queue and every function", () => {
   const { template, aloft, stack } = main;
-  template.resourceCountIs("AWS::Logs::LogGroup", ENVIRONMENTS.length + 1);
+  template.resourceCountIs("AWS::Logs::LogGroup", ENVIRONMENTS.length + 3);
   template.allResources("AWS::Logs::LogGroup", {
     Properties: { RetentionInDays: 30 },
     DeletionPolicy: "Retain",
   });
 
-  template.resourceCountIs("AWS::CloudWatch::Alarm", 2 * (ENVIRONMENTS.length + 1));
+  // A depth alarm per DLQ and an error alarm per function.
+  template.resourceCountIs("AWS::CloudWatch::Alarm", 2 * (ENVIRONMENTS.length + 1) + 2);
   for (const dlq of aloft.deadLetterQueues) {
     template.hasResourceProperties("AWS::CloudWatch::Alarm", {
       Namespace: "AWS/SQS",
@@ -364,7 +367,7 @@ await test("log groups: one per function, with retention; alarms on every dead-l
       Threshold: 1,
     });
   }
-  assert.equal(aloft.alarms.length, 2 * (ENVIRONMENTS.length + 1));
+  assert.equal(aloft.alarms.length, 2 * (ENVIRONMENTS.length + 1) + 2);
 });
 
 await test("IAM: each function's statements are exactly what it uses, on exactly its resources", () => {
@@ -395,10 +398,76 @@ await test("IAM: each function's statements are exactly what it uses, on exactly
   assert.equal(aloft.queues.length, ENVIRONMENTS.length + 1);
 });
 
+await test("liveness: a dead-letter consumer on every DLQ and a reconciler every minute, with the handlers' permissions", () => {
+  const { template, aloft, stack } = main;
+  const functions = template.findResources("AWS::Lambda::Function") as Record<string, Json>;
+  const consumer = functions[ref(stack, aloft.deadLetterConsumer)]!.Properties;
+  const reconciler = functions[ref(stack, aloft.reconciler)]!.Properties;
+  assert.equal(consumer.Handler, "index.deadLetter");
+  assert.equal(reconciler.Handler, "index.reconcile");
+  assert.equal(reconciler.Environment.Variables[ENV.stallSeconds], "900");
+  assert.equal(reconciler.Environment.Variables[ENV.stallFailSeconds], "3600");
+  const mappings = Object.values(
+    template.findResources("AWS::Lambda::EventSourceMapping") as Record<string, Json>,
+  )
+    .map((m) => m.Properties)
+    .filter((m) => m.FunctionName.Ref === ref(stack, aloft.deadLetterConsumer));
+  assert.deepEqual(
+    mappings.map((m) => m.EventSourceArn).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    aloft.deadLetterQueues
+      .map((q) => ({ "Fn::GetAtt": [ref(stack, q), "Arn"] }))
+      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    "one event source per dead-letter queue",
+  );
+  for (const m of mappings) assert.deepEqual(m.FunctionResponseTypes, ["ReportBatchItemFailures"]);
+  template.hasResourceProperties("AWS::Events::Rule", {
+    ScheduleExpression: "rate(1 minute)",
+    State: "ENABLED",
+    Targets: [Match.objectLike({ Arn: { "Fn::GetAtt": [ref(stack, aloft.reconciler), "Arn"] } })],
+  });
+  const tableArns = [aloft.table.tableArn, `${aloft.table.tableArn}/index/gsi1`];
+  const common = [
+    ...allow(stack, TABLE_ACTIONS, tableArns),
+    ...allow(stack, ["s3:GetObject", "s3:PutObject"], [aloft.bucket.arnForObjects("*")]),
+    ...allow(
+      stack,
+      ["sqs:SendMessage"],
+      aloft.queues.map((q) => q.queueArn),
+    ),
+  ];
+  const logsOf = (fn: lambda.Function) =>
+    allow(
+      stack,
+      ["logs:CreateLogStream", "logs:PutLogEvents"],
+      [
+        {
+          "Fn::GetAtt": [
+            (fn.node.defaultChild as lambda.CfnFunction).loggingConfig
+              ? ref(stack, fn.node.scope!.node.findChild("LogGroup") as logs.LogGroup)
+              : "",
+            "Arn",
+          ],
+        },
+      ],
+    );
+  assert.deepEqual(
+    permissions(statementsOf(template, stack, aloft.deadLetterConsumer.role!)),
+    [
+      ...common,
+      ...logsOf(aloft.deadLetterConsumer),
+      ...aloft.deadLetterQueues.flatMap((q) => allow(stack, CONSUME_ACTIONS, [q.queueArn])),
+    ].sort(),
+  );
+  assert.deepEqual(
+    permissions(statementsOf(template, stack, aloft.reconciler.role!)),
+    [...common, ...logsOf(aloft.reconciler)].sort(),
+  );
+});
+
 await test("IAM: roles trust Lambda only, carry no managed policies, and no statement uses a * action or resource", () => {
   const { template } = main;
   const roles = Object.values(template.findResources("AWS::IAM::Role") as Record<string, Json>);
-  assert.equal(roles.length, ENVIRONMENTS.length + 1);
+  assert.equal(roles.length, ENVIRONMENTS.length + 3);
   for (const r of roles) {
     assert.equal(r.Properties.ManagedPolicyArns, undefined);
     assert.equal(r.Properties.Policies, undefined);
@@ -591,7 +660,7 @@ await test("fromModule discovers the module's environments and bundles it with e
   );
   const assembly = app.synth();
   const template = Template.fromJSON(assembly.getStackByName("FromModule").template);
-  template.resourceCountIs("AWS::Lambda::Function", 3);
+  template.resourceCountIs("AWS::Lambda::Function", 5);
   // Each function's code is an asset holding one ESM bundle, built without Docker.
   const bundles = new Set<string>();
   const functions = template.findResources("AWS::Lambda::Function") as Record<string, Json>;

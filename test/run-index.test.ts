@@ -40,7 +40,7 @@ describe("run index shards", { timeout: 60_000 }, () => {
       newRunItem({ run, task: "awsx.double", args: "[1]", created: 1_000 + 2 * i }),
     );
     assert.ok(new Set(items.map((i) => i.gsi1pk)).size >= 12, "index keys are spread");
-    await Promise.all(items.map(put));
+    await Promise.all(items.map((i) => put({ ...i })));
     // Two runs indexed before sharding: one among the newest, one old.
     for (const [run, created] of [
       ["r-legacy-new", 1_111],
