@@ -135,8 +135,12 @@ export class Aloft extends Construct {
   public readonly coordinatorLogGroup: logs.LogGroup;
   /** Consumes every dead-letter queue: fails what each dead-lettered message concerns. */
   public readonly deadLetterConsumer: lambda.Function;
+  /** The dead-letter consumer's log group. */
+  public readonly deadLetterLogGroup: logs.LogGroup;
   /** Runs every minute: nudges or fails runs without progress (the liveness bound). */
   public readonly reconciler: lambda.Function;
+  /** The reconciler's log group. */
+  public readonly reconcilerLogGroup: logs.LogGroup;
   /** The reconciler's schedule. */
   public readonly reconcileRule: events.Rule;
   /** One per deployed TaskEnvironment, in registration order. */
@@ -263,19 +267,21 @@ export class Aloft extends Construct {
     });
 
     // The coordinator's bundle serves both (cdk/entries.ts); they run no user code.
-    this.deadLetterConsumer = this.createFunction(new Construct(this, "DeadLetter"), "", "coordinator", {
+    const deadLetter = this.createFunction(new Construct(this, "DeadLetter"), "", "coordinator", {
       description: "Aloft dead-letter consumer: fails the action or run each dead-lettered message concerns",
       memorySize: 512,
       timeout: Duration.minutes(1),
       environment: sharedEnv,
       handler: "deadLetter",
-    }).fn;
+    });
+    this.deadLetterConsumer = deadLetter.fn;
+    this.deadLetterLogGroup = deadLetter.logGroup;
     for (const dlq of this.deadLetterQueues)
       this.deadLetterConsumer.addEventSource(
         new SqsEventSource(dlq, { batchSize: 10, reportBatchItemFailures: true, maxConcurrency: 2 }),
       );
     const reconcileScope = new Construct(this, "Reconcile");
-    this.reconciler = this.createFunction(reconcileScope, "", "coordinator", {
+    const reconciler = this.createFunction(reconcileScope, "", "coordinator", {
       description:
         "Aloft reconciler: finds runs without progress past the liveness bound, nudges or fails them",
       memorySize: 512,
@@ -286,7 +292,9 @@ export class Aloft extends Construct {
         [ENV.stallFailSeconds]: String(4 * s.stallTimeout.toSeconds()),
       },
       handler: "reconcile",
-    }).fn;
+    });
+    this.reconciler = reconciler.fn;
+    this.reconcilerLogGroup = reconciler.logGroup;
     this.reconcileRule = new events.Rule(reconcileScope, "Schedule", {
       description: "Aloft: the reconciler's tick",
       schedule: events.Schedule.rate(Duration.minutes(1)),
@@ -347,7 +355,12 @@ export class Aloft extends Construct {
    * aloft.grantReadLogs(operatorRole);
    */
   grantReadLogs(grantee: iam.IGrantable): iam.Grant {
-    const logGroups = [this.coordinatorLogGroup, ...this.executors.map((e) => e.logGroup)];
+    const logGroups = [
+      this.coordinatorLogGroup,
+      ...this.executors.map((e) => e.logGroup),
+      this.deadLetterLogGroup,
+      this.reconcilerLogGroup,
+    ];
     return iam.Grant.addToPrincipal({
       grantee,
       actions: READ_LOGS_ACTIONS,

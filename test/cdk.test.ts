@@ -435,32 +435,19 @@ await test("liveness: a dead-letter consumer on every DLQ and a reconciler every
       aloft.queues.map((q) => q.queueArn),
     ),
   ];
-  const logsOf = (fn: lambda.Function) =>
-    allow(
-      stack,
-      ["logs:CreateLogStream", "logs:PutLogEvents"],
-      [
-        {
-          "Fn::GetAtt": [
-            (fn.node.defaultChild as lambda.CfnFunction).loggingConfig
-              ? ref(stack, fn.node.scope!.node.findChild("LogGroup") as logs.LogGroup)
-              : "",
-            "Arn",
-          ],
-        },
-      ],
-    );
+  const logsOf = (group: logs.LogGroup) =>
+    allow(stack, ["logs:CreateLogStream", "logs:PutLogEvents"], [group.logGroupArn]);
   assert.deepEqual(
     permissions(statementsOf(template, stack, aloft.deadLetterConsumer.role!)),
     [
       ...common,
-      ...logsOf(aloft.deadLetterConsumer),
+      ...logsOf(aloft.deadLetterLogGroup),
       ...aloft.deadLetterQueues.flatMap((q) => allow(stack, CONSUME_ACTIONS, [q.queueArn])),
     ].sort(),
   );
   assert.deepEqual(
     permissions(statementsOf(template, stack, aloft.reconciler.role!)),
-    [...common, ...logsOf(aloft.reconciler)].sort(),
+    [...common, ...logsOf(aloft.reconcilerLogGroup)].sort(),
   );
 });
 
@@ -506,15 +493,18 @@ await test("grantRun: send to the coordinator queue, read and update the table a
   );
 });
 
-await test("grantReadLogs: read every Aloft log group and nothing else", () => {
+await test("grantReadLogs: read every Aloft log group (the dead-letter consumer's and the reconciler's too) and nothing else", () => {
   let role!: iam.Role;
   const { aloft, stack, template } = build({}, (stack, aloft) => {
     role = new iam.Role(stack, "Operator", { assumedBy: new iam.AccountRootPrincipal() });
     aloft.grantReadLogs(role);
   });
-  const groups = [aloft.coordinatorLogGroup, ...aloft.executors.map((e) => e.logGroup)].map(
-    (g) => g.logGroupArn,
-  );
+  const groups = [
+    aloft.coordinatorLogGroup,
+    ...aloft.executors.map((e) => e.logGroup),
+    aloft.deadLetterLogGroup,
+    aloft.reconcilerLogGroup,
+  ].map((g) => g.logGroupArn);
   assert.deepEqual(
     permissions(statementsOf(template, stack, role)),
     allow(stack, ["logs:DescribeLogStreams", "logs:FilterLogEvents", "logs:GetLogEvents"], groups).sort(),
