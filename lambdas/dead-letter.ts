@@ -9,7 +9,8 @@
  * - `done` / `dones`: the completions were never counted, so each parent they name cannot be
  *   trusted to resume: it fails.
  * - `timeout`: that action fails. `start`: the run fails.
- * - `sweep`: retried once here (a sweep only cancels), and logged.
+ * - `sweep`: retried once here (a sweep only cancels), and logged. `dispatch`: retried once here;
+ *   if it fails again, the parent whose calls it sends fails.
  * - Unparseable: the action or run it names fails, if it names one; logged with its body.
  *
  * The consumer never fails a message itself: one it cannot handle is logged and dropped (a DLQ of
@@ -22,6 +23,7 @@ import { actionOfParent, failAction } from "./fail-action.ts";
 import type { ActionId } from "./fail-action.ts";
 import { readFailure } from "./failures.ts";
 import { CoordinatorMessage, ExecMessage, parseMessage } from "./messages.ts";
+import { continueDispatch } from "./resume.ts";
 import { runtime } from "./runtime.ts";
 import { readCounter } from "./state/counters.ts";
 import { readAction } from "./state/results.ts";
@@ -99,6 +101,22 @@ async function consume(rt: Runtime, r: SQSRecord): Promise<void> {
       rt.log.error("a sweep dead-lettered; retrying it once", { run: m.run, action: m.id, last });
       await sweep(rt, m);
       return;
+    case "dispatch": {
+      // Sending a committed epoch's calls kept failing: try once more, else the parent cannot
+      // progress (its calls past `from` may never go out), so it fails.
+      try {
+        await continueDispatch(rt, m, r.messageId);
+        return;
+      } catch (e) {
+        const parent = await actionOfParent(rt, m.id);
+        if (!parent) throw e;
+        const error = why(
+          `a dispatch message (calls ${m.from}..${m.n - 1} of epoch ${m.epoch}) for ${m.task} ${m.id} of run ${m.run}`,
+        );
+        await failAction(rt, parent, error);
+        return;
+      }
+    }
     case "done":
     case "dones": {
       const dones = m.k === "done" ? [m] : m.d;

@@ -188,7 +188,8 @@ async function walkRun(
     const next: { id: string; task: string }[] = [];
     for (const l of level) {
       const cnt = counters.get(keyId(counterKey(l.id))) as CounterItem | undefined;
-      if (!cnt) {
+      // An end mark alone (no epoch) is not a suspension: the action never committed one.
+      if (cnt?.epoch === undefined) {
         rootless ||= l.id === run.run;
         continue;
       }
@@ -241,7 +242,9 @@ async function openChildren(
     open.map((c) => counterKey(c.id)),
     true,
   );
-  const parents = new Set(open.filter((c) => counters.has(keyId(counterKey(c.id)))).map((c) => c.id));
+  const parents = new Set(
+    open.filter((c) => counters.get(keyId(counterKey(c.id)))?.["epoch"] !== undefined).map((c) => c.id),
+  );
   const windows = (parts.Items ?? []) as WindowItem[];
   if (cnt.win) windows.push({ pk: cnt.pk, sk: cnt.sk, ...cnt.win });
   return { open, parents, windows };
@@ -278,7 +281,7 @@ async function nudge(
     const name = `${v.task} ${v.id} (epoch ${c.epoch})`;
     if (c.st === "E") continue;
     if ((c.disp ?? 0) < c.epoch) {
-      await redispatch(rt, c, v.id, undefined);
+      await redispatch(rt, c, { run: run.run, id: v.id, task: v.task });
       did.push(`re-sent the calls of ${name}, committed but not all sent`);
     }
     const due = c.st === "S" ? mayProgress(c, c.co - c.bo, c.ce - c.be) : (c.sent ?? 0) < c.epoch;

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { SendMessageBatchRequestEntry } from "@aws-sdk/client-sqs";
+import { countOptions } from "../lambdas/coordinate.ts";
 import { startDevStack } from "../lambdas/dev.ts";
 import type { DevStack } from "../lambdas/dev.ts";
 import { reconcile } from "../lambdas/reconcile.ts";
@@ -125,6 +126,9 @@ describe("liveness: dead letters and stalled runs", { timeout: 150_000 }, () => 
   });
 
   it("a poison done dead-letters: the parent whose completions were never counted fails", async () => {
+    // A parent whose counting fails has its completions requeued as new messages (coordinate.ts),
+    // which never dead-letter; this drives the path where the message itself keeps failing.
+    countOptions.requeue = false;
     let target = "";
     const fault = inject(runtime().ddb, "poison-done", (cmd, input) =>
       /^Update(Item)?Command$/.test(cmd) &&
@@ -151,6 +155,7 @@ describe("liveness: dead letters and stalled runs", { timeout: 150_000 }, () => 
       assert.equal((await client.getRun(r.id))?.status, "FAILED");
     } finally {
       fault();
+      countOptions.requeue = true;
     }
     assert.ok(fault.injected >= 2);
   });
