@@ -234,13 +234,15 @@ try {
       `(16 live-index Queries, the cursor read, 1 Lambda request; + 1 cursor write: ${usd(Number(((day * PRICES.dynamoWriteUnit) / 1e6).toFixed(5)))} a day).`,
   );
   for (const c of reconcilerChecks) {
-    const perCheck = (c.rru * PRICES.dynamoReadUnit) / 1e6 + (c.wru * PRICES.dynamoWriteUnit) / 1e6;
-    // A live run is checked at most once per bound (900 s); a million children take ≈ 1,000,000 / rate
-    // seconds; at 1,000 children/s that is 1,000 s: ≈ 2 checks, each reading at most 25 counters and
-    // 1,000 calls of a waiting parent, whatever N is.
+    const perCheck = (c.rru * PRICES.dynamoReadUnit + c.wru * PRICES.dynamoWriteUnit) / 1e6;
+    // A check reads at most 1,000 calls of a waiting parent (and 25 counters), whatever N is: at a
+    // million children it costs at most 1,000 / min(n, 1,000) times this one. A live run is checked
+    // at most once per bound (900 s); a million children at 1,000 children/s take ≈ 1,000 s: 2 checks.
+    const atMillion = perCheck * (1000 / Math.min(n, 1000));
     console.log(
       `  one check of the run (${c.label}): ${c.rru.toFixed(1)} RRU + ${c.wru.toFixed(1)} WRU = $${perCheck.toFixed(7)}; ` +
-        `a run of a million children at 1,000 children/s is checked ≈ 2 times: +$${(2 * perCheck).toFixed(6)} per million children`,
+        `at a million children ≤ $${atMillion.toFixed(6)} a check, ≈ 2 checks (1,000 children/s): ` +
+        `+$${(2 * atMillion).toFixed(5)} per million children`,
     );
   }
 } finally {
