@@ -83,10 +83,14 @@ async function consume(rt: Runtime, r: SQSRecord): Promise<void> {
   switch (m.k) {
     case "exec":
     case "timeout": {
-      // A delivery that did its work but outlived its visibility timeout can dead-letter too:
-      // a parent whose counter moved past this epoch, or ended, needs nothing from this message.
-      const cnt = await readCounter(rt, m.id);
-      if (cnt && (cnt.st === "E" || (m.k === "exec" && cnt.epoch > m.epoch))) return;
+      // A delivery that did its work but outlived its visibility timeout can dead-letter too: a
+      // live parent whose counter moved past this epoch needs nothing from this message (the
+      // reconciler watches the rest). An ended one may have failed writing its outcome: fail it
+      // (failAction only re-reports an outcome that exists).
+      if (m.k === "exec") {
+        const cnt = await readCounter(rt, m.id);
+        if (cnt && cnt.st !== "E" && cnt.epoch !== undefined && cnt.epoch > m.epoch) return;
+      }
       const what =
         m.k === "exec" ? `an exec message (epoch ${m.epoch}, attempt ${m.attempt})` : "a deadline check";
       await failAction(rt, m, why(`${what} for ${m.task} ${m.id} of run ${m.run}`));
