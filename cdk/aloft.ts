@@ -79,6 +79,7 @@ const RUN_BUCKET_ACTIONS = ["s3:GetObject", "s3:PutObject"];
 const READ_LOGS_ACTIONS = ["logs:FilterLogEvents", "logs:GetLogEvents", "logs:DescribeLogStreams"];
 
 const DEFAULT_EXECUTOR_TIMEOUT = Duration.minutes(5);
+const DEAD_LETTER_TIMEOUT = Duration.minutes(1);
 const MAX_VISIBILITY_TIMEOUT = Duration.hours(12);
 const RETENTION_OF_MESSAGES = Duration.days(14);
 
@@ -270,7 +271,7 @@ export class Aloft extends Construct {
     const deadLetter = this.createFunction(new Construct(this, "DeadLetter"), "", "coordinator", {
       description: "Aloft dead-letter consumer: fails the action or run each dead-lettered message concerns",
       memorySize: 512,
-      timeout: Duration.minutes(1),
+      timeout: DEAD_LETTER_TIMEOUT,
       environment: sharedEnv,
       handler: "deadLetter",
     });
@@ -383,6 +384,8 @@ export class Aloft extends Construct {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: RETENTION_OF_MESSAGES,
+      // The dead-letter consumer reads it: six times its timeout, as for every consumed queue.
+      visibilityTimeout: Duration.seconds(6 * DEAD_LETTER_TIMEOUT.toSeconds()),
     });
     // AWS: a queue's visibility timeout should be at least six times its function's timeout (plus
     // the batching window), or a message still being processed is delivered again.

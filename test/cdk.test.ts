@@ -241,6 +241,8 @@ await test("queues: encrypted, TLS only, dead-letter after 5 receives, visibilit
       maxReceiveCount: 5,
     });
     assert.equal(queues[ref(stack, dlq)]!.Properties.RedrivePolicy, undefined);
+    // Consumed by the dead-letter consumer (1-minute timeout): six times that.
+    assert.equal(queues[ref(stack, dlq)]!.Properties.VisibilityTimeout, 6 * 60);
   }
   // enforceSSL: each queue's policy denies every SQS action without TLS.
   const policies = Object.values(template.findResources("AWS::SQS::QueuePolicy") as Record<string, Json>);
