@@ -27,7 +27,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { ENV, OUTPUT } from "../lambdas/config.ts";
+import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV, OUTPUT } from "../lambdas/config.ts";
 import { TABLE_SCHEMA } from "../lambdas/state/table.ts";
 import { ConfigurationError } from "../sdk/errors.ts";
 import { listEnvironments, type EnvironmentSpec } from "../sdk/registry.ts";
@@ -80,6 +80,7 @@ const READ_LOGS_ACTIONS = ["logs:FilterLogEvents", "logs:GetLogEvents", "logs:De
 
 const DEFAULT_EXECUTOR_TIMEOUT = Duration.minutes(5);
 const DEAD_LETTER_TIMEOUT = Duration.minutes(1);
+const DEFAULT_LEASE = Duration.seconds(DEFAULT_VISIBILITY_TIMEOUT_SECONDS);
 const MAX_VISIBILITY_TIMEOUT = Duration.hours(12);
 const RETENTION_OF_MESSAGES = Duration.days(14);
 
@@ -198,14 +199,25 @@ export class Aloft extends Construct {
     });
 
     const coordinatorTimeout = s.coordinatorTimeout;
-    const coordinatorQueues = this.createQueues(this, "Coordinator", coordinatorTimeout);
+    const coordinatorQueues = this.createQueues(
+      this,
+      "Coordinator",
+      coordinatorTimeout,
+      s.coordinatorVisibilityTimeout,
+    );
     this.coordinatorQueue = coordinatorQueues.queue;
     this.coordinatorDeadLetterQueue = coordinatorQueues.deadLetterQueue;
 
     // Queues first: every function's environment names every queue.
     const executorScopes = this.environments.map((spec) => new Construct(this, `Executor-${spec.name}`));
     const executorQueues = this.environments.map((spec, i) =>
-      this.createQueues(executorScopes[i]!, "", executorTimeout(spec), s.executorMaxBatchingWindow),
+      this.createQueues(
+        executorScopes[i]!,
+        "",
+        executorTimeout(spec),
+        leaseOf(spec),
+        s.executorMaxBatchingWindow,
+      ),
     );
     const queueUrls: Record<string, string> = {};
     this.environments.forEach((spec, i) => (queueUrls[spec.name] = executorQueues[i]!.queue.queueUrl));
@@ -233,7 +245,7 @@ export class Aloft extends Construct {
       description: "Aloft coordinator: replays parent tasks and dispatches their children",
       memorySize: s.coordinatorMemoryMiB,
       timeout: coordinatorTimeout,
-      environment: sharedEnv,
+      environment: { ...sharedEnv, ...coordinatorQueues.leaseEnv },
     });
     this.coordinator = coordinator.fn;
     this.coordinatorLogGroup = coordinator.logGroup;
@@ -254,7 +266,12 @@ export class Aloft extends Construct {
         timeout: executorTimeout(spec),
         // The environment's own variables may override Powertools settings and NODE_OPTIONS;
         // validation rejects ALOFT_* names, so the contract's variables cannot be overridden.
-        environment: { ...sharedEnv, ...spec.env, [ENV.environment]: spec.name },
+        environment: {
+          ...sharedEnv,
+          ...spec.env,
+          [ENV.environment]: spec.name,
+          ...executorQueues[i]!.leaseEnv,
+        },
       });
       fn.addEventSource(
         new SqsEventSource(queue, {
@@ -373,24 +390,33 @@ export class Aloft extends Construct {
     return [this.table.tableArn, `${this.table.tableArn}/index/${GSI1}`];
   }
 
-  /** A work queue and its dead-letter queue, both encrypted (SSE-SQS) and TLS-only. */
+  /**
+   * A work queue and its dead-letter queue, both encrypted (SSE-SQS) and TLS-only, and the variables
+   * that tell its function's handler the lease it holds messages by (lambdas/visibility.ts).
+   */
   private createQueues(
     scope: Construct,
     prefix: string,
     functionTimeout: Duration,
+    lease: Duration,
     batchingWindow?: Duration,
-  ): { queue: sqs.Queue; deadLetterQueue: sqs.Queue } {
+  ): { queue: sqs.Queue; deadLetterQueue: sqs.Queue; leaseEnv: Record<string, string> } {
+    // Retained by default, as the table is: removing a TaskEnvironment from the app must not delete
+    // its queues with the messages of runs in flight (docs/aws.md, "Upgrades with runs in flight").
     const deadLetterQueue = new sqs.Queue(scope, `${prefix}DeadLetterQueue`, {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: RETENTION_OF_MESSAGES,
       // The dead-letter consumer reads it: six times its timeout, as for every consumed queue.
       visibilityTimeout: Duration.seconds(6 * DEAD_LETTER_TIMEOUT.toSeconds()),
+      removalPolicy: this.settings.removalPolicy,
     });
-    // AWS: a queue's visibility timeout should be at least six times its function's timeout (plus
-    // the batching window), or a message still being processed is delivered again.
+    // Lambda rejects an event source whose queue's visibility timeout is shorter than the function's
+    // timeout, and AWS advises six times it (plus the batching window) so a batch Lambda retries
+    // while throttled stays invisible. That only covers a message until a handler holds it: the
+    // handler then takes it on the short lease and renews it, so a crash is recovered a lease later.
     const visibility = Math.min(
-      6 * functionTimeout.toSeconds() + (batchingWindow?.toSeconds() ?? 0),
+      Math.max(6 * functionTimeout.toSeconds() + (batchingWindow?.toSeconds() ?? 0), lease.toSeconds()),
       MAX_VISIBILITY_TIMEOUT.toSeconds(),
     );
     const queue = new sqs.Queue(scope, `${prefix}Queue`, {
@@ -399,6 +425,7 @@ export class Aloft extends Construct {
       retentionPeriod: RETENTION_OF_MESSAGES,
       visibilityTimeout: Duration.seconds(visibility),
       deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: this.settings.maxReceiveCount },
+      removalPolicy: this.settings.removalPolicy,
     });
     this.alarm(
       scope,
@@ -409,7 +436,11 @@ export class Aloft extends Construct {
       }),
       `Aloft: messages in dead-letter queue ${scope.node.path}; each is a run step that failed ${this.settings.maxReceiveCount} times`,
     );
-    return { queue, deadLetterQueue };
+    const leaseEnv = {
+      [ENV.visibilityTimeout]: String(lease.toSeconds()),
+      [ENV.queueVisibilityTimeout]: String(visibility),
+    };
+    return { queue, deadLetterQueue, leaseEnv };
   }
 
   /** A function with its own role (no managed policies) and its own log group. */
@@ -552,6 +583,13 @@ function executorTimeout(spec: EnvironmentSpec): Duration {
   return spec.timeoutMs === undefined
     ? DEFAULT_EXECUTOR_TIMEOUT
     : Duration.seconds(Math.ceil(spec.timeoutMs / 1000));
+}
+
+/** How long a message the environment's executor holds stays invisible between heartbeats. */
+function leaseOf(spec: EnvironmentSpec): Duration {
+  return spec.visibilityTimeoutMs === undefined
+    ? DEFAULT_LEASE
+    : Duration.seconds(Math.ceil(spec.visibilityTimeoutMs / 1000));
 }
 
 /** Lambda accepts a maximum concurrency of 2..1000 per SQS event source: clamp, and say so. */

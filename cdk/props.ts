@@ -71,14 +71,24 @@ export interface AloftProps {
   readonly coordinatorTimeout?: Duration;
 
   /**
+   * How long a message the coordinator holds stays invisible unless its heartbeat renews it (every
+   * third of it): about the time before a crashed coordinator's messages are handled again. Each
+   * executor's is its TaskEnvironment's `visibilityTimeout` (also 60 s by default).
+   * @default Duration.seconds(60)
+   */
+  readonly coordinatorVisibilityTimeout?: Duration;
+
+  /**
    * Most coordinator invocations running at once (the event source's maximum concurrency, 2..1000).
    * @default - no limit beyond the account's concurrency
    */
   readonly coordinatorMaxConcurrency?: number;
 
   /**
-   * Deliveries of a message before SQS moves it to its queue's dead-letter queue.
-   * @default 5
+   * Deliveries of a message before SQS moves it to its queue's dead-letter queue. A failed message
+   * comes back after 2, 4, 8, ... seconds (capped at its queue's lease) and a crashed one a lease
+   * later, so with the defaults a message keeps being retried for about six minutes.
+   * @default 10
    */
   readonly maxReceiveCount?: number;
 
@@ -168,6 +178,7 @@ export interface Settings {
   executorMaxBatchingWindow: Duration | undefined;
   coordinatorMemoryMiB: number;
   coordinatorTimeout: Duration;
+  coordinatorVisibilityTimeout: Duration;
   coordinatorMaxConcurrency: number | undefined;
   maxReceiveCount: number;
   stallTimeout: Duration;
@@ -177,6 +188,13 @@ export interface Settings {
   removalPolicy: RemovalPolicy;
   autoDeleteObjects: boolean;
   alarmActions: readonly cloudwatch.IAlarmAction[];
+}
+
+/** A lease is renewed every third of it, so it needs a few seconds; SQS allows at most 12 hours. */
+function leaseError(ms: number): string | undefined {
+  return ms >= 3_000 && ms <= 12 * 3600_000 && ms % 1000 === 0
+    ? undefined
+    : `must be whole seconds from 3 seconds to 12 hours, got ${ms} ms`;
 }
 
 const isWhole = (n: unknown, min: number, max: number): boolean =>
@@ -233,11 +251,14 @@ export function validate(
   if (coordinatorTimeout.toSeconds() < 1 || coordinatorTimeout.toSeconds() > MAX_LAMBDA_TIMEOUT.toSeconds()) {
     errors.push(`coordinatorTimeout: 1 second..15 minutes, got ${coordinatorTimeout.toHumanString()}`);
   }
+  const coordinatorVisibilityTimeout = props?.coordinatorVisibilityTimeout ?? Duration.seconds(60);
+  const leaseProblem = leaseError(coordinatorVisibilityTimeout.toMilliseconds());
+  if (leaseProblem) errors.push(`coordinatorVisibilityTimeout: ${leaseProblem}`);
   const coordinatorMaxConcurrency = props?.coordinatorMaxConcurrency;
   if (coordinatorMaxConcurrency !== undefined && !isWhole(coordinatorMaxConcurrency, 2, 1000)) {
     errors.push(`coordinatorMaxConcurrency: a whole number 2..1000, got ${coordinatorMaxConcurrency}`);
   }
-  const maxReceiveCount = props?.maxReceiveCount ?? 5;
+  const maxReceiveCount = props?.maxReceiveCount ?? 10;
   if (!isWhole(maxReceiveCount, 1, 1000))
     errors.push(`maxReceiveCount: a whole number 1..1000, got ${maxReceiveCount}`);
   const stallTimeout = props?.stallTimeout ?? Duration.minutes(15);
@@ -279,6 +300,8 @@ export function validate(
         `${what}: timeout ${spec.timeoutMs} ms exceeds Lambda's 15 minutes; split the work into child tasks`,
       );
     }
+    const lease = spec.visibilityTimeoutMs === undefined ? undefined : leaseError(spec.visibilityTimeoutMs);
+    if (lease) errors.push(`${what}: visibilityTimeout ${lease}`);
     if (spec.concurrency !== undefined && !isWhole(spec.concurrency, 1, Number.MAX_SAFE_INTEGER)) {
       errors.push(`${what}: concurrency must be a whole number >= 1, got ${spec.concurrency}`);
     }
@@ -307,6 +330,7 @@ export function validate(
     executorMaxBatchingWindow: window,
     coordinatorMemoryMiB,
     coordinatorTimeout,
+    coordinatorVisibilityTimeout,
     coordinatorMaxConcurrency,
     maxReceiveCount,
     stallTimeout,

@@ -19,7 +19,14 @@ export const ENV = {
   stallSeconds: "ALOFT_STALL_SECONDS",
   /** Seconds without progress after which the reconciler fails a run it could not move. */
   stallFailSeconds: "ALOFT_STALL_FAIL_SECONDS",
+  /** Seconds a message a handler holds stays invisible after each heartbeat (lambdas/visibility.ts). */
+  visibilityTimeout: "ALOFT_VISIBILITY_TIMEOUT",
+  /** The function's queue's own visibility timeout, in seconds (at least the function's timeout). */
+  queueVisibilityTimeout: "ALOFT_QUEUE_VISIBILITY_TIMEOUT",
 } as const;
+
+/** The handlers' visibility lease when none is configured, in seconds (lambdas/visibility.ts). */
+export const DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 60;
 
 /** Stack output keys; `cdk deploy --outputs-file aloft-outputs.json` writes them for the client. */
 export const OUTPUT = {

@@ -18,8 +18,12 @@ import { continueDispatch } from "./resume.ts";
 import { runtime } from "./runtime.ts";
 import { errorText, reportFailures } from "./failures.ts";
 import type { Failure } from "./failures.ts";
+import { withHeartbeat } from "./visibility.ts";
 
-export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
+/** What Lambda invokes: the batch handler, its messages held by a visibility lease (visibility.ts). */
+export const handler = withHeartbeat(handleBatch);
+
+export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
   const rt = runtime();
   const failures: Failure[] = [];
   const done: { id: string; msg: DoneMessage }[] = [];

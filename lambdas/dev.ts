@@ -5,25 +5,37 @@
  */
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { listEnvironments } from "../sdk/registry.ts";
-import { ENV } from "./config.ts";
-import { handler as coordinator } from "./coordinator.ts";
+import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV } from "./config.ts";
+import { handleBatch as coordinatorBatch } from "./coordinator.ts";
 import { handler as deadLetter } from "./dead-letter.ts";
+import { handleBatch as executorBatch } from "./executor.ts";
 import { reconcile } from "./reconcile.ts";
-import { handler as executor } from "./executor.ts";
 import { applyEnv, LOCAL_CREDENTIALS } from "./local/aws-clients.ts";
 import { startLocalAws } from "./local/dev-stack.ts";
 import type { LocalAws } from "./local/dev-stack.ts";
 import { SqsEventSourcePoller } from "./local/poller.ts";
 import type { SqsEventSourcePollerOptions } from "./local/poller.ts";
 import { resetRuntime, runtime } from "./runtime.ts";
+import { withHeartbeat } from "./visibility.ts";
+import type { BatchHandler } from "./visibility.ts";
 
 export interface DevStackOptions {
   /** TaskEnvironment names; default every environment registered (import the task module first). */
   environments?: string[];
-  /** Receives before a message is dead-lettered; default 3. */
+  /**
+   * Receives before a message is dead-lettered; default 10, as deployed (failed messages come back
+   * after 2, 4, 8, ... seconds, so fewer would dead-letter within seconds of a transient fault).
+   */
   maxReceiveCount?: number;
-  /** Default visibility timeout of every queue (a failed message comes back after it); default 5 s. */
+  /**
+   * Every queue's visibility timeout, which is also the handlers' lease (lambdas/visibility.ts: a
+   * crashed handler's messages come back after it; no function timeout constrains it locally).
+   * Default: each queue's own setting, as deployed — a TaskEnvironment's `visibilityTimeout`, the
+   * coordinator's below — else 60 s.
+   */
   visibilityTimeoutSeconds?: number;
+  /** The coordinator queue's, when `visibilityTimeoutSeconds` is not given; default 60 s. */
+  coordinatorVisibilityTimeoutSeconds?: number;
   /** Executor batches in flight per environment; default 4. */
   executorConcurrency?: number;
   coordinatorConcurrency?: number;
@@ -60,11 +72,12 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
   if (!environments.length)
     throw new Error("no TaskEnvironment is registered: import the task module before starting the dev stack");
   const prefix = `aloft-dev-${Math.random().toString(36).slice(2, 8)}`;
+  const visibility = visibilitySettings(options, environments);
   const aws = await startLocalAws({
     environments,
     prefix,
-    maxReceiveCount: options.maxReceiveCount ?? 3,
-    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 5,
+    maxReceiveCount: options.maxReceiveCount ?? 10,
+    visibility,
   });
   const bucket = `${prefix}-payloads`.toLowerCase();
   // S3 lives on the SQS endpoint: fauxqs serves both, and LocalStack's one endpoint serves every service.
@@ -107,15 +120,20 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
   );
   try {
     pollers.push(
-      new SqsEventSourcePoller(sqs, aws.resources.coordinatorQueueUrl, coordinator, {
-        batchSize: 10,
-        maxConcurrency: options.coordinatorConcurrency ?? 2,
-        functionName: "aloft-coordinator",
-        ...options.poller,
-      }),
+      new SqsEventSourcePoller(
+        sqs,
+        aws.resources.coordinatorQueueUrl,
+        leased(coordinatorBatch, visibility.coordinator),
+        {
+          batchSize: 10,
+          maxConcurrency: options.coordinatorConcurrency ?? 2,
+          functionName: "aloft-coordinator",
+          ...options.poller,
+        },
+      ),
       ...Object.entries(aws.resources.executorQueues).map(
         ([name, url]) =>
-          new SqsEventSourcePoller(sqs, url, executor, {
+          new SqsEventSourcePoller(sqs, url, leased(executorBatch, visibility.executors[name]!), {
             batchSize: 10,
             maxConcurrency: options.executorConcurrency ?? 4,
             functionName: `aloft-executor-${name}`,
@@ -169,4 +187,28 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
       return stopping;
     },
   };
+}
+
+/** Each queue's visibility timeout in seconds: the option for all, else each one's own setting. */
+export function visibilitySettings(
+  options: DevStackOptions,
+  environments: string[],
+): { coordinator: number; executors: Record<string, number> } {
+  const all = options.visibilityTimeoutSeconds;
+  const specs = new Map(listEnvironments().map((e) => [e.name, e]));
+  const ofEnv = (name: string): number => {
+    const ms = specs.get(name)?.visibilityTimeoutMs;
+    return ms === undefined ? DEFAULT_VISIBILITY_TIMEOUT_SECONDS : Math.ceil(ms / 1000);
+  };
+  return {
+    coordinator: all ?? options.coordinatorVisibilityTimeoutSeconds ?? DEFAULT_VISIBILITY_TIMEOUT_SECONDS,
+    executors: Object.fromEntries(environments.map((e) => [e, all ?? ofEnv(e)])),
+  };
+}
+
+/** A handler holding its messages by a lease as long as its queue's visibility (so none is taken at start). */
+function leased(handler: BatchHandler, seconds: number): BatchHandler {
+  return withHeartbeat(handler, {
+    settings: { visibilityTimeoutSeconds: seconds, queueVisibilityTimeoutSeconds: seconds },
+  });
 }

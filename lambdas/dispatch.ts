@@ -3,7 +3,7 @@
  * ten per request); completions, deadline checks and sweeps to the coordinator queue.
  */
 import type { CallRecord } from "../sdk/core/history.ts";
-import type { WindowTag } from "./state/windows.ts";
+import type { WindowTag } from "./messages.ts";
 import { findTask } from "../sdk/registry.ts";
 import { MESSAGE_VERSION } from "./messages.ts";
 import type {

@@ -13,7 +13,7 @@ import type { TaskDef } from "../sdk/core/task-def.ts";
 import { NOT_RETRIED, cacheKey, retryDelayMs } from "../sdk/core/task-def.ts";
 import { ConfigurationError, isNonRecoverable, serializeError } from "../sdk/errors.ts";
 import type { SerializedError } from "../sdk/errors.ts";
-import { findTask, getTask } from "../sdk/registry.ts";
+import { findTask, removedTaskError } from "../sdk/registry.ts";
 import { sendExecs, sendToCoordinator } from "./dispatch.ts";
 import { MESSAGE_VERSION, actionOf, doneOf } from "./messages.ts";
 import type { DoneMessage, ExecMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
@@ -121,12 +121,16 @@ export async function executeOne(
     if (pc.st === "E") return cancelSelf(rt, m, outbox, "its parent ended");
   }
 
-  let def: TaskDef;
-  try {
-    def = getTask(m.task);
-  } catch (e) {
-    const error = { ...serializeError(e), nonRecoverable: true, attempts: m.attempt };
-    return finish(rt, m, outbox, "FAILED", { ok: false, error }, { delivery });
+  const def = findTask(m.task);
+  if (!def) {
+    // Removed by an upgrade: fail for good, cancelling what the action started if it is a parent.
+    const error = { ...serializeError(removedTaskError(m.task)), nonRecoverable: true, attempts: m.attempt };
+    // Its children are swept by the coordinator, a page at a time (loading its whole history here
+    // would grow with them).
+    const cnt = await readCounter(rt, m.id);
+    if (cnt?.epoch !== undefined)
+      outbox.push({ msg: sweepOf(m.run, m.id, `its task ${m.task} was removed`) });
+    return finish(rt, m, outbox, "FAILED", { ok: false, error }, { cnt, delivery });
   }
 
   // Which epoch is this? A child's first delivery finds out lazily (below); otherwise a consistent

@@ -18,6 +18,7 @@ import type { DoneMessage, TimeoutMessage } from "./messages.ts";
 import { runtime } from "./runtime.ts";
 import { errorText, reportFailures } from "./failures.ts";
 import type { Failure } from "./failures.ts";
+import { withHeartbeat } from "./visibility.ts";
 import type { Runtime } from "./runtime.ts";
 import { isHosted, releaseToken } from "./state/windows.ts";
 
@@ -58,7 +59,10 @@ async function report(rt: Runtime, batch: { id: string; outbox: Outbox }[]): Pro
   await sendToCoordinator(rt, out);
 }
 
-export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
+/** What Lambda invokes: the batch handler, its messages held by a visibility lease (visibility.ts). */
+export const handler = withHeartbeat(handleBatch);
+
+export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
   const rt = runtime();
   const failures: Failure[] = [];
   const valid: { id: string; msg: ExecMessage; redelivered: boolean }[] = [];

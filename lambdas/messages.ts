@@ -170,12 +170,21 @@ export function parseMessage<T>(schema: z.ZodType<T>, body: string): Parsed<T> {
   };
 }
 
+/** What an exec message (and its done) carries for an item of a windowed map (state/windows.ts). */
+export interface WindowTag {
+  /** The window part's name. */
+  window: string;
+  /** The slot the item holds, and its position in the part. */
+  ws: number;
+  wq: number;
+}
+
 /** The window tag a message carries, if it carries a whole one. */
 export function tagFrom(m: {
   window?: string | undefined;
   ws?: number | undefined;
   wq?: number | undefined;
-}) {
+}): WindowTag | undefined {
   return m.window !== undefined && m.ws !== undefined && m.wq !== undefined
     ? { window: m.window, ws: m.ws, wq: m.wq }
     : undefined;

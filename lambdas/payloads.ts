@@ -57,6 +57,8 @@ export async function offload(
   body: string,
   limit = INLINE_LIMIT,
 ): Promise<string> {
+  // Limits are in UTF-8 bytes, as DynamoDB and SQS count them; a UTF-16 unit is at most 3 bytes, so
+  // a body of at most limit/4 units fits without encoding it to count.
   if (body.length <= limit / 4 || Buffer.byteLength(body) <= limit) return body;
   return store.put(prefix, body);
 }

@@ -19,7 +19,7 @@ import type { CounterItem, SelfItem, WindowItem } from "./state/table.ts";
 import { actionPk, resultKey, selfKey } from "./state/table.ts";
 import { mayProgress } from "./state/trigger.ts";
 import { occupants, partId, partOf, releaseToken } from "./state/windows.ts";
-import type { WindowTag } from "./state/windows.ts";
+import type { WindowTag } from "./messages.ts";
 
 /**
  * Sends calls of an epoch, except items of a windowed map that hold no slot now (the window lets

@@ -13,6 +13,8 @@ export interface EnvironmentSpec {
   /** Upper bound on children of this environment running at once (AWS: the event source's maximum concurrency). */
   concurrency: number | undefined;
   env: Readonly<Record<string, string>>;
+  /** AWS: how long a message its executor holds stays invisible between heartbeats (default 60 s). */
+  visibilityTimeoutMs?: number | undefined;
 }
 
 const tasks = new Map<string, TaskDef>();
@@ -63,6 +65,20 @@ export function getTask(name: string): TaskDef {
     );
   }
   return def;
+}
+
+/**
+ * The error that ends an action whose task this deployment does not register: a message in flight
+ * from before an upgrade that removed or renamed the task or its TaskEnvironment.
+ */
+export function removedTaskError(name: string): ConfigurationError {
+  const known = [...tasks.keys()];
+  return new ConfigurationError(
+    `task ${JSON.stringify(name)} is not registered in this deployment: it (or its TaskEnvironment) was ` +
+      `removed or renamed while this run was in flight, so its action fails (start the run again). Keep a ` +
+      `task and its TaskEnvironment deployed until no run in flight uses them. Registered: ` +
+      `${known.length ? known.join(", ") : "(none: was the task module imported?)"}`,
+  );
 }
 
 export function findTask(name: string): TaskDef | undefined {

@@ -44,6 +44,11 @@ export interface EnvironmentOptions extends Omit<TaskOptions, "name"> {
   concurrency?: number;
   /** Environment variables for this environment's executor. */
   env?: Record<string, string>;
+  /**
+   * AWS: how long a message an executor holds stays invisible unless its heartbeat renews it — about
+   * the time before a crashed executor's work runs again. Default 60 s.
+   */
+  visibilityTimeout?: Duration;
 }
 
 type AnyFn = (...args: any[]) => any;
@@ -105,7 +110,7 @@ export class TaskEnvironment {
       );
     }
     this.name = options.name;
-    const { name: _n, memoryMiB, concurrency, env, ...defaults } = options;
+    const { name: _n, memoryMiB, concurrency, env, visibilityTimeout, ...defaults } = options;
     this.defaults = defaults;
     if (memoryMiB !== undefined && (!Number.isInteger(memoryMiB) || memoryMiB < 128 || memoryMiB > 10240)) {
       throw new ConfigurationError(
@@ -121,6 +126,10 @@ export class TaskEnvironment {
           : parseDuration(defaults.timeout, `TaskEnvironment ${this.name} timeout`),
       concurrency,
       env: { ...env },
+      visibilityTimeoutMs:
+        visibilityTimeout === undefined
+          ? undefined
+          : parseDuration(visibilityTimeout, `TaskEnvironment ${this.name} visibilityTimeout`),
     });
   }
 

@@ -59,7 +59,7 @@ function checkTree(s: RunStatus, expect: { failed?: number } = {}): void {
   assert.equal(nodes.filter((n) => n.status === "FAILED").length, expect.failed ?? 0);
 }
 
-describe("AWS handlers under faults", { timeout: 170_000 }, () => {
+describe("AWS handlers under faults", { timeout: 200_000 }, () => {
   let dev: DevStack;
   let client: AloftClient;
 
@@ -489,6 +489,16 @@ describe("AWS handlers under faults", { timeout: 170_000 }, () => {
     } finally {
       undo();
     }
+  });
+
+  it("children running twice as long as their queue's 2 s visibility run once: the handlers hold a lease", async () => {
+    // The poller invokes the wrapped handlers (lambdas/visibility.ts), which renew the messages'
+    // visibility every 2/3 s; without that each child's exec would be delivered again mid-body.
+    const key = `lease-${Math.random().toString(36).slice(2, 10)}`;
+    const r = await client.run(t.slowGather, key, 3, 4000);
+    assert.deepEqual(await within(r.result(), 30_000, "slowGather"), [4000, 4000, 4000]);
+    assert.equal(t.slowStarted(key), 3, "a child's body began again while it was still running");
+    checkTree(await r.status());
   });
 
   it("multi-MB results and arguments are offloaded to S3 and read back", async () => {

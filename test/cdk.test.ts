@@ -156,12 +156,21 @@ await test("functions get the contract's environment variables, Powertools setti
     POWERTOOLS_METRICS_NAMESPACE: "Aloft",
     NODE_OPTIONS: "--enable-source-maps",
   };
-  assert.deepEqual(functions[ref(stack, aloft.coordinator)]!.Properties.Environment.Variables, shared);
+  // Each handler's lease (60 s by default) and its queue's own visibility timeout (6x the function's).
+  const lease = (queue: number) => ({
+    [ENV.visibilityTimeout]: "60",
+    [ENV.queueVisibilityTimeout]: String(queue),
+  });
+  assert.deepEqual(functions[ref(stack, aloft.coordinator)]!.Properties.Environment.Variables, {
+    ...shared,
+    ...lease(6 * 60),
+  });
   assert.deepEqual(
     functions[ref(stack, aloft.executor("data_pipeline").function)]!.Properties.Environment.Variables,
     {
       ...shared,
       [ENV.environment]: "data_pipeline",
+      ...lease(6 * 300),
     },
   );
   assert.deepEqual(functions[ref(stack, aloft.executor("cpu").function)]!.Properties.Environment.Variables, {
@@ -169,6 +178,7 @@ await test("functions get the contract's environment variables, Powertools setti
     HEAVY_MODE: "fast",
     POWERTOOLS_LOG_LEVEL: "DEBUG", // the environment's own setting wins over the default
     [ENV.environment]: "cpu",
+    ...lease(6 * 300),
   });
   const json = JSON.stringify(queues);
   for (const e of ENVIRONMENTS)
@@ -215,7 +225,7 @@ await test("event sources: batch size, partial batch failures, maximum concurren
   );
 });
 
-await test("queues: encrypted, TLS only, dead-letter after 5 receives, visibility six times the function timeout", () => {
+await test("queues: encrypted, TLS only, dead-letter after 10 receives, visibility six times the function timeout", () => {
   const { template, aloft, stack } = main;
   template.resourceCountIs("AWS::SQS::Queue", 2 * (ENVIRONMENTS.length + 1));
   const queues = template.findResources("AWS::SQS::Queue") as Record<string, Json>;
@@ -238,7 +248,7 @@ await test("queues: encrypted, TLS only, dead-letter after 5 receives, visibilit
     assert.equal(p.VisibilityTimeout, visibility);
     assert.deepEqual(p.RedrivePolicy, {
       deadLetterTargetArn: { "Fn::GetAtt": [ref(stack, dlq), "Arn"] },
-      maxReceiveCount: 5,
+      maxReceiveCount: 10,
     });
     assert.equal(queues[ref(stack, dlq)]!.Properties.RedrivePolicy, undefined);
     // Consumed by the dead-letter consumer (1-minute timeout): six times that.
@@ -398,6 +408,15 @@ await test("IAM: each function's statements are exactly what it uses, on exactly
   }
   // Nobody else's queue: an executor never consumes the coordinator's queue or another executor's.
   assert.equal(aloft.queues.length, ENVIRONMENTS.length + 1);
+  // The heartbeat (lambdas/visibility.ts) changes the visibility of its own queue's messages: the
+  // event source's consume grant is what allows it (ChangeMessageVisibilityBatch is authorised as
+  // sqs:ChangeMessageVisibility), on that queue only.
+  for (const { fn, queue } of cases) {
+    const lines = permissions(statementsOf(template, stack, fn.role!)).filter((l) =>
+      l.includes("sqs:ChangeMessageVisibility"),
+    );
+    assert.deepEqual(lines, allow(stack, ["sqs:ChangeMessageVisibility"], [queue.queueArn]), fn.node.path);
+  }
 });
 
 await test("liveness: a dead-letter consumer on every DLQ and a reconciler every minute, with the handlers' permissions", () => {
@@ -532,6 +551,65 @@ await test("outputs: the contract's keys, with the executor queues as a JSON obj
   );
 });
 
+await test("visibility lease: per environment and for the coordinator; the queue stays at least the function timeout and six times it", () => {
+  const { template, aloft, stack } = build({
+    coordinatorVisibilityTimeout: Duration.seconds(45),
+    environments: [
+      { ...ENVIRONMENTS[0]!, visibilityTimeoutMs: 90_000 },
+      // A lease longer than six times its 5 s timeout: the queue is the lease, so none is taken at start.
+      {
+        name: "quick",
+        memoryMiB: 256,
+        timeoutMs: 5_000,
+        concurrency: undefined,
+        env: {},
+        visibilityTimeoutMs: 120_000,
+      },
+    ],
+  });
+  const functions = template.findResources("AWS::Lambda::Function") as Record<string, Json>;
+  const queues = template.findResources("AWS::SQS::Queue") as Record<string, Json>;
+  const expected = [
+    { fn: aloft.coordinator, queue: aloft.coordinatorQueue, lease: 45, visibility: 6 * 60, timeout: 60 },
+    { ...of(aloft.executor("data_pipeline")), lease: 90, visibility: 6 * 300, timeout: 300 },
+    { ...of(aloft.executor("quick")), lease: 120, visibility: 120, timeout: 5 },
+  ];
+  function of(e: { function: lambda.Function; queue: { node: { defaultChild?: unknown } } }) {
+    return { fn: e.function, queue: e.queue };
+  }
+  for (const { fn, queue, lease, visibility, timeout } of expected) {
+    const f = functions[ref(stack, fn)]!.Properties;
+    const q = queues[ref(stack, queue)]!.Properties;
+    assert.equal(f.Timeout, timeout);
+    assert.equal(q.VisibilityTimeout, visibility);
+    // Lambda rejects an event source whose queue's visibility timeout is below the function's timeout.
+    assert.ok(
+      q.VisibilityTimeout >= f.Timeout,
+      `${fn.node.path}: queue visibility below the function timeout`,
+    );
+    assert.equal(f.Environment.Variables[ENV.visibilityTimeout], String(lease));
+    assert.equal(f.Environment.Variables[ENV.queueVisibilityTimeout], String(visibility));
+  }
+  // Partial batch responses are what lets a failed item come back on its own backoff.
+  template.allResourcesProperties("AWS::Lambda::EventSourceMapping", {
+    FunctionResponseTypes: ["ReportBatchItemFailures"],
+  });
+  assert.throws(
+    () =>
+      build({
+        coordinatorVisibilityTimeout: Duration.seconds(2),
+        environments: [{ ...ENVIRONMENTS[0]!, visibilityTimeoutMs: 1_500 }],
+      }),
+    (e: Error) =>
+      /coordinatorVisibilityTimeout: must be whole seconds from 3 seconds to 12 hours, got 2000 ms/.test(
+        e.message,
+      ) &&
+      /environment "data_pipeline": visibilityTimeout must be whole seconds from 3 seconds to 12 hours, got 1500 ms/.test(
+        e.message,
+      ),
+  );
+});
+
 await test("props are validated up front, every problem reported in one error", () => {
   const app = new App();
   const stack = new Stack(app, "Bad");
@@ -595,6 +673,23 @@ await test("a missing entry or no environments at all is a clear error", () => {
   );
 });
 
+await test("removing an environment keeps its queue and dead-letter queue (retained), the others unchanged", () => {
+  const queues = (t: Template) => t.findResources("AWS::SQS::Queue");
+  const before = queues(main.template);
+  assert.equal(Object.keys(before).length, 2 * (1 + ENVIRONMENTS.length));
+  for (const [id, q] of Object.entries(before)) {
+    assert.equal(q.DeletionPolicy, "Retain", id);
+    assert.equal(q.UpdateReplacePolicy, "Retain", id);
+  }
+  // The next deploy without "tiny": its two queues leave the template (CloudFormation then keeps
+  // them, with their messages); every other queue keeps its logical id, so none is replaced.
+  const after = queues(build({ environments: ENVIRONMENTS.filter((e) => e.name !== "tiny") }).template);
+  const gone = Object.keys(before).filter((id) => !(id in after));
+  assert.equal(gone.length, 2);
+  for (const id of gone) assert.match(id, /Executortiny/);
+  for (const id of Object.keys(after)) assert.ok(id in before, `${id} is new`);
+});
+
 await test("removalPolicy DESTROY with autoDeleteObjects; alarm actions; batching window", () => {
   const { template, aloft } = build({
     removalPolicy: RemovalPolicy.DESTROY,
@@ -608,6 +703,7 @@ await test("removalPolicy DESTROY with autoDeleteObjects; alarm actions; batchin
   template.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Delete" });
   template.hasResource("AWS::S3::Bucket", { DeletionPolicy: "Delete" });
   template.resourceCountIs("Custom::S3AutoDeleteObjects", 1);
+  template.allResources("AWS::SQS::Queue", { DeletionPolicy: "Delete" });
   template.allResources("AWS::Logs::LogGroup", {
     Properties: { RetentionInDays: 7 },
     DeletionPolicy: "Delete",

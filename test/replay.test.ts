@@ -711,7 +711,9 @@ interface Fixture {
   expect:
     | { kind: "completed"; value: string }
     | { kind: "suspended"; newCalls: number; waits: number }
-    | { error: "HistoryError"; message: string };
+    | { error: "HistoryError"; message: string }
+    /** The replay fails the parent with this error. */
+    | { failed: string; message: string };
 }
 
 function loadHistory(f: Fixture): History {
@@ -722,7 +724,7 @@ function loadHistory(f: Fixture): History {
   return { calls, outcomes, traces: new Map() };
 }
 
-await test("recorded histories replay to the recorded decision; bad ones fail with HistoryError", async (t) => {
+await test("recorded histories replay to the recorded decision; bad ones fail with HistoryError or fail the parent", async (t) => {
   const dir = new URL("./fixtures/", import.meta.url);
   const files = readdirSync(dir).filter((f) => f.endsWith(".json"));
   assert.ok(files.length >= 6, `fixtures found: ${files.join(", ")}`);
@@ -745,7 +747,12 @@ await test("recorded histories replay to the recorded decision; bad ones fail wi
         return;
       }
       const d = await replay({ task: task.def, args: f.args, actionId: f.actionId, history: loadHistory(f) });
-      if (f.expect.kind === "completed") {
+      if ("failed" in f.expect) {
+        const e = failedError(d);
+        assert.equal(e.name, f.expect.failed);
+        assert.ok(e.message.includes(f.expect.message), `message: ${e.message}`);
+        assert.deepEqual(d.calls, []);
+      } else if (f.expect.kind === "completed") {
         assert.equal(d.kind === "completed" ? d.value : completedValue(d), f.expect.value);
         assert.deepEqual(d.calls, []);
       } else {

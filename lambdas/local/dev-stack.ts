@@ -8,7 +8,7 @@ import type { AwsClients } from "./aws-clients.ts";
 import { startDynamoDbLocal } from "./dynamodb-local.ts";
 import type { DynamoDbLocal } from "./dynamodb-local.ts";
 import { createResources, resourceEnv } from "./resources.ts";
-import type { LocalResources } from "./resources.ts";
+import type { CreateResourcesOptions, LocalResources } from "./resources.ts";
 import { startSqsLocal } from "./sqs-local.ts";
 import type { SqsLocal } from "./sqs-local.ts";
 
@@ -21,6 +21,7 @@ export interface StartLocalAwsOptions {
   prefix?: string;
   maxReceiveCount?: number;
   visibilityTimeoutSeconds?: number;
+  visibility?: CreateResourcesOptions["visibility"];
 }
 
 export interface LocalAws {

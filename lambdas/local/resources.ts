@@ -29,6 +29,8 @@ export interface CreateResourcesOptions {
   maxReceiveCount?: number;
   /** The queues' default visibility timeout; default 30 s (Lambda's SQS pollers use it). */
   visibilityTimeoutSeconds?: number;
+  /** Per queue, over the default: the coordinator's, and each TaskEnvironment's executor queue's. */
+  visibility?: { coordinator?: number; executors?: Record<string, number> };
 }
 
 export interface LocalResources {
@@ -150,23 +152,26 @@ async function createQueues(
   options: CreateResourcesOptions,
 ): Promise<Queues> {
   const maxReceiveCount = options.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT;
-  const visibility = String(options.visibilityTimeoutSeconds ?? 30);
+  const fallback = options.visibilityTimeoutSeconds ?? 30;
 
-  const pair = async (name: string) => {
+  const pair = async (name: string, visibility = fallback) => {
     const dlqUrl = await createQueue(sqs, `${name}-dlq`, {
       MessageRetentionPeriod: String(DLQ_RETENTION_SECONDS),
     });
     const dlqArn = await queueArn(sqs, dlqUrl);
     const url = await createQueue(sqs, name, {
-      VisibilityTimeout: visibility,
+      VisibilityTimeout: String(visibility),
       RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount }),
     });
     return { url, dlqUrl };
   };
 
-  const coordinator = pair(queueName(prefix, "coordinator"));
+  const coordinator = pair(queueName(prefix, "coordinator"), options.visibility?.coordinator);
   const executors = Promise.all(
-    environments.map(async (env) => [env, await pair(queueName(prefix, "executor", env))] as const),
+    environments.map(
+      async (env) =>
+        [env, await pair(queueName(prefix, "executor", env), options.visibility?.executors?.[env])] as const,
+    ),
   );
   const [c, e] = await Promise.all([coordinator, executors]);
   return {

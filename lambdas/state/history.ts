@@ -13,8 +13,8 @@
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { CallId, CallRecord, History, Outcome, TraceRecord } from "../../sdk/core/history.ts";
-import { HISTORY_VERSION, parseCallRecord, parseOutcome } from "../../sdk/core/history.ts";
-import { HistoryError } from "../../sdk/errors.ts";
+import { HISTORY_VERSION, IDENTITY_VERSION, parseCallRecord, parseOutcome } from "../../sdk/core/history.ts";
+import { ConfigurationError, HistoryError } from "../../sdk/errors.ts";
 import { callIdentity } from "../../sdk/core/calls.ts";
 import { digest } from "../../sdk/serde.ts";
 import { offload, resolvePayload } from "../payloads.ts";
@@ -23,8 +23,21 @@ import type { Runtime } from "../runtime.ts";
 import type { CounterItem, ResultItem, SelfItem, WindowItem } from "./table.ts";
 import { CHUNK_CALLS, RESULT_SHARDS, actionPk, chunkSk, resultPk, traceSk } from "./table.ts";
 
-/** Arguments of a call kept inline in its chunk up to this size; larger ones are offloaded. */
-const CALL_ARGS_INLINE = 3_000;
+/**
+ * Arguments of a call kept inline in its chunk up to this many bytes, counted as the chunk stores
+ * them (UTF-8 of the JSON-escaped string: a CJK character is 3 bytes, an emoji 4, a quote in a
+ * string argument 4); larger ones are offloaded. CHUNK_CALLS of them stay far below 400 KB.
+ */
+export const CALL_ARGS_INLINE = 3_000;
+/**
+ * Largest compressed chunk written (bytes), leaving room for its keys under DynamoDB's 400 KB item
+ * limit. Arguments bounded above and names by CALL_NAMES_BYTES (sdk/core/calls.ts) keep 100 rows
+ * under ≈380 KB; this is the last guard, with an error naming the names, not a validation error.
+ */
+export const CHUNK_BYTES = 390_000;
+
+/** The bytes `args` takes inside a chunk (its UTF-8, JSON-escaped): what CALL_ARGS_INLINE bounds. */
+export const inlineBytes = (args: string): number => Buffer.byteLength(JSON.stringify(args));
 
 export interface Loaded {
   history: History;
@@ -255,8 +268,8 @@ export async function writeCalls(
 ): Promise<CallRecord[]> {
   const stored = await Promise.all(
     calls.map(async (c) =>
-      c.args.length > CALL_ARGS_INLINE
-        ? { ...c, args: await offload(rt.payloads, `${run}/${c.id}`, c.args, CALL_ARGS_INLINE) }
+      inlineBytes(c.args) > CALL_ARGS_INLINE
+        ? { ...c, args: await rt.payloads.put(`${run}/${c.id}`, c.args) }
         : c,
     ),
   );
@@ -275,13 +288,25 @@ export async function writeCalls(
 
 /**
  * Compact record: [v, id (0: its identity from the other fields), task, group, n, args, digest (0:
- * digest of args), window (0: none)]. A call's id is a digest of its parent, task, group, inputs and
- * n (sdk/core/calls.ts), so it is recomputed rather than stored: ids are the one part of a chunk
- * that does not compress, ≈2/3 of it.
+ * digest of args), window (0: none), identity scheme (absent in rows written before it was: 1)]. A
+ * call's id is a digest of its parent, task, group, inputs and n (sdk/core/calls.ts), so it is
+ * recomputed rather than stored: ids are the one part of a chunk that does not compress, ≈2/3 of it.
+ * A row of another identity scheme gets an id recomputed by this one, which matches nothing; the
+ * replay fails on its scheme before matching (sdk/core/replay.ts).
  */
-type Compact = [number, string | 0, string, string, number, string, string | 0, [string, number, number] | 0];
+type Compact = [
+  number,
+  string | 0,
+  string,
+  string,
+  number,
+  string,
+  string | 0,
+  [string, number, number] | 0,
+  number?,
+];
 
-function encodeChunk(action: CallId, calls: readonly CallRecord[]): Uint8Array {
+export function encodeChunk(action: CallId, calls: readonly CallRecord[]): Uint8Array {
   const rows: Compact[] = calls.map((c) => [
     c.v,
     c.id === callIdentity(action, c.task, c.group, c.digest, c.n) ? 0 : c.id,
@@ -291,8 +316,20 @@ function encodeChunk(action: CallId, calls: readonly CallRecord[]): Uint8Array {
     c.args,
     c.digest === digest(c.args) ? 0 : c.digest, // an offloaded argument's digest is of the value
     c.window ? [c.window.key, c.window.index, c.window.limit] : 0,
+    c.idv ?? IDENTITY_VERSION,
   ]);
-  return deflateRawSync(JSON.stringify(rows));
+  const z = deflateRawSync(JSON.stringify(rows));
+  if (z.byteLength > CHUNK_BYTES) {
+    const widest = calls.reduce((a, c) =>
+      a.task.length + a.group.length >= c.task.length + c.group.length ? a : c,
+    );
+    throw new ConfigurationError(
+      `the calls of ${action} do not fit in a history item (${z.byteLength} bytes compressed, at most ` +
+        `${CHUNK_BYTES}): their task names and group paths are too long (e.g. task ${widest.task} in group ` +
+        `${JSON.stringify(widest.group.slice(0, 200))}); keep them under 1 KB`,
+    );
+  }
+  return z;
 }
 
 /** The call records of a chunk item (compressed `z`, or the earlier `calls` list of JSON records). */
@@ -315,7 +352,7 @@ export function decodeChunk(it: Record<string, unknown>): CallRecord[] {
   if (!Array.isArray(rows))
     throw new HistoryError(`corrupted history record (call chunk ${sk} of ${action}): not a list`);
   return rows.map((r: unknown) => {
-    const [v, id, task, group, n, args, d, w] = r as Compact;
+    const [v, id, task, group, n, args, d, w, idv = 1] = r as Compact;
     if (typeof v !== "number" || v > HISTORY_VERSION)
       throw new HistoryError(
         `history record (call in ${sk} of ${action}) has format v${String(v)}, newer than this Aloft ` +
@@ -326,7 +363,8 @@ export function decodeChunk(it: Record<string, unknown>): CallRecord[] {
       typeof task !== "string" ||
       typeof group !== "string" ||
       typeof args !== "string" ||
-      typeof n !== "number"
+      typeof n !== "number" ||
+      !Number.isInteger(idv)
     )
       throw new HistoryError(`corrupted history record (call in ${sk} of ${action})`);
     const dg = d || digest(args);
@@ -339,6 +377,7 @@ export function decodeChunk(it: Record<string, unknown>): CallRecord[] {
       digest: dg,
       n,
       args,
+      idv,
     };
     if (w) rec.window = { key: w[0], index: w[1], limit: w[2] };
     return rec;

@@ -56,7 +56,7 @@ export const allRunIndexPks = (): string[] => [
 
 /** Child results of one parent are spread over this many partitions (≈1,000 writes/s each). */
 export const RESULT_SHARDS = 8;
-/** Call records per chunk item (≤ 100 × 3 KB inline arguments: no item grows toward 400 KB). */
+/** Call records per chunk item (≤ 100 × 3,000 bytes of inline arguments: under 400 KB, history.ts). */
 export const CHUNK_CALLS = 100;
 /** Dynamo numbers cannot be Infinity: "never by counting" is this. */
 export const NEVER = 1_000_000_000;

@@ -41,6 +41,7 @@ import { createHash } from "node:crypto";
 import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { CallRecord } from "../../sdk/core/history.ts";
 import { execOf, sendExecs } from "../dispatch.ts";
+import type { WindowTag } from "../messages.ts";
 import { isConditionFailed, oldItem } from "../runtime.ts";
 import type { Runtime } from "../runtime.ts";
 import { readCalls } from "./history.ts";
@@ -95,8 +96,9 @@ function hostedBytes(limit: number, size: number, key: string): number {
     "pend",
     "upto",
   ];
-  // name and key; part, parts, size, limit, upto; epoch and offset (any count of earlier calls).
-  const scalars = 2 * (key.length + 3) + 5 * num(size + limit) + 2 * num(NEVER);
+  // name and key (strings count in UTF-8 bytes); part, parts, size, limit, upto; epoch and offset
+  // (any count of earlier calls).
+  const scalars = 2 * (Buffer.byteLength(key) + 3) + 5 * num(size + limit) + 2 * num(NEVER);
   return 3 + slots + pend + names.join("").length + scalars + 2 * names.length;
 }
 
@@ -120,16 +122,8 @@ export function partOf(key: string, index: number, limit: number): string {
   return `${key}#${index % partsFor(limit)}`;
 }
 
-/** What an exec message (and its done) carries for an item of a windowed map. */
-export interface WindowTag {
-  /** The window part's name. */
-  window: string;
-  /** The slot the item holds, and its position in the part. */
-  ws: number;
-  wq: number;
-}
-
 export { tagFrom } from "../messages.ts";
+export type { WindowTag } from "../messages.ts";
 
 type Part = Pick<WindowItem, "name" | "part" | "parts" | "size" | "slots">;
 

@@ -84,7 +84,8 @@ const CLIENT_VARIABLES = [
  */
 export async function dev(o: { outputs: string }): Promise<void> {
   const { startDevStack } = await import("../../lambdas/dev.ts");
-  const stack = await startDevStack({ visibilityTimeoutSeconds: 30 });
+  // Each queue's visibility is its deployed setting (a TaskEnvironment's visibilityTimeout, else 60 s).
+  const stack = await startDevStack();
   const envs = Object.keys(stack.config.executorQueues);
   const file = resolve(o.outputs);
   mkdirSync(dirname(file), { recursive: true });

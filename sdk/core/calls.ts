@@ -6,7 +6,7 @@
 import { ConfigurationError } from "../errors.ts";
 import { digest, serialize } from "../serde.ts";
 import type { Payload } from "../serde.ts";
-import { HISTORY_VERSION } from "./history.ts";
+import { HISTORY_VERSION, IDENTITY_VERSION } from "./history.ts";
 import type { CallId, CallRecord, Outcome } from "./history.ts";
 import { DurableFuture, outcomeValue } from "./futures.ts";
 import type { Scope } from "./state.ts";
@@ -27,6 +27,16 @@ export function callIdentity(parent: CallId, task: string, group: string, inputs
   return digest(parent, task, group, inputs, String(n));
 }
 
+/**
+ * Bytes a call's task name and group path may take together (UTF-8, JSON-escaped): both are
+ * recorded with every call, and 100 calls with up to 3,000 bytes of inline arguments each must fit
+ * in one 400 KB DynamoDB item (lambdas/state/history.ts). Checked here so that an over-long group
+ * fails its parent clearly, on every backend alike.
+ */
+export const CALL_NAMES_BYTES = 700;
+
+const jsonBytes = (s: string): number => Buffer.byteLength(JSON.stringify(s));
+
 export interface Call {
   id: CallId;
   outcome: Outcome | undefined;
@@ -44,6 +54,14 @@ export function makeCall(
     throw new ConfigurationError(
       `task ${def.name} was called by ${st.taskName} after that task had finished or suspended; ` +
         `await every child call inside the task body`,
+    );
+  }
+  const names = jsonBytes(def.name) + jsonBytes(scope.group);
+  if (names > CALL_NAMES_BYTES) {
+    throw new ConfigurationError(
+      `task ${def.name} was called in group ${JSON.stringify(scope.group.slice(0, 80))}... whose path and ` +
+        `task name take ${names} bytes; at most ${CALL_NAMES_BYTES} fit, since they are recorded with every ` +
+        `call: use shorter group names`,
     );
   }
   const payload = serializeArgs(def.name, args);
@@ -64,6 +82,7 @@ export function makeCall(
       digest: inputs,
       n,
       args: payload,
+      idv: IDENTITY_VERSION,
     };
     if (window) rec.window = window;
     st.newCalls.push(rec);

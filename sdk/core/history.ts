@@ -10,6 +10,13 @@ import type { Payload } from "../serde.ts";
 /** The history format this build writes and reads. */
 export const HISTORY_VERSION = 1;
 
+/**
+ * The call identity scheme (docs/identity.md) this build derives child ids with, recorded with every
+ * call. A replay under another scheme would derive other ids and never find the recorded results,
+ * so it fails instead (replay.ts). Bump it with any change to how an id or an inputs digest is made.
+ */
+export const IDENTITY_VERSION = 1;
+
 /** Identity of an action (a task call). See docs/identity.md. */
 export type CallId = string;
 
@@ -33,6 +40,8 @@ export interface CallRecord {
   args: Payload;
   /** Set when the call belongs to a `map` with a concurrency limit. */
   window?: { key: string; index: number; limit: number };
+  /** The identity scheme its id was derived with; absent: 1 (records from before it was recorded). */
+  idv?: number;
 }
 
 /** A recorded `trace` result. */
@@ -100,6 +109,10 @@ export function parseCallRecord(json: string): CallRecord {
     args: str(`call ${id}`, o, "args"),
   };
   if (o["window"] !== undefined) rec.window = o["window"] as CallRecord["window"];
+  if (o["idv"] !== undefined)
+    rec.idv = Number.isInteger(o["idv"])
+      ? (o["idv"] as number)
+      : fail(`call ${id}`, "field idv is not a whole number");
   return rec;
 }
 

@@ -12,6 +12,7 @@ import { NonDeterminismError, SerializationError, serializeError } from "../erro
 import type { SerializedError } from "../errors.ts";
 import { deserialize, serialize } from "../serde.ts";
 import type { Payload } from "../serde.ts";
+import { IDENTITY_VERSION } from "./history.ts";
 import type { CallId, CallRecord, History, TraceRecord } from "./history.ts";
 import { installCombinators, isThenable } from "./futures.ts";
 import { ReplayState, scopeStorage } from "./state.ts";
@@ -85,6 +86,25 @@ function checkDeterminism(st: ReplayState): NonDeterminismError | undefined {
   return undefined;
 }
 
+/**
+ * A history recorded under another call identity scheme: its ids cannot be derived again, so the
+ * recorded results would be orphaned and every child run again. Fails before the body runs.
+ */
+function checkIdentityScheme(taskName: string, history: History): NonDeterminismError | undefined {
+  for (const rec of history.calls.values()) {
+    const v = rec.idv ?? 1;
+    if (v === IDENTITY_VERSION) continue;
+    return new NonDeterminismError(
+      `task ${taskName} cannot replay its history: it records ${describe(rec)} under call identity ` +
+        `scheme v${v}, and this Aloft derives call ids with scheme v${IDENTITY_VERSION} (docs/identity.md). ` +
+        `Its children's recorded results cannot be matched, and running them again would repeat them: ` +
+        `finish runs in flight with the Aloft that started them, or start this run again`,
+      { details: { recorded: rec, identityVersion: v, expected: IDENTITY_VERSION } },
+    );
+  }
+  return undefined;
+}
+
 /** The awaited roots of a blocked body: trees the engine can see into, plus lone awaited calls. */
 function collectWaits(st: ReplayState): Wait[] {
   const waits: Wait[] = [...st.syncWaits];
@@ -139,6 +159,8 @@ export async function replay(input: ReplayInput): Promise<Decision> {
   } catch (e) {
     return finish({ ...base(), kind: "failed", error: failure(e, true) });
   }
+  const foreign = checkIdentityScheme(input.task.name, input.history);
+  if (foreign) return finish({ ...base(), kind: "failed", error: failure(foreign, true) });
 
   let done = false;
   let ok = false;
