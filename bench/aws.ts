@@ -14,7 +14,9 @@
  *   node --import tsx bench/aws.ts [n=1000]
  */
 import { startDevStack } from "../lambdas/dev.ts";
-import { runtime } from "../lambdas/runtime.ts";
+import { buildRuntime, makeClients, runtime } from "../lambdas/runtime.ts";
+import { reconcile } from "../lambdas/reconcile.ts";
+import { readCounter } from "../lambdas/state/counters.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import { wideGather, wideGatherTimed, wideMap } from "../test/fixtures/aws-tasks.ts";
 
@@ -120,6 +122,23 @@ const dev = await startDevStack({
 });
 const client = new AloftClient(dev.config);
 const rt = runtime();
+// The reconciler, on clients of its own (metered apart), with its clock an hour ahead: every run
+// it finds is past the bound, so a tick does a full check (the walk, the mark) of each.
+const recon = buildRuntime(rt.config, makeClients());
+recon.now = () => Date.now() + 3_600_000;
+const reconUnits = { read: 0, write: 0 };
+(recon.ddb as unknown as Stack).middlewareStack.add(
+  (next: (a: Io) => Promise<Out>, ctx: { commandName?: string }) => async (args: Io) => {
+    args.input["ReturnConsumedCapacity"] = "TOTAL";
+    const out = await next(args);
+    if (READS.test((ctx.commandName ?? "").replace(/Command$/, "")))
+      reconUnits.read += Math.max(0.5, units(out.output));
+    else reconUnits.write += Math.max(1, units(out.output));
+    return out;
+  },
+  { step: "initialize", name: "bench-reconciler", override: true },
+);
+const reconcilerChecks: { label: string; rru: number; wru: number }[] = [];
 meterDynamo(rt.ddb, "bench-ddb");
 meterSqs(rt.sqs, "bench-sqs");
 meterSqs(client.rt.sqs, "bench-client-sqs");
@@ -148,6 +167,13 @@ try {
     const before = dev.pollers.map((p) => p.stats.invocations);
     const t0 = performance.now();
     const r = await scenario.run();
+    // One reconciler check of this run while it runs (once its root has suspended).
+    for (let i = 0; i < 100 && (await readCounter(rt, r.id))?.epoch === undefined; i++)
+      await new Promise((res) => setTimeout(res, 50));
+    Object.assign(reconUnits, { read: 0, write: 0 });
+    const tick = await reconcile(recon, { stallMs: 900_000, failMs: 3_600_000 });
+    if (tick.checked)
+      reconcilerChecks.push({ label: scenario.label, rru: reconUnits.read, wru: reconUnits.write });
     const value = await r.result();
     const wall = performance.now() - t0;
     // Let the last deletes, completions and deadline checks settle so they are counted.
@@ -193,7 +219,37 @@ try {
         ` = $${total.toFixed(3)}`,
     );
   }
+  // What the liveness machinery adds. The DLQ consumer costs nothing per child on a clean run:
+  // no message dead-letters and no delivery fails (so no failure record is written either).
+  const dlqInvocations = dev.deadLetterPollers.reduce((s2, p) => s2 + p.stats.invocations, 0);
+  console.log(
+    `\nDLQ consumer: ${dlqInvocations} invocations in these runs: $0 per million children. Fixed cost per DLQ, ` +
+      `not per child: Lambda's SQS event source long-polls each queue (assuming its 5 pollers at 20 s ` +
+      `polls: 21,600 empty receives a day = ${usd((21_600 * PRICES.sqsRequest) / 1e6)} a day per DLQ).`,
+  );
+  const day = 1440;
+  const tickFixed = ((16 * 0.5 + 0.5) * PRICES.dynamoReadUnit) / 1e6 + (1 * PRICES.lambdaRequest) / 1e6; // 16 live-shard Queries + the cursor read, 1 invocation
+  console.log(
+    `reconciler: a tick every minute costs ${usd(Number((tickFixed * day).toFixed(5)))} a day per stack with no live run ` +
+      `(16 live-index Queries, the cursor read, 1 Lambda request; + 1 cursor write: ${usd(Number(((day * PRICES.dynamoWriteUnit) / 1e6).toFixed(5)))} a day).`,
+  );
+  for (const c of reconcilerChecks) {
+    const perCheck = (c.rru * PRICES.dynamoReadUnit + c.wru * PRICES.dynamoWriteUnit) / 1e6;
+    // A check reads at most 1,000 calls of a waiting parent (and 25 counters), whatever N is: at a
+    // million children it costs at most 1,000 / min(n, 1,000) times this one. A live run is checked
+    // at most once per bound (900 s); a million children at 1,000 children/s take ≈ 1,000 s: 2 checks.
+    const atMillion = perCheck * (1000 / Math.min(n, 1000));
+    console.log(
+      `  one check of the run (${c.label}): ${c.rru.toFixed(1)} RRU + ${c.wru.toFixed(1)} WRU = $${perCheck.toFixed(7)}; ` +
+        `at a million children ≤ $${atMillion.toFixed(6)} a check, ≈ 2 checks (1,000 children/s): ` +
+        `+$${(2 * atMillion).toFixed(5)} per million children`,
+    );
+  }
 } finally {
+  recon.ddb.destroy();
+  recon.doc.destroy();
+  recon.sqs.destroy();
+  recon.s3.destroy();
   client.destroy();
   await dev.stop();
 }

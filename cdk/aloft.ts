@@ -17,6 +17,8 @@ import { pathToFileURL } from "node:url";
 import { Annotations, Aws, CfnOutput, Duration, Stack } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
@@ -77,6 +79,7 @@ const RUN_BUCKET_ACTIONS = ["s3:GetObject", "s3:PutObject"];
 const READ_LOGS_ACTIONS = ["logs:FilterLogEvents", "logs:GetLogEvents", "logs:DescribeLogStreams"];
 
 const DEFAULT_EXECUTOR_TIMEOUT = Duration.minutes(5);
+const DEAD_LETTER_TIMEOUT = Duration.minutes(1);
 const DEFAULT_LEASE = Duration.seconds(DEFAULT_VISIBILITY_TIMEOUT_SECONDS);
 const MAX_VISIBILITY_TIMEOUT = Duration.hours(12);
 const RETENTION_OF_MESSAGES = Duration.days(14);
@@ -132,6 +135,16 @@ export class Aloft extends Construct {
   public readonly coordinator: lambda.Function;
   /** The coordinator's log group. */
   public readonly coordinatorLogGroup: logs.LogGroup;
+  /** Consumes every dead-letter queue: fails what each dead-lettered message concerns. */
+  public readonly deadLetterConsumer: lambda.Function;
+  /** The dead-letter consumer's log group. */
+  public readonly deadLetterLogGroup: logs.LogGroup;
+  /** Runs every minute: nudges or fails runs without progress (the liveness bound). */
+  public readonly reconciler: lambda.Function;
+  /** The reconciler's log group. */
+  public readonly reconcilerLogGroup: logs.LogGroup;
+  /** The reconciler's schedule. */
+  public readonly reconcileRule: events.Rule;
   /** One per deployed TaskEnvironment, in registration order. */
   public readonly executors: readonly AloftExecutor[];
   /** The deployed environments, in registration order. */
@@ -140,7 +153,7 @@ export class Aloft extends Construct {
   public readonly queues: readonly sqs.Queue[];
   /** Every dead-letter queue, in the order of `queues`. */
   public readonly deadLetterQueues: readonly sqs.Queue[];
-  /** Every function: the coordinator, then each executor. */
+  /** Every function: the coordinator, each executor, the dead-letter consumer, the reconciler. */
   public readonly functions: readonly lambda.Function[];
   /** Dead-letter queue depth and handler error alarms. */
   public readonly alarms: readonly cloudwatch.Alarm[];
@@ -271,7 +284,47 @@ export class Aloft extends Construct {
       return { environment: spec, function: fn, queue, deadLetterQueue, logGroup };
     });
 
-    this.functions = [this.coordinator, ...this.executors.map((e) => e.function)];
+    // The coordinator's bundle serves both (cdk/entries.ts); they run no user code.
+    const deadLetter = this.createFunction(new Construct(this, "DeadLetter"), "", "coordinator", {
+      description: "Aloft dead-letter consumer: fails the action or run each dead-lettered message concerns",
+      memorySize: 512,
+      timeout: DEAD_LETTER_TIMEOUT,
+      environment: sharedEnv,
+      handler: "deadLetter",
+    });
+    this.deadLetterConsumer = deadLetter.fn;
+    this.deadLetterLogGroup = deadLetter.logGroup;
+    for (const dlq of this.deadLetterQueues)
+      this.deadLetterConsumer.addEventSource(
+        new SqsEventSource(dlq, { batchSize: 10, reportBatchItemFailures: true, maxConcurrency: 2 }),
+      );
+    const reconcileScope = new Construct(this, "Reconcile");
+    const reconciler = this.createFunction(reconcileScope, "", "coordinator", {
+      description:
+        "Aloft reconciler: finds runs without progress past the liveness bound, nudges or fails them",
+      memorySize: 512,
+      timeout: Duration.minutes(5),
+      environment: {
+        ...sharedEnv,
+        [ENV.stallSeconds]: String(s.stallTimeout.toSeconds()),
+        [ENV.stallFailSeconds]: String(4 * s.stallTimeout.toSeconds()),
+      },
+      handler: "reconcile",
+    });
+    this.reconciler = reconciler.fn;
+    this.reconcilerLogGroup = reconciler.logGroup;
+    this.reconcileRule = new events.Rule(reconcileScope, "Schedule", {
+      description: "Aloft: the reconciler's tick",
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(this.reconciler, { retryAttempts: 0 })],
+    });
+
+    this.functions = [
+      this.coordinator,
+      ...this.executors.map((e) => e.function),
+      this.deadLetterConsumer,
+      this.reconciler,
+    ];
     for (const fn of this.functions) this.grantHandler(fn);
 
     this.alarms = this.alarmList;
@@ -320,7 +373,12 @@ export class Aloft extends Construct {
    * aloft.grantReadLogs(operatorRole);
    */
   grantReadLogs(grantee: iam.IGrantable): iam.Grant {
-    const logGroups = [this.coordinatorLogGroup, ...this.executors.map((e) => e.logGroup)];
+    const logGroups = [
+      this.coordinatorLogGroup,
+      ...this.executors.map((e) => e.logGroup),
+      this.deadLetterLogGroup,
+      this.reconcilerLogGroup,
+    ];
     return iam.Grant.addToPrincipal({
       grantee,
       actions: READ_LOGS_ACTIONS,
@@ -349,6 +407,8 @@ export class Aloft extends Construct {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: RETENTION_OF_MESSAGES,
+      // The dead-letter consumer reads it: six times its timeout, as for every consumed queue.
+      visibilityTimeout: Duration.seconds(6 * DEAD_LETTER_TIMEOUT.toSeconds()),
       removalPolicy: this.settings.removalPolicy,
     });
     // Lambda rejects an event source whose queue's visibility timeout is shorter than the function's
@@ -393,8 +453,11 @@ export class Aloft extends Construct {
       memorySize: number;
       timeout: Duration;
       environment: Record<string, string>;
+      /** The bundle's export to invoke; default `handler`. */
+      handler?: string;
     },
   ): { fn: lambda.Function; logGroup: logs.LogGroup } {
+    const { handler = "handler", ...fnOptions } = options;
     const s = this.settings;
     const logGroup = new logs.LogGroup(scope, `${prefix}LogGroup`, {
       retention: s.logRetention,
@@ -412,7 +475,7 @@ export class Aloft extends Construct {
       }),
     );
     const common: lambda.FunctionOptions = {
-      ...options,
+      ...fnOptions,
       architecture: lambda.Architecture.ARM_64,
       role,
       logGroup,
@@ -423,12 +486,13 @@ export class Aloft extends Construct {
           ...common,
           runtime: lambda.Runtime.NODEJS_22_X,
           code: s.code[kind],
-          handler: "index.handler",
+          handler: `index.${handler}`,
         })
       : new nodejs.NodejsFunction(scope, id, {
           ...common,
           runtime: lambda.Runtime.NODEJS_22_X,
           entry: writeHandlerEntry(kind, s.entry, s.projectRoot),
+          handler,
           projectRoot: s.projectRoot,
           depsLockFilePath: s.lockFile,
           bundling: {

@@ -18,7 +18,10 @@ const MAX_LAMBDA_TIMEOUT = Duration.minutes(15);
 
 /** Prebuilt code for the two function kinds, in place of bundling `entry` (for unit tests). */
 export interface AloftCode {
-  /** Code whose `index.handler` is the coordinator handler with the task module loaded. */
+  /**
+   * Code whose `index.handler` is the coordinator handler with the task module loaded (and
+   * `index.deadLetter`, `index.reconcile` the dead-letter consumer and the reconciler).
+   */
   readonly coordinator: lambda.Code;
   /** Code whose `index.handler` is the executor handler with the task module loaded. */
   readonly executor: lambda.Code;
@@ -97,6 +100,15 @@ export interface AloftProps {
   readonly retentionDays?: number;
 
   /**
+   * The liveness bound: a run without progress this long is nudged by the reconciler (which runs
+   * every minute), and failed with a StalledRunError after four times this if nothing moved it.
+   * Keep it above the longest a task may legitimately show no progress (its Lambda timeout, its
+   * retry backoff).
+   * @default Duration.minutes(15)
+   */
+  readonly stallTimeout?: Duration;
+
+  /**
    * Retention of every function's CloudWatch log group.
    * @default logs.RetentionDays.ONE_MONTH
    */
@@ -169,6 +181,7 @@ export interface Settings {
   coordinatorVisibilityTimeout: Duration;
   coordinatorMaxConcurrency: number | undefined;
   maxReceiveCount: number;
+  stallTimeout: Duration;
   retentionDays: number;
   logRetention: logs.RetentionDays;
   logLevel: AloftLogLevel;
@@ -248,6 +261,9 @@ export function validate(
   const maxReceiveCount = props?.maxReceiveCount ?? 10;
   if (!isWhole(maxReceiveCount, 1, 1000))
     errors.push(`maxReceiveCount: a whole number 1..1000, got ${maxReceiveCount}`);
+  const stallTimeout = props?.stallTimeout ?? Duration.minutes(15);
+  if (stallTimeout.toSeconds() < 60)
+    errors.push(`stallTimeout: at least 1 minute, got ${stallTimeout.toHumanString()}`);
   const retentionDays = props?.retentionDays ?? 7;
   if (!isWhole(retentionDays, 1, 3650))
     errors.push(`retentionDays: a whole number of days 1..3650, got ${retentionDays}`);
@@ -317,6 +333,7 @@ export function validate(
     coordinatorVisibilityTimeout,
     coordinatorMaxConcurrency,
     maxReceiveCount,
+    stallTimeout,
     retentionDays,
     logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
     logLevel,

@@ -15,6 +15,10 @@ export const ENV = {
   environment: "ALOFT_ENVIRONMENT",
   /** Days a finished run's items are kept before DynamoDB TTL removes them. */
   retentionDays: "ALOFT_RETENTION_DAYS",
+  /** Seconds without progress after which the reconciler nudges a run (lambdas/reconcile.ts). */
+  stallSeconds: "ALOFT_STALL_SECONDS",
+  /** Seconds without progress after which the reconciler fails a run it could not move. */
+  stallFailSeconds: "ALOFT_STALL_FAIL_SECONDS",
   /** Seconds a message a handler holds stays invisible after each heartbeat (lambdas/visibility.ts). */
   visibilityTimeout: "ALOFT_VISIBILITY_TIMEOUT",
   /** The function's queue's own visibility timeout, in seconds (at least the function's timeout). */

@@ -294,11 +294,13 @@ export async function sweep(rt: Runtime, m: SweepMessage): Promise<void> {
  * Fails the run a malformed message names: a start that never created it creates it FAILED (so the
  * client waiting on it sees why), a running one ends FAILED; an ended one is left as it ended.
  */
-export async function failRun(rt: Runtime, run: string, message: string): Promise<void> {
-  const outcome = {
-    ok: false as const,
-    error: { ...serializeError(new ConfigurationError(message)), nonRecoverable: true },
-  };
+export async function failRun(
+  rt: Runtime,
+  run: string,
+  message: string,
+  error: Error = new ConfigurationError(message),
+): Promise<void> {
+  const outcome = { ok: false as const, error: { ...serializeError(error), nonRecoverable: true } };
   const now = rt.now();
   try {
     await rt.doc.send(

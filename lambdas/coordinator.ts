@@ -16,6 +16,8 @@ import { CoordinatorMessage, parseMessage } from "./messages.ts";
 import type { DoneMessage } from "./messages.ts";
 import { continueDispatch } from "./resume.ts";
 import { runtime } from "./runtime.ts";
+import { errorText, reportFailures } from "./failures.ts";
+import type { Failure } from "./failures.ts";
 import { withHeartbeat } from "./visibility.ts";
 
 /** What Lambda invokes: the batch handler, its messages held by a visibility lease (visibility.ts). */
@@ -23,7 +25,7 @@ export const handler = withHeartbeat(handleBatch);
 
 export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
   const rt = runtime();
-  const failures: { itemIdentifier: string }[] = [];
+  const failures: Failure[] = [];
   const done: { id: string; msg: DoneMessage }[] = [];
   const others: Promise<void>[] = [];
   for (const r of event.Records) {
@@ -34,7 +36,7 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
         error: p.error,
         body: r.body.slice(0, 500),
       });
-      failures.push({ itemIdentifier: r.messageId });
+      failures.push({ itemIdentifier: r.messageId, why: p.error });
       const ref = p.ref;
       if (ref) {
         const why = `a malformed message for this ${ref.id === undefined ? "run" : "action"} was rejected: ${p.error}`;
@@ -70,7 +72,7 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
           run: m.run,
           error: (e as Error)?.stack ?? String(e),
         });
-        failures.push({ itemIdentifier: r.messageId });
+        failures.push({ itemIdentifier: r.messageId, why: errorText(e) });
       }),
     );
   }
@@ -80,9 +82,10 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
       rt.log.error("counting completions failed; the batch's completions will be retried", {
         error: (e as Error)?.stack ?? String(e),
       });
-      for (const id of new Set(done.map((d) => d.id))) failures.push({ itemIdentifier: id });
+      for (const id of new Set(done.map((d) => d.id)))
+        failures.push({ itemIdentifier: id, why: errorText(e) });
     }),
   );
   await Promise.all(others);
-  return { batchItemFailures: failures };
+  return reportFailures(rt, failures);
 }

@@ -7,13 +7,15 @@ import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { listEnvironments } from "../sdk/registry.ts";
 import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV } from "./config.ts";
 import { handleBatch as coordinatorBatch } from "./coordinator.ts";
+import { handler as deadLetter } from "./dead-letter.ts";
 import { handleBatch as executorBatch } from "./executor.ts";
+import { reconcile } from "./reconcile.ts";
 import { applyEnv, LOCAL_CREDENTIALS } from "./local/aws-clients.ts";
 import { startLocalAws } from "./local/dev-stack.ts";
 import type { LocalAws } from "./local/dev-stack.ts";
 import { SqsEventSourcePoller } from "./local/poller.ts";
 import type { SqsEventSourcePollerOptions } from "./local/poller.ts";
-import { resetRuntime } from "./runtime.ts";
+import { resetRuntime, runtime } from "./runtime.ts";
 import { withHeartbeat } from "./visibility.ts";
 import type { BatchHandler } from "./visibility.ts";
 
@@ -37,6 +39,11 @@ export interface DevStackOptions {
   /** Executor batches in flight per environment; default 4. */
   executorConcurrency?: number;
   coordinatorConcurrency?: number;
+  /**
+   * How often the reconciler runs (lambdas/reconcile.ts; its bounds come from ALOFT_STALL_SECONDS
+   * and ALOFT_STALL_FAIL_SECONDS); default 60 s, as the CDK stack's schedule. 0: never.
+   */
+  reconcileIntervalMs?: number;
   /** Poller options (e.g. onError) applied to every poller. */
   poller?: SqsEventSourcePollerOptions;
 }
@@ -53,7 +60,10 @@ export interface DevStack {
   };
   /** Variables that point `aloft ... --aws` and the handlers at this stack. */
   env: Record<string, string>;
+  /** Every poller: the coordinator's, each executor's, and the dead-letter consumer's on every DLQ. */
   pollers: SqsEventSourcePoller[];
+  /** The dead-letter consumer's pollers (one per DLQ), also in `pollers`. */
+  deadLetterPollers: SqsEventSourcePoller[];
   stop(): Promise<void>;
 }
 
@@ -98,6 +108,16 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
   const env = { ...aws.env, ...extra };
   const sqs = aws.clients.sqs;
   const pollers: SqsEventSourcePoller[] = [];
+  const res = aws.resources;
+  const deadLetterPollers = [res.coordinatorDlqUrl, ...Object.values(res.executorDlqs)].map(
+    (url) =>
+      new SqsEventSourcePoller(sqs, url, deadLetter, {
+        batchSize: 10,
+        maxConcurrency: 1,
+        functionName: "aloft-dead-letter",
+        ...options.poller,
+      }),
+  );
   try {
     pollers.push(
       new SqsEventSourcePoller(
@@ -120,6 +140,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
             ...options.poller,
           }),
       ),
+      ...deadLetterPollers,
     );
     await Promise.all(pollers.map((p) => p.start()));
   } catch (e) {
@@ -130,6 +151,17 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
     await aws.stop();
     throw e;
   }
+  // The reconciler's schedule; a tick that overruns the interval is not started twice.
+  let ticking: Promise<unknown> | undefined;
+  const interval = options.reconcileIntervalMs ?? 60_000;
+  const timer =
+    interval > 0
+      ? setInterval(() => {
+          ticking ??= reconcile(runtime())
+            .catch((e: unknown) => runtime().log.error("reconciler tick failed", { error: String(e) }))
+            .finally(() => (ticking = undefined));
+        }, interval).unref()
+      : undefined;
   let stopping: Promise<void> | undefined;
   return {
     aws,
@@ -142,8 +174,11 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
     },
     env,
     pollers,
+    deadLetterPollers,
     stop() {
       stopping ??= (async () => {
+        clearInterval(timer);
+        await ticking;
         await Promise.all(pollers.map((p) => p.stop()));
         resetRuntime();
         restore();

@@ -16,6 +16,8 @@ import { countCompletions } from "./coordinate.ts";
 import type { Delivered } from "./coordinate.ts";
 import type { DoneMessage, TimeoutMessage } from "./messages.ts";
 import { runtime } from "./runtime.ts";
+import { errorText, reportFailures } from "./failures.ts";
+import type { Failure } from "./failures.ts";
 import { withHeartbeat } from "./visibility.ts";
 import type { Runtime } from "./runtime.ts";
 import { isHosted, releaseToken } from "./state/windows.ts";
@@ -62,7 +64,7 @@ export const handler = withHeartbeat(handleBatch);
 
 export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
   const rt = runtime();
-  const failures: { itemIdentifier: string }[] = [];
+  const failures: Failure[] = [];
   const valid: { id: string; msg: ExecMessage; redelivered: boolean }[] = [];
   for (const r of event.Records) {
     const p = parseMessage(ExecMessage, r.body);
@@ -77,7 +79,7 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
       error: p.error,
       body: r.body.slice(0, 500),
     });
-    failures.push({ itemIdentifier: r.messageId });
+    failures.push({ itemIdentifier: r.messageId, why: p.error });
     const ref = p.ref;
     if (ref?.id !== undefined)
       await failNamedAction(
@@ -86,7 +88,7 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
         `a malformed message for this action was rejected: ${p.error}`,
       ).catch(() => undefined);
   }
-  if (!valid.length) return { batchItemFailures: failures };
+  if (!valid.length) return reportFailures(rt, failures);
 
   // Deadline checks (coordinate.ts checkTimeout) end an attempt that does not end by itself: a body
   // past its timeout, a Lambda that died. Most attempts end well before: a first delivery sends
@@ -113,13 +115,16 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
     for (const v of first) checks.delete(v.id);
   } catch (e) {
     rt.log.error("executor batch could not start", { error: String(e) });
-    return { batchItemFailures: [...failures, ...valid.map((v) => ({ itemIdentifier: v.id }))] };
+    return reportFailures(rt, [
+      ...failures,
+      ...valid.map((v) => ({ itemIdentifier: v.id, why: errorText(e) })),
+    ]);
   }
   // Completions leave as actions finish, coalesced over a few milliseconds: a fast child's parent
   // must not wait for a slow neighbour in the same batch, and ten children finishing together
   // still cost one SendMessageBatch. If a send fails, the messages it carried are retried: on
   // redelivery they find the outcome recorded and send the completion again.
-  const failed = new Set<string>();
+  const failed = new Map<string, string>(); // message id -> why
   let pending: { id: string; outbox: Outbox }[] = [];
   let timer: NodeJS.Timeout | undefined;
   const sends: Promise<void>[] = [];
@@ -133,7 +138,7 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
     sends.push(
       sendToCoordinator(rt, out).catch((e: unknown) => {
         rt.log.error("sending deadline checks failed; their messages will be retried", { error: String(e) });
-        for (const id of ids) failed.add(id);
+        for (const id of ids) failed.set(id, errorText(e));
       }),
     );
   };
@@ -148,7 +153,7 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
     sends.push(
       report(rt, batch).catch((e: unknown) => {
         rt.log.error("sending completions failed; their messages will be retried", { error: String(e) });
-        for (const b of batch) failed.add(b.id);
+        for (const b of batch) failed.set(b.id, errorText(e));
       }),
     );
   };
@@ -167,7 +172,7 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
           task: v.msg.task,
           error: (e as Error)?.stack ?? String(e),
         });
-        failed.add(v.id);
+        failed.set(v.id, errorText(e));
         return;
       }
       if (!outbox.length) return;
@@ -178,6 +183,6 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
   clearTimeout(lateChecks);
   flush();
   await Promise.all(sends);
-  for (const v of valid) if (failed.has(v.id)) failures.push({ itemIdentifier: v.id });
-  return { batchItemFailures: failures };
+  for (const v of valid) if (failed.has(v.id)) failures.push({ itemIdentifier: v.id, why: failed.get(v.id) });
+  return reportFailures(rt, failures);
 }

@@ -176,7 +176,7 @@ export async function maybeResume(
   return true;
 }
 
-async function sendResume(
+export async function sendResume(
   rt: Runtime,
   action: string,
   epoch: number,

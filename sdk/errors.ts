@@ -102,6 +102,23 @@ export class ConfigurationError extends AloftError {
   override readonly code: string = "CONFIGURATION";
 }
 
+/**
+ * A queue message about this action (or its run) failed every delivery and dead-lettered: the
+ * action is failed with this, naming the message kind, the action, the receive count and the
+ * last error its handler reported (lambdas/dead-letter.ts).
+ */
+export class DeadLetterError extends AloftError {
+  override readonly code: string = "DEAD_LETTER";
+}
+
+/**
+ * A run made no progress past the liveness bound and nothing could be nudged: it is failed with
+ * this, naming the stalled parent and what it waits on (lambdas/reconcile.ts).
+ */
+export class StalledRunError extends AloftError {
+  override readonly code: string = "STALLED";
+}
+
 /** The local store is held by another process. */
 export class StoreLockedError extends AloftError {
   override readonly code: string = "STORE_LOCKED";
@@ -121,6 +138,8 @@ const known: Record<string, new (message: string) => AloftError> = {
   NonRecoverableError,
   HistoryError,
   ConfigurationError,
+  DeadLetterError,
+  StalledRunError,
   StoreLockedError,
   NonErrorThrown,
 };

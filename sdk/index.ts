@@ -29,6 +29,8 @@ export {
   NonRecoverableError,
   HistoryError,
   ConfigurationError,
+  DeadLetterError,
+  StalledRunError,
   StoreLockedError,
 } from "./errors.ts";
 export type { SerializedError } from "./errors.ts";

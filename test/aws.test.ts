@@ -539,6 +539,8 @@ describe("AWS handlers under faults", { timeout: 200_000 }, () => {
   });
 
   it("poison messages dead-letter after bounded retries; named runs fail clearly; a gone run is dropped", async () => {
+    // This test reads the dead-letter queues itself: stop their consumer (test/aws-dead-letter-reconcile.test.ts tests it).
+    await Promise.all(dev.deadLetterPollers.map((p) => p.stop()));
     const sqs = dev.aws.clients.sqs;
     const res = dev.aws.resources;
     const send = (QueueUrl: string, MessageBody: string) =>

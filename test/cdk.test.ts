@@ -106,7 +106,8 @@ const CONSUME_ACTIONS = [
 
 await test("one executor function per environment, sized from it, plus the coordinator", () => {
   const { template, aloft, stack } = main;
-  template.resourceCountIs("AWS::Lambda::Function", ENVIRONMENTS.length + 1);
+  // + the dead-letter consumer and the reconciler (their own test below)
+  template.resourceCountIs("AWS::Lambda::Function", ENVIRONMENTS.length + 3);
   const expected = [
     { fn: aloft.executor("data_pipeline").function, memory: 1024, timeout: 300 },
     { fn: aloft.executor("cpu").function, memory: 2048, timeout: 300 }, // default 5 minutes
@@ -189,7 +190,8 @@ await test("event sources: batch size, partial batch failures, maximum concurren
   const mappings = Object.values(
     template.findResources("AWS::Lambda::EventSourceMapping") as Record<string, Json>,
   ).map((m) => m.Properties);
-  assert.equal(mappings.length, ENVIRONMENTS.length + 1);
+  // + one per dead-letter queue, for the dead-letter consumer (its own test below)
+  assert.equal(mappings.length, ENVIRONMENTS.length + 1 + aloft.deadLetterQueues.length);
   const of = (fn: lambda.Function): Json => {
     const found = mappings.filter((m) => m.FunctionName.Ref === ref(stack, fn));
     assert.equal(found.length, 1, "one event source per function");
@@ -249,6 +251,8 @@ await test("queues: encrypted, TLS only, dead-letter after 10 receives, visibili
       maxReceiveCount: 10,
     });
     assert.equal(queues[ref(stack, dlq)]!.Properties.RedrivePolicy, undefined);
+    // Consumed by the dead-letter consumer (1-minute timeout): six times that.
+    assert.equal(queues[ref(stack, dlq)]!.Properties.VisibilityTimeout, 6 * 60);
   }
   // enforceSSL: each queue's policy denies every SQS action without TLS.
   const policies = Object.values(template.findResources("AWS::SQS::QueuePolicy") as Record<string, Json>);
@@ -347,13 +351,14 @@ await test("bucket: encrypted, public access blocked, TLS only, payloads expire,
 
 await test("log groups: one per function, with retention; alarms on every dead-letter queue and every function", () => {
   const { template, aloft, stack } = main;
-  template.resourceCountIs("AWS::Logs::LogGroup", ENVIRONMENTS.length + 1);
+  template.resourceCountIs("AWS::Logs::LogGroup", ENVIRONMENTS.length + 3);
   template.allResources("AWS::Logs::LogGroup", {
     Properties: { RetentionInDays: 30 },
     DeletionPolicy: "Retain",
   });
 
-  template.resourceCountIs("AWS::CloudWatch::Alarm", 2 * (ENVIRONMENTS.length + 1));
+  // A depth alarm per DLQ and an error alarm per function.
+  template.resourceCountIs("AWS::CloudWatch::Alarm", 2 * (ENVIRONMENTS.length + 1) + 2);
   for (const dlq of aloft.deadLetterQueues) {
     template.hasResourceProperties("AWS::CloudWatch::Alarm", {
       Namespace: "AWS/SQS",
@@ -374,7 +379,7 @@ await test("log groups: one per function, with retention; alarms on every dead-l
       Threshold: 1,
     });
   }
-  assert.equal(aloft.alarms.length, 2 * (ENVIRONMENTS.length + 1));
+  assert.equal(aloft.alarms.length, 2 * (ENVIRONMENTS.length + 1) + 2);
 });
 
 await test("IAM: each function's statements are exactly what it uses, on exactly its resources", () => {
@@ -414,10 +419,63 @@ await test("IAM: each function's statements are exactly what it uses, on exactly
   }
 });
 
+await test("liveness: a dead-letter consumer on every DLQ and a reconciler every minute, with the handlers' permissions", () => {
+  const { template, aloft, stack } = main;
+  const functions = template.findResources("AWS::Lambda::Function") as Record<string, Json>;
+  const consumer = functions[ref(stack, aloft.deadLetterConsumer)]!.Properties;
+  const reconciler = functions[ref(stack, aloft.reconciler)]!.Properties;
+  assert.equal(consumer.Handler, "index.deadLetter");
+  assert.equal(reconciler.Handler, "index.reconcile");
+  assert.equal(reconciler.Environment.Variables[ENV.stallSeconds], "900");
+  assert.equal(reconciler.Environment.Variables[ENV.stallFailSeconds], "3600");
+  const mappings = Object.values(
+    template.findResources("AWS::Lambda::EventSourceMapping") as Record<string, Json>,
+  )
+    .map((m) => m.Properties)
+    .filter((m) => m.FunctionName.Ref === ref(stack, aloft.deadLetterConsumer));
+  assert.deepEqual(
+    mappings.map((m) => m.EventSourceArn).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    aloft.deadLetterQueues
+      .map((q) => ({ "Fn::GetAtt": [ref(stack, q), "Arn"] }))
+      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    "one event source per dead-letter queue",
+  );
+  for (const m of mappings) assert.deepEqual(m.FunctionResponseTypes, ["ReportBatchItemFailures"]);
+  template.hasResourceProperties("AWS::Events::Rule", {
+    ScheduleExpression: "rate(1 minute)",
+    State: "ENABLED",
+    Targets: [Match.objectLike({ Arn: { "Fn::GetAtt": [ref(stack, aloft.reconciler), "Arn"] } })],
+  });
+  const tableArns = [aloft.table.tableArn, `${aloft.table.tableArn}/index/gsi1`];
+  const common = [
+    ...allow(stack, TABLE_ACTIONS, tableArns),
+    ...allow(stack, ["s3:GetObject", "s3:PutObject"], [aloft.bucket.arnForObjects("*")]),
+    ...allow(
+      stack,
+      ["sqs:SendMessage"],
+      aloft.queues.map((q) => q.queueArn),
+    ),
+  ];
+  const logsOf = (group: logs.LogGroup) =>
+    allow(stack, ["logs:CreateLogStream", "logs:PutLogEvents"], [group.logGroupArn]);
+  assert.deepEqual(
+    permissions(statementsOf(template, stack, aloft.deadLetterConsumer.role!)),
+    [
+      ...common,
+      ...logsOf(aloft.deadLetterLogGroup),
+      ...aloft.deadLetterQueues.flatMap((q) => allow(stack, CONSUME_ACTIONS, [q.queueArn])),
+    ].sort(),
+  );
+  assert.deepEqual(
+    permissions(statementsOf(template, stack, aloft.reconciler.role!)),
+    [...common, ...logsOf(aloft.reconcilerLogGroup)].sort(),
+  );
+});
+
 await test("IAM: roles trust Lambda only, carry no managed policies, and no statement uses a * action or resource", () => {
   const { template } = main;
   const roles = Object.values(template.findResources("AWS::IAM::Role") as Record<string, Json>);
-  assert.equal(roles.length, ENVIRONMENTS.length + 1);
+  assert.equal(roles.length, ENVIRONMENTS.length + 3);
   for (const r of roles) {
     assert.equal(r.Properties.ManagedPolicyArns, undefined);
     assert.equal(r.Properties.Policies, undefined);
@@ -456,15 +514,18 @@ await test("grantRun: send to the coordinator queue, read and update the table a
   );
 });
 
-await test("grantReadLogs: read every Aloft log group and nothing else", () => {
+await test("grantReadLogs: read every Aloft log group (the dead-letter consumer's and the reconciler's too) and nothing else", () => {
   let role!: iam.Role;
   const { aloft, stack, template } = build({}, (stack, aloft) => {
     role = new iam.Role(stack, "Operator", { assumedBy: new iam.AccountRootPrincipal() });
     aloft.grantReadLogs(role);
   });
-  const groups = [aloft.coordinatorLogGroup, ...aloft.executors.map((e) => e.logGroup)].map(
-    (g) => g.logGroupArn,
-  );
+  const groups = [
+    aloft.coordinatorLogGroup,
+    ...aloft.executors.map((e) => e.logGroup),
+    aloft.deadLetterLogGroup,
+    aloft.reconcilerLogGroup,
+  ].map((g) => g.logGroupArn);
   assert.deepEqual(
     permissions(statementsOf(template, stack, role)),
     allow(stack, ["logs:DescribeLogStreams", "logs:FilterLogEvents", "logs:GetLogEvents"], groups).sort(),
@@ -687,7 +748,7 @@ await test("fromModule discovers the module's environments and bundles it with e
   );
   const assembly = app.synth();
   const template = Template.fromJSON(assembly.getStackByName("FromModule").template);
-  template.resourceCountIs("AWS::Lambda::Function", 3);
+  template.resourceCountIs("AWS::Lambda::Function", 5);
   // Each function's code is an asset holding one ESM bundle, built without Docker.
   const bundles = new Set<string>();
   const functions = template.findResources("AWS::Lambda::Function") as Record<string, Json>;

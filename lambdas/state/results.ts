@@ -10,7 +10,7 @@ import { offload } from "../payloads.ts";
 import { isConditionFailed, oldItem } from "../runtime.ts";
 import type { Runtime } from "../runtime.ts";
 import type { ResultItem, RunItem, TerminalStatus } from "./table.ts";
-import { expiry, resultKey, runKey } from "./table.ts";
+import { endedIndexPk, expiry, resultKey, runIndexShard, runKey } from "./table.ts";
 
 export interface Terminal {
   run: string;
@@ -49,6 +49,9 @@ export async function writeTerminal(rt: Runtime, t: Terminal): Promise<WriteResu
   let cond: string;
   if (root) {
     values[":running"] = "RUNNING";
+    // Out of the live index partition (the reconciler's) into the ended one.
+    values[":ix"] = endedIndexPk(runIndexShard(t.run));
+    set += ", gsi1pk = :ix";
     // A run ends once: only from RUNNING, and only by the attempt the run item names.
     cond = "#status = :running";
   } else {

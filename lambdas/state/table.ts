@@ -12,6 +12,7 @@
  * | window part   | `A#<action>`           | `W#<key>#<part>`   | executor; advanced by coordinator |
  * | child result  | `O#<parent>#<shard>`   | `<child>`          | executor / coordinator (timeout) |
  * | cache entry   | `K#<cache key>`        | `CACHE`            | executor                        |
+ * | failure       | `M#<SQS message id>`   | `ERR`              | a handler failing a delivery    |
  */
 import { createHash } from "node:crypto";
 
@@ -32,6 +33,27 @@ export const TABLE_SCHEMA = {
   ttlAttribute: "expiresAt",
 } as const;
 
+/**
+ * The run index (gsi1) is sharded: one partition takes ≈1,000 writes/s, and a run writes its index
+ * entry when it starts and when it ends, so one `RUNS` key capped run starts and ends near 500/s.
+ * A running run's entry is under `LIVE#<n>` (what the reconciler reads: running runs only), an
+ * ended one's under `RUNS#<n>`, n = a stable hash of the run id mod RUN_INDEX_SHARDS. Runs indexed
+ * before sharding sit under LEGACY_RUN_INDEX until they end (their end moves them) or expire.
+ */
+export const RUN_INDEX_SHARDS = 16;
+export const LEGACY_RUN_INDEX = "RUNS";
+export function runIndexShard(run: string): number {
+  return createHash("sha1").update(run).digest()[0]! % RUN_INDEX_SHARDS;
+}
+export const liveIndexPk = (shard: number) => `LIVE#${shard}`;
+export const endedIndexPk = (shard: number) => `RUNS#${shard}`;
+/** Every index partition a listing of runs reads: live, ended, and the pre-sharding one. */
+export const allRunIndexPks = (): string[] => [
+  ...Array.from({ length: RUN_INDEX_SHARDS }, (_, s) => liveIndexPk(s)),
+  ...Array.from({ length: RUN_INDEX_SHARDS }, (_, s) => endedIndexPk(s)),
+  LEGACY_RUN_INDEX,
+];
+
 /** Child results of one parent are spread over this many partitions (≈1,000 writes/s each). */
 export const RESULT_SHARDS = 8;
 /** Call records per chunk item (≤ 100 × 3,000 bytes of inline arguments: under 400 KB, history.ts). */
@@ -48,6 +70,8 @@ export const traceSk = (epoch: number) => `T#${pad(epoch, 6)}`;
 /** A window part, named `<map window key>#<part>`. */
 export const windowKey = (action: string, name: string) => ({ pk: `A#${action}`, sk: `W#${name}` });
 export const cacheItemKey = (key: string) => ({ pk: `K#${key}`, sk: "CACHE" });
+/** The last error of a failed delivery of SQS message `id` (lambdas/failures.ts). */
+export const failureKey = (messageId: string) => ({ pk: `M#${messageId}`, sk: "ERR" });
 
 export function shardOf(child: string): number {
   return createHash("sha1").update(child).digest()[0]! % RESULT_SHARDS;
@@ -87,6 +111,8 @@ export interface RunItem {
   startedAt?: number;
   /** Replays of any action of this run after its first execution. */
   replays?: number;
+  /** The reconciler's last look at this run (lambdas/reconcile.ts). */
+  rc?: { fp: string; at: number; since: number; nudges?: number };
   gsi1pk: string;
   gsi1sk: string;
   expiresAt?: number;
@@ -209,7 +235,7 @@ export function newRunItem(
     sk: "RUN",
     ...r,
     status: failed ? "FAILED" : "RUNNING",
-    gsi1pk: "RUNS",
+    gsi1pk: (failed ? endedIndexPk : liveIndexPk)(runIndexShard(r.run)),
     gsi1sk: `${String(r.created).padStart(15, "0")}#${r.run}`,
     ...(failed
       ? { outcome: failed.outcome, ended: failed.now, expiresAt: expiry(failed.now, failed.retentionDays) }

@@ -10,7 +10,7 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { GetCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { DEFAULT_OUTPUTS_FILE, ENV, OUTPUT } from "../../lambdas/config.ts";
 import { MESSAGE_VERSION } from "../../lambdas/messages.ts";
 import type { StartMessage } from "../../lambdas/messages.ts";
@@ -27,7 +27,8 @@ import { sendToCoordinator } from "../../lambdas/dispatch.ts";
 import { sweepOf, sweepPage } from "../../lambdas/state/cancel.ts";
 import { endCounter, readCounter } from "../../lambdas/state/counters.ts";
 import type { RunItem } from "../../lambdas/state/table.ts";
-import { TERMINAL, expiry, runKey } from "../../lambdas/state/table.ts";
+import { TERMINAL, endedIndexPk, expiry, runIndexShard, runKey } from "../../lambdas/state/table.ts";
+import { listRunRows } from "../../lambdas/state/runs.ts";
 import { serializeArgs } from "../core/calls.ts";
 import { formatOutcome, parseOutcome } from "../core/history.ts";
 import { CancelledError, ConfigurationError, serializeError } from "../errors.ts";
@@ -174,22 +175,15 @@ export class AloftClient {
     return out.Item as RunItem | undefined;
   }
 
-  /** Most recent runs first (the gsi1 index). */
+  /** Most recent runs first (every shard of the gsi1 index, merged: lambdas/state/runs.ts). */
   async listRuns(limit = 20): Promise<AwsRunRow[]> {
-    const out = await this.rt.doc.send(
-      new QueryCommand({
-        TableName: this.config.table,
-        IndexName: "gsi1",
-        KeyConditionExpression: "gsi1pk = :p",
-        ExpressionAttributeValues: { ":p": "RUNS" },
-        ScanIndexForward: false,
-        Limit: limit,
-      }),
-    );
-    return (out.Items ?? []).map((i) => {
-      const r = i as RunItem;
-      return { id: r.run, task: r.task, status: r.status, created: r.created, ended: r.ended ?? null };
-    });
+    return (await listRunRows(this.rt, limit)).map((r) => ({
+      id: r.run,
+      task: r.task,
+      status: r.status,
+      created: r.created,
+      ended: r.ended ?? null,
+    }));
   }
 
   destroy(): void {
@@ -272,7 +266,8 @@ export class AwsRun<R = unknown> implements Run<R> {
         new UpdateCommand({
           TableName: this.client.config.table,
           Key: runKey(this.id),
-          UpdateExpression: "SET #status = :c, outcome = :o, ended = :n, expiresAt = :x",
+          // Out of the live index partition (the reconciler's) into the ended one.
+          UpdateExpression: "SET #status = :c, outcome = :o, ended = :n, expiresAt = :x, gsi1pk = :ix",
           ConditionExpression: "#status = :running", // a run ends once
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: {
@@ -281,6 +276,7 @@ export class AwsRun<R = unknown> implements Run<R> {
             ":n": now,
             ":x": expiry(now, this.client.rt.config.retentionDays),
             ":running": "RUNNING",
+            ":ix": endedIndexPk(runIndexShard(this.id)),
           },
         }),
       );

@@ -1,0 +1,320 @@
+/**
+ * The reconciler: the liveness bound. On a schedule (an EventBridge rule in the CDK stack, a timer
+ * in `aloft dev`) it looks at running runs — the live partitions of the run index, which hold only
+ * those — and at each run older than the stall bound, at most once per bound:
+ *
+ * 1. Walks its open parents from the root, breadth first, bounded (PARENTS_PER_RUN counters; of a
+ *    waiting parent, its first CHUNKS_PER_PARENT call chunks), and fingerprints their counters
+ *    (epoch, state, counts, dispatch and resume marks). Any completion, resume or commit anywhere
+ *    in the walk changes the fingerprint: that is progress.
+ * 2. A fingerprint unchanged for the stall bound is a stall. Each parent that looks stuck is
+ *    nudged: a resume its counts allow but nobody decided, or decided but not sent, is sent; a
+ *    resume sent but never replayed (lost) is sent again; calls committed but not all sent are
+ *    re-sent (resume.ts redispatch); a waiting parent's unsettled leaf children are sent again (a
+ *    lost exec); a root that never suspended gets its exec again. Every one of these is safe twice:
+ *    a resume replays the parent from its recorded history exactly, under its replay lease, and a
+ *    child's outcome is recorded once.
+ * 3. A fingerprint still unchanged past the fail bound fails the run with a StalledRunError naming
+ *    the stalled parent and what it waits on — unless a parent waits on something outside Aloft
+ *    (an opaque await), which no bound can judge.
+ *
+ * Work per invocation is bounded: RUNS_PER_TICK runs (a cursor item carries the rest to the next
+ * tick) and, per run, the bounded walk above.
+ */
+import { createHash } from "node:crypto";
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import type { CallRecord } from "../sdk/core/history.ts";
+import { StalledRunError } from "../sdk/errors.ts";
+import { ENV } from "./config.ts";
+import { sendExecs } from "./dispatch.ts";
+import { failAction } from "./fail-action.ts";
+import { MESSAGE_VERSION } from "./messages.ts";
+import { dispatchCalls, maybeResume, redispatch, sendResume } from "./resume.ts";
+import { batchGet, isConditionFailed, keyId } from "./runtime.ts";
+import { runtime } from "./runtime.ts";
+import type { Runtime } from "./runtime.ts";
+import { decodeChunk } from "./state/history.ts";
+import { liveRuns } from "./state/runs.ts";
+import type { RunRow } from "./state/runs.ts";
+import type { CounterItem, RunItem, WindowItem } from "./state/table.ts";
+import { NEVER, RUN_INDEX_SHARDS, actionPk, counterKey, resultKey, runKey } from "./state/table.ts";
+import { mayProgress } from "./state/trigger.ts";
+
+/** Runs looked at per invocation; the cursor carries the rest to the next tick. */
+const RUNS_PER_TICK = 200;
+/** Parent counters read per run check. */
+const PARENTS_PER_RUN = 25;
+/** Call chunks (100 calls each) of a waiting parent read per run check. */
+const CHUNKS_PER_PARENT = 10;
+const DEFAULT_STALL_SECONDS = 900;
+
+export interface Bounds {
+  /** No progress for this long: nudge. */
+  stallMs: number;
+  /** No progress for this long: fail (if nothing outside Aloft is awaited). */
+  failMs: number;
+}
+
+/** ALOFT_STALL_SECONDS (default 900) and ALOFT_STALL_FAIL_SECONDS (default four times that). */
+export function boundsFromEnv(env: NodeJS.ProcessEnv = process.env): Bounds {
+  const stall = Number(env[ENV.stallSeconds] ?? DEFAULT_STALL_SECONDS);
+  const fail = Number(env[ENV.stallFailSeconds] ?? 4 * stall);
+  if (!(stall > 0) || !(fail >= stall))
+    throw new Error(
+      `${ENV.stallSeconds} must be > 0 and ${ENV.stallFailSeconds} >= it (got ${stall}, ${fail})`,
+    );
+  return { stallMs: stall * 1000, failMs: fail * 1000 };
+}
+
+export interface ReconcileReport {
+  /** Runs whose progress was checked. */
+  checked: number;
+  /** What was nudged, one line each. */
+  nudged: string[];
+  /** Runs failed as stalled. */
+  failed: string[];
+}
+
+/** The EventBridge rule's target. */
+export async function handler(): Promise<ReconcileReport> {
+  const rt = runtime();
+  const report = await reconcile(rt);
+  if (report.nudged.length || report.failed.length)
+    rt.log.warn("reconciler acted on stalled runs", { ...report });
+  return report;
+}
+
+const CURSOR_KEY = { pk: "RECONCILE", sk: "CURSOR" };
+
+/** One tick: up to RUNS_PER_TICK running runs, from where the last tick stopped. */
+export async function reconcile(rt: Runtime, bounds: Bounds = boundsFromEnv()): Promise<ReconcileReport> {
+  const report: ReconcileReport = { checked: 0, nudged: [], failed: [] };
+  const got = await rt.doc.send(new GetCommand({ TableName: rt.config.table, Key: CURSOR_KEY }));
+  let shard = Number(got.Item?.["shard"] ?? 0) % RUN_INDEX_SHARDS;
+  let start = got.Item?.["start"] as Record<string, unknown> | undefined;
+  let budget = RUNS_PER_TICK;
+  for (let done = 0; budget > 0 && done < RUN_INDEX_SHARDS;) {
+    const page = await liveRuns(rt, shard, budget, start);
+    budget -= page.rows.length;
+    for (let i = 0; i < page.rows.length; i += 10)
+      await Promise.all(page.rows.slice(i, i + 10).map((row) => checkRun(rt, row, bounds, report)));
+    if (page.next) {
+      start = page.next;
+      continue;
+    }
+    shard = (shard + 1) % RUN_INDEX_SHARDS;
+    start = undefined;
+    done++;
+  }
+  await rt.doc.send(
+    new PutCommand({
+      TableName: rt.config.table,
+      Item: { ...CURSOR_KEY, shard, ...(start ? { start } : {}) },
+    }),
+  );
+  return report;
+}
+
+/** A parent the walk read: its counter and, if it waits on children, what it waits on. */
+interface Visit {
+  id: string;
+  task: string;
+  cnt: CounterItem;
+  /** Unsettled children without a counter of their own (leaves, or parents not yet suspended). */
+  waiting: CallRecord[];
+  open: number;
+  windows: WindowItem[];
+}
+
+async function checkRun(rt: Runtime, row: RunRow, b: Bounds, report: ReconcileReport): Promise<void> {
+  const now = rt.now();
+  if (now - row.created < b.stallMs) return;
+  const got = await rt.doc.send(new GetCommand({ TableName: rt.config.table, Key: runKey(row.run) }));
+  const run = got.Item as RunItem | undefined;
+  if (run?.status !== "RUNNING") return;
+  const rc = run.rc;
+  if (rc && now - rc.at < b.stallMs) return; // looked at less than a bound ago
+  report.checked++;
+  const walk = await walkRun(rt, run);
+  if (!rc || rc.fp !== walk.fp) {
+    await setMark(rt, run.run, { fp: walk.fp, at: now, since: now });
+    return;
+  }
+  const since = rc.since;
+  const stalledFor = now - since;
+  if (stalledFor >= b.failMs && !walk.opaque) {
+    const msg = stallReport(run, walk, stalledFor, b, rc.nudges ?? 0);
+    await failAction(rt, { run: run.run, id: run.run, parent: null }, new StalledRunError(msg));
+    report.failed.push(`${run.run}: ${msg}`);
+    return;
+  }
+  const nudged = await nudge(rt, run, walk);
+  report.nudged.push(...nudged.map((n) => `${run.run}: ${n}`));
+  await setMark(rt, run.run, { fp: walk.fp, at: now, since, nudges: (rc.nudges ?? 0) + nudged.length });
+}
+
+async function setMark(rt: Runtime, run: string, rc: Record<string, unknown>): Promise<void> {
+  try {
+    await rt.doc.send(
+      new UpdateCommand({
+        TableName: rt.config.table,
+        Key: runKey(run),
+        UpdateExpression: "SET rc = :rc",
+        ConditionExpression: "attribute_exists(pk)",
+        ExpressionAttributeValues: { ":rc": rc },
+      }),
+    );
+  } catch (e) {
+    if (!isConditionFailed(e)) throw e;
+  }
+}
+
+/** The bounded walk of a run's open parents, and the fingerprint of what it saw. */
+async function walkRun(
+  rt: Runtime,
+  run: RunItem,
+): Promise<{ fp: string; visits: Visit[]; rootless: boolean; opaque: boolean }> {
+  const visits: Visit[] = [];
+  let rootless = false;
+  let opaque = false;
+  let level = [{ id: run.run, task: run.task }];
+  while (level.length && visits.length < PARENTS_PER_RUN) {
+    level = level.slice(0, PARENTS_PER_RUN - visits.length);
+    const counters = await batchGet(
+      rt,
+      level.map((l) => counterKey(l.id)),
+      true,
+    );
+    const next: { id: string; task: string }[] = [];
+    for (const l of level) {
+      const cnt = counters.get(keyId(counterKey(l.id))) as CounterItem | undefined;
+      // An end mark alone (no epoch) is not a suspension: the action never committed one.
+      if (cnt?.epoch === undefined) {
+        rootless ||= l.id === run.run;
+        continue;
+      }
+      const v: Visit = { id: l.id, task: l.task, cnt, waiting: [], open: 0, windows: [] };
+      visits.push(v);
+      if (cnt.st !== "S" || mayProgress(cnt, cnt.co - cnt.bo, cnt.ce - cnt.be)) continue;
+      if (cnt.D >= NEVER) opaque = true;
+      const page = await openChildren(rt, l.id, cnt);
+      v.windows = page.windows;
+      v.open = page.open.length;
+      for (const c of page.open)
+        if (page.parents.has(c.id)) next.push({ id: c.id, task: c.task });
+        else v.waiting.push(c);
+    }
+    level = next;
+  }
+  const seen = visits.map(
+    (v) => `${v.id}:${v.cnt.epoch}:${v.cnt.st}:${v.cnt.co}:${v.cnt.ce}:${v.cnt.disp ?? 0}:${v.cnt.sent ?? 0}`,
+  );
+  if (rootless) seen.push("root running, never suspended");
+  const fp = createHash("sha1").update(seen.join("|")).digest("base64url");
+  return { fp, visits, rootless, opaque };
+}
+
+/** A waiting parent's first CHUNKS_PER_PARENT chunks of calls: those without an outcome, and which of them are parents. */
+async function openChildren(
+  rt: Runtime,
+  action: string,
+  cnt: CounterItem,
+): Promise<{ open: CallRecord[]; parents: Set<string>; windows: WindowItem[] }> {
+  const query = (prefix: string, limit?: number) =>
+    rt.doc.send(
+      new QueryCommand({
+        TableName: rt.config.table,
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :p)",
+        ExpressionAttributeValues: { ":pk": actionPk(action), ":p": prefix },
+        ConsistentRead: true,
+        ...(limit ? { Limit: limit } : {}),
+      }),
+    );
+  const [chunks, parts] = await Promise.all([query("C#", CHUNKS_PER_PARENT), query("W#")]);
+  const calls = (chunks.Items ?? []).flatMap((it) => decodeChunk(it));
+  const results = await batchGet(
+    rt,
+    calls.map((c) => resultKey(action, c.id)),
+  );
+  const open = calls.filter((c) => results.get(keyId(resultKey(action, c.id)))?.["outcome"] === undefined);
+  const counters = await batchGet(
+    rt,
+    open.map((c) => counterKey(c.id)),
+    true,
+  );
+  const parents = new Set(
+    open.filter((c) => counters.get(keyId(counterKey(c.id)))?.["epoch"] !== undefined).map((c) => c.id),
+  );
+  const windows = (parts.Items ?? []) as WindowItem[];
+  if (cnt.win) windows.push({ pk: cnt.pk, sk: cnt.sk, ...cnt.win });
+  return { open, parents, windows };
+}
+
+/** Sends whatever may have been lost; returns what it did, one line each. */
+async function nudge(
+  rt: Runtime,
+  run: RunItem,
+  walk: { visits: Visit[]; rootless: boolean },
+): Promise<string[]> {
+  const did: string[] = [];
+  if (walk.rootless) {
+    await sendExecs(rt, [
+      {
+        msg: {
+          k: "exec",
+          v: MESSAGE_VERSION,
+          run: run.run,
+          id: run.run,
+          parent: null,
+          task: run.task,
+          group: "",
+          args: run.args,
+          attempt: run.attempt ?? 1,
+          epoch: 0,
+        },
+      },
+    ]);
+    did.push(`re-sent the exec of the root ${run.task} (it never suspended)`);
+  }
+  for (const v of walk.visits) {
+    const c = v.cnt;
+    const name = `${v.task} ${v.id} (epoch ${c.epoch})`;
+    if (c.st === "E") continue;
+    if ((c.disp ?? 0) < c.epoch) {
+      await redispatch(rt, c, { run: run.run, id: v.id, task: v.task });
+      did.push(`re-sent the calls of ${name}, committed but not all sent`);
+    }
+    const due = c.st === "S" ? mayProgress(c, c.co - c.bo, c.ce - c.be) : (c.sent ?? 0) < c.epoch;
+    if (due) {
+      if (await maybeResume(rt, v.id, c, [])) did.push(`resumed ${name}, due but not sent`);
+    } else if (c.st === "R") {
+      await sendResume(rt, v.id, c.epoch);
+      did.push(`re-sent the resume of ${name}, sent but never replayed`);
+    } else if (v.waiting.length) {
+      await dispatchCalls(rt, run.run, v.waiting, v.windows, undefined);
+      did.push(`re-sent the exec of ${v.waiting.length} unsettled child(ren) of ${name}`);
+    }
+  }
+  return did;
+}
+
+/** Why a run is failed as stalled: the deepest parent that waits, and on what. */
+function stallReport(
+  run: RunItem,
+  walk: { visits: Visit[]; rootless: boolean },
+  stalledFor: number,
+  b: Bounds,
+  nudges: number,
+): string {
+  const head = `run ${run.run} (${run.task}) made no progress for ${Math.round(stalledFor / 1000)} s (bound ${b.failMs / 1000} s; ${nudges} nudge(s) sent)`;
+  if (walk.rootless) return `${head}: its root ${run.task} never suspended nor ended`;
+  const stuck = [...walk.visits].reverse().find((v) => v.cnt.st !== "E") ?? walk.visits[0];
+  if (!stuck) return `${head}: no open parent was found`;
+  const c = stuck.cnt;
+  const state = c.st === "S" ? "suspended" : c.st === "R" ? "resuming" : "ended";
+  return (
+    `${head}: ${stuck.task} ${stuck.id} is ${state} at epoch ${c.epoch}, waiting on ${stuck.open} unsettled ` +
+    `child(ren) among its first ${CHUNKS_PER_PARENT * 100} calls; counted since it suspended: ` +
+    `${c.co - c.bo} succeeded, ${c.ce - c.be} failed (it needs ${c.B} successes, or ${c.D} settlements with a failure)`
+  );
+}
