@@ -10,8 +10,13 @@
  * crashes) comes back when its visibility timeout expires; a message received `maxReceiveCount`
  * times without being acknowledged goes to the dead-letter list on its next receive. DelaySeconds
  * delays first visibility. Time is `bus.now` (milliseconds), the handlers' `runtime().now`, and
- * only moves when the test advances it (`advance`, `advanceTo`, or `tick` for a slow body).
+ * only moves when the test advances it (`advance`, or `tick` for a slow body).
+ *
+ * Lanes: `bus.lane()` is another bus over the same stack, with its own queues, clock and faults, so
+ * independent schedules run side by side (DynamoDB Local is latency-bound). Handler invocations and
+ * client calls made through a lane (`deliver`, `within`) see its clock and send to its queues.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { SendMessageBatchRequestEntry } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { handler as coordinator } from "../../lambdas/coordinator.ts";
@@ -42,6 +47,8 @@ export interface Crash {
   at: Exclude<Fault, undefined>;
   /** Which calls count: any, SQS sends, or DynamoDB writes. */
   on: "any" | "send" | "write";
+  /** Calls at which this crash must not fire (it is then called off): known-broken spots. */
+  spare?: (command: string, input: Record<string, unknown>, at: "before" | "after") => boolean;
 }
 
 export interface DeliverOptions {
@@ -49,6 +56,11 @@ export interface DeliverOptions {
   copies?: number;
   /** Crash the invocation (all of them, with copies) at this call: every later call fails too. */
   crash?: Crash;
+  /**
+   * Just before the invocation's k-th AWS call (any kind), run `then` (another delivery, a cancel)
+   * and only then make the call: something else happening in the middle of this invocation.
+   */
+  pause?: { k: number; then: () => Promise<void> };
 }
 
 export interface Delivery {
@@ -69,6 +81,19 @@ type Handler = (e: SQSEvent) => Promise<SQSBatchResponse>;
 
 const WRITES = /^(Put|Update|Delete|BatchWrite|TransactWrite)(Item)?Command$/;
 
+/** The faults of one invocation (shared by the copies of a delivery). */
+interface Invocation {
+  crash: (Crash & { seen: number; fired: boolean }) | undefined;
+  pause: DeliverOptions["pause"];
+  calls: number;
+}
+
+/** The lane whose invocation or client call is running, and that invocation. */
+const lanes = new AsyncLocalStorage<{ bus: Bus; inv?: Invocation }>();
+
+/** The bus (lane) of the running invocation, if any: for a task body that takes simulated time. */
+export const currentBus = (): Bus | undefined => lanes.getStore()?.bus;
+
 export class Bus {
   now = Date.now();
   readonly visibilityMs: number;
@@ -80,29 +105,47 @@ export class Bus {
   readonly client: AloftClient;
   /** Observers of successful AWS calls (command name, input), e.g. to count outcome writes. */
   readonly observers: ((command: string, input: Record<string, unknown>) => void)[] = [];
+  /** Observers of every message sent (by a handler, the client or `send`), as it is sent. */
+  readonly onSend: ((m: BusMessage) => void)[] = [];
   private seq = 0;
-  private crash: (Crash & { seen: number; fired: boolean }) | undefined;
   private readonly undo: (() => void)[] = [];
 
   private constructor(
     readonly dev: DevStack,
-    opts: BusOptions,
+    private readonly opts: BusOptions,
+    client?: AloftClient,
   ) {
     this.visibilityMs = (opts.visibilityTimeoutSeconds ?? 300) * 1000;
     this.maxReceiveCount = opts.maxReceiveCount ?? 5;
-    this.client = new AloftClient(dev.config);
     for (const q of [dev.config.coordinatorQueue, ...Object.values(dev.config.executorQueues)])
       this.queues.set(q, []);
+    if (client) {
+      this.client = client;
+      return;
+    }
+    // The first bus installs the hooks; each call goes to the lane it runs in (else this one).
+    this.client = new AloftClient(dev.config);
     const rt = runtime();
-    rt.now = () => this.now;
-    this.client.rt.now = () => this.now;
+    const lane = () => lanes.getStore()?.bus ?? this;
+    rt.now = () => lane().now;
+    this.client.rt.now = () => lane().now;
     for (const sqs of [rt.sqs, this.client.rt.sqs])
-      this.undo.push(addMiddleware(sqs, "bus-sqs", (a, n, c) => this.onSqs(a.input, () => n(a), c)));
-    this.undo.push(addMiddleware(rt.ddb, "bus-ddb", (a, n, c) => this.onDdb(a.input, () => n(a), c, true)));
+      this.undo.push(addMiddleware(sqs, "bus-sqs", (a, n, c) => lane().onSqs(a.input, () => n(a), c)));
+    this.undo.push(addMiddleware(rt.ddb, "bus-ddb", (a, n, c) => lane().onDdb(a.input, () => n(a), c, true)));
     // The client's own writes (a cancel) are observed, never crashed.
     this.undo.push(
-      addMiddleware(this.client.rt.ddb, "bus-ddb", (a, n, c) => this.onDdb(a.input, () => n(a), c, false)),
+      addMiddleware(this.client.rt.ddb, "bus-ddb", (a, n, c) => lane().onDdb(a.input, () => n(a), c, false)),
     );
+  }
+
+  /** Another bus over the same stack and client, with its own queues, clock and faults. */
+  lane(): Bus {
+    return new Bus(this.dev, this.opts, this.client);
+  }
+
+  /** Runs `fn` (client calls: run, cancel, status) on this lane's clock and queues. */
+  within<T>(fn: () => Promise<T>): Promise<T> {
+    return lanes.run({ bus: this }, fn);
   }
 
   /** Starts the local stack (import the task modules first) with its pollers stopped. */
@@ -113,6 +156,7 @@ export class Bus {
     return new Bus(dev, opts);
   }
 
+  /** Stops the stack (call it on the first bus; lanes share it). */
   async stop(): Promise<void> {
     this.undo.forEach((u) => u());
     this.client.destroy();
@@ -147,6 +191,7 @@ export class Bus {
     };
     q.push(m);
     this.log.push({ queue, body, at: this.now });
+    for (const o of this.onSend) o(m);
     return m;
   }
 
@@ -205,14 +250,19 @@ export class Bus {
           }) as unknown as SQSRecord,
       ),
     } as SQSEvent;
-    this.crash = opts.crash ? { ...opts.crash, seen: 0, fired: false } : undefined;
-    const outs = await Promise.all(
-      Array.from({ length: opts.copies ?? 1 }, () =>
-        handler(event).catch((e: unknown) => ({ thrown: String(e) })),
+    const inv: Invocation = {
+      crash: opts.crash ? { ...opts.crash, seen: 0, fired: false } : undefined,
+      pause: opts.pause,
+      calls: 0,
+    };
+    const outs = await lanes.run({ bus: this, inv }, () =>
+      Promise.all(
+        Array.from({ length: opts.copies ?? 1 }, () =>
+          handler(event).catch((e: unknown) => ({ thrown: String(e) })),
+        ),
       ),
     );
-    const crashed = this.crash?.fired ?? false;
-    this.crash = undefined;
+    const crashed = inv.crash?.fired ?? false;
     const acked = new Set<string>();
     const errors = new Map<string, string>();
     if (!crashed)
@@ -249,13 +299,32 @@ export class Bus {
     }
   }
 
-  /** Whether the current invocation's crash fires at this call (and so at every later one). */
-  private crashAt(kind: "send" | "write" | "read"): Fault {
-    const c = this.crash;
+  /**
+   * Before an AWS call of the running invocation: runs its pause if this is the k-th call, and
+   * says whether its crash fires here (after the crash, every call fails: the Lambda is dead).
+   */
+  private async crashAt(
+    kind: "send" | "write" | "read",
+    command: string,
+    input: Record<string, unknown>,
+  ): Promise<Fault> {
+    const inv = lanes.getStore()?.inv;
+    if (!inv) return undefined;
+    const p = inv.pause;
+    if (p && ++inv.calls === p.k) {
+      inv.pause = undefined;
+      // Outside this invocation (its own calls must not count or crash here).
+      await lanes.run({ bus: this }, p.then);
+    }
+    const c = inv.crash;
     if (!c) return undefined;
     if (c.fired) return "before";
     if (c.on !== "any" && c.on !== kind) return undefined;
     if (++c.seen !== c.k) return undefined;
+    if (c.spare?.(command, input, c.at)) {
+      inv.crash = undefined;
+      return undefined;
+    }
     c.fired = true;
     return c.at;
   }
@@ -275,7 +344,7 @@ export class Bus {
     else if (command === "SendMessageCommand")
       entries = [{ body: String(input["MessageBody"]), delay: Number(input["DelaySeconds"] ?? 0) }];
     else return next();
-    const fault = this.crashAt("send");
+    const fault = await this.crashAt("send", command, input);
     if (fault === "before") throw new InjectedFault(`injected crash before ${command}`);
     const ids = entries.map((e) => this.send(queue, e.body, e.delay).id);
     if (fault === "after") throw new InjectedFault(`injected crash after ${command}`);
@@ -299,7 +368,9 @@ export class Bus {
     command: string,
     crashable: boolean,
   ): Promise<unknown> {
-    const fault = crashable ? this.crashAt(WRITES.test(command) ? "write" : "read") : undefined;
+    const fault = crashable
+      ? await this.crashAt(WRITES.test(command) ? "write" : "read", command, input)
+      : undefined;
     if (fault === "before") throw new InjectedFault(`injected crash before ${command}`);
     const out = await next();
     for (const o of this.observers) o(command, input);
