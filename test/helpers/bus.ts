@@ -48,7 +48,7 @@ export interface Crash {
   /** Which calls count: any, SQS sends, or DynamoDB writes. */
   on: "any" | "send" | "write";
   /** Calls at which this crash must not fire (it is then called off): known-broken spots. */
-  spare?: (command: string, input: Record<string, unknown>, at: "before" | "after") => boolean;
+  spare?: (command: string, input: Record<string, unknown>, at: "before" | "after", sends: number) => boolean;
 }
 
 export interface DeliverOptions {
@@ -86,6 +86,8 @@ interface Invocation {
   crash: (Crash & { seen: number; fired: boolean }) | undefined;
   pause: DeliverOptions["pause"];
   calls: number;
+  /** SQS send requests made so far. */
+  sends: number;
 }
 
 /** The lane whose invocation or client call is running, and that invocation. */
@@ -254,6 +256,7 @@ export class Bus {
       crash: opts.crash ? { ...opts.crash, seen: 0, fired: false } : undefined,
       pause: opts.pause,
       calls: 0,
+      sends: 0,
     };
     const outs = await lanes.run({ bus: this, inv }, () =>
       Promise.all(
@@ -321,7 +324,7 @@ export class Bus {
     if (c.fired) return "before";
     if (c.on !== "any" && c.on !== kind) return undefined;
     if (++c.seen !== c.k) return undefined;
-    if (c.spare?.(command, input, c.at)) {
+    if (c.spare?.(command, input, c.at, inv.sends)) {
       inv.crash = undefined;
       return undefined;
     }
@@ -347,6 +350,8 @@ export class Bus {
     const fault = await this.crashAt("send", command, input);
     if (fault === "before") throw new InjectedFault(`injected crash before ${command}`);
     const ids = entries.map((e) => this.send(queue, e.body, e.delay).id);
+    const inv = lanes.getStore()?.inv;
+    if (inv) inv.sends++;
     if (fault === "after") throw new InjectedFault(`injected crash after ${command}`);
     const output =
       command === "SendMessageCommand"

@@ -50,6 +50,17 @@ export const KNOWN_BROKEN: KnownBroken[] = [
         command === "SendMessageBatchCommand" &&
         execBodies(input).some((b) => /"k":"exec"/.test(b) && !/"attempt":1,/.test(b))),
   },
+  {
+    name: "partial-dispatch",
+    why:
+      "issue 8 #1: a send loop cut after its first request (a suspension with more calls than " +
+      "one SendMessageBatch carries): the sent prefix resumes the parent, whose replay commits " +
+      "the next epoch and marks it dispatched; the redelivered message then re-sends nothing, and " +
+      "the unsent calls never run",
+    spare: (command, input, at, sends) =>
+      command === "SendMessageBatchCommand" &&
+      ((at === "after" && execBodies(input).length === 10) || (at === "before" && sends > 0)),
+  },
 ];
 
 export interface Faults {
@@ -77,7 +88,7 @@ export function enabledFaults(env = process.env["ALOFT_MODEL_FAULTS"]): Faults {
   const spares = off.flatMap((b) => (b.spare ? [b.spare] : []));
   return {
     kinds,
-    spare: spares.length ? (c, i, at) => spares.some((f) => f(c, i, at)) : undefined,
+    spare: spares.length ? (c, i, at, n) => spares.some((f) => f(c, i, at, n)) : undefined,
     off: off.map((b) => b.name),
   };
 }
@@ -205,15 +216,54 @@ export function describeStep(s: Step): string {
   if (s.dup !== "none")
     parts.push(s.dup === "same" ? "to two invocations at once" : "plus a copy with a new id");
   if (s.crash)
-    parts.push(`crash ${s.crash.at} the ${s.crash.k}th ${s.crash.on === "any" ? "AWS call" : s.crash.on}`);
+    parts.push(`crash ${s.crash.at} ${s.crash.on === "any" ? "AWS call" : s.crash.on} #${s.crash.k}`);
   if (s.wait) parts.push("after a visibility timeout");
   if (s.cancel) parts.push("after cancelling the run");
   const w = s.meanwhile;
   if (w)
     parts.push(
       w.what === "cancel"
-        ? `the run cancelled before its ${w.k}th AWS call`
-        : `before its ${w.k}th AWS call, q${w.q} at ${w.at} n=${w.n} delivered`,
+        ? `the run cancelled before its AWS call #${w.k}`
+        : `before its AWS call #${w.k}, q${w.q} at ${w.at} n=${w.n} delivered`,
     );
   return parts.join(", ");
+}
+
+const plain = (crash: Crash | null = null): Step => ({
+  q: 0,
+  at: 0,
+  n: 1,
+  dup: "none",
+  crash,
+  wait: false,
+  cancel: false,
+  meanwhile: null,
+});
+
+/**
+ * Schedules that once found a bug, tried before the random ones (a known-broken one only when it
+ * is enabled): each is the start, the root's exec, then a child's exec crashing at one spot.
+ */
+export function examples(faults: Faults): [Spec, Step[]][] {
+  const leaves = (n: number): Spec[] => Array.from({ length: n }, (_, v) => ({ k: "leaf", v }));
+  const all: { off?: string; spec: Spec; crash: Crash }[] = [
+    // A hosted window's release crashes right after its commit, before the next item's send: the
+    // redelivery must find the slot marked as its own and send the occupant (not release again).
+    { spec: { k: "map", c: 1, kids: leaves(3) }, crash: { k: 2, at: "after", on: "write" } },
+    // A flaky child crashes right after its attempt bump, before its retry's exec is sent.
+    {
+      off: "retry-lost",
+      spec: { k: "all", kids: [{ k: "flaky", v: 7, fails: 1 }] },
+      crash: { k: 1, at: "after", on: "write" },
+    },
+    // A child parent's send loop (12 calls: two requests) is cut after its first request.
+    {
+      off: "partial-dispatch",
+      spec: { k: "all", kids: [{ k: "wide", n: 12 }] },
+      crash: { k: 1, at: "after", on: "send" },
+    },
+  ];
+  return all
+    .filter((e) => e.off === undefined || !faults.off.includes(e.off))
+    .map((e) => [e.spec, [plain(), plain(), plain(e.crash)]]);
 }
