@@ -84,18 +84,18 @@ export async function runSchedule(
     else done.add(k.sk);
   };
   const limits = windowLimits(spec, key);
+  // Items of a map are known by their key (the map node's key, then their index), window tag or not.
   const onSend = (m: BusMessage) => {
     const b = parse(m.body);
-    if (b?.["k"] !== "exec" || !b["window"] || b["run"] !== runId) return;
-    const parent = String(b["parent"]);
-    const set = sent.get(parent) ?? new Set<string>();
-    sent.set(parent, set);
+    if (b?.["k"] !== "exec" || b["run"] !== runId || b["parent"] === null) return;
+    const map = mapKeyOf(b);
+    const limit = limits.get(map);
+    if (limit === undefined) return;
+    const set = sent.get(map) ?? new Set<string>();
+    sent.set(map, set);
     set.add(String(b["id"]));
     const inFlight = [...set].filter((id) => !done.has(id)).length;
-    const limit = limits.get(mapKeyOf(b));
-    if (limit === undefined) fail(`a windowed item ${String(b["id"])} of no map in the tree`);
-    else if (inFlight > limit)
-      fail(`a windowed map of ${parent} had ${inFlight} children in flight > ${limit}`);
+    if (inFlight > limit) fail(`map ${map} had ${inFlight} children in flight > concurrency ${limit}`);
   };
   const trace = process.env["ALOFT_MODEL_TRACE"]
     ? (line: string) => console.log(`[${(bus.now - started) / 1000}s] ${line}`)
@@ -239,6 +239,6 @@ function windowLimits(spec: Spec, key: string, out = new Map<string, number>()):
 
 /** The key of the map node an item belongs to: its own key minus the last part. */
 function mapKeyOf(b: Record<string, unknown>): string {
-  const [arg] = JSON.parse(String(b["args"])) as [{ key: string }];
-  return arg.key.replace(/\.\d+$/, "");
+  const arg = (parse(String(b["args"])) as [{ key?: string }] | undefined)?.[0];
+  return String(arg?.key ?? "").replace(/\.\d+$/, "");
 }
