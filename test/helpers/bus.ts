@@ -41,6 +41,12 @@ export interface BusMessage {
   lastError?: string;
 }
 
+/** An AWS call: its command's name and input. */
+export interface Call {
+  command: string;
+  input: Record<string, unknown>;
+}
+
 /** A crash of an invocation at its k-th AWS call (1-based) of the kinds `on` selects. */
 export interface Crash {
   k: number;
@@ -48,7 +54,7 @@ export interface Crash {
   /** Which calls count: any, SQS sends, or DynamoDB writes. */
   on: "any" | "send" | "write";
   /** Calls at which this crash must not fire (it is then called off): known-broken spots. */
-  spare?: (command: string, input: Record<string, unknown>, at: "before" | "after", sends: number) => boolean;
+  spare?: (call: Call, at: "before" | "after", prior: readonly Call[]) => boolean;
 }
 
 export interface DeliverOptions {
@@ -86,8 +92,8 @@ interface Invocation {
   crash: (Crash & { seen: number; fired: boolean }) | undefined;
   pause: DeliverOptions["pause"];
   calls: number;
-  /** SQS send requests made so far. */
-  sends: number;
+  /** The calls made so far (before the crash, if any). */
+  prior: Call[];
 }
 
 /** The lane whose invocation or client call is running, and that invocation. */
@@ -256,7 +262,7 @@ export class Bus {
       crash: opts.crash ? { ...opts.crash, seen: 0, fired: false } : undefined,
       pause: opts.pause,
       calls: 0,
-      sends: 0,
+      prior: [],
     };
     const outs = await lanes.run({ bus: this, inv }, () =>
       Promise.all(
@@ -319,12 +325,15 @@ export class Bus {
       // Outside this invocation (its own calls must not count or crash here).
       await lanes.run({ bus: this }, p.then);
     }
+    const call = { command, input };
+    const prior = inv.prior.slice();
+    inv.prior.push(call);
     const c = inv.crash;
     if (!c) return undefined;
     if (c.fired) return "before";
     if (c.on !== "any" && c.on !== kind) return undefined;
     if (++c.seen !== c.k) return undefined;
-    if (c.spare?.(command, input, c.at, inv.sends)) {
+    if (c.spare?.(call, c.at, prior)) {
       inv.crash = undefined;
       return undefined;
     }
@@ -350,8 +359,6 @@ export class Bus {
     const fault = await this.crashAt("send", command, input);
     if (fault === "before") throw new InjectedFault(`injected crash before ${command}`);
     const ids = entries.map((e) => this.send(queue, e.body, e.delay).id);
-    const inv = lanes.getStore()?.inv;
-    if (inv) inv.sends++;
     if (fault === "after") throw new InjectedFault(`injected crash after ${command}`);
     const output =
       command === "SendMessageCommand"
