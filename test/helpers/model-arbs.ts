@@ -1,0 +1,295 @@
+/**
+ * What the schedule-exploring property test draws: task trees (test/fixtures/model-tasks.ts) and
+ * schedules — which queue and which of its visible messages are delivered next, duplicated (two
+ * invocations at once, or a copy with a new id), crashed at the k-th AWS call, a clock jump past the
+ * visibility timeout, a cancel of the run — with the fault kinds ALOFT_MODEL_FAULTS enables.
+ */
+import fc from "fast-check";
+import type { Call, Crash } from "./bus.ts";
+import type { Spec } from "../fixtures/model-tasks.ts";
+
+/** Every fault kind a schedule may contain. */
+export const FAULT_KINDS = [
+  "dup-same", // the same messages to two invocations at once (two coordinators on one batch)
+  "dup-copy", // a copy of a message with a new id (a standard queue's duplicate)
+  "cut-send", // a crash before or right after the k-th SQS send: a send loop cut after any request
+  "crash-write", // a crash before or right after the k-th DynamoDB write
+  "crash-any", // a crash before the k-th AWS call of any kind (reads included)
+  "wait", // the clock jumps past the visibility timeout while other messages are still queued
+  "interleave", // another delivery made in the middle of an invocation, before its k-th AWS call
+  "cancel", // the run is cancelled between deliveries
+  "cancel-mid", // the run is cancelled in the middle of an invocation, before its k-th AWS call
+  "timeout", // leaves that overrun their timeout (timed out, retried, TIMED_OUT)
+  "parent-deadline", // parents with a 600 s timeout, whose deadline may fire while faults delay them
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** A crash spot or fault kind that breaks today's code (issue 8): left out unless enabled. */
+export interface KnownBroken {
+  name: string;
+  /** What it breaks, and the minimal schedule found (test/aws-model.property.test.ts header). */
+  why: string;
+  /** A whole fault kind left out... */
+  kind?: FaultKind;
+  /** ...or only crashes at these calls (the crash is called off there). */
+  spare?: NonNullable<Crash["spare"]>;
+}
+
+const isBump = (c: Call) => String(c.input["UpdateExpression"] ?? "").startsWith("SET attempt = :to");
+const execBodies = (input: Record<string, unknown>) =>
+  ((input["Entries"] as { MessageBody?: string }[] | undefined) ?? []).map((e) => e.MessageBody ?? "");
+
+export const KNOWN_BROKEN: KnownBroken[] = [
+  {
+    name: "retry-lost",
+    why:
+      "a crash after a retry's attempt bump, before the send of its exec, loses the retry: the " +
+      "redelivered old attempt runs its body, fails the outcome write's attempt guard and drops " +
+      "silently; no exec of the new attempt exists, the run stays RUNNING",
+    // Any crash after an attempt bump in the same invocation (the crash kills the retry's send).
+    spare: (call, at, prior) => (at === "after" && isBump(call)) || prior.some(isBump),
+  },
+  {
+    name: "parent-deadline",
+    kind: "parent-deadline",
+    why:
+      "a parent's deadline firing while crashes and redeliveries delay it (cf. issue 8 #4): a " +
+      "timed parent around a timed parent around a wide map ended with its child CANCELLED, though " +
+      "nothing cancelled the run (the result must be the value or a TaskTimeoutError)",
+  },
+  {
+    name: "cancel-mid",
+    kind: "cancel-mid",
+    why:
+      "issue 8 #3: a cancel landing while an action is in its first execution, before its first " +
+      "commit: race[map.aio of 11 leaves, a slow leaf], the root's exec to two invocations at " +
+      "once, the run cancelled before their first AWS call (they crash after the 3rd): the run " +
+      "ends CANCELLED, the root commits and fans out anyway, and the map node and the slow leaf " +
+      "are left RUNNING for ever",
+  },
+  {
+    name: "interleave",
+    kind: "interleave",
+    why:
+      "not yet analysed: map(c=1) of two flaky children (fail once, then succeed) stalled RUNNING " +
+      "with no message left, after the root's exec went to two invocations at once that crashed " +
+      "after their 11th AWS call while, before their 13th, the executor queue was delivered",
+  },
+  {
+    name: "partial-dispatch",
+    why:
+      "issue 8 #1: a send loop cut after its first request (a suspension with more calls than " +
+      "one SendMessageBatch carries): the sent prefix resumes the parent, whose replay commits " +
+      "the next epoch and marks it dispatched; the redelivered message then re-sends nothing, and " +
+      "the unsent calls never run",
+    spare: (call, at, prior) =>
+      call.command === "SendMessageBatchCommand" &&
+      ((at === "after" && execBodies(call.input).length === 10) ||
+        (at === "before" && prior.some((p) => p.command === "SendMessageBatchCommand"))),
+  },
+];
+
+export interface Faults {
+  kinds: Set<FaultKind>;
+  /** Crash spots called off (known broken, not enabled). */
+  spare: Crash["spare"];
+  /** Names of the known-broken entries left out. */
+  off: string[];
+}
+
+/**
+ * What ALOFT_MODEL_FAULTS enables: `all` (every kind and crash spot), a comma list of fault kinds
+ * and known-broken names (those added to the default), or by default every fault kind with the
+ * known-broken ones left out.
+ */
+export function enabledFaults(env = process.env["ALOFT_MODEL_FAULTS"]): Faults {
+  const named = env === "all" ? [...FAULT_KINDS, ...KNOWN_BROKEN.map((k) => k.name)] : (env ?? "").split(",");
+  const valid = new Set<string>([...FAULT_KINDS, ...KNOWN_BROKEN.map((k) => k.name)]);
+  for (const n of named.map((x) => x.trim()).filter(Boolean))
+    if (!valid.has(n))
+      throw new Error(`ALOFT_MODEL_FAULTS: unknown ${n}; valid: all, ${[...valid].join(", ")}`);
+  const on = new Set(named.map((x) => x.trim()));
+  const off = KNOWN_BROKEN.filter((k) => !on.has(k.name));
+  const kinds = new Set(FAULT_KINDS.filter((k) => !off.some((b) => b.kind === k)));
+  const spares = off.flatMap((b) => (b.spare ? [b.spare] : []));
+  return {
+    kinds,
+    spare: spares.length ? (c, at, prior) => spares.some((f) => f(c, at, prior)) : undefined,
+    off: off.map((b) => b.name),
+  };
+}
+
+export interface Step {
+  /** Which queue with visible messages (modulo how many have some). */
+  q: number;
+  /** Where in that queue's visible messages the batch starts (reordering). */
+  at: number;
+  /** Batch size. */
+  n: number;
+  dup: "none" | "same" | "copy";
+  crash: Crash | null;
+  /** Jump the clock past the visibility timeout first. */
+  wait: boolean;
+  /** Cancel the run first (once). */
+  cancel: boolean;
+  /** Before this delivery's k-th AWS call: cancel the run, or deliver another batch (q, at, n). */
+  meanwhile: { k: number; what: "cancel" | "deliver"; q: number; at: number; n: number } | null;
+}
+
+/** Leaves, one arbitrary per task (a map's kids share one task). */
+function leafArbs(timeouts: boolean): fc.Arbitrary<Spec>[] {
+  return [
+    fc.record({ k: fc.constant("leaf" as const), v: fc.nat(99) }),
+    fc.record({ k: fc.constant("flaky" as const), v: fc.nat(99), fails: fc.integer({ min: 1, max: 2 }) }),
+    fc.constant({ k: "fail" as const }),
+    // A gather wider than one SendMessageBatch (10): its send loop takes two requests.
+    fc.record({ k: fc.constant("wide" as const), n: fc.integer({ min: 11, max: 12 }) }),
+    ...(timeouts ? [fc.constant({ k: "slow" as const })] : []),
+  ];
+}
+
+/** Parents over kids drawn from `byTask` (one arbitrary per task), as [node parents, timed parents]. */
+function parentArbs(byTask: fc.Arbitrary<Spec>[], timeouts: boolean): fc.Arbitrary<Spec>[] {
+  const kid = fc.oneof(...byTask);
+  const node = fc.oneof(
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        k: fc.constant("all" as const),
+        kids: fc.array(kid, { minLength: 1, maxLength: 3 }),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        k: fc.constant("race" as const),
+        kids: fc.array(kid, { minLength: 2, maxLength: 3 }),
+      }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        k: fc.constant("map" as const),
+        kids: fc.nat(byTask.length - 1).chain((i) => fc.array(byTask[i]!, { minLength: 2, maxLength: 5 })),
+        c: fc.integer({ min: 1, max: 3 }),
+      }),
+    },
+  );
+  return timeouts ? [node, fc.record({ k: fc.constant("timed" as const), kid })] : [node];
+}
+
+/** A tree of depth ≤ 3 whose root is a parent. */
+export function treeArb(faults: Faults): fc.Arbitrary<Spec> {
+  const leaves = leafArbs(faults.kinds.has("timeout"));
+  const t = faults.kinds.has("parent-deadline");
+  const inner = [...leaves, ...parentArbs(leaves, t)];
+  return fc.oneof(...parentArbs(inner, t));
+}
+
+export function scheduleArb({ kinds: faults }: Faults, maxSteps = 20): fc.Arbitrary<Step[]> {
+  const dups: Step["dup"][] = ["none"];
+  if (faults.has("dup-same")) dups.push("same");
+  if (faults.has("dup-copy")) dups.push("copy");
+  const ons: Crash["on"][] = [];
+  if (faults.has("cut-send")) ons.push("send");
+  if (faults.has("crash-write")) ons.push("write");
+  if (faults.has("crash-any")) ons.push("any");
+  // How many calls of a kind an invocation makes: a few sends, more writes, many calls.
+  const most = { send: 3, write: 8, any: 14 };
+  const crash: fc.Arbitrary<Crash | null> = ons.length
+    ? fc.option(
+        fc.constantFrom(...ons).chain((on) =>
+          fc.record({
+            k: fc.integer({ min: 1, max: most[on] }),
+            at: fc.constantFrom<Crash["at"]>("before", "after"),
+            on: fc.constant(on),
+          }),
+        ),
+        { freq: 3 },
+      )
+    : fc.constant(null);
+  const whats: ("cancel" | "deliver")[] = [];
+  if (faults.has("cancel-mid")) whats.push("cancel");
+  if (faults.has("interleave")) whats.push("deliver");
+  const meanwhile = whats.length
+    ? fc.option(
+        fc.record({
+          k: fc.integer({ min: 1, max: 14 }),
+          what: fc.constantFrom(...whats),
+          q: fc.nat(3),
+          at: fc.nat(9),
+          n: fc.integer({ min: 1, max: 10 }),
+        }),
+        { freq: 5 },
+      )
+    : fc.constant(null);
+  const step: fc.Arbitrary<Step> = fc.record({
+    q: fc.nat(3),
+    at: fc.nat(9),
+    n: fc.integer({ min: 1, max: 10 }),
+    dup: fc.constantFrom(...dups),
+    crash,
+    wait: faults.has("wait") ? fc.boolean() : fc.constant(false),
+    cancel: faults.has("cancel") ? fc.integer({ min: 0, max: 15 }).map((x) => x === 0) : fc.constant(false),
+    meanwhile,
+  });
+  return fc.array(step, { maxLength: maxSteps });
+}
+
+/** A step in words, for counterexamples. */
+export function describeStep(s: Step): string {
+  const parts = [`q${s.q} at ${s.at} n=${s.n}`];
+  if (s.dup !== "none")
+    parts.push(s.dup === "same" ? "to two invocations at once" : "plus a copy with a new id");
+  if (s.crash)
+    parts.push(`crash ${s.crash.at} ${s.crash.on === "any" ? "AWS call" : s.crash.on} #${s.crash.k}`);
+  if (s.wait) parts.push("after a visibility timeout");
+  if (s.cancel) parts.push("after cancelling the run");
+  const w = s.meanwhile;
+  if (w)
+    parts.push(
+      w.what === "cancel"
+        ? `the run cancelled before its AWS call #${w.k}`
+        : `before its AWS call #${w.k}, q${w.q} at ${w.at} n=${w.n} delivered`,
+    );
+  return parts.join(", ");
+}
+
+const plain = (crash: Crash | null = null): Step => ({
+  q: 0,
+  at: 0,
+  n: 1,
+  dup: "none",
+  crash,
+  wait: false,
+  cancel: false,
+  meanwhile: null,
+});
+
+/**
+ * Schedules that once found a bug, tried before the random ones (a known-broken one only when it
+ * is enabled): each is the start, the root's exec, then a child's exec crashing at one spot.
+ */
+export function examples(faults: Faults): [Spec, Step[]][] {
+  const leaves = (n: number): Spec[] => Array.from({ length: n }, (_, v) => ({ k: "leaf", v }));
+  const all: { off?: string; spec: Spec; crash: Crash }[] = [
+    // A hosted window's release crashes right after its commit, before the next item's send: the
+    // redelivery must find the slot marked as its own and send the occupant (not release again).
+    { spec: { k: "map", c: 1, kids: leaves(3) }, crash: { k: 2, at: "after", on: "write" } },
+    // A flaky child crashes right after its attempt bump, before its retry's exec is sent.
+    {
+      off: "retry-lost",
+      spec: { k: "all", kids: [{ k: "flaky", v: 7, fails: 1 }] },
+      crash: { k: 1, at: "after", on: "write" },
+    },
+    // A child parent's send loop (12 calls: two requests) is cut after its first request.
+    {
+      off: "partial-dispatch",
+      spec: { k: "all", kids: [{ k: "wide", n: 12 }] },
+      crash: { k: 1, at: "after", on: "send" },
+    },
+  ];
+  return all
+    .filter((e) => e.off === undefined || !faults.off.includes(e.off))
+    .map((e) => [e.spec, [plain(), plain(), plain(e.crash)]]);
+}
