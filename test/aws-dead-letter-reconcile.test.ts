@@ -16,22 +16,7 @@ import { readCounter } from "../lambdas/state/counters.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import * as t from "./fixtures/aws-tasks.ts";
 import { addMiddleware, inject } from "./helpers/aws-faults.ts";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>(
-        (_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: no result after ${ms} ms`)), ms)),
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { sleep, within } from "./helpers/within.ts";
 
 /** The error a run failed with (a root's failure reaches the client as a TaskError wrapping it). */
 async function failure(p: Promise<unknown>, what: string): Promise<Error & { errorName?: string }> {

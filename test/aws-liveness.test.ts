@@ -74,7 +74,7 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
   }
   /** A key attribute of a request's Key or Item, plain or in DynamoDB's wire form. */
   const keyAttr = (input: Record<string, unknown>, name: "pk" | "sk"): string => {
-    const v = ((input["Key"] ?? input["Item"]) as Record<string, unknown> | undefined)?.[name];
+    const v = ((input["Key"] ?? input["Item"] ?? input) as Record<string, unknown> | undefined)?.[name];
     return String((v as { S?: string } | undefined)?.S ?? v);
   };
   const pkOf = (input: Record<string, unknown>) => keyAttr(input, "pk");
@@ -319,6 +319,33 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
     assert.ok(await sim.run(ended(r), { hold: first }));
     assert.equal(await r.result(), k);
     assert.equal((await r.status()).root!.children[0]!.attempts, 2);
+  });
+
+  it("a resume that dies after recording its epoch's calls, before committing it: its redelivery still sends them", async () => {
+    sim = new SimQueues(dev, client);
+    const r = await client.run(t.sequence, 3);
+    let crashed = false;
+    undo.push(
+      addMiddleware(runtime().ddb, "crash-after-chunk", async (args, next, command) => {
+        const out = await next(args);
+        const items =
+          (args.input["RequestItems"] as Record<
+            string,
+            { PutRequest?: { Item?: Record<string, unknown> } }[]
+          >) ?? {};
+        const sks = Object.values(items)
+          .flat()
+          .map((w) => keyAttr(w.PutRequest?.Item ?? {}, "sk"));
+        if (!crashed && /^BatchWrite/.test(command) && sks.some((sk) => sk.startsWith("C#000002"))) {
+          crashed = true;
+          throw new Error("the Lambda died after writing the epoch's calls");
+        }
+        return out;
+      }),
+    );
+    await finish(r);
+    assert.ok(crashed);
+    assert.equal(await r.result(), 8);
   });
 
   it("10. one delivery owns an epoch: another replay of it writes nothing; a later attempt takes over an abandoned one", async () => {

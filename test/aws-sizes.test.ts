@@ -32,6 +32,7 @@ import * as t from "./fixtures/size-tasks.ts";
 import { addMiddleware } from "./helpers/aws-faults.ts";
 import { itemBytes } from "./helpers/item-size.ts";
 import { TERMINAL, flatten } from "./helpers/status.ts";
+import { within } from "./helpers/within.ts";
 
 /** DynamoDB's item size limit, in bytes. */
 const ITEM_LIMIT = 400 * 1024;
@@ -278,17 +279,3 @@ describe("AWS handlers: wide arguments and removed tasks", { timeout: 170_000 },
     }
   });
 });
-
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>(
-        (_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: no result after ${ms} ms`)), ms)),
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

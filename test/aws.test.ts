@@ -29,22 +29,7 @@ import {
 } from "./helpers/aws-faults.ts";
 import type { Captured, Injected } from "./helpers/aws-faults.ts";
 import { TERMINAL, flatten, maxOverlap } from "./helpers/status.ts";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>(
-        (_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: no result after ${ms} ms`)), ms)),
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { sleep, within } from "./helpers/within.ts";
 
 /** Every action terminal, every child's outcome recorded once (one node per call id), one attempt each. */
 function checkTree(s: RunStatus, expect: { failed?: number } = {}): void {

@@ -382,10 +382,10 @@ await test("log groups: one per function, with retention; alarms on every dead-l
   assert.equal(aloft.alarms.length, 2 * (ENVIRONMENTS.length + 1) + 2);
 });
 
-await test("IAM: each function's statements are exactly what it uses, on exactly its resources", () => {
-  const { template, aloft, stack } = main;
+/** What every Aloft function may do: the table and its index, payload objects, send to the queues. */
+function commonStatements(stack: Stack, aloft: Aloft) {
   const tableArns = [aloft.table.tableArn, `${aloft.table.tableArn}/index/gsi1`];
-  const common = [
+  return [
     ...allow(stack, TABLE_ACTIONS, tableArns),
     ...allow(stack, ["s3:GetObject", "s3:PutObject"], [aloft.bucket.arnForObjects("*")]),
     ...allow(
@@ -394,6 +394,11 @@ await test("IAM: each function's statements are exactly what it uses, on exactly
       aloft.queues.map((q) => q.queueArn),
     ),
   ];
+}
+
+await test("IAM: each function's statements are exactly what it uses, on exactly its resources", () => {
+  const { template, aloft, stack } = main;
+  const common = commonStatements(stack, aloft);
   const cases = [
     { fn: aloft.coordinator, queue: aloft.coordinatorQueue, logGroup: aloft.coordinatorLogGroup },
     ...aloft.executors.map((e) => ({ fn: e.function, queue: e.queue, logGroup: e.logGroup })),
@@ -446,16 +451,7 @@ await test("liveness: a dead-letter consumer on every DLQ and a reconciler every
     State: "ENABLED",
     Targets: [Match.objectLike({ Arn: { "Fn::GetAtt": [ref(stack, aloft.reconciler), "Arn"] } })],
   });
-  const tableArns = [aloft.table.tableArn, `${aloft.table.tableArn}/index/gsi1`];
-  const common = [
-    ...allow(stack, TABLE_ACTIONS, tableArns),
-    ...allow(stack, ["s3:GetObject", "s3:PutObject"], [aloft.bucket.arnForObjects("*")]),
-    ...allow(
-      stack,
-      ["sqs:SendMessage"],
-      aloft.queues.map((q) => q.queueArn),
-    ),
-  ];
+  const common = commonStatements(stack, aloft);
   const logsOf = (group: logs.LogGroup) =>
     allow(stack, ["logs:CreateLogStream", "logs:PutLogEvents"], [group.logGroupArn]);
   assert.deepEqual(

@@ -115,6 +115,10 @@ async function assemble(
   const traces = new Map<string, TraceRecord>();
   const windows: WindowItem[] = [];
   let self: SelfItem | undefined;
+  // Only committed epochs' calls are history: an epoch's chunks are written before its commit, and
+  // those of one that never committed (its writer died, or the action was ended first) were never
+  // sent. Its owner's next replay makes the same calls again and sends them with the commit.
+  const committed = committedEpoch(items);
   // Query returns items in sort-key order: chunks by epoch then number, so call order is kept.
   for (const it of items) {
     const sk = String(it["sk"]);
@@ -124,7 +128,8 @@ async function assemble(
     } else if (sk === "SELF") self = it as unknown as SelfItem;
     else if (sk.startsWith("W#")) windows.push(it as unknown as WindowItem);
     else if (sk.startsWith("C#")) {
-      const epoch = Number(sk.slice(2, 8));
+      const epoch = chunkEpoch(sk);
+      if (epoch > committed) continue;
       const list = callsByEpoch.get(epoch) ?? [];
       callsByEpoch.set(epoch, list);
       for (const rec of decodeChunk(it)) {
@@ -156,6 +161,15 @@ async function assemble(
   );
   return { history: { calls, outcomes, traces }, self, windows, callsByEpoch };
 }
+
+/** The epoch an action's counter committed last, from its partition's items (0: none). */
+export function committedEpoch(items: readonly Record<string, unknown>[]): number {
+  const cnt = items.find((it) => it["sk"] === "CNT");
+  return typeof cnt?.["epoch"] === "number" ? cnt["epoch"] : 0;
+}
+
+/** The epoch of a call chunk, from its sort key (`C#<epoch>#<n>`). */
+export const chunkEpoch = (sk: string): number => Number(sk.slice(2, 8));
 
 /** Thrown when this replay ran without traces its own delivery recorded before: replay on top of them. */
 export class TraceConflict extends Error {}

@@ -5,7 +5,13 @@
  */
 import type { ActionNode, GroupSummary, RunStatus } from "../local/status.ts";
 import { countInGroup } from "../local/status.ts";
-import { decodeChunk, loadActionItems, loadResults } from "../../lambdas/state/history.ts";
+import {
+  chunkEpoch,
+  committedEpoch,
+  decodeChunk,
+  loadActionItems,
+  loadResults,
+} from "../../lambdas/state/history.ts";
 import { isAssigned, partId, partOf } from "../../lambdas/state/windows.ts";
 import type { Runtime } from "../../lambdas/runtime.ts";
 import type { CallRecord } from "../core/history.ts";
@@ -20,10 +26,13 @@ async function childrenOf(
   const [items, results] = await Promise.all([loadActionItems(rt, parent), loadResults(rt, parent)]);
   const calls: CallRecord[] = [];
   const windows = new Map<string, WindowItem>();
+  // Calls of an epoch that never committed were never sent: not part of the tree.
+  const committed = committedEpoch(items);
   for (const it of items) {
     const sk = String(it["sk"]);
-    if (sk.startsWith("C#")) calls.push(...decodeChunk(it));
-    else if (sk.startsWith("W#"))
+    if (sk.startsWith("C#")) {
+      if (chunkEpoch(sk) <= committed) calls.push(...decodeChunk(it));
+    } else if (sk.startsWith("W#"))
       windows.set(partId(it as unknown as WindowItem), it as unknown as WindowItem);
     else if (sk === "CNT" && it["win"]) {
       const w = it["win"] as WindowItem;
