@@ -17,6 +17,7 @@ import { digest } from "./serde.ts";
 import type { Task } from "./task.ts";
 import { isTask } from "./task.ts";
 import { groupPath } from "./group.ts";
+import { checkOptions, mapOptionsSchema } from "./options.ts";
 
 type AnyFn = (...args: any[]) => any;
 
@@ -75,6 +76,7 @@ function prepare<F extends AnyFn>(
 function check(task: unknown, opts: MapOptions): void {
   if (!isTask(task))
     throw new ConfigurationError("map needs a task registered with env.task as its first argument");
+  checkOptions(mapOptionsSchema, opts, `map(${task.taskName}) options`);
   const c = opts.concurrency;
   if (c !== undefined && (!Number.isInteger(c) || c < 1)) {
     throw new ConfigurationError(`map(${task.taskName}): concurrency must be a whole number >= 1, got ${c}`);

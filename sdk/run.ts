@@ -5,6 +5,7 @@
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { ConfigurationError } from "./errors.ts";
+import { checkOptions, initOptionsSchema } from "./options.ts";
 import type { SerializedError } from "./errors.ts";
 import { serializeArgs } from "./core/calls.ts";
 import { Engine } from "./local/engine.ts";
@@ -71,6 +72,7 @@ export async function init(opts: InitOptions = {}): Promise<void> {
   if (opts.mode !== undefined && opts.mode !== "local" && opts.mode !== "aws") {
     throw new ConfigurationError(`init: mode must be "local" or "aws", got ${JSON.stringify(opts.mode)}`);
   }
+  checkOptions(initOptionsSchema, opts, "init");
   await shutdown();
   options = { ...opts };
   aws = undefined;

@@ -8,22 +8,26 @@ import { currentScope } from "./core/state.ts";
 import type { CacheSetting, RetryPolicy, TaskDef } from "./core/task-def.ts";
 import { registerEnvironment, registerTask } from "./registry.ts";
 import { digest } from "./serde.ts";
+import { checkOptions, environmentOptionsSchema, parseDuration, taskOptionsSchema } from "./options.ts";
+import type { Duration } from "./options.ts";
 
-/** A duration: milliseconds, or a string such as `"500ms"`, `"30s"`, `"5m"`, `"1h"`. */
-export type Duration = number | `${number}${"ms" | "s" | "m" | "h"}`;
+export { parseDuration };
+export type { Duration };
 
-export function parseDuration(d: Duration, what: string): number {
-  if (typeof d === "number" && Number.isFinite(d) && d > 0) return d;
-  const m = typeof d === "string" ? /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(d) : null;
-  if (!m)
-    throw new ConfigurationError(
-      `${what}: ${JSON.stringify(d)} is not a duration; use e.g. 30000, "30s" or "5m"`,
-    );
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
-  return Number(m[1]) * unit;
+/** Exponential backoff between attempts: `base`, then `base * factor^n`, at most `max`. */
+export interface Backoff {
+  base?: Duration;
+  factor?: number;
+  max?: Duration;
+  /** Fraction (0..1) of each delay drawn at random. */
+  jitter?: number;
+  /** @deprecated older name of `base` (milliseconds). */
+  baseMs?: number;
+  /** @deprecated older name of `max` (milliseconds). */
+  capMs?: number;
 }
 
-export type Retries = number | { count: number; backoff?: Partial<RetryPolicy["backoff"]> };
+export type Retries = number | { count: number; backoff?: Backoff };
 
 export interface TaskOptions {
   /** Registered name; default `<env>.<function name>`. */
@@ -69,14 +73,17 @@ const DEFAULT_BACKOFF = { baseMs: 1000, factor: 2, capMs: 60_000 };
 
 function retryPolicy(r: Retries | undefined, what: string): RetryPolicy {
   if (r === undefined) return { count: 0, backoff: DEFAULT_BACKOFF };
-  const count = typeof r === "number" ? r : r.count;
-  if (!Number.isInteger(count) || count < 0) {
-    throw new ConfigurationError(
-      `${what}: retries must be a whole number >= 0, got ${JSON.stringify(count)}`,
-    );
-  }
-  const backoff = { ...DEFAULT_BACKOFF, ...(typeof r === "number" ? {} : r.backoff) };
-  return { count, backoff };
+  if (typeof r === "number") return { count: r, backoff: DEFAULT_BACKOFF };
+  const b = r.backoff ?? {};
+  const ms = (d: Duration | undefined, old: number | undefined, dflt: number, name: string): number =>
+    d !== undefined ? parseDuration(d, `${what} retries.backoff.${name}`) : (old ?? dflt);
+  const backoff: RetryPolicy["backoff"] = {
+    baseMs: ms(b.base, b.baseMs, DEFAULT_BACKOFF.baseMs, "base"),
+    factor: b.factor ?? DEFAULT_BACKOFF.factor,
+    capMs: ms(b.max, b.capMs, DEFAULT_BACKOFF.capMs, "max"),
+  };
+  if (b.jitter !== undefined) backoff.jitter = b.jitter;
+  return { count: r.count, backoff };
 }
 
 /** The file that called into Aloft, read off the stack (what a worker must import to find the task). */
@@ -110,6 +117,7 @@ export class TaskEnvironment {
       );
     }
     this.name = options.name;
+    checkOptions(environmentOptionsSchema, options, `TaskEnvironment ${this.name}`);
     const { name: _n, memoryMiB, concurrency, env, visibilityTimeout, ...defaults } = options;
     this.defaults = defaults;
     if (memoryMiB !== undefined && (!Number.isInteger(memoryMiB) || memoryMiB < 128 || memoryMiB > 10240)) {
@@ -149,6 +157,7 @@ export class TaskEnvironment {
       );
     }
     const name = options.name ?? `${this.name}.${short}`;
+    checkOptions(taskOptionsSchema, options, `task ${name}`);
     const o = { ...this.defaults, ...options };
     const cache = o.cache ?? false;
     const def: TaskDef = {

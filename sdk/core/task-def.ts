@@ -7,7 +7,7 @@ import { digest } from "../serde.ts";
 export interface RetryPolicy {
   /** Retries after the first attempt (0 = run once). */
   count: number;
-  backoff: { baseMs: number; factor: number; capMs: number };
+  backoff: { baseMs: number; factor: number; capMs: number; jitter?: number };
 }
 
 export type CacheSetting = false | "auto" | { version: string };
@@ -30,9 +30,10 @@ export interface TaskDef {
 }
 
 /** Delay before retry `attempt` (1-based count of failures so far). */
-export function retryDelayMs(p: RetryPolicy, attempt: number): number {
-  const { baseMs, factor, capMs } = p.backoff;
-  return Math.min(capMs, baseMs * Math.pow(factor, Math.max(0, attempt - 1)));
+export function retryDelayMs(p: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+  const { baseMs, factor, capMs, jitter } = p.backoff;
+  const d = Math.min(capMs, baseMs * Math.pow(factor, Math.max(0, attempt - 1)));
+  return jitter ? d * (1 - jitter * random()) : d;
 }
 
 /**

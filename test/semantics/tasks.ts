@@ -170,7 +170,7 @@ export const retried = env.task(
     if (n < 3) throw new Error(`attempt ${n} fails`);
     return n;
   },
-  { retries: { count: 3, backoff: { baseMs: 10, factor: 2, capMs: 100 } } },
+  { retries: { count: 3, backoff: { base: "10ms", factor: 2, max: "100ms" } } },
 );
 
 export const callsRetried = env.task(async function callsRetried(key: string) {
