@@ -135,3 +135,15 @@ export function checkOptions<S extends z.ZodType>(schema: S, value: unknown, wha
   }
   throw new ConfigurationError(`${what}:${at || " options"}: ${issue.message}`);
 }
+
+/** `new AloftClient(config, options)`: a deployed stack's outputs. */
+export const clientConfigSchema = z.strictObject({
+  table: z.string(),
+  bucket: z.string().optional(),
+  coordinatorQueue: z.string(),
+  executorQueues: z.record(z.string(), z.string()),
+  region: z.string().optional(),
+  retentionDays: z.number().int().min(1).optional(),
+});
+
+export const clientOptionsSchema = z.strictObject({ outputsFile: z.string().optional() });

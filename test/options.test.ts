@@ -96,3 +96,15 @@ await test("durations: the same forms everywhere", () => {
   );
   assert.throws(() => parseDuration("5 min" as never, "x"), /is not a duration/);
 });
+
+await test("AloftClient config and options: an unknown key is named with the valid ones", async () => {
+  const { resolveClientConfig } = await import("../sdk/aws/client.ts");
+  const cfg = { table: "t", coordinatorQueue: "q", executorQueues: { e: "u" } };
+  assert.equal(resolveClientConfig(cfg), cfg);
+  bad(
+    () => resolveClientConfig({ ...cfg, tableName: "t" } as never),
+    /AloftClient config: unknown option "tableName"/,
+    /valid options are table, bucket, coordinatorQueue, executorQueues, region, retentionDays/,
+  );
+  bad(() => resolveClientConfig(cfg, { outputFile: "x" } as never), /unknown option "outputFile"/);
+});

@@ -32,6 +32,7 @@ import { listRunRows } from "../../lambdas/state/runs.ts";
 import { serializeArgs } from "../core/calls.ts";
 import { formatOutcome, parseOutcome } from "../core/history.ts";
 import { CancelledError, ConfigurationError, serializeError } from "../errors.ts";
+import { checkOptions, clientConfigSchema, clientOptionsSchema } from "../options.ts";
 import type { GroupProgress } from "../local/engine.ts";
 import type { RunStatus } from "../local/status.ts";
 import type { Run } from "../run.ts";
@@ -97,7 +98,8 @@ export function resolveClientConfig(
   config?: AloftClientConfig,
   options: AloftClientOptions = {},
 ): AloftClientConfig {
-  if (config) return config;
+  checkOptions(clientOptionsSchema, options, "AloftClient options");
+  if (config) return (checkOptions(clientConfigSchema, config, "AloftClient config"), config);
   const file = resolve(options.outputsFile ?? process.env["ALOFT_OUTPUTS_FILE"] ?? DEFAULT_OUTPUTS_FILE);
   if (existsSync(file)) return configFromOutputsFile(file);
   if (process.env[ENV.table]) {
