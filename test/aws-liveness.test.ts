@@ -13,7 +13,13 @@ import { dispatchLimits } from "../lambdas/resume.ts";
 import { runtime } from "../lambdas/runtime.ts";
 import { sweepLimits } from "../lambdas/state/cancel.ts";
 import { readCounter } from "../lambdas/state/counters.ts";
-import { EpochTaken, TraceConflict, claimEpoch, fenceFirstEpoch } from "../lambdas/state/history.ts";
+import {
+  EpochTaken,
+  TraceConflict,
+  claimEpoch,
+  fenceFirstEpoch,
+  loadActionItems,
+} from "../lambdas/state/history.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import type { AwsRun } from "../sdk/aws/client.ts";
 import * as t from "./fixtures/liveness-tasks.ts";
@@ -355,8 +361,17 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
     const trace = [{ v: 1, key: "t#0", value: '"a"' }] as never[];
     await claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1 }, [], x);
     await assert.rejects(claimEpoch(rt, "r", action, 2, { by: "m-y", attempt: 1 }, [], x), EpochTaken);
-    // Its own redelivery goes on; one whose replay ran without the traces recorded replays on top.
+    // Its own redelivery goes on; new traces it makes are added to its claim; one it made before
+    // and makes again (it replayed without the record) means: replay on top of the record.
     await claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1 }, [], x);
+    await claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1 }, trace, x);
+    const later = [{ v: 1, key: "t#1", value: '"b"' }] as never[];
+    await claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1 }, later, x);
+    const claim = (await loadActionItems(rt, action)).find((it) => it["sk"] === "T#000002");
+    assert.deepEqual(
+      (JSON.parse(String(claim?.["traces"])) as { key: string }[]).map((t) => t.key),
+      ["t#0", "t#1"],
+    );
     await assert.rejects(claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1 }, trace, x), TraceConflict);
     // A deadline check fences attempt 1 off its first epoch before retrying it...
     assert.equal(await fenceFirstEpoch(rt, action, 1, x), true);

@@ -232,8 +232,34 @@ export async function claimEpoch(
     const held = oldItem(e);
     if (held?.["by"] !== owner.by || held["a"] !== owner.attempt)
       throw new EpochTaken(`epoch ${epoch} of ${action} is owned by another delivery`);
-    if (traces.length) throw new TraceConflict(`traces of ${action} epoch ${epoch} were recorded before`);
+    if (!traces.length) return;
+    // This delivery's own claim. A trace it recorded then and makes again: replay on top of the
+    // record. New ones only (it has seen more since, e.g. outcomes observed): add them to its claim.
+    const recorded = await claimedTraces(rt, held);
+    const keys = new Set(recorded.map((t) => t.key));
+    if (traces.some((t) => keys.has(t.key)))
+      throw new TraceConflict(`traces of ${action} epoch ${epoch} were recorded before`);
+    const merged = await offload(
+      rt.payloads,
+      `${run}/${action}`,
+      JSON.stringify([...recorded, ...traces]),
+      300_000,
+    );
+    await rt.doc.send(
+      new PutCommand({
+        TableName: rt.config.table,
+        Item: { ...held, traces: merged },
+        ConditionExpression: "#by = :by AND a = :a", // still this delivery's claim
+        ExpressionAttributeNames: { "#by": "by" },
+        ExpressionAttributeValues: { ":by": owner.by, ":a": owner.attempt },
+      }),
+    );
   }
+}
+
+async function claimedTraces(rt: Runtime, held: Record<string, unknown>): Promise<TraceRecord[]> {
+  if (held["traces"] === undefined) return [];
+  return JSON.parse(await resolvePayload(rt.payloads, String(held["traces"]))) as TraceRecord[];
 }
 
 /**
