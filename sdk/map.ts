@@ -153,11 +153,26 @@ function mapAio<F extends AnyFn>(
               failFast: p.failFast,
             });
           }
-          k++;
-          const r = outcomeValue(p.task, o);
-          if (r.ok) return Promise.resolve({ done: false, value: r.value as Item<F> });
-          if (!p.failFast) return Promise.resolve({ done: false, value: r.error });
-          return Promise.reject(r.error);
+          const id = p.ids[k++]!;
+          const item = (): IteratorResult<Item<F>> => {
+            const r = outcomeValue(p.task, o);
+            if (r.ok) return { done: false, value: r.value as Item<F> };
+            if (!p.failFast) return { done: false, value: r.error };
+            throw r.error;
+          };
+          // A recorded item is handed over when the replay delivers it (the order first observed).
+          return new Promise((resolve, reject) =>
+            p.scope.state.delivery.onDelivery(id, {
+              deliver: () => {
+                try {
+                  resolve(item());
+                } catch (e) {
+                  reject(e);
+                }
+              },
+              visible: () => true,
+            }),
+          );
         },
       };
     },

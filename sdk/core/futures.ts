@@ -19,6 +19,7 @@ import { HISTORY_VERSION } from "./history.ts";
 import type { CallId, Outcome } from "./history.ts";
 import type { Wait } from "./wait.ts";
 import type { Awaitable, DurableLike, ReplayState } from "./state.ts";
+import type { Receiver } from "./delivery.ts";
 import { currentScope } from "./state.ts";
 
 const native = {
@@ -50,6 +51,10 @@ abstract class EngineFuture<T> extends Promise<T> implements Awaitable {
   declare protected resolveFn: (v: T) => void;
   declare protected rejectFn: (e: unknown) => void;
   protected armed = false;
+  /** Subscribed by code the engine cannot see into (settling it may run the body's code). */
+  protected user = false;
+  /** Combinators this future is a member of (once per occurrence). */
+  readonly memberOf: CombinatorFuture<any>[] = [];
 
   protected constructor(protected readonly state: ReplayState) {
     let res!: (v: T) => void;
@@ -86,6 +91,7 @@ abstract class EngineFuture<T> extends Promise<T> implements Awaitable {
       this.armed = true;
       this.arm();
     }
+    this.user = true;
     if (!this.state.closed) {
       this.state.roots.add(this);
       this.state.touch();
@@ -95,7 +101,7 @@ abstract class EngineFuture<T> extends Promise<T> implements Awaitable {
 }
 
 /** The future of one child call. */
-export class DurableFuture<T = unknown> extends EngineFuture<T> implements DurableLike {
+export class DurableFuture<T = unknown> extends EngineFuture<T> implements DurableLike, Receiver {
   constructor(
     state: ReplayState,
     readonly id: CallId,
@@ -109,9 +115,23 @@ export class DurableFuture<T = unknown> extends EngineFuture<T> implements Durab
   }
   protected arm(): void {
     if (!this.outcome) return; // stays pending for the rest of this replay
-    const r = outcomeValue(this.task, this.outcome);
+    // Settles when the replay delivers its outcome, in the order first observed (delivery.ts).
+    this.state.delivery.onDelivery(this.id, this);
+  }
+  /** Whether it has no outcome for the body yet (none recorded, or not delivered yet). */
+  get open(): boolean {
+    return !this.outcome || !this.state.delivery.isDelivered(this.id);
+  }
+  deliver(): void {
+    const r = outcomeValue(this.task, this.outcome!);
     if (r.ok) this.resolveFn(r.value as T);
     else this.rejectFn(r.error);
+  }
+  /** Called once per delivery: settling runs the body's code if it subscribed, or settles a combinator. */
+  visible(): boolean {
+    let settles = false;
+    for (const c of this.memberOf) if (c.memberSettles(this.outcome!.ok)) settles = true;
+    return this.user || settles;
   }
   waitNode(): Wait | undefined {
     return this.outcome ? undefined : { kind: "call", id: this.id };
@@ -146,6 +166,8 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
    * standing in for its opaque members.
    */
   private readonly claimed: DurableLike[];
+  /** Members that have not settled as far as the replay knows (to tell when one settles this). */
+  private unsettled = 0;
 
   constructor(
     state: ReplayState,
@@ -160,18 +182,23 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     this.members = values.map((v) => {
       if (isEngineFuture(v)) {
         promises.push(v.internal());
+        v.memberOf.push(this);
+        if (v instanceof DurableFuture ? v.open : !(v instanceof CombinatorFuture && v.settledHere))
+          this.unsettled++;
         return v;
       }
       const o: Opaque = { settled: !isThenable(v), ok: true };
       if (o.settled) promises.push(v);
       else {
         hasOpaque = true;
+        this.unsettled++;
         promises.push(
           Promise.resolve(v as PromiseLike<unknown>).then(
-            (x) => ((o.settled = true), x),
+            (x) => ((o.settled = true), this.unsettled--, x),
             (e: unknown) => {
               o.settled = true;
               o.ok = false;
+              this.unsettled--;
               throw e;
             },
           ),
@@ -197,18 +224,23 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     let combined = (native[kind] as (v: unknown[]) => Promise<T>).call(Promise, promises);
     if (index !== undefined && canDecide(kind, values[index])) {
       combined.then(undefined, () => {}); // superseded; it still subscribes every member, as before
-      combined = promises[index] as Promise<T>;
+      // A one-member race settles in the same microtask as the full combinator would have, so code
+      // derived from it runs in the same order as on the replay that recorded the decider.
+      combined = native.race.call(Promise, [promises[index]]) as Promise<T>;
     } else if (key !== undefined && !rec) recordDecider(state, kind, key, values, promises, combined);
+    const settled = (): void => {
+      this.settledHere = true;
+      state.openClaims.delete(this);
+      for (const c of this.memberOf) c.unsettled--;
+    };
     combined.then(
       (v) => {
-        this.settledHere = true;
+        settled();
         this.fulfilled = true;
-        state.openClaims.delete(this);
         this.resolveFn(v);
       },
       (e: unknown) => {
-        this.settledHere = true;
-        state.openClaims.delete(this);
+        settled();
         this.rejectFn(e);
       },
     );
@@ -220,6 +252,18 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
   settledOk(): boolean {
     return this.fulfilled;
   }
+  /**
+   * A durable member is being delivered (ok: it fulfilled): whether that may settle this
+   * combinator. Conservative: true when unsure, which only costs the replay a microtask drain.
+   */
+  memberSettles(ok: boolean): boolean {
+    this.unsettled--;
+    if (this.settledHere) return false;
+    if (this.kind === "race") return true;
+    if (this.kind === "all" && !ok) return true;
+    if (this.kind === "any" && ok) return true;
+    return this.unsettled <= 0;
+  }
   /** Takes a call made while this combinator is pending as a stand-in for its opaque members. */
   claim(f: DurableLike): void {
     this.claimed.push(f);
@@ -227,7 +271,7 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
 
   waitNode(): Wait | undefined {
     if (this.settledHere) return undefined;
-    const of: Wait[] = [];
+    let of: Wait[] = [];
     let opaquePending = false;
     for (const m of this.members) {
       if (m instanceof EngineFuture) {
@@ -238,6 +282,9 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
       else opaquePending = true;
     }
     if (!opaquePending) return { kind: this.kind, of };
+    // Waking on the first of them (below): for an `any`, a member known to have failed is no reason
+    // to wake (a race wait holding it would be satisfied at once, and resume the body in a loop).
+    if (this.kind === "any") of = of.filter((w) => !(w.kind === "const" && !w.ok));
     if (this.claimed.length === 0) {
       // Nothing known stands in for the plain promises: their own awaits are roots instead.
       return this.kind === "all" || this.kind === "allSettled" ? { kind: "opaque" } : { kind: "race", of };

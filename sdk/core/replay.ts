@@ -114,7 +114,9 @@ function collectWaits(st: ReplayState): Wait[] {
     const node = root.waitNode();
     if (!node) continue;
     if (node.kind === "call") lone.push(node);
-    else {
+    else if (hasCall(node)) {
+      // (A tree with no child call in it, e.g. a gather of plain promises, covers nothing: the
+      // futures those promises derive from are roots of their own.)
       waits.push(node);
       root.leaves(covered);
     }
@@ -122,6 +124,12 @@ function collectWaits(st: ReplayState): Wait[] {
   for (const w of lone) if (w.kind === "call" && !covered.has(w.id)) waits.push(w);
   // A wait with no child call in it can never be satisfied by a child: it is not a reason to suspend.
   return waits.filter(hasCall);
+}
+
+/** A suspension's new traces, with the record of outcomes this replay observed first (delivery.ts). */
+function withObserved(st: ReplayState): TraceRecord[] {
+  const rec = st.delivery.record();
+  return rec ? [...st.newTraces, rec] : st.newTraces;
 }
 
 function failure(e: unknown, nonRecoverable = false): SerializedError {
@@ -206,6 +214,8 @@ export async function replay(input: ReplayInput): Promise<Decision> {
       continue;
     }
     if (st.suspendRequested) break;
+    // Quiet: hand the body the next recorded outcome(s), in the order first observed.
+    if (st.delivery.deliverNext()) continue;
     waits = collectWaits(st);
     if (waits.length > 0) break;
     // Pending on something the engine cannot see (a timer, a fetch): wait for it, and say so.
@@ -238,5 +248,8 @@ export async function replay(input: ReplayInput): Promise<Decision> {
   const nd = checkDeterminism(st);
   if (nd) return finish({ ...base(), kind: "failed", error: failure(nd, true) });
   // Roots gathered on the last look are still current: nothing ran since.
-  return finish({ ...base(), kind: "suspended", waits: waits ?? collectWaits(st) });
+  // The outcomes this replay observed first are recorded with the suspension: the next replay
+  // delivers them in the same order, before any that arrive meanwhile.
+  const traces = withObserved(st);
+  return finish({ ...base(), traces, kind: "suspended", waits: waits ?? collectWaits(st) });
 }

@@ -7,6 +7,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { CallId, CallRecord, History, TraceRecord } from "./history.ts";
+import { Delivery } from "./delivery.ts";
 import type { Wait } from "./wait.ts";
 
 /** Implemented by every future the engine can see into (child calls, combinators, map streams). */
@@ -57,12 +58,16 @@ export class ReplayState {
   /** Bumped by every engine-visible event; a quiet turn with no change means the body is blocked. */
   activity = 0;
   private traceWaiters: (() => void)[] = [];
+  /** Hands recorded outcomes to the body in the order it first observed them. */
+  readonly delivery: Delivery;
 
   constructor(
     readonly actionId: CallId,
     readonly taskName: string,
     readonly history: History,
-  ) {}
+  ) {
+    this.delivery = new Delivery(history);
+  }
 
   touch(): void {
     this.activity++;

@@ -140,6 +140,18 @@ export function semanticSuite(makeBackend: () => Promise<Backend>): void {
       assert.ok(s.root!.children.some((c) => c.status === "CANCELLED"));
     });
 
+    it("a race over promises derived with .then (as_completed) replays the path it took", async () => {
+      const r = await b.run(t.asCompleted, 6);
+      const batches = (await r.result()) as string[];
+      assert.equal(batches.length, 3);
+      const items = batches.flatMap((x) => x.split("+")).sort();
+      assert.deepEqual(
+        items,
+        Array.from({ length: 6 }, (_, i) => `item${i}`),
+      );
+      allTerminal(await r.status());
+    });
+
     it("Promise.any and Promise.allSettled behave as JavaScript says", async () => {
       assert.equal(await (await b.run(t.anyOf)).result(), "second");
       assert.deepEqual(await (await b.run(t.settled)).result(), ["TaskError", "ok"]);

@@ -269,3 +269,28 @@ export const nonDeterministic = env.task(async function nonDeterministic() {
   const b = await double(a);
   return b;
 });
+
+export const joinBatch = env.task(async function joinBatch(items: string[]) {
+  return items.join("+");
+});
+
+/**
+ * Flyte's `basic_as_completed.py` in JavaScript: a race over promises derived from the futures
+ * (`f.then(...)`), reducing batches of two as items arrive. Items finish last-called first.
+ */
+export const asCompleted = env.task(async function asCompleted(n: number) {
+  const futures = Array.from({ length: n }, (_, i) => sleepy((n - i) * 100, `item${i}`));
+  const pending = new Map(futures.map((f, i) => [i, f.then((v) => ({ i, v }))]));
+  const reduced: string[] = [];
+  let batch: string[] = [];
+  while (pending.size) {
+    const { i, v } = await Promise.race(pending.values());
+    pending.delete(i);
+    batch.push(v);
+    if (batch.length === 2 || pending.size === 0) {
+      reduced.push(await joinBatch(batch));
+      batch = [];
+    }
+  }
+  return reduced;
+});

@@ -1,0 +1,145 @@
+/**
+ * The order in which a replay hands recorded outcomes to the body (docs/replay.md, "Delivery
+ * order").
+ *
+ * A replay knows every recorded outcome from its start, but the first execution learnt them one
+ * resume at a time. Settling them all at once would let promises derived from the futures (a
+ * `.then`, an async helper, a race over those) settle in another order than they did the first
+ * time. So outcomes are delivered one at a time, in the order the body first observed them, and the
+ * replay lets the body's microtasks settle between two deliveries that may run its code.
+ *
+ * The order is recorded in the history as engine records among the traces (`observed:<r>`, one per
+ * replay that observed something new), so both adapters persist it with the rest of a decision.
+ * Outcomes no replay observed yet are delivered after the recorded ones, in call order.
+ */
+import { HistoryError } from "../errors.ts";
+import { deserialize, serialize } from "../serde.ts";
+import { HISTORY_VERSION } from "./history.ts";
+import type { CallId, History, TraceRecord } from "./history.ts";
+
+/** Trace-key prefix of observation records; user trace keys always contain `|`, these never do. */
+export const OBSERVED_KEY = "observed:";
+
+/** Something waiting for an outcome to be delivered: a subscribed future, a `map.aio` item. */
+export interface Receiver {
+  /** Settles the receiver's promise from the outcome. */
+  deliver(): void;
+  /** Whether settling it may run the body's code (then the replay drains microtasks after it). */
+  visible(): boolean;
+}
+
+/** Call positions as ascending runs, e.g. `0-4,7,9-10`. */
+export function encodePositions(positions: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < positions.length;) {
+    let j = i;
+    while (j + 1 < positions.length && positions[j + 1] === positions[j]! + 1) j++;
+    parts.push(j === i ? String(positions[i]) : `${positions[i]}-${positions[j]}`);
+    i = j + 1;
+  }
+  return parts.join(",");
+}
+
+export function decodePositions(text: string): number[] {
+  if (text === "") return [];
+  const out: number[] = [];
+  for (const part of text.split(",")) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new HistoryError(`corrupted history record (observation order): ${JSON.stringify(part)}`);
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    for (let p = a; p <= b; p++) out.push(p);
+  }
+  return out;
+}
+
+export class Delivery {
+  /** Outcomes in delivery order: the recorded order, then the new ones in call order. */
+  private readonly order: CallId[] = [];
+  /** How many of `order` earlier replays observed. */
+  private readonly recorded: number;
+  /** Observation records already in the history (the next one is numbered so). */
+  private readonly records: number;
+  private readonly position = new Map<CallId, number>();
+  private next = 0;
+  private readonly delivered = new Set<CallId>();
+  private readonly waiting = new Map<CallId, Receiver[]>();
+
+  constructor(history: History) {
+    let i = 0;
+    const ids: CallId[] = [];
+    for (const id of history.calls.keys()) {
+      this.position.set(id, i++);
+      ids.push(id);
+    }
+    const seen = new Set<CallId>();
+    let r = 0;
+    for (
+      let rec = history.traces.get(`${OBSERVED_KEY}${r}`);
+      rec;
+      rec = history.traces.get(`${OBSERVED_KEY}${++r}`)
+    ) {
+      const text = rec.outcome.ok ? deserialize(rec.outcome.value) : undefined;
+      if (typeof text !== "string")
+        throw new HistoryError(`corrupted history record (observation order ${r}): not a list of positions`);
+      for (const p of decodePositions(text)) {
+        const id = ids[p];
+        if (id === undefined || !history.outcomes.has(id) || seen.has(id))
+          throw new HistoryError(
+            `corrupted history record (observation order ${r}): position ${p} is not a settled call of this action`,
+          );
+        seen.add(id);
+        this.order.push(id);
+      }
+    }
+    this.records = r;
+    this.recorded = this.order.length;
+    for (const id of ids) if (history.outcomes.has(id) && !seen.has(id)) this.order.push(id);
+  }
+
+  isDelivered(id: CallId): boolean {
+    return this.delivered.has(id);
+  }
+
+  /** Has `r` delivered when `id`'s outcome is (at once if it has been). */
+  onDelivery(id: CallId, r: Receiver): void {
+    if (this.delivered.has(id)) return r.deliver();
+    const list = this.waiting.get(id);
+    if (list) list.push(r);
+    else this.waiting.set(id, [r]);
+  }
+
+  /**
+   * Delivers outcomes in order, stopping after the first one that may run the body's code (the
+   * caller lets the microtasks settle before calling again). False when none remained.
+   */
+  deliverNext(): boolean {
+    if (this.next >= this.order.length) return false;
+    while (this.next < this.order.length) {
+      const id = this.order[this.next++]!;
+      this.delivered.add(id);
+      const list = this.waiting.get(id);
+      if (!list) continue;
+      this.waiting.delete(id);
+      let visible = false;
+      for (const r of list) {
+        if (r.visible()) visible = true;
+        r.deliver();
+      }
+      if (visible) break;
+    }
+    return true;
+  }
+
+  /** The record of the outcomes this replay delivered that no earlier replay had (if any). */
+  record(): TraceRecord | undefined {
+    const end = Math.min(this.next, this.order.length);
+    if (end <= this.recorded) return undefined;
+    const positions = this.order.slice(this.recorded, end).map((id) => this.position.get(id)!);
+    return {
+      v: HISTORY_VERSION,
+      key: `${OBSERVED_KEY}${this.records}`,
+      outcome: { ok: true, value: serialize(encodePositions(positions)) },
+    };
+  }
+}
