@@ -139,7 +139,7 @@ export class Store {
             `UPDATE actions SET status = 'SUSPENDED', waits = ? WHERE id = ? AND status = 'RUNNING'`,
           ),
           insertTrace: p(`INSERT OR IGNORE INTO traces (action_id, key, rec) VALUES (?, ?, ?)`),
-          children: p(`SELECT id, call, outcome FROM actions WHERE parent = ?`),
+          children: p(`SELECT id, call, outcome FROM actions WHERE parent = ? ORDER BY seq`),
           traces: p(`SELECT key, rec FROM traces WHERE action_id = ?`),
           hasTraces: p(`SELECT 1 FROM traces WHERE action_id = ? LIMIT 1`),
           getCache: p(`SELECT value FROM cache WHERE key = ?`),
