@@ -354,6 +354,40 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
     assert.equal(await r.result(), 8);
   });
 
+  it("a resume that dies right after claiming its epoch, redelivered after more children finished, still commits it", async () => {
+    sim = new SimQueues(dev, client);
+    const r = await client.run(t.firstThenAll, 5);
+    // The resume after the first child claims epoch 2 (its trace item) and dies; three more children
+    // finish meanwhile, so the redelivered replay observes more than the claim recorded, and
+    // suspends again under the same claim (claimEpoch's own-claim rules: test 10).
+    let died = false;
+    undo.push(
+      addMiddleware(runtime().ddb, "die-after-claim", async (args, next, command) => {
+        const out = await next(args);
+        const input = args.input;
+        if (!died && isPut(command) && keyAttr(input, "sk") === "T#000002" && pkOf(input) === `A#${r.id}`) {
+          died = true;
+          throw new Error("the Lambda died right after claiming its epoch");
+        }
+        return out;
+      }),
+    );
+    const others = (m: { body: string }) =>
+      m.body.includes('"k":"exec"') &&
+      m.body.includes('"task":"live.twice"') &&
+      !m.body.includes('"args":"[0]"');
+    assert.ok(await sim.run(async () => died, { hold: others }));
+    // Children 1-3 finish; 4 waits until the redelivered resume has replayed (and suspended again).
+    const last = (m: { body: string }) =>
+      m.body.includes('"task":"live.twice"') && m.body.includes('"args":"[4]"');
+    const redelivered = async () =>
+      sim.log.some((inv) => inv.messages.some((m) => m.receives >= 2 && m.body.includes('"parent":null')));
+    assert.ok(await sim.run(redelivered, { hold: last }));
+    await finish(r);
+    assert.ok(died);
+    assert.equal(await r.result(), 20);
+  });
+
   it("10. one delivery owns an epoch: another replay of it writes nothing; a later attempt takes over an abandoned one", async () => {
     const rt = runtime();
     const action = key("epoch");
