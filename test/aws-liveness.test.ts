@@ -279,24 +279,28 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
   });
 
   /** Fails the DynamoDB write that moves an action to its next attempt, once, right after it succeeded. */
-  function crashAfterBump(): { readonly fired: boolean } {
+  function crashAfter(
+    pick: (command: string, input: Record<string, unknown>) => boolean,
+    why: string,
+  ): { readonly fired: boolean } {
     const state = { fired: false };
     undo.push(
-      addMiddleware(runtime().ddb, "crash-after-bump", async (args, next, command) => {
+      addMiddleware(runtime().ddb, "crash-after", async (args, next, command) => {
         const out = await next(args);
-        if (
-          !state.fired &&
-          /^Update/.test(command) &&
-          /^SET attempt = :to/.test(String(args.input["UpdateExpression"]))
-        ) {
+        if (!state.fired && pick(command, args.input)) {
           state.fired = true;
-          throw new Error("the Lambda died right after the attempt was bumped");
+          throw new Error(`the Lambda died right after ${why}`);
         }
         return out;
       }),
     );
     return state;
   }
+  const crashAfterBump = () =>
+    crashAfter(
+      (cmd, input) => /^Update/.test(cmd) && /^SET attempt = :to/.test(String(input["UpdateExpression"])),
+      "the attempt was bumped",
+    );
 
   it("a retry whose sender died right after moving to the next attempt is sent by its redelivery", async () => {
     sim = new SimQueues(dev, client);
@@ -330,27 +334,16 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
   it("a resume that dies after recording its epoch's calls, before committing it: its redelivery still sends them", async () => {
     sim = new SimQueues(dev, client);
     const r = await client.run(t.sequence, 3);
-    let crashed = false;
-    undo.push(
-      addMiddleware(runtime().ddb, "crash-after-chunk", async (args, next, command) => {
-        const out = await next(args);
-        const items =
-          (args.input["RequestItems"] as Record<
-            string,
-            { PutRequest?: { Item?: Record<string, unknown> } }[]
-          >) ?? {};
-        const sks = Object.values(items)
-          .flat()
-          .map((w) => keyAttr(w.PutRequest?.Item ?? {}, "sk"));
-        if (!crashed && /^BatchWrite/.test(command) && sks.some((sk) => sk.startsWith("C#000002"))) {
-          crashed = true;
-          throw new Error("the Lambda died after writing the epoch's calls");
-        }
-        return out;
-      }),
+    const written = (input: Record<string, unknown>) =>
+      Object.values((input["RequestItems"] ?? {}) as Record<string, { PutRequest?: { Item?: object } }[]>)
+        .flat()
+        .map((w) => keyAttr((w.PutRequest?.Item ?? {}) as Record<string, unknown>, "sk"));
+    const crash = crashAfter(
+      (cmd, input) => /^BatchWrite/.test(cmd) && written(input).some((sk) => sk.startsWith("C#000002")),
+      "writing the epoch's calls",
     );
     await finish(r);
-    assert.ok(crashed);
+    assert.ok(crash.fired);
     assert.equal(await r.result(), 8);
   });
 
@@ -360,23 +353,15 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
     // The resume after the first child claims epoch 2 (its trace item) and dies; three more children
     // finish meanwhile, so the redelivered replay observes more than the claim recorded, and
     // suspends again under the same claim (claimEpoch's own-claim rules: test 10).
-    let died = false;
-    undo.push(
-      addMiddleware(runtime().ddb, "die-after-claim", async (args, next, command) => {
-        const out = await next(args);
-        const input = args.input;
-        if (!died && isPut(command) && keyAttr(input, "sk") === "T#000002" && pkOf(input) === `A#${r.id}`) {
-          died = true;
-          throw new Error("the Lambda died right after claiming its epoch");
-        }
-        return out;
-      }),
+    const died = crashAfter(
+      (cmd, input) => isPut(cmd) && keyAttr(input, "sk") === "T#000002" && pkOf(input) === `A#${r.id}`,
+      "claiming its epoch",
     );
     const others = (m: { body: string }) =>
       m.body.includes('"k":"exec"') &&
       m.body.includes('"task":"live.twice"') &&
       !m.body.includes('"args":"[0]"');
-    assert.ok(await sim.run(async () => died, { hold: others }));
+    assert.ok(await sim.run(async () => died.fired, { hold: others }));
     // Children 1-3 finish; 4 waits until the redelivered resume has replayed (and suspended again).
     const last = (m: { body: string }) =>
       m.body.includes('"task":"live.twice"') && m.body.includes('"args":"[4]"');
@@ -384,7 +369,7 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
       sim.log.some((inv) => inv.messages.some((m) => m.receives >= 2 && m.body.includes('"parent":null')));
     assert.ok(await sim.run(redelivered, { hold: last }));
     await finish(r);
-    assert.ok(died);
+    assert.ok(died.fired);
     assert.equal(await r.result(), 20);
   });
 

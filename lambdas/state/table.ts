@@ -109,8 +109,6 @@ export interface RunItem {
   /** The root's exec message was sent (so a redelivered start does not send it again). */
   started?: boolean;
   startedAt?: number;
-  /** Replays of any action of this run after its first execution. */
-  replays?: number;
   /** The reconciler's last look at this run (lambdas/reconcile.ts). */
   rc?: { fp: string; at: number; since: number; nudges?: number };
   gsi1pk: string;
