@@ -13,7 +13,7 @@
  * return messages (idle long polls are a fixed cost per queue, not per child).
  *   node --import tsx bench/aws.ts [n=1000]
  */
-import { startDevStack } from "../lambdas/dev.ts";
+import { startDevStack } from "../dev/stack.ts";
 import { buildRuntime, makeClients, runtime } from "../lambdas/runtime.ts";
 import { reconcile } from "../lambdas/reconcile.ts";
 import { readCounter } from "../lambdas/state/counters.ts";

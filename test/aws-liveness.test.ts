@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
-import { startDevStack } from "../lambdas/dev.ts";
-import type { DevStack } from "../lambdas/dev.ts";
+import { startDevStack } from "../dev/stack.ts";
+import type { DevStack } from "../dev/stack.ts";
 import { ExecMessage, MESSAGE_VERSION, parseMessage } from "../lambdas/messages.ts";
 import { dispatchLimits } from "../lambdas/resume.ts";
 import { runtime } from "../lambdas/runtime.ts";

@@ -29,15 +29,15 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { ENV } from "../lambdas/config.ts";
-import { startLocalAws } from "../lambdas/local/dev-stack.ts";
-import type { LocalAws } from "../lambdas/local/dev-stack.ts";
-import { SqsEventSourcePoller, whenAllIdle } from "../lambdas/local/poller.ts";
+import { startLocalAws } from "../dev/local-aws.ts";
+import type { LocalAws } from "../dev/local-aws.ts";
+import { SqsEventSourcePoller, whenAllIdle } from "../dev/poller.ts";
 import type {
   PollerErrorInfo,
   SqsBatchHandler,
   SqsEventSourcePollerOptions,
-} from "../lambdas/local/poller.ts";
-import { queueArn } from "../lambdas/local/resources.ts";
+} from "../dev/poller.ts";
+import { queueArn } from "../dev/resources.ts";
 import { counterKey } from "../lambdas/state/table.ts";
 import { MAX_TOKEN, fitsHosted, planWindows } from "../lambdas/state/windows.ts";
 import { digest } from "../sdk/serde.ts";

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
-import { startDevStack } from "../lambdas/dev.ts";
-import type { DevStack } from "../lambdas/dev.ts";
+import { startDevStack } from "../dev/stack.ts";
+import type { DevStack } from "../dev/stack.ts";
 import { runtime } from "../lambdas/runtime.ts";
 import { writeTerminal } from "../lambdas/state/results.ts";
 import { liveRuns } from "../lambdas/state/runs.ts";

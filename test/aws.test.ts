@@ -11,8 +11,8 @@ import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } 
 import type { SQSEvent } from "aws-lambda";
 import type { RunStatus } from "aloft";
 import { handler as coordinator } from "../lambdas/coordinator.ts";
-import { startDevStack } from "../lambdas/dev.ts";
-import type { DevStack } from "../lambdas/dev.ts";
+import { startDevStack } from "../dev/stack.ts";
+import type { DevStack } from "../dev/stack.ts";
 import { handler as executor, options as executorOptions } from "../lambdas/executor.ts";
 import { runtime } from "../lambdas/runtime.ts";
 import { AloftClient } from "../sdk/aws/client.ts";

@@ -21,12 +21,12 @@ import {
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { DEFAULT_LOCAL_REGION, LOCAL_CREDENTIALS } from "../lambdas/local/aws-clients.ts";
-import { lambdaContext, toSqsRecord } from "../lambdas/local/sqs-event.ts";
-import { startSqsLocal } from "../lambdas/local/sqs-local.ts";
-import type { SqsLocal } from "../lambdas/local/sqs-local.ts";
+import { DEFAULT_LOCAL_REGION, LOCAL_CREDENTIALS } from "../dev/aws-clients.ts";
+import { lambdaContext, toSqsRecord } from "../dev/sqs-event.ts";
+import { startSqsLocal } from "../dev/sqs-local.ts";
+import type { SqsLocal } from "../dev/sqs-local.ts";
 import { TaskEnvironment } from "aloft";
-import { visibilitySettings } from "../lambdas/dev.ts";
+import { visibilitySettings } from "../dev/stack.ts";
 import { retryDelaySeconds, withHeartbeat } from "../lambdas/visibility.ts";
 import type { BatchHandler, LeaseSettings } from "../lambdas/visibility.ts";
 import { addMiddleware, inject } from "./helpers/aws-faults.ts";

@@ -83,7 +83,7 @@ const CLIENT_VARIABLES = [
  * variables with which `aloft run --aws` (in another shell) targets it.
  */
 export async function dev(o: { outputs: string }): Promise<void> {
-  const { startDevStack } = await import("../../lambdas/dev.ts");
+  const { startDevStack } = await import("../../dev/stack.ts");
   // Each queue's visibility is its deployed setting (a TaskEnvironment's visibilityTimeout, else 60 s).
   const stack = await startDevStack();
   const envs = Object.keys(stack.config.executorQueues);

@@ -7,7 +7,7 @@
  * redeliveries never race ahead of resumes the way shrunk real timeouts make them.
  */
 import type { SQSEvent } from "aws-lambda";
-import type { DevStack } from "../../lambdas/dev.ts";
+import type { DevStack } from "../../dev/stack.ts";
 import { handler as coordinator } from "../../lambdas/coordinator.ts";
 import { handler as executor } from "../../lambdas/executor.ts";
 import { runtime } from "../../lambdas/runtime.ts";

@@ -2,7 +2,7 @@
  * The semantic suite on the AWS path: the real coordinator and executor handlers on DynamoDB Local
  * and fauxqs (SQS + S3), driven by the local event-source poller, through AloftClient.
  */
-import { startDevStack } from "../../lambdas/dev.ts";
+import { startDevStack } from "../../dev/stack.ts";
 import { AloftClient } from "../../sdk/aws/client.ts";
 import { semanticSuite } from "./suite.ts";
 

@@ -13,8 +13,8 @@ import {
 import type { DynamoDBClient, TableDescription } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { ENV } from "../config.ts";
-import { TABLE_SCHEMA } from "../state/table.ts";
+import { ENV } from "../lambdas/config.ts";
+import { TABLE_SCHEMA } from "../lambdas/state/table.ts";
 import type { AwsClients } from "./aws-clients.ts";
 
 const DEFAULT_MAX_RECEIVE_COUNT = 5;

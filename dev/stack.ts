@@ -1,23 +1,23 @@
 /**
- * The AWS path on this machine: DynamoDB Local + fauxqs (SQS and S3) from lambdas/local, the
+ * The AWS path on this machine: DynamoDB Local + fauxqs (SQS and S3) (dev/local-aws.ts), the
  * stack's table, queues and bucket, and the real handler modules driven by the local event-source
  * poller. Used by `aloft dev`, the AWS tests and bench/aws.ts.
  */
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { listEnvironments } from "../sdk/registry.ts";
-import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV } from "./config.ts";
-import { handleBatch as coordinatorBatch } from "./coordinator.ts";
-import { handler as deadLetter } from "./dead-letter.ts";
-import { handleBatch as executorBatch } from "./executor.ts";
-import { reconcile } from "./reconcile.ts";
-import { applyEnv, LOCAL_CREDENTIALS } from "./local/aws-clients.ts";
-import { startLocalAws } from "./local/dev-stack.ts";
-import type { LocalAws } from "./local/dev-stack.ts";
-import { SqsEventSourcePoller } from "./local/poller.ts";
-import type { SqsEventSourcePollerOptions } from "./local/poller.ts";
-import { resetRuntime, runtime } from "./runtime.ts";
-import { withHeartbeat } from "./visibility.ts";
-import type { BatchHandler } from "./visibility.ts";
+import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV } from "../lambdas/config.ts";
+import { handleBatch as coordinatorBatch } from "../lambdas/coordinator.ts";
+import { handler as deadLetter } from "../lambdas/dead-letter.ts";
+import { handleBatch as executorBatch } from "../lambdas/executor.ts";
+import { reconcile } from "../lambdas/reconcile.ts";
+import { applyEnv, LOCAL_CREDENTIALS } from "./aws-clients.ts";
+import { startLocalAws } from "./local-aws.ts";
+import type { LocalAws } from "./local-aws.ts";
+import { SqsEventSourcePoller } from "./poller.ts";
+import type { SqsEventSourcePollerOptions } from "./poller.ts";
+import { resetRuntime, runtime } from "../lambdas/runtime.ts";
+import { withHeartbeat } from "../lambdas/visibility.ts";
+import type { BatchHandler } from "../lambdas/visibility.ts";
 
 export interface DevStackOptions {
   /** TaskEnvironment names; default every environment registered (import the task module first). */
