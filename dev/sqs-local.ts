@@ -4,13 +4,13 @@
  * Built with fauxqs's `buildApp` rather than `startFauxqs`, because `startFauxqs` always listens
  * on 0.0.0.0 and a dev emulator without authentication should not be reachable from the network.
  * fauxqs sends no CORS headers, so a foreign web page's preflight gets no allow-origin; requests
- * naming a non-loopback Host are refused (dev/loopback.ts).
+ * naming a non-loopback Host or Origin are refused (dev/loopback.ts).
  */
 import { buildApp } from "fauxqs";
 import { DEFAULT_LOCAL_REGION } from "./aws-clients.ts";
 import { createFauxqsStores, FauxqsPersistence } from "./fauxqs-persistence.ts";
 import type { RestoredMessages } from "./fauxqs-persistence.ts";
-import { isLoopbackHost, LOOPBACK_HOST } from "./loopback.ts";
+import { isLoopbackRequest, LOOPBACK_HOST } from "./loopback.ts";
 
 export interface SqsLocalOptions {
   /** Region for requests whose signature names none; signed requests use their own. */
@@ -52,8 +52,8 @@ export async function startSqsLocal(options: SqsLocalOptions = {}): Promise<SqsL
     ...(stores ? { stores: stores as unknown as NonNullable<Parameters<typeof buildApp>[0]>["stores"] } : {}),
   });
   app.addHook("onRequest", async (request, reply) => {
-    if (!isLoopbackHost(request.headers.host)) {
-      await reply.code(403).send({ error: "Host not allowed: aloft dev serves loopback only" });
+    if (!isLoopbackRequest(request.headers.host, request.headers.origin)) {
+      await reply.code(403).send({ error: "aloft dev serves loopback only (Host and Origin must be local)" });
     }
   });
   await listen(app, options.port);

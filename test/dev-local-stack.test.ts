@@ -3,8 +3,8 @@
  * process, with umask 000 so that owner-only modes cannot come from the umask:
  * - every listening TCP socket of its process tree (Node, the watchdog, Java) is on loopback, read
  *   from /proc/net/tcp{,6} and the processes' socket inodes (Linux only);
- * - a foreign origin's CORS preflight gets no allow-origin, and a request naming a foreign Host
- *   (DNS rebinding) is refused, on DynamoDB Local and on fauxqs;
+ * - a foreign origin's CORS preflight gets no allow-origin, and a simple request from a foreign
+ *   origin or naming a foreign Host (DNS rebinding) is refused, on DynamoDB Local and on fauxqs;
  * - with --persist, a run finished before a restart keeps its status and result, and a run in
  *   flight at the stop finishes after the restart;
  * - the outputs file, the persist directory and the embedded store (with its WAL and SHM files
@@ -14,11 +14,14 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import type { ChildProcessByStdio } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
+import { request } from "node:http";
+import type { IncomingHttpHeaders } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { AloftClient } from "../sdk/aws/client.ts";
+import { devNotes } from "../sdk/cli/aws.ts";
 import { StoreLock } from "../sdk/local/lock.ts";
 import { Store } from "../sdk/local/store.ts";
 import { BIN, ROOT } from "./helpers/cli.ts";
@@ -144,6 +147,23 @@ function listeningSockets(inodes: Set<string>): Array<{ address: number[]; port:
 
 const modeOf = (path: string) => statSync(path).mode & 0o777;
 
+/** An HTTP request with exactly these headers (fetch would not send Host or Origin as given). */
+function rawRequest(
+  endpoint: string,
+  method: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: IncomingHttpHeaders }> {
+  const url = new URL(endpoint);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, method, path: "/", headers }, (res) => {
+      res.resume();
+      res.once("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+    });
+    req.once("error", reject);
+    req.end();
+  });
+}
+
 describe("aloft dev keeps to this machine and keeps its data", { timeout: 300_000 }, () => {
   const work = mkdtempSync(join(tmpdir(), "aloft-dev-stack-"));
   const persist = join(work, "state");
@@ -182,40 +202,21 @@ describe("aloft dev keeps to this machine and keeps its data", { timeout: 300_00
     }
 
     for (const endpoint of [dynamo, sqs]) {
-      const preflight = await fetch(endpoint, {
-        method: "OPTIONS",
-        headers: {
-          Origin: "http://evil.example",
-          "Access-Control-Request-Method": "POST",
-          "Access-Control-Request-Headers": "content-type,x-amz-target,authorization",
-        },
+      const preflight = await rawRequest(endpoint, "OPTIONS", {
+        Origin: "http://evil.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-amz-target,authorization",
       });
-      await preflight.arrayBuffer();
-      assert.equal(preflight.headers.get("access-control-allow-origin"), null, `${endpoint} preflight`);
-      // A page whose DNS name was rebound to 127.0.0.1 sends its own name as Host.
-      const rebound = await new Promise<number>((resolve, reject) => {
-        const url = new URL(endpoint);
-        import("node:http")
-          .then(({ request }) => {
-            const req = request(
-              {
-                host: url.hostname,
-                port: url.port,
-                method: "GET",
-                path: "/",
-                headers: { Host: "evil.example" },
-              },
-              (res) => {
-                res.resume();
-                resolve(res.statusCode ?? 0);
-              },
-            );
-            req.once("error", reject);
-            req.end();
-          })
-          .catch(reject);
+      assert.equal(preflight.headers["access-control-allow-origin"], undefined, `${endpoint} preflight`);
+      // A "simple" request (no preflight guards it) from a foreign page, and one from a page whose
+      // DNS name was rebound to 127.0.0.1 (it sends its own name as Host).
+      const simple = await rawRequest(endpoint, "POST", {
+        Origin: "http://evil.example",
+        "Content-Type": "text/plain",
       });
-      assert.equal(rebound, 403, `${endpoint} answers a foreign Host`);
+      assert.equal(simple.status, 403, `${endpoint} serves a foreign origin`);
+      const rebound = await rawRequest(endpoint, "GET", { Host: "evil.example" });
+      assert.equal(rebound.status, 403, `${endpoint} serves a foreign Host`);
     }
 
     const outputs = join(work, ".aloft", "dev-outputs.json");
@@ -244,12 +245,13 @@ describe("aloft dev keeps to this machine and keeps its data", { timeout: 300_00
     try {
       assert.equal((await client.getRun(finished.id))?.status, "SUCCEEDED");
       assert.equal(await client.attach(finished.id).result(), 42);
+      let timer: NodeJS.Timeout | undefined;
       const done = await Promise.race([
         client.attach(inFlight.id).result(),
-        new Promise((_, reject) =>
-          setTimeout(() => reject(new Error("in-flight run did not finish")), 60_000),
-        ),
-      ]);
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error("in-flight run did not finish")), 60_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
       assert.deepEqual(done, ["rested", "rested"]);
     } finally {
       client.destroy();
@@ -258,16 +260,16 @@ describe("aloft dev keeps to this machine and keeps its data", { timeout: 300_00
     dev = undefined;
   });
 
-  it("says state is in memory without --persist", async () => {
-    const cwd = join(work, "memory");
-    dev = await startDev(work, ["--outputs", join(cwd, "outputs.json")]);
-    try {
-      assert.match(dev.output(), /state: in memory/);
-      assert.equal(modeOf(join(cwd, "outputs.json")), 0o600);
-    } finally {
-      await stopDev(dev);
-      dev = undefined;
-    }
+  it("says where it listens and that state is in memory without --persist", () => {
+    const notes = devNotes({ mode: "emulators", warnings: [] });
+    assert.match(notes, /listening on 127\.0\.0\.1 only/);
+    assert.match(notes, /state: in memory; stopping aloft dev loses every run/);
+    const exposed = devNotes({
+      mode: "emulators",
+      warnings: ["DynamoDB Local listens on EVERY network interface"],
+    });
+    assert.match(exposed, /WARNING: DynamoDB Local listens on EVERY network interface/);
+    assert.doesNotMatch(exposed, /listening on 127\.0\.0\.1 only/);
   });
 
   it("creates the embedded store, its WAL and SHM files and its lock owner-only", () => {

@@ -4,13 +4,14 @@
  * DynamoDB Local 3.x has no bind option: its DynamoDBProxyServer builds a Jetty Server(port), whose
  * connector listens on every interface. This launcher builds the same server through
  * ServerRunner.createServerFromCommandLineArgs, sets the connector's host before it starts, and
- * wraps the handler so requests naming a non-loopback Host are refused (a web page that rebinds
- * its own DNS name to 127.0.0.1 would otherwise reach the emulator as a same-origin request).
+ * wraps the handler so requests naming a non-loopback Host or Origin are refused: the rules of
+ * dev/loopback.ts (DNS rebinding; cross-origin requests from web pages).
  *
  * Usage: java -cp <this dir>:DynamoDBLocal.jar:DynamoDBLocal_lib/* AloftDynamoDbLocal <host> <DynamoDB Local args...>
  * Compiled by dev/dynamodb-launcher.ts (javac --release 17) into a per-user cache.
  */
 import java.lang.reflect.Field;
+import java.net.URI;
 import java.util.Arrays;
 import java.util.Locale;
 import org.eclipse.jetty.server.Connector;
@@ -68,7 +69,17 @@ public final class AloftDynamoDbLocal {
         || h.endsWith(".localhost");
   }
 
-  /** 403 for a request whose Host header is not a loopback name. */
+  static boolean isLoopbackOrigin(String origin) {
+    if (origin == null) return true;
+    try {
+      String host = new URI(origin).getHost();
+      return host != null && isLoopbackName(host);
+    } catch (Exception e) {
+      return false; // "null" (sandboxed frames, file: pages) and anything unparsable
+    }
+  }
+
+  /** 403 for a request whose Host is not a loopback name, or whose Origin is not a loopback origin. */
   static final class LoopbackHostGuard extends Handler.Wrapper {
     LoopbackHostGuard(Handler next) {
       super(next);
@@ -77,8 +88,10 @@ public final class AloftDynamoDbLocal {
     @Override
     public boolean handle(Request request, Response response, Callback callback) throws Exception {
       String host = Request.getServerName(request);
-      if (host == null || !isLoopbackName(host)) {
-        Response.writeError(request, response, callback, 403, "Host not allowed: aloft dev serves loopback only");
+      String origin = request.getHeaders().get("Origin");
+      if (host == null || !isLoopbackName(host) || !isLoopbackOrigin(origin)) {
+        Response.writeError(
+            request, response, callback, 403, "aloft dev serves loopback only (Host and Origin must be local)");
         return true;
       }
       return super.handle(request, response, callback);

@@ -121,7 +121,7 @@ export async function dev(o: { outputs: string; persist?: string }): Promise<voi
 }
 
 /** Where `aloft dev` listens and where its state lives: the two things a user must not guess. */
-function devNotes(aws: LocalAws): string {
+export function devNotes(aws: Pick<LocalAws, "mode" | "warnings" | "persistDir" | "restored">): string {
   const lines: string[] = [];
   if (aws.mode === "emulators") {
     lines.push(
