@@ -8,20 +8,26 @@ import { retryDelayMs } from "../sdk/core/task-def.ts";
 import type { TaskDef } from "../sdk/core/task-def.ts";
 import { ConfigurationError, TaskTimeoutError, serializeError } from "../sdk/errors.ts";
 import { findTask, getTask } from "../sdk/registry.ts";
-import { sendExecs, sendToCoordinator } from "./dispatch.ts";
-import { MESSAGE_VERSION, actionOf, doneOf } from "./messages.ts";
-import type { DoneMessage, ExecMessage, StartMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
+import { sendExecs, sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
+import { MESSAGE_VERSION, actionOf, doneOf } from "../sdk/aws/transport/messages.ts";
+import type {
+  DoneMessage,
+  ExecMessage,
+  StartMessage,
+  SweepMessage,
+  TimeoutMessage,
+} from "../sdk/aws/transport/messages.ts";
 import { maybeResume } from "./resume.ts";
-import { isConditionFailed } from "./runtime.ts";
-import type { Runtime } from "./runtime.ts";
-import { sweepOf, sweepPage } from "./state/cancel.ts";
-import { addCompletions, endCounter, readCounter } from "./state/counters.ts";
-import { decodeChunk, fenceFirstEpoch, isFenced, loadActionItems } from "./state/history.ts";
-import { bumpAttempt, readAction, writeTerminal } from "./state/results.ts";
-import type { ResultItem, RunItem } from "./state/table.ts";
-import { expiry, newRunItem, runKey } from "./state/table.ts";
-import { isHosted, releaseHosted, releaseSlots, releaseToken, tagFrom } from "./state/windows.ts";
-import type { Release } from "./state/windows.ts";
+import { isConditionFailed } from "../sdk/aws/runtime.ts";
+import type { Runtime } from "../sdk/aws/runtime.ts";
+import { sweepOf, sweepPage } from "../sdk/aws/store/cancel.ts";
+import { addCompletions, endCounter, readCounter } from "../sdk/aws/store/counters.ts";
+import { decodeChunk, fenceFirstEpoch, isFenced, loadActionItems } from "../sdk/aws/store/history.ts";
+import { bumpAttempt, readAction, writeTerminal } from "../sdk/aws/store/results.ts";
+import type { ResultItem, RunItem } from "../sdk/aws/store/table.ts";
+import { expiry, newRunItem, runKey } from "../sdk/aws/store/table.ts";
+import { isHosted, releaseHosted, releaseSlots, releaseToken, tagFrom } from "../sdk/aws/store/windows.ts";
+import type { Release } from "../sdk/aws/store/windows.ts";
 import { formatOutcome } from "../sdk/core/history.ts";
 
 function rootExec(m: { run: string; task: string; args: string }, attempt = 1): ExecMessage {

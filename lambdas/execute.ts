@@ -14,22 +14,33 @@ import { NOT_RETRIED, cacheKey, retryDelayMs } from "../sdk/core/task-def.ts";
 import { ConfigurationError, isNonRecoverable, serializeError } from "../sdk/errors.ts";
 import type { SerializedError } from "../sdk/errors.ts";
 import { findTask, removedTaskError } from "../sdk/registry.ts";
-import { sendExecs, sendToCoordinator } from "./dispatch.ts";
-import { MESSAGE_VERSION, actionOf, doneOf } from "./messages.ts";
-import type { DoneMessage, ExecMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
-import { offload, resolvePayload } from "./payloads.ts";
+import { sendExecs, sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
+import { MESSAGE_VERSION, actionOf, doneOf } from "../sdk/aws/transport/messages.ts";
+import type {
+  DoneMessage,
+  ExecMessage,
+  SweepMessage,
+  TimeoutMessage,
+} from "../sdk/aws/transport/messages.ts";
+import { offload, resolvePayload } from "../sdk/aws/payloads.ts";
 import { dispatchEpoch, maybeResume, redispatch } from "./resume.ts";
-import { batchGet, keyId } from "./runtime.ts";
-import type { Runtime } from "./runtime.ts";
-import { cancelChildren, sweepOf } from "./state/cancel.ts";
-import { claimReplay, commitSuspension, endCounter, readCounter, releaseReplay } from "./state/counters.ts";
-import { EpochTaken, TraceConflict, claimEpoch, loadHistory, writeCalls } from "./state/history.ts";
-import { bumpAttempt, readAction, writeTerminal } from "./state/results.ts";
-import type { Terminal } from "./state/results.ts";
-import type { CounterItem, ResultItem, RunItem, TerminalStatus } from "./state/table.ts";
-import { cacheItemKey, counterKey, expiry, runKey, selfKey } from "./state/table.ts";
-import { triggerFor } from "./state/trigger.ts";
-import { createWindowPart, isHosted, planWindows, releaseToken } from "./state/windows.ts";
+import { batchGet, keyId } from "../sdk/aws/runtime.ts";
+import type { Runtime } from "../sdk/aws/runtime.ts";
+import { cancelChildren, sweepOf } from "../sdk/aws/store/cancel.ts";
+import {
+  claimReplay,
+  commitSuspension,
+  endCounter,
+  readCounter,
+  releaseReplay,
+} from "../sdk/aws/store/counters.ts";
+import { EpochTaken, TraceConflict, claimEpoch, loadHistory, writeCalls } from "../sdk/aws/store/history.ts";
+import { bumpAttempt, readAction, writeTerminal } from "../sdk/aws/store/results.ts";
+import type { Terminal } from "../sdk/aws/store/results.ts";
+import type { CounterItem, ResultItem, RunItem, TerminalStatus } from "../sdk/aws/store/table.ts";
+import { cacheItemKey, counterKey, expiry, runKey, selfKey } from "../sdk/aws/store/table.ts";
+import { triggerFor } from "../sdk/aws/store/trigger.ts";
+import { createWindowPart, isHosted, planWindows, releaseToken } from "../sdk/aws/store/windows.ts";
 
 /** How long a replay holds its parent before a duplicate resume may replay it (after a crash). */
 const REPLAY_LEASE_MS = 30_000;

@@ -7,13 +7,13 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { serializeError } from "../sdk/errors.ts";
 import { failRun } from "./coordinate.ts";
-import { sendToCoordinator } from "./dispatch.ts";
-import { MESSAGE_VERSION, doneOf } from "./messages.ts";
-import type { Runtime } from "./runtime.ts";
-import { endCounter } from "./state/counters.ts";
-import { writeTerminal } from "./state/results.ts";
-import type { SelfItem } from "./state/table.ts";
-import { selfKey } from "./state/table.ts";
+import { sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
+import { MESSAGE_VERSION, doneOf } from "../sdk/aws/transport/messages.ts";
+import type { Runtime } from "../sdk/aws/runtime.ts";
+import { endCounter } from "../sdk/aws/store/counters.ts";
+import { writeTerminal } from "../sdk/aws/store/results.ts";
+import type { SelfItem } from "../sdk/aws/store/table.ts";
+import { selfKey } from "../sdk/aws/store/table.ts";
 
 /** An action as a message names it (with the window slot it holds, if any). */
 export interface ActionId {

@@ -6,8 +6,8 @@
  */
 import type { SQSBatchResponse } from "aws-lambda";
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import type { Runtime } from "./runtime.ts";
-import { expiry, failureKey } from "./state/table.ts";
+import type { Runtime } from "../sdk/aws/runtime.ts";
+import { expiry, failureKey } from "../sdk/aws/store/table.ts";
 
 /** A batch item failure with the reason it failed. */
 export interface Failure {

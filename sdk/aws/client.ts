@@ -1,7 +1,7 @@
 /**
  * The client of a deployed Aloft stack: start runs, follow them, cancel them.
  *
- * Configuration is the stack's outputs (lambdas/config.ts `OUTPUT`): given in code, read from the
+ * Configuration is the stack's outputs (sdk/aws/config.ts `OUTPUT`): given in code, read from the
  * file `cdk deploy --outputs-file aloft-outputs.json` wrote, or from the ALOFT_* variables the
  * handlers use. Endpoints come from the standard AWS variables (AWS_ENDPOINT_URL and the
  * per-service AWS_ENDPOINT_URL_DYNAMODB / _SQS / _S3), so one client serves AWS, LocalStack and
@@ -11,24 +11,18 @@ import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { DEFAULT_OUTPUTS_FILE, ENV, OUTPUT } from "../../lambdas/config.ts";
-import { MESSAGE_VERSION } from "../../lambdas/messages.ts";
-import type { StartMessage } from "../../lambdas/messages.ts";
-import { offload, resolvePayload } from "../../lambdas/payloads.ts";
-import {
-  buildRuntime,
-  configFromEnv,
-  isConditionFailed,
-  makeClients,
-  sendMessages,
-} from "../../lambdas/runtime.ts";
-import type { AloftConfig, Runtime } from "../../lambdas/runtime.ts";
-import { sendToCoordinator } from "../../lambdas/dispatch.ts";
-import { sweepOf, sweepPage } from "../../lambdas/state/cancel.ts";
-import { endCounter, readCounter } from "../../lambdas/state/counters.ts";
-import type { RunItem } from "../../lambdas/state/table.ts";
-import { TERMINAL, endedIndexPk, expiry, runIndexShard, runKey } from "../../lambdas/state/table.ts";
-import { listRunRows } from "../../lambdas/state/runs.ts";
+import { DEFAULT_OUTPUTS_FILE, ENV, OUTPUT } from "./config.ts";
+import { MESSAGE_VERSION } from "./transport/messages.ts";
+import type { StartMessage } from "./transport/messages.ts";
+import { offload, resolvePayload } from "./payloads.ts";
+import { buildRuntime, configFromEnv, isConditionFailed, makeClients, sendMessages } from "./runtime.ts";
+import type { AloftConfig, Runtime } from "./runtime.ts";
+import { sendToCoordinator } from "./transport/dispatch.ts";
+import { sweepOf, sweepPage } from "./store/cancel.ts";
+import { endCounter, readCounter } from "./store/counters.ts";
+import type { RunItem } from "./store/table.ts";
+import { TERMINAL, endedIndexPk, expiry, runIndexShard, runKey } from "./store/table.ts";
+import { listRunRows } from "./store/runs.ts";
 import { serializeArgs } from "../core/calls.ts";
 import { formatOutcome, parseOutcome } from "../core/history.ts";
 import { CancelledError, ConfigurationError, serializeError } from "../errors.ts";
@@ -177,7 +171,7 @@ export class AloftClient {
     return out.Item as RunItem | undefined;
   }
 
-  /** Most recent runs first (every shard of the gsi1 index, merged: lambdas/state/runs.ts). */
+  /** Most recent runs first (every shard of the gsi1 index, merged: sdk/aws/store/runs.ts). */
   async listRuns(limit = 20): Promise<AwsRunRow[]> {
     return (await listRunRows(this.rt, limit)).map((r) => ({
       id: r.run,

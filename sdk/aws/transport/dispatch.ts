@@ -2,9 +2,9 @@
  * Sending work: child calls and parents' resumes to their environment's executor queue (batched,
  * ten per request); completions, deadline checks and sweeps to the coordinator queue.
  */
-import type { CallRecord } from "../sdk/core/history.ts";
+import type { CallRecord } from "../../core/history.ts";
 import type { WindowTag } from "./messages.ts";
-import { findTask } from "../sdk/registry.ts";
+import { findTask } from "../../registry.ts";
 import { MESSAGE_VERSION } from "./messages.ts";
 import type {
   DispatchMessage,
@@ -14,8 +14,8 @@ import type {
   SweepMessage,
   TimeoutMessage,
 } from "./messages.ts";
-import { sendMessages } from "./runtime.ts";
-import type { OutMessage, Runtime } from "./runtime.ts";
+import { sendMessages } from "../runtime.ts";
+import type { OutMessage, Runtime } from "../runtime.ts";
 
 /** The executor queue of `task`'s environment; `fallback` (the caller's env) for an unknown task, whose executor fails it clearly. */
 export function queueOf(rt: Runtime, task: string, fallbackEnv?: string): string {

@@ -39,9 +39,9 @@
  */
 import { createHash } from "node:crypto";
 import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import type { CallRecord } from "../../sdk/core/history.ts";
-import { execOf, sendExecs } from "../dispatch.ts";
-import type { WindowTag } from "../messages.ts";
+import type { CallRecord } from "../../core/history.ts";
+import { execOf, sendExecs } from "../transport/dispatch.ts";
+import type { WindowTag } from "../transport/messages.ts";
 import { isConditionFailed, oldItem } from "../runtime.ts";
 import type { Runtime } from "../runtime.ts";
 import { readCalls } from "./history.ts";
@@ -122,8 +122,8 @@ export function partOf(key: string, index: number, limit: number): string {
   return `${key}#${index % partsFor(limit)}`;
 }
 
-export { tagFrom } from "../messages.ts";
-export type { WindowTag } from "../messages.ts";
+export { tagFrom } from "../transport/messages.ts";
+export type { WindowTag } from "../transport/messages.ts";
 
 type Part = Pick<WindowItem, "name" | "part" | "parts" | "size" | "slots">;
 

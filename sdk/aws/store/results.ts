@@ -4,8 +4,8 @@
  * also how a run ends in exactly one terminal state.
  */
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { formatOutcome } from "../../sdk/core/history.ts";
-import type { Outcome } from "../../sdk/core/history.ts";
+import { formatOutcome } from "../../core/history.ts";
+import type { Outcome } from "../../core/history.ts";
 import { offload } from "../payloads.ts";
 import { isConditionFailed, oldItem } from "../runtime.ts";
 import type { Runtime } from "../runtime.ts";

@@ -12,11 +12,11 @@
  */
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import type { CallId, CallRecord, History, Outcome, TraceRecord } from "../../sdk/core/history.ts";
-import { HISTORY_VERSION, IDENTITY_VERSION, parseCallRecord, parseOutcome } from "../../sdk/core/history.ts";
-import { ConfigurationError, HistoryError } from "../../sdk/errors.ts";
-import { callIdentity } from "../../sdk/core/calls.ts";
-import { digest } from "../../sdk/serde.ts";
+import type { CallId, CallRecord, History, Outcome, TraceRecord } from "../../core/history.ts";
+import { HISTORY_VERSION, IDENTITY_VERSION, parseCallRecord, parseOutcome } from "../../core/history.ts";
+import { ConfigurationError, HistoryError } from "../../errors.ts";
+import { callIdentity } from "../../core/calls.ts";
+import { digest } from "../../serde.ts";
 import { offload, resolvePayload } from "../payloads.ts";
 import { batchGet, batchPut, isConditionFailed, keyId, oldItem, queryAll } from "../runtime.ts";
 import type { Runtime } from "../runtime.ts";

@@ -21,7 +21,7 @@ import {
 import type { QueryCommandInput } from "@aws-sdk/lib-dynamodb";
 import { Logger } from "@aws-lambda-powertools/logger";
 import type { LogLevel } from "@aws-lambda-powertools/logger/types";
-import { ConfigurationError } from "../sdk/errors.ts";
+import { ConfigurationError } from "../errors.ts";
 import { ENV } from "./config.ts";
 import { S3PayloadStore } from "./payloads.ts";
 import type { PayloadStore } from "./payloads.ts";
