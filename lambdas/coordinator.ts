@@ -12,8 +12,8 @@
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { checkTimeout, countCompletions, failRun, startRun, sweep } from "./coordinate.ts";
 import { failNamedAction } from "./execute.ts";
-import { CoordinatorMessage, parseMessage } from "../sdk/aws/transport/messages.ts";
-import type { DoneMessage } from "../sdk/aws/transport/messages.ts";
+import { CoordinatorMessage, parseMessage } from "../sdk/aws/messages.ts";
+import type { DoneMessage } from "../sdk/aws/messages.ts";
 import { continueDispatch } from "./resume.ts";
 import { runtime } from "../sdk/aws/runtime.ts";
 import { errorText, reportFailures } from "./failures.ts";

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { startDevStack } from "../dev/stack.ts";
 import type { DevStack } from "../dev/stack.ts";
-import { ExecMessage, MESSAGE_VERSION, parseMessage } from "../sdk/aws/transport/messages.ts";
+import { ExecMessage, MESSAGE_VERSION, parseMessage } from "../sdk/aws/messages.ts";
 import { dispatchLimits } from "../lambdas/resume.ts";
 import { runtime } from "../sdk/aws/runtime.ts";
 import { sweepLimits } from "../sdk/aws/store/cancel.ts";

@@ -11,7 +11,8 @@ import { startDevStack } from "../dev/stack.ts";
 import type { DevStack } from "../dev/stack.ts";
 import { INLINE_LIMIT, offload } from "../sdk/aws/payloads.ts";
 import type { PayloadStore } from "../sdk/aws/payloads.ts";
-import { SQS_BATCH_BYTES, batchesOf, runtime } from "../sdk/aws/runtime.ts";
+import { runtime } from "../sdk/aws/runtime.ts";
+import { SQS_BATCH_BYTES, batchesOf } from "../sdk/aws/transport/send.ts";
 import {
   CALL_ARGS_INLINE,
   CHUNK_BYTES,

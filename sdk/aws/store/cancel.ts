@@ -7,9 +7,9 @@
  */
 import type { CallId, CallRecord } from "../../core/history.ts";
 import { CancelledError, serializeError } from "../../errors.ts";
-import { MESSAGE_VERSION } from "../transport/messages.ts";
-import type { SweepMessage } from "../transport/messages.ts";
-import { batchGet, keyId } from "../runtime.ts";
+import { MESSAGE_VERSION } from "../messages.ts";
+import type { SweepMessage } from "../messages.ts";
+import { batchGet, keyId } from "./io.ts";
 import type { Runtime } from "../runtime.ts";
 import { endCounter } from "./counters.ts";
 import { decodeChunk } from "./history.ts";

@@ -7,7 +7,7 @@ import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { formatOutcome } from "../../core/history.ts";
 import type { Outcome } from "../../core/history.ts";
 import { offload } from "../payloads.ts";
-import { isConditionFailed, oldItem } from "../runtime.ts";
+import { isConditionFailed, oldItem } from "./io.ts";
 import type { Runtime } from "../runtime.ts";
 import type { ResultItem, RunItem, TerminalStatus } from "./table.ts";
 import { endedIndexPk, expiry, resultKey, runIndexShard, runKey } from "./table.ts";
