@@ -4,7 +4,7 @@
  * ALOFT_* variables; endpoints come from AWS_ENDPOINT_URL(_DYNAMODB|_SQS|_S3).
  */
 import { resolve } from "node:path";
-import { OUTPUT } from "../../lambdas/config.ts";
+import { OUTPUT } from "../aws/config.ts";
 import { AloftClient } from "../aws/client.ts";
 import type { AwsRun } from "../aws/client.ts";
 import type { RunRow } from "../local/store.ts";
