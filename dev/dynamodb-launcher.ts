@@ -10,7 +10,7 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
-import { homedir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensurePrivateDir } from "../sdk/local/private-files.ts";
@@ -57,11 +57,20 @@ export async function loopbackLauncher(java: string, jarDir: string, classpath: 
   return dir;
 }
 
-/** $XDG_CACHE_HOME/aloft, else ~/.cache/aloft; created owner-only, since Java will load code from it. */
+/**
+ * $XDG_CACHE_HOME/aloft, else ~/.cache/aloft; created owner-only, since Java will load code from
+ * it. Where the home directory cannot be written (a locked-down CI user), a fresh private
+ * temporary directory: the launcher is then compiled at every start.
+ */
 function cacheRoot(): string {
   const base = process.env["XDG_CACHE_HOME"] || join(homedir(), ".cache");
   const root = join(base, "aloft");
-  ensurePrivateDir(root);
+  try {
+    ensurePrivateDir(root);
+  } catch (err) {
+    if (!["EACCES", "EPERM", "EROFS"].includes((err as NodeJS.ErrnoException).code ?? "")) throw err;
+    return mkdtempSync(join(tmpdir(), "aloft-launcher-"));
+  }
   assertPrivate(root);
   return root;
 }
