@@ -9,7 +9,6 @@ import { AloftError, ConfigurationError, TaskError, deserializeError } from "../
 import type { SerializedError } from "../errors.ts";
 import { resolveTask } from "../registry.ts";
 import { init, resultOf, resume, run, shutdown, getEngine } from "../run.ts";
-import type { Run } from "../run.ts";
 import { Store } from "../local/store.ts";
 import { StoreLock } from "../local/lock.ts";
 import type { RunRow } from "../local/store.ts";
@@ -19,6 +18,7 @@ import { Progress } from "./progress.ts";
 import type { Task } from "../task.ts";
 import { serializeArgs } from "../core/calls.ts";
 import { awsCancel, awsClient, awsRuns, awsStatus, awsWatch, dev } from "./aws.ts";
+import type { Run } from "../run-handle.ts";
 
 const DEFAULT_STORE = ".aloft/aloft.db";
 

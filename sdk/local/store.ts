@@ -11,10 +11,10 @@ import type { CallId, CallRecord, History, Outcome, TraceRecord } from "../core/
 import { HISTORY_VERSION, formatOutcome, parseCallRecord, parseOutcome } from "../core/history.ts";
 import type { Wait } from "../core/wait.ts";
 import { ensurePrivateFile } from "./private-files.ts";
+import type { RunState } from "../run-handle.ts";
 
 export type ActionStatus =
   "QUEUED" | "RUNNING" | "SUSPENDED" | "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "CANCELLED";
-export type RunState = "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
 export { TERMINAL } from "../core/history.ts";
 
 export interface RunRow {
