@@ -17,7 +17,7 @@ import type { TaskDef } from "../core/task-def.ts";
 import { WaitTracker } from "../core/wait.ts";
 import type { Wait } from "../core/wait.ts";
 import { findTask } from "../registry.ts";
-import type { ExecItem } from "./execute.ts";
+import type { ExecItem } from "./run-body.ts";
 import { InlineExecutor, WorkerPool } from "./pool.ts";
 import type { Executor } from "./pool.ts";
 import type { ActionStatus, Completion, RunRow } from "./store.ts";
@@ -30,6 +30,9 @@ import {
   timeoutError,
 } from "../core/policy.ts";
 import type { GroupProgress, RunState } from "../run-handle.ts";
+import type { Live, Window } from "./live.ts";
+import { Placement } from "./placement.ts";
+import { Progress } from "./progress.ts";
 
 const COLLECT_EVERY = 10_000;
 /** V8's full collection, reached without --expose-gc on the command line. */
@@ -41,41 +44,6 @@ const fullGc: (() => void) | undefined = (() => {
     return undefined;
   }
 })();
-
-const CHEAP_MS = 0.2;
-const CHEAP_AFTER = 32;
-
-interface Live {
-  id: CallId;
-  runId: string;
-  parent: CallId | undefined;
-  task: string;
-  group: string;
-  args: string;
-  status: ActionStatus;
-  attempts: number;
-  /** Bumped at every dispatch; a result with an older token is stale. */
-  token: number;
-  /** Has children or traces recorded (so a replay must load its history). */
-  hasHistory: boolean;
-  nextSeq: number;
-  tracker?: WaitTracker;
-  /** Children settled so far (ok or not), for building trackers. */
-  childOk?: Map<CallId, boolean>;
-  children?: Set<CallId>;
-  timer?: NodeJS.Timeout;
-  queued: boolean;
-  window?: string;
-  /** Holds one of its window's slots. */
-  slot?: boolean;
-}
-
-interface Window {
-  limit: number;
-  inflight: number;
-  waiting: CallId[];
-  head: number;
-}
 
 export interface EngineOptions {
   store: Store;
@@ -102,7 +70,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Work done since the last full collection (see {@link collect}). */
   private churn = 0;
   private readonly runWaiters = new Map<string, ((r: RunRow) => void)[]>();
-  private readonly progress = new Map<string, GroupProgress>();
+  private readonly progress = new Progress((p) => this.emit("progress", p));
   private readonly warned = new Set<string>();
   private readonly executor: Executor;
   /** Roots, parents' replays and cheap tasks run here, on the engine's thread (see pump). */
@@ -112,8 +80,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   readonly store: Store;
   /** Replays per run (an action's executions after its first). */
   readonly replays = new Map<string, number>();
-  /** Per task: how long its body's synchronous segment takes, on average (to place it). */
-  private readonly cost = new Map<string, { n: number; avg: number }>();
+  private readonly placement = new Placement();
 
   constructor(private readonly opts: EngineOptions) {
     super();
@@ -227,7 +194,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   progressOf(runId: string): GroupProgress[] {
-    return [...this.progress.values()].filter((p) => p.runId === runId);
+    return this.progress.of(runId);
   }
 
   async close(): Promise<void> {
@@ -301,7 +268,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         }
         // On this thread, when it knows the task: a parent's replay (orchestration, not compute,
         // and its history is already here), a root, and a task whose body proved cheap.
-        if ((a.hasHistory || !a.parent || this.cheap(a.task)) && def) replays.push(item);
+        if ((a.hasHistory || !a.parent || this.placement.cheap(a.task)) && def) replays.push(item);
         else batch.push(item);
         // One timer per attempt, across re-dispatches of it (a lost worker's action is sent again).
         if (def?.timeoutMs !== undefined && !a.timer)
@@ -322,32 +289,11 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   // ── decisions ────────────────────────────────────────────────────────────────────────────────
 
-  /**
-   * Placement: a root and a parent's replays are orchestration, and a task whose body has proved
-   * cheap (its synchronous segment averaging under {@link CHEAP_MS} over {@link CHEAP_AFTER} runs)
-   * costs more to ship to a worker than to run: these run on the engine's thread. Everything else,
-   * CPU-bound bodies above all, runs on the worker pool, truly in parallel.
-   */
-  private cheap(task: string): boolean {
-    const c = this.cost.get(task);
-    return c !== undefined && c.n >= CHEAP_AFTER && c.avg < CHEAP_MS;
-  }
-
-  private measure(task: string, ms: number | undefined): void {
-    if (ms === undefined) return;
-    const c = this.cost.get(task);
-    if (!c) this.cost.set(task, { n: 1, avg: ms });
-    else {
-      c.n++;
-      c.avg += (ms - c.avg) / Math.min(c.n, 64); // a moving average that keeps adapting
-    }
-  }
-
   private onDecisions(results: [string, number, Decision][]): void {
     for (const [id, token, d] of results) {
       const a = this.live.get(id);
       if (!a || a.token !== token || a.status !== "RUNNING") continue; // stale or duplicate
-      this.measure(a.task, d.bodyMs);
+      this.placement.measure(a.task, d.bodyMs);
       for (const w of d.warnings) this.warn(w);
       switch (d.kind) {
         case "completed":
@@ -438,7 +384,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         child.slot = !held.has(c.id);
       }
       (a.children ??= new Set()).add(c.id);
-      this.countTotal(a.runId, c.group);
+      this.progress.total(a.runId, c.group);
       const def = findTask(c.task);
       const key = def && cacheLookup(def, c.args);
       const cached = key ? this.store.getCache(key) : undefined;
@@ -497,7 +443,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (parent) {
       parent.children?.delete(a.id);
       (parent.childOk ??= new Map()).set(a.id, outcome.ok);
-      this.countDone(a.runId, a.group, outcome.ok);
+      this.progress.done(a.runId, a.group, outcome.ok);
       if (parent.status === "SUSPENDED" && parent.tracker?.settle(a.id, outcome.ok)) {
         parent.tracker = undefined;
         this.enqueue(parent);
@@ -582,20 +528,5 @@ export class Engine extends EventEmitter<EngineEvents> {
     const runs = new Set<string>();
     for (const a of this.live.values()) if (!a.parent) runs.add(a.runId);
     for (const r of runs) if (this.store.cancelRequested(r)) this.cancelRun(r, "cancelled by aloft cancel");
-  }
-
-  private countTotal(runId: string, group: string): void {
-    const key = `${runId}\u0000${group}`;
-    let p = this.progress.get(key);
-    if (!p) this.progress.set(key, (p = { runId, group, total: 0, done: 0, failed: 0 }));
-    p.total++;
-  }
-
-  private countDone(runId: string, group: string, ok: boolean): void {
-    const p = this.progress.get(`${runId}\u0000${group}`);
-    if (!p) return;
-    p.done++;
-    if (!ok) p.failed++;
-    this.emit("progress", p);
   }
 }

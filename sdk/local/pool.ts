@@ -7,8 +7,8 @@
 import { Worker } from "node:worker_threads";
 import type { Decision } from "../core/replay.ts";
 import { serializeError } from "../errors.ts";
-import { execute, failedDecision } from "./execute.ts";
-import type { ExecItem } from "./execute.ts";
+import { execute, failedDecision } from "./run-body.ts";
+import type { ExecItem } from "./run-body.ts";
 import type { FromWorker, ToWorker } from "./worker.ts";
 
 export type OnDecisions = (results: [actionId: string, token: number, decision: Decision][]) => void;

@@ -7,8 +7,8 @@ import { parentPort, workerData } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
 import type { Decision } from "../core/replay.ts";
 import { serializeError } from "../errors.ts";
-import { execute, failedDecision } from "./execute.ts";
-import type { ExecItem } from "./execute.ts";
+import { execute, failedDecision } from "./run-body.ts";
+import type { ExecItem } from "./run-body.ts";
 import { IN_WORKER } from "./in-worker.ts";
 
 export type ToWorker = { type: "exec"; items: ExecItem[] };

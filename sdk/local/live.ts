@@ -1,0 +1,37 @@
+/** The embedded engine's in-memory view of an action that has not ended, and of a map window. */
+import type { CallId } from "../core/history.ts";
+import type { WaitTracker } from "../core/wait.ts";
+import type { ActionStatus } from "./store.ts";
+
+export interface Live {
+  id: CallId;
+  runId: string;
+  parent: CallId | undefined;
+  task: string;
+  group: string;
+  args: string;
+  status: ActionStatus;
+  attempts: number;
+  /** Bumped at every dispatch; a result with an older token is stale. */
+  token: number;
+  /** Has children or traces recorded (so a replay must load its history). */
+  hasHistory: boolean;
+  nextSeq: number;
+  tracker?: WaitTracker;
+  /** Children settled so far (ok or not), for building trackers. */
+  childOk?: Map<CallId, boolean>;
+  children?: Set<CallId>;
+  timer?: NodeJS.Timeout;
+  queued: boolean;
+  window?: string;
+  /** Holds one of its window's slots. */
+  slot?: boolean;
+}
+
+/** A windowed map's slots: how many items may run, how many do, and the items waiting in order. */
+export interface Window {
+  limit: number;
+  inflight: number;
+  waiting: CallId[];
+  head: number;
+}
