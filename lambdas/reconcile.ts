@@ -37,7 +37,6 @@ import { liveRuns } from "../sdk/aws/store/runs.ts";
 import type { RunRow } from "../sdk/aws/store/runs.ts";
 import type { CounterItem, RunItem, WindowItem } from "../sdk/aws/store/table.ts";
 import { NEVER, RUN_INDEX_SHARDS, counterKey, resultKey } from "../sdk/aws/store/table.ts";
-import { mayProgress } from "../sdk/aws/store/trigger.ts";
 import {
   readReconcileCursor,
   readRun,
@@ -46,6 +45,8 @@ import {
 } from "../sdk/aws/store/runs.ts";
 import { readPrefix } from "../sdk/aws/store/history.ts";
 import { dispatchCalls, redispatch } from "./fan-out.ts";
+import { sinceCommit } from "../sdk/aws/store/table.ts";
+import { waitMayBeMet } from "../sdk/aws/store/counters.ts";
 
 /** Runs looked at per invocation; the cursor carries the rest to the next tick. */
 const RUNS_PER_TICK = 200;
@@ -183,7 +184,7 @@ async function walkRun(
       }
       const v: Visit = { id: l.id, task: l.task, cnt, waiting: [], open: 0, windows: [] };
       visits.push(v);
-      if (cnt.st !== "S" || mayProgress(cnt, cnt.co - cnt.bo, cnt.ce - cnt.be)) continue;
+      if (cnt.st !== "S" || waitMayBeMet(cnt)) continue;
       if (cnt.D >= NEVER) opaque = true;
       const page = await openChildren(rt, l.id, cnt);
       v.windows = page.windows;
@@ -265,7 +266,7 @@ async function nudge(
       await redispatch(rt, c, { run: run.run, id: v.id, task: v.task });
       did.push(`re-sent the calls of ${name}, committed but not all sent`);
     }
-    const due = c.st === "S" ? mayProgress(c, c.co - c.bo, c.ce - c.be) : (c.sent ?? 0) < c.epoch;
+    const due = c.st === "S" ? waitMayBeMet(c) : (c.sent ?? 0) < c.epoch;
     if (due) {
       if (await maybeResume(rt, v.id, c, [])) did.push(`resumed ${name}, due but not sent`);
     } else if (c.st === "R") {
@@ -296,6 +297,6 @@ function stallReport(
   return (
     `${head}: ${stuck.task} ${stuck.id} is ${state} at epoch ${c.epoch}, waiting on ${stuck.open} unsettled ` +
     `child(ren) among its first ${CHUNKS_PER_PARENT * 100} calls; counted since it suspended: ` +
-    `${c.co - c.bo} succeeded, ${c.ce - c.be} failed (it needs ${c.B} successes, or ${c.D} settlements with a failure)`
+    `${sinceCommit(c).ok} succeeded, ${sinceCommit(c).err} failed (it needs ${c.B} successes, or ${c.D} settlements with a failure)`
   );
 }

@@ -8,8 +8,8 @@ import type { ExecMessage } from "../sdk/aws/messages.ts";
 import type { Runtime } from "../sdk/aws/runtime.ts";
 import { markResuming, markSent } from "../sdk/aws/store/counters.ts";
 import type { CounterItem } from "../sdk/aws/store/table.ts";
-import { mayProgress } from "../sdk/aws/store/trigger.ts";
 import { readSelf } from "../sdk/aws/store/history.ts";
+import { waitMayBeMet } from "../sdk/aws/store/counters.ts";
 
 /** A resume decided this long ago and not marked sent is sent by anyone who sees it. */
 const UNSENT_AFTER_MS = 30_000;
@@ -31,7 +31,7 @@ export async function maybeResume(
   // Not before every call of the epoch went out (dispatchEpoch): its dispatcher checks again then.
   if ((cnt.disp ?? 0) < cnt.epoch) return false;
   if (cnt.st === "S") {
-    if (!mayProgress(cnt, cnt.co - cnt.bo, cnt.ce - cnt.be)) return false;
+    if (!waitMayBeMet(cnt)) return false;
     if (!(await markResuming(rt, action, cnt.epoch, by[0] ?? 0))) return false;
   } else {
     if ((cnt.sent ?? 0) >= cnt.epoch) return false;

@@ -14,7 +14,8 @@
  * on random trees below); no map has more than its `concurrency` children in flight at any send;
  * no action is left open.
  *
- * ALOFT_MODEL_RUNS (default 300) schedules in three lanes; `npm run soak:model` runs 3,000.
+ * ALOFT_MODEL_RUNS (default 300) schedules in three lanes, the same ones every run (fixed seeds);
+ * `npm run soak:model` draws 3,000 new ones each time (ALOFT_MODEL_RANDOM=1).
  * Every fault kind is on. The schedules that found bugs (a lost retry, partial dispatch, a cancel
  * or a parent's deadline before its first commit, a resume dying between recording its calls and
  * its commit) run first, before the random ones, as regression cases (helpers/model-arbs.ts
@@ -34,6 +35,8 @@ import type { Step } from "./helpers/model-arbs.ts";
 import { runSchedule } from "./helpers/model-run.ts";
 
 const RUNS = Number(process.env["ALOFT_MODEL_RUNS"] ?? 300);
+const RANDOM = process.env["ALOFT_MODEL_RANDOM"] === "1";
+const FIXED_SEED = 20_261_205;
 const LANES = 3;
 const faults = enabledFaults();
 let nonce = 0;
@@ -100,6 +103,22 @@ describe("the AWS handlers under random schedules", { timeout: 3_600_000 }, () =
       await bus.stop();
     });
 
+    // Found by random exploration on 2026-12-05, and already there before that day's changes: a
+    // timed parent over a wide kid, its start delivered twice with a crash before a write, ends
+    // CANCELLED though nobody cancelled it. Reported as a todo until fixed (issue 8's closing note).
+    it(
+      "a duplicated, crashed start of a timed parent ends as its tree says",
+      { todo: "wrong outcome: CancelledError" },
+      async () => {
+        const r = await explore(bus, {
+          numRuns: 1,
+          seed: 1225686155,
+          path: "75:0:0:3:2:2:7:7:11:11:11:19:18:17:24:28:9:9:9:9:10:11:11:11:13:13:13:15:14:14:15:16:16:16:16:20:17",
+        });
+        if (r.details.failed) assert.fail(String(r.details.errorInstance));
+      },
+    );
+
     it(`every run ends right, within the bound, under ${RUNS} random schedules`, async () => {
       const t0 = Date.now();
       const seed = process.env["ALOFT_MODEL_SEED"];
@@ -113,7 +132,9 @@ describe("the AWS handlers under random schedules", { timeout: 3_600_000 }, () =
             // fast-check counts the examples among numRuns.
             numRuns: Math.ceil(RUNS / lanes) + (i === 0 && seed === undefined ? tried.length : 0),
             ...(i === 0 && seed === undefined ? { examples: tried } : {}),
-            ...(seed === undefined ? {} : { seed: Number(seed) }),
+            // `npm test` explores the same schedules every run (CI stays reproducible); the soak
+            // (ALOFT_MODEL_RANDOM=1, `npm run soak:model`) draws new ones each time.
+            seed: seed !== undefined ? Number(seed) : RANDOM ? Date.now() ^ (i * 0x9e3779b1) : FIXED_SEED + i,
             ...(path === undefined ? {} : { path }),
           }),
         ),

@@ -8,6 +8,8 @@ import type { Runtime } from "../runtime.ts";
 import type { Trigger } from "./trigger.ts";
 import type { CounterItem } from "./table.ts";
 import { counterKey, expiry } from "./table.ts";
+import { mayProgress } from "./trigger.ts";
+import { sinceCommit } from "./table.ts";
 
 async function update<T>(
   rt: Runtime,
@@ -201,4 +203,10 @@ export async function releaseReplay(rt: Runtime, action: string, epoch: number):
     ConditionExpression: "leaseEpoch = :e",
     ExpressionAttributeValues: { ":zero": 0, ":e": epoch },
   });
+}
+
+/** Whether the completions counted since the epoch's replay may satisfy its wait (store/trigger.ts). */
+export function waitMayBeMet(c: CounterItem): boolean {
+  const n = sinceCommit(c);
+  return mayProgress(c, n.ok, n.err);
 }

@@ -134,10 +134,13 @@ export interface CounterItem {
   run: string;
   epoch: number;
   st: CounterState;
+  /** Children's completions counted so far: succeeded (`co`) and failed (`ce`), over every epoch. */
   co: number;
   ce: number;
+  /** `co` and `ce` as the epoch's replay read them: its wait has seen those (see sinceCommit). */
   bo: number;
   be: number;
+  /** The epoch's resume thresholds (store/trigger.ts): settlements with a failure, successes without. */
   D: number;
   B: number;
   /** Epoch whose resume message was sent. */
@@ -244,4 +247,9 @@ export function newRunItem(
 /** Seconds since the epoch at which DynamoDB may delete an item. */
 export function expiry(nowMs: number, retentionDays: number, horizonDays = 0): number {
   return Math.floor(nowMs / 1000) + Math.round((retentionDays + horizonDays) * 86_400);
+}
+
+/** Completions counted since the epoch's replay read the counter: what its wait has not yet seen. */
+export function sinceCommit(c: Pick<CounterItem, "co" | "ce" | "bo" | "be">): { ok: number; err: number } {
+  return { ok: c.co - c.bo, err: c.ce - c.be };
 }
