@@ -9,7 +9,7 @@ import type { TaskDef } from "../sdk/core/task-def.ts";
 import { ConfigurationError, TaskTimeoutError, serializeError } from "../sdk/errors.ts";
 import { findTask, getTask } from "../sdk/registry.ts";
 import { sendExecs, sendToCoordinator } from "./dispatch.ts";
-import { MESSAGE_VERSION, actionOf, doneOf } from "./messages.ts";
+import { MESSAGE_VERSION, actionOf, doneOf, taskOf } from "./messages.ts";
 import type { DoneMessage, ExecMessage, StartMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
 import { maybeResume } from "./resume.ts";
 import { isConditionFailed } from "./runtime.ts";
@@ -217,7 +217,7 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: st
     }
     return;
   }
-  const def = findTask(m.task);
+  const def = taskOf(m);
   if ((item?.attempt ?? 1) !== m.attempt) {
     // A later attempt is running — or this check started it and died before sending it (the fence
     // it wrote says so): send it again (a duplicate exec of it is recorded once).

@@ -13,9 +13,9 @@ import type { TaskDef } from "../sdk/core/task-def.ts";
 import { NOT_RETRIED, cacheKey, retryDelayMs } from "../sdk/core/task-def.ts";
 import { ConfigurationError, isNonRecoverable, serializeError } from "../sdk/errors.ts";
 import type { SerializedError } from "../sdk/errors.ts";
-import { findTask, removedTaskError } from "../sdk/registry.ts";
+import { removedTaskError } from "../sdk/registry.ts";
 import { sendExecs, sendToCoordinator } from "./dispatch.ts";
-import { MESSAGE_VERSION, actionOf, doneOf } from "./messages.ts";
+import { MESSAGE_VERSION, actionOf, doneOf, taskOf } from "./messages.ts";
 import type { DoneMessage, ExecMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
 import { offload, resolvePayload } from "./payloads.ts";
 import { dispatchEpoch, maybeResume, redispatch } from "./resume.ts";
@@ -62,7 +62,7 @@ export async function prefetch(rt: Runtime, msgs: ExecMessage[]): Promise<ExecCo
  */
 export function timeoutCheck(rt: Runtime, m: ExecMessage): TimeoutMessage | undefined {
   if (m.epoch !== 0) return undefined;
-  const def = findTask(m.task);
+  const def = taskOf(m);
   if (def?.timeoutMs === undefined) return undefined;
   return {
     k: "timeout",
@@ -106,7 +106,7 @@ export async function executeOne(
     // A redelivered root attempt that had moved the run to its next attempt and died before
     // sending it (see recorded).
     if (delivery.redelivered && run.attempt === m.attempt + 1) {
-      const def = findTask(m.task);
+      const def = taskOf(m);
       if (def) await sendRetry(rt, m, def);
       return;
     }
@@ -128,7 +128,7 @@ export async function executeOne(
     if (pc.st === "E") return cancelSelf(rt, m, outbox, "its parent ended");
   }
 
-  const def = findTask(m.task);
+  const def = taskOf(m);
   if (!def) {
     // Removed by an upgrade: fail for good, cancelling what the action started if it is a parent.
     const error = { ...serializeError(removedTaskError(m.task)), nonRecoverable: true, attempts: m.attempt };

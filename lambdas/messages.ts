@@ -6,9 +6,15 @@
  * optional fields); a newer one is rejected (dead-lettered), not guessed at.
  */
 import { z } from "zod";
+import { withSettings } from "../sdk/core/task-def.ts";
+import type { CallSettings, TaskDef } from "../sdk/core/task-def.ts";
+import { findTask } from "../sdk/registry.ts";
 
-export const MESSAGE_VERSION = 2;
-/** The oldest version still accepted: v1 had no `dispatch` kind, sweep cursor or check arguments. */
+export const MESSAGE_VERSION = 3;
+/**
+ * The oldest version still accepted: v1 had no `dispatch` kind, sweep cursor or check arguments; v2
+ * no per-call settings (`o`) or `cancel` kind.
+ */
 export const OLDEST_VERSION = 1;
 
 const id = z.string().min(1).max(200);
@@ -21,6 +27,24 @@ const slot = {
   wq: z.number().int().min(0).optional(),
 };
 
+/** Settings a call site overrides (`task.override`: sdk/core/task-def.ts CallSettings). */
+const settings = z.object({
+  retries: z
+    .object({
+      count: z.number().int().min(0),
+      backoff: z.object({
+        baseMs: z.number().min(0),
+        factor: z.number().min(1),
+        capMs: z.number().min(0),
+        jitter: z.number().min(0).max(1).optional(),
+      }),
+    })
+    .optional(),
+  timeoutMs: z.number().positive().optional(),
+  cacheVersion: z.union([z.string(), z.literal(false)]).optional(),
+  memoryMiB: z.number().int().optional(),
+});
+
 /** What identifies one action, in every message about it. */
 const action = {
   run: id,
@@ -29,6 +53,8 @@ const action = {
   task: z.string().min(1),
   group: z.string(),
   ...slot,
+  /** The call's settings, when its call site overrides the task's. */
+  o: settings.optional(),
 };
 
 /** Coordinator: start a run (sent by the client). */
@@ -203,7 +229,21 @@ export function doneOf(
 
 /** The identity of the action `m` is about (and its window slot), to copy into a message about it. */
 export function actionOf(
-  m: Pick<ExecMessage, "run" | "id" | "parent" | "task" | "group" | "window" | "ws" | "wq">,
+  m: Pick<ExecMessage, "run" | "id" | "parent" | "task" | "group" | "window" | "ws" | "wq" | "o">,
 ) {
-  return { run: m.run, id: m.id, parent: m.parent, task: m.task, group: m.group, ...tagFrom(m) };
+  return {
+    run: m.run,
+    id: m.id,
+    parent: m.parent,
+    task: m.task,
+    group: m.group,
+    ...tagFrom(m),
+    ...(m.o ? { o: m.o } : {}),
+  };
+}
+
+/** The task as the action `m` is about runs it: its call site's settings over the registered ones. */
+export function taskOf(m: { task: string; o?: CallSettings | undefined }): TaskDef | undefined {
+  const def = findTask(m.task);
+  return def && withSettings(def, m.o);
 }

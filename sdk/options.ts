@@ -75,6 +75,12 @@ export const environmentOptionsSchema = z.strictObject({
   visibilityTimeout: durationSchema.optional(),
 });
 
+/** `task.override(...)`: settings for one call site. */
+export const overrideOptionsSchema = z.strictObject({
+  ...shared,
+  memoryMiB: z.number().int().min(128).max(10240).optional(),
+});
+
 export const mapOptionsSchema = z.strictObject({
   concurrency: z.number().optional(),
   returnExceptions: z.boolean().optional(),

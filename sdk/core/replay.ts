@@ -227,7 +227,8 @@ export async function replay(input: ReplayInput): Promise<Decision> {
   }
 
   if (done && !st.suspendRequested) {
-    const nd = checkDeterminism(st);
+    // A divergence the body itself detected (a traced generator asked past its record) says more.
+    const nd = !ok && value instanceof NonDeterminismError ? value : checkDeterminism(st);
     if (nd) return finish({ ...base(), kind: "failed", error: failure(nd, true) });
     // (A SuspendSignal is only thrown after requestSuspend, so it never reaches here.)
     if (!ok) return finish({ ...base(), kind: "failed", error: failure(value) });

@@ -11,10 +11,11 @@ import { randomUUID } from "node:crypto";
 import { CancelledError, TaskTimeoutError, isNonRecoverable, serializeError } from "../errors.ts";
 import type { SerializedError } from "../errors.ts";
 import type { CallId, CallRecord, Outcome } from "../core/history.ts";
-import { parseOutcome } from "../core/history.ts";
+import { parseCallRecord, parseOutcome } from "../core/history.ts";
 import type { Decision } from "../core/replay.ts";
 import type { TaskDef } from "../core/task-def.ts";
-import { NOT_RETRIED, cacheKey, retryDelayMs } from "../core/task-def.ts";
+import { NOT_RETRIED, cacheKey, retryDelayMs, withSettings } from "../core/task-def.ts";
+import type { CallSettings } from "../core/task-def.ts";
 import { WaitTracker } from "../core/wait.ts";
 import type { Wait } from "../core/wait.ts";
 import { findTask } from "../registry.ts";
@@ -61,6 +62,8 @@ interface Live {
   window?: string;
   /** Holds one of its window's slots. */
   slot?: boolean;
+  /** What its call site overrides (`task.override`). */
+  settings?: CallSettings;
 }
 
 interface Window {
@@ -179,6 +182,10 @@ export class Engine extends EventEmitter<EngineEvents> {
         a.window = r.window_key;
         a.slot = r.dispatched === 1;
       }
+      if (r.call) {
+        const settings = parseCallRecord(r.call).settings;
+        if (settings) a.settings = settings;
+      }
     }
     for (const r of rows) {
       if (!r.parent) continue;
@@ -284,7 +291,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         if (!a || !a.queued) continue;
         a.queued = false;
         if (TERMINAL.has(a.status)) continue;
-        const def = findTask(a.task);
+        const def = this.defOf(a);
         if (a.attempts === 0 || a.status !== "RUNNING") a.attempts = Math.max(1, a.attempts);
         a.status = "RUNNING";
         a.token++;
@@ -378,8 +385,14 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.emit("warning", message);
   }
 
-  private succeed(a: Live, value: string): void {
+  /** The task as this action runs it: registered settings, with its call site's overrides. */
+  private defOf(a: Pick<Live, "task" | "settings">): TaskDef | undefined {
     const def = findTask(a.task);
+    return def && withSettings(def, a.settings);
+  }
+
+  private succeed(a: Live, value: string): void {
+    const def = this.defOf(a);
     if (def && def.cacheVersion !== false) this.store.putCache(cacheKey(def, a.args), value, this.now());
     this.finish(a, "SUCCEEDED", { ok: true, value });
   }
@@ -390,7 +403,7 @@ export class Engine extends EventEmitter<EngineEvents> {
    * its own retries, and replaying the same history would fail the same way).
    */
   private fail(a: Live, error: SerializedError, status: "FAILED" | "TIMED_OUT", retryable: boolean): void {
-    const def = findTask(a.task);
+    const def = this.defOf(a);
     const retries = def?.retries.count ?? 0;
     if (retryable && a.attempts <= retries && a.nextSeq === 0) {
       clearTimeout(a.timer);
@@ -440,9 +453,10 @@ export class Engine extends EventEmitter<EngineEvents> {
         child.window = c.window.key;
         child.slot = !held.has(c.id);
       }
+      if (c.settings) child.settings = c.settings;
       (a.children ??= new Set()).add(c.id);
       this.countTotal(a.runId, c.group);
-      const def = findTask(c.task);
+      const def = this.defOf(child);
       const cached =
         def && def.cacheVersion !== false ? this.store.getCache(cacheKey(def, c.args)) : undefined;
       if (cached !== undefined) hits.push([child, cached]);
