@@ -3,7 +3,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { ConfigurationError } from "./errors.ts";
-import { callAsync, callSync } from "./core/calls.ts";
+import { callAsync, callSync, captureCall } from "./core/calls.ts";
 import { currentScope } from "./core/state.ts";
 import type { CacheSetting, CallSettings, RetryPolicy, TaskDef } from "./core/task-def.ts";
 import { registerEnvironment, registerTask } from "./registry.ts";
@@ -211,6 +211,7 @@ function makeTask<F extends AnyFn>(def: TaskDef, short: string, settings: CallSe
   const call = (...args: unknown[]): unknown => {
     const scope = currentScope();
     if (!scope) return fn(...args); // outside any task: a plain function call
+    if (scope.capture) return captureCall(scope, def, args, settings);
     return def.isAsync ? callAsync(scope, def, args, settings) : callSync(scope, def, args, settings);
   };
   const aio = (...args: unknown[]): Promise<unknown> => {
@@ -220,6 +221,7 @@ function makeTask<F extends AnyFn>(def: TaskDef, short: string, settings: CallSe
         Promise.resolve().then(() => fn(...args)),
         { cancel: () => {} },
       );
+    if (scope.capture) return captureCall(scope, def, args, settings);
     return callAsync(scope, def, args, settings);
   };
   const override = (o: OverrideOptions): Task<F> =>

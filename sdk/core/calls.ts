@@ -92,6 +92,22 @@ export function makeCall(
   return { id, outcome: st.history.outcomes.get(id) };
 }
 
+/**
+ * A task call made while `map` binds a function of the item: recorded in the scope's capture list
+ * instead of made (map makes it, with its window and group), and answered with a marker promise
+ * that never settles, which the function must return as it is.
+ */
+export function captureCall(
+  scope: Scope,
+  def: TaskDef,
+  args: readonly unknown[],
+  settings: CallSettings | undefined,
+): Promise<never> {
+  const marker = new Promise<never>(() => {});
+  scope.capture!.push({ def, args, settings, marker });
+  return marker;
+}
+
 /** An async call: a durable future. */
 export function callAsync(
   scope: Scope,

@@ -9,6 +9,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import type { CallId, CallRecord, History, TraceRecord } from "./history.ts";
 import { Delivery } from "./delivery.ts";
 import type { Wait } from "./wait.ts";
+import type { CallSettings, TaskDef } from "./task-def.ts";
 
 /** Implemented by every future the engine can see into (child calls, combinators, map streams). */
 export interface Awaitable {
@@ -107,6 +108,17 @@ export interface Scope {
   readonly state: ReplayState;
   /** Group path, "" at top level. */
   readonly group: string;
+  /** Set while `map` calls a function of the item: task calls are captured, not made (calls.ts). */
+  readonly capture?: CapturedCall[];
+}
+
+/** A task call captured from a function `map` binds (the task, its arguments, its settings). */
+export interface CapturedCall {
+  def: TaskDef;
+  args: readonly unknown[];
+  settings: CallSettings | undefined;
+  /** What the call returned to the function (a promise that never settles). */
+  marker: Promise<never>;
 }
 
 export const scopeStorage = new AsyncLocalStorage<Scope>();

@@ -46,3 +46,27 @@ export function flyteScenarios(backend: () => Backend, key: () => string): void 
     assert.equal(count(`agen-${k}`), 1);
   });
 }
+
+export function boundMapScenarios(backend: () => Backend): void {
+  it("map and map.aio over a function of the item that calls one task: that task's group, results and errors", async () => {
+    const b = backend();
+    const r = await b.run(f.mapsBound, 5);
+    assert.deepEqual(await r.result(), ["s:0", "s:10", "s:20", "TaskError:flyte.score", "s:40"]);
+    const s = await r.status();
+    assert.ok(s.groups.some((g) => g.group === "score" && g.total === 5));
+    assert.ok(s.root!.children.every((c) => c.task === "flyte.score"));
+    const sync = await b.run(f.mapsBoundSync, 4);
+    assert.deepEqual(await sync.result(), ["t:0", "t:1", "t:2", "TaskError:flyte.score"]);
+  });
+
+  it("map over a function that calls several tasks, or none, fails saying what to pass", async () => {
+    const b = backend();
+    await assert.rejects(
+      (await b.run(f.mapsTwoTasks)).result(),
+      (e: Error) =>
+        /called 2 tasks \(sem\.double, sem\.double\) for item 0/.test(e.message) &&
+        /map\(\(id\) => score\.aio\(id, name, config\), ids\)/.test(e.message),
+    );
+    await assert.rejects((await b.run(f.mapsNoTask)).result(), /called no task for item 0/);
+  });
+}

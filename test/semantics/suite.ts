@@ -11,7 +11,7 @@ import type { RunStatus } from "aloft";
 import { TERMINAL, flatten, maxOverlap } from "../helpers/status.ts";
 import type { Backend } from "./backend.ts";
 import * as t from "./tasks.ts";
-import { flyteScenarios } from "./flyte-suite.ts";
+import { boundMapScenarios, flyteScenarios } from "./flyte-suite.ts";
 
 function allTerminal(s: RunStatus): void {
   for (const n of flatten(s.root)) assert.ok(TERMINAL.has(n.status), `${n.task} ${n.id} left ${n.status}`);
@@ -34,6 +34,7 @@ export function semanticSuite(makeBackend: () => Promise<Backend>): void {
     });
 
     flyteScenarios(() => b, key);
+    boundMapScenarios(() => b);
 
     it("a gather returns children's results in call order and resumes its parent once", async () => {
       const r = await b.run(t.gather, 50);

@@ -3,7 +3,7 @@
  * overrides, traced generators, cancelling one future, maps over bound tasks and with completion
  * rules. Counters go to files under ALOFT_TEST_DIR, as in tasks.ts.
  */
-import { TaskEnvironment, trace } from "aloft";
+import { TaskEnvironment, map, trace } from "aloft";
 import { bump, double } from "./tasks.ts";
 
 const env = new TaskEnvironment({ name: "flyte" });
@@ -73,4 +73,45 @@ export const tracesGenerators = env.task(async function tracesGenerators(key: st
   for await (const x of streamNumbers(key)) nums.push(x);
   const doubled = await double(nums.length); // suspends: the next replay reads both from history
   return { lines, nums, doubled };
+});
+
+// ── map over bound tasks ───────────────────────────────────────────────────────────────────────
+
+export const score = env.task(async function score(id: number, name: string, scale: number) {
+  if (id === 3) throw new Error("no score for 3");
+  return `${name}:${id * scale}`;
+});
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+const shown = (r: unknown): unknown =>
+  r instanceof Error ? `${r.name}:${(r as { task?: string }).task}` : r;
+
+export const mapsBound = env.task(async function mapsBound(n: number) {
+  const out: unknown[] = [];
+  for await (const r of map.aio((id: number) => score.aio(id, "s", 10), range(n), { concurrency: 2 }))
+    out.push(shown(r));
+  return out;
+});
+
+export const mapsBoundSync = env.task(function mapsBoundSync(n: number) {
+  return [...map((id: number) => score(id, "t", 1), range(n))].map(shown);
+});
+
+export const mapsTwoTasks = env.task(async function mapsTwoTasks() {
+  const out: unknown[] = [];
+  for await (const r of map.aio(
+    (id: number) => {
+      void double(id);
+      return double.aio(id + 1);
+    },
+    [1, 2],
+  ))
+    out.push(r);
+  return out;
+});
+
+export const mapsNoTask = env.task(async function mapsNoTask() {
+  const out: unknown[] = [];
+  for await (const r of map.aio(async (id: number) => id * 2, [1, 2])) out.push(r);
+  return out;
 });
