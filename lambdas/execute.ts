@@ -21,7 +21,7 @@ import { offload, resolvePayload } from "./payloads.ts";
 import { dispatchEpoch, maybeResume, redispatch } from "./resume.ts";
 import { batchGet, keyId } from "./runtime.ts";
 import type { Runtime } from "./runtime.ts";
-import { cancelChildren, sweepOf } from "./state/cancel.ts";
+import { CANCEL_INLINE, cancelCalls, cancelChildren, sweepOf } from "./state/cancel.ts";
 import { claimReplay, commitSuspension, endCounter, readCounter, releaseReplay } from "./state/counters.ts";
 import { EpochTaken, TraceConflict, claimEpoch, loadHistory, writeCalls } from "./state/history.ts";
 import { bumpAttempt, readAction, writeTerminal } from "./state/results.ts";
@@ -126,6 +126,12 @@ export async function executeOne(
       return;
     }
     if (pc.st === "E") return cancelSelf(rt, m, outbox, "its parent ended");
+    // The parent cancelled children: one cancelled before it started never starts (its outcome
+    // is written). A redelivery reads its own record below anyway (recorded).
+    if (pc.cx && m.epoch === 0 && !delivery.redelivered) {
+      const own = await readAction(rt, m.run, m.parent, m.id);
+      if (own?.outcome !== undefined) return;
+    }
   }
 
   const def = taskOf(m);
@@ -449,9 +455,6 @@ async function finish(
   outbox.push({ msg: doneOf(m, m.parent, ok) });
 }
 
-/** Open children an ending parent cancels itself; beyond this the coordinator sweeps them in pages. */
-const CANCEL_INLINE = 100;
-
 /** An outcome recorded this long ago was left untold by its writer if it is not counted by now. */
 const UNTOLD_MS = 60_000;
 
@@ -531,6 +534,15 @@ async function suspend(
     );
   }
   const stored = await writeCalls(rt, m.run, m.id, epoch, d.calls, expiresAt);
+  // Children the replay cancelled are stopped before the commit: a crash before it replays to the
+  // same cancels (idempotent writes), and none of those dispatched below starts (CounterItem.cx).
+  if (d.cancels.length) {
+    const sweeps = await cancelCalls(rt, m.run, m.id, def.name, d.cancels);
+    await sendToCoordinator(
+      rt,
+      sweeps.map((msg) => ({ msg })),
+    );
+  }
   // Map windows before the commit: a completion must find its window when it arrives.
   // The counter hosts the parent's first single-part window (decided from the counter this replay
   // read, so every replay of the epoch decides alike); other parts are items of their own.
@@ -547,6 +559,7 @@ async function suspend(
     expiresAt,
     calls: stored.length,
     ...(win ? { win } : {}),
+    ...(d.cancels.length ? { cancels: true } : {}),
   });
   const by = [releaseToken(at.delivery.id)];
   if (!committed) {

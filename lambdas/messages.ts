@@ -119,6 +119,8 @@ export const SweepMessage = z.object({
   reason: z.string(),
   /** Where the previous page of the action's call chunks ended (a chunk's sort key). */
   after: z.string().optional(),
+  /** Only these children of `id` (those its replay cancelled), not a page of its calls. */
+  ids: z.array(id).min(1).max(1000).optional(),
 });
 
 /** Coordinator: send calls `from` .. `n` - 1 of a committed epoch (resume.ts continueDispatch). */

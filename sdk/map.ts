@@ -21,6 +21,8 @@ import type { Task } from "./task.ts";
 import { isTask } from "./task.ts";
 import { groupPath } from "./group.ts";
 import { checkOptions, mapOptionsSchema } from "./options.ts";
+import { decide, quotaFrom, resolveRules } from "./map-rules.ts";
+import type { Rules, Verdict } from "./map-rules.ts";
 
 type AnyFn = (...args: any[]) => any;
 
@@ -31,6 +33,17 @@ export interface MapOptions {
   returnExceptions?: boolean;
   /** Group name shown in the status tree (default: the task's name). */
   group?: string;
+  /**
+   * End the map once this many items succeeded: the children still queued or running are
+   * cancelled and yield `CancelledError` in place (skipped with `returnExceptions: false`).
+   */
+  minSuccessful?: number;
+  /**
+   * Fail the map once more items than this failed (a count, or a percentage of the items such as
+   * `"10%"`, rounded down): the rest are cancelled, and iterating on throws a `MapFailedError`
+   * giving the counts where the first cancelled item would be (or after the last item).
+   */
+  toleratedFailures?: number | `${number}%`;
 }
 
 /**
@@ -102,6 +115,8 @@ interface Prepared {
   /** Each item's task name (what its errors name). */
   tasks: string[];
   failFast: boolean;
+  rules: Rules | undefined;
+  verdict: Verdict;
 }
 
 function prepare<F extends AnyFn>(
@@ -129,13 +144,40 @@ function prepare<F extends AnyFn>(
       b.settings,
     ),
   );
+  const tasks = bound.map((b) => b.def.name);
+  const rules = resolveRules(opts, calls.length);
   return {
     scope,
     calls,
     ids: calls.map((c) => c.id),
-    tasks: bound.map((b) => b.def.name),
+    tasks,
     failFast: opts.returnExceptions === false,
+    rules,
+    verdict: rules ? decide(st, first?.name ?? "map", calls, rules, tasks) : { kind: "open" },
   };
+}
+
+/** The stream wait of a map from item `from` on. */
+function streamWait(p: Prepared, from: number, batch: number): Wait & { kind: "stream" } {
+  return {
+    kind: "stream",
+    ids: p.ids,
+    from,
+    batch,
+    failFast: p.failFast,
+    ...(p.rules ? { quota: quotaFrom(p.calls, from, p.rules) } : {}),
+  };
+}
+
+/**
+ * What item `k` of a map that a completion rule ended yields, if the rule cancelled it: `skip` it
+ * (returnExceptions: false), `throw` the map's failure, or its CancelledError. Undefined for an
+ * item the rule did not cancel.
+ */
+function ended(p: Prepared, k: number): "skip" | "throw" | "yield" | undefined {
+  if (p.verdict.kind === "open" || !p.scope.state.cancelled.has(p.ids[k]!)) return undefined;
+  if (p.verdict.kind === "failed") return "throw";
+  return p.failFast ? "skip" : "yield";
 }
 
 function check(task: unknown, opts: MapOptions): void {
@@ -177,21 +219,18 @@ function mapSync<F extends AnyFn>(
       for (let k = 0; k < p.calls.length; k++) {
         const o = p.calls[k]!.outcome;
         if (!o) {
-          const wait: Wait = {
-            kind: "stream",
-            ids: p.ids,
-            from: k,
-            batch: p.ids.length - k,
-            failFast: p.failFast,
-          };
-          p.scope.state.requestSuspend(wait);
+          p.scope.state.requestSuspend(streamWait(p, k, p.ids.length - k));
           throw new SuspendSignal();
         }
+        const end = ended(p, k);
+        if (end === "throw") throw (p.verdict as { error: Error }).error;
+        if (end === "skip") continue;
         const r = outcomeValue(p.tasks[k]!, o);
         if (r.ok) yield r.value as Item<F>;
         else if (!p.failFast) yield r.error;
         else throw r.error;
       }
+      if (p.verdict.kind === "failed") throw p.verdict.error;
     },
   };
 }
@@ -216,18 +255,27 @@ function mapAio<F extends AnyFn>(
   return {
     [Symbol.asyncIterator]() {
       let k = 0;
+      let over = false;
+      const done = (): Promise<IteratorResult<Item<F>>> => Promise.resolve({ done: true, value: undefined });
       return {
         next(): Promise<IteratorResult<Item<F>>> {
-          if (k >= n) return Promise.resolve({ done: true, value: undefined });
+          if (over) return done();
+          if (k >= n) {
+            over = true;
+            return p.verdict.kind === "failed" ? Promise.reject(p.verdict.error) : done();
+          }
           const o = p.calls[k]!.outcome;
-          if (!o) {
-            return new StreamFuture<IteratorResult<Item<F>>>(p.scope.state, {
-              kind: "stream",
-              ids: p.ids,
-              from: k,
-              batch,
-              failFast: p.failFast,
-            });
+          if (!o) return new StreamFuture<IteratorResult<Item<F>>>(p.scope.state, streamWait(p, k, batch));
+          const end = ended(p, k);
+          if (end === "throw") {
+            over = true;
+            return Promise.reject((p.verdict as { error: Error }).error);
+          }
+          if (end !== undefined) {
+            k++;
+            if (end === "skip") return this.next();
+            const r = outcomeValue(p.tasks[k - 1]!, o);
+            return Promise.resolve({ done: false, value: (r.ok ? r.value : r.error) as Item<F> });
           }
           const task = p.tasks[k]!;
           const id = p.ids[k++]!;
@@ -250,6 +298,13 @@ function mapAio<F extends AnyFn>(
               visible: () => true,
             }),
           );
+        },
+        /** Leaving the loop early: the children still queued or running are cancelled. */
+        return(): Promise<IteratorResult<Item<F>>> {
+          const st = p.scope.state;
+          if (!over && !st.closed) for (let i = k; i < n; i++) if (!p.calls[i]!.outcome) st.cancel(p.ids[i]!);
+          over = true;
+          return done();
         },
       };
     },

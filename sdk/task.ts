@@ -76,26 +76,30 @@ type AnyFn = (...args: any[]) => any;
  */
 export type Future<T> = Promise<T> & { cancel(): void };
 
+/** What calling a task returns inside a task: an async task's promise is a {@link Future}. */
+type Called<F extends AnyFn> = ReturnType<F> extends Promise<infer T> ? Future<T> : ReturnType<F>;
+
 /**
  * A registered task: call it like the function (inside a task, an async task returns a durable
  * future and a sync task its value), or `.aio(...)` for a promise either way.
  */
-export type Task<F extends AnyFn> = F & {
-  /** Always returns a promise (a durable future inside a task). */
-  aio(...args: Parameters<F>): Future<Awaited<ReturnType<F>>>;
-  /**
-   * The same task with other settings for one call site (Flyte's `.override`): the call's identity
-   * does not change.
-   * @example
-   * const r = await fetchPage.override({ retries: 5, timeout: "2m" })(url);
-   */
-  override(options: OverrideOptions): Task<F>;
-  readonly taskName: string;
-  /** @internal The engine's view. */
-  readonly def: TaskDef;
-  /** @internal Settings of an override, recorded with each call. */
-  readonly settings?: CallSettings;
-};
+export type Task<F extends AnyFn> = ((...args: Parameters<F>) => Called<F>) &
+  F & {
+    /** Always returns a promise (a durable future inside a task). */
+    aio(...args: Parameters<F>): Future<Awaited<ReturnType<F>>>;
+    /**
+     * The same task with other settings for one call site (Flyte's `.override`): the call's identity
+     * does not change.
+     * @example
+     * const r = await fetchPage.override({ retries: 5, timeout: "2m" })(url);
+     */
+    override(options: OverrideOptions): Task<F>;
+    readonly taskName: string;
+    /** @internal The engine's view. */
+    readonly def: TaskDef;
+    /** @internal Settings of an override, recorded with each call. */
+    readonly settings?: CallSettings;
+  };
 
 const DEFAULT_BACKOFF = { baseMs: 1000, factor: 2, capMs: 60_000 };
 

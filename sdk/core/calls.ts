@@ -9,6 +9,7 @@ import type { Payload } from "../serde.ts";
 import { HISTORY_VERSION, IDENTITY_VERSION } from "./history.ts";
 import type { CallId, CallRecord, Outcome } from "./history.ts";
 import { DurableFuture, outcomeValue } from "./futures.ts";
+import { cancelledOutcome } from "./cancels.ts";
 import type { Scope } from "./state.ts";
 import { SuspendSignal } from "./state.ts";
 import type { CallSettings, TaskDef } from "./task-def.ts";
@@ -89,7 +90,8 @@ export function makeCall(
     if (settings) rec.settings = settings;
     st.newCalls.push(rec);
   }
-  return { id, outcome: st.history.outcomes.get(id) };
+  // A cancelled call's outcome is CancelledError, whatever the child did after the cancel.
+  return { id, outcome: st.cancelled.has(id) ? cancelledOutcome(def.name) : st.history.outcomes.get(id) };
 }
 
 /**

@@ -8,6 +8,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { CallId, CallRecord, History, TraceRecord } from "./history.ts";
 import { Delivery } from "./delivery.ts";
+import { readCancels } from "./cancels.ts";
 import type { Wait } from "./wait.ts";
 import type { CallSettings, TaskDef } from "./task-def.ts";
 
@@ -61,13 +62,26 @@ export class ReplayState {
   private traceWaiters: (() => void)[] = [];
   /** Hands recorded outcomes to the body in the order it first observed them. */
   readonly delivery: Delivery;
+  /** Calls cancelled by the body: in its history, and by this replay (cancels.ts). */
+  readonly cancelled: Set<CallId>;
+  /** Calls this replay cancelled for the first time, for the adapter to stop. */
+  readonly newCancels: CallId[] = [];
 
   constructor(
     readonly actionId: CallId,
     readonly taskName: string,
     readonly history: History,
   ) {
-    this.delivery = new Delivery(history);
+    this.cancelled = readCancels(history);
+    this.delivery = new Delivery(history, this.cancelled);
+  }
+
+  /** Records the cancel of `id` (once). */
+  cancel(id: CallId): void {
+    if (this.cancelled.has(id)) return;
+    this.cancelled.add(id);
+    this.newCancels.push(id);
+    this.touch();
   }
 
   touch(): void {

@@ -67,6 +67,7 @@ export const NOT_RETRIED: ReadonlySet<string> = new Set([
   "TASK_FAILED",
   "TASK_TIMEOUT",
   "CANCELLED",
+  "MAP_FAILED",
   "NON_DETERMINISM",
   "SERIALIZATION",
   "CONFIGURATION",

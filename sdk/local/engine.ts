@@ -371,6 +371,7 @@ export class Engine extends EventEmitter<EngineEvents> {
           break;
         case "suspended":
           this.suspend(a, d.calls, d.traces, d.waits);
+          this.cancelCalls(a, d.cancels);
           break;
         default:
           d satisfies never;
@@ -535,6 +536,24 @@ export class Engine extends EventEmitter<EngineEvents> {
       c.slot = true;
       this.enqueue(c);
     }
+  }
+
+  /**
+   * Stops children a parent's replay cancelled (`future.cancel()`, a map's completion rules, a
+   * `map.aio` loop left early), as a run cancel does: queued ones never start, running ones are
+   * reclaimed, and their descendants are cancelled with them.
+   */
+  private cancelCalls(parent: Live, ids: readonly CallId[]): void {
+    if (!ids.length) return;
+    const err = serializeError(new CancelledError(`cancelled: its parent ${parent.task} cancelled it`));
+    const running: CallId[] = [];
+    for (const id of ids) {
+      const c = this.live.get(id);
+      if (!c || TERMINAL.has(c.status)) continue;
+      if (c.status === "RUNNING") running.push(id);
+      this.finish(c, "CANCELLED", { ok: false, error: err });
+    }
+    if (running.length) this.executor.reclaim(running);
   }
 
   private cancelDescendants(a: Live, reason: string): void {

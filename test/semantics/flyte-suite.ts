@@ -5,9 +5,15 @@
  */
 import assert from "node:assert/strict";
 import { it } from "node:test";
+import type { RunStatus } from "aloft";
+import { TERMINAL, flatten } from "../helpers/status.ts";
 import type { Backend } from "./backend.ts";
 import { count } from "./tasks.ts";
 import * as f from "./tasks-flyte.ts";
+
+function allTerminal(s: RunStatus): void {
+  for (const n of flatten(s.root)) assert.ok(TERMINAL.has(n.status), `${n.task} ${n.id} left ${n.status}`);
+}
 
 export function flyteScenarios(backend: () => Backend, key: () => string): void {
   it("task.override: retries for one call site (the registered task has none)", async () => {
@@ -68,5 +74,163 @@ export function boundMapScenarios(backend: () => Backend): void {
         /map\(\(id\) => score\.aio\(id, name, config\), ids\)/.test(e.message),
     );
     await assert.rejects((await b.run(f.mapsNoTask)).result(), /called no task for item 0/);
+  });
+}
+
+const childStates = async (r: { status(): Promise<RunStatus> }): Promise<string[]> =>
+  flatten((await r.status()).root)
+    .slice(1)
+    .map((n) => `${n.task.slice(n.task.indexOf(".") + 1)}:${n.status}`)
+    .sort();
+
+export function cancelScenarios(backend: () => Backend, key: () => string): void {
+  it("future.cancel() of a call never sent: it never starts, and await rejects with CancelledError", async () => {
+    const k = key();
+    const r = await backend().run(f.cancelsQueued, k);
+    assert.deepEqual(await r.result(), ["CancelledError", 2]);
+    assert.deepEqual(await childStates(r), ["double:SUCCEEDED", "longRunning:CANCELLED"]);
+    assert.equal(count(`started-${k}`), 0, "the cancelled child never started");
+  });
+
+  it("future.cancel() of a running child: it is cancelled as a run cancel does", async () => {
+    const k = key();
+    const r = await backend().run(f.cancelsRunning, k);
+    assert.equal(await r.result(), "CancelledError");
+    assert.deepEqual(await childStates(r), ["longRunning:CANCELLED", "started:SUCCEEDED"]);
+    assert.equal(count(`finished-${k}`), 0, "the parent did not wait for the child");
+  });
+
+  it("future.cancel() of a child with children: its descendants stop too", async () => {
+    const k = key();
+    const r = await backend().run(f.cancelsParent, k);
+    assert.equal(await r.result(), "CancelledError");
+    assert.deepEqual(await childStates(r), [
+      "longParent:CANCELLED",
+      "longRunning:CANCELLED",
+      "longRunning:CANCELLED",
+      "started:SUCCEEDED",
+    ]);
+  });
+
+  it("future.cancel() of a future the body has seen settle is a no-op", async () => {
+    const r = await backend().run(f.cancelsDone);
+    assert.deepEqual(await r.result(), [4, "value:4"]);
+    assert.deepEqual(await childStates(r), ["double:SUCCEEDED"]);
+  });
+
+  it("a circuit breaker: when a sibling fails, the body cancels the rest", async () => {
+    const k = key();
+    const r = await backend().run(f.circuitBreaker, k);
+    assert.deepEqual(await r.result(), ["CancelledError", "CancelledError"]);
+    assert.deepEqual(await childStates(r), [
+      "boomSoon:FAILED",
+      "longRunning:CANCELLED",
+      "longRunning:CANCELLED",
+    ]);
+  });
+
+  it("leaving a map.aio loop early cancels the map's children still queued or running", async () => {
+    const k = key();
+    const r = await backend().run(f.leavesMapEarly, k, 8);
+    assert.equal(await r.result(), 0);
+    const states = await childStates(r);
+    assert.equal(states.length, 8);
+    assert.ok(states.includes("tick:CANCELLED"), states.join(", "));
+    for (const i of [6, 7]) assert.equal(count(`tick-${k}-${i}`), 0, `item ${i} never started`);
+    allTerminal(await r.status());
+  });
+}
+
+export function ruleScenarios(backend: () => Backend): void {
+  const run = async (c: f.RuleCase) => (await backend().run(f.mapsWithRules, c)).result();
+  for (const aio of [false, true]) {
+    const kind = aio ? "map.aio" : "map";
+    it(`${kind} minSuccessful: ends once that many succeeded, the rest cancelled in place`, async () => {
+      const b = backend();
+      const r = await b.run(f.mapsWithRules, { n: 6, fails: [], slow: [2, 3, 4, 5], minSuccessful: 2, aio });
+      assert.deepEqual(await r.result(), [
+        0,
+        1,
+        "CancelledError",
+        "CancelledError",
+        "CancelledError",
+        "CancelledError",
+      ]);
+      assert.deepEqual((await childStates(r)).filter((s) => s.endsWith("CANCELLED")).length, 4);
+      // 0: nothing needed, every item cancelled before it starts; all: as a plain map.
+      assert.deepEqual(await run({ n: 3, fails: [], slow: [0, 1, 2], minSuccessful: 0, aio }), [
+        "CancelledError",
+        "CancelledError",
+        "CancelledError",
+      ]);
+      assert.deepEqual(await run({ n: 3, fails: [1], slow: [], minSuccessful: 3, aio }), [0, "TaskError", 2]);
+      assert.deepEqual(await run({ n: 3, fails: [], slow: [], minSuccessful: 9, aio }), [0, 1, 2]);
+    });
+
+    it(`${kind} toleratedFailures: fails with the counts once more failed, the rest cancelled`, async () => {
+      const b = backend();
+      const r = await b.run(f.mapsWithRules, {
+        n: 6,
+        fails: [0, 1],
+        slow: [2, 3, 4, 5],
+        toleratedFailures: 1,
+        aio,
+      });
+      await assert.rejects(r.result(), (e: Error) => {
+        assert.match(e.message, /MapFailedError/);
+        assert.match(
+          e.message,
+          /2 of 6 items failed, more than the 1 tolerated \(0 succeeded, 4 cancelled\)/,
+        );
+        return true;
+      });
+      assert.equal((await childStates(r)).filter((s) => s.endsWith("CANCELLED")).length, 4);
+      // 0 tolerated: the first failure fails it.
+      await assert.rejects(
+        run({ n: 2, fails: [0], slow: [1], toleratedFailures: 0, aio }),
+        /1 of 2 items failed/,
+      );
+      // Percentages round down: 10% of 7 items tolerates none; 50% of 5 tolerates 2.
+      await assert.rejects(
+        run({ n: 7, fails: [3], slow: [], toleratedFailures: "10%", aio }),
+        /more than the 0/,
+      );
+      assert.deepEqual(await run({ n: 5, fails: [0, 1], slow: [], toleratedFailures: "50%", aio }), [
+        "TaskError",
+        "TaskError",
+        2,
+        3,
+        4,
+      ]);
+      await assert.rejects(
+        run({ n: 5, fails: [0, 1, 2], slow: [], toleratedFailures: "50%", aio }),
+        /3 of 5 items failed, more than the 2 tolerated/,
+      );
+      // Everything tolerated: a map that ends normally.
+      assert.deepEqual(await run({ n: 2, fails: [0, 1], slow: [], toleratedFailures: "100%", aio }), [
+        "TaskError",
+        "TaskError",
+      ]);
+    });
+  }
+
+  it("bad completion rules are rejected with a clear error", async () => {
+    const b = backend();
+    await assert.rejects(
+      (await b.run(f.badRules, { minSuccessful: -1 })).result(),
+      /minSuccessful: must be a whole number >= 0/,
+    );
+    await assert.rejects(
+      (await b.run(f.badRules, { toleratedFailures: "ten%" })).result(),
+      /toleratedFailures: must be a count of failures/,
+    );
+    await assert.rejects(
+      (await b.run(f.badRules, { toleratedFailures: "150%" })).result(),
+      /toleratedFailures/,
+    );
+    await assert.rejects(
+      (await b.run(f.badRules, { minSucessful: 1 })).result(),
+      /unknown option "minSucessful"/,
+    );
   });
 }

@@ -4,7 +4,7 @@
  * rules. Counters go to files under ALOFT_TEST_DIR, as in tasks.ts.
  */
 import { TaskEnvironment, map, trace } from "aloft";
-import { bump, double } from "./tasks.ts";
+import { bump, count, double } from "./tasks.ts";
 
 const env = new TaskEnvironment({ name: "flyte" });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -114,4 +114,132 @@ export const mapsNoTask = env.task(async function mapsNoTask() {
   const out: unknown[] = [];
   for await (const r of map.aio(async (id: number) => id * 2, [1, 2])) out.push(r);
   return out;
+});
+
+// ── future.cancel() ────────────────────────────────────────────────────────────────────────────
+
+/** Marks that it started, then runs long (a cancel finds it running). */
+export const longRunning = env.task(async function longRunning(key: string, i: number) {
+  bump(`started-${key}`);
+  await sleep(3_000);
+  bump(`finished-${key}`);
+  return i;
+});
+
+/** Returns once `n` longRunning children of `key` have started (a parent awaits it to cancel then). */
+export const started = env.task(async function started(key: string, n: number) {
+  const deadline = Date.now() + 20_000;
+  while (count(`started-${key}`) < n) {
+    if (Date.now() > deadline) throw new Error(`fewer than ${n} children of ${key} started`);
+    await sleep(20);
+  }
+  return n;
+});
+
+const reason = async (f: Promise<unknown>): Promise<string> =>
+  f.then(
+    (v) => `value:${String(v)}`,
+    (e: Error) => e.name,
+  );
+
+/** A future cancelled before it was ever sent: it never starts. */
+export const cancelsQueued = env.task(async function cancelsQueued(key: string) {
+  const f = longRunning.aio(key, 0);
+  f.cancel();
+  return [await reason(f), await double(1)];
+});
+
+/** A running child, cancelled once it has started. */
+export const cancelsRunning = env.task(async function cancelsRunning(key: string) {
+  const f = longRunning(key, 0);
+  await started(key, 1);
+  f.cancel();
+  return reason(f);
+});
+
+/** A child with children of its own, cancelled once they all run. */
+export const longParent = env.task(async function longParent(key: string) {
+  return Promise.all([longRunning(key, 0), longRunning(key, 1)]);
+});
+
+export const cancelsParent = env.task(async function cancelsParent(key: string) {
+  const f = longParent(key);
+  await started(key, 2);
+  f.cancel();
+  return reason(f);
+});
+
+/** A future the body has seen settle: cancel() is a no-op. */
+export const cancelsDone = env.task(async function cancelsDone() {
+  const f = double(2);
+  const v = await f;
+  f.cancel();
+  return [v, await reason(f)];
+});
+
+/** A sibling fails: cancel the rest (Flyte's cancel_tasks.py, a circuit breaker). */
+export const circuitBreaker = env.task(async function circuitBreaker(key: string) {
+  const slow = [longRunning(key, 0), longRunning(key, 1)];
+  try {
+    await boomSoon();
+    return "no failure";
+  } catch {
+    for (const f of slow) f.cancel();
+    return Promise.all(slow.map(reason));
+  }
+});
+
+export const boomSoon = env.task(async function boomSoon() {
+  await sleep(50);
+  throw new Error("tripped");
+});
+
+// ── leaving a map.aio loop early ───────────────────────────────────────────────────────────────
+
+export const tick = env.task(async function tick(key: string, i: number) {
+  bump(`tick-${key}-${i}`);
+  await sleep(600);
+  return i;
+});
+
+export const leavesMapEarly = env.task(async function leavesMapEarly(key: string, n: number) {
+  for await (const r of map.aio((i: number) => tick.aio(key, i), range(n), { concurrency: 2 })) {
+    return r; // leaves the loop after the first item
+  }
+  return -1;
+});
+
+// ── completion rules ───────────────────────────────────────────────────────────────────────────
+
+/** Fails for the items in `fails`; items in `slow` take 3 s (still running when the map ends). */
+export const judge = env.task(async function judge(i: number, fails: number[], slow: number[]) {
+  await sleep(slow.includes(i) ? 3_000 : 10);
+  if (fails.includes(i)) throw new Error(`item ${i} fails`);
+  return i;
+});
+
+export interface RuleCase {
+  n: number;
+  fails: number[];
+  slow: number[];
+  minSuccessful?: number;
+  toleratedFailures?: number | `${number}%`;
+  aio: boolean;
+}
+
+export const mapsWithRules = env.task(async function mapsWithRules(c: RuleCase) {
+  const opts = {
+    ...(c.minSuccessful === undefined ? {} : { minSuccessful: c.minSuccessful }),
+    ...(c.toleratedFailures === undefined ? {} : { toleratedFailures: c.toleratedFailures }),
+  };
+  const out: unknown[] = [];
+  const f = (i: number) => judge.aio(i, c.fails, c.slow);
+  if (c.aio) for await (const r of map.aio(f, range(c.n), opts)) out.push(r instanceof Error ? r.name : r);
+  else for (const r of map(f, range(c.n), opts)) out.push(r instanceof Error ? r.name : r);
+  return out;
+});
+
+export const badRules = env.task(async function badRules(opts: Record<string, unknown>) {
+  for await (const r of map.aio(double, [1], opts)) return r;
+  return undefined;
 });
