@@ -24,6 +24,15 @@ export const callsFailsTwice = env.task(async function callsFailsTwice(key: stri
     : failsTwice(key);
 });
 
+/** A windowed map over an override: items the window releases later keep the call's settings. */
+export const mapsOverridden = env.task(async function mapsOverridden(key: string) {
+  const retried = failsTwice.override({ retries: { count: 3, backoff: { base: "10ms", factor: 1 } } });
+  const out: unknown[] = [];
+  for await (const r of map.aio(retried, [`${key}-0`, `${key}-1`, `${key}-2`], { concurrency: 1 }))
+    out.push(r instanceof Error ? r.message : r);
+  return out;
+});
+
 /** No timeout of its own. */
 export const lingers = env.task(async function lingers(ms: number) {
   await sleep(ms);
@@ -196,9 +205,11 @@ export const boomSoon = env.task(async function boomSoon() {
 
 // ── leaving a map.aio loop early ───────────────────────────────────────────────────────────────
 
+/** Item 0 returns at once; the others run until the test says stop (so the map's window stays full). */
 export const tick = env.task(async function tick(key: string, i: number) {
   bump(`tick-${key}-${i}`);
-  await sleep(600);
+  const deadline = Date.now() + 20_000;
+  while (i > 0 && count(`stop-${key}`) === 0 && Date.now() < deadline) await sleep(20);
   return i;
 });
 
