@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { TaskEnvironment } from "../sdk/task.ts";
 import { map } from "../sdk/map.ts";
 import { CANCELLED_KEY, cancelRecord } from "../sdk/core/cancels.ts";
-import { triggerFor } from "../lambdas/state/trigger.ts";
+import { triggerFor } from "../sdk/aws/store/trigger.ts";
 import { WaitTracker } from "../sdk/core/wait.ts";
 import { Recorder, arg0, completedValue, fail, ok, replayWith, suspended } from "./helpers/drive.ts";
 

@@ -6,14 +6,11 @@
  * optional fields); a newer one is rejected (dead-lettered), not guessed at.
  */
 import { z } from "zod";
-import { withSettings } from "../sdk/core/task-def.ts";
-import type { CallSettings, TaskDef } from "../sdk/core/task-def.ts";
-import { findTask } from "../sdk/registry.ts";
 
 export const MESSAGE_VERSION = 3;
 /**
  * The oldest version still accepted: v1 had no `dispatch` kind, sweep cursor or check arguments; v2
- * no per-call settings (`o`) or `cancel` kind.
+ * no per-call settings (`o`) or sweeps of listed `ids`.
  */
 export const OLDEST_VERSION = 1;
 
@@ -242,10 +239,4 @@ export function actionOf(
     ...tagFrom(m),
     ...(m.o ? { o: m.o } : {}),
   };
-}
-
-/** The task as the action `m` is about runs it: its call site's settings over the registered ones. */
-export function taskOf(m: { task: string; o?: CallSettings | undefined }): TaskDef | undefined {
-  const def = findTask(m.task);
-  return def && withSettings(def, m.o);
 }
