@@ -43,14 +43,24 @@ class Recorder {
     private readonly name: string,
     private readonly kind: GeneratorKind,
   ) {}
-  item(v: unknown): unknown {
+  /** Whether the generator has not ended yet (nothing recorded). */
+  open = true;
+  private item(v: unknown): unknown {
     const c = copy(v, `item ${this.items.length} yielded by trace ${this.name}`);
     this.items.push(c);
     return c;
   }
+  /** One step of the generator, as the body sees it: an item (a copy), or its return value (recorded). */
+  step(r: IteratorResult<unknown>): IteratorResult<unknown> {
+    if (!r.done) return { done: false, value: this.item(r.value) };
+    const ret = copy(r.value, `return value of trace ${this.name}`);
+    this.save("done", ret);
+    return { done: true, value: ret };
+  }
   save(end: GeneratorRecord["end"], ret?: unknown, error?: unknown): void {
-    if (this.saved || this.st.closed) return;
-    this.saved = true;
+    if (!this.open) return;
+    this.open = false;
+    if (this.st.closed) return;
     const rec: GeneratorRecord = { items: this.items, end };
     if (end === "done") rec.ret = ret;
     if (end === "threw") rec.error = serializeError(error);
@@ -73,41 +83,34 @@ export function liveGenerator(
   gen: Generator | AsyncGenerator,
 ): Generator | AsyncGenerator {
   const rec = new Recorder(st, key, name, kind);
-  if (kind === "sync") return liveSync(gen as Generator, rec, name);
-  return liveAsync(gen as AsyncGenerator, rec, name, st);
+  if (kind === "sync") return liveSync(gen as Generator, rec);
+  return liveAsync(gen as AsyncGenerator, rec, st);
 }
 
-function* liveSync(gen: Generator, rec: Recorder, name: string): Generator {
-  let end: GeneratorRecord["end"] = "left";
+function* liveSync(gen: Generator, rec: Recorder): Generator {
   let sent: unknown;
   try {
     for (;;) {
       let r: IteratorResult<unknown>;
       try {
-        r = gen.next(sent);
+        r = rec.step(gen.next(sent));
       } catch (e) {
-        end = "threw";
-        rec.save(end, undefined, e);
+        rec.save("threw", undefined, e);
         throw e;
       }
-      if (r.done) {
-        end = "done";
-        const ret = copy(r.value, `return value of trace ${name}`);
-        rec.save(end, ret);
-        return ret;
-      }
-      sent = yield rec.item(r.value);
+      if (r.done) return r.value;
+      sent = yield r.value;
     }
   } finally {
-    if (end === "left") {
-      rec.save(end);
+    // Still open: the body stopped iterating (break, return, a throw in its loop).
+    if (rec.open) {
+      rec.save("left");
       gen.return(undefined);
     }
   }
 }
 
-async function* liveAsync(gen: AsyncGenerator, rec: Recorder, name: string, st: ReplayState): AsyncGenerator {
-  let end: GeneratorRecord["end"] = "left";
+async function* liveAsync(gen: AsyncGenerator, rec: Recorder, st: ReplayState): AsyncGenerator {
   let sent: unknown;
   try {
     for (;;) {
@@ -115,25 +118,19 @@ async function* liveAsync(gen: AsyncGenerator, rec: Recorder, name: string, st: 
       // Each step is I/O the body asked for: the replay waits for it before deciding (docs/replay.md).
       st.traceStarted();
       try {
-        r = await gen.next(sent);
+        r = rec.step(await gen.next(sent));
       } catch (e) {
-        end = "threw";
-        rec.save(end, undefined, e);
+        rec.save("threw", undefined, e);
         throw e;
       } finally {
         st.traceEnded();
       }
-      if (r.done) {
-        end = "done";
-        const ret = copy(r.value, `return value of trace ${name}`);
-        rec.save(end, ret);
-        return ret;
-      }
-      sent = yield rec.item(r.value);
+      if (r.done) return r.value;
+      sent = yield r.value;
     }
   } finally {
-    if (end === "left") {
-      rec.save(end);
+    if (rec.open) {
+      rec.save("left");
       await gen.return(undefined);
     }
   }
