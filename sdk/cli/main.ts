@@ -292,7 +292,11 @@ export function program(): Command {
     )
     .argument("<module>", "TypeScript or JavaScript file that registers the tasks")
     .option("--outputs <file>", "where to write the stack outputs for --aws", ".aloft/dev-outputs.json")
-    .action(async (mod: string, o: { outputs: string }) => {
+    .option(
+      "--persist <dir>",
+      "keep tables, queue messages and bucket objects in <dir> across restarts (default: in memory)",
+    )
+    .action(async (mod: string, o: { outputs: string; persist?: string }) => {
       await loadModule(mod);
       await dev(o);
     });
