@@ -17,6 +17,8 @@ const API = [
   "sdk/registry.ts",
   "sdk/result.ts",
   "sdk/run-handle.ts",
+  "sdk/map-rules.ts",
+  "sdk/trace-generator.ts",
 ];
 const CORE = ["sdk/core", "sdk/errors.ts", "sdk/serde.ts"];
 const ENTRIES = ["sdk/run.ts", "sdk/index.ts", "sdk/cli"];

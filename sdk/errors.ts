@@ -78,6 +78,16 @@ export class NonDeterminismError extends AloftError {
   override readonly code: string = "NON_DETERMINISM";
 }
 
+/**
+ * A map with `toleratedFailures` had more failures than it tolerates: its remaining children were
+ * cancelled. `details` holds the counts (`total`, `succeeded`, `failed`, `cancelled`, `tolerated`).
+ * @example
+ * try { for (const r of map(score, ids, { toleratedFailures: "10%" })) use(r); } catch (e) { if (e instanceof MapFailedError) report(e.details); }
+ */
+export class MapFailedError extends AloftError {
+  override readonly code: string = "MAP_FAILED";
+}
+
 /** A value cannot be serialised (or deserialised) as a task input or output. */
 export class SerializationError extends AloftError {
   override readonly code: string = "SERIALIZATION";
@@ -142,6 +152,7 @@ const known: Record<string, new (message: string) => AloftError> = {
   StalledRunError,
   StoreLockedError,
   NonErrorThrown,
+  MapFailedError,
 };
 
 /** Turns anything thrown into an `Error`; non-Error values are wrapped in {@link NonErrorThrown}. */

@@ -15,5 +15,5 @@ export function groupPath(parent: string, name: string): string {
 export function group<T>(name: string, body: () => T): T {
   const scope = currentScope();
   if (!scope) return body();
-  return scopeStorage.run({ state: scope.state, group: groupPath(scope.group, name) }, body);
+  return scopeStorage.run({ ...scope, group: groupPath(scope.group, name) }, body);
 }

@@ -11,7 +11,15 @@ import { installCombinators } from "./core/futures.ts";
 installCombinators();
 
 export { TaskEnvironment, isTask } from "./task.ts";
-export type { Task, TaskOptions, EnvironmentOptions, Duration, Retries } from "./task.ts";
+export type {
+  Task,
+  TaskOptions,
+  EnvironmentOptions,
+  Duration,
+  Retries,
+  Future,
+  OverrideOptions,
+} from "./task.ts";
 export { map } from "./map.ts";
 export type { MapOptions } from "./map.ts";
 export { group } from "./group.ts";
@@ -30,6 +38,7 @@ export {
   NonRecoverableError,
   HistoryError,
   ConfigurationError,
+  MapFailedError,
   DeadLetterError,
   StalledRunError,
   StoreLockedError,

@@ -8,8 +8,11 @@
  */
 import { ConfigurationError, toError } from "./errors.ts";
 import { makeCall } from "./core/calls.ts";
+import type { CallSettings, TaskDef } from "./core/task-def.ts";
+import type { CapturedCall } from "./core/state.ts";
+import { scopeStorage } from "./core/state.ts";
 import type { Call } from "./core/calls.ts";
-import { StreamFuture, outcomeValue } from "./core/futures.ts";
+import { StreamFuture, isThenable, outcomeValue } from "./core/futures.ts";
 import type { Wait } from "./core/wait.ts";
 import { SuspendSignal, currentScope } from "./core/state.ts";
 import type { Scope } from "./core/state.ts";
@@ -18,6 +21,8 @@ import type { Task } from "./task.ts";
 import { isTask } from "./task.ts";
 import { groupPath } from "./group.ts";
 import { checkOptions, mapOptionsSchema } from "./options.ts";
+import { decide, quotaFrom, resolveRules } from "./map-rules.ts";
+import type { Rules, Verdict } from "./map-rules.ts";
 
 type AnyFn = (...args: any[]) => any;
 
@@ -28,6 +33,17 @@ export interface MapOptions {
   returnExceptions?: boolean;
   /** Group name shown in the status tree (default: the task's name). */
   group?: string;
+  /**
+   * End the map once this many items succeeded: the children still queued or running are
+   * cancelled and yield `CancelledError` in place (skipped with `returnExceptions: false`).
+   */
+  minSuccessful?: number;
+  /**
+   * Fail the map once more items than this failed (a count, or a percentage of the items such as
+   * `"10%"`, rounded down): the rest are cancelled, and iterating on throws a `MapFailedError`
+   * giving the counts where the first cancelled item would be (or after the last item).
+   */
+  toleratedFailures?: number | `${number}%`;
 }
 
 /**
@@ -39,57 +55,158 @@ const STREAM_BATCHES = 8;
 
 type Item<F extends AnyFn> = Awaited<ReturnType<F>> | Error;
 
+/**
+ * What `map` runs over each item: a task, or a function of the item that calls exactly one task
+ * (`(id) => score.aio(id, name, config)`), as Flyte maps over `functools.partial`.
+ */
+type Mapped<F extends AnyFn> = Task<F> | F;
+
+/** One item's call: the task, its arguments and the call site's settings. */
+interface Bound {
+  def: TaskDef;
+  args: readonly unknown[];
+  settings: CallSettings | undefined;
+}
+
+/**
+ * The call `f` makes for `item`. A function of the item runs with task calls captured (calls.ts
+ * captureCall), so it costs nothing to run ahead of the window: the child itself is still released
+ * as `concurrency` allows. It must call exactly one task and return that call as it is.
+ */
+function bind(f: Mapped<AnyFn>, item: unknown, scope: Scope, index: number): Bound {
+  if (isTask(f)) return { def: f.def, args: [item], settings: f.settings };
+  const capture: CapturedCall[] = [];
+  let ret: unknown;
+  try {
+    ret = scopeStorage.run({ ...scope, capture }, () => f(item));
+  } catch (e) {
+    throw new ConfigurationError(`map: the function threw for item ${index} before calling its task`, {
+      cause: e,
+    });
+  }
+  const fix =
+    "pass map a function that calls one task and returns that call, e.g. " +
+    "map((id) => score.aio(id, name, config), ids), or map over the task itself";
+  if (capture.length !== 1) {
+    const named = capture.map((c) => c.def.name).join(", ");
+    throw new ConfigurationError(
+      `map: the function called ${capture.length === 0 ? "no task" : `${capture.length} tasks (${named})`} ` +
+        `for item ${index}; ${fix}`,
+    );
+  }
+  const c = capture[0]!;
+  if (ret !== c.marker) {
+    if (isThenable(ret)) (ret as Promise<unknown>).then(undefined, () => {}); // an async wrapper's, discarded
+    throw new ConfigurationError(
+      `map: the function called ${c.def.name} for item ${index} but returned something else than that call ` +
+        `(an async function, or a .then on it); ${fix}: map yields the task's results as they are`,
+    );
+  }
+  return { def: c.def, args: c.args, settings: c.settings };
+}
+
+/** The short name of a task (its name after the environment), a map's default group. */
+const shortName = (def: TaskDef): string => def.name.slice(def.name.lastIndexOf(".") + 1);
+
 interface Prepared {
   scope: Scope;
   calls: Call[];
   ids: string[];
-  task: string;
+  /** Each item's task name (what its errors name). */
+  tasks: string[];
   failFast: boolean;
+  rules: Rules | undefined;
+  verdict: Verdict;
 }
 
 function prepare<F extends AnyFn>(
-  task: Task<F>,
+  task: Mapped<F>,
   items: Iterable<Parameters<F>[0]>,
   opts: MapOptions,
   scope: Scope,
 ): Prepared {
   const st = scope.state;
-  const path = groupPath(scope.group, opts.group ?? task.def.name.slice(task.def.name.lastIndexOf(".") + 1));
   const list = Array.from(items);
+  const bound = list.map((item, i) => bind(task, item, scope, i));
+  const first = isTask(task) ? task.def : bound[0]?.def;
+  const path = groupPath(scope.group, opts.group ?? (first ? shortName(first) : "map"));
   const limit = opts.concurrency;
   const seq = st.mapSeq.get(path) ?? 0;
   st.mapSeq.set(path, seq + 1);
   const key = limit === undefined ? undefined : digest(st.actionId, "map", path, String(seq));
   const mapScope: Scope = { state: st, group: path };
-  const calls = list.map((item, index) =>
-    makeCall(mapScope, task.def, [item], key === undefined ? undefined : { key, index, limit: limit! }),
+  const calls = bound.map((b, index) =>
+    makeCall(
+      mapScope,
+      b.def,
+      b.args,
+      key === undefined ? undefined : { key, index, limit: limit! },
+      b.settings,
+    ),
   );
+  const tasks = bound.map((b) => b.def.name);
+  const rules = resolveRules(opts, calls.length);
   return {
     scope,
     calls,
     ids: calls.map((c) => c.id),
-    task: task.def.name,
+    tasks,
     failFast: opts.returnExceptions === false,
+    rules,
+    verdict: rules ? decide(st, first?.name ?? "map", calls, rules, tasks) : { kind: "open" },
   };
 }
 
-function check(task: unknown, opts: MapOptions): void {
-  if (!isTask(task))
-    throw new ConfigurationError("map needs a task registered with env.task as its first argument");
-  checkOptions(mapOptionsSchema, opts, `map(${task.taskName}) options`);
-  const c = opts.concurrency;
-  if (c !== undefined && (!Number.isInteger(c) || c < 1)) {
-    throw new ConfigurationError(`map(${task.taskName}): concurrency must be a whole number >= 1, got ${c}`);
-  }
+/** The stream wait of a map from item `from` on. */
+function streamWait(p: Prepared, from: number, batch: number): Wait & { kind: "stream" } {
+  return {
+    kind: "stream",
+    ids: p.ids,
+    from,
+    batch,
+    failFast: p.failFast,
+    ...(p.rules ? { quota: quotaFrom(p.calls, from, p.rules) } : {}),
+  };
 }
 
 /**
+ * What item `k` of a map that a completion rule ended yields, if the rule cancelled it: `skip` it
+ * (returnExceptions: false), `throw` the map's failure, or its CancelledError. Undefined for an
+ * item the rule did not cancel.
+ */
+function ended(p: Prepared, k: number): "skip" | "throw" | "yield" | undefined {
+  if (p.verdict.kind === "open" || !p.scope.state.cancelled.has(p.ids[k]!)) return undefined;
+  if (p.verdict.kind === "failed") return "throw";
+  return p.failFast ? "skip" : "yield";
+}
+
+function check(task: unknown, opts: MapOptions): void {
+  if (typeof task !== "function")
+    throw new ConfigurationError(
+      "map needs a task registered with env.task, or a function of the item that calls one task, " +
+        "as its first argument",
+    );
+  const name = isTask(task) ? task.taskName : task.name || "function";
+  checkOptions(mapOptionsSchema, opts, `map(${name}) options`);
+  const c = opts.concurrency;
+  if (c !== undefined && (!Number.isInteger(c) || c < 1)) {
+    throw new ConfigurationError(`map(${name}): concurrency must be a whole number >= 1, got ${c}`);
+  }
+}
+
+/** Runs one item outside any task: the task as a plain function, or the bound function. */
+const callPlain = (f: Mapped<AnyFn>, item: unknown): unknown => (isTask(f) ? f.def.fn(item) : f(item));
+
+/**
  * Runs `task` over `items`; iterate the result for each item's value (or error), in input order.
+ * `task` may be a function of the item that calls one task, binding its other arguments.
+ * @example
+ * for (const r of map((id) => score(id, "v2", config), ids)) console.log(r);
  * @example
  * for (const r of map(square, [1, 2, 3])) { if (r instanceof Error) throw r; total += r; }
  */
 function mapSync<F extends AnyFn>(
-  task: Task<F>,
+  task: Mapped<F>,
   items: Iterable<Parameters<F>[0]>,
   opts: MapOptions = {},
 ): Iterable<Item<F>> {
@@ -102,32 +219,30 @@ function mapSync<F extends AnyFn>(
       for (let k = 0; k < p.calls.length; k++) {
         const o = p.calls[k]!.outcome;
         if (!o) {
-          const wait: Wait = {
-            kind: "stream",
-            ids: p.ids,
-            from: k,
-            batch: p.ids.length - k,
-            failFast: p.failFast,
-          };
-          p.scope.state.requestSuspend(wait);
+          p.scope.state.requestSuspend(streamWait(p, k, p.ids.length - k));
           throw new SuspendSignal();
         }
-        const r = outcomeValue(p.task, o);
+        const end = ended(p, k);
+        if (end === "throw") throw (p.verdict as { error: Error }).error;
+        if (end === "skip") continue;
+        const r = outcomeValue(p.tasks[k]!, o);
         if (r.ok) yield r.value as Item<F>;
         else if (!p.failFast) yield r.error;
         else throw r.error;
       }
+      if (p.verdict.kind === "failed") throw p.verdict.error;
     },
   };
 }
 
 /**
- * Runs `task` over `items` and streams results in input order.
+ * Runs `task` over `items` and streams results in input order. `task` may be a function of the item
+ * that calls one task with `.aio(...)`: `map.aio((id) => score.aio(id, name, config), ids)`.
  * @example
  * for await (const r of map.aio(square, range(100), { concurrency: 10 })) console.log(r);
  */
 function mapAio<F extends AnyFn>(
-  task: Task<F>,
+  task: Mapped<F>,
   items: Iterable<Parameters<F>[0]>,
   opts: MapOptions = {},
 ): AsyncIterable<Item<F>> {
@@ -140,22 +255,32 @@ function mapAio<F extends AnyFn>(
   return {
     [Symbol.asyncIterator]() {
       let k = 0;
+      let over = false;
+      const done = (): Promise<IteratorResult<Item<F>>> => Promise.resolve({ done: true, value: undefined });
       return {
         next(): Promise<IteratorResult<Item<F>>> {
-          if (k >= n) return Promise.resolve({ done: true, value: undefined });
-          const o = p.calls[k]!.outcome;
-          if (!o) {
-            return new StreamFuture<IteratorResult<Item<F>>>(p.scope.state, {
-              kind: "stream",
-              ids: p.ids,
-              from: k,
-              batch,
-              failFast: p.failFast,
-            });
+          if (over) return done();
+          if (k >= n) {
+            over = true;
+            return p.verdict.kind === "failed" ? Promise.reject(p.verdict.error) : done();
           }
+          const o = p.calls[k]!.outcome;
+          if (!o) return new StreamFuture<IteratorResult<Item<F>>>(p.scope.state, streamWait(p, k, batch));
+          const end = ended(p, k);
+          if (end === "throw") {
+            over = true;
+            return Promise.reject((p.verdict as { error: Error }).error);
+          }
+          if (end !== undefined) {
+            k++;
+            if (end === "skip") return this.next();
+            const r = outcomeValue(p.tasks[k - 1]!, o);
+            return Promise.resolve({ done: false, value: (r.ok ? r.value : r.error) as Item<F> });
+          }
+          const task = p.tasks[k]!;
           const id = p.ids[k++]!;
           const item = (): IteratorResult<Item<F>> => {
-            const r = outcomeValue(p.task, o);
+            const r = outcomeValue(task, o);
             if (r.ok) return { done: false, value: r.value as Item<F> };
             if (!p.failFast) return { done: false, value: r.error };
             throw r.error;
@@ -174,19 +299,26 @@ function mapAio<F extends AnyFn>(
             }),
           );
         },
+        /** Leaving the loop early: the children still queued or running are cancelled. */
+        return(): Promise<IteratorResult<Item<F>>> {
+          const st = p.scope.state;
+          if (!over && !st.closed) for (let i = k; i < n; i++) if (!p.calls[i]!.outcome) st.cancel(p.ids[i]!);
+          over = true;
+          return done();
+        },
       };
     },
   };
 }
 
 function* plainSync<F extends AnyFn>(
-  task: Task<F>,
+  task: Mapped<F>,
   items: Iterable<Parameters<F>[0]>,
   opts: MapOptions,
 ): Iterable<Item<F>> {
   for (const item of items) {
     try {
-      yield task.def.fn(item) as Item<F>;
+      yield callPlain(task, item) as Item<F>;
     } catch (e) {
       if (opts.returnExceptions === false) throw e;
       yield toError(e);
@@ -195,7 +327,7 @@ function* plainSync<F extends AnyFn>(
 }
 
 async function* plainAio<F extends AnyFn>(
-  task: Task<F>,
+  task: Mapped<F>,
   items: Iterable<Parameters<F>[0]>,
   opts: MapOptions,
 ): AsyncIterable<Item<F>> {
@@ -205,7 +337,7 @@ async function* plainAio<F extends AnyFn>(
   let started = 0;
   const settle = async (i: number): Promise<Item<F>> => {
     try {
-      return (await task.def.fn(list[i])) as Item<F>;
+      return (await callPlain(task, list[i])) as Item<F>;
     } catch (e) {
       if (opts.returnExceptions === false) throw e;
       return toError(e);

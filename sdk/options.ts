@@ -75,10 +75,42 @@ export const environmentOptionsSchema = z.strictObject({
   visibilityTimeout: durationSchema.optional(),
 });
 
+/** `task.override(...)`: settings for one call site. */
+export const overrideOptionsSchema = z.strictObject({
+  ...shared,
+  memoryMiB: z.number().int().min(128).max(10240).optional(),
+});
+
+const PERCENT = /^(\d+(?:\.\d+)?)%$/;
+const NOT_TOLERANCE = 'a count of failures (a whole number >= 0) or a percentage of the items such as "10%"';
+
 export const mapOptionsSchema = z.strictObject({
   concurrency: z.number().optional(),
   returnExceptions: z.boolean().optional(),
   group: z.string().optional(),
+  /** End the map once this many items succeeded (the rest are cancelled). */
+  minSuccessful: z
+    .number({ error: "must be a whole number >= 0" })
+    .int({ error: "must be a whole number >= 0" })
+    .min(0, { error: "must be a whole number >= 0" })
+    .optional(),
+  /** Fail the map once more items than this failed (the rest are cancelled). */
+  toleratedFailures: z
+    .union(
+      [
+        z
+          .number({ error: `must be ${NOT_TOLERANCE}` })
+          .int({ error: `must be ${NOT_TOLERANCE}` })
+          .min(0, { error: `must be ${NOT_TOLERANCE}` }),
+        z
+          .string({ error: `must be ${NOT_TOLERANCE}` })
+          .refine((s) => PERCENT.test(s) && Number(PERCENT.exec(s)![1]) <= 100, {
+            error: `must be ${NOT_TOLERANCE}, at most 100%`,
+          }),
+      ],
+      { error: `must be ${NOT_TOLERANCE}` },
+    )
+    .optional(),
 });
 
 export const initOptionsSchema = z.strictObject({

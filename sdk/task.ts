@@ -3,12 +3,18 @@
  */
 import { fileURLToPath } from "node:url";
 import { ConfigurationError } from "./errors.ts";
-import { callAsync, callSync } from "./core/calls.ts";
+import { callAsync, callSync, captureCall } from "./core/calls.ts";
 import { currentScope } from "./core/state.ts";
-import type { CacheSetting, RetryPolicy, TaskDef } from "./core/task-def.ts";
+import type { CacheSetting, CallSettings, RetryPolicy, TaskDef } from "./core/task-def.ts";
 import { registerEnvironment, registerTask } from "./registry.ts";
 import { digest } from "./serde.ts";
-import { checkOptions, environmentOptionsSchema, parseDuration, taskOptionsSchema } from "./options.ts";
+import {
+  checkOptions,
+  environmentOptionsSchema,
+  overrideOptionsSchema,
+  parseDuration,
+  taskOptionsSchema,
+} from "./options.ts";
 import type { Duration } from "./options.ts";
 
 export { parseDuration };
@@ -55,19 +61,45 @@ export interface EnvironmentOptions extends Omit<TaskOptions, "name"> {
   visibilityTimeout?: Duration;
 }
 
+/** Settings for one call site: `task.override({ retries: 5 })(...args)`. */
+export interface OverrideOptions extends Omit<TaskOptions, "name"> {
+  /** Memory for this call's compute; recorded with the call (see docs/futures.md for each backend). */
+  memoryMiB?: number;
+}
+
 type AnyFn = (...args: any[]) => any;
+
+/**
+ * What an async task call returns: a promise that, inside a task, is a durable future. `cancel()`
+ * stops the child and its descendants and rejects the promise with `CancelledError` (a no-op once
+ * the body has seen it settle, and outside any task).
+ */
+export type Future<T> = Promise<T> & { cancel(): void };
+
+/** What calling a task returns inside a task: an async task's promise is a {@link Future}. */
+type Called<F extends AnyFn> = ReturnType<F> extends Promise<infer T> ? Future<T> : ReturnType<F>;
 
 /**
  * A registered task: call it like the function (inside a task, an async task returns a durable
  * future and a sync task its value), or `.aio(...)` for a promise either way.
  */
-export type Task<F extends AnyFn> = F & {
-  /** Always returns a promise (a durable future inside a task). */
-  aio(...args: Parameters<F>): Promise<Awaited<ReturnType<F>>>;
-  readonly taskName: string;
-  /** @internal The engine's view. */
-  readonly def: TaskDef;
-};
+export type Task<F extends AnyFn> = ((...args: Parameters<F>) => Called<F>) &
+  F & {
+    /** Always returns a promise (a durable future inside a task). */
+    aio(...args: Parameters<F>): Future<Awaited<ReturnType<F>>>;
+    /**
+     * The same task with other settings for one call site (Flyte's `.override`): the call's identity
+     * does not change.
+     * @example
+     * const r = await fetchPage.override({ retries: 5, timeout: "2m" })(url);
+     */
+    override(options: OverrideOptions): Task<F>;
+    readonly taskName: string;
+    /** @internal The engine's view. */
+    readonly def: TaskDef;
+    /** @internal Settings of an override, recorded with each call. */
+    readonly settings?: CallSettings;
+  };
 
 const DEFAULT_BACKOFF = { baseMs: 1000, factor: 2, capMs: 60_000 };
 
@@ -171,21 +203,55 @@ export class TaskEnvironment {
         cache === false ? false : cache === "auto" ? digest(fn.toString()) : String(cache.version),
       module: callerModule(),
     };
-    const call = (...args: unknown[]): unknown => {
-      const scope = currentScope();
-      if (!scope) return fn(...args); // outside any task: a plain function call
-      return def.isAsync ? callAsync(scope, def, args) : callSync(scope, def, args);
-    };
-    const aio = (...args: unknown[]): Promise<unknown> => {
-      const scope = currentScope();
-      if (!scope) return Promise.resolve().then(() => fn(...args));
-      return callAsync(scope, def, args);
-    };
-    Object.defineProperty(call, "name", { value: short });
-    const task = Object.assign(call, { aio, taskName: name, def }) as unknown as Task<F>;
+    const task = makeTask<F>(def, short, undefined);
     registerTask(def, task);
     return task;
   }
+}
+
+/** The callable a task is: `def` run with `settings` (an override's) at every call. */
+function makeTask<F extends AnyFn>(def: TaskDef, short: string, settings: CallSettings | undefined): Task<F> {
+  const fn = def.fn;
+  const call = (...args: unknown[]): unknown => {
+    const scope = currentScope();
+    if (!scope) return fn(...args); // outside any task: a plain function call
+    if (scope.capture) return captureCall(scope, def, args, settings);
+    return def.isAsync ? callAsync(scope, def, args, settings) : callSync(scope, def, args, settings);
+  };
+  const aio = (...args: unknown[]): Promise<unknown> => {
+    const scope = currentScope();
+    if (!scope)
+      return Object.assign(
+        Promise.resolve().then(() => fn(...args)),
+        { cancel: () => {} },
+      );
+    if (scope.capture) return captureCall(scope, def, args, settings);
+    return callAsync(scope, def, args, settings);
+  };
+  const override = (o: OverrideOptions): Task<F> =>
+    makeTask<F>(def, short, { ...settings, ...callSettings(def, o) });
+  Object.defineProperty(call, "name", { value: short });
+  return Object.assign(call, {
+    aio,
+    override,
+    taskName: def.name,
+    def,
+    ...(settings ? { settings } : {}),
+  }) as unknown as Task<F>;
+}
+
+/** The recorded form of an override's options (validated: unknown keys and bad values say so). */
+function callSettings(def: TaskDef, o: OverrideOptions): CallSettings {
+  const what = `${def.name}.override`;
+  checkOptions(overrideOptionsSchema, o, what);
+  const s: CallSettings = {};
+  if (o.retries !== undefined) s.retries = retryPolicy(o.retries, what);
+  if (o.timeout !== undefined) s.timeoutMs = parseDuration(o.timeout, `${what} timeout`);
+  if (o.cache !== undefined)
+    s.cacheVersion =
+      o.cache === false ? false : o.cache === "auto" ? digest(def.fn.toString()) : String(o.cache.version);
+  if (o.memoryMiB !== undefined) s.memoryMiB = o.memoryMiB;
+  return s;
 }
 
 /** True if `v` is a registered task (what `env.task` returned). */

@@ -4,7 +4,8 @@
  * a parent body happens once (Flyte's `flyte.trace`).
  *
  * A trace call is matched by its name, a digest of its arguments, and its sequence among calls with
- * the same name and arguments.
+ * the same name and arguments. A traced generator function records what it yields
+ * (trace-generator.ts).
  */
 import { serializeError } from "./errors.ts";
 import { HISTORY_VERSION } from "./core/history.ts";
@@ -12,6 +13,7 @@ import type { Outcome } from "./core/history.ts";
 import { currentScope } from "./core/state.ts";
 import { deserialize, digest, serialize } from "./serde.ts";
 import { deserializeError } from "./errors.ts";
+import { generatorKind, liveGenerator, replayedGenerator } from "./trace-generator.ts";
 
 type AnyFn = (...args: any[]) => any;
 
@@ -38,6 +40,7 @@ function record(value: unknown, name: string): Outcome {
  */
 export function trace<F extends AnyFn>(fn: F, name: string = fn.name || "trace"): F {
   const isAsync = fn.constructor?.name === "AsyncFunction";
+  const gen = generatorKind(fn);
   const wrapped = function (this: unknown, ...args: unknown[]): unknown {
     const scope = currentScope();
     if (!scope || scope.state.closed) return fn.apply(this, args);
@@ -47,6 +50,11 @@ export function trace<F extends AnyFn>(fn: F, name: string = fn.name || "trace")
     st.traceSeq.set(base, n + 1);
     const key = `${base}|${n}`;
     const recorded = st.history.traces.get(key);
+    if (gen) {
+      st.touch();
+      if (recorded) return replayedGenerator(recorded, name);
+      return liveGenerator(gen, st, key, name, fn.apply(this, args) as Generator | AsyncGenerator);
+    }
     if (recorded) {
       st.touch();
       const r = fromOutcome(recorded.outcome);

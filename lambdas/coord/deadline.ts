@@ -1,6 +1,5 @@
 /** Enforcing an attempt's deadline: nothing if it ended; else a retry or a TIMED_OUT outcome (core/policy.ts). */
 import { retryDelayMs } from "../../sdk/core/task-def.ts";
-import { findTask } from "../../sdk/registry.ts";
 import { sendExecs, sendToCoordinator } from "../../sdk/aws/transport/dispatch.ts";
 import { MESSAGE_VERSION, actionOf, doneOf } from "../../sdk/aws/messages.ts";
 import type { ExecMessage, TimeoutMessage } from "../../sdk/aws/messages.ts";
@@ -13,6 +12,7 @@ import type { ResultItem, RunItem } from "../../sdk/aws/store/table.ts";
 import { expiry } from "../../sdk/aws/store/table.ts";
 import { afterFailure, descendantsReason, timeoutError } from "../../sdk/core/policy.ts";
 import { countCompletions } from "./completions.ts";
+import { taskOf } from "../task-of.ts";
 
 /** At an attempt's deadline: nothing if it ended; else a retry or a TIMED_OUT outcome. */
 export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: string): Promise<void> {
@@ -32,7 +32,7 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: st
     }
     return;
   }
-  const def = findTask(m.task);
+  const def = taskOf(m);
   if ((item?.attempt ?? 1) !== m.attempt) {
     // A later attempt is running — or this check started it and died before sending it (the fence
     // it wrote says so): send it again (a duplicate exec of it is recorded once).

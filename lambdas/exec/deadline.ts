@@ -1,9 +1,9 @@
 /** An attempt's deadline check: sent with its first execution, carried out by the coordinator (coord/deadline.ts). */
-import { findTask } from "../../sdk/registry.ts";
 import { MESSAGE_VERSION, actionOf } from "../../sdk/aws/messages.ts";
 import type { ExecMessage, TimeoutMessage } from "../../sdk/aws/messages.ts";
 import type { Runtime } from "../../sdk/aws/runtime.ts";
 import type { Outbox } from "./context.ts";
+import { taskOf } from "../task-of.ts";
 
 /**
  * The deadline check of an attempt starting now (coordinate.ts checkTimeout): at its deadline the
@@ -12,7 +12,7 @@ import type { Outbox } from "./context.ts";
  */
 export function timeoutCheck(rt: Runtime, m: ExecMessage): TimeoutMessage | undefined {
   if (m.epoch !== 0) return undefined;
-  const def = findTask(m.task);
+  const def = taskOf(m);
   if (def?.timeoutMs === undefined) return undefined;
   return {
     k: "timeout",

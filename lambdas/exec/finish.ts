@@ -11,6 +11,7 @@ import type { Terminal } from "../../sdk/aws/store/results.ts";
 import type { CounterItem, TerminalStatus } from "../../sdk/aws/store/table.ts";
 import { descendantsReason } from "../../sdk/core/policy.ts";
 import type { Delivery, Outbox } from "./context.ts";
+import { CANCEL_INLINE } from "../../sdk/aws/store/cancel.ts";
 
 /** Ends an action: its unsettled children are cancelled first, then its outcome is written once. */
 export interface Ending {
@@ -67,9 +68,6 @@ export async function finish(e: Ending): Promise<void> {
   }
   outbox.push({ msg: doneOf(m, m.parent, ok) });
 }
-
-/** Open children an ending parent cancels itself; beyond this the coordinator sweeps them in pages. */
-export const CANCEL_INLINE = 100;
 
 /** An outcome recorded this long ago was left untold by its writer if it is not counted by now. */
 const UNTOLD_MS = 60_000;

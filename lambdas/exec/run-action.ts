@@ -11,7 +11,7 @@ import type { Decision } from "../../sdk/core/replay.ts";
 import type { TaskDef } from "../../sdk/core/task-def.ts";
 import { retryDelayMs } from "../../sdk/core/task-def.ts";
 import { serializeError } from "../../sdk/errors.ts";
-import { findTask, removedTaskError } from "../../sdk/registry.ts";
+import { removedTaskError } from "../../sdk/registry.ts";
 import { sendExecs } from "../../sdk/aws/transport/dispatch.ts";
 import { doneOf } from "../../sdk/aws/messages.ts";
 import type { ExecMessage } from "../../sdk/aws/messages.ts";
@@ -33,6 +33,7 @@ import { cancelSelf, finish, resendDone } from "./finish.ts";
 import { replayAndApply } from "./apply.ts";
 import { sendRetry } from "./retry.ts";
 import { redispatch } from "../fan-out.ts";
+import { taskOf } from "../task-of.ts";
 
 /** How long a replay holds its parent before a duplicate resume may replay it (after a crash). */
 const REPLAY_LEASE_MS = 30_000;
@@ -60,7 +61,7 @@ export async function executeOne(
     // A redelivered root attempt that had moved the run to its next attempt and died before
     // sending it (see recorded).
     if (delivery.redelivered && run.attempt === m.attempt + 1) {
-      const def = findTask(m.task);
+      const def = taskOf(m);
       if (def) await sendRetry(rt, m, retryDelayMs(def.retries, m.attempt));
       return;
     }
@@ -80,9 +81,15 @@ export async function executeOne(
       return;
     }
     if (pc.st === "E") return cancelSelf(rt, m, outbox, "its parent ended");
+    // The parent cancelled children: one cancelled before it started never starts (its outcome
+    // is written). A redelivery reads its own record below anyway (recorded).
+    if (pc.cx && m.epoch === 0 && !delivery.redelivered) {
+      const own = await readAction(rt, m.run, m.parent, m.id);
+      if (own?.outcome !== undefined) return;
+    }
   }
 
-  const def = findTask(m.task);
+  const def = taskOf(m);
   if (!def) {
     // Removed by an upgrade: fail for good, cancelling what the action started if it is a parent.
     const error = { ...serializeError(removedTaskError(m.task)), nonRecoverable: true, attempts: m.attempt };

@@ -11,6 +11,8 @@ import { writeSelf } from "../../sdk/aws/store/history.ts";
 import type { Open } from "./context.ts";
 import type { Replaying } from "./context.ts";
 import { dispatchEpoch, redispatch } from "../fan-out.ts";
+import { cancelCalls } from "../../sdk/aws/store/cancel.ts";
+import { sendToCoordinator } from "../../sdk/aws/transport/dispatch.ts";
 
 export async function suspend(r: Replaying, d: Decision & { kind: "suspended" }): Promise<Open | void> {
   const { rt, m, def, history, cnt, snap, at } = r;
@@ -39,6 +41,15 @@ export async function suspend(r: Replaying, d: Decision & { kind: "suspended" })
     });
   }
   const stored = await writeCalls(rt, m.run, m.id, epoch, d.calls, expiresAt);
+  // Children the replay cancelled are stopped before the commit: a crash before it replays to the
+  // same cancels (idempotent writes), and none of those dispatched below starts (CounterItem.cx).
+  if (d.cancels.length) {
+    const sweeps = await cancelCalls(rt, m.run, m.id, def.name, d.cancels);
+    await sendToCoordinator(
+      rt,
+      sweeps.map((msg) => ({ msg })),
+    );
+  }
   // Map windows before the commit: a completion must find its window when it arrives.
   // The counter hosts the parent's first single-part window (decided from the counter this replay
   // read, so every replay of the epoch decides alike); other parts are items of their own.
@@ -55,6 +66,7 @@ export async function suspend(r: Replaying, d: Decision & { kind: "suspended" })
     expiresAt,
     calls: stored.length,
     ...(win ? { win } : {}),
+    ...(d.cancels.length ? { cancels: true } : {}),
   });
   const by = [releaseToken(at.delivery.id)];
   if (!committed) {

@@ -7,8 +7,11 @@
  */
 import { z } from "zod";
 
-export const MESSAGE_VERSION = 2;
-/** The oldest version still accepted: v1 had no `dispatch` kind, sweep cursor or check arguments. */
+export const MESSAGE_VERSION = 3;
+/**
+ * The oldest version still accepted: v1 had no `dispatch` kind, sweep cursor or check arguments; v2
+ * no per-call settings (`o`) or sweeps of listed `ids`.
+ */
 export const OLDEST_VERSION = 1;
 
 const id = z.string().min(1).max(200);
@@ -21,6 +24,24 @@ const slot = {
   wq: z.number().int().min(0).optional(),
 };
 
+/** Settings a call site overrides (`task.override`: sdk/core/task-def.ts CallSettings). */
+const settings = z.object({
+  retries: z
+    .object({
+      count: z.number().int().min(0),
+      backoff: z.object({
+        baseMs: z.number().min(0),
+        factor: z.number().min(1),
+        capMs: z.number().min(0),
+        jitter: z.number().min(0).max(1).optional(),
+      }),
+    })
+    .optional(),
+  timeoutMs: z.number().positive().optional(),
+  cacheVersion: z.union([z.string(), z.literal(false)]).optional(),
+  memoryMiB: z.number().int().optional(),
+});
+
 /** What identifies one action, in every message about it. */
 const action = {
   run: id,
@@ -29,6 +50,8 @@ const action = {
   task: z.string().min(1),
   group: z.string(),
   ...slot,
+  /** The call's settings, when its call site overrides the task's. */
+  o: settings.optional(),
 };
 
 /** Coordinator: start a run (sent by the client). */
@@ -93,6 +116,8 @@ export const SweepMessage = z.object({
   reason: z.string(),
   /** Where the previous page of the action's call chunks ended (a chunk's sort key). */
   after: z.string().optional(),
+  /** Only these children of `id` (those its replay cancelled), not a page of its calls. */
+  ids: z.array(id).min(1).max(1000).optional(),
 });
 
 /** Coordinator: send calls `from` .. `n` - 1 of a committed epoch (fan-out.ts continueDispatch). */
@@ -203,7 +228,15 @@ export function doneOf(
 
 /** The identity of the action `m` is about (and its window slot), to copy into a message about it. */
 export function actionOf(
-  m: Pick<ExecMessage, "run" | "id" | "parent" | "task" | "group" | "window" | "ws" | "wq">,
+  m: Pick<ExecMessage, "run" | "id" | "parent" | "task" | "group" | "window" | "ws" | "wq" | "o">,
 ) {
-  return { run: m.run, id: m.id, parent: m.parent, task: m.task, group: m.group, ...tagFrom(m) };
+  return {
+    run: m.run,
+    id: m.id,
+    parent: m.parent,
+    task: m.task,
+    group: m.group,
+    ...tagFrom(m),
+    ...(m.o ? { o: m.o } : {}),
+  };
 }

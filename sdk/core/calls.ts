@@ -9,9 +9,10 @@ import type { Payload } from "../serde.ts";
 import { HISTORY_VERSION, IDENTITY_VERSION } from "./history.ts";
 import type { CallId, CallRecord, Outcome } from "./history.ts";
 import { DurableFuture, outcomeValue } from "./futures.ts";
+import { cancelledOutcome } from "./cancels.ts";
 import type { Scope } from "./state.ts";
 import { SuspendSignal } from "./state.ts";
-import type { TaskDef } from "./task-def.ts";
+import type { CallSettings, TaskDef } from "./task-def.ts";
 
 /** Serialises an argument list, naming the argument that fails. */
 export function serializeArgs(task: string, args: readonly unknown[]): Payload {
@@ -48,6 +49,7 @@ export function makeCall(
   def: TaskDef,
   args: readonly unknown[],
   window?: CallRecord["window"],
+  settings?: CallSettings,
 ): Call {
   const st = scope.state;
   if (st.closed) {
@@ -85,14 +87,37 @@ export function makeCall(
       idv: IDENTITY_VERSION,
     };
     if (window) rec.window = window;
+    if (settings) rec.settings = settings;
     st.newCalls.push(rec);
   }
-  return { id, outcome: st.history.outcomes.get(id) };
+  // A cancelled call's outcome is CancelledError, whatever the child did after the cancel.
+  return { id, outcome: st.cancelled.has(id) ? cancelledOutcome(def.name) : st.history.outcomes.get(id) };
+}
+
+/**
+ * A task call made while `map` binds a function of the item: recorded in the scope's capture list
+ * instead of made (map makes it, with its window and group), and answered with a marker promise
+ * that never settles, which the function must return as it is.
+ */
+export function captureCall(
+  scope: Scope,
+  def: TaskDef,
+  args: readonly unknown[],
+  settings: CallSettings | undefined,
+): Promise<never> {
+  const marker = new Promise<never>(() => {});
+  scope.capture!.push({ def, args, settings, marker });
+  return marker;
 }
 
 /** An async call: a durable future. */
-export function callAsync(scope: Scope, def: TaskDef, args: readonly unknown[]): DurableFuture {
-  const { id, outcome } = makeCall(scope, def, args);
+export function callAsync(
+  scope: Scope,
+  def: TaskDef,
+  args: readonly unknown[],
+  settings?: CallSettings,
+): DurableFuture {
+  const { id, outcome } = makeCall(scope, def, args, undefined, settings);
   const f = new DurableFuture(scope.state, id, def.name, outcome);
   if (!outcome) {
     scope.state.fresh.push(f);
@@ -102,8 +127,13 @@ export function callAsync(scope: Scope, def: TaskDef, args: readonly unknown[]):
 }
 
 /** A sync call: the value now, or a suspension of the body until it exists. */
-export function callSync(scope: Scope, def: TaskDef, args: readonly unknown[]): unknown {
-  const { id, outcome } = makeCall(scope, def, args);
+export function callSync(
+  scope: Scope,
+  def: TaskDef,
+  args: readonly unknown[],
+  settings?: CallSettings,
+): unknown {
+  const { id, outcome } = makeCall(scope, def, args, undefined, settings);
   if (!outcome) {
     scope.state.requestSuspend({ kind: "call", id });
     throw new SuspendSignal();

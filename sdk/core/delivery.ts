@@ -64,8 +64,11 @@ export class Delivery {
   private next = 0;
   private readonly delivered = new Set<CallId>();
   private readonly waiting = new Map<CallId, Receiver[]>();
+  /** Cancelled calls: the body sees them settle when it cancels them, not in this order. */
+  private readonly cancelled: ReadonlySet<CallId>;
 
-  constructor(history: History) {
+  constructor(history: History, cancelled: ReadonlySet<CallId> = new Set()) {
+    this.cancelled = cancelled;
     let i = 0;
     const ids: CallId[] = [];
     for (const id of history.calls.keys()) {
@@ -94,7 +97,24 @@ export class Delivery {
     }
     this.records = r;
     this.recorded = this.order.length;
-    for (const id of ids) if (history.outcomes.has(id) && !seen.has(id)) this.order.push(id);
+    for (const id of ids)
+      if (history.outcomes.has(id) && !seen.has(id) && !cancelled.has(id)) this.order.push(id);
+    // Last, calls cancelled in history: the body cancels them again before it needs their outcome,
+    // unless it diverged — then they still settle (CancelledError) rather than hang the replay.
+    for (const id of cancelled) if (!seen.has(id)) this.order.push(id);
+  }
+
+  /** A call the body cancels: settled now, for whoever subscribed (never recorded as observed). */
+  cancel(id: CallId): void {
+    if (this.delivered.has(id)) return;
+    this.delivered.add(id);
+    const list = this.waiting.get(id);
+    if (!list) return;
+    this.waiting.delete(id);
+    for (const r of list) {
+      r.visible();
+      r.deliver();
+    }
   }
 
   isDelivered(id: CallId): boolean {
@@ -117,6 +137,7 @@ export class Delivery {
     if (this.next >= this.order.length) return false;
     while (this.next < this.order.length) {
       const id = this.order[this.next++]!;
+      if (this.delivered.has(id)) continue; // cancelled by the body already
       this.delivered.add(id);
       const list = this.waiting.get(id);
       if (!list) continue;
@@ -135,7 +156,11 @@ export class Delivery {
   record(): TraceRecord | undefined {
     const end = Math.min(this.next, this.order.length);
     if (end <= this.recorded) return undefined;
-    const positions = this.order.slice(this.recorded, end).map((id) => this.position.get(id)!);
+    const positions = this.order
+      .slice(this.recorded, end)
+      .filter((id) => !this.cancelled.has(id))
+      .map((id) => this.position.get(id)!);
+    if (!positions.length) return undefined;
     return {
       v: HISTORY_VERSION,
       key: `${OBSERVED_KEY}${this.records}`,

@@ -21,6 +21,7 @@ import type { Wait } from "./wait.ts";
 import type { Awaitable, DurableLike, ReplayState } from "./state.ts";
 import type { Receiver } from "./delivery.ts";
 import { currentScope } from "./state.ts";
+import { cancelledOutcome } from "./cancels.ts";
 
 const native = {
   all: Promise.all,
@@ -102,11 +103,14 @@ abstract class EngineFuture<T> extends Promise<T> implements Awaitable {
 
 /** The future of one child call. */
 export class DurableFuture<T = unknown> extends EngineFuture<T> implements DurableLike, Receiver {
+  /** Subscribed to the delivery of its outcome (else a cancel settles it directly). */
+  private registered = false;
+
   constructor(
     state: ReplayState,
     readonly id: CallId,
     readonly task: string,
-    private readonly outcome: Outcome | undefined,
+    private outcome: Outcome | undefined,
   ) {
     super(state);
   }
@@ -116,7 +120,28 @@ export class DurableFuture<T = unknown> extends EngineFuture<T> implements Durab
   protected arm(): void {
     if (!this.outcome) return; // stays pending for the rest of this replay
     // Settles when the replay delivers its outcome, in the order first observed (delivery.ts).
+    this.registered = true;
     this.state.delivery.onDelivery(this.id, this);
+  }
+
+  /**
+   * Stops the child and its descendants (queued ones never start, running ones are cancelled) and
+   * rejects this future with `CancelledError`. The cancel is recorded in the parent's history, so
+   * every replay takes the same path. A no-op once the body has seen the future settle.
+   * @example
+   * const slow = fetchAll(url); if (await breaker()) slow.cancel();
+   */
+  cancel(): void {
+    const st = this.state;
+    if (st.closed) return;
+    if (this.outcome && st.delivery.isDelivered(this.id)) return;
+    st.cancel(this.id);
+    this.outcome = cancelledOutcome(this.task);
+    st.delivery.cancel(this.id); // settles it now if it subscribed to its delivery
+    if (this.armed && !this.registered) {
+      this.visible();
+      this.deliver();
+    }
   }
   /** Whether it has no outcome for the body yet (none recorded, or not delivered yet). */
   get open(): boolean {

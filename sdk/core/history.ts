@@ -6,6 +6,7 @@
 import type { SerializedError } from "../errors.ts";
 import { HistoryError } from "../errors.ts";
 import type { Payload } from "../serde.ts";
+import type { CallSettings } from "./task-def.ts";
 
 /** The history format this build writes and reads. */
 export const HISTORY_VERSION = 1;
@@ -42,6 +43,8 @@ export interface CallRecord {
   window?: { key: string; index: number; limit: number };
   /** The identity scheme its id was derived with; absent: 1 (records from before it was recorded). */
   idv?: number;
+  /** Settings this call site overrides (`task.override`); not part of the identity. */
+  settings?: CallSettings;
 }
 
 /** A recorded `trace` result. */
@@ -55,6 +58,8 @@ export interface TraceRecord {
   outcome: Outcome;
   /** The traced function returned a promise (so replay returns one too). */
   async?: boolean;
+  /** A traced generator function: the outcome holds what it yielded (sdk/trace-generator.ts). */
+  gen?: "sync" | "async";
 }
 
 /** What a replay needs to know about one action's past. Maps, so a 100k fan-out looks up in O(1). */
@@ -109,6 +114,11 @@ export function parseCallRecord(json: string): CallRecord {
     args: str(`call ${id}`, o, "args"),
   };
   if (o["window"] !== undefined) rec.window = o["window"] as CallRecord["window"];
+  if (o["settings"] !== undefined) {
+    if (!o["settings"] || typeof o["settings"] !== "object")
+      fail(`call ${id}`, "field settings is not an object");
+    rec.settings = o["settings"] as CallSettings;
+  }
   if (o["idv"] !== undefined)
     rec.idv = Number.isInteger(o["idv"])
       ? (o["idv"] as number)

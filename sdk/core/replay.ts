@@ -19,12 +19,18 @@ import { ReplayState, scopeStorage } from "./state.ts";
 import type { TaskDef } from "./task-def.ts";
 import type { Wait } from "./wait.ts";
 import { hasCall } from "./wait.ts";
+import { cancelRecord } from "./cancels.ts";
 
 installCombinators();
 
 export type Decision = {
   /** Calls made for the first time by this replay, to persist and dispatch. */
   calls: CallRecord[];
+  /**
+   * Calls this replay cancelled (recorded among its traces): the adapter stops them and their
+   * descendants. Some may be among `calls` (made and cancelled before they were ever sent).
+   */
+  cancels: CallId[];
   /** Trace results recorded for the first time by this replay. */
   traces: TraceRecord[];
   /** Things the user should know (I/O outside trace, calls never awaited). */
@@ -128,8 +134,12 @@ function collectWaits(st: ReplayState): Wait[] {
 
 /** A suspension's new traces, with the record of outcomes this replay observed first (delivery.ts). */
 function withObserved(st: ReplayState): TraceRecord[] {
-  const rec = st.delivery.record();
-  return rec ? [...st.newTraces, rec] : st.newTraces;
+  const out = [...st.newTraces];
+  const observed = st.delivery.record();
+  if (observed) out.push(observed);
+  const cancels = cancelRecord(st.history, st.newCalls, st.newCancels);
+  if (cancels) out.push(cancels);
+  return out;
 }
 
 function failure(e: unknown, nonRecoverable = false): SerializedError {
@@ -155,6 +165,7 @@ export async function replay(input: ReplayInput): Promise<Decision> {
   let bodyMs: number | undefined;
   const base = () => ({
     calls: st.newCalls,
+    cancels: st.newCancels,
     traces: st.newTraces,
     warnings: st.warnings,
     ...(bodyMs === undefined ? {} : { bodyMs }),
@@ -227,11 +238,12 @@ export async function replay(input: ReplayInput): Promise<Decision> {
   }
 
   if (done && !st.suspendRequested) {
-    const nd = checkDeterminism(st);
+    // A divergence the body itself detected (a traced generator asked past its record) says more.
+    const nd = !ok && value instanceof NonDeterminismError ? value : checkDeterminism(st);
     if (nd) return finish({ ...base(), kind: "failed", error: failure(nd, true) });
     // (A SuspendSignal is only thrown after requestSuspend, so it never reaches here.)
     if (!ok) return finish({ ...base(), kind: "failed", error: failure(value) });
-    const unawaited = st.newCalls.length;
+    const unawaited = st.newCalls.filter((c) => !st.cancelled.has(c.id)).length;
     if (unawaited > 0) {
       st.warnOnce(
         `task ${st.taskName} finished with ${unawaited} child call(s) it never awaited (first: ${describe(st.newCalls[0])}); ` +

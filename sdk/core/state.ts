@@ -8,7 +8,9 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { CallId, CallRecord, History, TraceRecord } from "./history.ts";
 import { Delivery } from "./delivery.ts";
+import { readCancels } from "./cancels.ts";
 import type { Wait } from "./wait.ts";
+import type { CallSettings, TaskDef } from "./task-def.ts";
 
 /** Implemented by every future the engine can see into (child calls, combinators, map streams). */
 export interface Awaitable {
@@ -60,13 +62,26 @@ export class ReplayState {
   private traceWaiters: (() => void)[] = [];
   /** Hands recorded outcomes to the body in the order it first observed them. */
   readonly delivery: Delivery;
+  /** Calls cancelled by the body: in its history, and by this replay (cancels.ts). */
+  readonly cancelled: Set<CallId>;
+  /** Calls this replay cancelled for the first time, for the adapter to stop. */
+  readonly newCancels: CallId[] = [];
 
   constructor(
     readonly actionId: CallId,
     readonly taskName: string,
     readonly history: History,
   ) {
-    this.delivery = new Delivery(history);
+    this.cancelled = readCancels(history);
+    this.delivery = new Delivery(history, this.cancelled);
+  }
+
+  /** Records the cancel of `id` (once). */
+  cancel(id: CallId): void {
+    if (this.cancelled.has(id)) return;
+    this.cancelled.add(id);
+    this.newCancels.push(id);
+    this.touch();
   }
 
   touch(): void {
@@ -107,6 +122,17 @@ export interface Scope {
   readonly state: ReplayState;
   /** Group path, "" at top level. */
   readonly group: string;
+  /** Set while `map` calls a function of the item: task calls are captured, not made (calls.ts). */
+  readonly capture?: CapturedCall[];
+}
+
+/** A task call captured from a function `map` binds (the task, its arguments, its settings). */
+export interface CapturedCall {
+  def: TaskDef;
+  args: readonly unknown[];
+  settings: CallSettings | undefined;
+  /** What the call returned to the function (a promise that never settles). */
+  marker: Promise<never>;
 }
 
 export const scopeStorage = new AsyncLocalStorage<Scope>();

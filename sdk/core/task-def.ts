@@ -29,6 +29,28 @@ export interface TaskDef {
   module: string | undefined;
 }
 
+/**
+ * Settings one call site gives a child (`task.override(...)`), recorded with the call so that every
+ * adapter, and every later replay or retry, applies the same ones. They never enter the call's
+ * identity (docs/identity.md).
+ */
+export interface CallSettings {
+  retries?: RetryPolicy;
+  timeoutMs?: number;
+  cacheVersion?: string | false;
+  memoryMiB?: number;
+}
+
+/** The task as one call runs it: its registered settings with the call's overrides on top. */
+export function withSettings(def: TaskDef, s: CallSettings | undefined): TaskDef {
+  if (!s) return def;
+  const out: TaskDef = { ...def };
+  if (s.retries !== undefined) out.retries = s.retries;
+  if (s.timeoutMs !== undefined) out.timeoutMs = s.timeoutMs;
+  if (s.cacheVersion !== undefined) out.cacheVersion = s.cacheVersion;
+  return out;
+}
+
 /** Delay before retry `attempt` (1-based count of failures so far). */
 export function retryDelayMs(p: RetryPolicy, attempt: number, random: () => number = Math.random): number {
   const { baseMs, factor, capMs, jitter } = p.backoff;
@@ -45,6 +67,7 @@ export const NOT_RETRIED: ReadonlySet<string> = new Set([
   "TASK_FAILED",
   "TASK_TIMEOUT",
   "CANCELLED",
+  "MAP_FAILED",
   "NON_DETERMINISM",
   "SERIALIZATION",
   "CONFIGURATION",

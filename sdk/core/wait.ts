@@ -19,9 +19,17 @@ export type Wait =
   | { kind: "all" | "allSettled" | "any" | "race"; of: Wait[] }
   /**
    * An in-order stream over `ids` (a `map`): satisfied once the settled prefix starting at `from`
-   * reaches `from + batch` items or the end, or (with `failFast`) hits a failure.
+   * reaches `from + batch` items or the end, or (with `failFast`) hits a failure; or, for a map
+   * with completion rules, once `quota.ok` items from `from` on succeeded or `quota.err` failed.
    */
-  | { kind: "stream"; ids: CallId[]; from: number; batch: number; failFast: boolean };
+  | {
+      kind: "stream";
+      ids: CallId[];
+      from: number;
+      batch: number;
+      failFast: boolean;
+      quota?: { ok: number; err: number };
+    };
 
 /** Every child call a wait mentions. */
 /** Whether `w` mentions any child call (without listing them: a gather may hold 100,000). */
@@ -122,6 +130,8 @@ class Stream implements Node {
   result: Result;
   private readonly settled: Uint8Array; // 0 pending, 1 ok, 2 err
   private next: number;
+  private ok = 0;
+  private err = 0;
   constructor(
     readonly size: number,
     private readonly from: number,
@@ -129,6 +139,7 @@ class Stream implements Node {
     private readonly failFast: boolean,
     public parent: Node | undefined,
     public indexInParent: number,
+    private readonly quota: { ok: number; err: number } | undefined,
   ) {
     this.settled = new Uint8Array(size);
     this.next = from;
@@ -136,6 +147,9 @@ class Stream implements Node {
   onChild(i: number, r: "ok" | "err"): Result {
     if (this.result) return undefined;
     this.settled[i] = r === "ok" ? 1 : 2;
+    if (r === "ok") this.ok++;
+    else this.err++;
+    if (this.quota && (this.ok >= this.quota.ok || this.err >= this.quota.err)) return (this.result = "ok");
     while (this.next < this.size && this.settled[this.next] !== 0) {
       if (this.failFast && this.settled[this.next] === 2) return (this.result = "ok");
       this.next++;
@@ -198,7 +212,7 @@ export class WaitTracker {
         return;
       }
       case "stream": {
-        const node = new Stream(w.ids.length, w.from, w.batch, w.failFast, parent, index);
+        const node = new Stream(w.ids.length, w.from, w.batch, w.failFast, parent, index, w.quota);
         for (let i = w.from; i < w.ids.length; i++) {
           const id = w.ids[i]!;
           let list = this.leaves.get(id);

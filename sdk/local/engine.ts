@@ -11,9 +11,10 @@ import { randomUUID } from "node:crypto";
 import { CancelledError, serializeError } from "../errors.ts";
 import type { SerializedError } from "../errors.ts";
 import type { CallId, CallRecord, Outcome } from "../core/history.ts";
-import { parseOutcome } from "../core/history.ts";
+import { parseCallRecord, parseOutcome } from "../core/history.ts";
 import type { Decision } from "../core/replay.ts";
 import type { TaskDef } from "../core/task-def.ts";
+import { withSettings } from "../core/task-def.ts";
 import { WaitTracker } from "../core/wait.ts";
 import type { Wait } from "../core/wait.ts";
 import { findTask } from "../registry.ts";
@@ -145,6 +146,10 @@ export class Engine extends EventEmitter<EngineEvents> {
         a.window = r.window_key;
         a.slot = r.dispatched === 1;
       }
+      if (r.call) {
+        const settings = parseCallRecord(r.call).settings;
+        if (settings) a.settings = settings;
+      }
     }
     for (const r of rows) {
       if (!r.parent) continue;
@@ -250,7 +255,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         if (!a || !a.queued) continue;
         a.queued = false;
         if (TERMINAL.has(a.status)) continue;
-        const def = findTask(a.task);
+        const def = this.defOf(a);
         if (a.attempts === 0 || a.status !== "RUNNING") a.attempts = Math.max(1, a.attempts);
         a.status = "RUNNING";
         a.token++;
@@ -309,6 +314,7 @@ export class Engine extends EventEmitter<EngineEvents> {
           break;
         case "suspended":
           this.suspend(a, d.calls, d.traces, d.waits);
+          this.cancelCalls(a, d.cancels);
           break;
         default:
           d satisfies never;
@@ -323,8 +329,14 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.emit("warning", message);
   }
 
-  private succeed(a: Live, value: string): void {
+  /** The task as this action runs it: registered settings, with its call site's overrides. */
+  private defOf(a: Pick<Live, "task" | "settings">): TaskDef | undefined {
     const def = findTask(a.task);
+    return def && withSettings(def, a.settings);
+  }
+
+  private succeed(a: Live, value: string): void {
+    const def = this.defOf(a);
     const key = def && cacheLookup(def, a.args);
     if (key) this.store.putCache(key, value, this.now());
     this.finish(a, "SUCCEEDED", { ok: true, value });
@@ -333,7 +345,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Fails an attempt: retried or ended as the policy says (core/policy.ts afterFailure). */
   private fail(a: Live, error: SerializedError, timedOut: boolean): void {
     const next = afterFailure({
-      retries: findTask(a.task)?.retries,
+      retries: this.defOf(a)?.retries,
       attempt: a.attempts,
       error,
       timedOut,
@@ -383,9 +395,10 @@ export class Engine extends EventEmitter<EngineEvents> {
         child.window = c.window.key;
         child.slot = !held.has(c.id);
       }
+      if (c.settings) child.settings = c.settings;
       (a.children ??= new Set()).add(c.id);
       this.progress.total(a.runId, c.group);
-      const def = findTask(c.task);
+      const def = this.defOf(child);
       const key = def && cacheLookup(def, c.args);
       const cached = key ? this.store.getCache(key) : undefined;
       if (cached !== undefined) hits.push([child, cached]);
@@ -463,6 +476,24 @@ export class Engine extends EventEmitter<EngineEvents> {
       c.slot = true;
       this.enqueue(c);
     }
+  }
+
+  /**
+   * Stops children a parent's replay cancelled (`future.cancel()`, a map's completion rules, a
+   * `map.aio` loop left early), as a run cancel does: queued ones never start, running ones are
+   * reclaimed, and their descendants are cancelled with them.
+   */
+  private cancelCalls(parent: Live, ids: readonly CallId[]): void {
+    if (!ids.length) return;
+    const err = serializeError(new CancelledError(`cancelled: its parent ${parent.task} cancelled it`));
+    const running: CallId[] = [];
+    for (const id of ids) {
+      const c = this.live.get(id);
+      if (!c || TERMINAL.has(c.status)) continue;
+      if (c.status === "RUNNING") running.push(id);
+      this.finish(c, "CANCELLED", { ok: false, error: err });
+    }
+    if (running.length) this.executor.reclaim(running);
   }
 
   private cancelDescendants(a: Live, reason: string): void {

@@ -2,6 +2,7 @@
 import type { CallId } from "../core/history.ts";
 import type { WaitTracker } from "../core/wait.ts";
 import type { ActionStatus } from "./store.ts";
+import type { CallSettings } from "../core/task-def.ts";
 
 export interface Live {
   id: CallId;
@@ -26,6 +27,8 @@ export interface Live {
   window?: string;
   /** Holds one of its window's slots. */
   slot?: boolean;
+  /** What its call site overrides (`task.override`). */
+  settings?: CallSettings;
 }
 
 /** A windowed map's slots: how many items may run, how many do, and the items waiting in order. */

@@ -20,7 +20,7 @@ export interface ExecItem {
 
 /** The decision for an action that could not be replayed at all (unknown task, a crash around it). */
 export function failedDecision(error: SerializedError): Decision {
-  return { kind: "failed", error, calls: [], traces: [], warnings: [] };
+  return { kind: "failed", error, calls: [], cancels: [], traces: [], warnings: [] };
 }
 
 export async function execute(item: ExecItem): Promise<Decision> {

@@ -11,6 +11,7 @@ import type { RunStatus } from "aloft";
 import { TERMINAL, flatten, maxOverlap } from "../helpers/status.ts";
 import type { Backend } from "./backend.ts";
 import * as t from "./tasks.ts";
+import { boundMapScenarios, cancelScenarios, flyteScenarios, ruleScenarios } from "./flyte-suite.ts";
 
 function allTerminal(s: RunStatus): void {
   for (const n of flatten(s.root)) assert.ok(TERMINAL.has(n.status), `${n.task} ${n.id} left ${n.status}`);
@@ -31,6 +32,11 @@ export function semanticSuite(makeBackend: () => Promise<Backend>): void {
       await b.close();
       rmSync(dir, { recursive: true, force: true });
     });
+
+    flyteScenarios(() => b, key);
+    boundMapScenarios(() => b);
+    cancelScenarios(() => b, key);
+    ruleScenarios(() => b);
 
     it("a gather returns children's results in call order and resumes its parent once", async () => {
       const r = await b.run(t.gather, 50);

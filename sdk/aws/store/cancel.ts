@@ -54,12 +54,44 @@ export function sweepOf(run: string, id: CallId, reason: string, after?: string)
   return { k: "sweep", v: MESSAGE_VERSION, run, id, reason, ...(after === undefined ? {} : { after }) };
 }
 
+/** Children one `sweep` message with listed `ids` cancels (≈45 KB of ids). */
+export const SWEEP_IDS = 1000;
+
+/** Cancels a replay cancels here; more go to the coordinator in sweeps of listed ids. */
+export const CANCEL_INLINE = 100;
+
+/**
+ * Stops the children a parent's replay cancelled (`future.cancel()`, a map's completion rules or a
+ * `map.aio` loop left early), as a run cancel stops them: each is ended and gets a CANCELLED
+ * outcome (conditional: one that finished first keeps its result; the parent's history says
+ * cancelled anyway). Up to CANCEL_INLINE here; returns the sweeps that do the rest, and those of
+ * cancelled children that had children, for the caller to send.
+ */
+export async function cancelCalls(
+  rt: Runtime,
+  run: string,
+  parent: CallId,
+  task: string,
+  ids: readonly CallId[],
+): Promise<SweepMessage[]> {
+  const reason = `its parent ${task} cancelled it`;
+  const parents = await cancelChildren(rt, run, parent, ids.slice(0, CANCEL_INLINE), reason);
+  const out = parents.map((p) => sweepOf(run, p, reason));
+  for (let i = CANCEL_INLINE; i < ids.length; i += SWEEP_IDS)
+    out.push({ ...sweepOf(run, parent, reason), ids: ids.slice(i, i + SWEEP_IDS) });
+  return out;
+}
+
 /**
  * One page of a sweep: the calls of up to `sweepLimits.chunksPerPage` chunks after `m.after`,
  * those without a result cancelled. Returns the sweeps that follow: the next page, and one per
  * cancelled child that had children.
  */
 export async function sweepPage(rt: Runtime, m: SweepMessage): Promise<SweepMessage[]> {
+  if (m.ids) {
+    const parents = await cancelChildren(rt, m.run, m.id, m.ids, m.reason);
+    return parents.map((p) => sweepOf(m.run, p, m.reason));
+  }
   const pk = actionPk(m.id);
   const page = await rt.doc.send(
     new QueryCommand({

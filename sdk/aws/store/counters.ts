@@ -45,6 +45,8 @@ export function commitSuspension(
     calls: number;
     /** A window part the counter hosts from now on (planWindows). */
     win?: CounterItem["win"];
+    /** The suspension cancelled children (CounterItem.cx). */
+    cancels?: boolean;
   },
 ): Promise<CounterItem | undefined> {
   return update<CounterItem>(rt, {
@@ -53,7 +55,8 @@ export function commitSuspension(
       "SET epoch = :e1, st = :S, bo = :bo, be = :be, D = :D, B = :B, run = :run, expiresAt = :x, " +
       "co = if_not_exists(co, :zero), ce = if_not_exists(ce, :zero), nc = :nc" +
       (a.calls === 0 ? ", disp = :e1" : "") +
-      (a.win ? ", win = :win" : ""),
+      (a.win ? ", win = :win" : "") +
+      (a.cancels ? ", cx = :cx" : ""),
     // The epoch moves forward once per suspension: only a replay of the current epoch may commit,
     // and never after the action ended (E). The first suspension creates the item.
     ConditionExpression: a.from === 0 ? "attribute_not_exists(pk)" : "epoch = :e AND st <> :E",
@@ -69,6 +72,7 @@ export function commitSuspension(
       ":zero": 0,
       ":nc": a.calls,
       ...(a.win ? { ":win": a.win } : {}),
+      ...(a.cancels ? { ":cx": true } : {}),
       ...(a.from === 0 ? {} : { ":e": a.from, ":E": "E" }),
     },
   });

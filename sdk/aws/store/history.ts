@@ -14,6 +14,7 @@ import { deflateRawSync, inflateRawSync } from "node:zlib";
 import { GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import type { CallId, CallRecord, History, Outcome, TraceRecord } from "../../core/history.ts";
 import { HISTORY_VERSION, IDENTITY_VERSION, parseCallRecord, parseOutcome } from "../../core/history.ts";
+import type { CallSettings } from "../../core/task-def.ts";
 import { ConfigurationError, HistoryError } from "../../errors.ts";
 import { callIdentity } from "../../core/calls.ts";
 import { digest } from "../../serde.ts";
@@ -340,7 +341,8 @@ export async function writeCalls(
 
 /**
  * Compact record: [v, id (0: its identity from the other fields), task, group, n, args, digest (0:
- * digest of args), window (0: none), identity scheme (absent in rows written before it was: 1)]. A
+ * digest of args), window (0: none), identity scheme (absent in rows written before it was: 1),
+ * settings a call site overrides (`task.override`; absent: none)]. A
  * call's id is a digest of its parent, task, group, inputs and n (sdk/core/calls.ts), so it is
  * recomputed rather than stored: ids are the one part of a chunk that does not compress, ≈2/3 of it.
  * A row of another identity scheme gets an id recomputed by this one, which matches nothing; the
@@ -356,20 +358,25 @@ type Compact = [
   string | 0,
   [string, number, number] | 0,
   number?,
+  CallSettings?,
 ];
 
 export function encodeChunk(action: CallId, calls: readonly CallRecord[]): Uint8Array {
-  const rows: Compact[] = calls.map((c) => [
-    c.v,
-    c.id === callIdentity(action, c.task, c.group, c.digest, c.n) ? 0 : c.id,
-    c.task,
-    c.group,
-    c.n,
-    c.args,
-    c.digest === digest(c.args) ? 0 : c.digest, // an offloaded argument's digest is of the value
-    c.window ? [c.window.key, c.window.index, c.window.limit] : 0,
-    c.idv ?? IDENTITY_VERSION,
-  ]);
+  const rows: Compact[] = calls.map((c) => {
+    const row: Compact = [
+      c.v,
+      c.id === callIdentity(action, c.task, c.group, c.digest, c.n) ? 0 : c.id,
+      c.task,
+      c.group,
+      c.n,
+      c.args,
+      c.digest === digest(c.args) ? 0 : c.digest, // an offloaded argument's digest is of the value
+      c.window ? [c.window.key, c.window.index, c.window.limit] : 0,
+      c.idv ?? IDENTITY_VERSION,
+    ];
+    if (c.settings) row.push(c.settings);
+    return row;
+  });
   const z = deflateRawSync(JSON.stringify(rows));
   if (z.byteLength > CHUNK_BYTES) {
     const widest = calls.reduce((a, c) =>
@@ -404,7 +411,7 @@ export function decodeChunk(it: Record<string, unknown>): CallRecord[] {
   if (!Array.isArray(rows))
     throw new HistoryError(`corrupted history record (call chunk ${sk} of ${action}): not a list`);
   return rows.map((r: unknown) => {
-    const [v, id, task, group, n, args, d, w, idv = 1] = r as Compact;
+    const [v, id, task, group, n, args, d, w, idv = 1, settings] = r as Compact;
     if (typeof v !== "number" || v > HISTORY_VERSION)
       throw new HistoryError(
         `history record (call in ${sk} of ${action}) has format v${String(v)}, newer than this Aloft ` +
@@ -432,6 +439,7 @@ export function decodeChunk(it: Record<string, unknown>): CallRecord[] {
       idv,
     };
     if (w) rec.window = { key: w[0], index: w[1], limit: w[2] };
+    if (settings && typeof settings === "object") rec.settings = settings;
     return rec;
   });
 }

@@ -160,6 +160,11 @@ export interface CounterItem {
   rp?: number;
   /** The one window part this counter hosts (state/windows.ts), named `@<key>#0`. */
   win?: Omit<WindowItem, "pk" | "sk">;
+  /**
+   * The parent has cancelled children (`future.cancel()`, a map's completion rules): a child's
+   * first exec reads its own result first, and one cancelled before it started never starts.
+   */
+  cx?: boolean;
   expiresAt?: number;
 }
 

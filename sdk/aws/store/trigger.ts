@@ -68,6 +68,19 @@ function evalWait(w: Wait, known: ReadonlyMap<CallId, Outcome>): Eval {
       // Satisfied once the settled prefix from `from` spans `batch` items (or reaches the end), or,
       // failing fast, when that prefix meets a failure.
       const end = Math.min(w.ids.length, w.from + w.batch);
+      // A completion rule (quota) may decide first: after this many more successes, or failures.
+      let toOk = NEVER;
+      let toErr = NEVER;
+      if (w.quota) {
+        toOk = w.quota.ok;
+        toErr = w.quota.err;
+        for (let i = w.from; i < w.ids.length; i++) {
+          const o = known.get(w.ids[i]!);
+          if (o?.ok) toOk--;
+          else if (o) toErr--;
+        }
+        if (toOk <= 0 || toErr <= 0) return { decided: true };
+      }
       let next = w.from;
       while (next < end && known.has(w.ids[next]!)) {
         if (w.failFast && !known.get(w.ids[next]!)!.ok) return { decided: true };
@@ -76,7 +89,11 @@ function evalWait(w: Wait, known: ReadonlyMap<CallId, Outcome>): Eval {
       if (next >= end) return { decided: true };
       let open = 0;
       for (let i = next; i < end; i++) if (!known.has(w.ids[i]!)) open++;
-      return { decided: false, d: w.failFast ? 1 : open, b: open };
+      return {
+        decided: false,
+        d: Math.min(w.failFast ? 1 : open, toOk, toErr),
+        b: Math.min(open, toOk),
+      };
     }
     default:
       w satisfies never;

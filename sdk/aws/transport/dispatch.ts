@@ -46,6 +46,7 @@ export function execOf(run: string, c: CallRecord, tag?: WindowTag): ExecMessage
     epoch: 0,
   };
   if (tag) Object.assign(m, tag);
+  if (c.settings) m.o = c.settings;
   return m;
 }
 
