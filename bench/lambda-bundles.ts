@@ -34,10 +34,7 @@ export interface LambdaBundle {
 }
 
 interface Template {
-  Resources: Record<
-    string,
-    { Type: string; Properties?: { Handler?: string }; Metadata?: Record<string, string> }
-  >;
+  Resources: Record<string, { Type: string; Properties?: { Handler?: string; Code?: { S3Key?: unknown } } }>;
 }
 
 /** Every Node.js function of the stacks in `cdkOut` whose code is a bundled asset. */

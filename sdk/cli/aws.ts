@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
-import { OUTPUT } from "../../lambdas/config.ts";
+import { OUTPUT } from "../aws/config.ts";
 import { ConfigurationError } from "../errors.ts";
 import { AloftClient } from "../aws/client.ts";
 import type { AwsRun } from "../aws/client.ts";
