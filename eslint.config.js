@@ -4,7 +4,7 @@ import tseslint from "typescript-eslint";
 import importX from "eslint-plugin-import-x";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "cdk.out/**", ".aloft/**", "eslint.config.js", "bin/**"] },
+  { ignores: ["node_modules/**", "dist/**", "cdk.out/**", ".aloft/**", "eslint.config.js", "bin/**"] },
   ...tseslint.configs.recommended,
   {
     files: ["**/*.ts"],

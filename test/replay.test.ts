@@ -9,9 +9,9 @@ import { trace } from "../sdk/trace.ts";
 import { TaskError } from "../sdk/errors.ts";
 import { replay } from "../sdk/core/replay.ts";
 import { WaitTracker } from "../sdk/core/wait.ts";
-import { emptyHistory, parseCallRecord, parseOutcome } from "../sdk/core/history.ts";
+import { emptyHistory } from "../sdk/core/history.ts";
 import { loadHistory } from "../sdk/testing/history.ts";
-import type { CallRecord, History, Outcome } from "../sdk/core/history.ts";
+import type { CallRecord, Outcome } from "../sdk/core/history.ts";
 import { serialize } from "../sdk/serde.ts";
 import {
   Recorder,

@@ -22,7 +22,13 @@ import { InlineExecutor, WorkerPool } from "./pool.ts";
 import type { Executor } from "./pool.ts";
 import type { ActionStatus, Completion, RunRow, RunState } from "./store.ts";
 import { Store, TERMINAL } from "./store.ts";
-import { afterFailure, cacheLookup, cancelledError, descendantsReason, timeoutError } from "../core/policy.ts";
+import {
+  afterFailure,
+  cacheLookup,
+  cancelledError,
+  descendantsReason,
+  timeoutError,
+} from "../core/policy.ts";
 
 const COLLECT_EVERY = 10_000;
 let fullGc: (() => void) | undefined | null = null;
