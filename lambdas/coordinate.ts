@@ -4,8 +4,7 @@
  * parent, resume parents whose wait may be satisfied, enforce deadlines, and sweep cancelled subtrees.
  */
 import { retryDelayMs } from "../sdk/core/task-def.ts";
-import type { TaskDef } from "../sdk/core/task-def.ts";
-import { ConfigurationError, TaskTimeoutError, serializeError } from "../sdk/errors.ts";
+import { ConfigurationError, serializeError } from "../sdk/errors.ts";
 import { findTask, getTask } from "../sdk/registry.ts";
 import { sendExecs, sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
 import { MESSAGE_VERSION, actionOf, doneOf } from "../sdk/aws/messages.ts";
@@ -29,6 +28,7 @@ import type { Release } from "../sdk/aws/store/windows.ts";
 import { formatOutcome } from "../sdk/core/history.ts";
 import { createRun, markStarted, readRun } from "../sdk/aws/store/runs.ts";
 import { sendOccupants } from "./windows.ts";
+import { afterFailure, descendantsReason, timeoutError } from "../sdk/core/policy.ts";
 
 function rootExec(m: { run: string; task: string; args: string }, attempt = 1): ExecMessage {
   return {
@@ -211,30 +211,40 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: st
     // A later attempt is running — or this check started it and died before sending it (the fence
     // it wrote says so): send it again (a duplicate exec of it is recorded once).
     if (def && item?.attempt === m.attempt + 1 && (await isFenced(rt, m.id, m.attempt)))
-      await sendCheckRetry(rt, m, item, def);
+      await sendCheckRetry(rt, m, item, retryDelayMs(def.retries, m.attempt));
     return;
   }
   const cnt = await readCounter(rt, m.id);
   const x = expiry(rt.now(), rt.config.retentionDays, 7);
-  const error = serializeError(
-    new TaskTimeoutError(`task ${m.task} timed out after ${m.timeoutMs} ms (attempt ${m.attempt})`),
-  );
-  // A retry only for an action that never suspended — and only once this attempt is fenced off its
-  // first suspension, so it cannot commit one while the retry runs (state/history.ts claimEpoch).
-  if (def && !cnt && m.attempt <= def.retries.count && (await fenceFirstEpoch(rt, m.id, m.attempt, x))) {
-    if (await bumpAttempt(rt, m.run, m.parent, m.id, m.attempt)) await sendCheckRetry(rt, m, item, def);
+  const next = afterFailure({
+    retries: def?.retries,
+    attempt: m.attempt,
+    error: timeoutError(m.task, m.timeoutMs, m.attempt),
+    timedOut: true,
+    hasChildren: cnt !== undefined,
+  });
+  // A retry only once this attempt is fenced off its first suspension, so it cannot commit one
+  // while the retry runs (store/history.ts claimEpoch).
+  if (next.kind === "retry" && def && (await fenceFirstEpoch(rt, m.id, m.attempt, x))) {
+    if (await bumpAttempt(rt, m.run, m.parent, m.id, m.attempt))
+      await sendCheckRetry(rt, m, item, next.delayMs);
     return;
   }
+  const error =
+    next.kind === "end"
+      ? next.error
+      : { ...timeoutError(m.task, m.timeoutMs, m.attempt), attempts: m.attempt };
   // Ended first (also an attempt still committing its first suspension: that commit then fails),
   // its descendants swept (in pages, by the coordinator), then its outcome.
   const kids = (await endCounter(rt, m.id)) || (cnt !== undefined && cnt.st !== "E");
-  if (kids) await sendToCoordinator(rt, [{ msg: sweepOf(m.run, m.id, `its ancestor ${m.task} timed out`) }]);
+  if (kids)
+    await sendToCoordinator(rt, [{ msg: sweepOf(m.run, m.id, descendantsReason(m.task, "TIMED_OUT")) }]);
   const w = await writeTerminal(rt, {
     run: m.run,
     parent: m.parent,
     id: m.id,
     status: "TIMED_OUT",
-    outcome: { ok: false, error: { ...error, attempts: m.attempt } },
+    outcome: { ok: false, error },
     attempt: m.attempt,
     kids,
   });
@@ -248,7 +258,7 @@ async function sendCheckRetry(
   rt: Runtime,
   m: TimeoutMessage,
   item: ResultItem | RunItem | undefined,
-  def: TaskDef,
+  delayMs: number,
 ): Promise<void> {
   const args = m.args ?? (m.parent === null ? (item as RunItem).args : await argsOf(rt, m));
   if (args === undefined) return;
@@ -260,7 +270,7 @@ async function sendCheckRetry(
     attempt: m.attempt + 1,
     epoch: 0,
   };
-  await sendExecs(rt, [{ msg, delayMs: retryDelayMs(def.retries, m.attempt) }]);
+  await sendExecs(rt, [{ msg, delayMs }]);
 }
 
 /** A retried child's arguments from its parent's call records (a check sent by an older Aloft carries none). */

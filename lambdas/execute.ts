@@ -9,8 +9,8 @@ import { emptyHistory } from "../sdk/core/history.ts";
 import { replay } from "../sdk/core/replay.ts";
 import type { Decision } from "../sdk/core/replay.ts";
 import type { TaskDef } from "../sdk/core/task-def.ts";
-import { NOT_RETRIED, cacheKey, retryDelayMs } from "../sdk/core/task-def.ts";
-import { ConfigurationError, isNonRecoverable, serializeError } from "../sdk/errors.ts";
+import { retryDelayMs } from "../sdk/core/task-def.ts";
+import { ConfigurationError, serializeError } from "../sdk/errors.ts";
 import type { SerializedError } from "../sdk/errors.ts";
 import { findTask, removedTaskError } from "../sdk/registry.ts";
 import { sendExecs, sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
@@ -37,6 +37,7 @@ import { triggerFor } from "../sdk/aws/store/trigger.ts";
 import { createWindowPart, isHosted, planWindows, releaseToken } from "../sdk/aws/store/windows.ts";
 import { readCached, writeCached } from "../sdk/aws/store/cache.ts";
 import { writeSelf } from "../sdk/aws/store/history.ts";
+import { afterFailure, cacheLookup, descendantsReason, overran } from "../sdk/core/policy.ts";
 
 /** How long a replay holds its parent before a duplicate resume may replay it (after a crash). */
 const REPLAY_LEASE_MS = 30_000;
@@ -114,7 +115,7 @@ export async function executeOne(
     // sending it (see recorded).
     if (delivery.redelivered && run.attempt === m.attempt + 1) {
       const def = findTask(m.task);
-      if (def) await sendRetry(rt, m, def);
+      if (def) await sendRetry(rt, m, retryDelayMs(def.retries, m.attempt));
       return;
     }
   }
@@ -166,8 +167,9 @@ export async function executeOne(
     } else if (m.parent !== null && (await recorded(rt, m, def, outbox))) return;
   }
 
-  if (m.epoch === 0 && def.cacheVersion !== false) {
-    const value = await readCached(rt, cacheKey(def, m.args));
+  const key = m.epoch === 0 ? cacheLookup(def, m.args) : undefined;
+  if (key) {
+    const value = await readCached(rt, key);
     if (value !== undefined) {
       return finish(
         rt,
@@ -269,7 +271,7 @@ async function recorded(rt: Runtime, m: ExecMessage, def: TaskDef, outbox: Outbo
     outbox.push({ msg: doneOf(m, m.parent!, own.status === "SUCCEEDED") });
     return true;
   }
-  if (own?.attempt === m.attempt + 1) await sendRetry(rt, m, def);
+  if (own?.attempt === m.attempt + 1) await sendRetry(rt, m, retryDelayMs(def.retries, m.attempt));
   return (own?.attempt ?? m.attempt) > m.attempt;
 }
 
@@ -325,13 +327,13 @@ async function apply(
   at: Attempt,
 ): Promise<Open | void> {
   const startedAt = at.startedAt;
-  if (d.kind !== "suspended" && !cnt && def.timeoutMs !== undefined && rt.now() - at.begun > def.timeoutMs) {
+  if (d.kind !== "suspended" && !cnt && overran(def.timeoutMs, at.begun, rt.now())) {
     // A leaf that ran past its deadline is not recorded as ended: its deadline check goes out now
     // (its first delivery may not have sent it yet: executor.ts), and the coordinator times the
     // attempt out or retries it, as for a Lambda that died.
     const c = timeoutCheck(rt, m);
     if (c) {
-      outbox.push({ msg: { ...c, deadline: at.begun + def.timeoutMs } });
+      outbox.push({ msg: { ...c, deadline: at.begun + c.timeoutMs } });
       return;
     }
   }
@@ -350,24 +352,24 @@ async function apply(
           delivery: at.delivery,
         },
       );
-      if (def.cacheVersion !== false) {
-        const value = await offload(rt.payloads, `cache/${def.name}`, d.value);
-        await writeCached(rt, cacheKey(def, m.args), value, def.name);
-      }
+      const key = cacheLookup(def, m.args);
+      if (key) await writeCached(rt, key, await offload(rt.payloads, `cache/${def.name}`, d.value), def.name);
       return;
     case "failed": {
-      const retryable =
-        !isNonRecoverable(d.error) &&
-        !NOT_RETRIED.has(d.error.code) &&
-        !cnt &&
-        m.attempt <= def.retries.count;
-      if (retryable) return retry(rt, m, def, d.error);
+      const next = afterFailure({
+        retries: def.retries,
+        attempt: m.attempt,
+        error: d.error,
+        timedOut: false,
+        hasChildren: cnt !== undefined,
+      });
+      if (next.kind === "retry") return retry(rt, m, next.delayMs, d.error);
       return finish(
         rt,
         m,
         outbox,
-        "FAILED",
-        { ok: false, error: { ...d.error, attempts: m.attempt } },
+        next.status,
+        { ok: false, error: next.error },
         { history, cnt, startedAt, delivery: at.delivery },
       );
     }
@@ -378,18 +380,16 @@ async function apply(
   }
 }
 
-async function retry(rt: Runtime, m: ExecMessage, def: TaskDef, error: SerializedError): Promise<void> {
+async function retry(rt: Runtime, m: ExecMessage, delayMs: number, error: SerializedError): Promise<void> {
   // Only the attempt that failed may start the next: a duplicate delivery starts no second chain.
   if (!(await bumpAttempt(rt, m.run, m.parent, m.id, m.attempt))) return;
   rt.log.info("retrying", { task: m.task, action: m.id, attempt: m.attempt + 1, error: error.message });
-  await sendRetry(rt, m, def);
+  await sendRetry(rt, m, delayMs);
 }
 
 /** The exec of the attempt after `m`'s, after its backoff (a redelivery re-sends it: recorded). */
-function sendRetry(rt: Runtime, m: ExecMessage, def: TaskDef): Promise<void> {
-  return sendExecs(rt, [
-    { msg: { ...m, attempt: m.attempt + 1, epoch: 0 }, delayMs: retryDelayMs(def.retries, m.attempt) },
-  ]);
+function sendRetry(rt: Runtime, m: ExecMessage, delayMs: number): Promise<void> {
+  return sendExecs(rt, [{ msg: { ...m, attempt: m.attempt + 1, epoch: 0 }, delayMs }]);
 }
 
 /** Ends an action: its unsettled children are cancelled first, then its outcome is written once. */
@@ -415,12 +415,11 @@ async function finish(
       const open = [...history.calls.keys()].filter((id) => !history.outcomes.has(id));
       // A few are cancelled here, before the outcome (a race's losers end with the race); more
       // are swept by the coordinator a page at a time: work here must not grow with them.
-      if (open.length > CANCEL_INLINE)
-        await sendToCoordinator(rt, [{ msg: sweepOf(m.run, m.id, `its parent ${m.task} ended ${status}`) }]);
+      const reason = descendantsReason(m.task, status);
+      if (open.length > CANCEL_INLINE) await sendToCoordinator(rt, [{ msg: sweepOf(m.run, m.id, reason) }]);
       else {
-        const parents = await cancelChildren(rt, m.run, m.id, open, `its parent ${m.task} ended ${status}`);
-        for (const p of parents)
-          outbox.push({ msg: sweepOf(m.run, p, `an ancestor ${m.task} ended ${status}`) });
+        const parents = await cancelChildren(rt, m.run, m.id, open, reason);
+        for (const p of parents) outbox.push({ msg: sweepOf(m.run, p, reason) });
       }
     }
   }
