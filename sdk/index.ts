@@ -16,7 +16,8 @@ export type { MapOptions } from "./map.ts";
 export { group } from "./group.ts";
 export { trace } from "./trace.ts";
 export { init, run, shutdown, getEngine } from "./run.ts";
-export type { Run, RunStatus, RunState, ActionNode, InitOptions } from "./run.ts";
+export type { InitOptions } from "./run.ts";
+export type { Run, RunStatus, RunState, ActionNode, GroupProgress } from "./run-handle.ts";
 export {
   AloftError,
   TaskError,

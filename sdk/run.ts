@@ -10,17 +10,15 @@ import { checkOptions, initOptionsSchema } from "./options.ts";
 import type { SerializedError } from "./errors.ts";
 import { serializeArgs } from "./core/calls.ts";
 import type { Engine } from "./local/engine.ts";
-import type { LocalBackend, Run } from "./local/backend.ts";
+import type { LocalBackend } from "./local/backend.ts";
 import { IN_WORKER } from "./local/in-worker.ts";
 import { listTasks } from "./registry.ts";
 import { runResult } from "./result.ts";
 import type { Task } from "./task.ts";
 import type { AloftClient, AloftClientConfig } from "./aws/client.ts";
 import { isTask } from "./task.ts";
-
-export type { RunStatus, ActionNode } from "./local/status.ts";
-export type { RunState } from "./local/store.ts";
-export type { Run } from "./local/backend.ts";
+import type { Run } from "./run-handle.ts";
+export type { ActionNode, GroupProgress, Run, RunState, RunStatus } from "./run-handle.ts";
 
 export interface InitOptions {
   /** `"local"` (default): the embedded engine. `"aws"`: a deployed stack (see AloftClient). */

@@ -8,7 +8,6 @@ import { AloftError, ConfigurationError, TaskError, deserializeError } from "../
 import type { SerializedError } from "../errors.ts";
 import { resolveTask } from "../registry.ts";
 import { init, resultOf, resume, run, shutdown, getEngine } from "../run.ts";
-import type { Run } from "../run.ts";
 import { Store } from "../local/store.ts";
 import { StoreLock } from "../local/lock.ts";
 import type { RunRow } from "../local/store.ts";
@@ -19,6 +18,7 @@ import type { Task } from "../task.ts";
 import { serializeArgs } from "../core/calls.ts";
 import { initProject } from "./init.ts";
 import { loadModule } from "./load-module.ts";
+import type { Run } from "../run-handle.ts";
 
 /** The `--aws` side, loaded only by a command that uses it: local commands never load the AWS SDK. */
 const awsCli = (): Promise<typeof import("./aws.ts")> => import("./aws.ts");
@@ -289,7 +289,11 @@ export function program(): Command {
     )
     .argument("<module>", "TypeScript or JavaScript file that registers the tasks")
     .option("--outputs <file>", "where to write the stack outputs for --aws", ".aloft/dev-outputs.json")
-    .action(async (mod: string, o: { outputs: string }) => {
+    .option(
+      "--persist <dir>",
+      "keep tables, queue messages and bucket objects in <dir> across restarts (default: in memory)",
+    )
+    .action(async (mod: string, o: { outputs: string; persist?: string }) => {
       const { checkDevInstalled, dev } = await awsCli();
       checkDevInstalled();
       await loadModule(mod);

@@ -3,26 +3,13 @@
  * the `Run` handle over them. Loaded by sdk/run.ts on first use only, so `import "aloft"` loads no
  * SQLite and starts no worker.
  */
-import type { Engine, GroupProgress } from "./engine.ts";
+import type { Engine } from "./engine.ts";
 import { Engine as EngineImpl } from "./engine.ts";
 import { StoreLock } from "./lock.ts";
 import { runStatus } from "./status.ts";
-import type { RunStatus } from "./status.ts";
+import type { Run } from "../run-handle.ts";
 import { Store } from "./store.ts";
 import type { RunRow } from "./store.ts";
-
-/** A started run. */
-export interface Run<R = unknown> {
-  readonly id: string;
-  /** The root task's result; rejects with a TaskError (or CancelledError / TaskTimeoutError). */
-  result(): Promise<R>;
-  status(): Promise<RunStatus>;
-  /** Status snapshots while the run is live, ending with the terminal one. */
-  watch(intervalMs?: number): AsyncIterable<RunStatus>;
-  cancel(): Promise<void>;
-  /** Per-group progress of children (done/total/failed). */
-  progress(): GroupProgress[];
-}
 
 export interface LocalBackend {
   engine: Engine;

@@ -20,7 +20,7 @@ import { findTask } from "../registry.ts";
 import type { ExecItem } from "./execute.ts";
 import { InlineExecutor, WorkerPool } from "./pool.ts";
 import type { Executor } from "./pool.ts";
-import type { ActionStatus, Completion, RunRow, RunState } from "./store.ts";
+import type { ActionStatus, Completion, RunRow } from "./store.ts";
 import { Store, TERMINAL } from "./store.ts";
 import {
   afterFailure,
@@ -29,6 +29,7 @@ import {
   descendantsReason,
   timeoutError,
 } from "../core/policy.ts";
+import type { GroupProgress, RunState } from "../run-handle.ts";
 
 const COLLECT_EVERY = 10_000;
 let fullGc: (() => void) | undefined | null = null;
@@ -80,14 +81,6 @@ interface Window {
   inflight: number;
   waiting: CallId[];
   head: number;
-}
-
-export interface GroupProgress {
-  runId: string;
-  group: string;
-  total: number;
-  done: number;
-  failed: number;
 }
 
 export interface EngineOptions {
