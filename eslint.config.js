@@ -2,14 +2,16 @@
 // (floating promises, misused promises) and import cycles between modules.
 import tseslint from "typescript-eslint";
 import importX from "eslint-plugin-import-x";
+import noImportCycle from "./eslint/no-import-cycle.js";
+import { layers } from "./eslint/layers.js";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "dist/**", "cdk.out/**", ".aloft/**", "eslint.config.js", "bin/**"] },
+  { ignores: ["node_modules/**", "dist/**", "cdk.out/**", ".aloft/**", "eslint.config.js", "eslint/**", "bin/**"] },
   ...tseslint.configs.recommended,
   {
     files: ["**/*.ts"],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
-    plugins: { "import-x": importX },
+    plugins: { "import-x": importX, aloft: { rules: { "no-import-cycle": noImportCycle } } },
     settings: { "import-x/resolver": { node: { extensions: [".ts", ".js"] } } },
     rules: {
       "@typescript-eslint/no-floating-promises": [
@@ -25,6 +27,9 @@ export default tseslint.config(
       "@typescript-eslint/no-explicit-any": "off",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "import-x/no-cycle": ["error", { ignoreExternal: true }],
+      "aloft/no-import-cycle": "error",
+      // The layers of docs/architecture.md: each depends inward only.
+      "import-x/no-restricted-paths": ["error", { zones: layers }],
     },
   },
 );
