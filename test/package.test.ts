@@ -299,10 +299,13 @@ await shutdown();
         [],
         `${b.function}: no embedded engine, CLI or CDK in the bundle`,
       );
-      assert.ok(
-        b.sources.some((s) => /aloft\/(dist\/)?sdk\/core\/replay\.(js|ts)$/.test(s)),
-        `${b.function} carries the replay core`,
-      );
+      const has = (re: RegExp): boolean => b.sources.some((s) => re.test(s));
+      assert.ok(has(/aloft\/(dist\/)?sdk\/aws\//), `${b.function} carries the AWS adapter`);
+      if (b.function.includes("Executor"))
+        assert.ok(
+          has(/aloft\/(dist\/)?sdk\/core\/replay\.(js|ts)$/),
+          `${b.function} carries the replay core`,
+        );
       const [ms] = loadTimes(b, lambdaRoot, 1);
       t.diagnostic(
         `${b.function} (${b.export}): ${(b.bytes / 1024).toFixed(0)} KiB, loads in ${ms!.toFixed(0)} ms`,
