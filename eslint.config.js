@@ -6,7 +6,17 @@ import noImportCycle from "./eslint/no-import-cycle.js";
 import { layers } from "./eslint/layers.js";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "cdk.out/**", ".aloft/**", "eslint.config.js", "eslint/**", "bin/**"] },
+  {
+    ignores: [
+      "node_modules/**",
+      "dist/**",
+      "cdk.out/**",
+      ".aloft/**",
+      "eslint.config.js",
+      "eslint/**",
+      "bin/**",
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     files: ["**/*.ts"],

@@ -14,10 +14,17 @@ import { fileURLToPath } from "node:url";
 export type HandlerKind = "coordinator" | "executor";
 
 const LAMBDAS_DIR = fileURLToPath(new URL("../lambdas/", import.meta.url));
+/** `.ts` in Aloft's repository (sources), `.js` in the installed package (dist/). */
+const EXT = path.extname(fileURLToPath(import.meta.url));
+
+/** Absolute path of one of Aloft's handler modules (`lambdas/<name>`). */
+function lambdaModule(name: string): string {
+  return path.join(LAMBDAS_DIR, `${name}${EXT}`);
+}
 
 /** Absolute path of Aloft's handler module for `kind`. */
 export function handlerModule(kind: HandlerKind): string {
-  return path.join(LAMBDAS_DIR, `${kind}.ts`);
+  return lambdaModule(kind);
 }
 
 const LOCK_FILES = ["package-lock.json", "yarn.lock", "pnpm-lock.yaml", "bun.lock", "bun.lockb"];
@@ -56,8 +63,8 @@ export function writeHandlerEntry(kind: HandlerKind, userModule: string, project
     // The coordinator's bundle also serves the dead-letter consumer and the reconciler (their
     // functions name these exports): they run no user code, but route resumes by task.
     (kind === "coordinator"
-      ? `export { handler as deadLetter } from ${specifier(path.join(LAMBDAS_DIR, "dead-letter.ts"))};\n` +
-        `export { handler as reconcile } from ${specifier(path.join(LAMBDAS_DIR, "reconcile.ts"))};\n`
+      ? `export { handler as deadLetter } from ${specifier(lambdaModule("dead-letter"))};\n` +
+        `export { handler as reconcile } from ${specifier(lambdaModule("reconcile"))};\n`
       : "");
   const digest = createHash("sha256").update(source).digest("hex").slice(0, 16);
   const dir = path.join(projectRoot, "node_modules", ".cache", "aloft");

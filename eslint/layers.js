@@ -7,7 +7,8 @@
 //   handlers  lambdas                                     aws, api, core
 //   cdk       cdk                                         aws (names, table schema), api, core
 //   dev       dev (emulators, poller, dev stack)          handlers, aws, api, core
-//   entries   sdk/run.ts, sdk/index.ts, sdk/cli           anything
+//   testing   sdk/testing (aloft/testing)                 api, core
+//   entries   sdk/run.ts, sdk/index.ts, sdk/client.ts, sdk/cli   anything
 const API = [
   "sdk/task.ts",
   "sdk/map.ts",
@@ -21,14 +22,15 @@ const API = [
   "sdk/trace-generator.ts",
 ];
 const CORE = ["sdk/core", "sdk/errors.ts", "sdk/serde.ts"];
-const ENTRIES = ["sdk/run.ts", "sdk/index.ts", "sdk/cli"];
+const ENTRIES = ["sdk/run.ts", "sdk/index.ts", "sdk/client.ts", "sdk/cli"];
 const ADAPTERS = ["sdk/local", "sdk/aws", "lambdas", "cdk", "dev"];
 
 const zone = (target, from, message) => ({ target, from, message });
 
 export const layers = [
   zone(CORE, [...API, ...ADAPTERS, ...ENTRIES], "the core depends on nothing outside it"),
-  zone(API, [...ADAPTERS, ...ENTRIES], "the authoring API depends only on the core"),
+  zone(API, [...ADAPTERS, ...ENTRIES, "sdk/testing"], "the authoring API depends only on the core"),
+  zone("sdk/testing", [...ADAPTERS, ...ENTRIES], "aloft/testing replays with the core alone, no engine"),
   zone(
     "sdk/local",
     ["sdk/aws", "lambdas", "cdk", "dev", ...ENTRIES],

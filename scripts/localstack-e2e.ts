@@ -12,7 +12,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { AloftClient } from "aloft";
+import { AloftClient } from "aloft/client";
 import { OUTPUT } from "../sdk/aws/config.ts";
 
 const ENDPOINT = process.env.LOCALSTACK_ENDPOINT ?? "http://localhost:4566";

@@ -6,10 +6,9 @@
  * export const square = env.task(async function square(x: number) { return x * x; });
  * const r = await (await run(square, 3)).result(); // 9
  */
-import { installCombinators } from "./core/futures.ts";
-
-installCombinators();
-
+// Importing this module has no side effects: the Promise combinator patch is installed by the
+// first replay of a task body, the embedded engine (SQLite, workers) loads on the first local
+// run, and the AWS client lives in "aloft/client".
 export { TaskEnvironment, isTask } from "./task.ts";
 export type {
   Task,
@@ -24,8 +23,7 @@ export { map } from "./map.ts";
 export type { MapOptions } from "./map.ts";
 export { group } from "./group.ts";
 export { trace } from "./trace.ts";
-export { init, run, getEngine } from "./run.ts";
-export { AloftClient } from "./aws/client.ts";
+export { init, run, shutdown, getEngine } from "./run.ts";
 export type { InitOptions } from "./run.ts";
 export type { Run, RunStatus, RunState, ActionNode, GroupProgress } from "./run-handle.ts";
 export {

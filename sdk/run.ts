@@ -3,16 +3,15 @@
  * embedded engine in this process, with state in `.aloft/aloft.db` (or in memory).
  */
 import { availableParallelism } from "node:os";
-import { resolve } from "node:path";
+import { extname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { ConfigurationError } from "./errors.ts";
 import { checkOptions, initOptionsSchema } from "./options.ts";
 import type { SerializedError } from "./errors.ts";
 import { serializeArgs } from "./core/calls.ts";
-import { Engine } from "./local/engine.ts";
+import type { Engine } from "./local/engine.ts";
+import type { LocalBackend } from "./local/backend.ts";
 import { IN_WORKER } from "./local/in-worker.ts";
-import { StoreLock } from "./local/lock.ts";
-import { runStatus } from "./local/status.ts";
-import { Store } from "./local/store.ts";
 import { listTasks } from "./registry.ts";
 import { runResult } from "./result.ts";
 import type { Task } from "./task.ts";
@@ -35,14 +34,6 @@ export interface InitOptions {
 }
 
 type AnyFn = (...args: any[]) => any;
-
-interface LocalBackend {
-  engine: Engine;
-  store: Store;
-  lock: StoreLock | undefined;
-  active: number;
-  keepAlive: NodeJS.Timeout | undefined;
-}
 
 let options: InitOptions = {};
 let backend: Promise<LocalBackend> | undefined;
@@ -74,33 +65,46 @@ function awsClient(): Promise<AloftClient> {
   return aws;
 }
 
-/** Stops the local engine (workers, store lock). Runs still in progress can be resumed later. */
+/**
+ * Stops the local engine (workers, store lock) and the AWS client of `init({ mode: "aws" })`.
+ * Optional: a process whose runs have ended exits by itself. Runs still in progress stop here and
+ * can be resumed later (`aloft resume`).
+ * @example
+ * const r = await run(total, 10);
+ * console.log(await r.result());
+ * await shutdown();
+ */
 export async function shutdown(): Promise<void> {
+  const client = aws;
+  aws = undefined;
+  if (client) (await client.catch(() => undefined))?.destroy();
   const b = backend;
   backend = undefined;
   if (!b) return;
   const x = await b.catch(() => undefined);
-  if (!x) return;
-  clearInterval(x.keepAlive);
-  await x.engine.close();
-  x.store.close();
-  x.lock?.release();
+  if (x) await (await localModule()).closeLocal(x);
+}
+
+type LocalModule = typeof import("./local/backend.ts");
+let local: Promise<LocalModule> | undefined;
+
+/**
+ * The embedded engine's module, loaded on first use. Its specifier is computed, not a literal, so
+ * bundlers (esbuild in the CDK construct) leave it out: a Lambda bundle of a task module that
+ * imports "aloft" carries no SQLite engine or worker pool.
+ */
+function localModule(): Promise<LocalModule> {
+  const ext = extname(fileURLToPath(import.meta.url)); // .ts from source, .js when built
+  const specifier = new URL(`./local/backend${ext}`, import.meta.url).href;
+  local ??= import(specifier) as Promise<LocalModule>;
+  return local;
 }
 
 function openBackend(): Promise<LocalBackend> {
   backend ??= (async () => {
     const path = options.store === ":memory:" ? ":memory:" : resolve(options.store ?? ".aloft/aloft.db");
-    const lock = path === ":memory:" ? undefined : StoreLock.acquire(path);
-    try {
-      const store = new Store(path);
-      const modules = [...new Set(listTasks().flatMap((t) => (t.module ? [t.module] : [])))];
-      const engine = new Engine({ store, workers: options.workers ?? availableParallelism(), modules });
-      await engine.started();
-      return { engine, store, lock, active: 0, keepAlive: undefined };
-    } catch (e) {
-      lock?.release();
-      throw e;
-    }
+    const modules = [...new Set(listTasks().flatMap((t) => (t.module ? [t.module] : [])))];
+    return (await localModule()).openLocal(path, options.workers ?? availableParallelism(), modules);
   })();
   backend.catch(() => (backend = undefined));
   return backend;
@@ -127,34 +131,6 @@ export function resultOf<R>(row: {
   );
 }
 
-function makeRun<R>(b: LocalBackend, id: string): Run<R> {
-  const run: Run<R> = {
-    id,
-    async result() {
-      return resultOf<R>(await b.engine.waitRun(id));
-    },
-    async status() {
-      return runStatus(b.store, b.store.getRun(id)!);
-    },
-    async *watch(intervalMs = 500) {
-      for (;;) {
-        const s = await run.status();
-        yield s;
-        if (s.state !== "RUNNING") return;
-        await Promise.race([new Promise((r) => setTimeout(r, intervalMs)), b.engine.waitRun(id)]);
-      }
-    },
-    async cancel() {
-      b.engine.cancelRun(id);
-      await b.engine.waitRun(id);
-    },
-    progress() {
-      return b.engine.progressOf(id);
-    },
-  };
-  return run;
-}
-
 /**
  * Starts `task` as a run. Typed end to end: `args` are the task's parameters, `result()` its value.
  * @example
@@ -174,27 +150,21 @@ export async function run<F extends AnyFn>(
     return (await awsClient()).run(task, ...args) as unknown as Run<Awaited<ReturnType<F>>>;
   const payload = serializeArgs(task.def.name, args);
   const b = await openBackend();
+  const { keepAliveUntilEnded, makeRun } = await localModule();
   const id = b.engine.startRun(task.def, payload);
   keepAliveUntilEnded(b, id);
-  return makeRun(b, id);
-}
-
-/** Keeps the process alive while runs are in progress (workers and timers are unref'd). */
-function keepAliveUntilEnded(b: LocalBackend, id: string): void {
-  if (b.active++ === 0) b.keepAlive = setInterval(() => undefined, 1 << 30);
-  void b.engine.waitRun(id).then(() => {
-    if (--b.active === 0) clearInterval(b.keepAlive);
-  });
+  return makeRun(b, id, resultOf<Awaited<ReturnType<F>>>);
 }
 
 /** Resumes a stored run after a crash (`aloft resume`). */
 export async function resume(runId: string): Promise<Run> {
   const b = await openBackend();
+  const { keepAliveUntilEnded, makeRun } = await localModule();
   const row = b.store.getRun(runId);
   if (!row) throw new ConfigurationError(`no run ${runId} in ${b.store.path}; see aloft runs`);
   if (row.status === "RUNNING") {
     b.engine.resumeRun(runId);
     keepAliveUntilEnded(b, runId);
   }
-  return makeRun(b, runId);
+  return makeRun(b, runId, resultOf);
 }

@@ -9,8 +9,9 @@ import { trace } from "../sdk/trace.ts";
 import { TaskError } from "../sdk/errors.ts";
 import { replay } from "../sdk/core/replay.ts";
 import { WaitTracker } from "../sdk/core/wait.ts";
-import { emptyHistory, parseCallRecord, parseOutcome } from "../sdk/core/history.ts";
-import type { CallRecord, History, Outcome } from "../sdk/core/history.ts";
+import { emptyHistory } from "../sdk/core/history.ts";
+import { loadHistory } from "../sdk/testing/history.ts";
+import type { CallRecord, Outcome } from "../sdk/core/history.ts";
 import { serialize } from "../sdk/serde.ts";
 import {
   Recorder,
@@ -714,14 +715,6 @@ interface Fixture {
     | { error: "HistoryError"; message: string }
     /** The replay fails the parent with this error. */
     | { failed: string; message: string };
-}
-
-function loadHistory(f: Fixture): History {
-  const calls = new Map(f.calls.map((json) => parseCallRecord(json)).map((c) => [c.id, c]));
-  const outcomes = new Map(
-    Object.entries(f.outcomes).map(([id, json]) => [id, parseOutcome(`outcome of ${id}`, json)]),
-  );
-  return { calls, outcomes, traces: new Map() };
 }
 
 await test("recorded histories replay to the recorded decision; bad ones fail with HistoryError or fail the parent", async (t) => {

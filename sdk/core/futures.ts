@@ -414,7 +414,7 @@ function patched(kind: Kind) {
 }
 
 let installed = false;
-/** Installs the combinator patch (idempotent). Called when the SDK is loaded. */
+/** Installs the combinator patch (idempotent). Called by `replay`, before the first task body runs. */
 export function installCombinators(): void {
   if (installed) return;
   installed = true;

@@ -21,8 +21,6 @@ import type { Wait } from "./wait.ts";
 import { hasCall } from "./wait.ts";
 import { cancelRecord } from "./cancels.ts";
 
-installCombinators();
-
 export type Decision = {
   /** Calls made for the first time by this replay, to persist and dispatch. */
   calls: CallRecord[];
@@ -155,6 +153,10 @@ function failure(e: unknown, nonRecoverable = false): SerializedError {
  * if (d.kind === "suspended") dispatch(d.calls);
  */
 export async function replay(input: ReplayInput): Promise<Decision> {
+  // Every runtime that replays task bodies (embedded engine, its workers, the Lambda handlers,
+  // aloft/testing) comes through here: the patch is installed by the first replay, never by
+  // `import "aloft"`, so importing the package leaves the user's Promise alone.
+  installCombinators();
   const sched = input.scheduler ?? defaultScheduler;
   const st = new ReplayState(input.actionId, input.task.name, input.history);
   const finish = (d: Decision): Decision => {

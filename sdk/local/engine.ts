@@ -36,15 +36,21 @@ import { Placement } from "./placement.ts";
 import { Progress } from "./progress.ts";
 
 const COLLECT_EVERY = 10_000;
-/** V8's full collection, reached without --expose-gc on the command line. */
-const fullGc: (() => void) | undefined = (() => {
+let fullGc: (() => void) | undefined | null = null;
+/**
+ * V8's full collection, reached without --expose-gc on the command line. Looked up at the first
+ * collection, not at import: setting a V8 flag is not something `import "aloft"` may do.
+ */
+function gc(): (() => void) | undefined {
+  if (fullGc !== null) return fullGc;
   try {
     v8.setFlagsFromString("--expose-gc");
-    return vm.runInNewContext("gc") as () => void;
+    fullGc = vm.runInNewContext("gc") as () => void;
   } catch {
-    return undefined;
+    fullGc = undefined;
   }
-})();
+  return fullGc;
+}
 
 export interface EngineOptions {
   store: Store;
@@ -277,7 +283,8 @@ export class Engine extends EventEmitter<EngineEvents> {
         else batch.push(item);
         // One timer per attempt, across re-dispatches of it (a lost worker's action is sent again).
         if (def?.timeoutMs !== undefined && !a.timer)
-          a.timer = setTimeout(() => this.onTimeout(a.id, def.timeoutMs!), def.timeoutMs);
+          // Unref'd: a run in progress holds the event loop (sdk/local/backend.ts), not its timers.
+          a.timer = setTimeout(() => this.onTimeout(a.id, def.timeoutMs!), def.timeoutMs).unref();
         room--;
       }
     });
@@ -550,9 +557,9 @@ export class Engine extends EventEmitter<EngineEvents> {
    */
   private collect(work: number): void {
     this.churn += work;
-    if (this.churn < COLLECT_EVERY || !fullGc) return;
+    if (this.churn < COLLECT_EVERY) return;
     this.churn = 0;
-    fullGc();
+    gc()?.();
   }
 
   private pollCancels(): void {

@@ -63,7 +63,6 @@ export class WorkerPool implements Executor {
       stdout: false,
       stderr: false,
     });
-    worker.unref(); // a run in progress keeps the process alive, not idle workers
     let markReady!: () => void;
     let failReady!: (e: Error) => void;
     const ready = new Promise<void>((res, rej) => {
@@ -92,6 +91,9 @@ export class WorkerPool implements Executor {
       slot.respawn();
       this.onLost(lost);
     });
+    // A run in progress keeps the process alive (sdk/local/backend.ts), not idle workers. After
+    // the listeners: adding a "message" listener refs the worker's port again.
+    worker.unref();
     return { worker, ready };
   }
 
