@@ -78,6 +78,41 @@ const CLIENT_VARIABLES = [
 ] as const;
 
 /**
+ * Writes the outputs file and prints the variables with which `aloft run --aws` (in another shell)
+ * targets a local stack, then the word `ready`.
+ */
+export function announce(
+  outputsFile: string,
+  outputs: Record<string, string>,
+  env: Record<string, string>,
+  header: string,
+): void {
+  const file = resolve(outputsFile);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify({ AloftDev: outputs }, null, 2)}\n`);
+  // The stack's own variables for a client: its endpoints, region and (dummy) credentials.
+  const vars: Record<string, string> = { ALOFT_OUTPUTS_FILE: file };
+  for (const name of CLIENT_VARIABLES) {
+    const value = env[name];
+    if (value !== undefined) vars[name] = value;
+  }
+  process.stderr.write(
+    `${header}\n` +
+      `In another shell:\n${Object.entries(vars)
+        .map(([k, v]) => `  export ${k}=${v}`)
+        .join("\n")}\n  aloft run --aws <module> <task> [args...]\nCtrl-C stops it.\n`,
+  );
+}
+
+/** Resolves on Ctrl-C or SIGTERM. */
+export function interrupted(): Promise<void> {
+  return new Promise<void>((res) => {
+    process.once("SIGINT", res);
+    process.once("SIGTERM", res);
+  });
+}
+
+/**
  * `aloft dev <module>`: DynamoDB Local + fauxqs, the stack's table/queues/bucket, and the real
  * handlers with the local poller, until interrupted. Writes an outputs file and prints the
  * variables with which `aloft run --aws` (in another shell) targets it.
@@ -87,8 +122,6 @@ export async function dev(o: { outputs: string }): Promise<void> {
   // Each queue's visibility is its deployed setting (a TaskEnvironment's visibilityTimeout, else 60 s).
   const stack = await startDevStack();
   const envs = Object.keys(stack.config.executorQueues);
-  const file = resolve(o.outputs);
-  mkdirSync(dirname(file), { recursive: true });
   const outputs = {
     [OUTPUT.table]: stack.config.table,
     [OUTPUT.bucket]: stack.config.bucket,
@@ -96,25 +129,15 @@ export async function dev(o: { outputs: string }): Promise<void> {
     [OUTPUT.executorQueues]: JSON.stringify(stack.config.executorQueues),
     [OUTPUT.region]: stack.config.region,
   };
-  writeFileSync(file, `${JSON.stringify({ AloftDev: outputs }, null, 2)}\n`);
-  // The stack's own variables for a client: its endpoints, region and (dummy) credentials.
-  const vars: Record<string, string> = { ALOFT_OUTPUTS_FILE: file };
-  for (const name of CLIENT_VARIABLES) {
-    const value = stack.env[name];
-    if (value !== undefined) vars[name] = value;
-  }
-  process.stderr.write(
+  announce(
+    o.outputs,
+    outputs,
+    stack.env,
     `aloft dev: ${stack.aws.mode === "emulators" ? "DynamoDB Local + fauxqs (SQS, S3)" : stack.aws.dynamoEndpoint} ready; ` +
       `environments: ${envs.join(", ")}\n` +
-      `  DynamoDB ${stack.aws.dynamoEndpoint}  SQS/S3 ${stack.aws.sqsEndpoint}\n` +
-      `In another shell:\n${Object.entries(vars)
-        .map(([k, v]) => `  export ${k}=${v}`)
-        .join("\n")}\n  aloft run --aws <module> <task> [args...]\nCtrl-C stops it.\n`,
+      `  DynamoDB ${stack.aws.dynamoEndpoint}  SQS/S3 ${stack.aws.sqsEndpoint}`,
   );
-  await new Promise<void>((res) => {
-    process.once("SIGINT", res);
-    process.once("SIGTERM", res);
-  });
+  await interrupted();
   process.stderr.write("aloft dev: stopping\n");
   await stack.stop();
 }
