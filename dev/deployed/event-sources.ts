@@ -14,10 +14,12 @@ import { ConfigurationError } from "../../sdk/errors.ts";
 import type { StackArtifact } from "./assembly.ts";
 import type { Chaos } from "./chaos.ts";
 import { resolve, resolveString, type Scope } from "./intrinsics.ts";
-import type { FunctionPool } from "./sandbox-pool.ts";
+import { InvocationError, type FunctionPool } from "./sandbox-pool.ts";
 
 export interface EventSources {
   pollers: SqsEventSourcePoller[];
+  /** Milliseconds from a sandbox killed holding a message to that message's next delivery. */
+  recoveries: number[];
   /** What was wired, one line each. */
   described: string[];
   stop(): Promise<void>;
@@ -39,6 +41,8 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
   const described: string[] = [];
   const timers: NodeJS.Timeout[] = [];
   const scheduled = new Set<Promise<unknown>>();
+  const recoveries: number[] = [];
+  const killedAt = new Map<string, number>();
   const urlOfArn = new Map<string, string>();
   for (const [, phys] of o.scope.resources)
     if (phys.attributes["QueueUrl"]) urlOfArn.set(phys.attributes["Arn"]!, phys.ref);
@@ -70,6 +74,11 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
       const failed = new Set<string>();
       const records = [];
       for (const rec of event.Records) {
+        const killed = killedAt.get(rec.messageId);
+        if (killed !== undefined) {
+          recoveries.push(Date.now() - killed);
+          killedAt.delete(rec.messageId);
+        }
         if (o.chaos.roll("delays")) {
           // Held back: visible again in 1-5 s, after messages sent later; not a failure of the function.
           await o.sqs
@@ -102,6 +111,8 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
       } catch (e) {
         o.onError(`${pool.spec.logicalId}: ${(e as Error).message}`);
         for (const rec of records) failed.add(rec.messageId);
+        if (e instanceof InvocationError && e.kind === "killed")
+          for (const rec of records) killedAt.set(rec.messageId, Date.now());
       } finally {
         await Promise.all(duplicates);
       }
@@ -160,6 +171,7 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
   await Promise.all(pollers.map((p) => p.start()));
   return {
     pollers,
+    recoveries,
     described,
     async stop() {
       for (const t of timers) clearInterval(t);
