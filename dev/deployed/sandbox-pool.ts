@@ -103,10 +103,14 @@ class Sandbox {
       });
     });
     this.ready.catch(() => undefined);
+    // A send to a sandbox that just died fails its invocation (below), not the harness.
+    this.process.on("error", () => undefined);
   }
 
   kill(reason: "timeout" | "chaos"): void {
     if (this.dead) return;
+    // Dead from now on: the exit event comes later, and no invocation may be sent meanwhile.
+    this.dead = true;
     this.killedFor ??= reason;
     this.process.kill("SIGKILL");
   }
@@ -148,7 +152,7 @@ export class FunctionPool {
   /** Runs one invocation in a warm sandbox, or a new one if none is free and the limit allows. */
   async invoke(event: unknown, options: { extra?: boolean } = {}): Promise<unknown> {
     // A chaos duplicate runs beside the invocations that fill the limit: it must be concurrent.
-    const sandbox = options.extra ? this.start() : await this.acquire();
+    const sandbox = options.extra ? (this.takeIdle() ?? this.start()) : await this.acquire();
     this.stats.invocations++;
     try {
       return await this.run(sandbox, event);
@@ -169,6 +173,11 @@ export class FunctionPool {
       if (this.live.size < this.spec.concurrency) return this.start();
       await new Promise<void>((ok) => this.waiting.push(ok));
     }
+  }
+
+  private takeIdle(): Sandbox | undefined {
+    for (let s = this.idle.pop(); s; s = this.idle.pop()) if (!s.dead) return s;
+    return undefined;
   }
 
   private start(): Sandbox {
@@ -214,17 +223,25 @@ export class FunctionPool {
         resolve: (v) => (clearTimeout(timer), resolve(v)),
         reject: (e) => (clearTimeout(timer), reject(e)),
       };
-      s.process.send({
-        t: "invoke",
-        id,
-        event,
-        deadline,
-        requestId: id,
-        functionName: this.spec.name,
-        functionArn: this.spec.arn,
-        memoryMiB: this.spec.memoryMiB,
-        logGroupName: this.spec.logGroupName,
-      });
+      s.process.send(
+        {
+          t: "invoke",
+          id,
+          event,
+          deadline,
+          requestId: id,
+          functionName: this.spec.name,
+          functionArn: this.spec.arn,
+          memoryMiB: this.spec.memoryMiB,
+          logGroupName: this.spec.logGroupName,
+        },
+        (err) => {
+          if (err)
+            s.current?.reject(
+              new InvocationError(`Runtime exited before the invocation: ${err.message}`, "crash"),
+            );
+        },
+      );
     });
     // A planned kill the invocation never reached lands at its very end: the result is lost.
     if (plan) {

@@ -11,6 +11,8 @@ import { TaskEnvironment, map } from "aloft";
 const soak = new TaskEnvironment({ name: "soak", timeout: "10s", visibilityTimeout: "10s" });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A parent's timeout covers its children's time, recoveries from killed sandboxes included. */
+const PARENT = { timeout: "5m" } as const;
 
 export const leaf = soak.task(async function leaf(i: number) {
   await sleep(5);
@@ -20,11 +22,11 @@ export const leaf = soak.task(async function leaf(i: number) {
 export const gather = soak.task(async function gather(n: number) {
   const xs = await Promise.all(Array.from({ length: n }, (_, i) => leaf(i)));
   return xs.reduce((a, b) => a + b, 0);
-});
+}, PARENT);
 
 export const nested = soak.task(async function nested(n: number) {
   return Promise.all([gather(n), gather(n + 1), leaf(n)]);
-});
+}, PARENT);
 
 export const windowed = soak.task(async function windowed(n: number, concurrency: number) {
   const out: number[] = [];
@@ -37,7 +39,7 @@ export const windowed = soak.task(async function windowed(n: number, concurrency
     out.push(r);
   }
   return out;
-});
+}, PARENT);
 
 export const alwaysFails = soak.task(
   async function alwaysFails(i: number) {
@@ -51,7 +53,7 @@ export const withFailures = soak.task(async function withFailures(n: number) {
     Array.from({ length: n }, (_, i) => (i % 2 ? alwaysFails(i) : leaf(i))),
   );
   return settled.map((s) => (s.status === "fulfilled" ? s.value : `failed: ${(s.reason as Error).name}`));
-});
+}, PARENT);
 
 export const tooSlow = soak.task(
   async function tooSlow() {
@@ -67,7 +69,7 @@ export const withTimeout = soak.task(async function withTimeout() {
   } catch (e) {
     return (e as Error).name;
   }
-});
+}, PARENT);
 
 export const echo = soak.task(async function echo(s: string) {
   return s.toUpperCase();
@@ -77,7 +79,7 @@ export const echo = soak.task(async function echo(s: string) {
 export const large = soak.task(async function large(kb: number) {
   const out = await echo("x".repeat(kb * 1024));
   return { length: out.length, head: out.slice(0, 4) };
-});
+}, PARENT);
 
 export const longChild = soak.task(async function longChild(i: number) {
   await sleep(2_000);
@@ -87,4 +89,4 @@ export const longChild = soak.task(async function longChild(i: number) {
 /** Cancelled by the soak while its children run. */
 export const longParent = soak.task(async function longParent(n: number) {
   return Promise.all(Array.from({ length: n }, (_, i) => longChild(i)));
-});
+}, PARENT);
