@@ -14,9 +14,9 @@
  *   node --import tsx bench/aws.ts [n=1000]
  */
 import { startDevStack } from "../dev/stack.ts";
-import { buildRuntime, makeClients, runtime } from "../lambdas/runtime.ts";
+import { buildRuntime, makeClients, runtime } from "../sdk/aws/runtime.ts";
 import { reconcile } from "../lambdas/reconcile.ts";
-import { readCounter } from "../lambdas/state/counters.ts";
+import { readCounter } from "../sdk/aws/store/counters.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import { wideGather, wideGatherTimed, wideMap } from "../test/fixtures/aws-tasks.ts";
 

@@ -27,8 +27,8 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV, OUTPUT } from "../lambdas/config.ts";
-import { TABLE_SCHEMA } from "../lambdas/state/table.ts";
+import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV, OUTPUT } from "../sdk/aws/config.ts";
+import { TABLE_SCHEMA } from "../sdk/aws/store/table.ts";
 import { ConfigurationError } from "../sdk/errors.ts";
 import { listEnvironments, type EnvironmentSpec } from "../sdk/registry.ts";
 import { writeHandlerEntry, type HandlerKind } from "./entries.ts";
@@ -88,7 +88,7 @@ const RETENTION_OF_MESSAGES = Duration.days(14);
  * Deploys a task module: a coordinator function and, per TaskEnvironment, an executor function,
  * with their queues, dead-letter queues, a DynamoDB table, an S3 bucket for large payloads, alarms
  * and least-privilege roles. Stack outputs carry what `AloftClient` and `aloft ... --aws` need.
- * One Aloft per stack: its outputs have fixed names (`OUTPUT` in `lambdas/config.ts`).
+ * One Aloft per stack: its outputs have fixed names (`OUTPUT` in `sdk/aws/config.ts`).
  *
  * @example
  * const stack = new Stack(app, "Aloft");

@@ -9,5 +9,5 @@
 export { Aloft, GSI1, TTL_ATTRIBUTE } from "./aloft.ts";
 export type { AloftExecutor } from "./aloft.ts";
 export type { AloftProps, AloftCode, AloftLogLevel } from "./props.ts";
-export { ENV, OUTPUT, DEFAULT_OUTPUTS_FILE } from "../lambdas/config.ts";
+export { ENV, OUTPUT, DEFAULT_OUTPUTS_FILE } from "../sdk/aws/config.ts";
 export type { EnvironmentSpec } from "../sdk/registry.ts";

@@ -13,8 +13,8 @@ import {
 import type { DynamoDBClient, TableDescription } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { ENV } from "../lambdas/config.ts";
-import { TABLE_SCHEMA } from "../lambdas/state/table.ts";
+import { ENV } from "../sdk/aws/config.ts";
+import { TABLE_SCHEMA } from "../sdk/aws/store/table.ts";
 import type { AwsClients } from "./aws-clients.ts";
 
 const DEFAULT_MAX_RECEIVE_COUNT = 5;
@@ -57,7 +57,7 @@ export async function createResources(
   return { tableName: t.tableName, ttlEnabled: t.ttlEnabled, ...q };
 }
 
-/** The Aloft variables (lambdas/config.ts) a handler reads to find these resources. */
+/** The Aloft variables (sdk/aws/config.ts) a handler reads to find these resources. */
 export function resourceEnv(resources: LocalResources): Record<string, string> {
   return {
     [ENV.table]: resources.tableName,

@@ -5,7 +5,7 @@
  */
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { listEnvironments } from "../sdk/registry.ts";
-import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV } from "../lambdas/config.ts";
+import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV } from "../sdk/aws/config.ts";
 import { handleBatch as coordinatorBatch } from "../lambdas/coordinator.ts";
 import { handler as deadLetter } from "../lambdas/dead-letter.ts";
 import { handleBatch as executorBatch } from "../lambdas/executor.ts";
@@ -15,7 +15,7 @@ import { startLocalAws } from "./local-aws.ts";
 import type { LocalAws } from "./local-aws.ts";
 import { SqsEventSourcePoller } from "./poller.ts";
 import type { SqsEventSourcePollerOptions } from "./poller.ts";
-import { resetRuntime, runtime } from "../lambdas/runtime.ts";
+import { resetRuntime, runtime } from "../sdk/aws/runtime.ts";
 import { withHeartbeat } from "../lambdas/visibility.ts";
 import type { BatchHandler } from "../lambdas/visibility.ts";
 

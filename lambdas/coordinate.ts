@@ -3,26 +3,32 @@
  * per parent per batch, however many children finished), advance map windows without replaying the
  * parent, resume parents whose wait may be satisfied, enforce deadlines, and sweep cancelled subtrees.
  */
-import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { retryDelayMs } from "../sdk/core/task-def.ts";
 import type { TaskDef } from "../sdk/core/task-def.ts";
 import { ConfigurationError, TaskTimeoutError, serializeError } from "../sdk/errors.ts";
 import { findTask, getTask } from "../sdk/registry.ts";
-import { sendExecs, sendToCoordinator } from "./dispatch.ts";
-import { MESSAGE_VERSION, actionOf, doneOf } from "./messages.ts";
-import type { DoneMessage, ExecMessage, StartMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
+import { sendExecs, sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
+import { MESSAGE_VERSION, actionOf, doneOf } from "../sdk/aws/messages.ts";
+import type {
+  DoneMessage,
+  ExecMessage,
+  StartMessage,
+  SweepMessage,
+  TimeoutMessage,
+} from "../sdk/aws/messages.ts";
 import { maybeResume } from "./resume.ts";
-import { isConditionFailed } from "./runtime.ts";
-import type { Runtime } from "./runtime.ts";
-import { sweepOf, sweepPage } from "./state/cancel.ts";
-import { addCompletions, endCounter, readCounter } from "./state/counters.ts";
-import { decodeChunk, fenceFirstEpoch, isFenced, loadActionItems } from "./state/history.ts";
-import { bumpAttempt, readAction, writeTerminal } from "./state/results.ts";
-import type { ResultItem, RunItem } from "./state/table.ts";
-import { expiry, newRunItem, runKey } from "./state/table.ts";
-import { isHosted, releaseHosted, releaseSlots, releaseToken, tagFrom } from "./state/windows.ts";
-import type { Release } from "./state/windows.ts";
+import type { Runtime } from "../sdk/aws/runtime.ts";
+import { sweepOf, sweepPage } from "../sdk/aws/store/cancel.ts";
+import { addCompletions, endCounter, readCounter } from "../sdk/aws/store/counters.ts";
+import { decodeChunk, fenceFirstEpoch, isFenced, loadActionItems } from "../sdk/aws/store/history.ts";
+import { bumpAttempt, readAction, writeTerminal } from "../sdk/aws/store/results.ts";
+import type { ResultItem, RunItem } from "../sdk/aws/store/table.ts";
+import { expiry, newRunItem } from "../sdk/aws/store/table.ts";
+import { isHosted, releaseHosted, releaseSlots, releaseToken, tagFrom } from "../sdk/aws/store/windows.ts";
+import type { Release } from "../sdk/aws/store/windows.ts";
 import { formatOutcome } from "../sdk/core/history.ts";
+import { createRun, markStarted, readRun } from "../sdk/aws/store/runs.ts";
+import { sendOccupants } from "./windows.ts";
 
 function rootExec(m: { run: string; task: string; args: string }, attempt = 1): ExecMessage {
   return {
@@ -55,33 +61,11 @@ export async function startRun(rt: Runtime, m: StartMessage): Promise<void> {
       ? undefined
       : { outcome: failure, now: rt.now(), retentionDays: rt.config.retentionDays },
   );
-  let run: RunItem = item;
-  try {
-    // A run is created once; a redelivered start finds it and only finishes what is missing.
-    await rt.doc.send(
-      new PutCommand({
-        TableName: rt.config.table,
-        Item: item,
-        ConditionExpression: "attribute_not_exists(pk)",
-      }),
-    );
-  } catch (e) {
-    if (!isConditionFailed(e)) throw e;
-    const got = await rt.doc.send(
-      new GetCommand({ TableName: rt.config.table, Key: runKey(m.run), ConsistentRead: true }),
-    );
-    run = got.Item as RunItem;
-  }
+  // A run is created once; a redelivered start finds it and only finishes what is missing.
+  const run = (await createRun(rt, item)) ? item : ((await readRun(rt, m.run)) ?? item);
   if (run.status !== "RUNNING" || run.started) return;
   await sendExecs(rt, [{ msg: rootExec(m) }]);
-  await rt.doc.send(
-    new UpdateCommand({
-      TableName: rt.config.table,
-      Key: runKey(m.run),
-      UpdateExpression: "SET started = :t",
-      ExpressionAttributeValues: { ":t": true },
-    }),
-  );
+  await markStarted(rt, m.run);
 }
 
 /**
@@ -182,14 +166,19 @@ async function countParent(
       list.push(release);
     }
   }
-  const cnt = hosted
-    ? await releaseHosted(rt, run, parent, hosted.name, hosted.items, others)
-    : await addCompletions(rt, parent, others.ok, others.err);
+  const { cnt, freed } = hosted
+    ? await releaseHosted(rt, parent, hosted.name, hosted.items, others)
+    : { cnt: await addCompletions(rt, parent, others.ok, others.err), freed: [] };
+  await sendOccupants(rt, run, parent, freed);
   if (!cnt) {
     rt.log.debug("completions for an ended or unknown parent ignored", { parent, count: kids.size });
     return;
   }
-  await Promise.all([...windows].map(([name, items]) => releaseSlots(rt, run, parent, name, items)));
+  await Promise.all(
+    [...windows].map(async ([name, items]) =>
+      sendOccupants(rt, run, parent, await releaseSlots(rt, parent, name, items)),
+    ),
+  );
   await maybeResume(rt, parent, cnt, [...by]);
 }
 
@@ -302,26 +291,10 @@ export async function failRun(
 ): Promise<void> {
   const outcome = { ok: false as const, error: { ...serializeError(error), nonRecoverable: true } };
   const now = rt.now();
-  try {
-    await rt.doc.send(
-      new PutCommand({
-        TableName: rt.config.table,
-        Item: newRunItem(
-          { run, task: "(unknown)", args: "[]", created: now },
-          { outcome: formatOutcome(outcome), now, retentionDays: rt.config.retentionDays },
-        ),
-        ConditionExpression: "attribute_not_exists(pk)", // only a run that does not exist yet
-      }),
-    );
-  } catch (e) {
-    if (!isConditionFailed(e)) throw e;
-    await writeTerminal(rt, {
-      run,
-      parent: null,
-      id: run,
-      status: "FAILED",
-      outcome,
-      attempt: undefined,
-    });
-  }
+  const item = newRunItem(
+    { run, task: "(unknown)", args: "[]", created: now },
+    { outcome: formatOutcome(outcome), now, retentionDays: rt.config.retentionDays },
+  );
+  if (!(await createRun(rt, item)))
+    await writeTerminal(rt, { run, parent: null, id: run, status: "FAILED", outcome, attempt: undefined });
 }

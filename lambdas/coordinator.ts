@@ -12,10 +12,10 @@
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { checkTimeout, countCompletions, failRun, startRun, sweep } from "./coordinate.ts";
 import { failNamedAction } from "./execute.ts";
-import { CoordinatorMessage, parseMessage } from "./messages.ts";
-import type { DoneMessage } from "./messages.ts";
+import { CoordinatorMessage, parseMessage } from "../sdk/aws/messages.ts";
+import type { DoneMessage } from "../sdk/aws/messages.ts";
 import { continueDispatch } from "./resume.ts";
-import { runtime } from "./runtime.ts";
+import { runtime } from "../sdk/aws/runtime.ts";
 import { errorText, reportFailures } from "./failures.ts";
 import type { Failure } from "./failures.ts";
 import { withHeartbeat } from "./visibility.ts";

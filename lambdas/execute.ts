@@ -4,7 +4,6 @@
  * counters.ts, history.ts), so a duplicate delivery or a crash at any point leaves state from which
  * the redelivered message finishes the job without doing any effect twice.
  */
-import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { History } from "../sdk/core/history.ts";
 import { emptyHistory } from "../sdk/core/history.ts";
 import { replay } from "../sdk/core/replay.ts";
@@ -14,22 +13,30 @@ import { NOT_RETRIED, cacheKey, retryDelayMs } from "../sdk/core/task-def.ts";
 import { ConfigurationError, isNonRecoverable, serializeError } from "../sdk/errors.ts";
 import type { SerializedError } from "../sdk/errors.ts";
 import { findTask, removedTaskError } from "../sdk/registry.ts";
-import { sendExecs, sendToCoordinator } from "./dispatch.ts";
-import { MESSAGE_VERSION, actionOf, doneOf } from "./messages.ts";
-import type { DoneMessage, ExecMessage, SweepMessage, TimeoutMessage } from "./messages.ts";
-import { offload, resolvePayload } from "./payloads.ts";
+import { sendExecs, sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
+import { MESSAGE_VERSION, actionOf, doneOf } from "../sdk/aws/messages.ts";
+import type { DoneMessage, ExecMessage, SweepMessage, TimeoutMessage } from "../sdk/aws/messages.ts";
+import { offload, resolvePayload } from "../sdk/aws/payloads.ts";
 import { dispatchEpoch, maybeResume, redispatch } from "./resume.ts";
-import { batchGet, keyId } from "./runtime.ts";
-import type { Runtime } from "./runtime.ts";
-import { cancelChildren, sweepOf } from "./state/cancel.ts";
-import { claimReplay, commitSuspension, endCounter, readCounter, releaseReplay } from "./state/counters.ts";
-import { EpochTaken, TraceConflict, claimEpoch, loadHistory, writeCalls } from "./state/history.ts";
-import { bumpAttempt, readAction, writeTerminal } from "./state/results.ts";
-import type { Terminal } from "./state/results.ts";
-import type { CounterItem, ResultItem, RunItem, TerminalStatus } from "./state/table.ts";
-import { cacheItemKey, counterKey, expiry, runKey, selfKey } from "./state/table.ts";
-import { triggerFor } from "./state/trigger.ts";
-import { createWindowPart, isHosted, planWindows, releaseToken } from "./state/windows.ts";
+import { batchGet, keyId } from "../sdk/aws/store/io.ts";
+import type { Runtime } from "../sdk/aws/runtime.ts";
+import { cancelChildren, sweepOf } from "../sdk/aws/store/cancel.ts";
+import {
+  claimReplay,
+  commitSuspension,
+  endCounter,
+  readCounter,
+  releaseReplay,
+} from "../sdk/aws/store/counters.ts";
+import { EpochTaken, TraceConflict, claimEpoch, loadHistory, writeCalls } from "../sdk/aws/store/history.ts";
+import { bumpAttempt, readAction, writeTerminal } from "../sdk/aws/store/results.ts";
+import type { Terminal } from "../sdk/aws/store/results.ts";
+import type { CounterItem, ResultItem, RunItem, TerminalStatus } from "../sdk/aws/store/table.ts";
+import { counterKey, expiry, runKey } from "../sdk/aws/store/table.ts";
+import { triggerFor } from "../sdk/aws/store/trigger.ts";
+import { createWindowPart, isHosted, planWindows, releaseToken } from "../sdk/aws/store/windows.ts";
+import { readCached, writeCached } from "../sdk/aws/store/cache.ts";
+import { writeSelf } from "../sdk/aws/store/history.ts";
 
 /** How long a replay holds its parent before a duplicate resume may replay it (after a crash). */
 const REPLAY_LEASE_MS = 30_000;
@@ -160,11 +167,8 @@ export async function executeOne(
   }
 
   if (m.epoch === 0 && def.cacheVersion !== false) {
-    const hit = await rt.doc.send(
-      new GetCommand({ TableName: rt.config.table, Key: cacheItemKey(cacheKey(def, m.args)) }),
-    );
-    const value = hit.Item?.["value"];
-    if (typeof value === "string") {
+    const value = await readCached(rt, cacheKey(def, m.args));
+    if (value !== undefined) {
       return finish(
         rt,
         m,
@@ -348,12 +352,7 @@ async function apply(
       );
       if (def.cacheVersion !== false) {
         const value = await offload(rt.payloads, `cache/${def.name}`, d.value);
-        await rt.doc.send(
-          new PutCommand({
-            TableName: rt.config.table,
-            Item: { ...cacheItemKey(cacheKey(def, m.args)), value, task: def.name, created: rt.now() },
-          }),
-        );
+        await writeCached(rt, cacheKey(def, m.args), value, def.name);
       }
       return;
     case "failed": {
@@ -515,20 +514,14 @@ async function suspend(
     return;
   }
   if (from === 0) {
-    await rt.doc.send(
-      new PutCommand({
-        TableName: rt.config.table,
-        Item: {
-          ...selfKey(m.id),
-          // Its exec message minus the epoch: with its window slot, which a resumed item still frees.
-          ...actionOf(m),
-          args: m.args,
-          attempt: m.attempt,
-          startedAt: at.startedAt,
-          expiresAt,
-        },
-      }),
-    );
+    // Its exec message minus the epoch: with its window slot, which a resumed item still frees.
+    await writeSelf(rt, {
+      ...actionOf(m),
+      args: m.args,
+      attempt: m.attempt,
+      startedAt: at.startedAt,
+      expiresAt,
+    });
   }
   const stored = await writeCalls(rt, m.run, m.id, epoch, d.calls, expiresAt);
   // Map windows before the commit: a completion must find its window when it arrives.

@@ -8,19 +8,19 @@
  * module, so tasks are found in the registry (sdk/registry.ts).
  */
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { sendToCoordinator } from "./dispatch.ts";
+import { sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
 import { checkAt, executeOne, failNamedAction, prefetch, timeoutCheck } from "./execute.ts";
 import type { Outbox } from "./execute.ts";
-import { ExecMessage, parseMessage } from "./messages.ts";
+import { ExecMessage, parseMessage } from "../sdk/aws/messages.ts";
 import { countCompletions } from "./coordinate.ts";
 import type { Delivered } from "./coordinate.ts";
-import type { DoneMessage, TimeoutMessage } from "./messages.ts";
-import { runtime } from "./runtime.ts";
+import type { DoneMessage, TimeoutMessage } from "../sdk/aws/messages.ts";
+import { runtime } from "../sdk/aws/runtime.ts";
 import { errorText, reportFailures } from "./failures.ts";
 import type { Failure } from "./failures.ts";
 import { withHeartbeat } from "./visibility.ts";
-import type { Runtime } from "./runtime.ts";
-import { isHosted, releaseToken } from "./state/windows.ts";
+import type { Runtime } from "../sdk/aws/runtime.ts";
+import { isHosted, releaseToken } from "../sdk/aws/store/windows.ts";
 
 /** Completions finishing within this window leave in one SendMessageBatch. */
 const COALESCE_MS = 50;

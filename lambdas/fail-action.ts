@@ -4,16 +4,14 @@
  * remains under it swept, its outcome written once, its parent told — so the parent resumes
  * normally and sees a TaskError, and a root's failure ends the run.
  */
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { serializeError } from "../sdk/errors.ts";
 import { failRun } from "./coordinate.ts";
-import { sendToCoordinator } from "./dispatch.ts";
-import { MESSAGE_VERSION, doneOf } from "./messages.ts";
-import type { Runtime } from "./runtime.ts";
-import { endCounter } from "./state/counters.ts";
-import { writeTerminal } from "./state/results.ts";
-import type { SelfItem } from "./state/table.ts";
-import { selfKey } from "./state/table.ts";
+import { sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
+import { MESSAGE_VERSION, doneOf } from "../sdk/aws/messages.ts";
+import type { Runtime } from "../sdk/aws/runtime.ts";
+import { endCounter } from "../sdk/aws/store/counters.ts";
+import { writeTerminal } from "../sdk/aws/store/results.ts";
+import { readSelf } from "../sdk/aws/store/history.ts";
 
 /** An action as a message names it (with the window slot it holds, if any). */
 export interface ActionId {
@@ -69,10 +67,7 @@ export async function actionOfParent(
   rt: Runtime,
   id: string,
 ): Promise<(ActionId & { task: string }) | undefined> {
-  const out = await rt.doc.send(
-    new GetCommand({ TableName: rt.config.table, Key: selfKey(id), ConsistentRead: true }),
-  );
-  const s = out.Item as SelfItem | undefined;
+  const s = await readSelf(rt, id);
   if (!s) return undefined;
   return { run: s.run, id, parent: s.parent, task: s.task, window: s.window, ws: s.ws, wq: s.wq };
 }

@@ -2,29 +2,17 @@
  * The last error of a failed delivery. SQS does not keep why a message failed, so when a handler
  * reports a batch item failure it records the error here, keyed by the SQS message id (which SQS
  * keeps across redeliveries and when it moves the message to the dead-letter queue): the DLQ
- * consumer (dead-letter.ts) then names it. One write per failed delivery; failures are rare.
+ * consumer (dead-letter.ts) then names it (store/failures.ts). One write per failed delivery.
  */
 import type { SQSBatchResponse } from "aws-lambda";
-import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import type { Runtime } from "./runtime.ts";
-import { expiry, failureKey } from "./state/table.ts";
+import type { Runtime } from "../sdk/aws/runtime.ts";
+import { recordFailure } from "../sdk/aws/store/failures.ts";
 
 /** A batch item failure with the reason it failed. */
 export interface Failure {
   itemIdentifier: string;
   why?: string | undefined;
 }
-
-/** What a recorded failure holds: deliveries that failed, the last error, when. */
-export interface FailureRecord {
-  n: number;
-  err: string;
-  at: number;
-}
-
-/** Kept past the dead-letter queues' 14-day retention. */
-const KEEP_DAYS = 15;
-const MAX_ERROR_CHARS = 2_000;
 
 /** The text recorded for an error: its name and message, not its stack. */
 export function errorText(e: unknown): string {
@@ -46,30 +34,4 @@ export async function reportFailures(rt: Runtime, failures: readonly Failure[]):
     ),
   );
   return { batchItemFailures: [...unique.keys()].map((itemIdentifier) => ({ itemIdentifier })) };
-}
-
-async function recordFailure(rt: Runtime, messageId: string, why: string): Promise<void> {
-  const now = rt.now();
-  await rt.doc.send(
-    new UpdateCommand({
-      TableName: rt.config.table,
-      Key: failureKey(messageId),
-      UpdateExpression: "SET err = :e, #at = :now, expiresAt = :x ADD n :one",
-      ExpressionAttributeNames: { "#at": "at" },
-      ExpressionAttributeValues: {
-        ":e": why.slice(0, MAX_ERROR_CHARS),
-        ":now": now,
-        ":x": expiry(now, KEEP_DAYS),
-        ":one": 1,
-      },
-    }),
-  );
-}
-
-/** The recorded failure of a message, if any delivery of it recorded one. */
-export async function readFailure(rt: Runtime, messageId: string): Promise<FailureRecord | undefined> {
-  const out = await rt.doc.send(
-    new GetCommand({ TableName: rt.config.table, Key: failureKey(messageId), ConsistentRead: true }),
-  );
-  return out.Item as FailureRecord | undefined;
 }

@@ -22,23 +22,29 @@
  * tick) and, per run, the bounded walk above.
  */
 import { createHash } from "node:crypto";
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { CallRecord } from "../sdk/core/history.ts";
 import { StalledRunError } from "../sdk/errors.ts";
-import { ENV } from "./config.ts";
-import { sendExecs } from "./dispatch.ts";
+import { ENV } from "../sdk/aws/config.ts";
+import { sendExecs } from "../sdk/aws/transport/dispatch.ts";
 import { failAction } from "./fail-action.ts";
-import { MESSAGE_VERSION } from "./messages.ts";
+import { MESSAGE_VERSION } from "../sdk/aws/messages.ts";
 import { dispatchCalls, maybeResume, redispatch, sendResume } from "./resume.ts";
-import { batchGet, isConditionFailed, keyId } from "./runtime.ts";
-import { runtime } from "./runtime.ts";
-import type { Runtime } from "./runtime.ts";
-import { decodeChunk } from "./state/history.ts";
-import { liveRuns } from "./state/runs.ts";
-import type { RunRow } from "./state/runs.ts";
-import type { CounterItem, RunItem, WindowItem } from "./state/table.ts";
-import { NEVER, RUN_INDEX_SHARDS, actionPk, counterKey, resultKey, runKey } from "./state/table.ts";
-import { mayProgress } from "./state/trigger.ts";
+import { batchGet, keyId } from "../sdk/aws/store/io.ts";
+import { runtime } from "../sdk/aws/runtime.ts";
+import type { Runtime } from "../sdk/aws/runtime.ts";
+import { decodeChunk } from "../sdk/aws/store/history.ts";
+import { liveRuns } from "../sdk/aws/store/runs.ts";
+import type { RunRow } from "../sdk/aws/store/runs.ts";
+import type { CounterItem, RunItem, WindowItem } from "../sdk/aws/store/table.ts";
+import { NEVER, RUN_INDEX_SHARDS, counterKey, resultKey } from "../sdk/aws/store/table.ts";
+import { mayProgress } from "../sdk/aws/store/trigger.ts";
+import {
+  readReconcileCursor,
+  readRun,
+  setReconcileMark,
+  writeReconcileCursor,
+} from "../sdk/aws/store/runs.ts";
+import { readPrefix } from "../sdk/aws/store/history.ts";
 
 /** Runs looked at per invocation; the cursor carries the rest to the next tick. */
 const RUNS_PER_TICK = 200;
@@ -84,14 +90,12 @@ export async function handler(): Promise<ReconcileReport> {
   return report;
 }
 
-const CURSOR_KEY = { pk: "RECONCILE", sk: "CURSOR" };
-
 /** One tick: up to RUNS_PER_TICK running runs, from where the last tick stopped. */
 export async function reconcile(rt: Runtime, bounds: Bounds = boundsFromEnv()): Promise<ReconcileReport> {
   const report: ReconcileReport = { checked: 0, nudged: [], failed: [] };
-  const got = await rt.doc.send(new GetCommand({ TableName: rt.config.table, Key: CURSOR_KEY }));
-  let shard = Number(got.Item?.["shard"] ?? 0) % RUN_INDEX_SHARDS;
-  let start = got.Item?.["start"] as Record<string, unknown> | undefined;
+  const cursor = await readReconcileCursor(rt);
+  let shard = cursor.shard % RUN_INDEX_SHARDS;
+  let start = cursor.start;
   let budget = RUNS_PER_TICK;
   for (let done = 0; budget > 0 && done < RUN_INDEX_SHARDS;) {
     const page = await liveRuns(rt, shard, budget, start);
@@ -106,12 +110,7 @@ export async function reconcile(rt: Runtime, bounds: Bounds = boundsFromEnv()): 
     start = undefined;
     done++;
   }
-  await rt.doc.send(
-    new PutCommand({
-      TableName: rt.config.table,
-      Item: { ...CURSOR_KEY, shard, ...(start ? { start } : {}) },
-    }),
-  );
+  await writeReconcileCursor(rt, { shard, start });
   return report;
 }
 
@@ -129,15 +128,14 @@ interface Visit {
 async function checkRun(rt: Runtime, row: RunRow, b: Bounds, report: ReconcileReport): Promise<void> {
   const now = rt.now();
   if (now - row.created < b.stallMs) return;
-  const got = await rt.doc.send(new GetCommand({ TableName: rt.config.table, Key: runKey(row.run) }));
-  const run = got.Item as RunItem | undefined;
+  const run = await readRun(rt, row.run, false);
   if (run?.status !== "RUNNING") return;
   const rc = run.rc;
   if (rc && now - rc.at < b.stallMs) return; // looked at less than a bound ago
   report.checked++;
   const walk = await walkRun(rt, run);
   if (!rc || rc.fp !== walk.fp) {
-    await setMark(rt, run.run, { fp: walk.fp, at: now, since: now });
+    await setReconcileMark(rt, run.run, { fp: walk.fp, at: now, since: now });
     return;
   }
   const since = rc.since;
@@ -150,23 +148,12 @@ async function checkRun(rt: Runtime, row: RunRow, b: Bounds, report: ReconcileRe
   }
   const nudged = await nudge(rt, run, walk);
   report.nudged.push(...nudged.map((n) => `${run.run}: ${n}`));
-  await setMark(rt, run.run, { fp: walk.fp, at: now, since, nudges: (rc.nudges ?? 0) + nudged.length });
-}
-
-async function setMark(rt: Runtime, run: string, rc: Record<string, unknown>): Promise<void> {
-  try {
-    await rt.doc.send(
-      new UpdateCommand({
-        TableName: rt.config.table,
-        Key: runKey(run),
-        UpdateExpression: "SET rc = :rc",
-        ConditionExpression: "attribute_exists(pk)",
-        ExpressionAttributeValues: { ":rc": rc },
-      }),
-    );
-  } catch (e) {
-    if (!isConditionFailed(e)) throw e;
-  }
+  await setReconcileMark(rt, run.run, {
+    fp: walk.fp,
+    at: now,
+    since,
+    nudges: (rc.nudges ?? 0) + nudged.length,
+  });
 }
 
 /** The bounded walk of a run's open parents, and the fingerprint of what it saw. */
@@ -220,18 +207,11 @@ async function openChildren(
   action: string,
   cnt: CounterItem,
 ): Promise<{ open: CallRecord[]; parents: Set<string>; windows: WindowItem[] }> {
-  const query = (prefix: string, limit?: number) =>
-    rt.doc.send(
-      new QueryCommand({
-        TableName: rt.config.table,
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :p)",
-        ExpressionAttributeValues: { ":pk": actionPk(action), ":p": prefix },
-        ConsistentRead: true,
-        ...(limit ? { Limit: limit } : {}),
-      }),
-    );
-  const [chunks, parts] = await Promise.all([query("C#", CHUNKS_PER_PARENT), query("W#")]);
-  const calls = (chunks.Items ?? []).flatMap((it) => decodeChunk(it));
+  const [chunks, parts] = await Promise.all([
+    readPrefix(rt, action, "C#", CHUNKS_PER_PARENT),
+    readPrefix(rt, action, "W#"),
+  ]);
+  const calls = chunks.flatMap((it) => decodeChunk(it));
   const results = await batchGet(
     rt,
     calls.map((c) => resultKey(action, c.id)),
@@ -245,7 +225,7 @@ async function openChildren(
   const parents = new Set(
     open.filter((c) => counters.get(keyId(counterKey(c.id)))?.["epoch"] !== undefined).map((c) => c.id),
   );
-  const windows = (parts.Items ?? []) as WindowItem[];
+  const windows = parts as unknown as WindowItem[];
   if (cnt.win) windows.push({ pk: cnt.pk, sk: cnt.sk, ...cnt.win });
   return { open, parents, windows };
 }

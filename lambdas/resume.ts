@@ -5,21 +5,21 @@
  * Each step is idempotent and closes with a marker (disp, sent) so a redelivery redoes only what
  * a crash left undone.
  */
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import type { CallRecord } from "../sdk/core/history.ts";
 import { findTask } from "../sdk/registry.ts";
-import { execOf, sendExecs, sendToCoordinator } from "./dispatch.ts";
-import { MESSAGE_VERSION, actionOf } from "./messages.ts";
-import type { DispatchMessage, ExecMessage } from "./messages.ts";
-import { batchGet, keyId, queryAll } from "./runtime.ts";
-import type { Runtime } from "./runtime.ts";
-import { markDispatched, markResuming, markSent, readCounter } from "./state/counters.ts";
-import { loadHistory, readCalls } from "./state/history.ts";
-import type { CounterItem, SelfItem, WindowItem } from "./state/table.ts";
-import { actionPk, resultKey, selfKey } from "./state/table.ts";
-import { mayProgress } from "./state/trigger.ts";
-import { occupants, partId, partOf, releaseToken } from "./state/windows.ts";
-import type { WindowTag } from "./messages.ts";
+import { execOf, sendExecs, sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
+import { MESSAGE_VERSION, actionOf } from "../sdk/aws/messages.ts";
+import type { DispatchMessage, ExecMessage } from "../sdk/aws/messages.ts";
+import { batchGet, keyId, queryAll } from "../sdk/aws/store/io.ts";
+import type { Runtime } from "../sdk/aws/runtime.ts";
+import { markDispatched, markResuming, markSent, readCounter } from "../sdk/aws/store/counters.ts";
+import { loadHistory, readCalls } from "../sdk/aws/store/history.ts";
+import type { CounterItem, WindowItem } from "../sdk/aws/store/table.ts";
+import { actionPk, resultKey } from "../sdk/aws/store/table.ts";
+import { mayProgress } from "../sdk/aws/store/trigger.ts";
+import { occupants, partId, partOf, releaseToken } from "../sdk/aws/store/windows.ts";
+import type { WindowTag } from "../sdk/aws/messages.ts";
+import { readSelf } from "../sdk/aws/store/history.ts";
 
 /**
  * Sends calls of an epoch, except items of a windowed map that hold no slot now (the window lets
@@ -185,10 +185,7 @@ export async function sendResume(
   let msg: ExecMessage;
   if (self) msg = { ...self, epoch };
   else {
-    const out = await rt.doc.send(
-      new GetCommand({ TableName: rt.config.table, Key: selfKey(action), ConsistentRead: true }),
-    );
-    const s = out.Item as SelfItem | undefined;
+    const s = await readSelf(rt, action);
     if (!s) {
       rt.log.warn("cannot resume: the parent's self record is gone (run expired?)", { action });
       return;

@@ -15,8 +15,8 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { realClock } from "./clock.ts";
 import type { Clock } from "./clock.ts";
-import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV } from "./config.ts";
-import { runtime } from "./runtime.ts";
+import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV } from "../sdk/aws/config.ts";
+import { runtime } from "../sdk/aws/runtime.ts";
 
 /** How long into an invocation the lease is taken when the queue's own timeout is longer. */
 const START_AFTER_MS = 1_000;

@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { AloftClient } from "aloft";
-import { OUTPUT } from "../lambdas/config.ts";
+import { OUTPUT } from "../sdk/aws/config.ts";
 
 const ENDPOINT = process.env.LOCALSTACK_ENDPOINT ?? "http://localhost:4566";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

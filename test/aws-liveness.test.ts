@@ -8,18 +8,18 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { startDevStack } from "../dev/stack.ts";
 import type { DevStack } from "../dev/stack.ts";
-import { ExecMessage, MESSAGE_VERSION, parseMessage } from "../lambdas/messages.ts";
+import { ExecMessage, MESSAGE_VERSION, parseMessage } from "../sdk/aws/messages.ts";
 import { dispatchLimits } from "../lambdas/resume.ts";
-import { runtime } from "../lambdas/runtime.ts";
-import { sweepLimits } from "../lambdas/state/cancel.ts";
-import { readCounter } from "../lambdas/state/counters.ts";
+import { runtime } from "../sdk/aws/runtime.ts";
+import { sweepLimits } from "../sdk/aws/store/cancel.ts";
+import { readCounter } from "../sdk/aws/store/counters.ts";
 import {
   EpochTaken,
   TraceConflict,
   claimEpoch,
   fenceFirstEpoch,
   loadActionItems,
-} from "../lambdas/state/history.ts";
+} from "../sdk/aws/store/history.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import type { AwsRun } from "../sdk/aws/client.ts";
 import * as t from "./fixtures/liveness-tasks.ts";

@@ -28,18 +28,14 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { ENV } from "../lambdas/config.ts";
+import { ENV } from "../sdk/aws/config.ts";
 import { startLocalAws } from "../dev/local-aws.ts";
 import type { LocalAws } from "../dev/local-aws.ts";
 import { SqsEventSourcePoller, whenAllIdle } from "../dev/poller.ts";
-import type {
-  PollerErrorInfo,
-  SqsBatchHandler,
-  SqsEventSourcePollerOptions,
-} from "../dev/poller.ts";
+import type { PollerErrorInfo, SqsBatchHandler, SqsEventSourcePollerOptions } from "../dev/poller.ts";
 import { queueArn } from "../dev/resources.ts";
-import { counterKey } from "../lambdas/state/table.ts";
-import { MAX_TOKEN, fitsHosted, planWindows } from "../lambdas/state/windows.ts";
+import { counterKey } from "../sdk/aws/store/table.ts";
+import { MAX_TOKEN, fitsHosted, planWindows } from "../sdk/aws/store/windows.ts";
 import { digest } from "../sdk/serde.ts";
 import { itemBytes } from "./helpers/item-size.ts";
 

@@ -1,5 +1,5 @@
 /**
- * The run index is sharded (lambdas/state/table.ts): running runs under LIVE#<n>, ended ones under
+ * The run index is sharded (sdk/aws/store/table.ts): running runs under LIVE#<n>, ended ones under
  * RUNS#<n>, so run starts and ends spread over 32 partitions instead of one. A listing reads every
  * partition, and the pre-sharding `RUNS` one, and merges newest-first. On DynamoDB Local.
  */
@@ -8,10 +8,10 @@ import { after, before, describe, it } from "node:test";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { startDevStack } from "../dev/stack.ts";
 import type { DevStack } from "../dev/stack.ts";
-import { runtime } from "../lambdas/runtime.ts";
-import { writeTerminal } from "../lambdas/state/results.ts";
-import { liveRuns } from "../lambdas/state/runs.ts";
-import { RUN_INDEX_SHARDS, newRunItem, runIndexShard } from "../lambdas/state/table.ts";
+import { runtime } from "../sdk/aws/runtime.ts";
+import { writeTerminal } from "../sdk/aws/store/results.ts";
+import { liveRuns } from "../sdk/aws/store/runs.ts";
+import { RUN_INDEX_SHARDS, newRunItem, runIndexShard } from "../sdk/aws/store/table.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import "./fixtures/aws-tasks.ts";
 

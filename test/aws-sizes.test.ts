@@ -9,9 +9,10 @@ import type { SendMessageBatchRequestEntry } from "@aws-sdk/client-sqs";
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { startDevStack } from "../dev/stack.ts";
 import type { DevStack } from "../dev/stack.ts";
-import { INLINE_LIMIT, offload } from "../lambdas/payloads.ts";
-import type { PayloadStore } from "../lambdas/payloads.ts";
-import { SQS_BATCH_BYTES, batchesOf, runtime } from "../lambdas/runtime.ts";
+import { INLINE_LIMIT, offload } from "../sdk/aws/payloads.ts";
+import type { PayloadStore } from "../sdk/aws/payloads.ts";
+import { runtime } from "../sdk/aws/runtime.ts";
+import { SQS_BATCH_BYTES, batchesOf } from "../sdk/aws/transport/send.ts";
 import {
   CALL_ARGS_INLINE,
   CHUNK_BYTES,
@@ -19,9 +20,9 @@ import {
   encodeChunk,
   inlineBytes,
   writeCalls,
-} from "../lambdas/state/history.ts";
-import { actionPk } from "../lambdas/state/table.ts";
-import { fitsHosted } from "../lambdas/state/windows.ts";
+} from "../sdk/aws/store/history.ts";
+import { actionPk } from "../sdk/aws/store/table.ts";
+import { fitsHosted } from "../sdk/aws/store/windows.ts";
 import { CALL_NAMES_BYTES, callIdentity } from "../sdk/core/calls.ts";
 import { emptyHistory } from "../sdk/core/history.ts";
 import type { CallRecord } from "../sdk/core/history.ts";

@@ -1,9 +1,9 @@
 /**
- * The coordinator's resume rule (lambdas/state/trigger.ts), table-driven: given a suspension's
+ * The coordinator's resume rule (sdk/aws/store/trigger.ts), table-driven: given a suspension's
  * waits and what its replay already knew, expect thresholds that resume exactly when the wait is
  * satisfied for flat trees, never later than a WaitTracker would for any tree, and a property
  * check over random completion orders with duplicates: the counter rule is never late. Then the
- * map windows' layout (lambdas/state/windows.ts): parts, limits, first items.
+ * map windows' layout (sdk/aws/store/windows.ts): parts, limits, first items.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -11,7 +11,7 @@ import fc from "fast-check";
 import type { CallRecord, Outcome } from "../sdk/core/history.ts";
 import { WaitTracker } from "../sdk/core/wait.ts";
 import type { Wait } from "../sdk/core/wait.ts";
-import { mayProgress, triggerFor } from "../lambdas/state/trigger.ts";
+import { mayProgress, triggerFor } from "../sdk/aws/store/trigger.ts";
 import {
   SLOTS_PER_PART,
   fitsHosted,
@@ -21,7 +21,7 @@ import {
   partOf,
   partsFor,
   planWindows,
-} from "../lambdas/state/windows.ts";
+} from "../sdk/aws/store/windows.ts";
 
 const call = (id: string): Wait => ({ kind: "call", id });
 const ids = (n: number, p = "c") => Array.from({ length: n }, (_, i) => `${p}${i}`);

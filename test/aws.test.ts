@@ -14,7 +14,7 @@ import { handler as coordinator } from "../lambdas/coordinator.ts";
 import { startDevStack } from "../dev/stack.ts";
 import type { DevStack } from "../dev/stack.ts";
 import { handler as executor, options as executorOptions } from "../lambdas/executor.ts";
-import { runtime } from "../lambdas/runtime.ts";
+import { runtime } from "../sdk/aws/runtime.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import type { AwsRun } from "../sdk/aws/client.ts";
 import * as t from "./fixtures/aws-tasks.ts";

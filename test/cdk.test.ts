@@ -17,7 +17,7 @@ import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Aloft, type AloftProps } from "../cdk/index.ts";
 import { handlerModule, writeHandlerEntry } from "../cdk/entries.ts";
-import { ENV, OUTPUT } from "../lambdas/config.ts";
+import { ENV, OUTPUT } from "../sdk/aws/config.ts";
 import type { EnvironmentSpec } from "../sdk/registry.ts";
 
 // CloudFormation validation takes seconds per synth; `npx cdk synth` (scripts/cdk-synth-check.sh)

@@ -1,7 +1,7 @@
 /**
  * The client of a deployed Aloft stack: start runs, follow them, cancel them.
  *
- * Configuration is the stack's outputs (lambdas/config.ts `OUTPUT`): given in code, read from the
+ * Configuration is the stack's outputs (sdk/aws/config.ts `OUTPUT`): given in code, read from the
  * file `cdk deploy --outputs-file aloft-outputs.json` wrote, or from the ALOFT_* variables the
  * handlers use. Endpoints come from the standard AWS variables (AWS_ENDPOINT_URL and the
  * per-service AWS_ENDPOINT_URL_DYNAMODB / _SQS / _S3), so one client serves AWS, LocalStack and
@@ -10,25 +10,19 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { DEFAULT_OUTPUTS_FILE, ENV, OUTPUT } from "../../lambdas/config.ts";
-import { MESSAGE_VERSION } from "../../lambdas/messages.ts";
-import type { StartMessage } from "../../lambdas/messages.ts";
-import { offload, resolvePayload } from "../../lambdas/payloads.ts";
-import {
-  buildRuntime,
-  configFromEnv,
-  isConditionFailed,
-  makeClients,
-  sendMessages,
-} from "../../lambdas/runtime.ts";
-import type { AloftConfig, Runtime } from "../../lambdas/runtime.ts";
-import { sendToCoordinator } from "../../lambdas/dispatch.ts";
-import { sweepOf, sweepPage } from "../../lambdas/state/cancel.ts";
-import { endCounter, readCounter } from "../../lambdas/state/counters.ts";
-import type { RunItem } from "../../lambdas/state/table.ts";
-import { TERMINAL, endedIndexPk, expiry, runIndexShard, runKey } from "../../lambdas/state/table.ts";
-import { listRunRows } from "../../lambdas/state/runs.ts";
+import { DEFAULT_OUTPUTS_FILE, ENV, OUTPUT } from "./config.ts";
+import { MESSAGE_VERSION } from "./messages.ts";
+import type { StartMessage } from "./messages.ts";
+import { offload, resolvePayload } from "./payloads.ts";
+import { buildRuntime, configFromEnv, makeClients } from "./runtime.ts";
+import { sendMessages } from "./transport/send.ts";
+import type { AloftConfig, Runtime } from "./runtime.ts";
+import { sendToCoordinator } from "./transport/dispatch.ts";
+import { sweepOf, sweepPage } from "./store/cancel.ts";
+import { endCounter, readCounter } from "./store/counters.ts";
+import type { RunItem } from "./store/table.ts";
+import { TERMINAL } from "./store/table.ts";
+import { listRunRows } from "./store/runs.ts";
 import { serializeArgs } from "../core/calls.ts";
 import { formatOutcome, parseOutcome } from "../core/history.ts";
 import { CancelledError, ConfigurationError, serializeError } from "../errors.ts";
@@ -40,6 +34,7 @@ import { runResult } from "../result.ts";
 import type { Task } from "../task.ts";
 import { isTask } from "../task.ts";
 import { awsRunStatus } from "./status.ts";
+import { cancelRun, readRun } from "./store/runs.ts";
 
 type AnyFn = (...args: any[]) => any;
 
@@ -171,13 +166,10 @@ export class AloftClient {
   }
 
   async getRun(id: string): Promise<RunItem | undefined> {
-    const out = await this.rt.doc.send(
-      new GetCommand({ TableName: this.config.table, Key: runKey(id), ConsistentRead: true }),
-    );
-    return out.Item as RunItem | undefined;
+    return readRun(this.rt, id);
   }
 
-  /** Most recent runs first (every shard of the gsi1 index, merged: lambdas/state/runs.ts). */
+  /** Most recent runs first (every shard of the gsi1 index, merged: sdk/aws/store/runs.ts). */
   async listRuns(limit = 20): Promise<AwsRunRow[]> {
     return (await listRunRows(this.rt, limit)).map((r) => ({
       id: r.run,
@@ -263,27 +255,7 @@ export class AwsRun<R = unknown> implements Run<R> {
     const rt = this.client.rt;
     const now = Date.now();
     const outcome = formatOutcome({ ok: false, error: serializeError(new CancelledError(reason)) });
-    try {
-      await rt.doc.send(
-        new UpdateCommand({
-          TableName: this.client.config.table,
-          Key: runKey(this.id),
-          // Out of the live index partition (the reconciler's) into the ended one.
-          UpdateExpression: "SET #status = :c, outcome = :o, ended = :n, expiresAt = :x, gsi1pk = :ix",
-          ConditionExpression: "#status = :running", // a run ends once
-          ExpressionAttributeNames: { "#status": "status" },
-          ExpressionAttributeValues: {
-            ":c": "CANCELLED",
-            ":o": outcome,
-            ":n": now,
-            ":x": expiry(now, this.client.rt.config.retentionDays),
-            ":running": "RUNNING",
-            ":ix": endedIndexPk(runIndexShard(this.id)),
-          },
-        }),
-      );
-    } catch (e) {
-      if (!isConditionFailed(e)) throw e;
+    if (!(await cancelRun(rt, this.id, outcome, now))) {
       const r = await this.client.getRun(this.id);
       if (!r) throw new ConfigurationError(`no run ${this.id} (not started yet, expired, or another stack)`);
       return;

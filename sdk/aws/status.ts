@@ -5,17 +5,11 @@
  */
 import type { ActionNode, GroupSummary, RunStatus } from "../local/status.ts";
 import { countInGroup } from "../local/status.ts";
-import {
-  chunkEpoch,
-  committedEpoch,
-  decodeChunk,
-  loadActionItems,
-  loadResults,
-} from "../../lambdas/state/history.ts";
-import { isAssigned, partId, partOf } from "../../lambdas/state/windows.ts";
-import type { Runtime } from "../../lambdas/runtime.ts";
+import { chunkEpoch, committedEpoch, decodeChunk, loadActionItems, loadResults } from "./store/history.ts";
+import { isAssigned, partId, partOf } from "./store/windows.ts";
+import type { Runtime } from "./runtime.ts";
 import type { CallRecord } from "../core/history.ts";
-import type { RunItem, WindowItem } from "../../lambdas/state/table.ts";
+import type { RunItem, WindowItem } from "./store/table.ts";
 
 /** Children of one parent, in call order, with their recorded state. */
 async function childrenOf(

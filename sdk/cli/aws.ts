@@ -5,7 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { OUTPUT } from "../../lambdas/config.ts";
+import { OUTPUT } from "../aws/config.ts";
 import { AloftClient } from "../aws/client.ts";
 import type { AwsRun } from "../aws/client.ts";
 import type { RunRow } from "../local/store.ts";

@@ -30,7 +30,7 @@ export function callIdentity(parent: CallId, task: string, group: string, inputs
 /**
  * Bytes a call's task name and group path may take together (UTF-8, JSON-escaped): both are
  * recorded with every call, and 100 calls with up to 3,000 bytes of inline arguments each must fit
- * in one 400 KB DynamoDB item (lambdas/state/history.ts). Checked here so that an over-long group
+ * in one 400 KB DynamoDB item (sdk/aws/store/history.ts). Checked here so that an over-long group
  * fails its parent clearly, on every backend alike.
  */
 export const CALL_NAMES_BYTES = 700;

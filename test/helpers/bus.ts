@@ -23,7 +23,7 @@ import { handler as coordinator } from "../../lambdas/coordinator.ts";
 import { startDevStack } from "../../dev/stack.ts";
 import type { DevStack } from "../../dev/stack.ts";
 import { handler as executor } from "../../lambdas/executor.ts";
-import { runtime } from "../../lambdas/runtime.ts";
+import { runtime } from "../../sdk/aws/runtime.ts";
 import { AloftClient } from "../../sdk/aws/client.ts";
 import { addMiddleware, InjectedFault } from "./aws-faults.ts";
 import type { Fault } from "./aws-faults.ts";

@@ -10,7 +10,7 @@ import type { SQSEvent } from "aws-lambda";
 import type { DevStack } from "../../dev/stack.ts";
 import { handler as coordinator } from "../../lambdas/coordinator.ts";
 import { handler as executor } from "../../lambdas/executor.ts";
-import { runtime } from "../../lambdas/runtime.ts";
+import { runtime } from "../../sdk/aws/runtime.ts";
 import type { AloftClient } from "../../sdk/aws/client.ts";
 import { addMiddleware, captureSends } from "./aws-faults.ts";
 import type { Captured } from "./aws-faults.ts";

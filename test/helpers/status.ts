@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import type { ActionNode } from "aloft";
 
 /** The states an action or run ends in (the product's own set). */
-export { TERMINAL } from "../../lambdas/state/table.ts";
+export { TERMINAL } from "../../sdk/aws/store/table.ts";
 
 /** The node and all its descendants, depth first (none for no node). */
 export function flatten(n: ActionNode | undefined, out: ActionNode[] = []): ActionNode[] {

@@ -5,11 +5,11 @@
  * finished first keeps its result). Children that had children are swept in turn. A sweep works
  * through an action's calls a page at a time, so no invocation's work grows with their number.
  */
-import type { CallId, CallRecord } from "../../sdk/core/history.ts";
-import { CancelledError, serializeError } from "../../sdk/errors.ts";
+import type { CallId, CallRecord } from "../../core/history.ts";
+import { CancelledError, serializeError } from "../../errors.ts";
 import { MESSAGE_VERSION } from "../messages.ts";
 import type { SweepMessage } from "../messages.ts";
-import { batchGet, keyId } from "../runtime.ts";
+import { batchGet, keyId } from "./io.ts";
 import type { Runtime } from "../runtime.ts";
 import { endCounter } from "./counters.ts";
 import { decodeChunk } from "./history.ts";

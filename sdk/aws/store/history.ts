@@ -11,17 +11,17 @@
  * reads the chunks again, so this cuts their cost per child ≈20x.
  */
 import { deflateRawSync, inflateRawSync } from "node:zlib";
-import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import type { CallId, CallRecord, History, Outcome, TraceRecord } from "../../sdk/core/history.ts";
-import { HISTORY_VERSION, IDENTITY_VERSION, parseCallRecord, parseOutcome } from "../../sdk/core/history.ts";
-import { ConfigurationError, HistoryError } from "../../sdk/errors.ts";
-import { callIdentity } from "../../sdk/core/calls.ts";
-import { digest } from "../../sdk/serde.ts";
+import { GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import type { CallId, CallRecord, History, Outcome, TraceRecord } from "../../core/history.ts";
+import { HISTORY_VERSION, IDENTITY_VERSION, parseCallRecord, parseOutcome } from "../../core/history.ts";
+import { ConfigurationError, HistoryError } from "../../errors.ts";
+import { callIdentity } from "../../core/calls.ts";
+import { digest } from "../../serde.ts";
 import { offload, resolvePayload } from "../payloads.ts";
-import { batchGet, batchPut, isConditionFailed, keyId, oldItem, queryAll } from "../runtime.ts";
+import { batchGet, batchPut, isConditionFailed, keyId, oldItem, queryAll } from "./io.ts";
 import type { Runtime } from "../runtime.ts";
 import type { CounterItem, ResultItem, SelfItem, WindowItem } from "./table.ts";
-import { CHUNK_CALLS, RESULT_SHARDS, actionPk, chunkSk, resultPk, traceSk } from "./table.ts";
+import { CHUNK_CALLS, RESULT_SHARDS, actionPk, chunkSk, resultPk, selfKey, traceSk } from "./table.ts";
 
 /**
  * Arguments of a call kept inline in its chunk up to this many bytes, counted as the chunk stores
@@ -464,4 +464,38 @@ export async function readCalls(
     if (!c) throw new HistoryError(`call ${p} of ${action} epoch ${epoch} is missing`);
     return c;
   });
+}
+
+/**
+ * A parent's SELF item, written at its first suspension: what a resume or a failure needs to
+ * address it later. Unconditional: every delivery of the first epoch writes the same item.
+ */
+export async function writeSelf(rt: Runtime, item: Omit<SelfItem, "pk" | "sk">): Promise<void> {
+  await rt.doc.send(new PutCommand({ TableName: rt.config.table, Item: { ...selfKey(item.id), ...item } }));
+}
+
+export async function readSelf(rt: Runtime, action: CallId): Promise<SelfItem | undefined> {
+  const out = await rt.doc.send(
+    new GetCommand({ TableName: rt.config.table, Key: selfKey(action), ConsistentRead: true }),
+  );
+  return out.Item as SelfItem | undefined;
+}
+
+/** An action's items whose sort key begins with `prefix` (C# chunks, W# window parts), at most `limit`. */
+export async function readPrefix(
+  rt: Runtime,
+  action: CallId,
+  prefix: string,
+  limit?: number,
+): Promise<Record<string, unknown>[]> {
+  const out = await rt.doc.send(
+    new QueryCommand({
+      TableName: rt.config.table,
+      KeyConditionExpression: "pk = :pk AND begins_with(sk, :p)",
+      ExpressionAttributeValues: { ":pk": actionPk(action), ":p": prefix },
+      ConsistentRead: true,
+      ...(limit ? { Limit: limit } : {}),
+    }),
+  );
+  return out.Items ?? [];
 }

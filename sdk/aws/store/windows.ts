@@ -39,12 +39,10 @@
  */
 import { createHash } from "node:crypto";
 import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import type { CallRecord } from "../../sdk/core/history.ts";
-import { execOf, sendExecs } from "../dispatch.ts";
+import type { CallRecord } from "../../core/history.ts";
 import type { WindowTag } from "../messages.ts";
-import { isConditionFailed, oldItem } from "../runtime.ts";
+import { isConditionFailed, oldItem } from "./io.ts";
 import type { Runtime } from "../runtime.ts";
-import { readCalls } from "./history.ts";
 import { addCompletions } from "./counters.ts";
 import type { CounterItem, WindowItem } from "./table.ts";
 import { NEVER, counterKey, windowKey } from "./table.ts";
@@ -128,7 +126,7 @@ export type { WindowTag } from "../messages.ts";
 type Part = Pick<WindowItem, "name" | "part" | "parts" | "size" | "slots">;
 
 /** The map index of position `q` of a part (≥ size: no such item). */
-const itemAt = (w: Pick<WindowItem, "part" | "parts">, q: number): number => q * w.parts + w.part;
+export const itemAt = (w: Pick<WindowItem, "part" | "parts">, q: number): number => q * w.parts + w.part;
 
 /** The items holding a slot of `w` now, with their tags. */
 export function occupants(w: Part): Map<number, WindowTag> {
@@ -225,17 +223,29 @@ export interface Counts {
 }
 
 /**
- * Releases the slots of completed items of window part `name` of `parent`, exactly once each, and
- * lets the next items out.
+ * Slots whose next occupants must be sent: `released` moved their slots on in part `w` (as it is
+ * after the move). Storage never sends; the caller sends them (lambdas/windows.ts), after the
+ * commit — a crash in between leaves `pend` marks from which the redelivery sends them again.
+ */
+export interface Freed {
+  w: WindowItem;
+  released: Release[];
+}
+
+/**
+ * Releases the slots of completed items of window part `name` of `parent`, exactly once each;
+ * returns the slots whose next items are to be let out.
  */
 export async function releaseSlots(
   rt: Runtime,
-  run: string,
   parent: string,
   name: string,
   done: readonly Release[],
-): Promise<void> {
-  for (const some of chunks(done)) await releaseSome(rt, run, parent, name, some, undefined);
+): Promise<Freed[]> {
+  const freed: Freed[] = [];
+  for (const some of chunks(done))
+    freed.push(...(await releaseSome(rt, parent, name, some, undefined)).freed);
+  return freed;
 }
 
 /**
@@ -243,21 +253,22 @@ export async function releaseSlots(
  * `extra`, the batch's other completions for this parent — in the same write: a hosted window costs
  * no write beyond the count. Only items whose slot is released are counted (a duplicate or late
  * completion of a hosted item is not counted twice). Returns the counter after the count, or
- * undefined if the parent is gone or ended (the completions are moot).
+ * undefined if the parent is gone or ended (the completions are moot), and the slots freed.
  */
 export async function releaseHosted(
   rt: Runtime,
-  run: string,
   parent: string,
   name: string,
   done: readonly Release[],
   extra: Counts,
-): Promise<CounterItem | undefined> {
+): Promise<{ cnt: CounterItem | undefined; freed: Freed[] }> {
   let cnt: CounterItem | undefined;
   let counts: Counts | undefined = extra;
+  const freed: Freed[] = [];
   for (const some of chunks(done)) {
-    const r = await releaseSome(rt, run, parent, name, some, counts);
-    if (r.gone) return undefined;
+    const r = await releaseSome(rt, parent, name, some, counts);
+    freed.push(...r.freed);
+    if (r.gone) return { cnt: undefined, freed };
     if (r.counter) {
       cnt = r.counter;
       counts = undefined; // counted once, with the first update that went through
@@ -267,7 +278,7 @@ export async function releaseHosted(
     // Every hosted completion was a duplicate: the others still count.
     cnt = await addCompletions(rt, parent, counts.ok, counts.err);
   }
-  return cnt;
+  return { cnt, freed };
 }
 
 /** A slot's completions, latest position only, in groups that fit one update expression. */
@@ -283,6 +294,7 @@ function chunks(done: readonly Release[]): Release[][] {
 }
 
 interface Released {
+  freed: Freed[];
   /** Hosted: the counter after an update that went through (with the counts). */
   counter?: CounterItem;
   /** Hosted: the parent's counter is gone or ended. */
@@ -291,7 +303,6 @@ interface Released {
 
 async function releaseSome(
   rt: Runtime,
-  run: string,
   parent: string,
   name: string,
   todo: Release[],
@@ -301,6 +312,7 @@ async function releaseSome(
   // A hosted part lives in the counter's `win` map; every path below is relative to it.
   const at = hosted ? "win." : "";
   const key = hosted ? counterKey(parent) : windowKey(parent, name);
+  const freed: Freed[] = [];
   for (let round = 0; todo.length; round++) {
     if (round > RELEASES_PER_UPDATE) throw new Error(`window ${name} of ${parent}: releases keep failing`);
     const values: Record<string, unknown> = { ":k": todo.length };
@@ -348,45 +360,21 @@ async function releaseSome(
     } catch (e) {
       if (!isConditionFailed(e)) throw e;
       const item = oldItem(e);
-      if (hosted && (!item || item["st"] === "E")) return { gone: true };
+      if (hosted && (!item || item["st"] === "E")) return { freed, gone: true };
       const old = (hosted ? item?.["win"] : item) as WindowItem | undefined;
-      if (!old) return {}; // no window (the parent's state is gone)
+      if (!old) return { freed }; // no window (the parent's state is gone)
       if (old.name !== name) throw new Error(`window ${name} of ${parent} is not the one its counter hosts`);
       const held = todo.filter((d) => old.slots[d.ws] === d.wq);
       // A completion whose slot moved on, marked by this very message: its earlier delivery
       // committed the move and may have crashed before sending the new occupant. Send it (again,
       // if it was sent).
       const unsent = todo.filter((d) => old.slots[d.ws] !== d.wq && old.pend[d.ws] === d.tok);
-      if (unsent.length) await sendOccupants(rt, run, parent, old, unsent);
+      if (unsent.length) freed.push({ w: old, released: unsent });
       todo = held;
       continue;
     }
-    await sendOccupants(rt, run, parent, w, todo);
-    return hosted ? { counter: after as unknown as CounterItem } : {};
+    freed.push({ w, released: todo });
+    return hosted ? { freed, counter: after as unknown as CounterItem } : { freed };
   }
-  return {};
-}
-
-/** Sends the occupants of the slots `released` freed. */
-async function sendOccupants(
-  rt: Runtime,
-  run: string,
-  parent: string,
-  w: WindowItem,
-  released: Release[],
-): Promise<void> {
-  const items = released
-    .map((d) => ({ d, q: w.slots[d.ws]!, i: itemAt(w, w.slots[d.ws]!) }))
-    .filter((x) => x.i < w.size);
-  if (!items.length) return;
-  const calls = await readCalls(
-    rt,
-    parent,
-    w.epoch,
-    items.map((x) => w.offset + x.i),
-  );
-  await sendExecs(
-    rt,
-    calls.map((c, n) => ({ msg: execOf(run, c, { window: w.name, ws: items[n]!.d.ws, wq: items[n]!.q }) })),
-  );
+  return { freed };
 }

@@ -14,9 +14,9 @@
  * replay had already seen) can only resume early: the replay then finds its wait unsatisfied and
  * suspends again with fresh numbers. docs/aws.md has the argument.
  */
-import type { CallId, Outcome } from "../../sdk/core/history.ts";
-import type { Wait } from "../../sdk/core/wait.ts";
-import { waitCalls } from "../../sdk/core/wait.ts";
+import type { CallId, Outcome } from "../../core/history.ts";
+import type { Wait } from "../../core/wait.ts";
+import { waitCalls } from "../../core/wait.ts";
 import { NEVER } from "./table.ts";
 
 export interface Trigger {

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { ConfigurationError } from "../sdk/errors.ts";
+import { ConfigurationError } from "../errors.ts";
 
 /** Largest payload kept inline in an item or message (bytes of UTF-8); larger ones are offloaded. */
 export const INLINE_LIMIT = 48 * 1024;

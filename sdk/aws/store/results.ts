@@ -4,10 +4,10 @@
  * also how a run ends in exactly one terminal state.
  */
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { formatOutcome } from "../../sdk/core/history.ts";
-import type { Outcome } from "../../sdk/core/history.ts";
+import { formatOutcome } from "../../core/history.ts";
+import type { Outcome } from "../../core/history.ts";
 import { offload } from "../payloads.ts";
-import { isConditionFailed, oldItem } from "../runtime.ts";
+import { isConditionFailed, oldItem } from "./io.ts";
 import type { Runtime } from "../runtime.ts";
 import type { ResultItem, RunItem, TerminalStatus } from "./table.ts";
 import { endedIndexPk, expiry, resultKey, runIndexShard, runKey } from "./table.ts";

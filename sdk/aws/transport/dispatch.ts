@@ -2,10 +2,10 @@
  * Sending work: child calls and parents' resumes to their environment's executor queue (batched,
  * ten per request); completions, deadline checks and sweeps to the coordinator queue.
  */
-import type { CallRecord } from "../sdk/core/history.ts";
-import type { WindowTag } from "./messages.ts";
-import { findTask } from "../sdk/registry.ts";
-import { MESSAGE_VERSION } from "./messages.ts";
+import type { CallRecord } from "../../core/history.ts";
+import type { WindowTag } from "../messages.ts";
+import { findTask } from "../../registry.ts";
+import { MESSAGE_VERSION } from "../messages.ts";
 import type {
   DispatchMessage,
   DoneMessage,
@@ -13,9 +13,10 @@ import type {
   ExecMessage,
   SweepMessage,
   TimeoutMessage,
-} from "./messages.ts";
-import { sendMessages } from "./runtime.ts";
-import type { OutMessage, Runtime } from "./runtime.ts";
+} from "../messages.ts";
+import { sendMessages } from "./send.ts";
+import type { Runtime } from "../runtime.ts";
+import type { OutMessage } from "./send.ts";
 
 /** The executor queue of `task`'s environment; `fallback` (the caller's env) for an unknown task, whose executor fails it clearly. */
 export function queueOf(rt: Runtime, task: string, fallbackEnv?: string): string {

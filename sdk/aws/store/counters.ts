@@ -3,7 +3,7 @@
  * Each condition is the guard of one effect; the comment on it says which. Timeline: docs/aws.md.
  */
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { isConditionFailed } from "../runtime.ts";
+import { isConditionFailed } from "./io.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Trigger } from "./trigger.ts";
 import type { CounterItem } from "./table.ts";

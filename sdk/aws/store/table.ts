@@ -87,8 +87,8 @@ function pad(n: number, width: number): string {
 }
 
 /** Terminal states of a run or action. */
-import type { TerminalStatus } from "../../sdk/core/history.ts";
-export { TERMINAL } from "../../sdk/core/history.ts";
+import type { TerminalStatus } from "../../core/history.ts";
+export { TERMINAL } from "../../core/history.ts";
 export type { TerminalStatus };
 export type RunStatusValue = "RUNNING" | TerminalStatus;
 

@@ -1,0 +1,90 @@
+/**
+ * DynamoDB I/O every store module shares: batched reads and writes that retry what AWS reports as
+ * unprocessed, paged queries, and the item a failed condition returns.
+ */
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import { unmarshall } from "@aws-sdk/util-dynamodb";
+import { setTimeout as sleep } from "node:timers/promises";
+import { BatchGetCommand, BatchWriteCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import type { QueryCommandInput } from "@aws-sdk/lib-dynamodb";
+import type { Runtime } from "../runtime.ts";
+
+export function isConditionFailed(e: unknown): e is Error & { Item?: Record<string, unknown> } {
+  return (e as { name?: string })?.name === "ConditionalCheckFailedException";
+}
+
+/**
+ * The item as it was, from a ConditionalCheckFailedException raised with
+ * `ReturnValuesOnConditionCheckFailure: ALL_OLD`. The document client does not unmarshall errors,
+ * so the item arrives in DynamoDB's wire form ({ S: "..." }); this returns plain values.
+ */
+export function oldItem(e: unknown): Record<string, unknown> | undefined {
+  const raw = (e as { Item?: Record<string, AttributeValue> })?.Item;
+  return raw ? unmarshall(raw) : undefined;
+}
+
+/** BatchWriteItem (puts) in 25s, retrying UnprocessedItems with backoff. */
+export async function batchPut(rt: Runtime, items: readonly Record<string, unknown>[]): Promise<void> {
+  const table = rt.config.table;
+  for (let i = 0; i < items.length; i += 25) {
+    let req: { PutRequest: { Item: Record<string, unknown> } }[] = items
+      .slice(i, i + 25)
+      .map((Item) => ({ PutRequest: { Item } }));
+    for (let attempt = 0; req.length > 0; attempt++) {
+      const out = await rt.doc.send(new BatchWriteCommand({ RequestItems: { [table]: req } }));
+      req = (out.UnprocessedItems?.[table] ?? []) as typeof req;
+      if (req.length && attempt >= 6)
+        throw new Error(`BatchWriteItem: ${req.length} item(s) still unprocessed`);
+      if (req.length) await sleep(50 << attempt);
+    }
+  }
+}
+
+/** BatchGetItem in 100s, retrying UnprocessedKeys; returns the items found, keyed by `pk|sk`. */
+export async function batchGet(
+  rt: Runtime,
+  keys: readonly { pk: string; sk: string }[],
+  consistent = false,
+): Promise<Map<string, Record<string, unknown>>> {
+  const table = rt.config.table;
+  const found = new Map<string, Record<string, unknown>>();
+  const unique = [...new Map(keys.map((k) => [keyId(k), k])).values()];
+  for (let i = 0; i < unique.length; i += 100) {
+    let want: Record<string, unknown>[] = unique.slice(i, i + 100).map((k) => ({ pk: k.pk, sk: k.sk }));
+    for (let attempt = 0; want.length > 0; attempt++) {
+      const out = await rt.doc.send(
+        new BatchGetCommand({ RequestItems: { [table]: { Keys: want, ConsistentRead: consistent } } }),
+      );
+      for (const item of out.Responses?.[table] ?? [])
+        found.set(keyId(item as { pk: string; sk: string }), item);
+      want = out.UnprocessedKeys?.[table]?.Keys ?? [];
+      if (want.length && attempt >= 6)
+        throw new Error(`BatchGetItem: ${want.length} key(s) still unprocessed`);
+      if (want.length) await sleep(50 << attempt);
+    }
+  }
+  return found;
+}
+
+/** Every item of a Query, page by page. */
+export async function queryAll(
+  rt: Runtime,
+  input: Omit<QueryCommandInput, "TableName">,
+): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const out = await rt.doc.send(
+      new QueryCommand({
+        TableName: rt.config.table,
+        ...input,
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    items.push(...(out.Items ?? []));
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return items;
+}
+
+export const keyId = (k: { pk: string; sk: string }): string => `${k.pk}|${k.sk}`;
