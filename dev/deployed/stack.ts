@@ -10,7 +10,7 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { OUTPUT } from "../../lambdas/config.ts";
+import { OUTPUT } from "../../sdk/aws/config.ts";
 import { ConfigurationError } from "../../sdk/errors.ts";
 import { DEFAULT_LOCAL_REGION, LOCAL_CREDENTIALS } from "../aws-clients.ts";
 import { startDynamoDbLocal, type DynamoDbLocal } from "../dynamodb-local.ts";
