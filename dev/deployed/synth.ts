@@ -31,6 +31,7 @@ export async function synth(entry: string, stackName: string, outDir: string, ap
     `aloft:stackName=${stackName}`,
     "--output",
     outDir,
+    ...(app ? ["--app", app] : []),
   ];
   await promisify(execFile)("npx", args, { cwd: ROOT, env, maxBuffer: 16 << 20 });
 }
