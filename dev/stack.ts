@@ -13,6 +13,7 @@ import { reconcile } from "../lambdas/reconcile.ts";
 import { applyEnv, LOCAL_CREDENTIALS } from "./aws-clients.ts";
 import { startLocalAws } from "./local-aws.ts";
 import type { LocalAws } from "./local-aws.ts";
+import { PersistDir } from "./persist-dir.ts";
 import { SqsEventSourcePoller } from "./poller.ts";
 import type { SqsEventSourcePollerOptions } from "./poller.ts";
 import { resetRuntime, runtime } from "../sdk/aws/runtime.ts";
@@ -46,6 +47,12 @@ export interface DevStackOptions {
   reconcileIntervalMs?: number;
   /** Poller options (e.g. onError) applied to every poller. */
   poller?: SqsEventSourcePollerOptions;
+  /**
+   * Keep the table, queues and bucket in this directory across restarts (`aloft dev --persist`):
+   * the resource names stay the same, so runs started before a restart keep their status and
+   * result, and runs in flight continue. Default: in memory, gone when the stack stops.
+   */
+  persistDir?: string;
 }
 
 export interface DevStack {
@@ -71,11 +78,15 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
   const environments = options.environments ?? listEnvironments().map((e) => e.name);
   if (!environments.length)
     throw new Error("no TaskEnvironment is registered: import the task module before starting the dev stack");
-  const prefix = `aloft-dev-${Math.random().toString(36).slice(2, 8)}`;
+  // Persisted state keeps its names; in memory, a fresh name each start.
+  const persist = options.persistDir ? new PersistDir(options.persistDir) : undefined;
+  const prefix = persist?.read().prefix ?? `aloft-dev-${Math.random().toString(36).slice(2, 8)}`;
+  persist?.update({ prefix });
   const visibility = visibilitySettings(options, environments);
   const aws = await startLocalAws({
     environments,
     prefix,
+    ...(persist ? { persistDir: persist } : {}),
     maxReceiveCount: options.maxReceiveCount ?? 10,
     visibility,
   });

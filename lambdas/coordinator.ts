@@ -1,7 +1,7 @@
 /**
  * The coordinator Lambda: consumes the coordinator queue (run starts, child completions, timeout
  * checks, cancellation sweeps, the rest of a large epoch's dispatch) and does the work in
- * coordinate.ts and resume.ts. Completions of one batch are
+ * the steps of coord/ and fan-out.ts. Completions of one batch are
  * counted together, so a parent's counter is written once per batch, not once per child. Partial
  * batch failures: a malformed or foreign message fails alone and dead-letters after the queue's
  * maxReceiveCount; a message naming a run or action fails that run or action with a clear error.
@@ -10,15 +10,18 @@
  * module, so tasks are found in the registry (sdk/registry.ts).
  */
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { checkTimeout, countCompletions, failRun, startRun, sweep } from "./coordinate.ts";
-import { failNamedAction } from "./execute.ts";
 import { CoordinatorMessage, parseMessage } from "../sdk/aws/messages.ts";
 import type { DoneMessage } from "../sdk/aws/messages.ts";
-import { continueDispatch } from "./resume.ts";
 import { runtime } from "../sdk/aws/runtime.ts";
 import { errorText, reportFailures } from "./failures.ts";
 import type { Failure } from "./failures.ts";
 import { withHeartbeat } from "./visibility.ts";
+import { failNamedAction } from "./exec/fail-named.ts";
+import { checkTimeout } from "./coord/deadline.ts";
+import { countCompletions } from "./coord/completions.ts";
+import { failRun, startRun } from "./coord/start-run.ts";
+import { sweep } from "./coord/sweep.ts";
+import { continueDispatch } from "./fan-out.ts";
 
 /** What Lambda invokes: the batch handler, its messages held by a visibility lease (visibility.ts). */
 export const handler = withHeartbeat(handleBatch);

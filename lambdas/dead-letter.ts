@@ -18,17 +18,18 @@
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { DeadLetterError } from "../sdk/errors.ts";
-import { failRun, sweep } from "./coordinate.ts";
 import { actionOfParent, failAction } from "./fail-action.ts";
 import type { ActionId } from "./fail-action.ts";
 import { readFailure } from "../sdk/aws/store/failures.ts";
 import { CoordinatorMessage, ExecMessage, parseMessage } from "../sdk/aws/messages.ts";
-import { continueDispatch } from "./resume.ts";
 import { runtime } from "../sdk/aws/runtime.ts";
 import { readCounter } from "../sdk/aws/store/counters.ts";
 import { readAction } from "../sdk/aws/store/results.ts";
 import type { RunItem } from "../sdk/aws/store/table.ts";
 import type { Runtime } from "../sdk/aws/runtime.ts";
+import { failRun } from "./coord/start-run.ts";
+import { sweep } from "./coord/sweep.ts";
+import { continueDispatch } from "./fan-out.ts";
 
 export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
   const rt = runtime();

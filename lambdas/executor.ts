@@ -1,6 +1,6 @@
 /**
  * The executor Lambda: consumes one TaskEnvironment's queue and runs (or replays) the actions in
- * each batch with the pure core (execute.ts does the work). It reports partial batch failures:
+ * each batch with the pure core (exec/ does the work). It reports partial batch failures:
  * a malformed or foreign message fails alone, dead-letters after the queue's maxReceiveCount, and
  * fails the action it names when it names one.
  *
@@ -9,11 +9,8 @@
  */
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
-import { checkAt, executeOne, failNamedAction, prefetch, timeoutCheck } from "./execute.ts";
-import type { Outbox } from "./execute.ts";
+import { executeOne } from "./exec/run-action.ts";
 import { ExecMessage, parseMessage } from "../sdk/aws/messages.ts";
-import { countCompletions } from "./coordinate.ts";
-import type { Delivered } from "./coordinate.ts";
 import type { DoneMessage, TimeoutMessage } from "../sdk/aws/messages.ts";
 import { runtime } from "../sdk/aws/runtime.ts";
 import { errorText, reportFailures } from "./failures.ts";
@@ -21,6 +18,12 @@ import type { Failure } from "./failures.ts";
 import { withHeartbeat } from "./visibility.ts";
 import type { Runtime } from "../sdk/aws/runtime.ts";
 import { isHosted, releaseToken } from "../sdk/aws/store/windows.ts";
+import { failNamedAction } from "./exec/fail-named.ts";
+import { prefetch } from "./exec/context.ts";
+import type { Outbox } from "./exec/context.ts";
+import { checkAt, timeoutCheck } from "./exec/deadline.ts";
+import { countCompletions } from "./coord/completions.ts";
+import type { Delivered } from "./coord/completions.ts";
 
 /** Completions finishing within this window leave in one SendMessageBatch. */
 const COALESCE_MS = 50;
@@ -90,12 +93,12 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
   }
   if (!valid.length) return reportFailures(rt, failures);
 
-  // Deadline checks (coordinate.ts checkTimeout) end an attempt that does not end by itself: a body
+  // Deadline checks (coord/deadline.ts checkTimeout) end an attempt that does not end by itself: a body
   // past its timeout, a Lambda that died. Most attempts end well before: a first delivery sends
   // its checks only for actions still running after half their timeout (at most CHECK_AFTER_MS),
   // or that suspend (a parent's timeout covers its children). A redelivery — an earlier delivery
   // failed or died, maybe before sending them — sends its checks before any body runs. A leaf that
-  // ends past its deadline sends its check at once instead of its outcome (execute.ts apply).
+  // ends past its deadline sends its check at once instead of its outcome (exec/apply.ts).
   const checks = new Map<string, TimeoutMessage>();
   for (const v of valid) {
     const c = timeoutCheck(rt, v.msg);

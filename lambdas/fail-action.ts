@@ -1,17 +1,17 @@
 /**
  * Failing an action from outside its own execution (a dead-lettered message, a stalled run): the
- * same steps as an action that fails by itself (execute.ts finish) — its counter ended, what
+ * same steps as an action that fails by itself (exec/finish.ts) — its counter ended, what
  * remains under it swept, its outcome written once, its parent told — so the parent resumes
  * normally and sees a TaskError, and a root's failure ends the run.
  */
 import { serializeError } from "../sdk/errors.ts";
-import { failRun } from "./coordinate.ts";
 import { sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
 import { MESSAGE_VERSION, doneOf } from "../sdk/aws/messages.ts";
 import type { Runtime } from "../sdk/aws/runtime.ts";
 import { endCounter } from "../sdk/aws/store/counters.ts";
 import { writeTerminal } from "../sdk/aws/store/results.ts";
 import { readSelf } from "../sdk/aws/store/history.ts";
+import { failRun } from "./coord/start-run.ts";
 
 /** An action as a message names it (with the window slot it holds, if any). */
 export interface ActionId {

@@ -10,7 +10,7 @@
  * 2. A fingerprint unchanged for the stall bound is a stall. Each parent that looks stuck is
  *    nudged: a resume its counts allow but nobody decided, or decided but not sent, is sent; a
  *    resume sent but never replayed (lost) is sent again; calls committed but not all sent are
- *    re-sent (resume.ts redispatch); a waiting parent's unsettled leaf children are sent again (a
+ *    re-sent (fan-out.ts redispatch); a waiting parent's unsettled leaf children are sent again (a
  *    lost exec); a root that never suspended gets its exec again. Every one of these is safe twice:
  *    a resume replays the parent from its recorded history exactly, under its replay lease, and a
  *    child's outcome is recorded once.
@@ -28,7 +28,7 @@ import { ENV } from "../sdk/aws/config.ts";
 import { sendExecs } from "../sdk/aws/transport/dispatch.ts";
 import { failAction } from "./fail-action.ts";
 import { MESSAGE_VERSION } from "../sdk/aws/messages.ts";
-import { dispatchCalls, maybeResume, redispatch, sendResume } from "./resume.ts";
+import { maybeResume, sendResume } from "./resume.ts";
 import { batchGet, keyId } from "../sdk/aws/store/io.ts";
 import { runtime } from "../sdk/aws/runtime.ts";
 import type { Runtime } from "../sdk/aws/runtime.ts";
@@ -45,6 +45,7 @@ import {
   writeReconcileCursor,
 } from "../sdk/aws/store/runs.ts";
 import { readPrefix } from "../sdk/aws/store/history.ts";
+import { dispatchCalls, redispatch } from "./fan-out.ts";
 
 /** Runs looked at per invocation; the cursor carries the rest to the next tick. */
 const RUNS_PER_TICK = 200;

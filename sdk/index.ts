@@ -18,7 +18,8 @@ export { group } from "./group.ts";
 export { trace } from "./trace.ts";
 export { init, run, getEngine } from "./run.ts";
 export { AloftClient } from "./aws/client.ts";
-export type { Run, RunStatus, RunState, ActionNode, InitOptions } from "./run.ts";
+export type { InitOptions } from "./run.ts";
+export type { Run, RunStatus, RunState, ActionNode, GroupProgress } from "./run-handle.ts";
 export {
   AloftError,
   TaskError,

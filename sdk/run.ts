@@ -9,20 +9,17 @@ import { checkOptions, initOptionsSchema } from "./options.ts";
 import type { SerializedError } from "./errors.ts";
 import { serializeArgs } from "./core/calls.ts";
 import { Engine } from "./local/engine.ts";
-import type { GroupProgress } from "./local/engine.ts";
 import { IN_WORKER } from "./local/in-worker.ts";
 import { StoreLock } from "./local/lock.ts";
 import { runStatus } from "./local/status.ts";
-import type { RunStatus } from "./local/status.ts";
 import { Store } from "./local/store.ts";
 import { listTasks } from "./registry.ts";
 import { runResult } from "./result.ts";
 import type { Task } from "./task.ts";
 import type { AloftClient, AloftClientConfig } from "./aws/client.ts";
 import { isTask } from "./task.ts";
-
-export type { RunStatus, ActionNode } from "./local/status.ts";
-export type { RunState } from "./local/store.ts";
+import type { Run } from "./run-handle.ts";
+export type { ActionNode, GroupProgress, Run, RunState, RunStatus } from "./run-handle.ts";
 
 export interface InitOptions {
   /** `"local"` (default): the embedded engine. `"aws"`: a deployed stack (see AloftClient). */
@@ -38,19 +35,6 @@ export interface InitOptions {
 }
 
 type AnyFn = (...args: any[]) => any;
-
-/** A started run. */
-export interface Run<R = unknown> {
-  readonly id: string;
-  /** The root task's result; rejects with a TaskError (or CancelledError / TaskTimeoutError). */
-  result(): Promise<R>;
-  status(): Promise<RunStatus>;
-  /** Status snapshots while the run is live, ending with the terminal one. */
-  watch(intervalMs?: number): AsyncIterable<RunStatus>;
-  cancel(): Promise<void>;
-  /** Per-group progress of children (done/total/failed). */
-  progress(): GroupProgress[];
-}
 
 interface LocalBackend {
   engine: Engine;

@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { SendMessageBatchRequestEntry } from "@aws-sdk/client-sqs";
-import { countOptions } from "../lambdas/coordinate.ts";
 import { startDevStack } from "../dev/stack.ts";
 import type { DevStack } from "../dev/stack.ts";
 import { reconcile } from "../lambdas/reconcile.ts";
@@ -17,6 +16,7 @@ import { AloftClient } from "../sdk/aws/client.ts";
 import * as t from "./fixtures/aws-tasks.ts";
 import { addMiddleware, inject } from "./helpers/aws-faults.ts";
 import { sleep, within } from "./helpers/within.ts";
+import { countOptions } from "../lambdas/coord/completions.ts";
 
 /** The error a run failed with (a root's failure reaches the client as a TaskError wrapping it). */
 async function failure(p: Promise<unknown>, what: string): Promise<Error & { errorName?: string }> {
@@ -111,7 +111,7 @@ describe("liveness: dead letters and stalled runs", { timeout: 150_000 }, () => 
   });
 
   it("a poison done dead-letters: the parent whose completions were never counted fails", async () => {
-    // A parent whose counting fails has its completions requeued as new messages (coordinate.ts),
+    // A parent whose counting fails has its completions requeued as new messages (coord/completions.ts),
     // which never dead-letter; this drives the path where the message itself keeps failing.
     countOptions.requeue = false;
     let target = "";

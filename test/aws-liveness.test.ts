@@ -9,7 +9,6 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { startDevStack } from "../dev/stack.ts";
 import type { DevStack } from "../dev/stack.ts";
 import { ExecMessage, MESSAGE_VERSION, parseMessage } from "../sdk/aws/messages.ts";
-import { dispatchLimits } from "../lambdas/resume.ts";
 import { runtime } from "../sdk/aws/runtime.ts";
 import { sweepLimits } from "../sdk/aws/store/cancel.ts";
 import { readCounter } from "../sdk/aws/store/counters.ts";
@@ -26,6 +25,7 @@ import * as t from "./fixtures/liveness-tasks.ts";
 import { addMiddleware } from "./helpers/aws-faults.ts";
 import { SimQueues } from "./helpers/sim-queues.ts";
 import { TERMINAL, flatten } from "./helpers/status.ts";
+import { dispatchLimits } from "../lambdas/fan-out.ts";
 
 const key = (label: string) => `${label}-${Math.random().toString(36).slice(2, 8)}`;
 

@@ -266,7 +266,7 @@ describe("AWS handlers under faults", { timeout: 200_000 }, () => {
       assert.ok(inFlight <= limit, `${when}: ${inFlight} children in flight > limit ${limit}`);
     };
     // Sends made by the parent's duplicate deliveries: the one that loses may send the epoch's
-    // calls again when it cannot tell the winner is still sending them (resume.ts, redispatch).
+    // calls again when it cannot tell the winner is still sending them (fan-out.ts redispatch).
     const byParent = new Set<string>();
     const collectExecs = async () => {
       const fromParent = new Set(byParent);
@@ -325,7 +325,7 @@ describe("AWS handlers under faults", { timeout: 200_000 }, () => {
         recovering = false;
         const dones = take(toCoordinator);
         // Completions a crashed coordinator sent back to the queue (with its tokens): what they
-        // let out is recovered from the window's marks too (coordinate.ts countCompletions).
+        // let out is recovered from the window's marks too (coord/completions.ts countCompletions).
         const requeued = dones.some((b) => b.includes('"tok":'));
         if (dones.length && round % 5 === 3) {
           // One coordinator, crashing right after its window commit, before the sends.

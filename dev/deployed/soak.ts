@@ -9,7 +9,7 @@ import { isDeepStrictEqual } from "node:util";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ActionNode, RunStatus } from "../../sdk/local/status.ts";
+import type { ActionNode, RunStatus } from "../../sdk/run-handle.ts";
 import { AloftClient } from "../../sdk/aws/client.ts";
 import { init, run, shutdown } from "../../sdk/run.ts";
 import type { Task } from "../../sdk/task.ts";

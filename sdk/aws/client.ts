@@ -27,14 +27,12 @@ import { serializeArgs } from "../core/calls.ts";
 import { formatOutcome, parseOutcome } from "../core/history.ts";
 import { CancelledError, ConfigurationError, serializeError } from "../errors.ts";
 import { checkOptions, clientConfigSchema, clientOptionsSchema } from "../options.ts";
-import type { GroupProgress } from "../local/engine.ts";
-import type { RunStatus } from "../local/status.ts";
-import type { Run } from "../run.ts";
 import { runResult } from "../result.ts";
 import type { Task } from "../task.ts";
 import { isTask } from "../task.ts";
 import { awsRunStatus } from "./status.ts";
 import { cancelRun, readRun } from "./store/runs.ts";
+import type { GroupProgress, Run, RunStatus } from "../run-handle.ts";
 
 type AnyFn = (...args: any[]) => any;
 

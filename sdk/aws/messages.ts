@@ -95,7 +95,7 @@ export const SweepMessage = z.object({
   after: z.string().optional(),
 });
 
-/** Coordinator: send calls `from` .. `n` - 1 of a committed epoch (resume.ts continueDispatch). */
+/** Coordinator: send calls `from` .. `n` - 1 of a committed epoch (fan-out.ts continueDispatch). */
 export const DispatchMessage = z.object({
   k: z.literal("dispatch"),
   v: version,

@@ -3,13 +3,13 @@
  * chunks and result shards (paged Queries), in the same shape as the embedded engine's
  * (sdk/local/status.ts), so the CLI renders both alike.
  */
-import type { ActionNode, GroupSummary, RunStatus } from "../local/status.ts";
-import { countInGroup } from "../local/status.ts";
 import { chunkEpoch, committedEpoch, decodeChunk, loadActionItems, loadResults } from "./store/history.ts";
 import { isAssigned, partId, partOf } from "./store/windows.ts";
 import type { Runtime } from "./runtime.ts";
 import type { CallRecord } from "../core/history.ts";
 import type { RunItem, WindowItem } from "./store/table.ts";
+import type { ActionNode, GroupSummary, RunStatus } from "../run-handle.ts";
+import { countInGroup } from "../run-handle.ts";
 
 /** Children of one parent, in call order, with their recorded state. */
 async function childrenOf(

@@ -3,13 +3,14 @@
  * The stack is found as AloftClient finds it: --outputs <file>, else aloft-outputs.json, else the
  * ALOFT_* variables; endpoints come from AWS_ENDPOINT_URL(_DYNAMODB|_SQS|_S3).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import { OUTPUT } from "../aws/config.ts";
 import { AloftClient } from "../aws/client.ts";
 import type { AwsRun } from "../aws/client.ts";
 import type { RunRow } from "../local/store.ts";
+import { writePrivateFile } from "../local/private-files.ts";
 import { renderRuns, renderStatus } from "./render.ts";
+import type { LocalAws } from "../../dev/local-aws.ts";
 
 export interface AwsOptions {
   outputs?: string;
@@ -88,8 +89,7 @@ export function announce(
   header: string,
 ): void {
   const file = resolve(outputsFile);
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, `${JSON.stringify({ AloftDev: outputs }, null, 2)}\n`);
+  writePrivateFile(file, `${JSON.stringify({ AloftDev: outputs }, null, 2)}\n`);
   // The stack's own variables for a client: its endpoints, region and (dummy) credentials.
   const vars: Record<string, string> = { ALOFT_OUTPUTS_FILE: file };
   for (const name of CLIENT_VARIABLES) {
@@ -117,10 +117,10 @@ export function interrupted(): Promise<void> {
  * handlers with the local poller, until interrupted. Writes an outputs file and prints the
  * variables with which `aloft run --aws` (in another shell) targets it.
  */
-export async function dev(o: { outputs: string }): Promise<void> {
+export async function dev(o: { outputs: string; persist?: string }): Promise<void> {
   const { startDevStack } = await import("../../dev/stack.ts");
   // Each queue's visibility is its deployed setting (a TaskEnvironment's visibilityTimeout, else 60 s).
-  const stack = await startDevStack();
+  const stack = await startDevStack(o.persist ? { persistDir: o.persist } : {});
   const envs = Object.keys(stack.config.executorQueues);
   const outputs = {
     [OUTPUT.table]: stack.config.table,
@@ -135,9 +135,36 @@ export async function dev(o: { outputs: string }): Promise<void> {
     stack.env,
     `aloft dev: ${stack.aws.mode === "emulators" ? "DynamoDB Local + fauxqs (SQS, S3)" : stack.aws.dynamoEndpoint} ready; ` +
       `environments: ${envs.join(", ")}\n` +
-      `  DynamoDB ${stack.aws.dynamoEndpoint}  SQS/S3 ${stack.aws.sqsEndpoint}`,
+      `  DynamoDB ${stack.aws.dynamoEndpoint}  SQS/S3 ${stack.aws.sqsEndpoint}\n` +
+      devNotes(stack.aws).replace(/\n$/, ""),
   );
   await interrupted();
   process.stderr.write("aloft dev: stopping\n");
   await stack.stop();
+}
+
+/** Where `aloft dev` listens and where its state lives: the two things a user must not guess. */
+export function devNotes(aws: Pick<LocalAws, "mode" | "warnings" | "persistDir" | "restored">): string {
+  const lines: string[] = [];
+  if (aws.mode === "emulators") {
+    lines.push(
+      aws.warnings.length > 0
+        ? aws.warnings.map((w) => `  WARNING: ${w}`).join("\n")
+        : `  listening on 127.0.0.1 only (no credentials are checked: anyone on this machine can connect)`,
+    );
+  }
+  const persist = aws.persistDir;
+  if (!persist) {
+    lines.push(`  state: in memory; stopping aloft dev loses every run (keep them with --persist <dir>)`);
+  } else {
+    const r = aws.restored;
+    lines.push(
+      `  state: kept in ${persist.path} (tables, queue messages, bucket objects; wipe it with rm -rf while stopped)`,
+      ...(r ? [`  restored ${r.restored} queued message(s) and ${r.objects} object(s)`] : []),
+      ...Object.entries(r?.dropped ?? {}).map(
+        ([queue, n]) => `  WARNING: ${n} message(s) of queue ${queue} dropped: the queue no longer exists`,
+      ),
+    );
+  }
+  return `${lines.join("\n")}\n`;
 }

@@ -9,7 +9,6 @@ import { AloftError, ConfigurationError, TaskError, deserializeError } from "../
 import type { SerializedError } from "../errors.ts";
 import { resolveTask } from "../registry.ts";
 import { init, resultOf, resume, run, shutdown, getEngine } from "../run.ts";
-import type { Run } from "../run.ts";
 import { Store } from "../local/store.ts";
 import { StoreLock } from "../local/lock.ts";
 import type { RunRow } from "../local/store.ts";
@@ -19,6 +18,7 @@ import { Progress } from "./progress.ts";
 import type { Task } from "../task.ts";
 import { serializeArgs } from "../core/calls.ts";
 import { awsCancel, awsClient, awsRuns, awsStatus, awsWatch, dev } from "./aws.ts";
+import type { Run } from "../run-handle.ts";
 
 const DEFAULT_STORE = ".aloft/aloft.db";
 
@@ -292,13 +292,17 @@ export function program(): Command {
     )
     .argument("[module]", "TypeScript or JavaScript file that registers the tasks (not with --cdk-out)")
     .option("--outputs <file>", "where to write the stack outputs for --aws", ".aloft/dev-outputs.json")
+    .option(
+      "--persist <dir>",
+      "keep tables, queue messages and bucket objects in <dir> across restarts (default: in memory)",
+    )
     .option("--cdk-out <dir>", "run a `cdk synth --output <dir>` stack as it deploys (docs/deployed.md)")
     .option("--stack <name>", "with --cdk-out: the stack, when the assembly has several")
     .option("--chaos <spec>", "with --cdk-out: kill=,throttle=,duplicate=,delay= fractions and seed=")
     .action(
       async (
         mod: string | undefined,
-        o: { outputs: string; cdkOut?: string; stack?: string; chaos?: string },
+        o: { outputs: string; persist?: string; cdkOut?: string; stack?: string; chaos?: string },
       ) => {
         if (o.cdkOut) {
           const { devDeployed } = await import("../../dev/deployed/command.ts");

@@ -4,7 +4,7 @@
  */
 import { MultiBar, Presets } from "cli-progress";
 import type { SingleBar } from "cli-progress";
-import type { Run } from "../run.ts";
+import type { Run } from "../run-handle.ts";
 
 export class Progress {
   private readonly bars = new MultiBar(

@@ -2,8 +2,8 @@
  * Text views for the CLI: the status tree of a run (children gathered by group, so a fan-out of
  * 100,000 stays one line per group) and the list of runs.
  */
-import type { ActionNode, RunStatus } from "../local/status.ts";
 import type { RunRow } from "../local/store.ts";
+import type { ActionNode, RunStatus } from "../run-handle.ts";
 
 export function duration(ms: number | undefined): string {
   if (ms === undefined) return "-";

@@ -8,21 +8,28 @@ import { EventEmitter } from "node:events";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { randomUUID } from "node:crypto";
-import { CancelledError, TaskTimeoutError, isNonRecoverable, serializeError } from "../errors.ts";
+import { CancelledError, serializeError } from "../errors.ts";
 import type { SerializedError } from "../errors.ts";
 import type { CallId, CallRecord, Outcome } from "../core/history.ts";
 import { parseOutcome } from "../core/history.ts";
 import type { Decision } from "../core/replay.ts";
 import type { TaskDef } from "../core/task-def.ts";
-import { NOT_RETRIED, cacheKey, retryDelayMs } from "../core/task-def.ts";
 import { WaitTracker } from "../core/wait.ts";
 import type { Wait } from "../core/wait.ts";
 import { findTask } from "../registry.ts";
 import type { ExecItem } from "./execute.ts";
 import { InlineExecutor, WorkerPool } from "./pool.ts";
 import type { Executor } from "./pool.ts";
-import type { ActionStatus, Completion, RunRow, RunState } from "./store.ts";
+import type { ActionStatus, Completion, RunRow } from "./store.ts";
 import { Store, TERMINAL } from "./store.ts";
+import {
+  afterFailure,
+  cacheLookup,
+  cancelledError,
+  descendantsReason,
+  timeoutError,
+} from "../core/policy.ts";
+import type { GroupProgress, RunState } from "../run-handle.ts";
 
 const COLLECT_EVERY = 10_000;
 /** V8's full collection, reached without --expose-gc on the command line. */
@@ -68,14 +75,6 @@ interface Window {
   inflight: number;
   waiting: CallId[];
   head: number;
-}
-
-export interface GroupProgress {
-  runId: string;
-  group: string;
-  total: number;
-  done: number;
-  failed: number;
 }
 
 export interface EngineOptions {
@@ -360,7 +359,7 @@ export class Engine extends EventEmitter<EngineEvents> {
             this.store.writeTraces(a.id, d.traces);
             a.hasHistory = true;
           }
-          this.fail(a, d.error, "FAILED", !isNonRecoverable(d.error) && !NOT_RETRIED.has(d.error.code));
+          this.fail(a, d.error, false);
           break;
         case "suspended":
           this.suspend(a, d.calls, d.traces, d.waits);
@@ -380,31 +379,29 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   private succeed(a: Live, value: string): void {
     const def = findTask(a.task);
-    if (def && def.cacheVersion !== false) this.store.putCache(cacheKey(def, a.args), value, this.now());
+    const key = def && cacheLookup(def, a.args);
+    if (key) this.store.putCache(key, value, this.now());
     this.finish(a, "SUCCEEDED", { ok: true, value });
   }
 
-  /**
-   * Fails an attempt: retried with backoff while attempts remain, unless the error says not to or
-   * the action has child calls (a parent failing through a child does not retry: the child had
-   * its own retries, and replaying the same history would fail the same way).
-   */
-  private fail(a: Live, error: SerializedError, status: "FAILED" | "TIMED_OUT", retryable: boolean): void {
-    const def = findTask(a.task);
-    const retries = def?.retries.count ?? 0;
-    if (retryable && a.attempts <= retries && a.nextSeq === 0) {
-      clearTimeout(a.timer);
-      a.timer = undefined;
-      a.status = "QUEUED";
-      const delay = retryDelayMs(def!.retries, a.attempts);
-      a.attempts++;
-      a.token++; // a late result of the failed attempt is stale
-      setTimeout(() => {
-        if (a.status === "QUEUED") this.enqueue(a);
-      }, delay).unref?.();
-      return;
-    }
-    this.finish(a, status, { ok: false, error: { ...error, attempts: a.attempts } });
+  /** Fails an attempt: retried or ended as the policy says (core/policy.ts afterFailure). */
+  private fail(a: Live, error: SerializedError, timedOut: boolean): void {
+    const next = afterFailure({
+      retries: findTask(a.task)?.retries,
+      attempt: a.attempts,
+      error,
+      timedOut,
+      hasChildren: a.nextSeq > 0,
+    });
+    if (next.kind === "end") return this.finish(a, next.status, { ok: false, error: next.error });
+    clearTimeout(a.timer);
+    a.timer = undefined;
+    a.status = "QUEUED";
+    a.attempts = next.attempt;
+    a.token++; // a late result of the failed attempt is stale
+    setTimeout(() => {
+      if (a.status === "QUEUED") this.enqueue(a);
+    }, next.delayMs).unref?.();
   }
 
   private suspend(a: Live, calls: CallRecord[], traces: Decision["traces"], waits: Wait[]): void {
@@ -443,8 +440,8 @@ export class Engine extends EventEmitter<EngineEvents> {
       (a.children ??= new Set()).add(c.id);
       this.countTotal(a.runId, c.group);
       const def = findTask(c.task);
-      const cached =
-        def && def.cacheVersion !== false ? this.store.getCache(cacheKey(def, c.args)) : undefined;
+      const key = def && cacheLookup(def, c.args);
+      const cached = key ? this.store.getCache(key) : undefined;
       if (cached !== undefined) hits.push([child, cached]);
       else fresh.push(child);
     }
@@ -475,9 +472,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     a.timer = undefined;
     // Whichever dispatch of the attempt is running now is stopped (its worker replaced).
     if (a.status === "RUNNING") this.executor.reclaim([id]);
-    this.cancelDescendants(a, `its parent ${a.task} timed out`);
-    const e = new TaskTimeoutError(`task ${a.task} timed out after ${ms} ms`);
-    this.fail(a, serializeError(e), "TIMED_OUT", true);
+    this.cancelDescendants(a, descendantsReason(a.task, "TIMED_OUT"));
+    this.fail(a, timeoutError(a.task, ms), true);
   }
 
   /** Records a terminal state once, tells the parent, and ends the run at the root. */
@@ -489,7 +485,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     a.timer = undefined;
     this.live.delete(a.id);
     this.pending.push({ id: a.id, status, outcome, ended: this.now(), attempts: a.attempts });
-    if (a.children && a.children.size) this.cancelDescendants(a, `its parent ${a.task} ended ${status}`);
+    if (a.children && a.children.size) this.cancelDescendants(a, descendantsReason(a.task, status));
     if (a.window && a.slot) {
       const w = this.windows.get(a.window);
       if (w) {
@@ -526,7 +522,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   private cancelDescendants(a: Live, reason: string): void {
     const stack = [...(a.children ?? [])];
     const running: CallId[] = [];
-    const err = serializeError(new CancelledError(`cancelled: ${reason}`));
+    const err = cancelledError(reason);
     while (stack.length) {
       const c = this.live.get(stack.pop()!);
       if (!c) continue;

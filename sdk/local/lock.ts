@@ -2,9 +2,10 @@
  * One engine per store file: a lock file holding the owner's pid. A stale lock (its process is
  * gone, e.g. after a crash) is taken over, so `aloft resume` works after a kill -9.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fchmodSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { StoreLockedError } from "../errors.ts";
+import { PRIVATE_FILE_MODE, ensurePrivateDir } from "./private-files.ts";
 
 function alive(pid: number): boolean {
   try {
@@ -20,10 +21,12 @@ export class StoreLock {
 
   static acquire(dbPath: string): StoreLock {
     const path = `${dbPath}.lock`;
-    mkdirSync(dirname(path), { recursive: true });
+    ensurePrivateDir(dirname(path));
     for (let tries = 0; tries < 2; tries++) {
       try {
-        const fd = openSync(path, "wx");
+        // Owner-only: it names the command line, and task arguments can be on it.
+        const fd = openSync(path, "wx", PRIVATE_FILE_MODE);
+        fchmodSync(fd, PRIVATE_FILE_MODE);
         writeSync(fd, `${process.pid}\n${process.argv.slice(1).join(" ")}\n`);
         closeSync(fd);
         return new StoreLock(path);

@@ -3,47 +3,8 @@
  * by group, with states, attempts and durations.
  */
 import type { ActionRow, RunRow, Store } from "./store.ts";
-
-export interface ActionNode {
-  id: string;
-  task: string;
-  group: string;
-  status: string;
-  attempts: number;
-  cached: boolean;
-  durationMs: number | undefined;
-  startedAt: number | undefined;
-  endedAt: number | undefined;
-  /** Children, in call order. */
-  children: ActionNode[];
-}
-
-export interface GroupSummary {
-  group: string;
-  total: number;
-  byStatus: Record<string, number>;
-}
-
-export interface RunStatus {
-  id: string;
-  task: string;
-  state: string;
-  createdAt: Date;
-  endedAt: Date | undefined;
-  root: ActionNode | undefined;
-  /** Per group of the whole run: how many children are in each state. */
-  groups: GroupSummary[];
-  actions: number;
-}
-
-/** Counts a child in its group's summary (children without a group count under "(no group)"). */
-export function countInGroup(groups: Map<string, GroupSummary>, n: ActionNode): void {
-  const key = n.group || "(no group)";
-  let g = groups.get(key);
-  if (!g) groups.set(key, (g = { group: key, total: 0, byStatus: {} }));
-  g.total++;
-  g.byStatus[n.status] = (g.byStatus[n.status] ?? 0) + 1;
-}
+import type { ActionNode, GroupSummary, RunStatus } from "../run-handle.ts";
+import { countInGroup } from "../run-handle.ts";
 
 export function runStatus(store: Store, run: RunRow, now = Date.now()): RunStatus {
   const rows = store.runActions(run.id);

@@ -5,16 +5,16 @@
  */
 import Database from "better-sqlite3";
 import type { Database as Db, Statement } from "better-sqlite3";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync } from "node:fs";
 import { HistoryError, StoreLockedError } from "../errors.ts";
 import type { CallId, CallRecord, History, Outcome, TraceRecord } from "../core/history.ts";
 import { HISTORY_VERSION, formatOutcome, parseCallRecord, parseOutcome } from "../core/history.ts";
 import type { Wait } from "../core/wait.ts";
+import { ensurePrivateFile } from "./private-files.ts";
+import type { RunState } from "../run-handle.ts";
 
 export type ActionStatus =
   "QUEUED" | "RUNNING" | "SUSPENDED" | "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "CANCELLED";
-export type RunState = "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
 export { TERMINAL } from "../core/history.ts";
 
 export interface RunRow {
@@ -87,7 +87,11 @@ export class Store {
     readonly path: string,
     opts: { readonly?: boolean } = {},
   ) {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    // Owner-only before SQLite opens it: SQLite gives the -wal and -shm files the database's mode.
+    if (path !== ":memory:" && !opts.readonly) {
+      ensurePrivateFile(path);
+      for (const extra of [`${path}-wal`, `${path}-shm`]) if (existsSync(extra)) ensurePrivateFile(extra);
+    }
     try {
       this.db = new Database(path, {
         readonly: opts.readonly ?? false,

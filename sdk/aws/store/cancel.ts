@@ -6,7 +6,6 @@
  * through an action's calls a page at a time, so no invocation's work grows with their number.
  */
 import type { CallId, CallRecord } from "../../core/history.ts";
-import { CancelledError, serializeError } from "../../errors.ts";
 import { MESSAGE_VERSION } from "../messages.ts";
 import type { SweepMessage } from "../messages.ts";
 import { batchGet, keyId } from "./io.ts";
@@ -16,6 +15,7 @@ import { decodeChunk } from "./history.ts";
 import { writeTerminal } from "./results.ts";
 import { actionPk, resultKey } from "./table.ts";
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { cancelledError } from "../../core/policy.ts";
 
 /** Call chunks (of up to 100 calls) one sweep message handles; more continue in the next. */
 export const sweepLimits = { chunksPerPage: 10 };
@@ -35,7 +35,7 @@ export async function cancelChildren(
   children: readonly CallId[],
   reason: string,
 ): Promise<CallId[]> {
-  const outcome = { ok: false as const, error: serializeError(new CancelledError(`cancelled: ${reason}`)) };
+  const outcome = { ok: false as const, error: cancelledError(reason) };
   const parents: CallId[] = [];
   for (let i = 0; i < children.length; i += PARALLEL) {
     await Promise.all(

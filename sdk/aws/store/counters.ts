@@ -28,7 +28,7 @@ async function update<T>(
  * Commits a suspension: epoch `from` → `from + 1`, with the thresholds of its wait and the counts
  * read before its history was. Returns the new counter, or undefined when another replay of the
  * same epoch committed first (its calls were identical: the loser only finishes what the winner
- * may have left unsent, from the stored state — execute.ts suspend).
+ * may have left unsent, from the stored state — exec/suspend.ts).
  */
 export function commitSuspension(
   rt: Runtime,

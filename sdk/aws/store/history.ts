@@ -194,7 +194,7 @@ export interface EpochOwner {
  * first replay of an epoch to get here owns it; any other writes nothing (EpochTaken), so an
  * epoch's calls and window parts come from one decision. A later attempt takes over an epoch an
  * earlier one claimed and never committed (a retry before the first commit; the deadline check
- * fences the timed-out attempt first: coordinate.ts). The owner's own redelivery finds its claim
+ * fences the timed-out attempt first: coord/deadline.ts). The owner's own redelivery finds its claim
  * and goes on; if its replay ran without the traces recorded then, it replays on top of them.
  */
 export async function claimEpoch(

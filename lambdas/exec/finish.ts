@@ -1,0 +1,115 @@
+/** Ending an action: its open children cancelled, its outcome written once and reported to its parent. */
+import type { History } from "../../sdk/core/history.ts";
+import { sendToCoordinator } from "../../sdk/aws/transport/dispatch.ts";
+import { doneOf } from "../../sdk/aws/messages.ts";
+import type { ExecMessage } from "../../sdk/aws/messages.ts";
+import type { Runtime } from "../../sdk/aws/runtime.ts";
+import { cancelChildren, sweepOf } from "../../sdk/aws/store/cancel.ts";
+import { endCounter } from "../../sdk/aws/store/counters.ts";
+import { readAction, writeTerminal } from "../../sdk/aws/store/results.ts";
+import type { Terminal } from "../../sdk/aws/store/results.ts";
+import type { CounterItem, TerminalStatus } from "../../sdk/aws/store/table.ts";
+import { descendantsReason } from "../../sdk/core/policy.ts";
+import type { Delivery, Outbox } from "./context.ts";
+
+/** Ends an action: its unsettled children are cancelled first, then its outcome is written once. */
+export interface Ending {
+  rt: Runtime;
+  m: ExecMessage;
+  outbox: Outbox;
+  delivery: Delivery;
+  status: TerminalStatus;
+  outcome: Terminal["outcome"];
+  /** The history it ended with: its open children are cancelled. */
+  history?: History | undefined;
+  cnt?: CounterItem | undefined;
+  startedAt?: number;
+  cached?: boolean;
+}
+
+export async function finish(e: Ending): Promise<void> {
+  const { rt, m, outbox, status, outcome, history, cnt, startedAt, cached } = e;
+  if (cnt) {
+    // Ended before the outcome is written: no resume or window advance can sneak in between.
+    await endCounter(rt, m.id);
+    if (history) {
+      const open = [...history.calls.keys()].filter((id) => !history.outcomes.has(id));
+      // A few are cancelled here, before the outcome (a race's losers end with the race); more
+      // are swept by the coordinator a page at a time: work here must not grow with them.
+      const reason = descendantsReason(m.task, status);
+      if (open.length > CANCEL_INLINE) await sendToCoordinator(rt, [{ msg: sweepOf(m.run, m.id, reason) }]);
+      else {
+        const parents = await cancelChildren(rt, m.run, m.id, open, reason);
+        for (const p of parents) outbox.push({ msg: sweepOf(m.run, p, reason) });
+      }
+    }
+  }
+  const t: Terminal = {
+    run: m.run,
+    parent: m.parent,
+    id: m.id,
+    status,
+    outcome,
+    attempt: m.attempt,
+  };
+  if (startedAt !== undefined) t.startedAt = startedAt;
+  if (cached) t.cached = true;
+  if (cnt) t.kids = true;
+  const w = await writeTerminal(rt, t);
+  if (m.parent === null) return;
+  let ok = outcome.ok;
+  if (!w.written) {
+    // Recorded before. No outcome means a stale attempt. Otherwise whoever wrote it tells the
+    // parent: another delivery of this exec, a timeout check, a cancellation — unless it was this
+    // message's own earlier delivery, which crashed before telling the parent (tell it now).
+    if (w.existing?.["outcome"] === undefined || !untold(w.existing, e.delivery, rt.now())) return;
+    ok = w.existing["status"] === "SUCCEEDED";
+  }
+  outbox.push({ msg: doneOf(m, m.parent, ok) });
+}
+
+/** Open children an ending parent cancels itself; beyond this the coordinator sweeps them in pages. */
+export const CANCEL_INLINE = 100;
+
+/** An outcome recorded this long ago was left untold by its writer if it is not counted by now. */
+const UNTOLD_MS = 60_000;
+
+/**
+ * Whether a recorded outcome may never have been reported to the parent, so this delivery must
+ * report it. Only a redelivery (SQS counts receives; a crashed delivery's message comes back with a
+ * count above one) can be the writer that crashed before telling; a duplicate message (another
+ * delivery, first received) cannot, and its completion would count the child twice, resuming the
+ * parent early for nothing. An outcome older than UNTOLD_MS is reported anyway (a count over one is
+ * what SQS reports for a redelivery; this covers a count it did not report).
+ */
+export function untold(existing: Record<string, unknown>, d: Delivery, now: number): boolean {
+  if (d.redelivered) return true;
+  const ended = existing["ended"];
+  return typeof ended === "number" && now - ended > UNTOLD_MS;
+}
+
+/**
+ * A redelivered exec for a parent that already ended: its first delivery may have crashed after
+ * writing the outcome and before telling its own parent, so tell it again from the record.
+ */
+export async function resendDone(
+  rt: Runtime,
+  m: ExecMessage,
+  outbox: Outbox,
+  delivery: Delivery,
+): Promise<boolean> {
+  const item = await readAction(rt, m.run, m.parent, m.id);
+  if (item?.outcome === undefined) return false;
+  if (m.parent === null || !untold(item as unknown as Record<string, unknown>, delivery, rt.now()))
+    return true;
+  outbox.push({ msg: doneOf(m, m.parent, item.status === "SUCCEEDED") });
+  return true;
+}
+
+export async function cancelSelf(rt: Runtime, m: ExecMessage, outbox: Outbox, reason: string): Promise<void> {
+  const hadChildren = await endCounter(rt, m.id);
+  if (m.parent !== null) {
+    await cancelChildren(rt, m.run, m.parent, [m.id], reason);
+  }
+  if (hadChildren) outbox.push({ msg: sweepOf(m.run, m.id, reason) });
+}

@@ -1,0 +1,226 @@
+/**
+ * The executor's work on one exec message: run (or replay) the action with the pure core, and persist
+ * what its decision says. Every effect is guarded by a conditional write (store/results.ts,
+ * counters.ts, history.ts), so a duplicate delivery or a crash at any point leaves state from which
+ * the redelivered message finishes the job without doing any effect twice.
+ */
+import type { History } from "../../sdk/core/history.ts";
+import { emptyHistory } from "../../sdk/core/history.ts";
+import { replay } from "../../sdk/core/replay.ts";
+import type { Decision } from "../../sdk/core/replay.ts";
+import type { TaskDef } from "../../sdk/core/task-def.ts";
+import { retryDelayMs } from "../../sdk/core/task-def.ts";
+import { serializeError } from "../../sdk/errors.ts";
+import { findTask, removedTaskError } from "../../sdk/registry.ts";
+import { sendExecs } from "../../sdk/aws/transport/dispatch.ts";
+import { doneOf } from "../../sdk/aws/messages.ts";
+import type { ExecMessage } from "../../sdk/aws/messages.ts";
+import { resolvePayload } from "../../sdk/aws/payloads.ts";
+import { maybeResume } from "../resume.ts";
+import { keyId } from "../../sdk/aws/store/io.ts";
+import type { Runtime } from "../../sdk/aws/runtime.ts";
+import { sweepOf } from "../../sdk/aws/store/cancel.ts";
+import { claimReplay, readCounter, releaseReplay } from "../../sdk/aws/store/counters.ts";
+import { loadHistory } from "../../sdk/aws/store/history.ts";
+import { readAction } from "../../sdk/aws/store/results.ts";
+import type { CounterItem, ResultItem, RunItem } from "../../sdk/aws/store/table.ts";
+import { counterKey, runKey } from "../../sdk/aws/store/table.ts";
+import { releaseToken } from "../../sdk/aws/store/windows.ts";
+import { readCached } from "../../sdk/aws/store/cache.ts";
+import { cacheLookup } from "../../sdk/core/policy.ts";
+import type { Attempt, Delivery, ExecContext, Open, Outbox } from "./context.ts";
+import { cancelSelf, finish, resendDone } from "./finish.ts";
+import { replayAndApply } from "./apply.ts";
+import { sendRetry } from "./retry.ts";
+import { redispatch } from "../fan-out.ts";
+
+/** How long a replay holds its parent before a duplicate resume may replay it (after a crash). */
+const REPLAY_LEASE_MS = 30_000;
+
+/** Runs one exec message to its next durable state. Throws only on infrastructure errors (then it is retried). */
+export async function executeOne(
+  rt: Runtime,
+  m: ExecMessage,
+  ctx: ExecContext,
+  outbox: Outbox,
+  delivery: Delivery,
+): Promise<Open | void> {
+  // The attempt begins now: a child's recorded startedAt is never later than its body's start.
+  const begun = rt.now();
+  if (m.parent === null) {
+    const run = ctx.get(keyId(runKey(m.run))) as RunItem | undefined;
+    if (!run) {
+      rt.log.warn("dropped an exec message: its run no longer exists (expired or never started)", {
+        run: m.run,
+        action: m.id,
+      });
+      return;
+    }
+    if (run.status !== "RUNNING") return cancelSelf(rt, m, outbox, `the run ended ${run.status}`);
+    // A redelivered root attempt that had moved the run to its next attempt and died before
+    // sending it (see recorded).
+    if (delivery.redelivered && run.attempt === m.attempt + 1) {
+      const def = findTask(m.task);
+      if (def) await sendRetry(rt, m, retryDelayMs(def.retries, m.attempt));
+      return;
+    }
+  }
+  if (m.notBefore !== undefined && m.notBefore > rt.now() + 1000) {
+    await sendExecs(rt, [{ msg: m, delayMs: m.notBefore - rt.now() }]);
+    return;
+  }
+  if (m.parent) {
+    const pc = ctx.get(keyId(counterKey(m.parent))) as CounterItem | undefined;
+    if (!pc) {
+      rt.log.warn("dropped an exec message: its parent's state no longer exists", {
+        run: m.run,
+        action: m.id,
+        parent: m.parent,
+      });
+      return;
+    }
+    if (pc.st === "E") return cancelSelf(rt, m, outbox, "its parent ended");
+  }
+
+  const def = findTask(m.task);
+  if (!def) {
+    // Removed by an upgrade: fail for good, cancelling what the action started if it is a parent.
+    const error = { ...serializeError(removedTaskError(m.task)), nonRecoverable: true, attempts: m.attempt };
+    // Its children are swept by the coordinator, a page at a time (loading its whole history here
+    // would grow with them).
+    const cnt = await readCounter(rt, m.id);
+    if (cnt?.epoch !== undefined)
+      outbox.push({ msg: sweepOf(m.run, m.id, `its task ${m.task} was removed`) });
+    return finish({ rt, m, outbox, delivery, status: "FAILED", outcome: { ok: false, error }, cnt });
+  }
+
+  // Which epoch is this? A child's first delivery finds out lazily (below); otherwise a consistent
+  // read, since the prefetch may predate a concurrent commit.
+  const lazy = m.epoch === 0 && m.parent !== null && !delivery.redelivered;
+  let cnt: CounterItem | undefined;
+  let ending = false;
+  if (!lazy) {
+    // The prefetch reads a root's own counter; a child's (a redelivery or a resume) is read here.
+    cnt = ctx.get(keyId(counterKey(m.id))) as CounterItem | undefined;
+    if (cnt || m.epoch > 0 || m.parent !== null) cnt = await readCounter(rt, m.id);
+    if (cnt) {
+      const next = await known(rt, m, def, cnt, outbox, delivery);
+      if (next === "done") return;
+      ending = next === "ending";
+    } else if (m.epoch > 0) {
+      rt.log.warn("dropped a resume: the parent's counter no longer exists", { run: m.run, action: m.id });
+      return;
+    } else if (m.parent !== null && (await recorded(rt, m, def, outbox))) return;
+  }
+
+  const key = m.epoch === 0 ? cacheLookup(def, m.args) : undefined;
+  if (key) {
+    const value = await readCached(rt, key);
+    if (value !== undefined) {
+      const outcome = { ok: true as const, value: await resolvePayload(rt.payloads, value) };
+      return finish({
+        rt,
+        m,
+        outbox,
+        delivery,
+        status: "SUCCEEDED",
+        outcome,
+        cnt,
+        startedAt: begun,
+        cached: true,
+      });
+    }
+  }
+
+  const args = await resolvePayload(rt.payloads, m.args);
+  const at: Attempt = { begun, startedAt: begun, delivery };
+  let first: Decision | undefined;
+  if (lazy) {
+    // Most children are leaves: run the body first. One that completes without calls or traces is
+    // a leaf (a body that ever suspended makes its first calls again, deterministically); any other
+    // may be a duplicate of a parent's first exec after it suspended: read its counter then (the
+    // duplicate's replay is discarded; a trace it ran before its first call ran twice, as a leaf
+    // body does under duplicate delivery — the first recorded result is the one kept).
+    first = await replay({ task: def, args, actionId: m.id, history: emptyHistory() });
+    if (first.kind === "suspended" || first.calls.length || first.traces.length) {
+      cnt = await readCounter(rt, m.id);
+      if (cnt) {
+        const next = await known(rt, m, def, cnt, outbox, delivery);
+        if (next === "done") return;
+        ending = next === "ending";
+        first = undefined; // replay again, with the history
+      }
+    }
+  }
+  const snap = { co: cnt?.co ?? 0, ce: cnt?.ce ?? 0 };
+  let history: History = emptyHistory();
+  if (cnt) {
+    if (!ending && !(await claimReplay(rt, m.id, cnt.epoch, REPLAY_LEASE_MS, delivery.id))) {
+      // Another delivery of this resume is replaying: look again once its claim may have expired.
+      const left = (cnt.leaseEpoch === cnt.epoch ? (cnt.lease ?? 0) : 0) - rt.now();
+      await sendExecs(rt, [{ msg: m, delayMs: Math.max(1000, Math.min(left, REPLAY_LEASE_MS) + 500) }]);
+      return;
+    }
+    try {
+      const loaded = await loadHistory(rt, m.id, snap.co + snap.ce);
+      history = loaded.history;
+      // A parent's attempt began at its first execution (recorded with its first suspension).
+      at.startedAt = loaded.self?.startedAt ?? begun;
+      return await replayAndApply({ rt, m, def, args, history, cnt, snap, outbox, at });
+    } catch (e) {
+      await releaseReplay(rt, m.id, cnt.epoch).catch(() => undefined);
+      throw e;
+    }
+  }
+  return replayAndApply({ rt, m, def, args, history, cnt, snap, outbox, at }, first);
+}
+
+/**
+ * An exec for an action that has a counter (it suspended before): "replay" it at this epoch,
+ * "ending" (it ended and crashed before writing its outcome: replay to finish, without a claim),
+ * or "done" (a redelivery of an earlier epoch, whose leftovers are finished here, or stale).
+ */
+export async function known(
+  rt: Runtime,
+  m: ExecMessage,
+  def: TaskDef,
+  cnt: CounterItem,
+  outbox: Outbox,
+  delivery: Delivery,
+): Promise<"replay" | "ending" | "done"> {
+  if (cnt.st === "E") return (await resendDone(rt, m, outbox, delivery)) ? "done" : "ending";
+  if (m.epoch < cnt.epoch) {
+    // A redelivery of an earlier epoch: finish what its first delivery may have left undone.
+    if ((cnt.disp ?? 0) < cnt.epoch) await redispatch(rt, cnt, { run: m.run, id: m.id, task: def.name });
+    else await maybeResume(rt, m.id, cnt, [releaseToken(delivery.id)], m);
+    return "done";
+  }
+  if (m.epoch > cnt.epoch) {
+    rt.log.warn("dropped an exec message from the future", {
+      action: m.id,
+      epoch: m.epoch,
+      counter: cnt.epoch,
+    });
+    return "done";
+  }
+  return "replay";
+}
+
+/**
+ * A redelivered first exec of a child that never suspended: its earlier delivery may have written
+ * the outcome and died before reporting it (a failed flush, a failed cache write, a Lambda that
+ * died while completions were being coalesced). Its recorded outcome is reported, not recomputed:
+ * a second run of the body could throw or overrun and the completion would never be reported.
+ * Likewise an attempt that failed, moved the action to the next attempt and died before sending
+ * it: the retry is sent now (no other delivery can: the bump is done). True when nothing is left to
+ * run (also for a stale attempt).
+ */
+export async function recorded(rt: Runtime, m: ExecMessage, def: TaskDef, outbox: Outbox): Promise<boolean> {
+  const own = (await readAction(rt, m.run, m.parent, m.id)) as ResultItem | undefined;
+  if (own?.outcome !== undefined) {
+    outbox.push({ msg: doneOf(m, m.parent!, own.status === "SUCCEEDED") });
+    return true;
+  }
+  if (own?.attempt === m.attempt + 1) await sendRetry(rt, m, retryDelayMs(def.retries, m.attempt));
+  return (own?.attempt ?? m.attempt) > m.attempt;
+}

@@ -1,0 +1,75 @@
+/** Committing a suspension: the epoch's claim and traces, its calls, windows, the counter, then sends. */
+import type { Decision } from "../../sdk/core/replay.ts";
+import { actionOf } from "../../sdk/aws/messages.ts";
+import { maybeResume } from "../resume.ts";
+import { commitSuspension, readCounter } from "../../sdk/aws/store/counters.ts";
+import { EpochTaken, claimEpoch, writeCalls } from "../../sdk/aws/store/history.ts";
+import { expiry } from "../../sdk/aws/store/table.ts";
+import { triggerFor } from "../../sdk/aws/store/trigger.ts";
+import { createWindowPart, isHosted, planWindows, releaseToken } from "../../sdk/aws/store/windows.ts";
+import { writeSelf } from "../../sdk/aws/store/history.ts";
+import type { Open } from "./context.ts";
+import type { Replaying } from "./context.ts";
+import { dispatchEpoch, redispatch } from "../fan-out.ts";
+
+export async function suspend(r: Replaying, d: Decision & { kind: "suspended" }): Promise<Open | void> {
+  const { rt, m, def, history, cnt, snap, at } = r;
+  const from = cnt?.epoch ?? 0;
+  const epoch = from + 1;
+  const expiresAt = expiry(rt.now(), rt.config.retentionDays, 7);
+  // Order matters: the claim of the epoch with its traces (one delivery's decision is the epoch's),
+  // then calls, then the counter (the commit of the suspension), then sends. A crash anywhere
+  // before the counter leaves no effect but the owner's items, which its redelivery rewrites
+  // alike; after it, the redelivered message redoes the sends (resume.ts).
+  try {
+    await claimEpoch(rt, m.run, m.id, epoch, { by: at.delivery.id, attempt: m.attempt }, d.traces, expiresAt);
+  } catch (e) {
+    if (!(e instanceof EpochTaken)) throw e;
+    rt.log.info("another delivery owns this epoch; it commits it", { action: m.id, epoch });
+    return;
+  }
+  if (from === 0) {
+    // Its exec message minus the epoch: with its window slot, which a resumed item still frees.
+    await writeSelf(rt, {
+      ...actionOf(m),
+      args: m.args,
+      attempt: m.attempt,
+      startedAt: at.startedAt,
+      expiresAt,
+    });
+  }
+  const stored = await writeCalls(rt, m.run, m.id, epoch, d.calls, expiresAt);
+  // Map windows before the commit: a completion must find its window when it arrives.
+  // The counter hosts the parent's first single-part window (decided from the counter this replay
+  // read, so every replay of the epoch decides alike); other parts are items of their own.
+  const windows = planWindows(stored, epoch, !cnt?.win);
+  const win = windows.find((w) => isHosted(w.name));
+  for (const w of windows) if (w !== win) await createWindowPart(rt, m.id, w, expiresAt);
+  const trigger = triggerFor(d.waits, history.outcomes);
+  const committed = await commitSuspension(rt, {
+    run: m.run,
+    action: m.id,
+    from,
+    snap,
+    trigger,
+    expiresAt,
+    calls: stored.length,
+    ...(win ? { win } : {}),
+  });
+  const by = [releaseToken(at.delivery.id)];
+  if (!committed) {
+    // This delivery's own earlier attempt committed it and crashed before its sends (finish them
+    // from the stored state), or the action was ended before its first commit (nothing to do).
+    const now = await readCounter(rt, m.id);
+    if (now && now.st !== "E" && now.epoch === epoch) {
+      if ((now.disp ?? 0) < epoch) await redispatch(rt, now, { run: m.run, id: m.id, task: def.name });
+      else await maybeResume(rt, m.id, now, by, m);
+    }
+    return "open";
+  }
+  if (stored.length)
+    await dispatchEpoch(rt, { run: m.run, id: m.id, task: def.name, epoch }, stored, windows, by, m);
+  // Completions counted while this replay ran may already satisfy the new wait.
+  else await maybeResume(rt, m.id, committed, by, m);
+  return "open";
+}
