@@ -15,6 +15,7 @@ import { ConfigurationError } from "../../sdk/errors.ts";
 import { DEFAULT_LOCAL_REGION, LOCAL_CREDENTIALS } from "../aws-clients.ts";
 import { startDynamoDbLocal, type DynamoDbLocal } from "../dynamodb-local.ts";
 import { startSqsLocal, type SqsLocal } from "../sqs-local.ts";
+import type { DevStack } from "../stack.ts";
 import { assetDir, readStack, resourcesOf, type StackArtifact } from "./assembly.ts";
 import { Chaos, type ChaosSpec } from "./chaos.ts";
 import { startEventSources, type EventSources } from "./event-sources.ts";
@@ -60,13 +61,7 @@ export interface DeployedStack {
   /** The stack's Outputs, resolved (what `cdk deploy --outputs-file` would write). */
   outputs: Record<string, string>;
   /** The client configuration from the outputs. */
-  config: {
-    table: string;
-    bucket: string;
-    coordinatorQueue: string;
-    executorQueues: Record<string, string>;
-    region: string;
-  };
+  config: DevStack["config"];
   /** Variables for a client of this stack (endpoints, region, dummy credentials). */
   env: Record<string, string>;
   /** What was created and wired, for the startup message. */
