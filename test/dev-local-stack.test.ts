@@ -21,7 +21,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { AloftClient } from "../sdk/aws/client.ts";
-import { devNotes } from "../sdk/cli/aws.ts";
+import { devNotes } from "../dev/announce.ts";
 import { StoreLock } from "../sdk/local/lock.ts";
 import { Store } from "../sdk/local/store.ts";
 import { BIN, ROOT } from "./helpers/cli.ts";

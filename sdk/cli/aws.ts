@@ -4,15 +4,13 @@
  * ALOFT_* variables; endpoints come from AWS_ENDPOINT_URL(_DYNAMODB|_SQS|_S3).
  */
 import { createRequire } from "node:module";
-import { resolve } from "node:path";
 import { OUTPUT } from "../aws/config.ts";
 import { ConfigurationError } from "../errors.ts";
 import { AloftClient } from "../aws/client.ts";
 import type { AwsRun } from "../aws/client.ts";
 import type { RunRow } from "../local/store.ts";
-import { writePrivateFile } from "../local/private-files.ts";
 import { renderRuns, renderStatus } from "./render.ts";
-import type { LocalAws } from "../../dev/local-aws.ts";
+import { announce, devNotes, interrupted } from "../../dev/announce.ts";
 
 export interface AwsOptions {
   outputs?: string;
@@ -94,16 +92,6 @@ export function checkDevInstalled(): void {
   );
 }
 
-/** What `aloft dev` tells another shell to export, besides ALOFT_OUTPUTS_FILE. */
-const CLIENT_VARIABLES = [
-  "AWS_ENDPOINT_URL_DYNAMODB",
-  "AWS_ENDPOINT_URL_SQS",
-  "AWS_ENDPOINT_URL_S3",
-  "AWS_REGION",
-  "AWS_ACCESS_KEY_ID",
-  "AWS_SECRET_ACCESS_KEY",
-] as const;
-
 /**
  * `aloft dev <module>`: DynamoDB Local + fauxqs, the stack's table/queues/bucket, and the real
  * handlers with the local poller, until interrupted. Writes an outputs file and prints the
@@ -114,7 +102,6 @@ export async function dev(o: { outputs: string; persist?: string }): Promise<voi
   // Each queue's visibility is its deployed setting (a TaskEnvironment's visibilityTimeout, else 60 s).
   const stack = await startDevStack(o.persist ? { persistDir: o.persist } : {});
   const envs = Object.keys(stack.config.executorQueues);
-  const file = resolve(o.outputs);
   const outputs = {
     [OUTPUT.table]: stack.config.table,
     [OUTPUT.bucket]: stack.config.bucket,
@@ -122,52 +109,16 @@ export async function dev(o: { outputs: string; persist?: string }): Promise<voi
     [OUTPUT.executorQueues]: JSON.stringify(stack.config.executorQueues),
     [OUTPUT.region]: stack.config.region,
   };
-  writePrivateFile(file, `${JSON.stringify({ AloftDev: outputs }, null, 2)}\n`);
-  // The stack's own variables for a client: its endpoints, region and (dummy) credentials.
-  const vars: Record<string, string> = { ALOFT_OUTPUTS_FILE: file };
-  for (const name of CLIENT_VARIABLES) {
-    const value = stack.env[name];
-    if (value !== undefined) vars[name] = value;
-  }
-  process.stderr.write(
+  announce(
+    o.outputs,
+    outputs,
+    stack.env,
     `aloft dev: ${stack.aws.mode === "emulators" ? "DynamoDB Local + fauxqs (SQS, S3)" : stack.aws.dynamoEndpoint} ready; ` +
       `environments: ${envs.join(", ")}\n` +
       `  DynamoDB ${stack.aws.dynamoEndpoint}  SQS/S3 ${stack.aws.sqsEndpoint}\n` +
-      devNotes(stack.aws) +
-      `In another shell:\n${Object.entries(vars)
-        .map(([k, v]) => `  export ${k}=${v}`)
-        .join("\n")}\n  aloft run --aws <module> <task> [args...]\nCtrl-C stops it.\n`,
+      devNotes(stack.aws).replace(/\n$/, ""),
   );
-  await new Promise<void>((res) => {
-    process.once("SIGINT", res);
-    process.once("SIGTERM", res);
-  });
+  await interrupted();
   process.stderr.write("aloft dev: stopping\n");
   await stack.stop();
-}
-
-/** Where `aloft dev` listens and where its state lives: the two things a user must not guess. */
-export function devNotes(aws: Pick<LocalAws, "mode" | "warnings" | "persistDir" | "restored">): string {
-  const lines: string[] = [];
-  if (aws.mode === "emulators") {
-    lines.push(
-      aws.warnings.length > 0
-        ? aws.warnings.map((w) => `  WARNING: ${w}`).join("\n")
-        : `  listening on 127.0.0.1 only (no credentials are checked: anyone on this machine can connect)`,
-    );
-  }
-  const persist = aws.persistDir;
-  if (!persist) {
-    lines.push(`  state: in memory; stopping aloft dev loses every run (keep them with --persist <dir>)`);
-  } else {
-    const r = aws.restored;
-    lines.push(
-      `  state: kept in ${persist.path} (tables, queue messages, bucket objects; wipe it with rm -rf while stopped)`,
-      ...(r ? [`  restored ${r.restored} queued message(s) and ${r.objects} object(s)`] : []),
-      ...Object.entries(r?.dropped ?? {}).map(
-        ([queue, n]) => `  WARNING: ${n} message(s) of queue ${queue} dropped: the queue no longer exists`,
-      ),
-    );
-  }
-  return `${lines.join("\n")}\n`;
 }

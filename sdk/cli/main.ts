@@ -287,18 +287,32 @@ export function program(): Command {
     .description(
       "run the AWS handlers locally (DynamoDB Local + fauxqs) for a task module; target it with --aws",
     )
-    .argument("<module>", "TypeScript or JavaScript file that registers the tasks")
+    .argument("[module]", "TypeScript or JavaScript file that registers the tasks (not with --cdk-out)")
     .option("--outputs <file>", "where to write the stack outputs for --aws", ".aloft/dev-outputs.json")
     .option(
       "--persist <dir>",
       "keep tables, queue messages and bucket objects in <dir> across restarts (default: in memory)",
     )
-    .action(async (mod: string, o: { outputs: string; persist?: string }) => {
-      const { checkDevInstalled, dev } = await awsCli();
-      checkDevInstalled();
-      await loadModule(mod);
-      await dev(o);
-    });
+    .option("--cdk-out <dir>", "run a `cdk synth --output <dir>` stack as it deploys (docs/deployed.md)")
+    .option("--stack <name>", "with --cdk-out: the stack, when the assembly has several")
+    .option("--chaos <spec>", "with --cdk-out: kill=,throttle=,duplicate=,delay= fractions and seed=")
+    .action(
+      async (
+        mod: string | undefined,
+        o: { outputs: string; persist?: string; cdkOut?: string; stack?: string; chaos?: string },
+      ) => {
+        if (o.cdkOut) {
+          const { devDeployed } = await import("../../dev/deployed/command.ts");
+          process.exitCode = await devDeployed({ ...o, cdkOut: o.cdkOut });
+          return;
+        }
+        if (!mod) throw new ConfigurationError("aloft dev needs a task module, or --cdk-out <dir>");
+        const { checkDevInstalled, dev } = await awsCli();
+        checkDevInstalled();
+        await loadModule(mod);
+        await dev(o);
+      },
+    );
 
   cli
     .command("init")

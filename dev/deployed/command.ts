@@ -1,0 +1,35 @@
+/**
+ * `aloft dev --cdk-out <dir> [--stack NAME] [--chaos SPEC]`: starts the deployed shape, announces
+ * it as `aloft dev` does, and at Ctrl-C prints the report; the exit code is 1 if IAM denied any
+ * request (a permission the code needs and the role lacks).
+ */
+import { announce, interrupted } from "../announce.ts";
+import { parseChaos } from "./chaos.ts";
+import { startDeployedStack } from "./stack.ts";
+
+export async function devDeployed(o: {
+  cdkOut: string;
+  stack?: string;
+  chaos?: string;
+  outputs: string;
+}): Promise<number> {
+  const chaos = o.chaos ? parseChaos(o.chaos) : undefined;
+  const stack = await startDeployedStack({
+    cdkOut: o.cdkOut,
+    ...(o.stack ? { stack: o.stack } : {}),
+    ...(chaos ? { chaos } : {}),
+  });
+  announce(
+    o.outputs,
+    stack.outputs,
+    stack.env,
+    `aloft dev: stack ${stack.name} from ${o.cdkOut} as deployed (sandboxes, IAM enforced${chaos ? `, chaos ${o.chaos}` : ""}) ready\n` +
+      stack.description.map((d) => `  ${d}`).join("\n") +
+      `\n  function logs: ${stack.logDir}`,
+  );
+  await interrupted();
+  process.stderr.write("aloft dev: stopping\n");
+  const report = await stack.stop();
+  process.stderr.write(`${report.text}\n`);
+  return report.denials.length ? 1 : 0;
+}

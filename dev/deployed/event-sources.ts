@@ -1,0 +1,182 @@
+/**
+ * The template's event sources, driven as Lambda drives them: each AWS::Lambda::EventSourceMapping
+ * on an SQS queue becomes a local poller (dev/poller.ts) with its BatchSize, its
+ * ScalingConfig.MaximumConcurrency and its FunctionResponseTypes, invoking the function's sandboxes;
+ * each AWS::Events::Rule with a rate() schedule invokes its target functions on that schedule. Chaos
+ * duplicates (a second, concurrent invocation with the same message) and delays (the message made
+ * visible again a few seconds later, so it arrives after newer ones) happen here, on AWS's side.
+ */
+import { ChangeMessageVisibilityCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
+import { randomUUID } from "node:crypto";
+import { SqsEventSourcePoller } from "../poller.ts";
+import { ConfigurationError } from "../../sdk/errors.ts";
+import type { StackArtifact } from "./assembly.ts";
+import type { Chaos } from "./chaos.ts";
+import { resolve, resolveString, type Scope } from "./intrinsics.ts";
+import { InvocationError, type FunctionPool } from "./sandbox-pool.ts";
+
+export interface EventSources {
+  pollers: SqsEventSourcePoller[];
+  /** Milliseconds from a sandbox killed holding a message to that message's next delivery. */
+  recoveries: number[];
+  /** What was wired, one line each. */
+  described: string[];
+  stop(): Promise<void>;
+}
+
+export interface EventSourceOptions {
+  stack: StackArtifact;
+  scope: Scope;
+  sqs: SQSClient;
+  pools: Map<string, FunctionPool>;
+  chaos: Chaos;
+  /** Upper bound on any function's concurrent invocations (sandboxes are OS processes). */
+  maxConcurrency: number;
+  onError(message: string): void;
+}
+
+export async function startEventSources(o: EventSourceOptions): Promise<EventSources> {
+  const pollers: SqsEventSourcePoller[] = [];
+  const described: string[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  const scheduled = new Set<Promise<unknown>>();
+  const recoveries: number[] = [];
+  const killedAt = new Map<string, number>();
+  const urlOfArn = new Map<string, string>();
+  for (const [, phys] of o.scope.resources)
+    if (phys.attributes["QueueUrl"]) urlOfArn.set(phys.attributes["Arn"]!, phys.ref);
+  const poolOfName = new Map([...o.pools.values()].map((p) => [p.spec.name, p]));
+  const poolOfArn = new Map([...o.pools.values()].map((p) => [p.spec.arn, p]));
+
+  for (const [id, r] of Object.entries(o.stack.template.Resources)) {
+    if (r.Type !== "AWS::Lambda::EventSourceMapping") continue;
+    const p = resolve(r.Properties ?? {}, o.scope, id) as Record<string, any>;
+    if (p["Enabled"] === false) continue;
+    const url = urlOfArn.get(String(p["EventSourceArn"]));
+    const pool = poolOfName.get(String(p["FunctionName"])) ?? poolOfArn.get(String(p["FunctionName"]));
+    if (!url || !pool)
+      throw new ConfigurationError(
+        `${id}: only SQS event sources on the stack's own queues and functions are supported`,
+      );
+    const reportFailures = ((p["FunctionResponseTypes"] as string[]) ?? []).includes(
+      "ReportBatchItemFailures",
+    );
+    const batchSize = Number(p["BatchSize"] ?? 10);
+    const maxConcurrency = Math.min(
+      Number(p["ScalingConfig"]?.["MaximumConcurrency"] ?? Infinity),
+      pool.spec.concurrency,
+      o.maxConcurrency,
+    );
+    if (p["MaximumBatchingWindowInSeconds"])
+      described.push(`${id}: MaximumBatchingWindowInSeconds not reproduced (batches are sent as received)`);
+    const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
+      const failed = new Set<string>();
+      const records = [];
+      for (const rec of event.Records) {
+        const killed = killedAt.get(rec.messageId);
+        if (killed !== undefined) {
+          recoveries.push(Date.now() - killed);
+          killedAt.delete(rec.messageId);
+        }
+        if (o.chaos.roll("delays")) {
+          // Held back: visible again in 1-5 s, after messages sent later; not a failure of the function.
+          await o.sqs
+            .send(
+              new ChangeMessageVisibilityCommand({
+                QueueUrl: url,
+                ReceiptHandle: rec.receiptHandle,
+                VisibilityTimeout: o.chaos.between(1, 5),
+              }),
+            )
+            .catch(() => undefined);
+          failed.add(rec.messageId);
+        } else records.push(rec);
+      }
+      if (!records.length)
+        return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
+      const duplicates = records
+        .filter(() => o.chaos.roll("duplicates"))
+        .map((rec) =>
+          pool
+            .invoke({ Records: [rec] }, { extra: true })
+            .catch((e: unknown) => o.onError(`${pool.spec.logicalId} (duplicate delivery): ${String(e)}`)),
+        );
+      try {
+        const response = await pool.invoke({ Records: records });
+        if (reportFailures) {
+          const items = (response as SQSBatchResponse | null)?.batchItemFailures ?? [];
+          for (const f of items) failed.add(f.itemIdentifier);
+        }
+      } catch (e) {
+        o.onError(`${pool.spec.logicalId}: ${(e as Error).message}`);
+        for (const rec of records) failed.add(rec.messageId);
+        if (e instanceof InvocationError && e.kind === "killed")
+          for (const rec of records) killedAt.set(rec.messageId, Date.now());
+      } finally {
+        await Promise.all(duplicates);
+      }
+      return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
+    };
+    const poller = new SqsEventSourcePoller(o.sqs, url, handler, {
+      batchSize,
+      maxConcurrency: Math.max(1, maxConcurrency),
+      functionName: pool.spec.name,
+      onError: (e, info) => o.onError(`${pool.spec.logicalId} poller ${info.phase}: ${String(e)}`),
+    });
+    pollers.push(poller);
+    described.push(
+      `${pool.spec.logicalId} <- ${url.split("/").pop()} (batch ${batchSize}, concurrency ${maxConcurrency}, ${reportFailures ? "partial batch responses" : "whole batches"})`,
+    );
+  }
+
+  for (const [id, r] of Object.entries(o.stack.template.Resources)) {
+    if (r.Type !== "AWS::Events::Rule") continue;
+    const p = r.Properties ?? {};
+    const expr = typeof p["ScheduleExpression"] === "string" ? p["ScheduleExpression"] : undefined;
+    if (!expr || p["State"] === "DISABLED") continue;
+    const m = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(expr);
+    if (!m) {
+      described.push(`${id}: schedule ${expr} not reproduced (only rate() is)`);
+      continue;
+    }
+    const unit = { minute: 60_000, hour: 3_600_000, day: 86_400_000 }[m[2]!.replace(/s$/, "") as "minute"];
+    const periodMs = Number(m[1]) * unit;
+    const ruleArn = o.scope.resources.get(id)?.attributes["Arn"] ?? id;
+    for (const t of (p["Targets"] as Array<{ Arn: unknown }>) ?? []) {
+      const pool = poolOfArn.get(resolveString(t.Arn, o.scope, `${id}.Targets`));
+      if (!pool) continue;
+      const tick = () => {
+        const event = {
+          version: "0",
+          id: randomUUID(),
+          "detail-type": "Scheduled Event",
+          source: "aws.events",
+          account: o.scope.account,
+          time: new Date().toISOString(),
+          region: o.scope.region,
+          resources: [ruleArn],
+          detail: {},
+        };
+        const run = pool
+          .invoke(event)
+          .catch((e: unknown) => o.onError(`${pool.spec.logicalId} (schedule): ${String(e)}`));
+        scheduled.add(run);
+        void run.finally(() => scheduled.delete(run));
+      };
+      timers.push(setInterval(tick, periodMs));
+      described.push(`${pool.spec.logicalId} <- ${expr}`);
+    }
+  }
+  await Promise.all(pollers.map((p) => p.start()));
+  return {
+    pollers,
+    recoveries,
+    described,
+    async stop() {
+      for (const t of timers) clearInterval(t);
+      await Promise.all(pollers.map((p) => p.stop()));
+      await Promise.all(scheduled);
+    },
+  };
+}

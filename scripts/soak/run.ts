@@ -1,0 +1,228 @@
+/**
+ * The soak: the soak stack (scripts/soak/app.ts) synthesized and run as deployed under chaos,
+ * with a mix of runs kept in flight for a fixed time, and invariants checked from outside through
+ * the client only: every run terminal within the liveness bound (`stuck`), its result the embedded
+ * engine's for the same inputs (`lost` when not), no action recorded more often than the embedded
+ * engine records it (`duplicated`), no map over its concurrency, no IAM denial.
+ */
+import { isDeepStrictEqual } from "node:util";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ActionNode, RunStatus } from "../../sdk/run-handle.ts";
+import { AloftClient } from "../../sdk/aws/client.ts";
+import { init, run, shutdown } from "../../sdk/run.ts";
+import type { Task } from "../../sdk/task.ts";
+import { applyEnv } from "../../dev/aws-clients.ts";
+import { readStack } from "../../dev/deployed/assembly.ts";
+import { Chaos, type ChaosSpec } from "../../dev/deployed/chaos.ts";
+import { startDeployedStack, type DeployedReport } from "../../dev/deployed/stack.ts";
+import { synth } from "../../dev/deployed/synth.ts";
+
+export interface SoakOptions {
+  /** How long new runs are started; default 60 s. */
+  seconds?: number;
+  chaos?: Partial<ChaosSpec>;
+  /** Runs kept in flight; default 4. */
+  inFlight?: number;
+  log?: (line: string) => void;
+}
+
+export interface SoakResult {
+  runs: number;
+  children: number;
+  stuck: number;
+  lost: number;
+  duplicated: number;
+  overConcurrency: number;
+  denials: number;
+  boundSeconds: number;
+  recoveriesMs: number[];
+  report: DeployedReport;
+  problems: string[];
+  summary: string;
+}
+
+type AnyTask = Task<(...a: any[]) => any>;
+interface Job {
+  name: string;
+  task: AnyTask;
+  args: unknown[];
+  cancelAfterMs?: number;
+  concurrency?: number;
+}
+
+const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"]);
+const flatten = (n: ActionNode | undefined, out: ActionNode[] = []): ActionNode[] => {
+  if (n) out.push(n);
+  for (const c of n?.children ?? []) flatten(c, out);
+  return out;
+};
+
+/** The most children of `nodes` running at once, from their start and end times. */
+function overlap(nodes: ActionNode[]): number {
+  const ev = nodes.flatMap((n) => [
+    [n.startedAt ?? 0, 1],
+    [n.endedAt ?? Infinity, -1],
+  ]);
+  ev.sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]!);
+  let cur = 0;
+  let max = 0;
+  for (const [, d] of ev) max = Math.max(max, (cur += d!));
+  return max;
+}
+
+/** Runs the soak; the caller prints `summary`. Synthesizes into a temp folder, removed after. */
+export async function soak(options: SoakOptions = {}): Promise<SoakResult> {
+  const log = options.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const seconds = options.seconds ?? 60;
+  const out = mkdtempSync(join(tmpdir(), "aloft-soak-synth-"));
+  try {
+    log("soak: cdk synth of scripts/soak/app.ts");
+    await synth("scripts/soak/tasks.ts", "AloftSoak", out, "npx tsx scripts/soak/app.ts");
+    return await soakStack(out, seconds, options, log);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The liveness bound from the template: a message a sandbox held when killed returns after its
+ * lease, or (killed before the handler took the lease, in its first second) after its queue's own
+ * visibility timeout; then the work runs again. Dead-letter queues are left out: a message reaches
+ * one only after maxReceiveCount failures.
+ */
+function livenessBoundSeconds(cdkOut: string): number {
+  const { template } = readStack(cdkOut);
+  const queues = Object.values(template.Resources).filter(
+    (r) => r.Type === "AWS::SQS::Queue" && r.Properties?.["RedrivePolicy"],
+  );
+  const visibility = Math.max(...queues.map((q) => Number(q.Properties?.["VisibilityTimeout"] ?? 30)));
+  const leases = Object.values(template.Resources)
+    .filter((r) => r.Type === "AWS::Lambda::Function")
+    .map((f) => Number((f.Properties?.["Environment"] as any)?.Variables?.ALOFT_VISIBILITY_TIMEOUT ?? 0));
+  return visibility + 3 * Math.max(...leases) + 30;
+}
+
+async function soakStack(
+  cdkOut: string,
+  seconds: number,
+  options: SoakOptions,
+  log: (l: string) => void,
+): Promise<SoakResult> {
+  const t = await import("./tasks.ts");
+  const boundSeconds = livenessBoundSeconds(cdkOut);
+  const chaos = new Chaos(options.chaos);
+  const jobs: Job[] = [
+    { name: "gather", task: t.gather, args: [20] },
+    { name: "nested", task: t.nested, args: [6] },
+    { name: "windowed", task: t.windowed, args: [12, 3], concurrency: 3 },
+    { name: "failures", task: t.withFailures, args: [6] },
+    { name: "timeout", task: t.withTimeout, args: [] },
+    { name: "large", task: t.large, args: [400] },
+    { name: "cancel", task: t.longParent, args: [4], cancelAfterMs: 1_000 },
+  ];
+  await init({ store: ":memory:", workers: 0 });
+  const expected = new Map<string, { value: unknown; nodes: number }>();
+  for (const j of jobs.filter((x) => !x.cancelAfterMs)) {
+    const r = await run(j.task, ...(j.args as never[]));
+    const value = await r.result();
+    expected.set(j.name, { value, nodes: flatten((await r.status()).root).length });
+  }
+  await shutdown();
+
+  const stack = await startDeployedStack({ cdkOut, chaos: chaos.spec, log: () => undefined });
+  const restore = applyEnv(stack.env);
+  const client = new AloftClient(stack.config);
+  const problems: string[] = [];
+  const counts = { runs: 0, children: 0, stuck: 0, lost: 0, duplicated: 0, overConcurrency: 0 };
+  const problem = (kind: keyof typeof counts, text: string) => {
+    counts[kind]++;
+    problems.push(`${kind}: ${text}`);
+    log(`soak: ${kind}: ${text}`);
+  };
+
+  const one = async (job: Job): Promise<void> => {
+    const r = await client.run(job.task, ...(job.args as never[]));
+    counts.runs++;
+    if (job.cancelAfterMs)
+      setTimeout(() => void r.cancel("soak cancel").catch(() => undefined), job.cancelAfterMs);
+    const deadline = Date.now() + boundSeconds * 1000;
+    let s: RunStatus;
+    for (;;) {
+      s = await r.status();
+      if (TERMINAL.has(s.state) || Date.now() > deadline) break;
+      await new Promise((ok) => setTimeout(ok, 250));
+    }
+    const nodes = flatten(s.root);
+    counts.children += Math.max(0, nodes.length - 1);
+    if (!TERMINAL.has(s.state))
+      return problem("stuck", `${job.name} ${r.id} still ${s.state} after ${boundSeconds} s`);
+    const open = nodes.filter((n) => !TERMINAL.has(n.status));
+    if (open.length)
+      return problem(
+        "stuck",
+        `${job.name} ${r.id} ended ${s.state} with ${open.length} actions not terminal`,
+      );
+    if (job.cancelAfterMs) {
+      if (s.state !== "CANCELLED") problem("lost", `${job.name} ${r.id} ended ${s.state}, not CANCELLED`);
+      return;
+    }
+    const want = expected.get(job.name)!;
+    let got: unknown;
+    try {
+      got = await r.result();
+    } catch (e) {
+      return problem("lost", `${job.name} ${r.id} failed: ${(e as Error).message}`);
+    }
+    if (!isDeepStrictEqual(got, want.value))
+      problem(
+        "lost",
+        `${job.name} ${r.id} returned ${JSON.stringify(got).slice(0, 200)}, embedded engine ${JSON.stringify(want.value).slice(0, 200)}`,
+      );
+    if (nodes.length > want.nodes)
+      problem(
+        "duplicated",
+        `${job.name} ${r.id} has ${nodes.length} actions, the embedded engine ${want.nodes}`,
+      );
+    if (job.concurrency) {
+      const window = nodes.filter((n) => n.group === "window");
+      const most = overlap(window);
+      if (most > job.concurrency)
+        problem("overConcurrency", `${job.name} ${r.id} ran ${most} at once, concurrency ${job.concurrency}`);
+    }
+  };
+
+  const started = Date.now();
+  const end = started + seconds * 1000;
+  let next = 0;
+  const lanes = Array.from({ length: options.inFlight ?? 4 }, async () => {
+    while (Date.now() < end) {
+      const job = jobs[next++ % jobs.length]!;
+      await one(job).catch((e: unknown) => problem("lost", `${job.name}: the client failed: ${String(e)}`));
+    }
+  });
+  await Promise.all(lanes);
+  client.destroy();
+  const recoveriesMs = [...stack.eventSources.recoveries];
+  const report = await stack.stop();
+  restore();
+  const c = report.chaos;
+  const sorted = [...recoveriesMs].sort((a, b) => a - b);
+  const invocations = report.functions.reduce((n, f) => n + f.invocations, 0);
+  const summary = [
+    `soak: ${counts.runs} runs, ${counts.children} children in ${Math.round((Date.now() - started) / 1000)} s (liveness bound ${boundSeconds} s)`,
+    `soak: ${invocations} invocations (${counts.children ? Math.round((invocations / counts.children) * 1e6) : 0} per million children)`,
+    `soak: faults: ${c.kills} kills, ${c.throttles} throttles, ${c.duplicates} duplicates, ${c.delays} delays; IAM denials ${report.denials.length}`,
+    `soak: recovery after a kill: ${sorted.length ? `min ${sorted[0]} ms, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms over ${sorted.length} messages` : "no killed message redelivered"}`,
+    ...report.functions
+      .filter((f) => f.invocations)
+      .map(
+        (f) =>
+          `soak: ${f.logicalId}: ${f.invocations} invocations, ${f.coldStarts} cold starts, init ${f.initMs.length ? Math.min(...f.initMs) : "-"}..${f.initMs.length ? Math.max(...f.initMs) : "-"} ms, ${f.kills} killed`,
+      ),
+    ...report.denials,
+    `stuck=${counts.stuck} lost=${counts.lost} duplicated=${counts.duplicated}${counts.overConcurrency ? ` overConcurrency=${counts.overConcurrency}` : ""}`,
+  ].join("\n");
+  return { ...counts, denials: report.denials.length, boundSeconds, recoveriesMs, report, problems, summary };
+}

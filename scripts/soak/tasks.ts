@@ -1,0 +1,92 @@
+/**
+ * The soak's task module (scripts/soak/run.ts): a mix of the shapes Aloft runs — gathers, nested
+ * parents, windowed maps, failures retried to exhaustion, per-attempt timeouts, large payloads and
+ * long children to cancel. Every result is a pure function of the inputs, so the embedded engine's
+ * result is the expected one.
+ */
+import { TaskEnvironment, map } from "aloft";
+
+// Short absolute settings, production ratios: the executor's queue visibility is 6x its 10 s
+// timeout, and the lease (renewed every third of it) is 10 s.
+const soak = new TaskEnvironment({ name: "soak", timeout: "10s", visibilityTimeout: "10s" });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A parent's timeout covers its children's time, recoveries from killed sandboxes included. */
+const PARENT = { timeout: "5m" } as const;
+
+export const leaf = soak.task(async function leaf(i: number) {
+  await sleep(5);
+  return i * 2;
+});
+
+export const gather = soak.task(async function gather(n: number) {
+  const xs = await Promise.all(Array.from({ length: n }, (_, i) => leaf(i)));
+  return xs.reduce((a, b) => a + b, 0);
+}, PARENT);
+
+export const nested = soak.task(async function nested(n: number) {
+  return Promise.all([gather(n), gather(n + 1), leaf(n)]);
+}, PARENT);
+
+export const windowed = soak.task(async function windowed(n: number, concurrency: number) {
+  const out: number[] = [];
+  for await (const r of map.aio(
+    leaf,
+    Array.from({ length: n }, (_, i) => i),
+    { concurrency, group: "window" },
+  )) {
+    if (r instanceof Error) throw r;
+    out.push(r);
+  }
+  return out;
+}, PARENT);
+
+export const alwaysFails = soak.task(
+  async function alwaysFails(i: number) {
+    throw new Error(`item ${i} fails every attempt`);
+  },
+  { retries: { count: 2, backoff: { base: "50ms", factor: 2, max: "200ms" } } },
+);
+
+export const withFailures = soak.task(async function withFailures(n: number) {
+  const settled = await Promise.allSettled(
+    Array.from({ length: n }, (_, i) => (i % 2 ? alwaysFails(i) : leaf(i))),
+  );
+  return settled.map((s) => (s.status === "fulfilled" ? s.value : `failed: ${(s.reason as Error).name}`));
+}, PARENT);
+
+export const tooSlow = soak.task(
+  async function tooSlow() {
+    await sleep(3_000);
+    return "late";
+  },
+  { timeout: "500ms" },
+);
+
+export const withTimeout = soak.task(async function withTimeout() {
+  try {
+    return await tooSlow();
+  } catch (e) {
+    return (e as Error).name;
+  }
+}, PARENT);
+
+export const echo = soak.task(async function echo(s: string) {
+  return s.toUpperCase();
+});
+
+/** Arguments and results past the item and message limits: offloaded to S3 both ways. */
+export const large = soak.task(async function large(kb: number) {
+  const out = await echo("x".repeat(kb * 1024));
+  return { length: out.length, head: out.slice(0, 4) };
+}, PARENT);
+
+export const longChild = soak.task(async function longChild(i: number) {
+  await sleep(2_000);
+  return i;
+});
+
+/** Cancelled by the soak while its children run. */
+export const longParent = soak.task(async function longParent(n: number) {
+  return Promise.all(Array.from({ length: n }, (_, i) => longChild(i)));
+}, PARENT);
