@@ -103,21 +103,18 @@ describe("the AWS handlers under random schedules", { timeout: 3_600_000 }, () =
       await bus.stop();
     });
 
-    // Found by random exploration on 2026-12-05, and already there before that day's changes: a
-    // timed parent over a wide kid, its start delivered twice with a crash before a write, ends
-    // CANCELLED though nobody cancelled it. Reported as a todo until fixed (issue 8's closing note).
-    it(
-      "a duplicated, crashed start of a timed parent ends as its tree says",
-      { todo: "wrong outcome: CancelledError" },
-      async () => {
-        const r = await explore(bus, {
-          numRuns: 1,
-          seed: 1225686155,
-          path: "75:0:0:3:2:2:7:7:11:11:11:19:18:17:24:28:9:9:9:9:10:11:11:11:13:13:13:15:14:14:15:16:16:16:16:20:17",
-        });
-        if (r.details.failed) assert.fail(String(r.details.errorInstance));
-      },
-    );
+    // Found by random exploration on 2026-12-05 (there since before that day): a timed parent's
+    // duplicate exec, delivered after its deadline check ended its counter and crashed before
+    // writing TIMED_OUT, replayed to an outcome of its own — CancelledError from the child the same
+    // check had cancelled. Fixed by recording who ended a counter (CounterItem.eb).
+    it("a duplicated, crashed start of a timed parent ends as its tree says", async () => {
+      const r = await explore(bus, {
+        numRuns: 1,
+        seed: 1225686155,
+        path: "75:0:0:3:2:2:7:7:11:11:11:19:18:17:24:28:9:9:9:9:10:11:11:11:13:13:13:15:14:14:15:16:16:16:16:20:17",
+      });
+      if (r.details.failed) assert.fail(String(r.details.errorInstance));
+    });
 
     it(`every run ends right, within the bound, under ${RUNS} random schedules`, async () => {
       const t0 = Date.now();

@@ -32,7 +32,7 @@ export async function finish(e: Ending): Promise<void> {
   const { rt, m, outbox, status, outcome, history, cnt, startedAt, cached } = e;
   if (cnt) {
     // Ended before the outcome is written: no resume or window advance can sneak in between.
-    await endCounter(rt, m.id);
+    await endCounter(rt, m.id, "self");
     if (history) {
       const open = [...history.calls.keys()].filter((id) => !history.outcomes.has(id));
       // A few are cancelled here, before the outcome (a race's losers end with the race); more

@@ -195,7 +195,14 @@ export async function known(
   outbox: Outbox,
   delivery: Delivery,
 ): Promise<"replay" | "ending" | "done"> {
-  if (cnt.st === "E") return (await resendDone(rt, m, outbox, delivery)) ? "done" : "ending";
+  if (cnt.st === "E") {
+    if (await resendDone(rt, m, outbox, delivery)) return "done";
+    // Ended by its own finish, which crashed before the outcome: replay to that end. Ended by
+    // another (a deadline check, a cancel) that has not written the outcome yet: that ender (or its
+    // redelivery) writes it; a replay here would write an outcome of its own (a child cancelled
+    // by the same end would fail it with CancelledError instead of TaskTimeoutError).
+    return cnt.eb === "other" ? "done" : "ending";
+  }
   if (m.epoch < cnt.epoch) {
     // A redelivery of an earlier epoch: finish what its first delivery may have left undone.
     if ((cnt.disp ?? 0) < cnt.epoch) await redispatch(rt, cnt, { run: m.run, id: m.id, task: def.name });

@@ -10,6 +10,7 @@ import type { CounterItem } from "./table.ts";
 import { counterKey, expiry } from "./table.ts";
 import { mayProgress } from "./trigger.ts";
 import { sinceCommit } from "./table.ts";
+import type { EndedBy } from "./table.ts";
 
 async function update<T>(
   rt: Runtime,
@@ -151,13 +152,14 @@ export function markDispatched(rt: Runtime, action: string, epoch: number): Prom
  * no item — and never fans out (a cancel or a timeout landing before the first commit). Returns
  * whether the action had children to sweep (it had committed a suspension).
  */
-export async function endCounter(rt: Runtime, action: string): Promise<boolean> {
+export async function endCounter(rt: Runtime, action: string, by: EndedBy = "other"): Promise<boolean> {
   const out = await rt.doc.send(
     new UpdateCommand({
       TableName: rt.config.table,
       Key: counterKey(action),
-      UpdateExpression: "SET st = :E, expiresAt = if_not_exists(expiresAt, :x)",
-      ExpressionAttributeValues: { ":E": "E", ":x": expiry(rt.now(), rt.config.retentionDays, 7) },
+      // The first ender is kept: it is the one that writes the outcome (or its redelivery does).
+      UpdateExpression: "SET st = :E, eb = if_not_exists(eb, :by), expiresAt = if_not_exists(expiresAt, :x)",
+      ExpressionAttributeValues: { ":E": "E", ":by": by, ":x": expiry(rt.now(), rt.config.retentionDays, 7) },
       ReturnValues: "ALL_OLD",
     }),
   );

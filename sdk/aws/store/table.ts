@@ -120,6 +120,13 @@ export interface RunItem {
 export type CounterState = "S" | "R" | "E";
 
 /**
+ * Who ended an action's counter: `self` (its body ended; a crash before its outcome is finished by
+ * its own redelivery, which replays to the same end) or `other` (its deadline check, a cancel, its
+ * parent's end: the ender writes the outcome, and its redelivery does after a crash).
+ */
+export type EndedBy = "self" | "other";
+
+/**
  * The small, hot item of a parent. `co`/`ce` count child completions (ok/err) ever reported, with
  * duplicates; `bo`/`be` are the counts read before the replay that began this epoch read history.
  * The parent may progress once (co-bo, ce-be) passes the thresholds `D`/`B` (see trigger.ts).
@@ -143,6 +150,8 @@ export interface CounterItem {
   /** The epoch's resume thresholds (store/trigger.ts): settlements with a failure, successes without. */
   D: number;
   B: number;
+  /** Who ended it (st = E) first: its own finish, or another (a deadline check, a cancel, its parent). */
+  eb?: EndedBy;
   /** Epoch whose resume message was sent. */
   sent?: number;
   /** Who moved the counter to R (a release token of its message), and when (ms). */
