@@ -1,6 +1,6 @@
 /**
- * One benchmark scenario in a fresh process (so peak RSS is its own). Prints one JSON line.
- *   node --import tsx bench/fanout.ts <gather|map|cpu|cpu-serial> <n> [workers]
+ * One Aloft benchmark scenario in a fresh process (so peak RSS is its own). Prints one JSON line.
+ *   node --import tsx bench/fanout.ts <gather|map|cpu|cpu-serial> <n> [concurrency=C] [workers=W]
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,15 +9,16 @@ import { init, run, getEngine } from "aloft";
 import { shutdown } from "../sdk/run.ts";
 import { burn, cpuFanOut, gather, mapped } from "./tasks.ts";
 
-const [kind = "gather", nArg = "1000", workersArg] = process.argv.slice(2);
+const [kind = "gather", nArg = "1000", ...rest] = process.argv.slice(2);
+const flags = new Map(rest.map((r) => r.split("=") as [string, string]));
 const n = Number(nArg);
+const concurrency = flags.has("concurrency") ? Number(flags.get("concurrency")) : undefined;
+const workers = flags.has("workers") ? Number(flags.get("workers")) : undefined;
 const dir = mkdtempSync(join(tmpdir(), "aloft-bench-"));
-await init({
-  store: join(dir, "bench.db"),
-  ...(workersArg === undefined ? {} : { workers: Number(workersArg) }),
-});
+await init({ store: join(dir, "bench.db"), ...(workers === undefined ? {} : { workers }) });
 await getEngine(); // start workers before the clock
 const t0 = performance.now();
+const cpu0 = process.cpuUsage();
 let replays = 0;
 if (kind === "cpu-serial") {
   for (let i = 0; i < n; i++) burn(i);
@@ -26,13 +27,17 @@ if (kind === "cpu-serial") {
     kind === "gather"
       ? await run(gather, n)
       : kind === "map"
-        ? await run(mapped, n)
+        ? await run(mapped, n, concurrency)
         : await run(cpuFanOut, n);
-  await r.result();
+  const result = await r.result();
+  if (kind !== "cpu" && result !== n) throw new Error(`${kind} of ${n} returned ${String(result)}`);
   replays = (await getEngine()).replays.get(r.id) ?? 0;
 }
 const ms = performance.now() - t0;
+const cpu = process.cpuUsage(cpu0);
+// CPU time of every thread: steadier than wall time on a machine shared with other work.
+const cpuMs = (cpu.user + cpu.system) / 1000;
 const rssMB = process.resourceUsage().maxRSS / 1024;
 await shutdown();
 rmSync(dir, { recursive: true, force: true });
-console.log(JSON.stringify({ kind, n, ms, perSecond: (n / ms) * 1000, rssMB, replays }));
+console.log(JSON.stringify({ kind, n, ms, cpuMs, perSecond: (n / ms) * 1000, rssMB, replays }));

@@ -1,77 +1,171 @@
 /**
- * Embedded-engine benchmarks (SQLite store, default worker pool). Each scenario runs in a fresh
- * process, several times; the figures are medians.
+ * The embedded engine's benchmarks, each Aloft scenario beside the same N on the AWS Lambda durable
+ * functions SDK's local test runner (the peer, bench/peer.ts). Every cell runs in fresh processes,
+ * BENCH_RUNS times (default 3), and shows the median; ratios are Aloft's time over the peer's, both
+ * taken in this run, so a loaded machine moves both sides alike.
  *
- *   npm run bench              # N = 1,000 / 10,000 / 100,000, 3 runs each
- *   npm run bench -- --quick   # N = 1,000 / 10,000 only
+ *   npm run bench                          # everything (about 10 minutes on 2 cores)
+ *   npm run bench -- --quick               # N = 1,000 / 10,000 only, no CPU or start-up cells
+ *   npm run bench -- --cells gather-10k,map50-10k   # chosen cells
+ *   npm run bench -- --json out.json       # also write every sample
  */
 import { execFileSync } from "node:child_process";
-import { availableParallelism } from "node:os";
+import { writeFileSync } from "node:fs";
+import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 
 interface Sample {
-  kind: string;
-  n: number;
   ms: number;
-  perSecond: number;
+  /** CPU time of all the process's threads over the measured part. */
+  cpuMs: number;
   rssMB: number;
-  replays: number;
+  replays?: number;
+  ok?: boolean;
+}
+interface Cell {
+  id: string;
+  label: string;
+  n: number;
+  aloft: string[];
+  /** The peer's scenario beside it, if any (bench/peer.ts). */
+  peer?: string;
 }
 
-const quick = process.argv.includes("--quick");
+const argv = process.argv.slice(2);
+const arg = (name: string): string | undefined => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const quick = argv.includes("--quick");
+const only = arg("--cells")?.split(",");
+const jsonOut = arg("--json");
 const runs = Number(process.env["BENCH_RUNS"] ?? 3);
-const script = fileURLToPath(new URL("./fanout.ts", import.meta.url));
+const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 
-function once(kind: string, n: number): Sample {
-  const out = execFileSync(process.execPath, ["--import", "tsx", script, kind, String(n)], {
+const CELLS: Cell[] = [
+  { id: "gather-1k", label: "gather (Promise.all)", n: 1_000, aloft: ["gather"], peer: "steps" },
+  { id: "gather-1k-invokes", label: "gather vs child invokes", n: 1_000, aloft: ["gather"], peer: "invokes" },
+  { id: "gather-10k", label: "gather (Promise.all)", n: 10_000, aloft: ["gather"], peer: "steps" },
+  {
+    id: "map50-1k-invokes",
+    label: "map c=50 vs child invokes",
+    n: 1_000,
+    aloft: ["map", "concurrency=50"],
+    peer: "invoke-map",
+  },
+  { id: "map50-10k", label: "map, concurrency 50", n: 10_000, aloft: ["map", "concurrency=50"], peer: "map" },
+  { id: "gather-100k", label: "gather (Promise.all)", n: 100_000, aloft: ["gather"] },
+  { id: "gather-1m", label: "gather (Promise.all)", n: 1_000_000, aloft: ["gather"] },
+];
+
+function once(script: string, args: string[]): Sample {
+  const out = execFileSync(process.execPath, ["--import", "tsx", here(script), ...args], {
     encoding: "utf8",
+    maxBuffer: 1 << 24,
   });
   return JSON.parse(out.trim().split("\n").pop()!) as Sample;
 }
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-function measure(kind: string, n: number): Sample {
-  const samples = Array.from({ length: runs }, () => once(kind, n));
+const record: Record<string, unknown> = {};
+function measure(key: string, script: string, args: string[]): Sample {
+  const samples: Sample[] = [];
+  for (let i = 0; i < runs; i++) {
+    process.stderr.write(`  ${key} ${i + 1}/${runs}\r`);
+    samples.push(once(script, args));
+  }
+  record[key] = samples;
+  if (samples.some((s) => s.ok === false)) throw new Error(`${key}: the peer's run did not succeed`);
   return {
-    kind,
-    n,
     ms: median(samples.map((s) => s.ms)),
-    perSecond: median(samples.map((s) => s.perSecond)),
+    cpuMs: median(samples.map((s) => s.cpuMs)),
     rssMB: median(samples.map((s) => s.rssMB)),
-    replays: median(samples.map((s) => s.replays)),
+    replays: median(samples.map((s) => s.replays ?? 0)),
   };
 }
 
 const fmt = (x: number, d = 0): string =>
   x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
+const time = (ms: number): string => (ms >= 10_000 ? `${fmt(ms / 1000, 1)} s` : `${fmt(ms)} ms`);
+const wanted = (id: string): boolean =>
+  only ? only.includes(id) : !quick || !["gather-100k", "gather-1m", "cpu", "startup"].includes(id);
 
+const cpu = cpus()[0]?.model ?? "unknown CPU";
 console.log(
-  `Aloft embedded engine, ${availableParallelism()} cores, Node ${process.version}, median of ${runs} runs\n`,
+  `Aloft embedded engine (SQLite store, ${availableParallelism()} worker threads) beside the AWS durable ` +
+    `execution SDK 2.4 on its local test runner 1.1.4\n` +
+    `machine: ${availableParallelism()} cores (${cpu}), ${fmt(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ` +
+    `load average at start ${loadavg()
+      .map((l) => fmt(l, 1))
+      .join(" ")}; median of ${runs} fresh processes per cell\n`,
 );
-console.log("scenario            N   wall ms  children/s  peak RSS MB  parent replays");
-for (const kind of ["gather", "map"]) {
-  for (const n of quick ? [1_000, 10_000] : [1_000, 10_000, 100_000]) {
-    const s = measure(kind, n);
-    const label = kind === "gather" ? "Promise.all" : "map.aio";
-    console.log(
-      `${label.padEnd(12)} ${fmt(n).padStart(8)}  ${fmt(s.ms).padStart(8)}  ${fmt(s.perSecond).padStart(10)}  ${fmt(s.rssMB).padStart(11)}  ${fmt(s.replays).padStart(14)}`,
-    );
-  }
+console.log(
+  "scenario                        N       Aloft        peer   Aloft/peer   CPU Aloft/peer   Aloft µs/child   Aloft RSS   peer RSS   replays",
+);
+const results = new Map<string, Sample>();
+for (const c of CELLS) {
+  if (!wanted(c.id)) continue;
+  const a = measure(`${c.id} aloft`, "fanout.ts", [c.aloft[0]!, String(c.n), ...c.aloft.slice(1)]);
+  results.set(c.id, a);
+  const p = c.peer ? measure(`${c.id} peer`, "peer.ts", [c.peer, String(c.n)]) : undefined;
+  const ratio = p ? `${fmt(a.ms / p.ms, 2)} (${fmt(p.ms / a.ms, 1)}x)` : "—";
+  const cpuRatio = p ? fmt(a.cpuMs / p.cpuMs, 2) : "—";
+  console.log(
+    `${c.label.padEnd(26)} ${fmt(c.n).padStart(9)} ${time(a.ms).padStart(11)} ${(p ? time(p.ms) : "—").padStart(11)}` +
+      `  ${ratio.padStart(11)} ${cpuRatio.padStart(16)} ${fmt((a.ms * 1000) / c.n).padStart(16)} ${`${fmt(a.rssMB)} MB`.padStart(11)}` +
+      ` ${(p ? `${fmt(p.rssMB)} MB` : "—").padStart(10)} ${fmt(a.replays ?? 0).padStart(9)}`,
+  );
 }
 
-const cpuN = availableParallelism() * 4;
-const serial = measure("cpu-serial", cpuN);
-const parallel = measure("cpu", cpuN);
-const speedup = serial.ms / parallel.ms;
+const g1k = results.get("gather-1k");
+const g10k = results.get("gather-10k");
+const m10k = results.get("map50-10k");
+const g100k = results.get("gather-100k");
+const g1m = results.get("gather-1m");
+console.log("");
+if (g10k && m10k) console.log(`map c=50 / gather at 10,000: ${fmt(m10k.ms / g10k.ms, 2)} (target <= 1.3)`);
+if (g1k && g100k)
+  console.log(
+    `peak RSS growth from 1,000 to 100,000 children: ${fmt(g100k.rssMB - g1k.rssMB)} MB ` +
+      `(${fmt(((g100k.rssMB - g1k.rssMB) * 1024) / 99_000, 2)} KB per child; target < 150 MB)`,
+  );
+if (g100k && g1m)
+  console.log(
+    `1,000,000 children: ${time(g1m.ms)}, peak RSS ${fmt(g1m.rssMB)} MB (target < 1,536); ` +
+      `time per child ${fmt((g1m.ms / 1e6) * 1e6)} µs vs ${fmt((g100k.ms / 1e5) * 1e6)} µs at 100,000 ` +
+      `(ratio ${fmt(g1m.ms / 10 / g100k.ms, 2)}; 1.00 is linear)`,
+  );
+
+if (wanted("cpu")) {
+  const cpuN = availableParallelism() * 4;
+  const serial = measure("cpu serial", "fanout.ts", ["cpu-serial", String(cpuN)]);
+  const parallel = measure("cpu pool", "fanout.ts", ["cpu", String(cpuN)]);
+  const speedup = serial.ms / parallel.ms;
+  console.log(
+    `CPU-bound fan-out of ${cpuN} children: one after another ${time(serial.ms)}, Promise.all on the pool ` +
+      `${time(parallel.ms)}: ${fmt(speedup, 2)}x = ${fmt(speedup / availableParallelism(), 2)} x cores (target >= 0.9)`,
+  );
+}
+
+if (wanted("startup")) {
+  const samples = Array.from(
+    { length: runs },
+    () => once("startup.ts", []) as unknown as Record<string, number>,
+  );
+  record["startup"] = samples;
+  const m = (k: string): number => median(samples.map((s) => s[k]!));
+  console.log(
+    `aloft run start-up: first child running ${time(m("firstChildMs"))} after the command ` +
+      `(node alone ${time(m("nodeMs"))}, aloft --help ${time(m("helpMs"))}; whole run ${time(m("runMs"))})`,
+  );
+}
 console.log(
-  `\nCPU-bound fan-out of ${cpuN} children: one after another ${fmt(serial.ms)} ms, ` +
-    `Promise.all on the pool ${fmt(parallel.ms)} ms: speed-up ${fmt(speedup, 2)}x ` +
-    `(${fmt(speedup / availableParallelism(), 2)} x cores; target >= 0.8 x cores)`,
+  `\nload average at end ${loadavg()
+    .map((l) => fmt(l, 1))
+    .join(" ")}`,
 );
-console.log(
-  "\nTargets (2 cores): 10,000 children <= 1 s; 100,000 <= 10 s with peak RSS <= 500 MB; a gather resumes its parent once.",
-);
+if (jsonOut) writeFileSync(jsonOut, JSON.stringify(record, null, 1));

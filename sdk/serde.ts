@@ -7,7 +7,7 @@
  * Anything else (functions, symbols, class instances, cycles) is rejected with a
  * {@link SerializationError} naming where in the value it sits and what type it is.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { SerializationError } from "./errors.ts";
 
 /** A serialised payload: JSON text in the tagged format above. */
@@ -169,10 +169,8 @@ export function deserialize(payload: Payload): unknown {
 
 /** A short, stable digest (base64url of SHA-256, 128 bits) used in call identities and cache keys. */
 export function digest(...parts: string[]): string {
-  const h = createHash("sha256");
-  for (const p of parts) {
-    h.update(p);
-    h.update("\u0000");
-  }
-  return h.digest("base64url").slice(0, 22);
+  // Each part followed by a NUL, hashed as one UTF-8 string: the same bytes as one update per part
+  // and NUL, at a third of the cost (a one-shot hash, Node 20.12+). Call identities take four
+  // digests per child (two per replay of the parent).
+  return hash("sha256", `${parts.join("\u0000")}\u0000`, "base64url").slice(0, 22);
 }

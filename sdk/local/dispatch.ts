@@ -1,7 +1,7 @@
 /**
- * Dispatch: takes ready actions off the queue, starts an attempt of each (in one transaction), and
- * sends them where they run: the engine's own thread for orchestration and cheap bodies, the
- * worker pool for everything else.
+ * Dispatch: takes ready actions off the queue, starts an attempt of each, and sends them where
+ * they run: the engine's own thread for orchestration and cheap bodies, the worker pool for
+ * everything else. The starts are buffered (writes.ts) and written with the next results.
  */
 import { serializeError } from "../errors.ts";
 import type { SerializedError } from "../errors.ts";
@@ -11,54 +11,64 @@ import { TERMINAL } from "./store.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { defOf, finish, onTimeout } from "./outcome.ts";
 
-/** Sends ready actions to the executor, as many as it takes. */
+/** Sends ready actions to where they run, as many as each place takes now. */
 export function dispatchReady(s: Scheduler): void {
   s.flush();
-  let room = s.executor.capacity();
-  if (room === 0 || s.ready.size === 0) return;
+  const pooled = s.executor !== s.inline;
+  let inlineRoom = s.inline.capacity();
+  let poolRoom = pooled ? s.executor.capacity() : 0;
   const batch: ExecItem[] = [];
   const replays: ExecItem[] = [];
   const unreadable: [Live, SerializedError][] = [];
   const now = s.now();
-  s.store.tx(() => {
-    while (room > 0 && s.ready.size > 0) {
-      const a = s.live.get(s.ready.shift()!);
-      if (!a || !a.queued) continue;
-      a.queued = false;
-      if (TERMINAL.has(a.status)) continue;
-      const def = defOf(a);
-      if (a.attempts === 0 || a.status !== "RUNNING") a.attempts = Math.max(1, a.attempts);
-      a.status = "RUNNING";
-      a.token++;
-      s.store.startAttempt(a.id, a.attempts, now);
-      if (a.hasHistory) s.replays.set(a.runId, (s.replays.get(a.runId) ?? 0) + 1);
-      const item: ExecItem = { actionId: a.id, token: a.token, task: a.task, args: a.args };
-      if (a.hasHistory) {
-        try {
-          item.history = s.store.history(a.id);
-        } catch (e) {
-          // A corrupted or too-new record: fail this action clearly rather than crash the engine.
-          unreadable.push([a, serializeError(e)]);
-          continue;
-        }
-      }
-      // On this thread, when it knows the task: a parent's replay (orchestration, not compute,
-      // and its history is already here), a root, and a task whose body proved cheap.
-      if ((a.hasHistory || !a.parent || s.placement.cheap(a.task)) && def) replays.push(item);
-      else batch.push(item);
-      // One timer per attempt, across re-dispatches of it (a lost worker's action is sent again).
-      if (def?.timeoutMs !== undefined && !a.timer) {
-        const ms = def.timeoutMs;
-        // Unref'd: a run in progress holds the event loop (sdk/local/backend.ts), not its timers.
-        a.timer = setTimeout(() => onTimeout(s, a.id, ms), ms).unref();
-      }
-      room--;
+  while (s.ready.size > 0) {
+    const a = s.live.get(s.ready.peek()!);
+    if (!a || !a.queued || TERMINAL.has(a.status)) {
+      s.ready.shift();
+      if (a) a.queued = false;
+      continue;
     }
-  });
+    const def = defOf(a);
+    // On this thread, when it knows the task: a parent's replay (orchestration, not compute,
+    // and its history is already here), a root, and a task whose body proved cheap.
+    const here = !pooled || ((a.hasHistory || !a.parent || s.placement.cheap(a.task)) && def !== undefined);
+    // In order: an item whose place is full waits, and so do those behind it.
+    if (here ? inlineRoom === 0 : poolRoom === 0) break;
+    s.ready.shift();
+    a.queued = false;
+    if (a.attempts === 0 || a.status !== "RUNNING") a.attempts = Math.max(1, a.attempts);
+    a.status = "RUNNING";
+    a.token++;
+    s.writes.start(a.id, a.attempts, now);
+    if (a.hasHistory) s.replays.set(a.runId, (s.replays.get(a.runId) ?? 0) + 1);
+    const item: ExecItem = { actionId: a.id, token: a.token, task: a.task, args: a.args };
+    if (a.hasHistory) {
+      try {
+        item.history = s.store.history(a.id);
+      } catch (e) {
+        // A corrupted or too-new record: fail this action clearly rather than crash the engine.
+        unreadable.push([a, serializeError(e)]);
+        continue;
+      }
+    }
+    if (here) {
+      replays.push(item);
+      inlineRoom--;
+    } else {
+      batch.push(item);
+      poolRoom--;
+    }
+    // One timer per attempt, across re-dispatches of it (a lost worker's action is sent again).
+    if (def?.timeoutMs !== undefined && !a.timer) {
+      const ms = def.timeoutMs;
+      // Unref'd: a run in progress holds the event loop (sdk/local/backend.ts), not its timers.
+      a.timer = setTimeout(() => onTimeout(s, a.id, ms), ms).unref();
+    }
+  }
   s.ready.compact();
   for (const [a, error] of unreadable)
     finish(s, a, "FAILED", { ok: false, error: { ...error, nonRecoverable: true } });
   if (batch.length) s.executor.send(batch);
   if (replays.length) s.inline.send(replays);
-  if (s.ready.size > 0) s.schedulePump();
+  // Whatever is left waits for room: every decision that frees some schedules the next dispatch.
 }

@@ -23,6 +23,7 @@ import { Placement } from "./placement.ts";
 import { Progress } from "./progress.ts";
 import { ReadyQueue } from "./ready-queue.ts";
 import { Collector } from "./collect.ts";
+import { PendingWrites } from "./writes.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { dispatchReady } from "./dispatch.ts";
 import { applyDecisions, finish, track } from "./outcome.ts";
@@ -71,7 +72,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       live: new Map(),
       windows: new Map(),
       ready: new ReadyQueue(),
-      pending: [],
+      writes: new PendingWrites(),
       executor: opts.workers > 0 ? new WorkerPool(opts.workers, opts.modules, onDecisions, onLost) : inline,
       inline,
       placement: new Placement(),
@@ -191,12 +192,11 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.emit("runEnded", row);
   }
 
-  /** Writes the results gathered since the last flush, in one transaction. */
+  /** Writes the starts and results gathered since the last flush, in one transaction. */
   private flush(): void {
-    if (!this.s.pending.length) return;
-    const batch = this.s.pending;
-    this.s.pending = [];
-    this.store.complete(batch);
-    this.collector.add(batch.length);
+    if (!this.s.writes.size) return;
+    const { starts, completions } = this.s.writes.take();
+    this.store.write(starts, completions);
+    this.collector.add(completions.length);
   }
 }

@@ -97,6 +97,8 @@ function suspend(
   waits: Wait[],
 ): void {
   a.hasHistory = true;
+  // The suspension is written only over a RUNNING row: this attempt's start goes first.
+  if (s.writes.starts.has(a.id)) s.flush();
   const fresh: Live[] = [];
   const hits: [Live, string][] = [];
   const held = new Set<CallId>(); // calls waiting for a slot in their map's window
@@ -187,7 +189,7 @@ export function finish(s: Scheduler, a: Live, status: ActionStatus, outcome: Out
   clearTimeout(a.timer);
   a.timer = undefined;
   s.live.delete(a.id);
-  s.pending.push({ id: a.id, status, outcome, ended: s.now(), attempts: a.attempts });
+  s.writes.complete({ id: a.id, status, outcome, ended: s.now(), attempts: a.attempts });
   if (a.children && a.children.size) cancelDescendants(s, a, descendantsReason(a.task, status));
   if (a.window && a.slot) {
     const w = s.windows.get(a.window);
@@ -207,7 +209,7 @@ export function finish(s: Scheduler, a: Live, status: ActionStatus, outcome: Out
     }
   }
   if (!a.parent) s.endRun(a.runId, status, outcome);
-  else if (s.pending.length >= 2048) s.flush();
+  else if (s.writes.size >= 2048) s.flush();
   else s.schedulePump();
 }
 

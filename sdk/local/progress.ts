@@ -2,19 +2,21 @@
 import type { GroupProgress } from "../run-handle.ts";
 
 export class Progress {
-  private readonly groups = new Map<string, GroupProgress>();
+  /** By run, then group (no key string built per child). */
+  private readonly runs = new Map<string, Map<string, GroupProgress>>();
 
   constructor(private readonly onDone: (p: GroupProgress) => void) {}
 
   total(runId: string, group: string): void {
-    const key = `${runId}\u0000${group}`;
-    let p = this.groups.get(key);
-    if (!p) this.groups.set(key, (p = { runId, group, total: 0, done: 0, failed: 0 }));
+    let groups = this.runs.get(runId);
+    if (!groups) this.runs.set(runId, (groups = new Map()));
+    let p = groups.get(group);
+    if (!p) groups.set(group, (p = { runId, group, total: 0, done: 0, failed: 0 }));
     p.total++;
   }
 
   done(runId: string, group: string, ok: boolean): void {
-    const p = this.groups.get(`${runId}\u0000${group}`);
+    const p = this.runs.get(runId)?.get(group);
     if (!p) return;
     p.done++;
     if (!ok) p.failed++;
@@ -22,6 +24,6 @@ export class Progress {
   }
 
   of(runId: string): GroupProgress[] {
-    return [...this.groups.values()].filter((p) => p.runId === runId);
+    return [...(this.runs.get(runId)?.values() ?? [])];
   }
 }

@@ -13,6 +13,10 @@ export class ReadyQueue {
     return this.ids.length - this.head;
   }
 
+  peek(): CallId | undefined {
+    return this.ids[this.head];
+  }
+
   shift(): CallId | undefined {
     if (this.head >= this.ids.length) return undefined;
     return this.ids[this.head++];

@@ -8,7 +8,8 @@ import type { Live, Window } from "./live.ts";
 import type { Executor, InlineExecutor } from "./pool.ts";
 import type { Placement } from "./placement.ts";
 import type { Progress } from "./progress.ts";
-import type { ActionStatus, Completion, Store } from "./store.ts";
+import type { ActionStatus, Store } from "./store.ts";
+import type { PendingWrites } from "./writes.ts";
 import type { ReadyQueue } from "./ready-queue.ts";
 
 export interface Scheduler {
@@ -18,8 +19,8 @@ export interface Scheduler {
   /** Windowed maps' slots, by window key. */
   readonly windows: Map<string, Window>;
   readonly ready: ReadyQueue;
-  /** Results not yet written (see Engine.flush). */
-  pending: Completion[];
+  /** Attempts started and results not yet written (see Engine.flush). */
+  readonly writes: PendingWrites;
   /** Where bodies run: the worker pool (or `inline` when there are no workers). */
   readonly executor: Executor;
   /** Roots, parents' replays and cheap tasks run here, on the engine's thread (see dispatch.ts). */
@@ -33,7 +34,7 @@ export interface Scheduler {
   /** Puts an action on the ready queue (once) and schedules a dispatch. */
   enqueue(a: Live): void;
   schedulePump(): void;
-  /** Writes the pending results in one transaction. */
+  /** Writes the pending starts and results in one transaction. */
   flush(): void;
   /** Counts work towards the next full collection (see collect.ts). */
   collect(work: number): void;

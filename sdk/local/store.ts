@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS actions (
   seq INTEGER NOT NULL DEFAULT 0, window_key TEXT, window_idx INTEGER, window_limit INTEGER,
   dispatched INTEGER NOT NULL DEFAULT 1, cached INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS actions_parent ON actions(parent, seq);
-CREATE INDEX IF NOT EXISTS actions_run ON actions(run_id, status);
+CREATE INDEX IF NOT EXISTS actions_run ON actions(run_id);
 CREATE TABLE IF NOT EXISTS traces (action_id TEXT NOT NULL, key TEXT NOT NULL, rec TEXT NOT NULL, PRIMARY KEY (action_id, key));
 CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, created INTEGER NOT NULL);
 `;
@@ -77,6 +77,12 @@ export interface Completion {
   outcome: Outcome;
   ended: number;
   attempts: number;
+}
+
+/** An attempt started and not yet written (sdk/local/writes.ts): its number, and when. */
+export interface AttemptStart {
+  attempts: number;
+  at: number;
 }
 
 export class Store {
@@ -102,6 +108,12 @@ export class Store {
         this.db.pragma("journal_mode = WAL");
         this.db.pragma("synchronous = NORMAL");
         this.db.exec(SCHEMA);
+        // Stores from before actions_run lost its status column: an action's status changes twice
+        // (started, ended), each change rewrote that index, and no query looks actions up by it.
+        const cols = this.db.prepare("SELECT COUNT(*) AS n FROM pragma_index_info('actions_run')").get() as {
+          n: number;
+        };
+        if (cols.n > 1) this.db.exec("DROP INDEX actions_run; CREATE INDEX actions_run ON actions(run_id)");
         const v = this.db.prepare("SELECT v FROM meta WHERE k = 'format'").get() as { v: string } | undefined;
         if (!v) this.db.prepare("INSERT INTO meta (k, v) VALUES ('format', ?)").run(String(HISTORY_VERSION));
         else if (Number(v.v) > HISTORY_VERSION) {
@@ -138,6 +150,10 @@ export class Store {
           // The status guard makes a result write idempotent: a duplicate or late result is ignored.
           complete: p(
             `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL WHERE id = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED')`,
+          ),
+          // An attempt that started and ended between two writes: both in one update.
+          startComplete: p(
+            `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE id = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED')`,
           ),
           suspend: p(
             `UPDATE actions SET status = 'SUSPENDED', waits = ? WHERE id = ? AND status = 'RUNNING'`,
@@ -231,13 +247,29 @@ export class Store {
 
   /** Writes a batch of results in one transaction; returns the ids actually changed (not duplicates). */
   complete(batch: readonly Completion[]): Set<CallId> {
+    return this.write(new Map(), batch);
+  }
+
+  /**
+   * Writes attempts started and results in one transaction (sdk/local/writes.ts); an action in both
+   * is written once. Returns the ids whose result was written (not duplicates).
+   */
+  write(starts: ReadonlyMap<CallId, AttemptStart>, batch: readonly Completion[]): Set<CallId> {
     const changed = new Set<CallId>();
     this.tx(() => {
-      const st = this.s["complete"]!;
+      const complete = this.s["complete"]!;
+      const startComplete = this.s["startComplete"]!;
+      const ended = new Set<CallId>();
       for (const c of batch) {
-        if (st.run(c.status, formatOutcome(c.outcome), c.ended, c.attempts, c.id).changes > 0)
-          changed.add(c.id);
+        const st = starts.get(c.id);
+        if (st) ended.add(c.id);
+        const r = st
+          ? startComplete.run(c.status, formatOutcome(c.outcome), c.ended, c.attempts, st.at, c.id)
+          : complete.run(c.status, formatOutcome(c.outcome), c.ended, c.attempts, c.id);
+        if (r.changes > 0) changed.add(c.id);
       }
+      const start = this.s["start"]!;
+      for (const [id, st] of starts) if (!ended.has(id)) start.run(st.attempts, st.at, id);
     });
     return changed;
   }

@@ -1,0 +1,55 @@
+/**
+ * The peer's side of one benchmark cell, in a fresh process: the AWS Lambda durable functions SDK
+ * (`@aws/durable-execution-sdk-js`) on its local test runner (`@aws/durable-execution-sdk-js-testing`),
+ * running the same fan-out as the Aloft scenario beside it. Prints one JSON line.
+ *
+ *   node --import tsx bench/peer.ts <steps|map|invokes|invoke-map> <n>
+ *
+ * steps       Promise.all of n no-op `ctx.step`s (in-process, checkpointed)
+ * map         `ctx.map` of n items, maxConcurrency 50, each a no-op step
+ * invokes     Promise.all of n `ctx.invoke`s of a registered no-op function (a child execution each)
+ * invoke-map  `ctx.map` of n items, maxConcurrency 50, each a child invoke
+ */
+import { withDurableExecution } from "@aws/durable-execution-sdk-js";
+import type { DurableContext } from "@aws/durable-execution-sdk-js";
+import { LocalDurableTestRunner } from "@aws/durable-execution-sdk-js-testing";
+
+const [kind = "steps", nArg = "1000"] = process.argv.slice(2);
+const n = Number(nArg);
+const items = (k: number): number[] => Array.from({ length: k }, (_, i) => i);
+
+const handler = withDurableExecution(async (event: { n: number }, ctx: DurableContext) => {
+  switch (kind) {
+    case "steps":
+      return (await Promise.all(items(event.n).map((i) => ctx.step(async () => i)))).length;
+    case "map":
+      return (
+        await ctx.map("items", items(event.n), async (c, i) => c.step(async () => i), { maxConcurrency: 50 })
+      ).successCount;
+    case "invokes":
+      return (await Promise.all(items(event.n).map((i) => ctx.invoke("noop", i)))).length;
+    case "invoke-map":
+      return (
+        await ctx.map("items", items(event.n), async (c, i) => c.invoke("noop", i), { maxConcurrency: 50 })
+      ).successCount;
+    default:
+      throw new Error(`unknown peer scenario ${kind}`);
+  }
+});
+
+await LocalDurableTestRunner.setupTestEnvironment({ skipTime: true });
+const runner = new LocalDurableTestRunner({ handlerFunction: handler });
+runner.registerFunction("noop", async (e: unknown) => e);
+const t0 = performance.now();
+const cpu0 = process.cpuUsage();
+const execution = await runner.run({ payload: { n } });
+const ms = performance.now() - t0;
+const cpu = process.cpuUsage(cpu0);
+// CPU time of every thread: steadier than wall time on a machine shared with other work.
+const cpuMs = (cpu.user + cpu.system) / 1000;
+const ok = execution.getStatus() === "SUCCEEDED" && execution.getResult() === n;
+const rssMB = process.resourceUsage().maxRSS / 1024;
+await LocalDurableTestRunner.teardownTestEnvironment();
+console.log(JSON.stringify({ kind, n, ms, cpuMs, rssMB, ok }));
+// The runner's checkpoint server can hold the event loop after teardown.
+process.exit(0);

@@ -1,0 +1,36 @@
+/**
+ * Store writes the engine has decided but not yet made: attempts started and actions ended. They
+ * are written together, in one transaction, at the next dispatch (or sooner, see Engine.flush), and
+ * an action that starts and ends between two writes costs one row update instead of two.
+ *
+ * Losing them in a crash is safe: an action whose start was not written is still QUEUED and
+ * dispatched in the store, so `aloft resume` runs it again, as it would a RUNNING one.
+ */
+import type { CallId } from "../core/history.ts";
+import type { AttemptStart, Completion } from "./store.ts";
+
+export class PendingWrites {
+  starts = new Map<CallId, AttemptStart>();
+  completions: Completion[] = [];
+
+  get size(): number {
+    return this.starts.size + this.completions.length;
+  }
+
+  start(id: CallId, attempts: number, at: number): void {
+    const prev = this.starts.get(id);
+    this.starts.set(id, { attempts, at: prev?.at ?? at });
+  }
+
+  complete(c: Completion): void {
+    this.completions.push(c);
+  }
+
+  /** Hands over what is pending and starts afresh. */
+  take(): { starts: Map<CallId, AttemptStart>; completions: Completion[] } {
+    const out = { starts: this.starts, completions: this.completions };
+    this.starts = new Map();
+    this.completions = [];
+    return out;
+  }
+}
