@@ -4,7 +4,8 @@
  * BENCH_RUNS times (default 3), and shows the median; ratios are Aloft's time over the peer's, both
  * taken in this run, so a loaded machine moves both sides alike.
  *
- *   npm run bench                          # everything (about 10 minutes on 2 cores)
+ *   npm run bench                          # everything (about 15 minutes on 2 cores)
+ *   BENCH_RUNS=5 BENCH_RUNS_1M=3 npm run bench   # more processes per cell (the million: 1 by default)
  *   npm run bench -- --quick               # N = 1,000 / 10,000 only, no CPU or start-up cells
  *   npm run bench -- --cells gather-10k,map50-10k   # chosen cells
  *   npm run bench -- --json out.json       # also write every sample
@@ -29,6 +30,8 @@ interface Cell {
   aloft: string[];
   /** The peer's scenario beside it, if any (bench/peer.ts). */
   peer?: string;
+  /** Fresh processes for this cell, when not BENCH_RUNS. */
+  runs?: number;
 }
 
 const argv = process.argv.slice(2);
@@ -40,6 +43,8 @@ const quick = argv.includes("--quick");
 const only = arg("--cells")?.split(",");
 const jsonOut = arg("--json");
 const runs = Number(process.env["BENCH_RUNS"] ?? 3);
+/** A million-child gather takes minutes: one process unless asked for more. */
+const millionRuns = Number(process.env["BENCH_RUNS_1M"] ?? 1);
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 
 const CELLS: Cell[] = [
@@ -55,7 +60,7 @@ const CELLS: Cell[] = [
   },
   { id: "map50-10k", label: "map, concurrency 50", n: 10_000, aloft: ["map", "concurrency=50"], peer: "map" },
   { id: "gather-100k", label: "gather (Promise.all)", n: 100_000, aloft: ["gather"] },
-  { id: "gather-1m", label: "gather (Promise.all)", n: 1_000_000, aloft: ["gather"] },
+  { id: "gather-1m", label: "gather (Promise.all)", n: 1_000_000, aloft: ["gather"], runs: millionRuns },
 ];
 
 function once(script: string, args: string[]): Sample {
@@ -72,10 +77,10 @@ const median = (xs: number[]): number => {
 };
 
 const record: Record<string, unknown> = {};
-function measure(key: string, script: string, args: string[]): Sample {
+function measure(key: string, script: string, args: string[], times = runs): Sample {
   const samples: Sample[] = [];
-  for (let i = 0; i < runs; i++) {
-    process.stderr.write(`  ${key} ${i + 1}/${runs}\r`);
+  for (let i = 0; i < times; i++) {
+    process.stderr.write(`  ${key} ${i + 1}/${times}\r`);
     samples.push(once(script, args));
   }
   record[key] = samples;
@@ -109,7 +114,7 @@ console.log(
 const results = new Map<string, Sample>();
 for (const c of CELLS) {
   if (!wanted(c.id)) continue;
-  const a = measure(`${c.id} aloft`, "fanout.ts", [c.aloft[0]!, String(c.n), ...c.aloft.slice(1)]);
+  const a = measure(`${c.id} aloft`, "fanout.ts", [c.aloft[0]!, String(c.n), ...c.aloft.slice(1)], c.runs);
   results.set(c.id, a);
   const p = c.peer ? measure(`${c.id} peer`, "peer.ts", [c.peer, String(c.n)]) : undefined;
   const ratio = p ? `${fmt(a.ms / p.ms, 2)} (${fmt(p.ms / a.ms, 1)}x)` : "—";
@@ -135,7 +140,7 @@ if (g1k && g100k)
   );
 if (g100k && g1m)
   console.log(
-    `1,000,000 children: ${time(g1m.ms)}, peak RSS ${fmt(g1m.rssMB)} MB (target < 1,536); ` +
+    `1,000,000 children (${millionRuns} run${millionRuns > 1 ? "s" : ""}): ${time(g1m.ms)}, peak RSS ${fmt(g1m.rssMB)} MB (target < 1,536); ` +
       `time per child ${fmt((g1m.ms / 1e6) * 1e6)} µs vs ${fmt((g100k.ms / 1e5) * 1e6)} µs at 100,000 ` +
       `(ratio ${fmt(g1m.ms / 10 / g100k.ms, 2)}; 1.00 is linear)`,
   );

@@ -356,6 +356,14 @@ await test("the first replay of a gather: N calls with their identity, and one w
   assert.deepEqual(d.warnings, []);
 });
 
+await test("a gather of 200,000 children replays (no spread of its members overflows the stack)", async () => {
+  // A million-child gather failed with RangeError: the combinator digested its members' ids through
+  // a spread into a function call, which overflows past about 130,000 arguments.
+  const d = suspended(await replayWith(gather.def, [200_000], emptyHistory()));
+  assert.equal(d.calls.length, 200_000);
+  assert.equal(d.waits.length, 1);
+});
+
 await test("an uncaught child failure carries the child's task and attempts in the parent's error", async () => {
   const { final } = await drive(gather.def, [2], children(failArg(1)));
   const e = failedError(final);

@@ -14,7 +14,7 @@
  * outside a replay) the patch defers to the native implementation untouched.
  */
 import { TaskError, TaskTimeoutError, CancelledError, deserializeError } from "../errors.ts";
-import { deserialize, digest } from "../serde.ts";
+import { deserialize, digestList } from "../serde.ts";
 import { HISTORY_VERSION } from "./history.ts";
 import type { CallId, Outcome } from "./history.ts";
 import type { Wait } from "./wait.ts";
@@ -329,7 +329,7 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
 /** History key of the member deciding a race/any/all over child calls (undefined: nothing to record). */
 function deciderKey(state: ReplayState, kind: Kind, values: unknown[]): string | undefined {
   if (kind === "allSettled" || !values.some((v) => v instanceof DurableFuture)) return undefined;
-  const base = `combinator:${kind}|${digest(...values.map((v) => (v instanceof DurableFuture ? v.id : "?")))}`;
+  const base = `combinator:${kind}|${digestList(values.map((v) => (v instanceof DurableFuture ? v.id : "?")))}`;
   const n = state.traceSeq.get(base) ?? 0;
   state.traceSeq.set(base, n + 1);
   return `${base}|${n}`;

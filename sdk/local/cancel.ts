@@ -42,7 +42,8 @@ export function cancelDescendants(s: Scheduler, a: Live, reason: string): void {
   while (stack.length) {
     const c = s.live.get(stack.pop()!);
     if (!c) continue;
-    if (c.children) stack.push(...c.children);
+    // One by one: spreading a million children into push() overflows the stack.
+    if (c.children) for (const id of c.children) stack.push(id);
     if (c.status === "RUNNING") running.push(c.id);
     c.children = undefined; // its own descendants are handled here, not again by finish()
     s.finish(c, "CANCELLED", { ok: false, error: err });
