@@ -19,6 +19,7 @@ await init({ store: join(dir, "bench.db"), ...(workers === undefined ? {} : { wo
 await getEngine(); // start workers before the clock
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
+const mark0 = process.hrtime.bigint();
 let replays = 0;
 if (kind === "cpu-serial") {
   for (let i = 0; i < n; i++) burn(i);
@@ -34,10 +35,12 @@ if (kind === "cpu-serial") {
   replays = (await getEngine()).replays.get(r.id) ?? 0;
 }
 const ms = performance.now() - t0;
+// The measured window on the profiler's clock (bench/profile.ts), in microseconds.
+const window = { from: Number(mark0 / 1000n), to: Number(process.hrtime.bigint() / 1000n) };
 const cpu = process.cpuUsage(cpu0);
 // CPU time of every thread: steadier than wall time on a machine shared with other work.
 const cpuMs = (cpu.user + cpu.system) / 1000;
 const rssMB = process.resourceUsage().maxRSS / 1024;
 await shutdown();
 rmSync(dir, { recursive: true, force: true });
-console.log(JSON.stringify({ kind, n, ms, cpuMs, perSecond: (n / ms) * 1000, rssMB, replays }));
+console.log(JSON.stringify({ kind, n, ms, cpuMs, perSecond: (n / ms) * 1000, rssMB, replays, window }));

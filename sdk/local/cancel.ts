@@ -53,7 +53,6 @@ export function cancelDescendants(s: Scheduler, a: Live, reason: string): void {
 
 /** Cancels the runs in progress that another process (`aloft cancel`) asked to stop. */
 export function pollCancels(s: Scheduler): void {
-  const runs = new Set<string>();
-  for (const a of s.live.values()) if (!a.parent) runs.add(a.runId);
-  for (const r of runs) if (s.store.cancelRequested(r)) cancelRun(s, r, "cancelled by aloft cancel");
+  // Over the runs, not every live action: a million-child gather polls four times a second.
+  for (const r of [...s.runs]) if (s.store.cancelRequested(r)) cancelRun(s, r, "cancelled by aloft cancel");
 }

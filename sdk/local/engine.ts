@@ -70,6 +70,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.s = {
       store: opts.store,
       live: new Map(),
+      runs: new Set(),
       windows: new Map(),
       ready: new ReadyQueue(),
       writes: new PendingWrites(),

@@ -154,6 +154,7 @@ export function track(
 ): Live {
   const a: Live = { ...init, attempts: 0, token: 0, hasHistory: false, nextSeq: 0, queued: false };
   s.live.set(a.id, a);
+  if (!a.parent) s.runs.add(a.runId);
   return a;
 }
 
@@ -189,6 +190,7 @@ export function finish(s: Scheduler, a: Live, status: ActionStatus, outcome: Out
   clearTimeout(a.timer);
   a.timer = undefined;
   s.live.delete(a.id);
+  if (!a.parent) s.runs.delete(a.runId);
   s.writes.complete({ id: a.id, status, outcome, ended: s.now(), attempts: a.attempts });
   if (a.children && a.children.size) cancelDescendants(s, a, descendantsReason(a.task, status));
   if (a.window && a.slot) {

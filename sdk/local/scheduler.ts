@@ -16,6 +16,8 @@ export interface Scheduler {
   readonly store: Store;
   /** Actions that have not ended, by id. */
   readonly live: Map<CallId, Live>;
+  /** Runs in progress (their roots are in `live`), so polling for cancels need not scan `live`. */
+  readonly runs: Set<string>;
   /** Windowed maps' slots, by window key. */
   readonly windows: Map<string, Window>;
   readonly ready: ReadyQueue;
