@@ -3,8 +3,9 @@
  * are written together, in one transaction, at the next dispatch (or sooner, see Engine.flush), and
  * an action that starts and ends between two writes costs one row update instead of two.
  *
- * Losing them in a crash is safe: an action whose start was not written is still QUEUED and
- * dispatched in the store, so `aloft resume` runs it again, as it would a RUNNING one.
+ * Losing them in a crash is safe: an action whose start was not written is still QUEUED in the
+ * store (dispatched, or waiting for its map window's slot), and `aloft resume` runs it again as it
+ * would a RUNNING one.
  */
 import type { CallId } from "../core/history.ts";
 import type { AttemptStart, Completion } from "./store.ts";
