@@ -70,5 +70,9 @@ export function dispatchReady(s: Scheduler): void {
     finish(s, a, "FAILED", { ok: false, error: { ...error, nonRecoverable: true } });
   if (batch.length) s.executor.send(batch);
   if (replays.length) s.inline.send(replays);
-  // Whatever is left waits for room: every decision that frees some schedules the next dispatch.
+  // The starts are written on the next turn, whatever happens meanwhile: a cheap child's result
+  // arrives first and shares the update, and a long body's start is not left unwritten (the store
+  // shows it RUNNING to `aloft status` while it runs). That dispatch starts more only if there is
+  // room; what is left waits for a decision that frees some, which schedules the next one.
+  if (s.writes.starts.size > 0) s.schedulePump();
 }
