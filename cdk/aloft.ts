@@ -571,6 +571,13 @@ export class Aloft extends Construct {
       ],
       // The pseudo parameter, not Stack.region: right even for an environment-agnostic stack.
       [OUTPUT.region, Aws.REGION, "Region of the Aloft stack"],
+      [
+        OUTPUT.executorLogGroups,
+        Stack.of(this).toJsonString(
+          Object.fromEntries(this.executors.map((e) => [e.environment.name, e.logGroup.logGroupName])),
+        ),
+        "JSON: TaskEnvironment name -> executor log group, where task bodies' output goes (aloft logs --aws)",
+      ],
     ];
     for (const [key, value, description] of outputs) {
       // Fixed logical ids: these are the keys `--outputs-file` writes and the client looks up.

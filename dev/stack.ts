@@ -45,6 +45,11 @@ export interface DevStackOptions {
    * and ALOFT_STALL_FAIL_SECONDS); default 60 s, as the CDK stack's schedule. 0: never.
    */
   reconcileIntervalMs?: number;
+  /**
+   * A file the handlers also append task bodies' log lines to, as JSON (there is no CloudWatch
+   * here); `aloft logs --aws` reads it when the outputs name it (AloftTaskLogFile). Default: none.
+   */
+  taskLogFile?: string;
   /** Poller options (e.g. onError) applied to every poller. */
   poller?: SqsEventSourcePollerOptions;
   /**
@@ -113,6 +118,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
     [ENV.bucket]: bucket,
     AWS_ENDPOINT_URL_S3: s3Endpoint,
     POWERTOOLS_LOG_LEVEL: process.env["POWERTOOLS_LOG_LEVEL"] ?? "WARN",
+    ...(options.taskLogFile ? { [ENV.taskLogFile]: options.taskLogFile } : {}),
   };
   const restore = applyEnv(extra, []);
   resetRuntime();

@@ -47,6 +47,10 @@ export interface AloftClientConfig {
   region?: string;
   /** Days a finished run is kept (for the items the client writes); default 30. */
   retentionDays?: number;
+  /** TaskEnvironment name -> executor log group, where task bodies' output goes (`aloft logs --aws`). */
+  executorLogGroups?: Record<string, string>;
+  /** `aloft dev` only: the file its handlers append task log lines to. */
+  taskLogFile?: string;
 }
 
 export interface AloftClientOptions {
@@ -83,6 +87,9 @@ export function configFromOutputsFile(path: string): AloftClientConfig {
   };
   if (o[OUTPUT.bucket]) cfg.bucket = o[OUTPUT.bucket];
   if (o[OUTPUT.region]) cfg.region = o[OUTPUT.region];
+  if (o[OUTPUT.executorLogGroups])
+    cfg.executorLogGroups = JSON.parse(o[OUTPUT.executorLogGroups]!) as Record<string, string>;
+  if (o[OUTPUT.taskLogFile]) cfg.taskLogFile = o[OUTPUT.taskLogFile];
   return cfg;
 }
 

@@ -4,6 +4,8 @@
  * ALOFT_* variables; endpoints come from AWS_ENDPOINT_URL(_DYNAMODB|_SQS|_S3).
  */
 import { createRequire } from "node:module";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { OUTPUT } from "../aws/config.ts";
 import { ConfigurationError } from "../errors.ts";
 import { AloftClient } from "../aws/client.ts";
@@ -101,7 +103,12 @@ export function checkDevInstalled(): void {
 export async function dev(o: { outputs: string; persist?: string }): Promise<void> {
   const { startDevStack } = await import("../../dev/stack.ts");
   // Each queue's visibility is its deployed setting (a TaskEnvironment's visibilityTimeout, else 60 s).
-  const stack = await startDevStack(o.persist ? { persistDir: o.persist } : {});
+  // No CloudWatch here: the handlers append task log lines to a file beside the outputs, private
+  // (a body's output may hold what its inputs held), which `aloft logs --aws` reads.
+  const taskLogFile = resolve(dirname(o.outputs), "dev-task-logs.jsonl");
+  mkdirSync(dirname(taskLogFile), { recursive: true });
+  writeFileSync(taskLogFile, "", { flag: "a", mode: 0o600 });
+  const stack = await startDevStack({ ...(o.persist ? { persistDir: o.persist } : {}), taskLogFile });
   const envs = Object.keys(stack.config.executorQueues);
   const outputs = {
     [OUTPUT.table]: stack.config.table,
@@ -109,6 +116,7 @@ export async function dev(o: { outputs: string; persist?: string }): Promise<voi
     [OUTPUT.coordinatorQueue]: stack.config.coordinatorQueue,
     [OUTPUT.executorQueues]: JSON.stringify(stack.config.executorQueues),
     [OUTPUT.region]: stack.config.region,
+    [OUTPUT.taskLogFile]: taskLogFile,
   };
   announce(
     o.outputs,

@@ -19,6 +19,7 @@ import { serializeArgs } from "../core/calls.ts";
 import { initProject } from "./init.ts";
 import { loadModule } from "./load-module.ts";
 import type { Run } from "../run-handle.ts";
+import { LOG_PAGE, formatLog, localLogs, printAwsLogs, resolveAction } from "./logs.ts";
 
 /** The `--aws` side, loaded only by a command that uses it: local commands never load the AWS SDK. */
 const awsCli = (): Promise<typeof import("./aws.ts")> => import("./aws.ts");
@@ -281,6 +282,58 @@ export function program(): Command {
         await new Promise((r) => setTimeout(r, Number(o.interval)));
       }
     });
+
+  cli
+    .command("logs")
+    .description("what task bodies printed (console.log/info/warn/error), per action and attempt")
+    .argument("<run>", "run id (a unique prefix is enough locally; the full id with --aws)")
+    .argument("[action]", "only this action (its id, or a unique prefix locally)")
+    .option("-f, --follow", "keep printing new lines until the run ends")
+    .option("--aws", "read a run of the AWS stack (CloudWatch Logs; under aloft dev, its log file)")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .option("--log-group <name...>", "with --aws: log groups to read instead of the stack's executors'")
+    .action(
+      async (
+        id: string,
+        action: string | undefined,
+        o: { follow?: boolean; aws?: boolean; outputs?: string; logGroup?: string[] },
+      ) => {
+        const write = (s: string): boolean => process.stdout.write(s);
+        if (o.aws) {
+          const client = (await awsCli()).awsClient(o);
+          try {
+            await printAwsLogs(
+              client,
+              id,
+              {
+                ...(action ? { action } : {}),
+                ...(o.logGroup ? { logGroups: o.logGroup } : {}),
+                ...(o.follow ? { follow: true } : {}),
+              },
+              write,
+            );
+          } finally {
+            client.destroy();
+          }
+          return;
+        }
+        const storePath = cli.opts<{ store: string }>().store;
+        let last = 0;
+        for (;;) {
+          const store = openRead(storePath);
+          const row = findRun(store, id);
+          const only = action ? resolveAction(store, row.id, action) : undefined;
+          const page = localLogs(store, row.id, only, last);
+          store.close();
+          for (const e of page.entries) write(formatLog(e));
+          last = page.last;
+          // A full page: there is more already; a run still going: more may come.
+          if (page.entries.length >= LOG_PAGE) continue;
+          if (!o.follow || row.status !== "RUNNING") return;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      },
+    );
 
   cli
     .command("dev")

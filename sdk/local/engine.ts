@@ -18,7 +18,7 @@ import { withSettings } from "../core/task-def.ts";
 import { WaitTracker } from "../core/wait.ts";
 import type { Wait } from "../core/wait.ts";
 import { findTask } from "../registry.ts";
-import type { ExecItem } from "./run-body.ts";
+import type { ExecItem, Executed } from "./run-body.ts";
 import { InlineExecutor, WorkerPool } from "./pool.ts";
 import type { Executor } from "./pool.ts";
 import type { ActionStatus, Completion, RunRow } from "./store.ts";
@@ -34,6 +34,7 @@ import type { GroupProgress, RunState } from "../run-handle.ts";
 import type { Live, Window } from "./live.ts";
 import { Placement } from "./placement.ts";
 import { Progress } from "./progress.ts";
+import type { LogLine } from "../log-capture.ts";
 
 const COLLECT_EVERY = 10_000;
 let fullGc: (() => void) | undefined | null = null;
@@ -93,7 +94,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     super();
     this.store = opts.store;
     this.now = opts.now ?? Date.now;
-    const onDecisions = (rs: [string, number, Decision][]): void => this.onDecisions(rs);
+    const onDecisions = (rs: [string, number, Executed][]): void => this.onDecisions(rs);
     const onLost = (items: ExecItem[]): void => {
       for (const it of items) {
         const a = this.live.get(it.actionId);
@@ -267,7 +268,13 @@ export class Engine extends EventEmitter<EngineEvents> {
         a.token++;
         this.store.startAttempt(a.id, a.attempts, now);
         if (a.hasHistory) this.replays.set(a.runId, (this.replays.get(a.runId) ?? 0) + 1);
-        const item: ExecItem = { actionId: a.id, token: a.token, task: a.task, args: a.args };
+        const item: ExecItem = {
+          actionId: a.id,
+          token: a.token,
+          task: a.task,
+          args: a.args,
+          attempt: a.attempts,
+        };
         if (a.hasHistory) {
           try {
             item.history = this.store.history(a.id);
@@ -301,7 +308,8 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   // ── decisions ────────────────────────────────────────────────────────────────────────────────
 
-  private onDecisions(results: [string, number, Decision][]): void {
+  private onDecisions(results: [string, number, Executed][]): void {
+    this.storeLogs(results);
     for (const [id, token, d] of results) {
       const a = this.live.get(id);
       if (!a || a.token !== token || a.status !== "RUNNING") continue; // stale or duplicate
@@ -328,6 +336,16 @@ export class Engine extends EventEmitter<EngineEvents> {
       }
     }
     this.schedulePump();
+  }
+
+  /**
+   * What the bodies printed, kept even from a stale dispatch (a timed-out attempt's late result):
+   * it did print it. Under the attempt it was dispatched as.
+   */
+  private storeLogs(results: [string, number, Executed][]): void {
+    let batch: [CallId, number, LogLine[]][] | undefined;
+    for (const [id, , d] of results) if (d.logs) (batch ??= []).push([id, d.logs.attempt, d.logs.lines]);
+    if (batch) this.store.appendLogs(batch);
   }
 
   private warn(message: string): void {

@@ -5,13 +5,12 @@
  * replaced: that is the only way to stop CPU-bound JavaScript.
  */
 import { Worker } from "node:worker_threads";
-import type { Decision } from "../core/replay.ts";
 import { serializeError } from "../errors.ts";
 import { execute, failedDecision } from "./run-body.ts";
-import type { ExecItem } from "./run-body.ts";
+import type { ExecItem, Executed } from "./run-body.ts";
 import type { FromWorker, ToWorker } from "./worker.ts";
 
-export type OnDecisions = (results: [actionId: string, token: number, decision: Decision][]) => void;
+export type OnDecisions = (results: [actionId: string, token: number, decision: Executed][]) => void;
 /** Items that were on a worker that died or was reclaimed, to be dispatched again. */
 export type OnLost = (items: ExecItem[]) => void;
 

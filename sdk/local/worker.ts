@@ -5,23 +5,22 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
-import type { Decision } from "../core/replay.ts";
 import { serializeError } from "../errors.ts";
 import { execute, failedDecision } from "./run-body.ts";
-import type { ExecItem } from "./run-body.ts";
+import type { ExecItem, Executed } from "./run-body.ts";
 import { IN_WORKER } from "./in-worker.ts";
 
 export type ToWorker = { type: "exec"; items: ExecItem[] };
 export type FromWorker =
   | { type: "ready"; error?: string }
-  | { type: "decisions"; results: [actionId: string, token: number, decision: Decision][] };
+  | { type: "decisions"; results: [actionId: string, token: number, decision: Executed][] };
 
 const port = parentPort!;
 (globalThis as Record<symbol, unknown>)[IN_WORKER] = true;
 
-let out: [string, number, Decision][] = [];
+let out: [string, number, Executed][] = [];
 let flushing = false;
-function post(id: string, token: number, d: Decision): void {
+function post(id: string, token: number, d: Executed): void {
   out.push([id, token, d]);
   if (flushing) return;
   flushing = true;
