@@ -31,7 +31,7 @@ function emit(rt: Runtime, m: ExecMessage, line: LogLine): void {
     const rec: TaskLogRecord = {
       ...keys,
       source: "task",
-      level: line.level,
+      level: method,
       at: line.at,
       message: line.text,
     };

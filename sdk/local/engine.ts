@@ -18,7 +18,7 @@ import { withSettings } from "../core/task-def.ts";
 import { WaitTracker } from "../core/wait.ts";
 import type { Wait } from "../core/wait.ts";
 import { findTask } from "../registry.ts";
-import type { ExecItem, Executed } from "./run-body.ts";
+import type { ExecItem, LogBatch } from "./run-body.ts";
 import { InlineExecutor, WorkerPool } from "./pool.ts";
 import type { Executor } from "./pool.ts";
 import type { ActionStatus, Completion, RunRow } from "./store.ts";
@@ -34,7 +34,6 @@ import type { GroupProgress, RunState } from "../run-handle.ts";
 import type { Live, Window } from "./live.ts";
 import { Placement } from "./placement.ts";
 import { Progress } from "./progress.ts";
-import type { LogLine } from "../log-capture.ts";
 
 const COLLECT_EVERY = 10_000;
 let fullGc: (() => void) | undefined | null = null;
@@ -85,6 +84,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly inline: InlineExecutor;
   private readonly now: () => number;
   private cancelPoll: NodeJS.Timeout | undefined;
+  /** Closed: the store may be closed too; late lines from bodies are dropped. */
+  private closed = false;
   readonly store: Store;
   /** Replays per run (an action's executions after its first). */
   readonly replays = new Map<string, number>();
@@ -94,16 +95,22 @@ export class Engine extends EventEmitter<EngineEvents> {
     super();
     this.store = opts.store;
     this.now = opts.now ?? Date.now;
-    const onDecisions = (rs: [string, number, Executed][]): void => this.onDecisions(rs);
+    const onDecisions = (rs: [string, number, Decision][]): void => this.onDecisions(rs);
+    // What bodies print is stored as it comes, apart from decisions (a body still running shows it).
+    const onLogs = (batch: LogBatch[]): void => {
+      if (!this.closed) this.store.appendLogs(batch);
+    };
     const onLost = (items: ExecItem[]): void => {
       for (const it of items) {
         const a = this.live.get(it.actionId);
         if (a && a.token === it.token && a.status === "RUNNING") this.enqueue(a);
       }
     };
-    this.inline = new InlineExecutor(onDecisions);
+    this.inline = new InlineExecutor(onDecisions, onLogs);
     this.executor =
-      opts.workers > 0 ? new WorkerPool(opts.workers, opts.modules, onDecisions, onLost) : this.inline;
+      opts.workers > 0
+        ? new WorkerPool(opts.workers, opts.modules, onDecisions, onLost, onLogs)
+        : this.inline;
     // Another process (`aloft cancel`) asks by writing to the store; look now and then.
     this.cancelPoll = setInterval(() => this.pollCancels(), 250);
     this.cancelPoll.unref();
@@ -213,7 +220,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     clearInterval(this.cancelPoll);
     this.flush();
     for (const a of this.live.values()) clearTimeout(a.timer);
-    await this.executor.close();
+    await this.inline.close(); // its last lines, while the store is open
+    if (this.executor !== this.inline) await this.executor.close();
+    this.closed = true;
   }
 
   // ── bookkeeping ──────────────────────────────────────────────────────────────────────────────
@@ -308,8 +317,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   // ── decisions ────────────────────────────────────────────────────────────────────────────────
 
-  private onDecisions(results: [string, number, Executed][]): void {
-    this.storeLogs(results);
+  private onDecisions(results: [string, number, Decision][]): void {
     for (const [id, token, d] of results) {
       const a = this.live.get(id);
       if (!a || a.token !== token || a.status !== "RUNNING") continue; // stale or duplicate
@@ -336,16 +344,6 @@ export class Engine extends EventEmitter<EngineEvents> {
       }
     }
     this.schedulePump();
-  }
-
-  /**
-   * What the bodies printed, kept even from a stale dispatch (a timed-out attempt's late result):
-   * it did print it. Under the attempt it was dispatched as.
-   */
-  private storeLogs(results: [string, number, Executed][]): void {
-    let batch: [CallId, number, LogLine[]][] | undefined;
-    for (const [id, , d] of results) if (d.logs) (batch ??= []).push([id, d.logs.attempt, d.logs.lines]);
-    if (batch) this.store.appendLogs(batch);
   }
 
   private warn(message: string): void {
