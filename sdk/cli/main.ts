@@ -25,6 +25,7 @@ import { LOG_PAGE, formatLog, localLogs, printAwsLogs, resolveAction } from "./l
 const awsCli = (): Promise<typeof import("./aws.ts")> => import("./aws.ts");
 
 const DEFAULT_STORE = ".aloft/aloft.db";
+const UI_PORT = 7433; // sdk/cli/ui/command.ts DEFAULT_UI_PORT (not imported: the UI loads on use)
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`aloft: ${message}\n`);
@@ -334,6 +335,19 @@ export function program(): Command {
         }
       },
     );
+
+  cli
+    .command("ui")
+    .description("a web UI of the runs (local store, or a stack with --aws) on 127.0.0.1")
+    .option("--port <n>", `port (default ${UI_PORT}, or a free one if that is taken)`)
+    .option("--aws", "show the runs of the AWS stack")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .action(async (o: { port?: string; aws?: boolean; outputs?: string }) => {
+      const { serveUi } = await import("./ui/command.ts");
+      const storePath = cli.opts<{ store: string }>().store;
+      if (!o.aws) openRead(storePath).close(); // says so if there is no store yet
+      await serveUi({ ...o, store: storePath });
+    });
 
   cli
     .command("dev")

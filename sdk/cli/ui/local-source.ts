@@ -100,8 +100,14 @@ export class LocalSource implements UiSource {
   async runs(f: { status?: string; task?: string; limit: number }): Promise<RunSummary[]> {
     const where: string[] = [];
     const params: unknown[] = [];
-    if (f.status) (where.push("status = ?"), params.push(f.status));
-    if (f.task) (where.push("task LIKE ?"), params.push(`%${f.task}%`));
+    if (f.status) {
+      where.push("status = ?");
+      params.push(f.status);
+    }
+    if (f.task) {
+      where.push("task LIKE ?");
+      params.push(`%${f.task}%`);
+    }
     const rows = this.store.db
       .prepare(
         `SELECT * FROM runs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created DESC LIMIT ?`,
