@@ -165,7 +165,7 @@ describe("aloft ui in Chromium", { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM
 
     await page.keyboard.press("Escape");
     await detail.waitFor({ state: "detached" });
-    await page.locator("li[data-action]", { hasText: "ui.flaky" }).locator("button.pick").click();
+    await page.getByRole("button", { name: /^SUCCEEDED ui\.flaky / }).click();
     await detail.getByTestId("attempts").getByText("2").waitFor();
     const logs = await detail.getByTestId("logs").innerText();
     assert.match(logs, /warn\s+first attempt: failing on purpose/);
