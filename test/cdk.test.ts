@@ -588,14 +588,15 @@ await test("outputs: the contract's keys, with the executor queues as a JSON obj
   // Every key but the dev stack's own (aloft dev writes its task log file's path).
   const deployed = Object.values(OUTPUT).filter((k) => k !== OUTPUT.taskLogFile);
   assert.deepEqual(Object.keys(outputs).sort(), deployed.sort());
-  assert.deepEqual(
-    outputs[OUTPUT.executorLogGroups].Value,
+  // A JSON object of TaskEnvironment name -> what `of` names of its executor.
+  const perEnvironment = (of: (e: (typeof aloft.executors)[number]) => string) =>
     resolve(
       stack,
-      stack.toJsonString(
-        Object.fromEntries(aloft.executors.map((e) => [e.environment.name, e.logGroup.logGroupName])),
-      ),
-    ),
+      stack.toJsonString(Object.fromEntries(aloft.executors.map((e) => [e.environment.name, of(e)]))),
+    );
+  assert.deepEqual(
+    outputs[OUTPUT.executorLogGroups].Value,
+    perEnvironment((e) => e.logGroup.logGroupName),
   );
   assert.deepEqual(outputs[OUTPUT.table].Value, { Ref: ref(stack, aloft.table) });
   assert.deepEqual(outputs[OUTPUT.bucket].Value, { Ref: ref(stack, aloft.bucket) });
@@ -603,12 +604,7 @@ await test("outputs: the contract's keys, with the executor queues as a JSON obj
   assert.deepEqual(outputs[OUTPUT.region].Value, { Ref: "AWS::Region" });
   assert.deepEqual(
     outputs[OUTPUT.executorQueues].Value,
-    resolve(
-      stack,
-      stack.toJsonString(
-        Object.fromEntries(aloft.executors.map((e) => [e.environment.name, e.queue.queueUrl])),
-      ),
-    ),
+    perEnvironment((e) => e.queue.queueUrl),
   );
 });
 

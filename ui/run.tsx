@@ -22,9 +22,22 @@ export function RunPage({ id }: { id: string }) {
   const dialog = useRef<HTMLDialogElement>(null);
 
   useEffect(() => {
+    // At most one refresh a second: a run of 100,000 children changes at every look.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let lastAt = 0;
+    const refresh = () => {
+      timer = undefined;
+      lastAt = Date.now();
+      setVersion((v) => v + 1);
+    };
     const es = api.events(id);
-    es.addEventListener("change", () => setVersion((v) => v + 1));
-    return () => es.close();
+    es.addEventListener("change", () => {
+      timer ??= setTimeout(refresh, Math.max(0, lastAt + 1000 - Date.now()));
+    });
+    return () => {
+      es.close();
+      clearTimeout(timer);
+    };
   }, [id]);
   useEffect(() => {
     let live = true;
