@@ -7,4 +7,5 @@ const dir = new URL("../dist/ui/", import.meta.url);
 mkdirSync(dir, { recursive: true });
 writeFileSync(new URL("app.js", dir), js);
 writeFileSync(new URL("app.css", dir), css);
-process.stdout.write(`dist/ui: app.js ${js.length} bytes, app.css ${css.length} bytes\n`);
+// On stderr: `npm pack --json` prints its JSON on stdout, after the build's own output.
+process.stderr.write(`dist/ui: app.js ${js.length} bytes, app.css ${css.length} bytes\n`);

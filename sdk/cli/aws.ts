@@ -4,7 +4,6 @@
  * ALOFT_* variables; endpoints come from AWS_ENDPOINT_URL(_DYNAMODB|_SQS|_S3).
  */
 import { createRequire } from "node:module";
-import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { OUTPUT } from "../aws/config.ts";
 import { ConfigurationError } from "../errors.ts";
@@ -13,6 +12,7 @@ import type { AwsRun } from "../aws/client.ts";
 import type { RunRow } from "../local/store.ts";
 import { renderRuns, renderStatus } from "./render.ts";
 import { announce, devNotes, interrupted } from "../../dev/announce.ts";
+import { ensurePrivateFile } from "../local/private-files.ts";
 
 export interface AwsOptions {
   outputs?: string;
@@ -106,8 +106,7 @@ export async function dev(o: { outputs: string; persist?: string }): Promise<voi
   // No CloudWatch here: the handlers append task log lines to a file beside the outputs, private
   // (a body's output may hold what its inputs held), which `aloft logs --aws` reads.
   const taskLogFile = resolve(dirname(o.outputs), "dev-task-logs.jsonl");
-  mkdirSync(dirname(taskLogFile), { recursive: true });
-  writeFileSync(taskLogFile, "", { flag: "a", mode: 0o600 });
+  ensurePrivateFile(taskLogFile);
   const stack = await startDevStack({ ...(o.persist ? { persistDir: o.persist } : {}), taskLogFile });
   const envs = Object.keys(stack.config.executorQueues);
   const outputs = {
