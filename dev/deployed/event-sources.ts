@@ -14,12 +14,15 @@ import { ConfigurationError } from "../../sdk/errors.ts";
 import type { StackArtifact } from "./assembly.ts";
 import type { Chaos } from "./chaos.ts";
 import { resolve, resolveString, type Scope } from "./intrinsics.ts";
+import { MessageTrace, type TraceEvent } from "./message-trace.ts";
 import { InvocationError, type FunctionPool } from "./sandbox-pool.ts";
 
 export interface EventSources {
   pollers: SqsEventSourcePoller[];
   /** Milliseconds from a sandbox killed holding a message to that message's next delivery. */
   recoveries: number[];
+  /** Where each message has been (for the soak's account of a stuck run). */
+  trace: MessageTrace;
   /** What was wired, one line each. */
   described: string[];
   stop(): Promise<void>;
@@ -43,6 +46,7 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
   const scheduled = new Set<Promise<unknown>>();
   const recoveries: number[] = [];
   const killedAt = new Map<string, number>();
+  const trace = new MessageTrace();
   const urlOfArn = new Map<string, string>();
   for (const [, phys] of o.scope.resources)
     if (phys.attributes["QueueUrl"]) urlOfArn.set(phys.attributes["Arn"]!, phys.ref);
@@ -70,10 +74,15 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
     );
     if (p["MaximumBatchingWindowInSeconds"])
       described.push(`${id}: MaximumBatchingWindowInSeconds not reproduced (batches are sent as received)`);
+    const queue = url.split("/").pop()!;
+    const note = (recs: SQSEvent["Records"], event: TraceEvent, detail?: string) => {
+      for (const r of recs) trace.note(r.messageId, queue, r.body, event, detail);
+    };
     const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
       const failed = new Set<string>();
-      const records = [];
+      const records: SQSEvent["Records"] = [];
       for (const rec of event.Records) {
+        note([rec], "received", `receive ${rec.attributes.ApproximateReceiveCount}`);
         const killed = killedAt.get(rec.messageId);
         if (killed !== undefined) {
           recoveries.push(Date.now() - killed);
@@ -91,25 +100,38 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
             )
             .catch(() => undefined);
           failed.add(rec.messageId);
+          note([rec], "delayed");
         } else records.push(rec);
       }
       if (!records.length)
         return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
       const duplicates = records
         .filter(() => o.chaos.roll("duplicates"))
-        .map((rec) =>
-          pool
+        .map((rec) => {
+          note([rec], "duplicated");
+          return pool
             .invoke({ Records: [rec] }, { extra: true })
-            .catch((e: unknown) => o.onError(`${pool.spec.logicalId} (duplicate delivery): ${String(e)}`)),
-        );
+            .catch((e: unknown) => o.onError(`${pool.spec.logicalId} (duplicate delivery): ${String(e)}`));
+        });
+      note(records, "waiting");
       try {
-        const response = await pool.invoke({ Records: records });
+        const response = await pool.invoke({ Records: records }, { started: (s) => note(records, "invoked", s) });
         if (reportFailures) {
           const items = (response as SQSBatchResponse | null)?.batchItemFailures ?? [];
           for (const f of items) failed.add(f.itemIdentifier);
         }
+        note(
+          records.filter((r) => !failed.has(r.messageId)),
+          "succeeded",
+        );
+        note(
+          records.filter((r) => failed.has(r.messageId)),
+          "item failed",
+        );
       } catch (e) {
         o.onError(`${pool.spec.logicalId}: ${(e as Error).message}`);
+        const killed = e instanceof InvocationError && e.kind === "killed";
+        note(records, killed ? "killed" : "failed", (e as Error).message.split("\n")[0]);
         for (const rec of records) failed.add(rec.messageId);
         if (e instanceof InvocationError && e.kind === "killed")
           for (const rec of records) killedAt.set(rec.messageId, Date.now());
@@ -172,6 +194,7 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
   return {
     pollers,
     recoveries,
+    trace,
     described,
     async stop() {
       for (const t of timers) clearInterval(t);

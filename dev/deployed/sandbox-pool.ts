@@ -150,11 +150,15 @@ export class FunctionPool {
   }
 
   /** Runs one invocation in a warm sandbox, or a new one if none is free and the limit allows. */
-  async invoke(event: unknown, options: { extra?: boolean } = {}): Promise<unknown> {
+  async invoke(
+    event: unknown,
+    options: { extra?: boolean; started?: (sandbox: string) => void } = {},
+  ): Promise<unknown> {
     // A chaos duplicate runs beside the invocations that fill the limit: it must be concurrent.
     const sandbox = options.extra ? (this.takeIdle() ?? this.start()) : await this.acquire();
     this.stats.invocations++;
     try {
+      options.started?.(`sandbox ${sandbox.accessKeyId.slice(-4)} pid ${sandbox.process.pid}`);
       return await this.run(sandbox, event);
     } catch (e) {
       this.stats.errors++;

@@ -135,11 +135,23 @@ async function soakStack(
   const restore = applyEnv(stack.env);
   const client = new AloftClient(stack.config);
   const problems: string[] = [];
+  const started = Date.now();
   const counts = { runs: 0, children: 0, stuck: 0, lost: 0, duplicated: 0, overConcurrency: 0 };
   const problem = (kind: keyof typeof counts, text: string) => {
     counts[kind]++;
     problems.push(`${kind}: ${text}`);
     log(`soak: ${kind}: ${text}`);
+  };
+
+  /** Where a run that broke an invariant stands: its open actions and each message naming it. */
+  const explain = (id: string, nodes: ActionNode[]) => {
+    const open = nodes.filter((n) => !TERMINAL.has(n.status));
+    const lines = [
+      ...open.map((n) => `  open: ${n.task} ${n.id} ${n.status} (attempts ${n.attempts})`),
+      ...stack.eventSources.trace.describe(id, started).map((l) => `  message: ${l}`),
+    ];
+    for (const l of lines) log(l);
+    problems.push(...lines);
   };
 
   const one = async (job: Job): Promise<void> => {
@@ -156,14 +168,15 @@ async function soakStack(
     }
     const nodes = flatten(s.root);
     counts.children += Math.max(0, nodes.length - 1);
-    if (!TERMINAL.has(s.state))
-      return problem("stuck", `${job.name} ${r.id} still ${s.state} after ${boundSeconds} s`);
+    if (!TERMINAL.has(s.state)) {
+      problem("stuck", `${job.name} ${r.id} still ${s.state} after ${boundSeconds} s`);
+      return explain(r.id, nodes);
+    }
     const open = nodes.filter((n) => !TERMINAL.has(n.status));
-    if (open.length)
-      return problem(
-        "stuck",
-        `${job.name} ${r.id} ended ${s.state} with ${open.length} actions not terminal`,
-      );
+    if (open.length) {
+      problem("stuck", `${job.name} ${r.id} ended ${s.state} with ${open.length} actions not terminal`);
+      return explain(r.id, nodes);
+    }
     if (job.cancelAfterMs) {
       if (s.state !== "CANCELLED") problem("lost", `${job.name} ${r.id} ended ${s.state}, not CANCELLED`);
       return;
@@ -173,7 +186,8 @@ async function soakStack(
     try {
       got = await r.result();
     } catch (e) {
-      return problem("lost", `${job.name} ${r.id} failed: ${(e as Error).message}`);
+      problem("lost", `${job.name} ${r.id} failed: ${(e as Error).message}`);
+      return explain(r.id, nodes);
     }
     if (!isDeepStrictEqual(got, want.value))
       problem(
@@ -193,7 +207,6 @@ async function soakStack(
     }
   };
 
-  const started = Date.now();
   const end = started + seconds * 1000;
   let next = 0;
   const lanes = Array.from({ length: options.inFlight ?? 4 }, async () => {
