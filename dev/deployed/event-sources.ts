@@ -114,8 +114,14 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
             .catch((e: unknown) => o.onError(`${pool.spec.logicalId} (duplicate delivery): ${String(e)}`));
         });
       note(records, "waiting");
+      const requests = { requests: 0, throttled: 0, serviceMs: 0 };
+      const spent = () =>
+        `${requests.requests} requests, ${requests.throttled} throttled, ${Math.round(requests.serviceMs)} ms in services`;
       try {
-        const response = await pool.invoke({ Records: records }, { started: (s) => note(records, "invoked", s) });
+        const response = await pool.invoke(
+          { Records: records },
+          { started: (s) => note(records, "invoked", s), requests },
+        );
         if (reportFailures) {
           const items = (response as SQSBatchResponse | null)?.batchItemFailures ?? [];
           for (const f of items) failed.add(f.itemIdentifier);
@@ -123,15 +129,17 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
         note(
           records.filter((r) => !failed.has(r.messageId)),
           "succeeded",
+          spent(),
         );
         note(
           records.filter((r) => failed.has(r.messageId)),
           "item failed",
+          spent(),
         );
       } catch (e) {
         o.onError(`${pool.spec.logicalId}: ${(e as Error).message}`);
         const killed = e instanceof InvocationError && e.kind === "killed";
-        note(records, killed ? "killed" : "failed", (e as Error).message.split("\n")[0]);
+        note(records, killed ? "killed" : "failed", `${(e as Error).message.split("\n")[0]}; ${spent()}`);
         for (const rec of records) failed.add(rec.messageId);
         if (e instanceof InvocationError && e.kind === "killed")
           for (const rec of records) killedAt.set(rec.messageId, Date.now());

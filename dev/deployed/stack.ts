@@ -34,6 +34,8 @@ export interface DeployedStackOptions {
   chaos?: Partial<ChaosSpec>;
   /** Most sandboxes per function when the template sets no reserved concurrency; default 4. */
   maxSandboxes?: number;
+  /** Seconds a sandbox may stay idle before it is stopped (Lambda reclaims idle ones); default 300, 0 never. */
+  idleSeconds?: number;
   /** Extra variables for every sandbox, over the template's (tests point fixtures at a folder). */
   env?: Record<string, string>;
   /** Where function logs go (one file per function); default a new temp folder. */
@@ -139,9 +141,13 @@ async function start(
         const pool = poolOfKey(key);
         return pool && { functionName: pool.spec.logicalId, policy: policies.get(pool.spec.logicalId)! };
       },
-      before: (key) =>
-        poolOfKey(key)?.beforeRequest(key) ?? (c.chaos.roll("throttles") ? "throttle" : undefined),
-      after: (key) => poolOfKey(key)?.afterResponse(key),
+      before: (key) => {
+        const pool = poolOfKey(key);
+        const fault = pool?.beforeRequest(key) ?? (c.chaos.roll("throttles") ? "throttle" : undefined);
+        if (fault === "throttle") pool?.throttled(key);
+        return fault;
+      },
+      after: (key, ms) => poolOfKey(key)?.afterResponse(key, ms),
       denied: (fn, action, resource) => {
         const line = `IAM denied: ${fn} ${action} ${resource}`;
         denials.push(line);
@@ -231,6 +237,7 @@ async function start(
       },
       c.chaos,
       `ASIA${(index++).toString(36).toUpperCase()}X`,
+      options.idleSeconds ?? 300,
     );
     pools.set(id, pool);
     description.push(

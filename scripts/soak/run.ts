@@ -52,6 +52,9 @@ interface Job {
   concurrency?: number;
 }
 
+/** How often a run in flight is looked at (its run item). */
+const POLL_MS = 500;
+const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"]);
 const flatten = (n: ActionNode | undefined, out: ActionNode[] = []): ActionNode[] => {
   if (n) out.push(n);
@@ -160,11 +163,21 @@ async function soakStack(
     if (job.cancelAfterMs)
       setTimeout(() => void r.cancel("soak cancel").catch(() => undefined), job.cancelAfterMs);
     const deadline = Date.now() + boundSeconds * 1000;
+    // The run item alone (one GetItem) until it ends: reading the whole tree every poll was most
+    // of DynamoDB Local's load, slowing the very functions under test.
+    while (Date.now() <= deadline) {
+      const item = await client.getRun(r.id);
+      if (item && TERMINAL.has(item.status)) break;
+      await sleep(POLL_MS);
+    }
+    // A run ends before its descendants are marked (a cancel marks them after the run; a failed
+    // parent's sweep follows its end): they too must be terminal within the bound.
     let s: RunStatus;
     for (;;) {
       s = await r.status();
-      if (TERMINAL.has(s.state) || Date.now() > deadline) break;
-      await new Promise((ok) => setTimeout(ok, 250));
+      const done = TERMINAL.has(s.state) && flatten(s.root).every((n) => TERMINAL.has(n.status));
+      if (done || Date.now() > deadline) break;
+      await sleep(4 * POLL_MS);
     }
     const nodes = flatten(s.root);
     counts.children += Math.max(0, nodes.length - 1);
