@@ -72,8 +72,7 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
       pool.spec.concurrency,
       o.maxConcurrency,
     );
-    if (p["MaximumBatchingWindowInSeconds"])
-      described.push(`${id}: MaximumBatchingWindowInSeconds not reproduced (batches are sent as received)`);
+    const windowSeconds = Number(p["MaximumBatchingWindowInSeconds"] ?? 0);
     const queue = url.split("/").pop()!;
     const note = (recs: SQSEvent["Records"], event: TraceEvent, detail?: string) => {
       for (const r of recs) trace.note(r.messageId, queue, r.body, event, detail);
@@ -150,13 +149,14 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
     };
     const poller = new SqsEventSourcePoller(o.sqs, url, handler, {
       batchSize,
+      maxBatchingWindowMs: windowSeconds * 1000,
       maxConcurrency: Math.max(1, maxConcurrency),
       functionName: pool.spec.name,
       onError: (e, info) => o.onError(`${pool.spec.logicalId} poller ${info.phase}: ${String(e)}`),
     });
     pollers.push(poller);
     described.push(
-      `${pool.spec.logicalId} <- ${url.split("/").pop()} (batch ${batchSize}, concurrency ${maxConcurrency}, ${reportFailures ? "partial batch responses" : "whole batches"})`,
+      `${pool.spec.logicalId} <- ${url.split("/").pop()} (batch ${batchSize}${windowSeconds ? ` gathered over ${windowSeconds} s` : ""}, concurrency ${maxConcurrency}, ${reportFailures ? "partial batch responses" : "whole batches"})`,
     );
   }
 
