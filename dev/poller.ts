@@ -110,7 +110,12 @@ export class SqsEventSourcePoller {
     this.handler = handler;
     this.maxBatchingWindowMs = integerIn("maxBatchingWindowMs", options.maxBatchingWindowMs ?? 0, 0, 300_000);
     // Lambda's limits: 10 per batch without a window, 10,000 with one.
-    this.batchSize = integerIn("batchSize", options.batchSize ?? 10, 1, this.maxBatchingWindowMs ? 10_000 : 10);
+    this.batchSize = integerIn(
+      "batchSize",
+      options.batchSize ?? 10,
+      1,
+      this.maxBatchingWindowMs ? 10_000 : 10,
+    );
     this.visibilityTimeoutSeconds =
       options.visibilityTimeoutSeconds === undefined
         ? undefined

@@ -29,7 +29,12 @@ export interface MessageHistory {
 /** The run and action ids an Aloft message body names (a `dones` names several). */
 function parseBody(body: string): Pick<MessageHistory, "kind" | "runs" | "actions"> {
   try {
-    const m = JSON.parse(body) as { k?: string; run?: string; id?: string; d?: Array<{ run: string; id: string }> };
+    const m = JSON.parse(body) as {
+      k?: string;
+      run?: string;
+      id?: string;
+      d?: Array<{ run: string; id: string }>;
+    };
     const items = m.d ?? [m];
     return {
       kind: m.k ?? "?",

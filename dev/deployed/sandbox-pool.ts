@@ -186,8 +186,12 @@ export class FunctionPool {
     const now = Date.now();
     for (const s of this.idle.splice(0)) {
       if (s.dead) continue;
-      if (now - s.idleSince < idleMs) this.idle.push(s);
-      else (this.stats.reaped++, s.kill("idle"));
+      if (now - s.idleSince < idleMs) {
+        this.idle.push(s);
+        continue;
+      }
+      this.stats.reaped++;
+      s.kill("idle");
     }
   }
 

@@ -45,7 +45,9 @@ function coldStart(taskDir: string, handler: string, env: Record<string, string>
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const { values } = parseArgs({ options: { "cdk-out": { type: "string" }, runs: { type: "string", default: "5" } } });
+const { values } = parseArgs({
+  options: { "cdk-out": { type: "string" }, runs: { type: "string", default: "5" } },
+});
 const runs = Number(values.runs);
 const synthDir = values["cdk-out"] ? undefined : mkdtempSync(join(tmpdir(), "aloft-cold-synth-"));
 const root = mkdtempSync(join(tmpdir(), "aloft-cold-"));
@@ -53,7 +55,9 @@ try {
   if (synthDir) await synth("scripts/soak/tasks.ts", "AloftSoak", synthDir, "npx tsx scripts/soak/app.ts");
   const stack = readStack(values["cdk-out"] ?? synthDir!);
   const modules = sdkRuntime();
-  process.stdout.write(`function                                   with source maps (wall/CPU)  without (wall/CPU)\n`);
+  process.stdout.write(
+    `function                                   with source maps (wall/CPU)  without (wall/CPU)\n`,
+  );
   for (const id of resourcesOf(stack.template, "AWS::Lambda::Function")) {
     const p = stack.template.Resources[id]!.Properties ?? {};
     const vars = ((p["Environment"] as { Variables?: Record<string, unknown> })?.Variables ?? {}) as Record<

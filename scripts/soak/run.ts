@@ -25,6 +25,10 @@ export interface SoakOptions {
   chaos?: Partial<ChaosSpec>;
   /** Runs kept in flight; default 4. */
   inFlight?: number;
+  /** Keep starting runs past `seconds` until this many have started (so a slow machine still sees faults); default 0. */
+  minRuns?: number;
+  /** A `cdk synth` of scripts/soak/app.ts to use; default: synthesized into a temp folder. */
+  cdkOut?: string;
   log?: (line: string) => void;
 }
 
@@ -79,6 +83,7 @@ function overlap(nodes: ActionNode[]): number {
 export async function soak(options: SoakOptions = {}): Promise<SoakResult> {
   const log = options.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const seconds = options.seconds ?? 60;
+  if (options.cdkOut) return soakStack(options.cdkOut, seconds, options, log);
   const out = mkdtempSync(join(tmpdir(), "aloft-soak-synth-"));
   try {
     log("soak: cdk synth of scripts/soak/app.ts");
@@ -91,11 +96,12 @@ export async function soak(options: SoakOptions = {}): Promise<SoakResult> {
 
 /**
  * The liveness bound from the template: a message a sandbox held when killed returns after its
- * lease, or (killed before the handler took the lease, in its first second) after its queue's own
- * visibility timeout; then the work runs again. Dead-letter queues are left out: a message reaches
- * one only after maxReceiveCount failures.
+ * lease (taken as the invocation starts); one received but lost before its handler took the lease
+ * (its sandbox dying in a cold start, a throttled batch) after its queue's own visibility timeout;
+ * then the work runs again. Dead-letter queues are left out: a message reaches one only after
+ * maxReceiveCount failures.
  */
-function livenessBoundSeconds(cdkOut: string): number {
+export function livenessBoundSeconds(cdkOut: string): number {
   const { template } = readStack(cdkOut);
   const queues = Object.values(template.Resources).filter(
     (r) => r.Type === "AWS::SQS::Queue" && r.Properties?.["RedrivePolicy"],
@@ -223,7 +229,7 @@ async function soakStack(
   const end = started + seconds * 1000;
   let next = 0;
   const lanes = Array.from({ length: options.inFlight ?? 4 }, async () => {
-    while (Date.now() < end) {
+    while (Date.now() < end || next < (options.minRuns ?? 0)) {
       const job = jobs[next++ % jobs.length]!;
       await one(job).catch((e: unknown) => problem("lost", `${job.name}: the client failed: ${String(e)}`));
     }
