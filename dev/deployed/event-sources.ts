@@ -19,13 +19,19 @@ import { InvocationError, type FunctionPool } from "./sandbox-pool.ts";
 
 export interface EventSources {
   pollers: SqsEventSourcePoller[];
-  /** Milliseconds from a sandbox killed holding a message to that message's next delivery. */
-  recoveries: number[];
+  /** Each message a killed sandbox held, and the time from the kill to its next delivery. */
+  recoveries: Recovery[];
   /** Where each message has been (for the soak's account of a stuck run). */
   trace: MessageTrace;
   /** What was wired, one line each. */
   described: string[];
   stop(): Promise<void>;
+}
+
+export interface Recovery {
+  queue: string;
+  messageId: string;
+  ms: number;
 }
 
 export interface EventSourceOptions {
@@ -44,7 +50,7 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
   const described: string[] = [];
   const timers: NodeJS.Timeout[] = [];
   const scheduled = new Set<Promise<unknown>>();
-  const recoveries: number[] = [];
+  const recoveries: Recovery[] = [];
   const killedAt = new Map<string, number>();
   const trace = new MessageTrace();
   const urlOfArn = new Map<string, string>();
@@ -84,7 +90,7 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
         note([rec], "received", `receive ${rec.attributes.ApproximateReceiveCount}`);
         const killed = killedAt.get(rec.messageId);
         if (killed !== undefined) {
-          recoveries.push(Date.now() - killed);
+          recoveries.push({ queue, messageId: rec.messageId, ms: Date.now() - killed });
           killedAt.delete(rec.messageId);
         }
         if (o.chaos.roll("delays")) {

@@ -163,12 +163,29 @@ async function soakStack(
     problems.push(...lines);
   };
 
+  /**
+   * Cancels a run `afterMs` after it started: a cancel before the coordinator created the run
+   * finds no run (on a loaded machine the start can take seconds), so it waits for the run item
+   * and retries a cancel that fails, until the run ends.
+   */
+  const cancelLater = async (id: string, afterMs: number, deadline: number) => {
+    while (!(await client.getRun(id)) && Date.now() < deadline) await sleep(POLL_MS);
+    await sleep(afterMs);
+    for (;;) {
+      try {
+        return await client.attach(id).cancel("soak cancel");
+      } catch (e) {
+        if (Date.now() > deadline) return problem("lost", `cancel of ${id} failed: ${String(e)}`);
+        await sleep(POLL_MS);
+      }
+    }
+  };
+
   const one = async (job: Job): Promise<void> => {
     const r = await client.run(job.task, ...(job.args as never[]));
     counts.runs++;
-    if (job.cancelAfterMs)
-      setTimeout(() => void r.cancel("soak cancel").catch(() => undefined), job.cancelAfterMs);
     const deadline = Date.now() + boundSeconds * 1000;
+    if (job.cancelAfterMs) void cancelLater(r.id, job.cancelAfterMs, deadline);
     // The run item alone (one GetItem) until it ends: reading the whole tree every poll was most
     // of DynamoDB Local's load, slowing the very functions under test.
     while (Date.now() <= deadline) {
@@ -236,7 +253,7 @@ async function soakStack(
   });
   await Promise.all(lanes);
   client.destroy();
-  const recoveriesMs = [...stack.eventSources.recoveries];
+  const recoveriesMs = stack.eventSources.recoveries.map((r) => r.ms);
   const report = await stack.stop();
   restore();
   const c = report.chaos;

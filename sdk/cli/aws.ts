@@ -117,6 +117,12 @@ export async function dev(o: { outputs: string; persist?: string }): Promise<voi
     `aloft dev: ${stack.aws.mode === "emulators" ? "DynamoDB Local + fauxqs (SQS, S3)" : stack.aws.dynamoEndpoint} ready; ` +
       `environments: ${envs.join(", ")}\n` +
       `  DynamoDB ${stack.aws.dynamoEndpoint}  SQS/S3 ${stack.aws.sqsEndpoint}\n` +
+      // The leases as deployed (docs/aws.md "Visibility"): a killed handler's messages return one lease later.
+      `  leases (each queue's visibility timeout): coordinator ${stack.visibility.coordinator} s, ${Object.entries(
+        stack.visibility.executors,
+      )
+        .map(([e, s]) => `${e} ${s} s`)
+        .join(", ")}\n` +
       devNotes(stack.aws).replace(/\n$/, ""),
   );
   await interrupted();
