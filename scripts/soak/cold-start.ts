@@ -4,10 +4,11 @@
  * shape sandboxes (dev/deployed/sandbox.mjs, the runtime's SDK beside the bundle), with the
  * template's NODE_OPTIONS (`--enable-source-maps`) and without: the median wall time of the
  * bundle's import and the median CPU time of the whole start (Node's boot included). On a loaded
- * machine the wall time measures the load; the CPU time is what each cold start costs it.
+ * machine the wall time measures the load; the CPU time is what each cold start costs it. Also
+ * prints each bundle's size and its source map's.
  */
 import { fork } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -56,7 +57,7 @@ try {
   const stack = readStack(values["cdk-out"] ?? synthDir!);
   const modules = sdkRuntime();
   process.stdout.write(
-    `function                                   with source maps (wall/CPU)  without (wall/CPU)\n`,
+    `function                                   with source maps (wall/CPU)  without (wall/CPU)  bundle\n`,
   );
   for (const id of resourcesOf(stack.template, "AWS::Lambda::Function")) {
     const p = stack.template.Resources[id]!.Properties ?? {};
@@ -79,7 +80,11 @@ try {
         starts.push(await coldStart(taskDir, String(p["Handler"]), { ...base, NODE_OPTIONS: nodeOptions }));
       row.push(`${median(starts.map((s) => s.initMs))} ms / ${median(starts.map((s) => s.cpuMs))} ms`);
     }
-    process.stdout.write(`${id.padEnd(42)} ${row[0]!.padEnd(28)} ${row[1]}\n`);
+    const asset = assetDir(stack, id);
+    const kib = (f: string) => (existsSync(f) ? `${Math.round(statSync(f).size / 1024)} KiB` : "-");
+    const bundle = readdirSync(asset).find((f) => /^index\.(m?js|cjs)$/.test(f)) ?? "index.mjs";
+    row.push(`${kib(join(asset, bundle))} (+${kib(join(asset, `${bundle}.map`))} map)`);
+    process.stdout.write(`${id.padEnd(42)} ${row[0]!.padEnd(28)} ${row[1]!.padEnd(20)} ${row[2]}\n`);
   }
   process.stdout.write(`(medians of ${runs} fresh sandboxes each; node ${process.version})\n`);
 } finally {

@@ -59,6 +59,8 @@ interface Job {
 /** How often a run in flight is looked at (its run item). */
 const POLL_MS = 500;
 const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
+const median = (xs: number[]) =>
+  xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : undefined;
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"]);
 const flatten = (n: ActionNode | undefined, out: ActionNode[] = []): ActionNode[] => {
   if (n) out.push(n);
@@ -268,7 +270,7 @@ async function soakStack(
       .filter((f) => f.invocations)
       .map(
         (f) =>
-          `soak: ${f.logicalId}: ${f.invocations} invocations, ${f.coldStarts} cold starts, init ${f.initMs.length ? Math.min(...f.initMs) : "-"}..${f.initMs.length ? Math.max(...f.initMs) : "-"} ms, ${f.kills} killed`,
+          `soak: ${f.logicalId}: ${f.invocations} invocations, ${f.coldStarts} cold starts, init ${f.initMs.length ? Math.min(...f.initMs) : "-"}..${f.initMs.length ? Math.max(...f.initMs) : "-"} ms (CPU median ${median(f.initCpuMs) ?? "-"} ms), ${f.kills} killed, ${f.timeouts} timed out`,
       ),
     ...report.denials,
     `stuck=${counts.stuck} lost=${counts.lost} duplicated=${counts.duplicated}${counts.overConcurrency ? ` overConcurrency=${counts.overConcurrency}` : ""}`,
