@@ -240,7 +240,8 @@ export class FunctionPool {
     const s = new Sandbox(this.spec, key, this.logFd, (dead) => {
       this.live.delete(dead);
       this.byKey.delete(dead.accessKeyId);
-      this.waiting.shift()?.();
+      // Every waiter looks again: the freed place may fit only a duplicate's limit (one spare more).
+      for (const w of this.waiting.splice(0)) w();
     });
     this.live.add(s);
     this.byKey.set(key, s);
