@@ -158,6 +158,19 @@ export class AloftClient {
     return new AwsRun<R>(this, id, taskName);
   }
 
+  /**
+   * Sends signal `name` to run `runId`: the first `waitForSignal(name)` in it, now or later,
+   * receives `payload`. Rejects with `RunEndedError` once the run has ended.
+   * @example
+   * await client.signal(runId, "approve", { approved: true });
+   */
+  async signal(runId: string, name: string, payload?: unknown): Promise<void> {
+    void runId;
+    void name;
+    void payload;
+    throw new ConfigurationError("AloftClient.signal is not available yet");
+  }
+
   /** A handle on an existing run (its id as printed by `run`). */
   attach<R = unknown>(id: string): AwsRun<R> {
     return new AwsRun<R>(this, id, undefined);
@@ -266,6 +279,11 @@ export class AwsRun<R = unknown> implements Run<R> {
       rt,
       next.map((msg) => ({ msg })),
     );
+  }
+
+  /** Sends signal `name` to this run (see {@link AloftClient.signal}). */
+  async signal(name: string, payload?: unknown): Promise<void> {
+    await this.client.signal(this.id, name, payload);
   }
 
   progress(): GroupProgress[] {

@@ -34,6 +34,11 @@ import type { GroupProgress, RunState } from "../run-handle.ts";
 import type { Live, Window } from "./live.ts";
 import { Placement } from "./placement.ts";
 import { Progress } from "./progress.ts";
+import { LocalWaits, realWaitClock } from "./durable-waits.ts";
+import type { WaitClock } from "./durable-waits.ts";
+import { WaitStore } from "./wait-store.ts";
+import { checkSignalName, isBuiltin } from "../core/durable-waits.ts";
+import { serialize } from "../serde.ts";
 
 const COLLECT_EVERY = 10_000;
 let fullGc: (() => void) | undefined | null = null;
@@ -59,6 +64,8 @@ export interface EngineOptions {
   /** Modules a worker must import to find the tasks. */
   modules: string[];
   now?: () => number;
+  /** Time for durable waits (`sleep`, signal timeouts); its `now` is the engine's unless `now` is given. */
+  clock?: WaitClock;
 }
 
 export interface EngineEvents {
@@ -88,11 +95,18 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Replays per run (an action's executions after its first). */
   readonly replays = new Map<string, number>();
   private readonly placement = new Placement();
+  /** Built-in calls (`sleep`, `waitForSignal`) this engine completes itself. */
+  private readonly waits: LocalWaits;
 
   constructor(private readonly opts: EngineOptions) {
     super();
     this.store = opts.store;
-    this.now = opts.now ?? Date.now;
+    const clock = opts.clock ?? realWaitClock;
+    this.now = opts.now ?? (() => clock.now());
+    this.waits = new LocalWaits(new WaitStore(this.store.db), clock, (id, status, outcome) => {
+      const a = this.live.get(id);
+      if (a) this.finish(a, status, outcome);
+    });
     const onDecisions = (rs: [string, number, Decision][]): void => this.onDecisions(rs);
     const onLost = (items: ExecItem[]): void => {
       for (const it of items) {
@@ -177,12 +191,15 @@ export class Engine extends EventEmitter<EngineEvents> {
     for (const w of this.windows.values())
       w.waiting.sort((x, y) => (byId.get(x)!.window_idx ?? 0) - (byId.get(y)!.window_idx ?? 0));
     if (!dispatch) return;
+    const builtins: Live[] = [];
     for (const a of this.live.values()) {
       if (a.runId !== runId) continue;
       const row = byId.get(a.id)!;
       if (a.status === "SUSPENDED") this.watch(a, JSON.parse(row.waits ?? "[]") as Wait[]);
+      else if (isBuiltin(a.task)) builtins.push(a);
       else if (a.status === "RUNNING" || (a.status === "QUEUED" && row.dispatched)) this.enqueue(a);
     }
+    this.waits.arm(builtins);
     for (const w of this.windows.values()) this.releaseWindow(w);
     this.schedulePump();
   }
@@ -204,12 +221,22 @@ export class Engine extends EventEmitter<EngineEvents> {
       this.finish(root, "CANCELLED", { ok: false, error: serializeError(new CancelledError(reason)) });
   }
 
+  /**
+   * Sends signal `name` to a running run (a run that ended is a RunEndedError): the first wait for
+   * it, now or later, receives `payload`.
+   */
+  signal(runId: string, name: string, payload: unknown): void {
+    checkSignalName(name, "signal");
+    this.waits.send(runId, name, serialize(payload, `payload of signal ${JSON.stringify(name)}`));
+  }
+
   progressOf(runId: string): GroupProgress[] {
     return this.progress.of(runId);
   }
 
   async close(): Promise<void> {
     clearInterval(this.cancelPoll);
+    this.waits.close();
     this.flush();
     for (const a of this.live.values()) clearTimeout(a.timer);
     await this.executor.close();
@@ -404,7 +431,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       }
       if (c.settings) child.settings = c.settings;
       (a.children ??= new Set()).add(c.id);
-      this.progress.total(a.runId, c.group);
+      if (!isBuiltin(c.task)) this.progress.total(a.runId, c.group);
       const def = this.defOf(child);
       const key = def && cacheLookup(def, c.args);
       const cached = key ? this.store.getCache(key) : undefined;
@@ -412,7 +439,8 @@ export class Engine extends EventEmitter<EngineEvents> {
       else fresh.push(child);
     }
     this.watch(a, waits);
-    for (const child of fresh) if (!held.has(child.id)) this.enqueue(child);
+    const taken = this.waits.arm(fresh);
+    for (const child of fresh) if (!held.has(child.id) && !taken.has(child.id)) this.enqueue(child);
     for (const [child, value] of hits) {
       this.store.markCached(child.id);
       this.finish(child, "SUCCEEDED", { ok: true, value });
@@ -450,6 +478,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     clearTimeout(a.timer);
     a.timer = undefined;
     this.live.delete(a.id);
+    this.waits.forget(a.id);
     this.pending.push({ id: a.id, status, outcome, ended: this.now(), attempts: a.attempts });
     if (a.children && a.children.size) this.cancelDescendants(a, descendantsReason(a.task, status));
     if (a.window && a.slot) {
@@ -463,7 +492,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (parent) {
       parent.children?.delete(a.id);
       (parent.childOk ??= new Map()).set(a.id, outcome.ok);
-      this.progress.done(a.runId, a.group, outcome.ok);
+      if (!isBuiltin(a.task)) this.progress.done(a.runId, a.group, outcome.ok);
       if (parent.status === "SUSPENDED" && parent.tracker?.settle(a.id, outcome.ok)) {
         parent.tracker = undefined;
         this.enqueue(parent);
@@ -566,5 +595,6 @@ export class Engine extends EventEmitter<EngineEvents> {
     const runs = new Set<string>();
     for (const a of this.live.values()) if (!a.parent) runs.add(a.runId);
     for (const r of runs) if (this.store.cancelRequested(r)) this.cancelRun(r, "cancelled by aloft cancel");
+    this.waits.poll();
   }
 }
