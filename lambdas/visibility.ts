@@ -7,8 +7,9 @@
  * fault) stops renewing, so its messages are delivered again about one lease later rather than
  * after the queue's own visibility timeout, which Lambda requires to be at least the function's
  * timeout (docs/aws.md, "Visibility: leases and heartbeats"). When the queue's timeout is longer
- * than the lease, the lease is taken a second into the invocation. Failed items come back after their
- * own backoff (2^receives seconds, capped), not after a whole timeout.
+ * than the lease, the lease is taken as the invocation starts, so a sandbox that dies at once is
+ * recovered as fast as one that dies later. Failed items come back after their own backoff
+ * (2^receives seconds, capped), not after a whole timeout.
  */
 import { ChangeMessageVisibilityBatchCommand } from "@aws-sdk/client-sqs";
 import type { SQSClient } from "@aws-sdk/client-sqs";
@@ -17,9 +18,6 @@ import { realClock } from "./clock.ts";
 import type { Clock } from "./clock.ts";
 import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV } from "../sdk/aws/config.ts";
 import { runtime } from "../sdk/aws/runtime.ts";
-
-/** How long into an invocation the lease is taken when the queue's own timeout is longer. */
-const START_AFTER_MS = 1_000;
 
 export type BatchHandler = (event: SQSEvent, context?: Context) => Promise<SQSBatchResponse>;
 
@@ -30,12 +28,6 @@ export interface LeaseSettings {
   queueVisibilityTimeoutSeconds?: number | undefined;
   /** Longest wait before a failed item is delivered again; default the lease. */
   retryCapSeconds?: number | undefined;
-  /**
-   * When the queue's timeout is longer than the lease, the lease is taken this long into the
-   * invocation (default 1 s): an invocation that ends sooner — most fan-out children — pays no
-   * request for it.
-   */
-  startAfterMs?: number | undefined;
 }
 
 export interface HeartbeatOptions {
@@ -108,12 +100,11 @@ class Lease {
     const remaining = context?.getRemainingTimeInMillis?.();
     this.deadline = remaining === undefined ? Infinity : this.clock.now() + remaining;
     if (!this.held.length) return;
+    // A queue whose own timeout is longer than the lease (on AWS, always: it is at least the
+    // function's timeout) would hide a crashed invocation's messages for all of it: shorten to the
+    // lease at once. A queue at the lease already gave each message one on receipt.
     const q = this.settings.queueVisibilityTimeoutSeconds;
-    if (q !== undefined && q > this.settings.visibilityTimeoutSeconds)
-      this.timer = this.clock.setTimeout(
-        () => this.beat(),
-        Math.min(this.settings.startAfterMs ?? START_AFTER_MS, this.intervalMs),
-      );
+    if (q !== undefined && q > this.settings.visibilityTimeoutSeconds) this.beat();
     else this.schedule();
   }
 

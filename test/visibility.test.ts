@@ -185,7 +185,8 @@ describe("visibility lease and heartbeat (fauxqs, virtual time)", { timeout: 120
 
   const cases: { name: string; fnTimeout: number; killAt: number; hangs?: boolean }[] = [
     // The queue keeps 6x the function timeout (AWS's advice for throttled retries); the lease is
-    // taken a second into the invocation, so a crash before the first heartbeat is recovered fast.
+    // taken as the invocation starts, so a crash before the first heartbeat is recovered as fast.
+    { name: "with a task timeout (5 min), killed after 0.5 s", fnTimeout: 300, killAt: S / 2 },
     { name: "with a task timeout (5 min), killed after 5 s", fnTimeout: 300, killAt: 5 * S },
     { name: "with a task timeout (5 min), killed after 130 s", fnTimeout: 300, killAt: 130 * S },
     {
@@ -251,7 +252,7 @@ describe("visibility lease and heartbeat (fauxqs, virtual time)", { timeout: 120
     });
   }
 
-  it("the lease is taken a second into an invocation: one that ends sooner pays no request for it", async () => {
+  it("the lease is taken as an invocation starts: one request per ten messages, then one per third of a lease", async () => {
     let changes = 0;
     const undo = addMiddleware(sqs, "count-changes", async (args, next, command) => {
       if (command === "ChangeMessageVisibilityBatchCommand") changes++;
@@ -259,18 +260,20 @@ describe("visibility lease and heartbeat (fauxqs, virtual time)", { timeout: 120
     });
     try {
       const settings = { queueVisibilityTimeoutSeconds: 6 * 300 };
-      const short = await deliver(await queue(6 * 300, ["short"]), fn(task([], 200), true, settings), 300);
+      const bodies = Array.from({ length: 10 }, (_, i) => `short-${i}`);
+      const short = await deliver(await queue(6 * 300, bodies), fn(task([], 200), true, settings), 300);
+      assert.equal(short.records.length, 10);
       await clock.advance(300);
       await short.done;
-      assert.equal(changes, 0, "a 200 ms invocation took the lease");
+      assert.equal(changes, 1, "a 200 ms invocation of ten messages takes its lease in one request");
       const longer = await deliver(
         await queue(6 * 300, ["longer"]),
-        fn(task([], 3 * S), true, settings),
+        fn(task([], 50 * S), true, settings),
         300,
       );
-      await clock.advance(3 * S);
+      await clock.advance(50 * S);
       await longer.done;
-      assert.equal(changes, 1, "a 3 s invocation takes the lease once, a second in");
+      assert.equal(changes, 1 + 3, "a 50 s invocation: the lease at its start, renewed at 20 s and 40 s");
     } finally {
       undo();
     }
