@@ -22,6 +22,22 @@ import { countCompletions } from "./coord/completions.ts";
 import { failRun, startRun } from "./coord/start-run.ts";
 import { sweep } from "./coord/sweep.ts";
 import { continueDispatch } from "./fan-out.ts";
+import { matchSignals } from "./durable-waits.ts";
+import { sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
+import type { Outbox } from "./exec/context.ts";
+
+/** A signal was stored: hand it to the first open wait of its name; the waits' completions follow. */
+async function signalled(
+  rt: ReturnType<typeof runtime>,
+  run: string,
+  name: string,
+  r: SQSEvent["Records"][number],
+): Promise<void> {
+  const outbox: Outbox = [];
+  const redelivered = Number(r.attributes?.ApproximateReceiveCount ?? "1") > 1;
+  await matchSignals(rt, run, name, outbox, { id: r.messageId, redelivered });
+  await sendToCoordinator(rt, outbox);
+}
 
 /** What Lambda invokes: the batch handler, its messages held by a visibility lease (visibility.ts). */
 export const handler = withHeartbeat(handleBatch);
@@ -67,7 +83,9 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
           ? checkTimeout(rt, m, r.messageId)
           : m.k === "dispatch"
             ? continueDispatch(rt, m, r.messageId)
-            : sweep(rt, m);
+            : m.k === "signal"
+              ? signalled(rt, m.run, m.name, r)
+              : sweep(rt, m);
     others.push(
       work.catch((e: unknown) => {
         rt.log.error("coordinator message failed; it will be retried", {

@@ -47,6 +47,7 @@ import { readPrefix } from "../sdk/aws/store/history.ts";
 import { dispatchCalls, redispatch } from "./fan-out.ts";
 import { sinceCommit } from "../sdk/aws/store/table.ts";
 import { waitMayBeMet } from "../sdk/aws/store/counters.ts";
+import { isBuiltin } from "../sdk/core/durable-waits.ts";
 
 /** Runs looked at per invocation; the cursor carries the rest to the next tick. */
 const RUNS_PER_TICK = 200;
@@ -191,6 +192,9 @@ async function walkRun(
       v.open = page.open.length;
       for (const c of page.open)
         if (page.parents.has(c.id)) next.push({ id: c.id, task: c.task });
+        // A sleep or signal wait waits on time or the outside world: no bound judges it, and
+        // re-sending it would only start another chain of delayed hops.
+        else if (isBuiltin(c.task)) opaque = true;
         else v.waiting.push(c);
     }
     level = next;
