@@ -76,6 +76,9 @@ const RUN_TABLE_ACTIONS = [
   "dynamodb:UpdateItem",
 ];
 const RUN_BUCKET_ACTIONS = ["s3:GetObject", "s3:PutObject"];
+// A signal's sender: count it on the run item (an update that refuses an ended run), store it.
+const SIGNAL_TABLE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem"];
+const SIGNAL_BUCKET_ACTIONS = ["s3:PutObject"];
 const READ_LOGS_ACTIONS = ["logs:FilterLogEvents", "logs:GetLogEvents", "logs:DescribeLogStreams"];
 
 const DEFAULT_EXECUTOR_TIMEOUT = Duration.minutes(5);
@@ -362,6 +365,35 @@ export class Aloft extends Construct {
         iam.Grant.addToPrincipal({
           grantee,
           actions: RUN_BUCKET_ACTIONS,
+          resourceArns: [this.bucket.arnForObjects("*")],
+        }),
+      );
+  }
+
+  /**
+   * Lets `grantee` send signals to runs (`AloftClient.signal`, `aloft signal --aws`): count and
+   * store a signal in the table (not its index), offload a large payload, and tell the coordinator
+   * queue. Nothing else: it reads no run and starts none.
+   * @example
+   * aloft.grantSignal(approvalWebhook);
+   */
+  grantSignal(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: SEND_ACTIONS,
+      resourceArns: [this.coordinatorQueue.queueArn],
+    })
+      .combine(
+        iam.Grant.addToPrincipal({
+          grantee,
+          actions: SIGNAL_TABLE_ACTIONS,
+          resourceArns: [this.table.tableArn],
+        }),
+      )
+      .combine(
+        iam.Grant.addToPrincipal({
+          grantee,
+          actions: SIGNAL_BUCKET_ACTIONS,
           resourceArns: [this.bucket.arnForObjects("*")],
         }),
       );
