@@ -30,7 +30,7 @@ import { Construct } from "constructs";
 import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV, OUTPUT } from "../sdk/aws/config.ts";
 import { TABLE_SCHEMA } from "../sdk/aws/store/table.ts";
 import { ConfigurationError } from "../sdk/errors.ts";
-import { listEnvironments, type EnvironmentSpec } from "../sdk/registry.ts";
+import { executorSizes, listEnvironments, type EnvironmentSpec } from "../sdk/registry.ts";
 import { writeHandlerEntry, type HandlerKind } from "./entries.ts";
 import { validate, type AloftProps, type Settings } from "./props.ts";
 
@@ -39,10 +39,12 @@ export const GSI1 = TABLE_SCHEMA.gsi1.name;
 /** Attribute holding an item's expiry (epoch seconds) for DynamoDB TTL. */
 export const TTL_ATTRIBUTE = TABLE_SCHEMA.ttlAttribute;
 
-/** One TaskEnvironment's deployed resources. */
+/** One executor of a TaskEnvironment and its resources (one per memory size it deploys). */
 export interface AloftExecutor {
   /** The environment's settings as the task module registered them. */
   readonly environment: EnvironmentSpec;
+  /** Its function's memory: the environment's `memoryMiB`, or one of its `memorySizesMiB`. */
+  readonly memoryMiB: number;
   /** The function that runs this environment's tasks. */
   readonly function: lambda.Function;
   /** The queue the coordinator sends this environment's task calls to. */
@@ -148,7 +150,7 @@ export class Aloft extends Construct {
   public readonly reconcilerLogGroup: logs.LogGroup;
   /** The reconciler's schedule. */
   public readonly reconcileRule: events.Rule;
-  /** One per deployed TaskEnvironment, in registration order. */
+  /** One per deployed TaskEnvironment and memory size (its own first), in registration order. */
   public readonly executors: readonly AloftExecutor[];
   /** The deployed environments, in registration order. */
   public readonly environments: readonly EnvironmentSpec[];
@@ -211,19 +213,21 @@ export class Aloft extends Construct {
     this.coordinatorQueue = coordinatorQueues.queue;
     this.coordinatorDeadLetterQueue = coordinatorQueues.deadLetterQueue;
 
-    // Queues first: every function's environment names every queue.
-    const executorScopes = this.environments.map((spec) => new Construct(this, `Executor-${spec.name}`));
-    const executorQueues = this.environments.map((spec, i) =>
-      this.createQueues(
-        executorScopes[i]!,
-        "",
-        executorTimeout(spec),
-        leaseOf(spec),
-        s.executorMaxBatchingWindow,
-      ),
+    // Queues first: every function's environment names every queue. Each environment deploys an
+    // executor of its own memory size and one per further size its overrides may ask for.
+    const executorSpecs = this.environments.flatMap((spec) => {
+      const envScope = new Construct(this, `Executor-${spec.name}`);
+      return executorSizes(spec).map((size, j) => ({
+        spec,
+        size,
+        scope: j === 0 ? envScope : new Construct(envScope, `MiB${size.memoryMiB}`),
+      }));
+    });
+    const executorQueues = executorSpecs.map(({ spec, scope }) =>
+      this.createQueues(scope, "", executorTimeout(spec), leaseOf(spec), s.executorMaxBatchingWindow),
     );
     const queueUrls: Record<string, string> = {};
-    this.environments.forEach((spec, i) => (queueUrls[spec.name] = executorQueues[i]!.queue.queueUrl));
+    executorSpecs.forEach(({ size }, i) => (queueUrls[size.key] = executorQueues[i]!.queue.queueUrl));
     const executorQueuesJson = Stack.of(this).toJsonString(queueUrls);
     this.queues = [this.coordinatorQueue, ...executorQueues.map((q) => q.queue)];
     this.deadLetterQueues = [
@@ -260,12 +264,13 @@ export class Aloft extends Construct {
       }),
     );
 
-    this.executors = this.environments.map((spec, i) => {
-      const scope = executorScopes[i]!;
+    this.executors = executorSpecs.map(({ spec, size, scope }, i) => {
       const { queue, deadLetterQueue } = executorQueues[i]!;
+      const sized =
+        size.key === spec.name ? "" : ` (${size.memoryMiB} MiB, for task.override({ memoryMiB }))`;
       const { fn, logGroup } = this.createFunction(scope, "", "executor", {
-        description: `Aloft executor for TaskEnvironment ${JSON.stringify(spec.name)}`,
-        memorySize: spec.memoryMiB,
+        description: `Aloft executor for TaskEnvironment ${JSON.stringify(spec.name)}${sized}`,
+        memorySize: size.memoryMiB,
         timeout: executorTimeout(spec),
         // The environment's own variables may override Powertools settings and NODE_OPTIONS;
         // validation rejects ALOFT_* names, so the contract's variables cannot be overridden.
@@ -284,7 +289,7 @@ export class Aloft extends Construct {
           maxConcurrency: maxConcurrencyOf(scope, spec),
         }),
       );
-      return { environment: spec, function: fn, queue, deadLetterQueue, logGroup };
+      return { environment: spec, memoryMiB: size.memoryMiB, function: fn, queue, deadLetterQueue, logGroup };
     });
 
     // The coordinator's bundle serves both (cdk/entries.ts); they run no user code.
@@ -334,12 +339,14 @@ export class Aloft extends Construct {
     this.createOutputs(queueUrls, executorQueuesJson);
   }
 
-  /** The executor of the environment named `name`. */
-  executor(name: string): AloftExecutor {
-    const found = this.executors.find((e) => e.environment.name === name);
+  /** The executor of the environment named `name`: its own, or the one of `memoryMiB` among its `memorySizesMiB`. */
+  executor(name: string, memoryMiB?: number): AloftExecutor {
+    const mine = this.executors.filter((e) => e.environment.name === name);
+    const found = memoryMiB === undefined ? mine[0] : mine.find((e) => e.memoryMiB === memoryMiB);
     if (!found) {
+      const deployed = this.executors.map((e) => `${e.environment.name} (${e.memoryMiB} MiB)`).join(", ");
       throw new ConfigurationError(
-        `Aloft: no executor for environment ${JSON.stringify(name)}; deployed: ${this.executors.map((e) => e.environment.name).join(", ")}`,
+        `Aloft: no executor for environment ${JSON.stringify(name)}${memoryMiB === undefined ? "" : ` of ${memoryMiB} MiB`}; deployed: ${deployed}`,
       );
     }
     return found;

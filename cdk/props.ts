@@ -292,6 +292,8 @@ export function validate(
     seen.add(spec.name);
     if (!isWhole(spec.memoryMiB, 128, 10240))
       errors.push(`${what}: memoryMiB must be 128..10240, got ${spec.memoryMiB}`);
+    for (const m of spec.memorySizesMiB ?? [])
+      if (!isWhole(m, 128, 10240)) errors.push(`${what}: memorySizesMiB must be 128..10240 each, got ${m}`);
     if (
       spec.timeoutMs !== undefined &&
       !(spec.timeoutMs > 0 && spec.timeoutMs <= MAX_LAMBDA_TIMEOUT.toMilliseconds())

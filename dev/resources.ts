@@ -50,7 +50,7 @@ export async function createResources(
 ): Promise<LocalResources> {
   const prefix = options.prefix ?? "aloft-local";
   const environments = [...new Set(options.environments)];
-  for (const env of environments) queueName(prefix, "executor", env);
+  for (const env of environments) executorQueueName(prefix, env);
   const queues = createQueues(clients.sqs, prefix, environments, options);
   const table = createTable(clients.dynamo, `${prefix}-table`);
   const [q, t] = await Promise.all([queues, table]);
@@ -170,7 +170,7 @@ async function createQueues(
   const executors = Promise.all(
     environments.map(
       async (env) =>
-        [env, await pair(queueName(prefix, "executor", env), options.visibility?.executors?.[env])] as const,
+        [env, await pair(executorQueueName(prefix, env), options.visibility?.executors?.[env])] as const,
     ),
   );
   const [c, e] = await Promise.all([coordinator, executors]);
@@ -202,6 +202,12 @@ export async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string
 }
 
 /** SQS names are 1–80 characters of [A-Za-z0-9_-]; checked up front so a bad environment name is clear. */
+/** An executor key names its queue; `<env>@<MiB>` (a further memory size) as `<env>-<MiB>mib`. */
+function executorQueueName(prefix: string, key: string): string {
+  const [env, mib] = key.split("@");
+  return queueName(prefix, "executor", mib === undefined ? env! : `${env}-${mib}mib`);
+}
+
 function queueName(...parts: string[]): string {
   const name = parts.join("-");
   // Every queue gets a "-dlq" twin, so the base name must leave room for the suffix.

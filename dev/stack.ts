@@ -4,7 +4,7 @@
  * poller. Used by `aloft dev`, the AWS tests and bench/aws.ts.
  */
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { listEnvironments } from "../sdk/registry.ts";
+import { executorSizes, listEnvironments } from "../sdk/registry.ts";
 import { DEFAULT_VISIBILITY_TIMEOUT_SECONDS, ENV } from "../sdk/aws/config.ts";
 import { handleBatch as coordinatorBatch } from "../lambdas/coordinator.ts";
 import { handler as deadLetter } from "../lambdas/dead-letter.ts";
@@ -75,7 +75,10 @@ export interface DevStack {
 }
 
 export async function startDevStack(options: DevStackOptions = {}): Promise<DevStack> {
-  const environments = options.environments ?? listEnvironments().map((e) => e.name);
+  // Executor keys: each environment's own, and `<name>@<MiB>` per further memory size (one queue each,
+  // as deployed; the memory itself is not limited in this one process).
+  const environments =
+    options.environments ?? listEnvironments().flatMap((e) => executorSizes(e).map((x) => x.key));
   if (!environments.length)
     throw new Error("no TaskEnvironment is registered: import the task module before starting the dev stack");
   // Persisted state keeps its names; in memory, a fresh name each start.
@@ -208,7 +211,7 @@ export function visibilitySettings(
   const all = options.visibilityTimeoutSeconds;
   const specs = new Map(listEnvironments().map((e) => [e.name, e]));
   const ofEnv = (name: string): number => {
-    const ms = specs.get(name)?.visibilityTimeoutMs;
+    const ms = specs.get(name.split("@")[0]!)?.visibilityTimeoutMs;
     return ms === undefined ? DEFAULT_VISIBILITY_TIMEOUT_SECONDS : Math.ceil(ms / 1000);
   };
   return {

@@ -219,8 +219,8 @@ async function openChildren(
   action: string,
   cnt: CounterItem,
 ): Promise<{ open: CallRecord[]; parents: Set<string>; windows: WindowItem[] }> {
-  const [chunks, parts] = await Promise.all([
-    readPrefix(rt, action, "C#", CHUNKS_PER_PARENT),
+  const [{ items: chunks }, { items: parts }] = await Promise.all([
+    readPrefix(rt, action, "C#", { limit: CHUNKS_PER_PARENT }),
     readPrefix(rt, action, "W#"),
   ]);
   const calls = chunks.flatMap((it) => decodeChunk(it));

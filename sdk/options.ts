@@ -73,6 +73,7 @@ export const environmentOptionsSchema = z.strictObject({
   env: z.record(z.string(), z.string()).optional(),
   /** The lease its executor holds messages by (lambdas/visibility.ts). */
   visibilityTimeout: durationSchema.optional(),
+  memorySizesMiB: z.array(z.number().int().min(128).max(10240)).optional(),
 });
 
 /** `task.override(...)`: settings for one call site. */

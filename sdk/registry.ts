@@ -16,6 +16,35 @@ export interface EnvironmentSpec {
   env: Readonly<Record<string, string>>;
   /** AWS: how long a message its executor holds stays invisible between heartbeats (default 60 s). */
   visibilityTimeoutMs?: number | undefined;
+  /**
+   * Further memory sizes a call may ask for with `task.override({ memoryMiB })`, ascending and
+   * without `memoryMiB`: on AWS one more executor (function and queue) each.
+   */
+  memorySizesMiB?: readonly number[] | undefined;
+}
+
+/** One executor an environment deploys: `key` names its queue in the stack's executor queues. */
+export interface ExecutorSize {
+  key: string;
+  memoryMiB: number;
+}
+
+/** The executors `spec` deploys: its own (keyed by its name), then `<name>@<MiB>` per further size. */
+export function executorSizes(spec: EnvironmentSpec): ExecutorSize[] {
+  return [
+    { key: spec.name, memoryMiB: spec.memoryMiB },
+    ...(spec.memorySizesMiB ?? []).map((m) => ({ key: `${spec.name}@${m}`, memoryMiB: m })),
+  ];
+}
+
+/**
+ * The executor a call of `spec`'s task runs on: the smallest size of at least `memoryMiB` (the
+ * environment's own without one); undefined when no deployed size is that large.
+ */
+export function executorFor(spec: EnvironmentSpec, memoryMiB: number | undefined): ExecutorSize | undefined {
+  const sizes = executorSizes(spec);
+  if (memoryMiB === undefined) return sizes[0];
+  return sizes.filter((s) => s.memoryMiB >= memoryMiB).sort((a, b) => a.memoryMiB - b.memoryMiB)[0];
 }
 
 const tasks = new Map<string, TaskDef>();
@@ -92,6 +121,10 @@ export function findTask(name: string): TaskDef | undefined {
 
 export function listTasks(): TaskDef[] {
   return [...tasks.values()];
+}
+
+export function findEnvironment(name: string): EnvironmentSpec | undefined {
+  return environments.get(name);
 }
 
 export function listEnvironments(): EnvironmentSpec[] {

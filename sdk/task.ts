@@ -6,7 +6,13 @@ import { ConfigurationError } from "./errors.ts";
 import { callAsync, callSync, captureCall } from "./core/calls.ts";
 import { currentScope } from "./core/state.ts";
 import type { CacheSetting, CallSettings, RetryPolicy, TaskDef } from "./core/task-def.ts";
-import { registerEnvironment, registerTask } from "./registry.ts";
+import {
+  executorFor,
+  executorSizes,
+  findEnvironment,
+  registerEnvironment,
+  registerTask,
+} from "./registry.ts";
 import { digest } from "./serde.ts";
 import {
   checkOptions,
@@ -59,11 +65,21 @@ export interface EnvironmentOptions extends Omit<TaskOptions, "name"> {
    * the time before a crashed executor's work runs again. Default 60 s.
    */
   visibilityTimeout?: Duration;
+  /**
+   * Further memory sizes (MiB, 128..10240) a call may ask for with `task.override({ memoryMiB })`:
+   * on AWS the construct deploys one more executor of each size, and such a call runs on the
+   * smallest that is at least what it asks for.
+   */
+  memorySizesMiB?: number[];
 }
 
 /** Settings for one call site: `task.override({ retries: 5 })(...args)`. */
 export interface OverrideOptions extends Omit<TaskOptions, "name"> {
-  /** Memory for this call's compute; recorded with the call (see docs/futures.md for each backend). */
+  /**
+   * Memory for this call's compute: on AWS it runs on its environment's smallest executor of at
+   * least this size (its `memoryMiB` or one of its `memorySizesMiB`); a size above all of them is a
+   * `ConfigurationError` at `override`, on every backend (docs/async.md).
+   */
   memoryMiB?: number;
 }
 
@@ -150,7 +166,7 @@ export class TaskEnvironment {
     }
     this.name = options.name;
     checkOptions(environmentOptionsSchema, options, `TaskEnvironment ${this.name}`);
-    const { name: _n, memoryMiB, concurrency, env, visibilityTimeout, ...defaults } = options;
+    const { name: _n, memoryMiB, concurrency, env, visibilityTimeout, memorySizesMiB, ...defaults } = options;
     this.defaults = defaults;
     if (memoryMiB !== undefined && (!Number.isInteger(memoryMiB) || memoryMiB < 128 || memoryMiB > 10240)) {
       throw new ConfigurationError(
@@ -170,6 +186,9 @@ export class TaskEnvironment {
         visibilityTimeout === undefined
           ? undefined
           : parseDuration(visibilityTimeout, `TaskEnvironment ${this.name} visibilityTimeout`),
+      memorySizesMiB: [...new Set(memorySizesMiB)]
+        .filter((m) => m !== (memoryMiB ?? 1024))
+        .sort((a, b) => a - b),
     });
   }
 
@@ -250,7 +269,19 @@ function callSettings(def: TaskDef, o: OverrideOptions): CallSettings {
   if (o.cache !== undefined)
     s.cacheVersion =
       o.cache === false ? false : o.cache === "auto" ? digest(def.fn.toString()) : String(o.cache.version);
-  if (o.memoryMiB !== undefined) s.memoryMiB = o.memoryMiB;
+  if (o.memoryMiB !== undefined) {
+    const env = findEnvironment(def.env);
+    if (env && !executorFor(env, o.memoryMiB)) {
+      const sizes = executorSizes(env).map((e) => e.memoryMiB);
+      const all = [...sizes].sort((a, b) => a - b);
+      throw new ConfigurationError(
+        `${what}: memoryMiB ${o.memoryMiB} is more than environment ${JSON.stringify(env.name)} deploys ` +
+          `(${all.join(", ")} MiB); add it to the environment's sizes: ` +
+          `new TaskEnvironment({ name: ${JSON.stringify(env.name)}, ..., memorySizesMiB: [${[...sizes.slice(1), o.memoryMiB].join(", ")}] })`,
+      );
+    }
+    s.memoryMiB = o.memoryMiB;
+  }
   return s;
 }
 

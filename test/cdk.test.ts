@@ -136,6 +136,60 @@ function logGroupOf(aloft: Aloft, fn: lambda.Function): logs.LogGroup {
     : aloft.executors.find((e) => e.function === fn)!.logGroup;
 }
 
+await test("memorySizesMiB: one more executor per size (its own queue, dead-letter queue, log group, grants), nothing else moved", () => {
+  const sized = ENVIRONMENTS.map((e) => (e.name === "cpu" ? { ...e, memorySizesMiB: [4096, 8192] } : e));
+  const { template, aloft, stack } = build({ environments: sized });
+  template.resourceCountIs("AWS::Lambda::Function", ENVIRONMENTS.length + 2 + 3);
+  const functions = template.findResources("AWS::Lambda::Function") as Record<string, Json>;
+  for (const memory of [4096, 8192]) {
+    const e = aloft.executor("cpu", memory);
+    const p = functions[ref(stack, e.function)]!.Properties;
+    assert.equal(p.MemorySize, memory);
+    assert.equal(p.Timeout, 300);
+    assert.equal(p.Environment.Variables[ENV.environment], "cpu");
+    assert.equal(p.Environment.Variables.HEAVY_MODE, "fast");
+    // It consumes its own queue only, and its dead-letter queue is drained like every other.
+    assert.ok(aloft.deadLetterQueues.includes(e.deadLetterQueue));
+    const lines = permissions(statementsOf(template, stack, e.function.role!));
+    assert.deepEqual(
+      lines.filter((l) => l.includes("sqs:ReceiveMessage")),
+      allow(stack, ["sqs:ReceiveMessage"], [e.queue.queueArn]),
+    );
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      FunctionName: { Ref: ref(stack, e.function) },
+      EventSourceArn: { "Fn::GetAtt": [ref(stack, e.queue), "Arn"] },
+      ScalingConfig: { MaximumConcurrency: 50 },
+    });
+  }
+  assert.equal(aloft.executor("cpu").memoryMiB, 2048);
+  // The output is a Fn::Join of the JSON object's text around each queue's Ref.
+  const [, parts] = (template.toJSON().Outputs as Json)[OUTPUT.executorQueues].Value["Fn::Join"];
+  const urls = JSON.parse(
+    (parts as unknown[])
+      .map((p) => (typeof p === "string" ? p : JSON.stringify(p).replace(/"/g, "'")))
+      .join(""),
+  );
+  assert.deepEqual(urls, {
+    data_pipeline: `{'Ref':'${ref(stack, aloft.executor("data_pipeline").queue)}'}`,
+    cpu: `{'Ref':'${ref(stack, aloft.executor("cpu").queue)}'}`,
+    "cpu@4096": `{'Ref':'${ref(stack, aloft.executor("cpu", 4096).queue)}'}`,
+    "cpu@8192": `{'Ref':'${ref(stack, aloft.executor("cpu", 8192).queue)}'}`,
+    tiny: `{'Ref':'${ref(stack, aloft.executor("tiny").queue)}'}`,
+  });
+  // Adding sizes replaces nothing that was deployed: every earlier logical id is still there.
+  const before = Object.keys(main.template.toJSON().Resources as Json);
+  const after = new Set(Object.keys(template.toJSON().Resources as Json));
+  assert.deepEqual(
+    before.filter((id) => !after.has(id)),
+    [],
+  );
+  assert.throws(() => aloft.executor("cpu", 1024), /no executor for environment "cpu" of 1024 MiB/);
+  assert.throws(
+    () => build({ environments: [{ ...ENVIRONMENTS[0]!, memorySizesMiB: [64] }] }),
+    /memorySizesMiB must be 128..10240 each, got 64/,
+  );
+});
+
 await test("functions get the contract's environment variables, Powertools settings and the environment's own", () => {
   const { template, aloft, stack } = main;
   const functions = template.findResources("AWS::Lambda::Function") as Record<string, Json>;

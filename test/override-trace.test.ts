@@ -7,9 +7,10 @@ import assert from "node:assert/strict";
 import { TaskEnvironment } from "../sdk/task.ts";
 import { trace } from "../sdk/trace.ts";
 import { ConfigurationError } from "../sdk/errors.ts";
+import { executorFor, executorSizes, findEnvironment } from "../sdk/registry.ts";
 import { Recorder, completedValue, drive, failedError, ok, replayWith, suspended } from "./helpers/drive.ts";
 
-const env = new TaskEnvironment({ name: "override_test" });
+const env = new TaskEnvironment({ name: "override_test", memorySizesMiB: [2048, 512, 2048] });
 const child = env.task(async function child(x: number) {
   return x + 1;
 });
@@ -49,6 +50,34 @@ test("override options are checked: unknown keys and bad values say what is vali
   );
   assert.throws(() => child.override({ timeout: "soon" as never }), /not a duration/);
   assert.throws(() => child.override({ memoryMiB: 64 }), ConfigurationError);
+});
+
+test("memoryMiB: a size the environment deploys (rounded up to one); above all of them, an error naming the fix", () => {
+  assert.deepEqual(executorSizes(findEnvironment("override_test")!), [
+    { key: "override_test", memoryMiB: 1024 },
+    { key: "override_test@512", memoryMiB: 512 },
+    { key: "override_test@2048", memoryMiB: 2048 },
+  ]);
+  const spec = findEnvironment("override_test")!;
+  assert.equal(executorFor(spec, undefined)?.key, "override_test");
+  assert.equal(executorFor(spec, 300)?.key, "override_test@512");
+  assert.equal(executorFor(spec, 1000)?.key, "override_test");
+  assert.equal(executorFor(spec, 1500)?.key, "override_test@2048");
+  assert.equal(executorFor(spec, 4096), undefined);
+  assert.equal(child.override({ memoryMiB: 1500 }).settings?.memoryMiB, 1500);
+  assert.throws(
+    () => child.override({ memoryMiB: 4096 }),
+    (e: Error) =>
+      e instanceof ConfigurationError &&
+      e.message.includes(
+        'memoryMiB 4096 is more than environment "override_test" deploys (512, 1024, 2048 MiB)',
+      ) &&
+      e.message.includes("memorySizesMiB: [512, 2048, 4096]"),
+  );
+  assert.throws(
+    () => new TaskEnvironment({ name: "override_bad_sizes", memorySizesMiB: [100] }),
+    /memorySizesMiB/,
+  );
 });
 
 test("overrides compose, the later setting winning", async () => {

@@ -13,6 +13,13 @@ semanticSuite(async () => {
     name: "aws-local",
     run: (task, ...args) => client.run(task, ...args),
     replays: async (id) => client.attach(id).replays(),
+    executorMessages: () =>
+      Object.fromEntries(
+        dev.pollers.flatMap((p) => {
+          const key = Object.entries(dev.config.executorQueues).find(([, url]) => url === p.queueUrl)?.[0];
+          return key ? [[key, p.stats.received]] : [];
+        }),
+      ),
     close: async () => {
       client.destroy();
       await dev.stop();

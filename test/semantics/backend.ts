@@ -11,6 +11,8 @@ export interface Backend {
     task: Task<F>,
     ...args: Parameters<F>
   ): Promise<Run<Awaited<ReturnType<F>>>>;
+  /** AWS handlers on the dev stack: messages each executor queue (keyed as the stack keys them) received. */
+  executorMessages?(): Record<string, number>;
   /** Replays of a run's actions after their first execution (resumes). */
   replays(runId: string): Promise<number>;
   close(): Promise<void>;

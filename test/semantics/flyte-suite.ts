@@ -29,6 +29,27 @@ export function flyteScenarios(backend: () => Backend, key: () => string): void 
     assert.deepEqual(await (await b.run(f.mapsOverridden, key())).result(), [3, 3, 3]);
   });
 
+  it("task.override: memoryMiB runs the call on its environment's smallest executor of at least that size", async () => {
+    const b = backend();
+    const before = b.executorMessages?.();
+    const got = await (await b.run(f.asksForMemory)).result();
+    // Only the deployed shape runs each function in a process of its own memory size (its sandboxes
+    // carry the template's MemorySize); one process has one heap for every call (docs/async.md).
+    assert.deepEqual(got, b.name === "aws-deployed" ? ["1024", "2048"] : ["-", "-"]);
+    if (before) {
+      const after = b.executorMessages!();
+      assert.equal(
+        (after["flyte@2048"] ?? 0) - (before["flyte@2048"] ?? 0),
+        1,
+        "one call went to the 2048 MiB queue",
+      );
+    }
+    await assert.rejects(
+      (await b.run(f.asksForTooMuch)).result(),
+      /memoryMiB 8192 is more than environment "flyte" deploys \(1024, 2048 MiB\)/,
+    );
+  });
+
   it("task.override: a timeout for one call site", async () => {
     const r = await backend().run(f.overridesTimeout);
     assert.equal(await r.result(), "TaskTimeoutError");

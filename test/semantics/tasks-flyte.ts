@@ -6,7 +6,8 @@
 import { TaskEnvironment, map, trace } from "aloft";
 import { bump, count, double } from "./tasks.ts";
 
-const env = new TaskEnvironment({ name: "flyte" });
+// 2048 MiB: a further executor size, for task.override({ memoryMiB }).
+const env = new TaskEnvironment({ name: "flyte", memorySizesMiB: [2048] });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ── task.override ──────────────────────────────────────────────────────────────────────────────
@@ -22,6 +23,21 @@ export const callsFailsTwice = env.task(async function callsFailsTwice(key: stri
   return retries
     ? failsTwice.override({ retries: { count: retries, backoff: { base: "10ms", factor: 1 } } })(key)
     : failsTwice(key);
+});
+
+/** The memory of the Lambda it runs in (AWS sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE); "-" elsewhere. */
+export const memoryHere = env.task(async function memoryHere() {
+  return process.env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] ?? "-";
+});
+
+/** Its environment's own size, then 1500 MiB asked for: the 2048 MiB executor's. */
+export const asksForMemory = env.task(async function asksForMemory() {
+  return Promise.all([memoryHere(), memoryHere.override({ memoryMiB: 1500 })()]);
+});
+
+/** More memory than the environment deploys. */
+export const asksForTooMuch = env.task(async function asksForTooMuch() {
+  return memoryHere.override({ memoryMiB: 8192 })();
 });
 
 /** A windowed map over an override: items the window releases later keep the call's settings. */

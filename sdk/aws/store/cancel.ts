@@ -11,10 +11,9 @@ import type { SweepMessage } from "../messages.ts";
 import { batchGet, keyId } from "./io.ts";
 import type { Runtime } from "../runtime.ts";
 import { endCounter } from "./counters.ts";
-import { decodeChunk } from "./history.ts";
+import { decodeChunk, readPrefix } from "./history.ts";
 import { writeTerminal } from "./results.ts";
-import { actionPk, resultKey } from "./table.ts";
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { resultKey } from "./table.ts";
 import { cancelledError } from "../../core/policy.ts";
 
 /** Call chunks (of up to 100 calls) one sweep message handles; more continue in the next. */
@@ -92,24 +91,16 @@ export async function sweepPage(rt: Runtime, m: SweepMessage): Promise<SweepMess
     const parents = await cancelChildren(rt, m.run, m.id, m.ids, m.reason);
     return parents.map((p) => sweepOf(m.run, p, m.reason));
   }
-  const pk = actionPk(m.id);
-  const page = await rt.doc.send(
-    new QueryCommand({
-      TableName: rt.config.table,
-      KeyConditionExpression: "pk = :pk AND begins_with(sk, :c)",
-      ExpressionAttributeValues: { ":pk": pk, ":c": "C#" },
-      ConsistentRead: true,
-      Limit: sweepLimits.chunksPerPage,
-      ...(m.after === undefined ? {} : { ExclusiveStartKey: { pk, sk: m.after } }),
-    }),
-  );
-  const items = page.Items ?? [];
+  const { items, more } = await readPrefix(rt, m.id, "C#", {
+    limit: sweepLimits.chunksPerPage,
+    after: m.after,
+  });
   const calls: CallRecord[] = items.flatMap((it) => decodeChunk(it));
   const open = await unsettled(rt, m.id, calls);
   const parents = await cancelChildren(rt, m.run, m.id, open, m.reason);
   const next = parents.map((p) => sweepOf(m.run, p, m.reason));
   const last = items.at(-1)?.["sk"];
-  if (page.LastEvaluatedKey && typeof last === "string") next.push(sweepOf(m.run, m.id, m.reason, last));
+  if (more && typeof last === "string") next.push(sweepOf(m.run, m.id, m.reason, last));
   return next;
 }
 

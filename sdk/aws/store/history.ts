@@ -489,21 +489,26 @@ export async function readSelf(rt: Runtime, action: CallId): Promise<SelfItem | 
   return out.Item as SelfItem | undefined;
 }
 
-/** An action's items whose sort key begins with `prefix` (C# chunks, W# window parts), at most `limit`. */
+/**
+ * One page of an action's items whose sort key begins with `prefix` (C# chunks, W# window parts):
+ * at most `limit`, after the sort key `after`; `more` when the query stopped at the limit.
+ */
 export async function readPrefix(
   rt: Runtime,
   action: CallId,
   prefix: string,
-  limit?: number,
-): Promise<Record<string, unknown>[]> {
+  page: { limit?: number | undefined; after?: string | undefined } = {},
+): Promise<{ items: Record<string, unknown>[]; more: boolean }> {
+  const pk = actionPk(action);
   const out = await rt.doc.send(
     new QueryCommand({
       TableName: rt.config.table,
       KeyConditionExpression: "pk = :pk AND begins_with(sk, :p)",
-      ExpressionAttributeValues: { ":pk": actionPk(action), ":p": prefix },
+      ExpressionAttributeValues: { ":pk": pk, ":p": prefix },
       ConsistentRead: true,
-      ...(limit ? { Limit: limit } : {}),
+      ...(page.limit ? { Limit: page.limit } : {}),
+      ...(page.after === undefined ? {} : { ExclusiveStartKey: { pk, sk: page.after } }),
     }),
   );
-  return out.Items ?? [];
+  return { items: out.Items ?? [], more: out.LastEvaluatedKey !== undefined };
 }

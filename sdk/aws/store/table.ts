@@ -88,6 +88,7 @@ function pad(n: number, width: number): string {
 
 /** Terminal states of a run or action. */
 import type { TerminalStatus } from "../../core/history.ts";
+import type { CallSettings } from "../../core/task-def.ts";
 export { TERMINAL } from "../../core/history.ts";
 export type { TerminalStatus };
 export type RunStatusValue = "RUNNING" | TerminalStatus;
@@ -192,6 +193,8 @@ export interface SelfItem {
   wq?: number;
   args: string;
   attempt: number;
+  /** Its call site's override (task.override), so resumes run where and how its call asked. */
+  o?: CallSettings;
   /** When the attempt's first execution began (its startedAt in the status tree). */
   startedAt?: number;
   expiresAt?: number;

@@ -4,7 +4,7 @@
  */
 import type { CallRecord } from "../../core/history.ts";
 import type { WindowTag } from "../messages.ts";
-import { findTask } from "../../registry.ts";
+import { executorFor, findEnvironment, findTask } from "../../registry.ts";
 import { MESSAGE_VERSION } from "../messages.ts";
 import type {
   DispatchMessage,
@@ -19,10 +19,20 @@ import { sendMessages } from "./send.ts";
 import type { Runtime } from "../runtime.ts";
 import type { OutMessage } from "./send.ts";
 
-/** The executor queue of `task`'s environment; `fallback` (the caller's env) for an unknown task, whose executor fails it clearly. */
-export function queueOf(rt: Runtime, task: string, fallbackEnv?: string): string {
+/**
+ * The executor queue of `task`'s environment — of its smallest executor of at least `memoryMiB`, for
+ * a call an override gave memory; `fallbackEnv` (the caller's) for an unknown task, whose executor
+ * fails it clearly.
+ */
+export function queueOf(rt: Runtime, task: string, fallbackEnv?: string, memoryMiB?: number): string {
   const env = findTask(task)?.env ?? fallbackEnv;
-  const url = env === undefined ? undefined : rt.config.executorQueues[env];
+  const spec = env === undefined ? undefined : findEnvironment(env);
+  // A size the stack does not deploy was refused at `override`; an older stack without it runs the call
+  // on the environment's own executor rather than losing it.
+  const sized = spec && memoryMiB !== undefined ? executorFor(spec, memoryMiB)?.key : undefined;
+  const url =
+    (sized && rt.config.executorQueues[sized]) ||
+    (env === undefined ? undefined : rt.config.executorQueues[env]);
   if (url) return url;
   const first = Object.values(rt.config.executorQueues)[0];
   if (!first)
@@ -58,7 +68,7 @@ export async function sendExecs(
 ): Promise<void> {
   const byQueue = new Map<string, OutMessage[]>();
   for (const { msg, delayMs, fallbackEnv } of msgs) {
-    const q = queueOf(rt, msg.task, fallbackEnv);
+    const q = queueOf(rt, msg.task, fallbackEnv, msg.o?.memoryMiB);
     const list = byQueue.get(q) ?? [];
     byQueue.set(q, list);
     const delay = delayMs && delayMs > 0 ? delayMs / 1000 : 0;

@@ -1,0 +1,227 @@
+/**
+ * Outcomes: what the engine does with a replay's decision (a result, a failure, a suspension with
+ * new calls), with a timeout, and with an action's end (tell the parent, free a window slot, end
+ * the run at the root). Retry and finality are the policy's (core/policy.ts); this carries them out.
+ */
+import type { SerializedError } from "../errors.ts";
+import type { CallId, CallRecord, Outcome } from "../core/history.ts";
+import type { Decision } from "../core/replay.ts";
+import type { TaskDef } from "../core/task-def.ts";
+import { withSettings } from "../core/task-def.ts";
+import { WaitTracker } from "../core/wait.ts";
+import type { Wait } from "../core/wait.ts";
+import { afterFailure, cacheLookup, descendantsReason, timeoutError } from "../core/policy.ts";
+import { findTask } from "../registry.ts";
+import { isBuiltin } from "../core/durable-waits.ts";
+import type { Live, Window } from "./live.ts";
+import type { ActionStatus } from "./store.ts";
+import { TERMINAL } from "./store.ts";
+import type { Scheduler } from "./scheduler.ts";
+import { cancelCalls, cancelDescendants } from "./cancel.ts";
+
+/** Applies the decisions of replays that ended; stale and duplicate ones are dropped by token. */
+export function applyDecisions(s: Scheduler, results: [string, number, Decision][]): void {
+  for (const [id, token, d] of results) {
+    const a = s.live.get(id);
+    if (!a || a.token !== token || a.status !== "RUNNING") continue; // stale or duplicate
+    s.placement.measure(a.task, d.bodyMs);
+    for (const w of d.warnings) s.warn(w);
+    switch (d.kind) {
+      case "completed":
+        if (d.traces.length) s.store.writeTraces(a.id, d.traces);
+        succeed(s, a, d.value);
+        break;
+      case "failed":
+        if (d.traces.length) {
+          s.store.writeTraces(a.id, d.traces);
+          a.hasHistory = true;
+        }
+        fail(s, a, d.error, false);
+        break;
+      case "suspended":
+        suspend(s, a, d.calls, d.traces, d.waits);
+        cancelCalls(s, a, d.cancels);
+        break;
+      default:
+        d satisfies never;
+    }
+  }
+  s.schedulePump();
+}
+
+/** The task as this action runs it: registered settings, with its call site's overrides. */
+export function defOf(a: Pick<Live, "task" | "settings">): TaskDef | undefined {
+  const def = findTask(a.task);
+  return def && withSettings(def, a.settings);
+}
+
+/** The window of `key`, created with `limit` slots on first use. */
+export function windowOf(s: Scheduler, key: string, limit: number): Window {
+  let w = s.windows.get(key);
+  if (!w) s.windows.set(key, (w = { limit, inflight: 0, waiting: [], head: 0 }));
+  return w;
+}
+
+function succeed(s: Scheduler, a: Live, value: string): void {
+  const def = defOf(a);
+  const key = def && cacheLookup(def, a.args);
+  if (key) s.store.putCache(key, value, s.now());
+  finish(s, a, "SUCCEEDED", { ok: true, value });
+}
+
+/** Fails an attempt: retried or ended as the policy says (core/policy.ts afterFailure). */
+function fail(s: Scheduler, a: Live, error: SerializedError, timedOut: boolean): void {
+  const next = afterFailure({
+    retries: defOf(a)?.retries,
+    attempt: a.attempts,
+    error,
+    timedOut,
+    hasChildren: a.nextSeq > 0,
+  });
+  if (next.kind === "end") return finish(s, a, next.status, { ok: false, error: next.error });
+  clearTimeout(a.timer);
+  a.timer = undefined;
+  a.status = "QUEUED";
+  a.attempts = next.attempt;
+  a.token++; // a late result of the failed attempt is stale
+  setTimeout(() => {
+    if (a.status === "QUEUED") s.enqueue(a);
+  }, next.delayMs).unref?.();
+}
+
+/** Records a suspension: the new calls (each tracked, cached or enqueued) and the parent's waits. */
+function suspend(
+  s: Scheduler,
+  a: Live,
+  calls: CallRecord[],
+  traces: Decision["traces"],
+  waits: Wait[],
+): void {
+  a.hasHistory = true;
+  const fresh: Live[] = [];
+  const hits: [Live, string][] = [];
+  const held = new Set<CallId>(); // calls waiting for a slot in their map's window
+  s.store.applySuspension(a.runId, a.id, calls, traces, waits, a.nextSeq, (c) => {
+    if (!c.window) return true;
+    const w = windowOf(s, c.window.key, c.window.limit);
+    if (w.inflight < w.limit) {
+      w.inflight++;
+      return true;
+    }
+    w.waiting.push(c.id);
+    held.add(c.id);
+    return false;
+  });
+  a.nextSeq += calls.length;
+  s.collect(calls.length);
+  a.status = "SUSPENDED";
+  for (const c of calls) {
+    const child = track(s, {
+      id: c.id,
+      runId: a.runId,
+      parent: a.id,
+      task: c.task,
+      group: c.group,
+      args: c.args,
+      status: "QUEUED",
+    });
+    if (c.window) {
+      child.window = c.window.key;
+      child.slot = !held.has(c.id);
+    }
+    if (c.settings) child.settings = c.settings;
+    (a.children ??= new Set()).add(c.id);
+    if (!isBuiltin(c.task)) s.progress.total(a.runId, c.group);
+    const def = defOf(child);
+    const key = def && cacheLookup(def, c.args);
+    const cached = key ? s.store.getCache(key) : undefined;
+    if (cached !== undefined) hits.push([child, cached]);
+    else fresh.push(child);
+  }
+  watch(s, a, waits);
+  const taken = s.waits.arm(fresh);
+  for (const child of fresh) if (!held.has(child.id) && !taken.has(child.id)) s.enqueue(child);
+  for (const [child, value] of hits) {
+    s.store.markCached(child.id);
+    finish(s, child, "SUCCEEDED", { ok: true, value });
+  }
+}
+
+/** Starts tracking an action in memory. */
+export function track(
+  s: Scheduler,
+  init: Pick<Live, "id" | "runId" | "parent" | "task" | "group" | "args" | "status">,
+): Live {
+  const a: Live = { ...init, attempts: 0, token: 0, hasHistory: false, nextSeq: 0, queued: false };
+  s.live.set(a.id, a);
+  return a;
+}
+
+/** Starts watching a suspended parent's waits; resumes it at once if they are already met. */
+export function watch(s: Scheduler, a: Live, waits: Wait[]): void {
+  const t = new WaitTracker(waits);
+  if (a.childOk) {
+    for (const id of [...t.watched()]) {
+      const ok = a.childOk.get(id);
+      if (ok !== undefined && t.settle(id, ok)) break;
+    }
+  }
+  if (t.satisfied) s.enqueue(a);
+  else a.tracker = t;
+}
+
+/** An attempt overran its timeout: stop it and its descendants, and fail it as timed out. */
+export function onTimeout(s: Scheduler, id: CallId, ms: number): void {
+  const a = s.live.get(id);
+  if (!a || TERMINAL.has(a.status)) return;
+  a.timer = undefined;
+  // Whichever dispatch of the attempt is running now is stopped (its worker replaced).
+  if (a.status === "RUNNING") s.executor.reclaim([id]);
+  cancelDescendants(s, a, descendantsReason(a.task, "TIMED_OUT"));
+  fail(s, a, timeoutError(a.task, ms), true);
+}
+
+/** Records a terminal state once, tells the parent, and ends the run at the root. */
+export function finish(s: Scheduler, a: Live, status: ActionStatus, outcome: Outcome): void {
+  if (TERMINAL.has(a.status)) return;
+  a.status = status;
+  a.queued = false;
+  clearTimeout(a.timer);
+  a.timer = undefined;
+  s.live.delete(a.id);
+  s.waits.forget(a.id);
+  s.pending.push({ id: a.id, status, outcome, ended: s.now(), attempts: a.attempts });
+  if (a.children && a.children.size) cancelDescendants(s, a, descendantsReason(a.task, status));
+  if (a.window && a.slot) {
+    const w = s.windows.get(a.window);
+    if (w) {
+      w.inflight--;
+      releaseWindow(s, w);
+    }
+  }
+  const parent = a.parent ? s.live.get(a.parent) : undefined;
+  if (parent) {
+    parent.children?.delete(a.id);
+    (parent.childOk ??= new Map()).set(a.id, outcome.ok);
+    if (!isBuiltin(a.task)) s.progress.done(a.runId, a.group, outcome.ok);
+    if (parent.status === "SUSPENDED" && parent.tracker?.settle(a.id, outcome.ok)) {
+      parent.tracker = undefined;
+      s.enqueue(parent);
+    }
+  }
+  if (!a.parent) s.endRun(a.runId, status, outcome);
+  else if (s.pending.length >= 2048) s.flush();
+  else s.schedulePump();
+}
+
+/** Gives a window's free slots to the items waiting for them, in order. */
+export function releaseWindow(s: Scheduler, w: Window): void {
+  while (w.inflight < w.limit && w.head < w.waiting.length) {
+    const id = w.waiting[w.head++]!;
+    const c = s.live.get(id);
+    if (!c || TERMINAL.has(c.status)) continue;
+    w.inflight++;
+    c.slot = true;
+    s.enqueue(c);
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * What the engine's steps (dispatch.ts, outcome.ts, cancel.ts) share: the in-memory state of a
+ * store's runs and the engine's hooks. The Engine class owns one and hands it to each step, so the
+ * steps are plain functions and none of them imports another's caller.
+ */
+import type { CallId, Outcome } from "../core/history.ts";
+import type { Live, Window } from "./live.ts";
+import type { Executor, InlineExecutor } from "./pool.ts";
+import type { Placement } from "./placement.ts";
+import type { Progress } from "./progress.ts";
+import type { ActionStatus, Completion, Store } from "./store.ts";
+import type { ReadyQueue } from "./ready-queue.ts";
+import type { LocalWaits } from "./durable-waits.ts";
+
+export interface Scheduler {
+  readonly store: Store;
+  /** Actions that have not ended, by id. */
+  readonly live: Map<CallId, Live>;
+  /** Windowed maps' slots, by window key. */
+  readonly windows: Map<string, Window>;
+  readonly ready: ReadyQueue;
+  /** Results not yet written (see Engine.flush). */
+  pending: Completion[];
+  /** Where bodies run: the worker pool (or `inline` when there are no workers). */
+  readonly executor: Executor;
+  /** Roots, parents' replays and cheap tasks run here, on the engine's thread (see dispatch.ts). */
+  readonly inline: InlineExecutor;
+  readonly placement: Placement;
+  readonly progress: Progress;
+  /** Replays per run (an action's executions after its first). */
+  readonly replays: Map<string, number>;
+  readonly now: () => number;
+  /** Built-in calls (`sleep`, `waitForSignal`) the engine completes itself (durable-waits.ts). */
+  readonly waits: LocalWaits;
+
+  /** Puts an action on the ready queue (once) and schedules a dispatch. */
+  enqueue(a: Live): void;
+  schedulePump(): void;
+  /** Writes the pending results in one transaction. */
+  flush(): void;
+  /** Counts work towards the next full collection (see collect.ts). */
+  collect(work: number): void;
+  /** Emits a warning once per distinct message. */
+  warn(message: string): void;
+  /** Records a terminal state (outcome.ts finish); a hook so cancel.ts need not import outcome.ts. */
+  finish(a: Live, status: ActionStatus, outcome: Outcome): void;
+  /** The root ended: records the run's end and tells its waiters. */
+  endRun(runId: string, status: ActionStatus, outcome: Outcome): void;
+}
