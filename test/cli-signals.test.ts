@@ -58,6 +58,38 @@ describe("aloft signal and resume with durable waits", () => {
     assert.match(late.stderr, /RunEndedError: run r-\S+ has ended \(SUCCEEDED\)/);
   });
 
+  it("examples/approval.ts publishes when approved and rolls back on timeout; examples/agent.ts answers offline", async () => {
+    const approval = join(ROOT, "examples/approval.ts");
+    const bg = runInBackground([approval, "release", '["eu","us"]', '"5m"'], cwd);
+    await statusUntil(cwd, bg.id, /waiting: signal "approve", times out at/);
+    const sent = await aloft(["signal", bg.id()!, "approve", '{"approved":true,"by":"ana"}'], { cwd });
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.equal(await bg.exited, 0, bg.err());
+    assert.deepEqual(JSON.parse(bg.out()).outcome, ["published eu", "published us"]);
+    const timedOut = await aloft(["run", "--memory", approval, "release", '["eu"]', '"1s"'], { cwd });
+    assert.equal(timedOut.code, 0, timedOut.stderr);
+    assert.deepEqual(JSON.parse(timedOut.stdout), {
+      staged: ["staged eu"],
+      decision: { approved: false, by: "nobody within 1s" },
+      outcome: ["rolled back eu"],
+    });
+    const agent = await aloft(
+      [
+        "run",
+        "--memory",
+        join(ROOT, "examples/agent.ts"),
+        "agent",
+        '"What is 6 * 7, and how far is the moon?"',
+      ],
+      { cwd },
+    );
+    assert.equal(agent.code, 0, agent.stderr);
+    assert.deepEqual(JSON.parse(agent.stdout), {
+      answer: "From the tools: 6 * 7 = 42; moon distance: about 384,400 km.",
+      rounds: 2,
+    });
+  });
+
   it("a run killed during a sleep resumes with aloft resume and fires late, never early", async () => {
     const bg = runInBackground([TASKS, "napper", '"3s"'], cwd);
     const shown = await statusUntil(cwd, bg.id, /waiting: timer fires at (\S+)/);
