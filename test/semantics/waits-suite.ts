@@ -49,11 +49,15 @@ export function waitScenarios(backend: () => Backend): void {
     const b = backend();
     const after = await b.run(w.waitOnce, "approve");
     await recorded(after, "aloft:signal");
+    const waiting = flatten((await after.status()).root).find((n) => n.task === "aloft:signal");
+    assert.equal(waiting?.waiting, 'signal "approve"', "the status tree says what the wait waits for");
     await after.signal("approve", { ok: true, at: new Date(0) });
     assert.deepEqual(await after.result(), { ok: true, at: new Date(0) });
 
-    const before = await b.run(w.sleepThenWait, "1s", "go");
+    const before = await b.run(w.sleepThenWait, "3s", "go");
     await recorded(before, "aloft:sleep");
+    const timer = flatten((await before.status()).root).find((n) => n.task === "aloft:sleep");
+    assert.match(timer?.waiting ?? "", /^timer fires at \d{4}-\d\d-\d\dT/);
     await before.signal("go", "early");
     assert.equal(await before.result(), "early");
   });
