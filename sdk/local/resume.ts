@@ -63,7 +63,8 @@ export function resumeRun(s: Scheduler, runId: string, dispatch: boolean): void 
     if (a.runId !== runId) continue;
     const row = byId.get(a.id)!;
     if (a.status === "SUSPENDED") watch(s, a, JSON.parse(row.waits ?? "[]") as Wait[]);
-    else if (isBuiltin(a.task)) builtins.push(a); // a sleep or signal wait: armed again, not run
+    else if (isBuiltin(a.task))
+      builtins.push(a); // a sleep or signal wait: armed again, not run
     else if (a.status === "RUNNING" || (a.status === "QUEUED" && row.dispatched)) s.enqueue(a);
   }
   s.waits.arm(builtins);
