@@ -360,21 +360,7 @@ export class Aloft extends Construct {
    * aloft.grantRun(apiFunction);
    */
   grantRun(grantee: iam.IGrantable): iam.Grant {
-    return iam.Grant.addToPrincipal({
-      grantee,
-      actions: SEND_ACTIONS,
-      resourceArns: [this.coordinatorQueue.queueArn],
-    })
-      .combine(
-        iam.Grant.addToPrincipal({ grantee, actions: RUN_TABLE_ACTIONS, resourceArns: this.tableArns() }),
-      )
-      .combine(
-        iam.Grant.addToPrincipal({
-          grantee,
-          actions: RUN_BUCKET_ACTIONS,
-          resourceArns: [this.bucket.arnForObjects("*")],
-        }),
-      );
+    return this.grantClient(grantee, RUN_TABLE_ACTIONS, this.tableArns(), RUN_BUCKET_ACTIONS);
   }
 
   /**
@@ -385,22 +371,26 @@ export class Aloft extends Construct {
    * aloft.grantSignal(approvalWebhook);
    */
   grantSignal(grantee: iam.IGrantable): iam.Grant {
+    return this.grantClient(grantee, SIGNAL_TABLE_ACTIONS, [this.table.tableArn], SIGNAL_BUCKET_ACTIONS);
+  }
+
+  /** A client's grant: send to the coordinator queue, these table actions, these payload actions. */
+  private grantClient(
+    grantee: iam.IGrantable,
+    tableActions: string[],
+    tableArns: string[],
+    bucketActions: string[],
+  ): iam.Grant {
     return iam.Grant.addToPrincipal({
       grantee,
       actions: SEND_ACTIONS,
       resourceArns: [this.coordinatorQueue.queueArn],
     })
+      .combine(iam.Grant.addToPrincipal({ grantee, actions: tableActions, resourceArns: tableArns }))
       .combine(
         iam.Grant.addToPrincipal({
           grantee,
-          actions: SIGNAL_TABLE_ACTIONS,
-          resourceArns: [this.table.tableArn],
-        }),
-      )
-      .combine(
-        iam.Grant.addToPrincipal({
-          grantee,
-          actions: SIGNAL_BUCKET_ACTIONS,
+          actions: bucketActions,
           resourceArns: [this.bucket.arnForObjects("*")],
         }),
       );

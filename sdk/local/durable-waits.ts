@@ -12,13 +12,10 @@ import { durableWaitOf, dueOutcome, dueStatus } from "../core/durable-waits.ts";
 import type { Payload } from "../serde.ts";
 import type { ActionStatus } from "./store.ts";
 import type { WaitStore } from "./wait-store.ts";
+import type { Clock } from "../core/clock.ts";
 
 /** Time as the waits see it: injectable, so tests play hours out without waiting them. */
-export interface WaitClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+export type WaitClock = Clock;
 
 export const realWaitClock: WaitClock = {
   now: () => Date.now(),
