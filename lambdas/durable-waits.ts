@@ -19,18 +19,22 @@ import { durableWaitOf, dueOutcome } from "../sdk/core/durable-waits.ts";
 import type { ExecMessage } from "../sdk/aws/messages.ts";
 import type { Runtime } from "../sdk/aws/runtime.ts";
 import { sendExecs } from "../sdk/aws/transport/dispatch.ts";
-import type { WaitItem } from "../sdk/aws/store/signals.ts";
+import type { SignalItem, WaitItem } from "../sdk/aws/store/signals.ts";
 import {
   TIMED_OUT,
-  dropWait,
-  nextSignal,
+  dropItem,
   pair,
+  readWait,
   registerWait,
+  signalKey,
   signalPayload,
+  signalsOf,
   timeOut,
-  waitKey,
   waitsOf,
 } from "../sdk/aws/store/signals.ts";
+import { readAction } from "../sdk/aws/store/results.ts";
+import { resolvePayload } from "../sdk/aws/payloads.ts";
+import { doneOf } from "../sdk/aws/messages.ts";
 import type { Delivery, Outbox } from "./exec/context.ts";
 import { finish } from "./exec/finish.ts";
 
@@ -52,8 +56,10 @@ export function waitExec(
   return { msg, delayMs: w.ms };
 }
 
-/** Pairs after this many lost races are left to the next look (a redelivery, the next signal). */
-const MAX_ROUNDS = 50;
+/** Rounds after which a matcher leaves the rest to the next look (a redelivery, the next signal). */
+const MAX_ROUNDS = 20;
+/** Signals one round reads (and so pairs) at most. */
+const ROUND = 25;
 
 /** Carries out the exec of a durable wait whose time has come (run-action.ts checked `notBefore`). */
 export async function executeWait(
@@ -63,19 +69,22 @@ export async function executeWait(
   outbox: Outbox,
   delivery: Delivery,
 ): Promise<void> {
+  const startedAt = m.dw?.at ?? rt.now();
   if (w.kind === "timer")
-    return finish({
-      rt,
-      m,
-      outbox,
-      delivery,
-      status: "SUCCEEDED",
-      outcome: dueOutcome(w),
-      startedAt: m.dw?.at ?? rt.now(),
-    });
+    return finish({ rt, m, outbox, delivery, status: "SUCCEEDED", outcome: dueOutcome(w), startedAt });
+  const timeoutPhase = m.notBefore !== undefined;
+  if (delivery.redelivered || timeoutPhase) {
+    // Over already (its wait item is gone once its outcome is written): only a redelivery, whose
+    // first delivery may have died before telling the parent, reports it again.
+    const own = await readAction(rt, m.run, m.parent, m.id);
+    if (own?.outcome !== undefined) {
+      if (delivery.redelivered) outbox.push({ msg: doneOf(m, m.parent!, own.status === "SUCCEEDED") });
+      return;
+    }
+  }
   const rec = await registerWait(rt, m, w.name);
   if (rec.got !== undefined) return settle(rt, rec, outbox, delivery);
-  if (m.notBefore !== undefined) {
+  if (timeoutPhase) {
     // The timeout's exec: the wait times out unless a signal got to it first.
     const now = await timeOut(rt, rec);
     if (now) await settle(rt, now, outbox, delivery);
@@ -83,15 +92,16 @@ export async function executeWait(
   }
   await matchSignals(rt, m.run, w.name, outbox, delivery);
   if (w.timeoutMs !== undefined) {
-    const due = (m.dw?.at ?? rt.now()) + w.timeoutMs;
+    const due = startedAt + w.timeoutMs;
     await sendExecs(rt, [{ msg: { ...m, notBefore: due }, delayMs: Math.max(0, due - rt.now()) }]);
   }
 }
 
 /**
  * Hands the run's unconsumed signals of `name` to its open waits, in order (both sides call this:
- * the wait's first exec, and the coordinator on a signal message). Waits already paired or timed
- * out, whose outcome a crash may have left unwritten, are finished first.
+ * a wait's first exec, and the coordinator on a signal message). Pairings and timeouts whose
+ * outcome a crash may have left unwritten are finished first. A round reads the first signals and
+ * as many waits as it can pair, so its reads follow what is open, not the run's history.
  */
 export async function matchSignals(
   rt: Runtime,
@@ -101,29 +111,58 @@ export async function matchSignals(
   delivery: Delivery,
 ): Promise<void> {
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const waits = await waitsOf(rt, run, name);
-    for (const w of waits) if (w.got !== undefined) await settle(rt, w, outbox, delivery);
+    const signals = await signalsOf(rt, run, name, ROUND);
+    for (const s of signals) {
+      if (s.by === undefined) continue;
+      // Consumed, not cleared: its wait may lack its outcome (a crash after the pairing).
+      const w = await readWait(rt, run, s.by);
+      if (w?.got === s.sk) await settle(rt, w, outbox, delivery, s);
+      else await dropItem(rt, s);
+    }
+    const free = signals.filter((s) => s.by === undefined);
+    if (!free.length) return;
+    const waits = await waitsOf(rt, run, name, free.length + ROUND);
+    for (const w of waits) if (w.got === TIMED_OUT) await settle(rt, w, outbox, delivery);
     const open = waits.filter((w) => w.got === undefined);
-    if (!open.length) return;
-    const s = await nextSignal(rt, run, name);
-    if (!s) return;
-    const r = await pair(rt, open[0]!, s);
-    if (r === "ended") await dropWait(rt, open[0]!);
-    // "paired": settled at the top of the next round; "taken": someone else paired; look again.
+    let lost = false;
+    for (let i = 0; i < Math.min(open.length, free.length) && !lost; i++) {
+      const r = await pair(rt, open[i]!, free[i]!);
+      if (r === "paired") await settle(rt, { ...open[i]!, got: free[i]!.sk }, outbox, delivery, free[i]);
+      else {
+        // "ended": the wait's action ended (cancelled with its parent): drop it. Either way the
+        // order of what is left changed: look again.
+        if (r === "ended") await dropItem(rt, open[i]!);
+        lost = true;
+      }
+    }
+    const more = signals.length === ROUND || waits.length === free.length + ROUND;
+    if (!lost && !(more && open.length > 0)) return;
   }
   rt.log.warn("signal matching left work for the next look", { run, name });
 }
 
-/** Writes the outcome of a wait that was paired or timed out (once), tells its parent, clears it. */
-async function settle(rt: Runtime, w: WaitItem, outbox: Outbox, delivery: Delivery): Promise<void> {
+/**
+ * Writes the outcome of a wait that was paired or timed out (once), tells its parent, and clears
+ * the wait and the signal it took.
+ */
+async function settle(
+  rt: Runtime,
+  w: WaitItem,
+  outbox: Outbox,
+  delivery: Delivery,
+  signal?: SignalItem,
+): Promise<void> {
   const m = JSON.parse(w.x) as ExecMessage;
   const wait = durableWaitOf(m.task, m.args)!;
   const startedAt = m.dw?.at ?? rt.now();
   if (w.got === TIMED_OUT)
     await finish({ rt, m, outbox, delivery, status: "TIMED_OUT", outcome: dueOutcome(wait), startedAt });
   else {
-    const value = await signalPayload(rt, m.run, w.got!);
+    const value = signal
+      ? await resolvePayload(rt.payloads, signal.payload)
+      : await signalPayload(rt, m.run, w.got!);
     await finish({ rt, m, outbox, delivery, status: "SUCCEEDED", outcome: { ok: true, value }, startedAt });
   }
-  await dropWait(rt, waitKey(m, w.name));
+  await dropItem(rt, w);
+  if (w.got !== TIMED_OUT) await dropItem(rt, signalKey(m.run, w.got!));
 }

@@ -14,14 +14,17 @@
  *   result item of the wait    has no outcome                 (not cancelled, not ended)
  *
  * so under duplicate deliveries and concurrent matchers a signal goes to exactly one wait. The
- * wait's outcome is then written as any child's (store/results.ts): a crash after the pairing and
- * before the outcome leaves `got` set, and whoever looks next (a redelivered exec, a redelivered
- * signal message) finishes it from the record.
+ * wait's outcome is then written as any child's (store/results.ts), and both items are deleted: a
+ * partition holds only what is still open (reads stay proportional to that, not to every signal a
+ * run ever received). A crash after the pairing and before the outcome leaves `got` and `by` set,
+ * and whoever looks next (a redelivered exec, a redelivered signal message, the next matcher)
+ * finishes it from the record.
  */
 import {
   DeleteCommand,
   GetCommand,
   PutCommand,
+  QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
@@ -30,7 +33,7 @@ import { RunEndedError } from "../../errors.ts";
 import type { ExecMessage } from "../messages.ts";
 import type { Payload } from "../../serde.ts";
 import { offload, resolvePayload } from "../payloads.ts";
-import { isConditionFailed, oldItem, queryAll } from "./io.ts";
+import { isConditionFailed, oldItem } from "./io.ts";
 import type { Runtime } from "../runtime.ts";
 import { expiry, resultKey, runKey } from "./table.ts";
 
@@ -46,10 +49,11 @@ export interface WaitItem {
   got?: string;
 }
 
-interface SignalItem {
+export interface SignalItem {
   pk: string;
   sk: string;
   payload: string;
+  /** The sort key of the wait that consumed it. */
   by?: string;
 }
 
@@ -131,33 +135,46 @@ export async function registerWait(rt: Runtime, m: ExecMessage, name: string): P
   }
 }
 
-/** The waits of `name` still recorded (open, or ended and not yet cleared), in call order. */
-export async function waitsOf(rt: Runtime, run: string, name: string): Promise<WaitItem[]> {
-  return (await queryAll(rt, {
-    KeyConditionExpression: "pk = :pk AND begins_with(sk, :w)",
-    ExpressionAttributeValues: { ":pk": signalPk(run), ":w": `W#${nameKey(name)}#` },
-    ConsistentRead: true,
-  })) as unknown as WaitItem[];
+/** The first `limit` items of a run's signal partition under `prefix`, in key order (consistent). */
+async function firstOf(
+  rt: Runtime,
+  run: string,
+  prefix: string,
+  limit: number,
+): Promise<Record<string, unknown>[]> {
+  const out = await rt.doc.send(
+    new QueryCommand({
+      TableName: rt.config.table,
+      KeyConditionExpression: "pk = :pk AND begins_with(sk, :p)",
+      ExpressionAttributeValues: { ":pk": signalPk(run), ":p": prefix },
+      ConsistentRead: true,
+      Limit: limit,
+    }),
+  );
+  return out.Items ?? [];
 }
 
-/** Every wait still recorded for a run (for its status tree). */
-export async function allWaits(rt: Runtime, run: string): Promise<WaitItem[]> {
-  return (await queryAll(rt, {
-    KeyConditionExpression: "pk = :pk AND begins_with(sk, :w)",
-    ExpressionAttributeValues: { ":pk": signalPk(run), ":w": "W#" },
-  })) as unknown as WaitItem[];
+/** The first `limit` waits of `name` still recorded (open, or over and not yet cleared), in call order. */
+export async function waitsOf(rt: Runtime, run: string, name: string, limit: number): Promise<WaitItem[]> {
+  return (await firstOf(rt, run, `W#${nameKey(name)}#`, limit)) as unknown as WaitItem[];
 }
 
-/** The first unconsumed signal of `name`, in send order. */
-export async function nextSignal(rt: Runtime, run: string, name: string): Promise<SignalItem | undefined> {
-  const items = (await queryAll(rt, {
-    KeyConditionExpression: "pk = :pk AND begins_with(sk, :n)",
-    FilterExpression: "attribute_not_exists(#by)",
-    ExpressionAttributeNames: { "#by": "by" },
-    ExpressionAttributeValues: { ":pk": signalPk(run), ":n": `N#${nameKey(name)}#` },
-    ConsistentRead: true,
-  })) as unknown as SignalItem[];
-  return items[0];
+/** The first `limit` signals of `name` still recorded (unconsumed, or consumed and not yet cleared), in send order. */
+export async function signalsOf(
+  rt: Runtime,
+  run: string,
+  name: string,
+  limit: number,
+): Promise<SignalItem[]> {
+  return (await firstOf(rt, run, `N#${nameKey(name)}#`, limit)) as unknown as SignalItem[];
+}
+
+/** A wait by its sort key (the `by` of the signal it consumed). */
+export async function readWait(rt: Runtime, run: string, sk: string): Promise<WaitItem | undefined> {
+  const out = await rt.doc.send(
+    new GetCommand({ TableName: rt.config.table, Key: { pk: signalPk(run), sk }, ConsistentRead: true }),
+  );
+  return out.Item as WaitItem | undefined;
 }
 
 /** The payload of the signal a wait took. */
@@ -188,7 +205,7 @@ export async function pair(rt: Runtime, w: WaitItem, s: SignalItem): Promise<"pa
               UpdateExpression: "SET #by = :w",
               ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(#by)",
               ExpressionAttributeNames: { "#by": "by" },
-              ExpressionAttributeValues: { ":w": m.id },
+              ExpressionAttributeValues: { ":w": w.sk },
             },
           },
           {
@@ -239,7 +256,12 @@ export async function timeOut(rt: Runtime, w: Pick<WaitItem, "pk" | "sk">): Prom
   }
 }
 
-/** Clears a wait whose action has its outcome. */
-export async function dropWait(rt: Runtime, w: Pick<WaitItem, "pk" | "sk">): Promise<void> {
-  await rt.doc.send(new DeleteCommand({ TableName: rt.config.table, Key: { pk: w.pk, sk: w.sk } }));
+/** Clears a wait or a signal whose part is over (the wait's outcome is written). */
+export async function dropItem(rt: Runtime, key: { pk: string; sk: string }): Promise<void> {
+  await rt.doc.send(new DeleteCommand({ TableName: rt.config.table, Key: { pk: key.pk, sk: key.sk } }));
+}
+
+/** The key of the signal a wait took (its `got`). */
+export function signalKey(run: string, sk: string): { pk: string; sk: string } {
+  return { pk: signalPk(run), sk };
 }
