@@ -3,8 +3,8 @@
  * N children, a map of N with concurrency 50, and a gather of N children that each have a timeout,
  * through the real handlers and the local event-source poller.
  * Then what a durable sleep and a signal cost: a gather of N `sleep("1s")`, and a gather of N
- * `waitForSignal` with N signals sent by a client (whose calls are metered too: sending is part of
- * a signal's cost).
+ * `waitForSignal`, each for its own signal, with the N signals sent by a client (whose calls are
+ * metered too: sending is part of a signal's cost).
  * Prints wall time, parent replays, AWS API calls per child by operation (counted with SDK
  * middleware), billed units, and the orchestration cost per million children at list prices.
  *
@@ -164,7 +164,7 @@ async function signalAll(r: AwsRun<unknown>, count: number): Promise<void> {
     await new Promise((res) => setTimeout(res, 50));
   for (let i = 0; i < count; i += 20)
     await Promise.all(
-      Array.from({ length: Math.min(20, count - i) }, (_, k) => signaller.signal(r.id, "s", i + k)),
+      Array.from({ length: Math.min(20, count - i) }, (_, k) => signaller.signal(r.id, `s${i + k}`, i + k)),
     );
 }
 
