@@ -20,6 +20,10 @@ import { flatten } from "./helpers/status.ts";
 import { VirtualClock } from "./helpers/virtual-clock.ts";
 import type { Task } from "../sdk/task.ts";
 import * as w from "./semantics/tasks-waits.ts";
+import { Recorder } from "../sdk/testing/history.ts";
+import { replayTask } from "../sdk/testing/drive.ts";
+import { serialize } from "../sdk/serde.ts";
+import { serializeError, TaskTimeoutError } from "../sdk/errors.ts";
 
 const H = 3_600_000;
 
@@ -56,6 +60,61 @@ function harness(path = ":memory:", clock = new VirtualClock()) {
   };
   return { store, engine, clock, start, state, result, waiting, close };
 }
+
+describe("durable waits in the replay core (given a history, expect a decision)", () => {
+  it("sleep is a call of aloft:sleep with its milliseconds; a race suspends on the child or the timer", async () => {
+    const h = new Recorder();
+    const d = await replayTask(w.raceSlowChildSleep, ["go", "90s"], h);
+    assert.equal(d.kind, "suspended");
+    assert.deepEqual(
+      d.calls.map((c) => [c.task, c.args]),
+      [
+        ["waits.awaitsGo", '["go"]'],
+        ["aloft:sleep", "[90000]"],
+      ],
+    );
+    assert.equal(d.kind === "suspended" && d.waits.length, 1, "one wait: the race");
+    h.record(d);
+    // The timer fired first: the replay returns its branch at once, and calls nothing new.
+    h.outcomes.set(d.calls[1]!.id, { ok: true, value: serialize(undefined) });
+    const again = await replayTask(w.raceSlowChildSleep, ["go", "90s"], h);
+    assert.deepEqual(
+      [again.kind, again.kind === "completed" && again.value, again.calls],
+      ["completed", '"timeout"', []],
+    );
+  });
+
+  it("waitForSignal is a call of aloft:signal; a recorded payload or timeout is what the body gets", async () => {
+    const h = new Recorder();
+    const d = await replayTask(w.waitWithTimeout, ["approve", "5m"], h);
+    assert.deepEqual(
+      d.calls.map((c) => [c.task, c.args]),
+      [["aloft:signal", '["approve",300000]']],
+    );
+    h.record(d);
+    const id = d.calls[0]!.id;
+    h.outcomes.set(id, { ok: true, value: serialize({ ok: 1 }) });
+    const got = await replayTask(w.waitWithTimeout, ["approve", "5m"], h);
+    assert.equal(got.kind === "completed" && got.value, '{"got":{"ok":1}}');
+    h.outcomes.set(id, { ok: false, error: serializeError(new TaskTimeoutError("no signal in time")) });
+    const late = await replayTask(w.waitWithTimeout, ["approve", "5m"], h);
+    assert.equal(late.kind === "completed" && late.value, '{"timedOut":"no signal in time"}');
+  });
+
+  it("bad durations, names and options are ConfigurationErrors; the built-in names are reserved", async () => {
+    const bad = await replayTask(w.napper, ["soon"], new Recorder());
+    assert.equal(bad.kind, "failed");
+    assert.match(bad.kind === "failed" ? bad.error.message : "", /sleep: "soon" is not a duration/);
+    const { TaskEnvironment, waitForSignal } = await import("aloft");
+    assert.throws(() => waitForSignal("x"), /outside any task/);
+    assert.throws(() => waitForSignal("x", { timeot: "1s" } as never), /timeot/);
+    assert.throws(() => waitForSignal("", {}), /signal name/);
+    assert.throws(
+      () => new TaskEnvironment({ name: "reserved" }).task(async function f() {}, { name: "aloft:sleep" }),
+      /reserves/,
+    );
+  });
+});
 
 describe("sleep and signals on the embedded engine (virtual time)", () => {
   let dir: string;
