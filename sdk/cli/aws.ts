@@ -54,6 +54,16 @@ export async function awsCancel(id: string, o: AwsOptions): Promise<string> {
   }
 }
 
+export async function awsSignal(id: string, name: string, payload: unknown, o: AwsOptions): Promise<string> {
+  const c = awsClient(o);
+  try {
+    await c.signal(id, name, payload);
+    return `signal ${JSON.stringify(name)} sent to run ${id}\n`;
+  } finally {
+    c.destroy();
+  }
+}
+
 export async function awsRuns(limit: number, o: AwsOptions): Promise<string> {
   const c = awsClient(o);
   try {
