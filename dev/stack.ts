@@ -76,6 +76,8 @@ export interface DevStack {
   pollers: SqsEventSourcePoller[];
   /** The dead-letter consumer's pollers (one per DLQ), also in `pollers`. */
   deadLetterPollers: SqsEventSourcePoller[];
+  /** Each queue's lease in seconds (also its visibility timeout): what the handlers hold messages for. */
+  visibility: { coordinator: number; executors: Record<string, number> };
   stop(): Promise<void>;
 }
 
@@ -195,6 +197,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
     env,
     pollers,
     deadLetterPollers,
+    visibility,
     stop() {
       stopping ??= (async () => {
         clearInterval(timer);

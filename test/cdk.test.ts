@@ -564,6 +564,22 @@ await test("grantRun: send to the coordinator queue, read and update the table a
   );
 });
 
+await test("grantSignal: send to the coordinator queue, update and put table items (not the index), write payloads", () => {
+  let role!: iam.Role;
+  const { aloft, stack, template } = build({}, (stack, aloft) => {
+    role = new iam.Role(stack, "Approver", { assumedBy: new iam.AccountRootPrincipal() });
+    aloft.grantSignal(role);
+  });
+  assert.deepEqual(
+    permissions(statementsOf(template, stack, role)),
+    [
+      ...allow(stack, ["sqs:SendMessage"], [aloft.coordinatorQueue.queueArn]),
+      ...allow(stack, ["dynamodb:PutItem", "dynamodb:UpdateItem"], [aloft.table.tableArn]),
+      ...allow(stack, ["s3:PutObject"], [aloft.bucket.arnForObjects("*")]),
+    ].sort(),
+  );
+});
+
 await test("grantReadLogs: read every Aloft log group (the dead-letter consumer's and the reconciler's too) and nothing else", () => {
   let role!: iam.Role;
   const { aloft, stack, template } = build({}, (stack, aloft) => {

@@ -34,6 +34,8 @@ import { sendRetry } from "./retry.ts";
 import { redispatch } from "../fan-out.ts";
 import { taskOf } from "../task-of.ts";
 import { replayLogged } from "./task-logs.ts";
+import { durableWaitOf, isBuiltin } from "../../sdk/core/durable-waits.ts";
+import { executeWait } from "../durable-waits.ts";
 
 /** How long a replay holds its parent before a duplicate resume may replay it (after a crash). */
 const REPLAY_LEASE_MS = 30_000;
@@ -66,7 +68,8 @@ export async function executeOne(
       return;
     }
   }
-  if (m.notBefore !== undefined && m.notBefore > rt.now() + 1000) {
+  // A retry may start up to a second early; a durable wait (a sleep) ends late, never early.
+  if (m.notBefore !== undefined && m.notBefore > rt.now() + (isBuiltin(m.task) ? 0 : 1000)) {
     await sendExecs(rt, [{ msg: m, delayMs: m.notBefore - rt.now() }]);
     return;
   }
@@ -88,6 +91,9 @@ export async function executeOne(
       if (own?.outcome !== undefined) return;
     }
   }
+
+  const wait = durableWaitOf(m.task, m.args);
+  if (wait) return executeWait(rt, m, wait, outbox, delivery);
 
   const def = taskOf(m);
   if (!def) {

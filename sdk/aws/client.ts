@@ -12,7 +12,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { DEFAULT_OUTPUTS_FILE, ENV, OUTPUT } from "./config.ts";
 import { MESSAGE_VERSION } from "./messages.ts";
-import type { StartMessage } from "./messages.ts";
+import type { SignalMessage, StartMessage } from "./messages.ts";
+import { storeSignal } from "./store/signals.ts";
+import { checkSignalName } from "../core/durable-waits.ts";
+import { serialize } from "../serde.ts";
 import { offload, resolvePayload } from "./payloads.ts";
 import { buildRuntime, configFromEnv, makeClients } from "./runtime.ts";
 import { sendMessages } from "./transport/send.ts";
@@ -165,6 +168,22 @@ export class AloftClient {
     return new AwsRun<R>(this, id, taskName);
   }
 
+  /**
+   * Sends signal `name` to run `runId`: the first `waitForSignal(name)` in it, now or later,
+   * receives `payload`. Rejects with `RunEndedError` once the run has ended.
+   * @example
+   * await client.signal(runId, "approve", { approved: true });
+   */
+  async signal(runId: string, name: string, payload?: unknown): Promise<void> {
+    checkSignalName(name, "signal");
+    const body = serialize(payload, `payload of signal ${JSON.stringify(name)}`);
+    // Stored first (a conditional write that refuses an ended run), then announced: a wait that
+    // starts later finds it stored, one already waiting is paired by the coordinator.
+    await storeSignal(this.rt, runId, name, body);
+    const msg: SignalMessage = { k: "signal", v: MESSAGE_VERSION, run: runId, name };
+    await sendToCoordinator(this.rt, [{ msg }]);
+  }
+
   /** A handle on an existing run (its id as printed by `run`). */
   attach<R = unknown>(id: string): AwsRun<R> {
     return new AwsRun<R>(this, id, undefined);
@@ -273,6 +292,11 @@ export class AwsRun<R = unknown> implements Run<R> {
       rt,
       next.map((msg) => ({ msg })),
     );
+  }
+
+  /** Sends signal `name` to this run (see {@link AloftClient.signal}). */
+  async signal(name: string, payload?: unknown): Promise<void> {
+    await this.client.signal(this.id, name, payload);
   }
 
   progress(): GroupProgress[] {

@@ -56,6 +56,16 @@ export async function awsCancel(id: string, o: AwsOptions): Promise<string> {
   }
 }
 
+export async function awsSignal(id: string, name: string, payload: unknown, o: AwsOptions): Promise<string> {
+  const c = awsClient(o);
+  try {
+    await c.signal(id, name, payload);
+    return `signal ${JSON.stringify(name)} sent to run ${id}\n`;
+  } finally {
+    c.destroy();
+  }
+}
+
 export async function awsRuns(limit: number, o: AwsOptions): Promise<string> {
   const c = awsClient(o);
   try {
@@ -124,6 +134,12 @@ export async function dev(o: { outputs: string; persist?: string }): Promise<voi
     `aloft dev: ${stack.aws.mode === "emulators" ? "DynamoDB Local + fauxqs (SQS, S3)" : stack.aws.dynamoEndpoint} ready; ` +
       `environments: ${envs.join(", ")}\n` +
       `  DynamoDB ${stack.aws.dynamoEndpoint}  SQS/S3 ${stack.aws.sqsEndpoint}\n` +
+      // The leases as deployed (docs/aws.md "Visibility"): a killed handler's messages return one lease later.
+      `  leases (each queue's visibility timeout): coordinator ${stack.visibility.coordinator} s, ${Object.entries(
+        stack.visibility.executors,
+      )
+        .map(([e, s]) => `${e} ${s} s`)
+        .join(", ")}\n` +
       devNotes(stack.aws).replace(/\n$/, ""),
   );
   await interrupted();

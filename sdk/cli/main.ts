@@ -12,6 +12,9 @@ import { Store } from "../local/store.ts";
 import { StoreLock } from "../local/lock.ts";
 import type { RunRow } from "../local/store.ts";
 import { runStatus } from "../local/status.ts";
+import { WaitStore } from "../local/wait-store.ts";
+import { checkSignalName } from "../core/durable-waits.ts";
+import { serialize } from "../serde.ts";
 import { renderStatus, renderRuns } from "./render.ts";
 import { Progress } from "./progress.ts";
 import type { Task } from "../task.ts";
@@ -263,6 +266,45 @@ export function program(): Command {
         await new Promise((r) => setTimeout(r, 100));
       }
     });
+
+  cli
+    .command("signal")
+    .description(
+      "send a signal to a run: the first waitForSignal(name) in it, now or later, receives the payload",
+    )
+    .argument("<run>", "run id (a unique prefix is enough; the full id with --aws)")
+    .argument("<name>", "signal name")
+    .argument("[json]", "payload, as JSON (default: null)")
+    .option("--aws", "signal a run of the AWS stack")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .action(
+      async (id: string, name: string, json: string | undefined, o: { aws?: boolean; outputs?: string }) => {
+        checkSignalName(name, "aloft signal");
+        const [payload] = json === undefined ? [null] : parseArgs([json]);
+        if (o.aws) {
+          process.stdout.write(await (await awsCli()).awsSignal(id, name, payload, o));
+          return;
+        }
+        const store = openRead(cli.opts<{ store: string }>().store);
+        try {
+          const row = findRun(store, id);
+          // A running engine polls the store for signals, as for cancels; else `aloft resume` finds it.
+          new WaitStore(store.db).send(
+            row.id,
+            name,
+            serialize(payload, `payload of signal ${name}`),
+            Date.now(),
+          );
+          const held = StoreLock.holder(store.path) !== undefined;
+          process.stdout.write(
+            `signal ${JSON.stringify(name)} sent to run ${row.id}` +
+              (held ? "\n" : ` (its process stopped: it is delivered when you run aloft resume ${row.id})\n`),
+          );
+        } finally {
+          store.close();
+        }
+      },
+    );
 
   cli
     .command("watch")

@@ -28,6 +28,11 @@ import { dispatchReady } from "./dispatch.ts";
 import { applyDecisions, finish, track } from "./outcome.ts";
 import { cancelRun, pollCancels } from "./cancel.ts";
 import { resumeRun } from "./resume.ts";
+import { LocalWaits, realWaitClock } from "./durable-waits.ts";
+import type { WaitClock } from "./durable-waits.ts";
+import { WaitStore } from "./wait-store.ts";
+import { checkSignalName } from "../core/durable-waits.ts";
+import { serialize } from "../serde.ts";
 
 export interface EngineOptions {
   store: Store;
@@ -36,6 +41,8 @@ export interface EngineOptions {
   /** Modules a worker must import to find the tasks. */
   modules: string[];
   now?: () => number;
+  /** Time for durable waits (`sleep`, signal timeouts); its `now` is the engine's unless `now` is given. */
+  clock?: WaitClock;
 }
 
 export interface EngineEvents {
@@ -72,6 +79,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (!this.closed) this.store.appendLogs(batch);
     };
     const inline = new InlineExecutor(onDecisions, onLogs);
+    const clock = opts.clock ?? realWaitClock;
     this.s = {
       store: opts.store,
       live: new Map(),
@@ -84,7 +92,11 @@ export class Engine extends EventEmitter<EngineEvents> {
       placement: new Placement(),
       progress: new Progress((p) => this.emit("progress", p)),
       replays: this.replays,
-      now: opts.now ?? Date.now,
+      now: opts.now ?? (() => clock.now()),
+      waits: new LocalWaits(new WaitStore(opts.store.db), clock, (id, status, outcome) => {
+        const a = this.s.live.get(id);
+        if (a) finish(this.s, a, status, outcome);
+      }),
       enqueue: (a) => this.enqueue(a),
       schedulePump: () => this.schedulePump(),
       flush: () => this.flush(),
@@ -94,7 +106,11 @@ export class Engine extends EventEmitter<EngineEvents> {
       endRun: (runId, status, outcome) => this.endRun(runId, status, outcome),
     };
     // Another process (`aloft cancel`) asks by writing to the store; look now and then.
-    this.cancelPoll = setInterval(() => pollCancels(this.s), 250);
+    // So does `aloft signal` (its signals are in the store's signals table).
+    this.cancelPoll = setInterval(() => {
+      pollCancels(this.s);
+      this.s.waits.poll();
+    }, 250);
     this.cancelPoll.unref();
   }
 
@@ -140,12 +156,22 @@ export class Engine extends EventEmitter<EngineEvents> {
     cancelRun(this.s, runId, reason);
   }
 
+  /**
+   * Sends signal `name` to a running run (a run that ended is a RunEndedError): the first wait for
+   * it, now or later, receives `payload`.
+   */
+  signal(runId: string, name: string, payload: unknown): void {
+    checkSignalName(name, "signal");
+    this.s.waits.send(runId, name, serialize(payload, `payload of signal ${JSON.stringify(name)}`));
+  }
+
   progressOf(runId: string): GroupProgress[] {
     return this.s.progress.of(runId);
   }
 
   async close(): Promise<void> {
     clearInterval(this.cancelPoll);
+    this.s.waits.close();
     this.flush();
     for (const a of this.s.live.values()) clearTimeout(a.timer);
     await this.s.inline.close(); // its last lines, while the store is open

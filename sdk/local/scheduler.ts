@@ -10,6 +10,7 @@ import type { Placement } from "./placement.ts";
 import type { Progress } from "./progress.ts";
 import type { ActionStatus, Completion, Store } from "./store.ts";
 import type { ReadyQueue } from "./ready-queue.ts";
+import type { LocalWaits } from "./durable-waits.ts";
 
 export interface Scheduler {
   readonly store: Store;
@@ -29,6 +30,8 @@ export interface Scheduler {
   /** Replays per run (an action's executions after its first). */
   readonly replays: Map<string, number>;
   readonly now: () => number;
+  /** Built-in calls (`sleep`, `waitForSignal`) the engine completes itself (durable-waits.ts). */
+  readonly waits: LocalWaits;
 
   /** Puts an action on the ready queue (once) and schedules a dispatch. */
   enqueue(a: Live): void;
