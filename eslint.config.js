@@ -19,7 +19,7 @@ export default tseslint.config(
   },
   ...tseslint.configs.recommended,
   {
-    files: ["**/*.ts"],
+    files: ["**/*.ts", "**/*.tsx"],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     plugins: { "import-x": importX, aloft: { rules: { "no-import-cycle": noImportCycle } } },
     settings: { "import-x/resolver": { node: { extensions: [".ts", ".js"] } } },

@@ -2,6 +2,9 @@
  * The AWS path on the local implementations (DynamoDB Local, fauxqs): three scenarios, a gather of
  * N children, a map of N with concurrency 50, and a gather of N children that each have a timeout,
  * through the real handlers and the local event-source poller.
+ * Then what a durable sleep and a signal cost: a gather of N `sleep("1s")`, and a gather of N
+ * `waitForSignal`, each for its own signal, with the N signals sent by a client (whose calls are
+ * metered too: sending is part of a signal's cost).
  * Prints wall time, parent replays, AWS API calls per child by operation (counted with SDK
  * middleware), billed units, and the orchestration cost per million children at list prices.
  *
@@ -18,7 +21,14 @@ import { buildRuntime, makeClients, runtime } from "../sdk/aws/runtime.ts";
 import { reconcile } from "../lambdas/reconcile.ts";
 import { readCounter } from "../sdk/aws/store/counters.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
-import { wideGather, wideGatherTimed, wideMap } from "../test/fixtures/aws-tasks.ts";
+import {
+  gatherSignals,
+  gatherSleeps,
+  wideGather,
+  wideGatherTimed,
+  wideMap,
+} from "../test/fixtures/aws-tasks.ts";
+import type { AwsRun } from "../sdk/aws/client.ts";
 
 /** USD per million units or requests (AWS list prices, US East). */
 const PRICES = {
@@ -143,6 +153,20 @@ meterDynamo(rt.ddb, "bench-ddb");
 meterSqs(rt.sqs, "bench-sqs");
 meterSqs(client.rt.sqs, "bench-client-sqs");
 meterSqs(dev.aws.clients.sqs as unknown as Stack, "bench-poller-sqs");
+// Sends the signals of the signal scenario: every call it makes is part of what a signal costs.
+const signaller = new AloftClient(dev.config);
+meterDynamo(signaller.rt.ddb as unknown as Stack, "bench-signaller-ddb");
+meterSqs(signaller.rt.sqs as unknown as Stack, "bench-signaller-sqs");
+
+/** Once the run's root has committed its `n` waits: sends `n` signals, 20 at a time. */
+async function signalAll(r: AwsRun<unknown>, count: number): Promise<void> {
+  for (let i = 0; i < 400 && (await readCounter(rt, r.id))?.epoch === undefined; i++)
+    await new Promise((res) => setTimeout(res, 50));
+  for (let i = 0; i < count; i += 20)
+    await Promise.all(
+      Array.from({ length: Math.min(20, count - i) }, (_, k) => signaller.signal(r.id, `s${i + k}`, i + k)),
+    );
+}
 
 console.log(
   `price table (USD, US East list prices): DynamoDB on-demand ${usd(PRICES.dynamoWriteUnit)} per million write units, ` +
@@ -158,6 +182,20 @@ try {
       label: `gather of ${n}, children with a timeout`,
       run: () => client.run(wideGatherTimed, n),
       settleMs: 4000,
+    },
+    {
+      label: `gather of ${n} sleeps ("1s"): per sleep`,
+      run: () => client.run(gatherSleeps, n),
+      settleMs: 1500,
+    },
+    {
+      label: `gather of ${n} waitForSignal, ${n} signals sent: per signal`,
+      run: async () => {
+        const r = await client.run(gatherSignals, n);
+        void signalAll(r, n);
+        return r;
+      },
+      settleMs: 1500,
     },
   ];
   for (const scenario of scenarios) {
@@ -221,6 +259,15 @@ try {
   }
   // What the liveness machinery adds. The DLQ consumer costs nothing per child on a clean run:
   // no message dead-letters and no delivery fails (so no failure record is written either).
+  // A sleep longer than SQS's 900 s delay hops: each further 900 s is one delayed send, and on
+  // receipt (alone, as hops seldom share a batch) a receive, a delete and an executor invocation.
+  const hop = 3 * PRICES.sqsRequest + PRICES.lambdaRequest;
+  console.log(
+    `\na sleep past 900 s adds, per further 900 s: a delayed send, a receive and a delete ` +
+      `(${usd(PRICES.sqsRequest)} each per million) and an executor invocation (${usd(PRICES.lambdaRequest)}) ` +
+      `= $${hop.toFixed(2)} per million sleeps (1 h: 3 hops, $${(3 * hop).toFixed(2)}; 1 day: 95 hops, ` +
+      `$${(95 * hop).toFixed(2)}; 7 days: 671 hops, $${(671 * hop).toFixed(2)} per million)`,
+  );
   const dlqInvocations = dev.deadLetterPollers.reduce((s2, p) => s2 + p.stats.invocations, 0);
   console.log(
     `\nDLQ consumer: ${dlqInvocations} invocations in these runs: $0 per million children. Fixed cost per DLQ, ` +
@@ -251,5 +298,6 @@ try {
   recon.sqs.destroy();
   recon.s3.destroy();
   client.destroy();
+  signaller.destroy();
   await dev.stop();
 }

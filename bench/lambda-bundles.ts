@@ -138,6 +138,13 @@ export const FORBIDDEN_IN_BUNDLES = [
   /commander/,
   /cli-progress/,
   /\/dev\//,
+  // What reads logs and shows runs (aloft logs --aws, aloft ui) is the CLI's, never a handler's.
+  /client-cloudwatch-logs/,
+  /sdk\/aws\/cloudwatch-logs/,
+  /\/preact\//,
+  /^ui\/|\/ui\//,
+  /esbuild/,
+  /playwright/,
 ];
 
 /** The forbidden sources a bundle holds (empty when lean). */

@@ -78,6 +78,9 @@ const RUN_TABLE_ACTIONS = [
   "dynamodb:UpdateItem",
 ];
 const RUN_BUCKET_ACTIONS = ["s3:GetObject", "s3:PutObject"];
+// A signal's sender: count it on the run item (an update that refuses an ended run), store it.
+const SIGNAL_TABLE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem"];
+const SIGNAL_BUCKET_ACTIONS = ["s3:PutObject"];
 const READ_LOGS_ACTIONS = ["logs:FilterLogEvents", "logs:GetLogEvents", "logs:DescribeLogStreams"];
 
 const DEFAULT_EXECUTOR_TIMEOUT = Duration.minutes(5);
@@ -357,18 +360,37 @@ export class Aloft extends Construct {
    * aloft.grantRun(apiFunction);
    */
   grantRun(grantee: iam.IGrantable): iam.Grant {
+    return this.grantClient(grantee, RUN_TABLE_ACTIONS, this.tableArns(), RUN_BUCKET_ACTIONS);
+  }
+
+  /**
+   * Lets `grantee` send signals to runs (`AloftClient.signal`, `aloft signal --aws`): count and
+   * store a signal in the table (not its index), offload a large payload, and tell the coordinator
+   * queue. Nothing else: it reads no run and starts none.
+   * @example
+   * aloft.grantSignal(approvalWebhook);
+   */
+  grantSignal(grantee: iam.IGrantable): iam.Grant {
+    return this.grantClient(grantee, SIGNAL_TABLE_ACTIONS, [this.table.tableArn], SIGNAL_BUCKET_ACTIONS);
+  }
+
+  /** A client's grant: send to the coordinator queue, these table actions, these payload actions. */
+  private grantClient(
+    grantee: iam.IGrantable,
+    tableActions: string[],
+    tableArns: string[],
+    bucketActions: string[],
+  ): iam.Grant {
     return iam.Grant.addToPrincipal({
       grantee,
       actions: SEND_ACTIONS,
       resourceArns: [this.coordinatorQueue.queueArn],
     })
-      .combine(
-        iam.Grant.addToPrincipal({ grantee, actions: RUN_TABLE_ACTIONS, resourceArns: this.tableArns() }),
-      )
+      .combine(iam.Grant.addToPrincipal({ grantee, actions: tableActions, resourceArns: tableArns }))
       .combine(
         iam.Grant.addToPrincipal({
           grantee,
-          actions: RUN_BUCKET_ACTIONS,
+          actions: bucketActions,
           resourceArns: [this.bucket.arnForObjects("*")],
         }),
       );
@@ -578,6 +600,13 @@ export class Aloft extends Construct {
       ],
       // The pseudo parameter, not Stack.region: right even for an environment-agnostic stack.
       [OUTPUT.region, Aws.REGION, "Region of the Aloft stack"],
+      [
+        OUTPUT.executorLogGroups,
+        Stack.of(this).toJsonString(
+          Object.fromEntries(this.executors.map((e) => [e.environment.name, e.logGroup.logGroupName])),
+        ),
+        "JSON: TaskEnvironment name -> executor log group, where task bodies' output goes (aloft logs --aws)",
+      ],
     ];
     for (const [key, value, description] of outputs) {
       // Fixed logical ids: these are the keys `--outputs-file` writes and the client looks up.

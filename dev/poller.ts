@@ -22,8 +22,17 @@ export type SqsBatchHandler = (
 ) => Promise<SQSBatchResponse | void> | SQSBatchResponse | void;
 
 export interface SqsEventSourcePollerOptions {
-  /** Messages per invocation, 1–10 (one ReceiveMessage); default 10. */
+  /**
+   * Most messages per invocation; default 10. Without a batching window a batch is one
+   * ReceiveMessage (1–10); with one, up to 10,000, gathered over several receives.
+   */
   batchSize?: number;
+  /**
+   * MaximumBatchingWindowInSeconds, in ms: once a receive returns messages, keep receiving until
+   * the batch holds `batchSize` messages or the window has passed since its first one, as Lambda's
+   * poller does; default 0 (each receive is a batch).
+   */
+  maxBatchingWindowMs?: number;
   /** Sent with each ReceiveMessage; default: the queue's own visibility timeout, as Lambda does. */
   visibilityTimeoutSeconds?: number;
   /** Batches handled at once (Lambda's MaximumConcurrency); default 5. */
@@ -61,6 +70,8 @@ interface IdleOptions {
 
 /** Long-poll wait in seconds; also bounds how long stop() waits for a poll. */
 const WAIT_TIME_SECONDS = 1;
+/** Between two short polls of a batching window's last second. */
+const GATHER_PAUSE_MS = 100;
 /** For context.getRemainingTimeInMillis() (Lambda's maximum); not enforced. */
 const FUNCTION_TIMEOUT_SECONDS = 900;
 
@@ -73,6 +84,7 @@ export class SqsEventSourcePoller {
   private readonly sqs: SQSClient;
   private readonly handler: SqsBatchHandler;
   private readonly batchSize: number;
+  private readonly maxBatchingWindowMs: number;
   private readonly visibilityTimeoutSeconds: number | undefined;
   private readonly maxConcurrency: number;
   private readonly functionName: string;
@@ -96,7 +108,14 @@ export class SqsEventSourcePoller {
     this.sqs = sqs;
     this.queueUrl = queueUrl;
     this.handler = handler;
-    this.batchSize = integerIn("batchSize", options.batchSize ?? 10, 1, 10);
+    this.maxBatchingWindowMs = integerIn("maxBatchingWindowMs", options.maxBatchingWindowMs ?? 0, 0, 300_000);
+    // Lambda's limits: 10 per batch without a window, 10,000 with one.
+    this.batchSize = integerIn(
+      "batchSize",
+      options.batchSize ?? 10,
+      1,
+      this.maxBatchingWindowMs ? 10_000 : 10,
+    );
     this.visibilityTimeoutSeconds =
       options.visibilityTimeoutSeconds === undefined
         ? undefined
@@ -197,18 +216,8 @@ export class SqsEventSourcePoller {
       }
       let messages: Message[];
       try {
-        const out = await this.sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: this.queueUrl,
-            MaxNumberOfMessages: this.batchSize,
-            WaitTimeSeconds: WAIT_TIME_SECONDS,
-            VisibilityTimeout: this.visibilityTimeoutSeconds,
-            AttributeNames: ["All"],
-            MessageSystemAttributeNames: ["All"],
-            MessageAttributeNames: ["All"],
-          }),
-        );
-        messages = out.Messages ?? [];
+        messages = await this.receive(Math.min(10, this.batchSize), WAIT_TIME_SECONDS);
+        if (messages.length && this.maxBatchingWindowMs) messages = await this.gather(messages);
         backoffMs = 100;
       } catch (err) {
         if (!this.running) break;
@@ -227,6 +236,46 @@ export class SqsEventSourcePoller {
       });
       this.inFlight.add(batch);
     }
+  }
+
+  private async receive(max: number, waitSeconds: number): Promise<Message[]> {
+    const out = await this.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: this.queueUrl,
+        MaxNumberOfMessages: max,
+        WaitTimeSeconds: waitSeconds,
+        VisibilityTimeout: this.visibilityTimeoutSeconds,
+        AttributeNames: ["All"],
+        MessageSystemAttributeNames: ["All"],
+        MessageAttributeNames: ["All"],
+      }),
+    );
+    return out.Messages ?? [];
+  }
+
+  /**
+   * The batching window: more receives after the first messages, until the batch is full or the
+   * window has passed. A failed receive ends the gathering early with what it holds; received
+   * messages are never dropped.
+   */
+  private async gather(first: Message[]): Promise<Message[]> {
+    const batch = [...first];
+    const end = Date.now() + this.maxBatchingWindowMs;
+    while (this.running && batch.length < this.batchSize) {
+      const left = end - Date.now();
+      if (left <= 0) break;
+      let more: Message[];
+      try {
+        // Long polls only while a whole second of the window is left, so the window is not overrun.
+        more = await this.receive(Math.min(10, this.batchSize - batch.length), left >= 1_000 ? 1 : 0);
+      } catch (err) {
+        this.onError(err, { queueUrl: this.queueUrl, phase: "receive" });
+        break;
+      }
+      batch.push(...more);
+      if (!more.length && left < 1_000) await sleep(Math.min(GATHER_PAUSE_MS, left));
+    }
+    return batch;
   }
 
   /** Never rejects: every failure is reported through onError and leaves messages on the queue. */
@@ -261,7 +310,12 @@ export class SqsEventSourcePoller {
     await this.deleteRecords(succeeded, event);
   }
 
+  /** DeleteMessageBatch takes ten entries: a batch gathered over a window is deleted in tens. */
   private async deleteRecords(records: SQSRecord[], event: SQSEvent): Promise<void> {
+    for (let i = 0; i < records.length; i += 10) await this.deleteTen(records.slice(i, i + 10), event);
+  }
+
+  private async deleteTen(records: SQSRecord[], event: SQSEvent): Promise<void> {
     if (records.length === 0) return;
     try {
       const out = await this.sqs.send(

@@ -45,6 +45,11 @@ export interface DevStackOptions {
    * and ALOFT_STALL_FAIL_SECONDS); default 60 s, as the CDK stack's schedule. 0: never.
    */
   reconcileIntervalMs?: number;
+  /**
+   * A file the handlers also append task bodies' log lines to, as JSON (there is no CloudWatch
+   * here); `aloft logs --aws` reads it when the outputs name it (AloftTaskLogFile). Default: none.
+   */
+  taskLogFile?: string;
   /** Poller options (e.g. onError) applied to every poller. */
   poller?: SqsEventSourcePollerOptions;
   /**
@@ -71,6 +76,8 @@ export interface DevStack {
   pollers: SqsEventSourcePoller[];
   /** The dead-letter consumer's pollers (one per DLQ), also in `pollers`. */
   deadLetterPollers: SqsEventSourcePoller[];
+  /** Each queue's lease in seconds (also its visibility timeout): what the handlers hold messages for. */
+  visibility: { coordinator: number; executors: Record<string, number> };
   stop(): Promise<void>;
 }
 
@@ -116,6 +123,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
     [ENV.bucket]: bucket,
     AWS_ENDPOINT_URL_S3: s3Endpoint,
     POWERTOOLS_LOG_LEVEL: process.env["POWERTOOLS_LOG_LEVEL"] ?? "WARN",
+    ...(options.taskLogFile ? { [ENV.taskLogFile]: options.taskLogFile } : {}),
   };
   const restore = applyEnv(extra, []);
   resetRuntime();
@@ -189,6 +197,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
     env,
     pollers,
     deadLetterPollers,
+    visibility,
     stop() {
       stopping ??= (async () => {
         clearInterval(timer);

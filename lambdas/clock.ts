@@ -3,11 +3,9 @@
  * Date.now and setTimeout; tests pass a virtual one so a lease of 60 s, heartbeats every 20 s and
  * tasks running minutes play out at those ratios without waiting minutes.
  */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import type { Clock } from "../sdk/core/clock.ts";
+
+export type { Clock };
 
 export const realClock: Clock = {
   now: () => Date.now(),

@@ -11,7 +11,7 @@
  */
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { CoordinatorMessage, parseMessage } from "../sdk/aws/messages.ts";
-import type { DoneMessage } from "../sdk/aws/messages.ts";
+import type { DoneMessage, SignalMessage } from "../sdk/aws/messages.ts";
 import { runtime } from "../sdk/aws/runtime.ts";
 import { errorText, reportFailures } from "./failures.ts";
 import type { Failure } from "./failures.ts";
@@ -22,6 +22,17 @@ import { countCompletions } from "./coord/completions.ts";
 import { failRun, startRun } from "./coord/start-run.ts";
 import { sweep } from "./coord/sweep.ts";
 import { continueDispatch } from "./fan-out.ts";
+import { matchSignals } from "./durable-waits.ts";
+import { sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
+import type { Delivery, Outbox } from "./exec/context.ts";
+import type { Runtime } from "../sdk/aws/runtime.ts";
+
+/** A signal was stored: hand it to the first open wait of its name; the waits' completions follow. */
+async function signalled(rt: Runtime, run: string, name: string, delivery: Delivery): Promise<void> {
+  const outbox: Outbox = [];
+  await matchSignals(rt, run, name, outbox, delivery);
+  await sendToCoordinator(rt, outbox);
+}
 
 /** What Lambda invokes: the batch handler, its messages held by a visibility lease (visibility.ts). */
 export const handler = withHeartbeat(handleBatch);
@@ -31,6 +42,8 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
   const failures: Failure[] = [];
   const done: { id: string; msg: DoneMessage }[] = [];
   const others: Promise<void>[] = [];
+  // Signals of one run and name in this batch: one matcher pairs them all (it reads what is open).
+  const signals = new Map<string, SignalMessage & { ids: string[]; redelivered: boolean }>();
   for (const r of event.Records) {
     const p = parseMessage(CoordinatorMessage, r.body);
     if (!p.ok) {
@@ -56,6 +69,14 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
       done.push({ id: r.messageId, msg: m });
       continue;
     }
+    if (m.k === "signal") {
+      const key = `${m.run}\u0000${m.name}`;
+      const s = signals.get(key) ?? { ...m, ids: [], redelivered: false };
+      s.ids.push(r.messageId);
+      s.redelivered ||= Number(r.attributes?.ApproximateReceiveCount ?? "1") > 1;
+      signals.set(key, s);
+      continue;
+    }
     if (m.k === "dones") {
       for (const d of m.d) done.push({ id: r.messageId, msg: { k: "done", v: m.v, ...d } });
       continue;
@@ -79,6 +100,16 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
       }),
     );
   }
+  for (const s of signals.values())
+    others.push(
+      signalled(rt, s.run, s.name, { id: s.ids[0]!, redelivered: s.redelivered }).catch((e: unknown) => {
+        rt.log.error("matching a signal failed; it will be retried", {
+          run: s.run,
+          error: (e as Error)?.stack ?? String(e),
+        });
+        for (const id of s.ids) failures.push({ itemIdentifier: id, why: errorText(e) });
+      }),
+    );
   others.push(
     countCompletions(rt, done).catch((e: unknown) => {
       // Counted parents may be counted again on redelivery: an over-count only resumes early.

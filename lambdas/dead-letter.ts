@@ -30,6 +30,9 @@ import type { Runtime } from "../sdk/aws/runtime.ts";
 import { failRun } from "./coord/start-run.ts";
 import { sweep } from "./coord/sweep.ts";
 import { continueDispatch } from "./fan-out.ts";
+import { matchSignals } from "./durable-waits.ts";
+import { sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
+import type { Outbox } from "./exec/context.ts";
 
 export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
   const rt = runtime();
@@ -121,6 +124,18 @@ async function consume(rt: Runtime, r: SQSRecord): Promise<void> {
         await failAction(rt, parent, error);
         return;
       }
+    }
+    case "signal": {
+      // The signal is stored: a wait's first exec, or the next signal, pairs it. Try once more now.
+      rt.log.error("a signal message dead-lettered; matching it once more", {
+        run: m.run,
+        name: m.name,
+        last,
+      });
+      const outbox: Outbox = [];
+      await matchSignals(rt, m.run, m.name, outbox, { id: r.messageId, redelivered: true });
+      await sendToCoordinator(rt, outbox);
+      return;
     }
     case "done":
     case "dones": {

@@ -17,6 +17,7 @@ import { actionPk, resultKey } from "../sdk/aws/store/table.ts";
 import { occupants, partId, partOf, releaseToken } from "../sdk/aws/store/windows.ts";
 import type { WindowTag } from "../sdk/aws/messages.ts";
 import { maybeResume } from "./resume.ts";
+import { waitExec } from "./durable-waits.ts";
 
 /**
  * Sends calls of an epoch, except items of a windowed map that hold no slot now (the window lets
@@ -31,7 +32,8 @@ export async function dispatchCalls(
 ): Promise<void> {
   const held = new Map(windows.map((w) => [partId(w), occupants(w)]));
   const out = [];
-  for (const c of calls) {
+  const now = rt.now();
+  for (const [pos, c] of calls.entries()) {
     let tag: WindowTag | undefined;
     if (c.window) {
       const slots = held.get(partOf(c.window.key, c.window.index, c.window.limit));
@@ -41,7 +43,12 @@ export async function dispatchCalls(
         if (!tag) continue;
       }
     }
-    out.push({ msg: execOf(run, c, tag), ...(fallbackEnv === undefined ? {} : { fallbackEnv }) });
+    const msg = execOf(run, c, tag);
+    // A durable wait (sleep, waitForSignal) is sent delayed to its time, or stamped with its order.
+    out.push({
+      ...(waitExec(c, msg, now, pos) ?? { msg }),
+      ...(fallbackEnv === undefined ? {} : { fallbackEnv }),
+    });
   }
   await sendExecs(rt, out);
 }

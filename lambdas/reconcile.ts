@@ -47,6 +47,8 @@ import { readPrefix } from "../sdk/aws/store/history.ts";
 import { dispatchCalls, redispatch } from "./fan-out.ts";
 import { sinceCommit } from "../sdk/aws/store/table.ts";
 import { waitMayBeMet } from "../sdk/aws/store/counters.ts";
+import { durableWaitOf, isBuiltin } from "../sdk/core/durable-waits.ts";
+import { sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
 
 /** Runs looked at per invocation; the cursor carries the rest to the next tick. */
 const RUNS_PER_TICK = 200;
@@ -125,6 +127,8 @@ interface Visit {
   waiting: CallRecord[];
   open: number;
   windows: WindowItem[];
+  /** Names of the signals its open `waitForSignal` children wait for. */
+  signals: Set<string>;
 }
 
 async function checkRun(rt: Runtime, row: RunRow, b: Bounds, report: ReconcileReport): Promise<void> {
@@ -182,7 +186,7 @@ async function walkRun(
         rootless ||= l.id === run.run;
         continue;
       }
-      const v: Visit = { id: l.id, task: l.task, cnt, waiting: [], open: 0, windows: [] };
+      const v: Visit = { id: l.id, task: l.task, cnt, waiting: [], open: 0, windows: [], signals: new Set() };
       visits.push(v);
       if (cnt.st !== "S" || waitMayBeMet(cnt)) continue;
       if (cnt.D >= NEVER) opaque = true;
@@ -191,7 +195,13 @@ async function walkRun(
       v.open = page.open.length;
       for (const c of page.open)
         if (page.parents.has(c.id)) next.push({ id: c.id, task: c.task });
-        else v.waiting.push(c);
+        // A sleep or signal wait waits on time or the outside world: no bound judges it, and
+        // re-sending it would only start another chain of delayed hops.
+        else if (isBuiltin(c.task)) {
+          opaque = true;
+          const w = durableWaitOf(c.task, c.args);
+          if (w?.kind === "signal") v.signals.add(w.name);
+        } else v.waiting.push(c);
     }
     level = next;
   }
@@ -275,6 +285,18 @@ async function nudge(
     } else if (v.waiting.length) {
       await dispatchCalls(rt, run.run, v.waiting, v.windows, undefined);
       did.push(`re-sent the exec of ${v.waiting.length} unsettled child(ren) of ${name}`);
+    }
+    if (v.signals.size) {
+      // A signal whose announcement was lost (its sender died after storing it), or a match that
+      // crashed: matching again is idempotent.
+      const names = [...v.signals];
+      await sendToCoordinator(
+        rt,
+        names.map((n) => ({ msg: { k: "signal" as const, v: MESSAGE_VERSION, run: run.run, name: n } })),
+      );
+      did.push(
+        `matched again the signals ${names.map((n) => JSON.stringify(n)).join(", ")} ${name} waits for`,
+      );
     }
   }
   return did;

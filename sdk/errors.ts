@@ -134,6 +134,11 @@ export class StoreLockedError extends AloftError {
   override readonly code: string = "STORE_LOCKED";
 }
 
+/** A signal was sent to a run that has ended (or does not exist): no wait can ever take it. */
+export class RunEndedError extends AloftError {
+  override readonly code: string = "RUN_ENDED";
+}
+
 /** A thrown value that was not an `Error` (e.g. `throw "boom"`), wrapped so it keeps a stack. */
 export class NonErrorThrown extends AloftError {
   override readonly code: string = "NON_ERROR_THROWN";
@@ -153,6 +158,7 @@ const known: Record<string, new (message: string) => AloftError> = {
   StoreLockedError,
   NonErrorThrown,
   MapFailedError,
+  RunEndedError,
 };
 
 /** Turns anything thrown into an `Error`; non-Error values are wrapped in {@link NonErrorThrown}. */

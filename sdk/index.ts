@@ -23,6 +23,8 @@ export { map } from "./map.ts";
 export type { MapOptions } from "./map.ts";
 export { group } from "./group.ts";
 export { trace } from "./trace.ts";
+export { sleep, waitForSignal } from "./sleep.ts";
+export type { WaitForSignalOptions } from "./sleep.ts";
 export { init, run, shutdown, getEngine } from "./run.ts";
 export type { InitOptions } from "./run.ts";
 export type { Run, RunStatus, RunState, ActionNode, GroupProgress } from "./run-handle.ts";
@@ -40,5 +42,6 @@ export {
   DeadLetterError,
   StalledRunError,
   StoreLockedError,
+  RunEndedError,
 } from "./errors.ts";
 export type { SerializedError } from "./errors.ts";

@@ -177,6 +177,8 @@ export const clientConfigSchema = z.strictObject({
   executorQueues: z.record(z.string(), z.string()),
   region: z.string().optional(),
   retentionDays: z.number().int().min(1).optional(),
+  executorLogGroups: z.record(z.string(), z.string()).optional(),
+  taskLogFile: z.string().optional(),
 });
 
 export const clientOptionsSchema = z.strictObject({ outputsFile: z.string().optional() });

@@ -4,6 +4,7 @@
  */
 import { ConfigurationError } from "./errors.ts";
 import type { TaskDef } from "./core/task-def.ts";
+import { BUILTIN_PREFIX } from "./core/durable-waits.ts";
 
 /** Compute settings of a `TaskEnvironment`, as adapters and the CDK construct see them. */
 export interface EnvironmentSpec {
@@ -61,6 +62,10 @@ export function registerEnvironment(spec: EnvironmentSpec): void {
 }
 
 export function registerTask(def: TaskDef, handle: unknown): void {
+  if (def.name.startsWith(BUILTIN_PREFIX))
+    throw new ConfigurationError(
+      `task name ${JSON.stringify(def.name)} starts with ${BUILTIN_PREFIX}, which Aloft reserves for its own waits (sleep, waitForSignal); choose another name`,
+    );
   const prior = tasks.get(def.name);
   if (prior) {
     throw new ConfigurationError(

@@ -14,6 +14,13 @@ export interface Run<R = unknown> {
   /** Status snapshots while the run is live, ending with the terminal one. */
   watch(intervalMs?: number): AsyncIterable<RunStatus>;
   cancel(): Promise<void>;
+  /**
+   * Sends signal `name` to the run: the first `waitForSignal(name)` in it, now or later, receives
+   * `payload`. Rejects with `RunEndedError` once the run has ended.
+   * @example
+   * await run.signal("approve", { approved: true, by: "ana" });
+   */
+  signal(name: string, payload?: unknown): Promise<void>;
   /** Per-group progress of children (done/total/failed). */
   progress(): GroupProgress[];
 }
@@ -36,6 +43,11 @@ export interface ActionNode {
   durationMs: number | undefined;
   startedAt: number | undefined;
   endedAt: number | undefined;
+  /**
+   * For a durable wait not yet over (`sleep`, `waitForSignal`), what it waits for: `timer fires at
+   * <ISO time>`, `signal "approve"` (with `, times out at <ISO time>`).
+   */
+  waiting?: string;
   /** Children, in call order. */
   children: ActionNode[];
 }

@@ -39,7 +39,16 @@ import { MAX_TOKEN, fitsHosted, planWindows } from "../sdk/aws/store/windows.ts"
 import { digest } from "../sdk/serde.ts";
 import { itemBytes } from "./helpers/item-size.ts";
 
-const ENVIRONMENTS = ["data_pipeline", "deliver", "concurrency", "partial", "whole", "poison"];
+const ENVIRONMENTS = [
+  "data_pipeline",
+  "deliver",
+  "concurrency",
+  "partial",
+  "whole",
+  "poison",
+  "window",
+  "window_late",
+];
 
 describe("local AWS stack", { timeout: 180_000 }, () => {
   let stack: LocalAws;
@@ -360,6 +369,55 @@ describe("local AWS stack", { timeout: 180_000 }, () => {
       clearTimeout(fallback);
     }
     assert.equal(peak, 3);
+  });
+
+  test("a batching window gathers up to batchSize messages over several receives and deletes them in tens", async () => {
+    const queueUrl = executorQueue("window");
+    const bodies = Array.from({ length: 25 }, (_, i) => `w${i}`);
+    await sendAll(queueUrl, bodies);
+    const batches: string[][] = [];
+    // A full batch ends the window early: 20 s is only an upper bound here.
+    await withPoller(queueUrl, (event) => void batches.push(event.Records.map((r) => r.body)), {
+      batchSize: 25,
+      maxBatchingWindowMs: 20_000,
+    });
+    assert.deepEqual(
+      batches.map((b) => [...b].sort()),
+      [[...bodies].sort()],
+    );
+    await assertQueueEmpty(queueUrl);
+  });
+
+  test("a batching window holds a batch open for messages sent after its first one", async () => {
+    const queueUrl = executorQueue("window_late");
+    const batches: string[][] = [];
+    const poller = new SqsEventSourcePoller(
+      stack.clients.sqs,
+      queueUrl,
+      (event) => void batches.push(event.Records.map((r) => r.body)),
+      { batchSize: 2, maxBatchingWindowMs: 60_000 },
+    );
+    await poller.start();
+    try {
+      await sendAll(queueUrl, ["first"]);
+      // Sent once the poller holds the first (in flight, not yet invoked: the window is open).
+      for (;;) {
+        const { Attributes } = await stack.clients.sqs.send(
+          new GetQueueAttributesCommand({
+            QueueUrl: queueUrl,
+            AttributeNames: ["ApproximateNumberOfMessagesNotVisible"],
+          }),
+        );
+        if (Attributes?.ApproximateNumberOfMessagesNotVisible === "1") break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.deepEqual(batches, []);
+      await sendAll(queueUrl, ["second"]);
+      await poller.idle({ timeoutMs: 30_000 });
+    } finally {
+      await poller.stop();
+    }
+    assert.deepEqual(batches, [["first", "second"]]);
   });
 
   test("a partial batch failure redelivers exactly the failed message and deletes the others", async () => {

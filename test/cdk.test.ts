@@ -564,6 +564,22 @@ await test("grantRun: send to the coordinator queue, read and update the table a
   );
 });
 
+await test("grantSignal: send to the coordinator queue, update and put table items (not the index), write payloads", () => {
+  let role!: iam.Role;
+  const { aloft, stack, template } = build({}, (stack, aloft) => {
+    role = new iam.Role(stack, "Approver", { assumedBy: new iam.AccountRootPrincipal() });
+    aloft.grantSignal(role);
+  });
+  assert.deepEqual(
+    permissions(statementsOf(template, stack, role)),
+    [
+      ...allow(stack, ["sqs:SendMessage"], [aloft.coordinatorQueue.queueArn]),
+      ...allow(stack, ["dynamodb:PutItem", "dynamodb:UpdateItem"], [aloft.table.tableArn]),
+      ...allow(stack, ["s3:PutObject"], [aloft.bucket.arnForObjects("*")]),
+    ].sort(),
+  );
+});
+
 await test("grantReadLogs: read every Aloft log group (the dead-letter consumer's and the reconciler's too) and nothing else", () => {
   let role!: iam.Role;
   const { aloft, stack, template } = build({}, (stack, aloft) => {
@@ -585,19 +601,26 @@ await test("grantReadLogs: read every Aloft log group (the dead-letter consumer'
 await test("outputs: the contract's keys, with the executor queues as a JSON object", () => {
   const { template, aloft, stack } = main;
   const outputs = template.toJSON().Outputs as Json;
-  assert.deepEqual(Object.keys(outputs).sort(), Object.values(OUTPUT).sort());
+  // Every key but the dev stack's own (aloft dev writes its task log file's path).
+  const deployed = Object.values(OUTPUT).filter((k) => k !== OUTPUT.taskLogFile);
+  assert.deepEqual(Object.keys(outputs).sort(), deployed.sort());
+  // A JSON object of TaskEnvironment name -> what `of` names of its executor.
+  const perEnvironment = (of: (e: (typeof aloft.executors)[number]) => string) =>
+    resolve(
+      stack,
+      stack.toJsonString(Object.fromEntries(aloft.executors.map((e) => [e.environment.name, of(e)]))),
+    );
+  assert.deepEqual(
+    outputs[OUTPUT.executorLogGroups].Value,
+    perEnvironment((e) => e.logGroup.logGroupName),
+  );
   assert.deepEqual(outputs[OUTPUT.table].Value, { Ref: ref(stack, aloft.table) });
   assert.deepEqual(outputs[OUTPUT.bucket].Value, { Ref: ref(stack, aloft.bucket) });
   assert.deepEqual(outputs[OUTPUT.coordinatorQueue].Value, { Ref: ref(stack, aloft.coordinatorQueue) });
   assert.deepEqual(outputs[OUTPUT.region].Value, { Ref: "AWS::Region" });
   assert.deepEqual(
     outputs[OUTPUT.executorQueues].Value,
-    resolve(
-      stack,
-      stack.toJsonString(
-        Object.fromEntries(aloft.executors.map((e) => [e.environment.name, e.queue.queueUrl])),
-      ),
-    ),
+    perEnvironment((e) => e.queue.queueUrl),
   );
 });
 

@@ -221,6 +221,7 @@ describe("aloft dev keeps to this machine and keeps its data", { timeout: 300_00
 
     const outputs = join(work, ".aloft", "dev-outputs.json");
     assert.equal(modeOf(outputs), 0o600, "outputs file");
+    assert.equal(modeOf(join(work, ".aloft", "dev-task-logs.jsonl")), 0o600, "task log file");
     assert.equal(modeOf(join(work, ".aloft")), 0o700, "outputs directory");
     assert.equal(modeOf(persist), 0o700, "persist directory");
     for (const sub of ["dynamodb", "fauxqs"]) assert.equal(modeOf(join(persist, sub)), 0o700, sub);

@@ -9,7 +9,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -119,11 +119,16 @@ test("the tarball holds the built package: JavaScript, declarations, source maps
     "dist/cdk/index.js",
     "dist/sdk/testing/index.d.ts",
     "dist/sdk/local/worker-boot.js",
+    "dist/ui/app.js",
+    "dist/ui/app.css",
     "bin/aloft.js",
   ])
     assert.ok(files.includes(f), `${f} is packed`);
   const stray = files.filter(
-    (f) => !/^(dist\/.+\.(js|d\.ts|js\.map)|bin\/aloft\.js|package\.json|README\.md|LICENSE)$/.test(f),
+    (f) =>
+      !/^(dist\/.+\.(js|d\.ts|js\.map)|dist\/ui\/app\.css|bin\/aloft\.js|package\.json|README\.md|LICENSE)$/.test(
+        f,
+      ),
   );
   assert.deepEqual(stray, [], "only dist/, the CLI, package.json and README are packed");
   const tests = files.filter((f) =>
@@ -234,6 +239,36 @@ test("with the CDK: the starter from aloft init passes its own tests, runs on th
     cwd: starter,
   });
   assert.equal(cli.stdout.trim(), '"FAN OUT"');
+
+  // aloft ui serves the bundle built into the package (dist/ui), over the run just made.
+  const ui = spawn(join(app, "node_modules", ".bin", "aloft"), ["ui", "--port", "0"], {
+    cwd: starter,
+    env: withoutTestContext(),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      ui.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        const m = /aloft ui: (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      ui.once("exit", (code) => reject(new Error(`aloft ui exited ${code}: ${out}`)));
+    });
+    const js = await fetch(`${url}/assets/app.js`);
+    assert.equal(js.status, 200);
+    assert.equal(await js.text(), readFileSync(join(app, "node_modules/aloft/dist/ui/app.js"), "utf8"));
+    const runs = (await (await fetch(`${url}/api/runs`)).json()) as {
+      runs: { task: string; status: string }[];
+    };
+    assert.ok(
+      runs.runs.some((r) => r.task === "starter.pipeline" && r.status === "SUCCEEDED"),
+      JSON.stringify(runs),
+    );
+  } finally {
+    ui.kill("SIGTERM");
+  }
 
   // The installed declarations, from a user's file, under both module resolutions. `node16` checks
   // the declarations themselves (skipLibCheck off); `bundler` relies on @ts-expect-error lines,

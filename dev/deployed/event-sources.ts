@@ -14,15 +14,24 @@ import { ConfigurationError } from "../../sdk/errors.ts";
 import type { StackArtifact } from "./assembly.ts";
 import type { Chaos } from "./chaos.ts";
 import { resolve, resolveString, type Scope } from "./intrinsics.ts";
+import { MessageTrace, type TraceEvent } from "./message-trace.ts";
 import { InvocationError, type FunctionPool } from "./sandbox-pool.ts";
 
 export interface EventSources {
   pollers: SqsEventSourcePoller[];
-  /** Milliseconds from a sandbox killed holding a message to that message's next delivery. */
-  recoveries: number[];
+  /** Each message a killed sandbox held, and the time from the kill to its next delivery. */
+  recoveries: Recovery[];
+  /** Where each message has been (for the soak's account of a stuck run). */
+  trace: MessageTrace;
   /** What was wired, one line each. */
   described: string[];
   stop(): Promise<void>;
+}
+
+export interface Recovery {
+  queue: string;
+  messageId: string;
+  ms: number;
 }
 
 export interface EventSourceOptions {
@@ -41,8 +50,9 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
   const described: string[] = [];
   const timers: NodeJS.Timeout[] = [];
   const scheduled = new Set<Promise<unknown>>();
-  const recoveries: number[] = [];
+  const recoveries: Recovery[] = [];
   const killedAt = new Map<string, number>();
+  const trace = new MessageTrace();
   const urlOfArn = new Map<string, string>();
   for (const [, phys] of o.scope.resources)
     if (phys.attributes["QueueUrl"]) urlOfArn.set(phys.attributes["Arn"]!, phys.ref);
@@ -68,15 +78,19 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
       pool.spec.concurrency,
       o.maxConcurrency,
     );
-    if (p["MaximumBatchingWindowInSeconds"])
-      described.push(`${id}: MaximumBatchingWindowInSeconds not reproduced (batches are sent as received)`);
+    const windowSeconds = Number(p["MaximumBatchingWindowInSeconds"] ?? 0);
+    const queue = url.split("/").pop()!;
+    const note = (recs: SQSEvent["Records"], event: TraceEvent, detail?: string) => {
+      for (const r of recs) trace.note(r.messageId, queue, r.body, event, detail);
+    };
     const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
       const failed = new Set<string>();
-      const records = [];
+      const records: SQSEvent["Records"] = [];
       for (const rec of event.Records) {
+        note([rec], "received", `receive ${rec.attributes.ApproximateReceiveCount}`);
         const killed = killedAt.get(rec.messageId);
         if (killed !== undefined) {
-          recoveries.push(Date.now() - killed);
+          recoveries.push({ queue, messageId: rec.messageId, ms: Date.now() - killed });
           killedAt.delete(rec.messageId);
         }
         if (o.chaos.roll("delays")) {
@@ -91,25 +105,46 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
             )
             .catch(() => undefined);
           failed.add(rec.messageId);
+          note([rec], "delayed");
         } else records.push(rec);
       }
       if (!records.length)
         return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
       const duplicates = records
         .filter(() => o.chaos.roll("duplicates"))
-        .map((rec) =>
-          pool
+        .map((rec) => {
+          note([rec], "duplicated");
+          return pool
             .invoke({ Records: [rec] }, { extra: true })
-            .catch((e: unknown) => o.onError(`${pool.spec.logicalId} (duplicate delivery): ${String(e)}`)),
-        );
+            .catch((e: unknown) => o.onError(`${pool.spec.logicalId} (duplicate delivery): ${String(e)}`));
+        });
+      note(records, "waiting");
+      const requests = { requests: 0, throttled: 0, serviceMs: 0 };
+      const spent = () =>
+        `${requests.requests} requests, ${requests.throttled} throttled, ${Math.round(requests.serviceMs)} ms in services`;
       try {
-        const response = await pool.invoke({ Records: records });
+        const response = await pool.invoke(
+          { Records: records },
+          { started: (s) => note(records, "invoked", s), requests },
+        );
         if (reportFailures) {
           const items = (response as SQSBatchResponse | null)?.batchItemFailures ?? [];
           for (const f of items) failed.add(f.itemIdentifier);
         }
+        note(
+          records.filter((r) => !failed.has(r.messageId)),
+          "succeeded",
+          spent(),
+        );
+        note(
+          records.filter((r) => failed.has(r.messageId)),
+          "item failed",
+          spent(),
+        );
       } catch (e) {
         o.onError(`${pool.spec.logicalId}: ${(e as Error).message}`);
+        const killed = e instanceof InvocationError && e.kind === "killed";
+        note(records, killed ? "killed" : "failed", `${(e as Error).message.split("\n")[0]}; ${spent()}`);
         for (const rec of records) failed.add(rec.messageId);
         if (e instanceof InvocationError && e.kind === "killed")
           for (const rec of records) killedAt.set(rec.messageId, Date.now());
@@ -120,13 +155,14 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
     };
     const poller = new SqsEventSourcePoller(o.sqs, url, handler, {
       batchSize,
+      maxBatchingWindowMs: windowSeconds * 1000,
       maxConcurrency: Math.max(1, maxConcurrency),
       functionName: pool.spec.name,
       onError: (e, info) => o.onError(`${pool.spec.logicalId} poller ${info.phase}: ${String(e)}`),
     });
     pollers.push(poller);
     described.push(
-      `${pool.spec.logicalId} <- ${url.split("/").pop()} (batch ${batchSize}, concurrency ${maxConcurrency}, ${reportFailures ? "partial batch responses" : "whole batches"})`,
+      `${pool.spec.logicalId} <- ${url.split("/").pop()} (batch ${batchSize}${windowSeconds ? ` gathered over ${windowSeconds} s` : ""}, concurrency ${maxConcurrency}, ${reportFailures ? "partial batch responses" : "whole batches"})`,
     );
   }
 
@@ -172,6 +208,7 @@ export async function startEventSources(o: EventSourceOptions): Promise<EventSou
   return {
     pollers,
     recoveries,
+    trace,
     described,
     async stop() {
       for (const t of timers) clearInterval(t);

@@ -20,8 +20,8 @@ export interface ProxyHooks {
   principal(accessKeyId: string): Principal | undefined;
   /** Before forwarding an authorised request: "kill" (the sandbox dies now), "throttle", or nothing. */
   before(accessKeyId: string, request: ClassifiedRequest): "kill" | "throttle" | undefined;
-  /** After the service answered, before the sandbox sees it: "kill" or nothing. */
-  after(accessKeyId: string): "kill" | undefined;
+  /** After the service answered (in `serviceMs`), before the sandbox sees it: "kill" or nothing. */
+  after(accessKeyId: string, serviceMs: number): "kill" | undefined;
   denied(functionName: string, action: string, resource: string): void;
   used(functionName: string, grants: Grant[]): void;
 }
@@ -87,8 +87,9 @@ export async function startIamProxy(
     const target = new URL(
       c.service === "dynamodb" ? targets.dynamodb : c.service === "s3" ? targets.s3 : targets.sqs,
     );
+    const sent = performance.now();
     const answer = await forward(target, req, url, body);
-    if (hooks.after(c.accessKeyId) === "kill") return void res.destroy();
+    if (hooks.after(c.accessKeyId, performance.now() - sent) === "kill") return void res.destroy();
     res.writeHead(answer.status, answer.headers);
     res.end(answer.body);
   }

@@ -14,6 +14,13 @@ import type { Chaos } from "./chaos.ts";
 const RUNNER = fileURLToPath(new URL("./sandbox.mjs", import.meta.url));
 /** Most AWS requests into an invocation at which a planned kill lands. */
 const KILL_SPAN = 8;
+/**
+ * Sandboxes beyond the function's concurrency that chaos duplicates may start: a duplicate runs
+ * beside the invocations filling the limit, but every one starting a process of its own would
+ * spend seconds of CPU per duplicate; past the spare, a duplicate waits for a sandbox like any
+ * other invocation (on AWS it takes concurrency too).
+ */
+const DUPLICATE_SPARE = 1;
 
 export interface FunctionSpec {
   logicalId: string;
@@ -48,8 +55,17 @@ interface KillPlan {
   seen: number;
 }
 
+/** What one invocation's AWS requests cost, as the IAM proxy saw them. */
+export interface InvocationRequests {
+  requests: number;
+  throttled: number;
+  /** Milliseconds the services took to answer, summed over the requests. */
+  serviceMs: number;
+}
+
 interface Current {
   id: string;
+  requests: InvocationRequests;
   resolve(v: unknown): void;
   reject(e: Error): void;
   plan: KillPlan | undefined;
@@ -59,10 +75,12 @@ interface Current {
 class Sandbox {
   readonly accessKeyId: string;
   readonly process: ChildProcess;
-  readonly ready: Promise<number>;
+  readonly ready: Promise<{ initMs: number; cpuMs: number }>;
+  /** When it last finished an invocation (for reaping idle sandboxes). */
+  idleSince = 0;
   current: Current | undefined;
   dead = false;
-  killedFor: "timeout" | "chaos" | undefined;
+  killedFor: "timeout" | "chaos" | "idle" | undefined;
 
   constructor(spec: FunctionSpec, accessKeyId: string, logFd: number, onExit: (s: Sandbox) => void) {
     this.accessKeyId = accessKeyId;
@@ -75,7 +93,7 @@ class Sandbox {
     });
     this.ready = new Promise((ok, fail) => {
       this.process.on("message", (m: any) => {
-        if (m.t === "ready") ok(m.initMs as number);
+        if (m.t === "ready") ok({ initMs: m.initMs as number, cpuMs: m.cpuMs as number });
         else if (m.t === "init-error")
           fail(new InvocationError(`${spec.name}: init failed: ${m.error.message}`, "init"));
         else if (m.t === "done" && this.current?.id === m.id) {
@@ -107,7 +125,7 @@ class Sandbox {
     this.process.on("error", () => undefined);
   }
 
-  kill(reason: "timeout" | "chaos"): void {
+  kill(reason: "timeout" | "chaos" | "idle"): void {
     if (this.dead) return;
     // Dead from now on: the exit event comes later, and no invocation may be sent meanwhile.
     this.dead = true;
@@ -120,6 +138,10 @@ export interface PoolStats {
   invocations: number;
   coldStarts: number;
   initMs: number[];
+  /** CPU milliseconds of each cold start (process boot and the bundle's import). */
+  initCpuMs: number[];
+  /** Idle sandboxes stopped after `idleSeconds` without an invocation. */
+  reaped: number;
   errors: number;
   timeouts: number;
   kills: number;
@@ -127,7 +149,16 @@ export interface PoolStats {
 
 export class FunctionPool {
   readonly spec: FunctionSpec;
-  readonly stats: PoolStats = { invocations: 0, coldStarts: 0, initMs: [], errors: 0, timeouts: 0, kills: 0 };
+  readonly stats: PoolStats = {
+    invocations: 0,
+    coldStarts: 0,
+    initMs: [],
+    initCpuMs: [],
+    reaped: 0,
+    errors: 0,
+    timeouts: 0,
+    kills: 0,
+  };
   private readonly chaos: Chaos;
   private readonly idle: Sandbox[] = [];
   private readonly live = new Set<Sandbox>();
@@ -137,12 +168,31 @@ export class FunctionPool {
   private readonly logFd: number;
   private next = 0;
   private closed = false;
+  private readonly reaper: NodeJS.Timeout | undefined;
 
-  constructor(spec: FunctionSpec, chaos: Chaos, keyPrefix: string) {
+  /** `idleSeconds`: a sandbox idle that long is stopped, as Lambda reclaims idle ones; 0 keeps them. */
+  constructor(spec: FunctionSpec, chaos: Chaos, keyPrefix: string, idleSeconds = 0) {
     this.spec = spec;
     this.chaos = chaos;
     this.keyPrefix = keyPrefix;
     this.logFd = openSync(spec.logFile, "a");
+    if (idleSeconds > 0) {
+      this.reaper = setInterval(() => this.reap(idleSeconds * 1000), Math.min(idleSeconds * 1000, 5_000));
+      this.reaper.unref();
+    }
+  }
+
+  private reap(idleMs: number): void {
+    const now = Date.now();
+    for (const s of this.idle.splice(0)) {
+      if (s.dead) continue;
+      if (now - s.idleSince < idleMs) {
+        this.idle.push(s);
+        continue;
+      }
+      this.stats.reaped++;
+      s.kill("idle");
+    }
   }
 
   owns(accessKeyId: string): boolean {
@@ -150,12 +200,21 @@ export class FunctionPool {
   }
 
   /** Runs one invocation in a warm sandbox, or a new one if none is free and the limit allows. */
-  async invoke(event: unknown, options: { extra?: boolean } = {}): Promise<unknown> {
-    // A chaos duplicate runs beside the invocations that fill the limit: it must be concurrent.
-    const sandbox = options.extra ? (this.takeIdle() ?? this.start()) : await this.acquire();
+  async invoke(
+    event: unknown,
+    options: {
+      /** A chaos duplicate: may use a spare sandbox beyond the concurrency (DUPLICATE_SPARE). */
+      extra?: boolean;
+      started?: (sandbox: string) => void;
+      /** Receives the invocation's requests as it ends, whether or not it returned. */
+      requests?: InvocationRequests;
+    } = {},
+  ): Promise<unknown> {
+    const sandbox = await this.acquire(this.spec.concurrency + (options.extra ? DUPLICATE_SPARE : 0));
     this.stats.invocations++;
     try {
-      return await this.run(sandbox, event);
+      options.started?.(`sandbox ${sandbox.accessKeyId.slice(-4)} pid ${sandbox.process.pid}`);
+      return await this.run(sandbox, event, options.requests ?? { requests: 0, throttled: 0, serviceMs: 0 });
     } catch (e) {
       this.stats.errors++;
       throw e;
@@ -164,20 +223,16 @@ export class FunctionPool {
     }
   }
 
-  private async acquire(): Promise<Sandbox> {
+  /** The most recently used idle sandbox (the warmest), else a new one while fewer than `limit` live. */
+  private async acquire(limit: number): Promise<Sandbox> {
     for (;;) {
       if (this.closed) throw new InvocationError(`${this.spec.name}: stopped`, "crash");
       const warm = this.idle.pop();
       if (warm && !warm.dead) return warm;
       if (warm) continue;
-      if (this.live.size < this.spec.concurrency) return this.start();
+      if (this.live.size < limit) return this.start();
       await new Promise<void>((ok) => this.waiting.push(ok));
     }
-  }
-
-  private takeIdle(): Sandbox | undefined {
-    for (let s = this.idle.pop(); s; s = this.idle.pop()) if (!s.dead) return s;
-    return undefined;
   }
 
   private start(): Sandbox {
@@ -185,22 +240,26 @@ export class FunctionPool {
     const s = new Sandbox(this.spec, key, this.logFd, (dead) => {
       this.live.delete(dead);
       this.byKey.delete(dead.accessKeyId);
-      this.waiting.shift()?.();
+      // Every waiter looks again: the freed place may fit only a duplicate's limit (one spare more).
+      for (const w of this.waiting.splice(0)) w();
     });
     this.live.add(s);
     this.byKey.set(key, s);
     this.stats.coldStarts++;
-    s.ready.then((ms) => this.stats.initMs.push(ms)).catch(() => undefined);
+    s.ready
+      .then((r) => (this.stats.initMs.push(r.initMs), this.stats.initCpuMs.push(r.cpuMs)))
+      .catch(() => undefined);
     return s;
   }
 
   private release(s: Sandbox): void {
     s.current = undefined;
+    s.idleSince = Date.now();
     if (!s.dead && !this.closed) this.idle.push(s);
     this.waiting.shift()?.();
   }
 
-  private async run(s: Sandbox, event: unknown): Promise<unknown> {
+  private async run(s: Sandbox, event: unknown, requests: InvocationRequests): Promise<unknown> {
     await s.ready;
     const deadline = Date.now() + this.spec.timeoutSeconds * 1000;
     const plan: KillPlan | undefined = this.chaos.rollKill()
@@ -218,6 +277,7 @@ export class FunctionPool {
       }, this.spec.timeoutSeconds * 1000);
       s.current = {
         id,
+        requests,
         plan,
         timer,
         resolve: (v) => (clearTimeout(timer), resolve(v)),
@@ -261,6 +321,7 @@ export class FunctionPool {
   /** The proxy's hook: the sandbox signing with `key` is about to send a request. */
   beforeRequest(key: string): "kill" | undefined {
     const s = this.byKey.get(key);
+    if (s?.current) s.current.requests.requests++;
     const plan = s?.current?.plan;
     if (!s || !plan) return undefined;
     plan.seen++;
@@ -272,16 +333,24 @@ export class FunctionPool {
   }
 
   /** The proxy's hook: the service answered the sandbox's request. */
-  afterResponse(key: string): "kill" | undefined {
+  afterResponse(key: string, serviceMs: number): "kill" | undefined {
     const s = this.byKey.get(key);
+    if (s?.current) s.current.requests.serviceMs += serviceMs;
     const plan = s?.current?.plan;
     if (!s || !plan || plan.seen !== plan.atRequest || plan.phase !== "after") return undefined;
     this.killNow(s);
     return "kill";
   }
 
+  /** The proxy's hook: chaos answered the sandbox's request with a throttle. */
+  throttled(key: string): void {
+    const c = this.byKey.get(key)?.current;
+    if (c) c.requests.throttled++;
+  }
+
   async stop(): Promise<void> {
     this.closed = true;
+    clearInterval(this.reaper);
     for (const w of this.waiting.splice(0)) w();
     const exits = [...this.live].map(
       (s) => new Promise<void>((ok) => (s.dead ? ok() : s.process.once("exit", () => ok()))),

@@ -1,5 +1,4 @@
 /** Carrying out a replay's decision: an outcome, a retry (core/policy.ts), or a suspension. */
-import { replay } from "../../sdk/core/replay.ts";
 import type { Decision } from "../../sdk/core/replay.ts";
 import { offload } from "../../sdk/aws/payloads.ts";
 import { TraceConflict, loadHistory } from "../../sdk/aws/store/history.ts";
@@ -11,13 +10,15 @@ import { retry } from "./retry.ts";
 import { suspend } from "./suspend.ts";
 import { timeoutCheck } from "./deadline.ts";
 import type { Replaying } from "./context.ts";
+import { replayLogged } from "./task-logs.ts";
 
 /** Replays and applies the decision; `first` is a replay already made (a leaf's first run). */
 export async function replayAndApply(r: Replaying, first?: Decision): Promise<Open | void> {
   const { rt, m, def, args, cnt } = r;
   let history = r.history;
   for (let tries = 0; ; tries++) {
-    const d = tries === 0 && first ? first : await replay({ task: def, args, actionId: m.id, history });
+    const d =
+      tries === 0 && first ? first : await replayLogged(rt, m, { task: def, args, actionId: m.id, history });
     // A leaf awaiting timers or I/O is normal; the core's warning is about parent bodies.
     const parent = cnt !== undefined || d.calls.length > 0 || d.kind === "suspended";
     for (const w of d.warnings) rt.log[parent ? "warn" : "debug"](w, { task: m.task, action: m.id });

@@ -6,7 +6,6 @@
  */
 import type { History } from "../../sdk/core/history.ts";
 import { emptyHistory } from "../../sdk/core/history.ts";
-import { replay } from "../../sdk/core/replay.ts";
 import type { Decision } from "../../sdk/core/replay.ts";
 import type { TaskDef } from "../../sdk/core/task-def.ts";
 import { retryDelayMs } from "../../sdk/core/task-def.ts";
@@ -34,6 +33,9 @@ import { replayAndApply } from "./apply.ts";
 import { sendRetry } from "./retry.ts";
 import { redispatch } from "../fan-out.ts";
 import { taskOf } from "../task-of.ts";
+import { replayLogged } from "./task-logs.ts";
+import { durableWaitOf, isBuiltin } from "../../sdk/core/durable-waits.ts";
+import { executeWait } from "../durable-waits.ts";
 
 /** How long a replay holds its parent before a duplicate resume may replay it (after a crash). */
 const REPLAY_LEASE_MS = 30_000;
@@ -66,7 +68,8 @@ export async function executeOne(
       return;
     }
   }
-  if (m.notBefore !== undefined && m.notBefore > rt.now() + 1000) {
+  // A retry may start up to a second early; a durable wait (a sleep) ends late, never early.
+  if (m.notBefore !== undefined && m.notBefore > rt.now() + (isBuiltin(m.task) ? 0 : 1000)) {
     await sendExecs(rt, [{ msg: m, delayMs: m.notBefore - rt.now() }]);
     return;
   }
@@ -88,6 +91,9 @@ export async function executeOne(
       if (own?.outcome !== undefined) return;
     }
   }
+
+  const wait = durableWaitOf(m.task, m.args);
+  if (wait) return executeWait(rt, m, wait, outbox, delivery);
 
   const def = taskOf(m);
   if (!def) {
@@ -148,7 +154,7 @@ export async function executeOne(
     // may be a duplicate of a parent's first exec after it suspended: read its counter then (the
     // duplicate's replay is discarded; a trace it ran before its first call ran twice, as a leaf
     // body does under duplicate delivery — the first recorded result is the one kept).
-    first = await replay({ task: def, args, actionId: m.id, history: emptyHistory() });
+    first = await replayLogged(rt, m, { task: def, args, actionId: m.id, history: emptyHistory() });
     if (first.kind === "suspended" || first.calls.length || first.traces.length) {
       cnt = await readCounter(rt, m.id);
       if (cnt) {

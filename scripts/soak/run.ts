@@ -25,6 +25,10 @@ export interface SoakOptions {
   chaos?: Partial<ChaosSpec>;
   /** Runs kept in flight; default 4. */
   inFlight?: number;
+  /** Keep starting runs past `seconds` until this many have started (so a slow machine still sees faults); default 0. */
+  minRuns?: number;
+  /** A `cdk synth` of scripts/soak/app.ts to use; default: synthesized into a temp folder. */
+  cdkOut?: string;
   log?: (line: string) => void;
 }
 
@@ -52,6 +56,11 @@ interface Job {
   concurrency?: number;
 }
 
+/** How often a run in flight is looked at (its run item). */
+const POLL_MS = 500;
+const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
+const median = (xs: number[]) =>
+  xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : undefined;
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"]);
 const flatten = (n: ActionNode | undefined, out: ActionNode[] = []): ActionNode[] => {
   if (n) out.push(n);
@@ -76,6 +85,7 @@ function overlap(nodes: ActionNode[]): number {
 export async function soak(options: SoakOptions = {}): Promise<SoakResult> {
   const log = options.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const seconds = options.seconds ?? 60;
+  if (options.cdkOut) return soakStack(options.cdkOut, seconds, options, log);
   const out = mkdtempSync(join(tmpdir(), "aloft-soak-synth-"));
   try {
     log("soak: cdk synth of scripts/soak/app.ts");
@@ -88,11 +98,12 @@ export async function soak(options: SoakOptions = {}): Promise<SoakResult> {
 
 /**
  * The liveness bound from the template: a message a sandbox held when killed returns after its
- * lease, or (killed before the handler took the lease, in its first second) after its queue's own
- * visibility timeout; then the work runs again. Dead-letter queues are left out: a message reaches
- * one only after maxReceiveCount failures.
+ * lease (taken as the invocation starts); one received but lost before its handler took the lease
+ * (its sandbox dying in a cold start, a throttled batch) after its queue's own visibility timeout;
+ * then the work runs again. Dead-letter queues are left out: a message reaches one only after
+ * maxReceiveCount failures.
  */
-function livenessBoundSeconds(cdkOut: string): number {
+export function livenessBoundSeconds(cdkOut: string): number {
   const { template } = readStack(cdkOut);
   const queues = Object.values(template.Resources).filter(
     (r) => r.Type === "AWS::SQS::Queue" && r.Properties?.["RedrivePolicy"],
@@ -135,6 +146,7 @@ async function soakStack(
   const restore = applyEnv(stack.env);
   const client = new AloftClient(stack.config);
   const problems: string[] = [];
+  const started = Date.now();
   const counts = { runs: 0, children: 0, stuck: 0, lost: 0, duplicated: 0, overConcurrency: 0 };
   const problem = (kind: keyof typeof counts, text: string) => {
     counts[kind]++;
@@ -142,28 +154,67 @@ async function soakStack(
     log(`soak: ${kind}: ${text}`);
   };
 
+  /** Where a run that broke an invariant stands: its open actions and each message naming it. */
+  const explain = (id: string, nodes: ActionNode[]) => {
+    const open = nodes.filter((n) => !TERMINAL.has(n.status));
+    const lines = [
+      ...open.map((n) => `  open: ${n.task} ${n.id} ${n.status} (attempts ${n.attempts})`),
+      ...stack.eventSources.trace.describe(id, started).map((l) => `  message: ${l}`),
+    ];
+    for (const l of lines) log(l);
+    problems.push(...lines);
+  };
+
+  /**
+   * Cancels a run `afterMs` after it started: a cancel before the coordinator created the run
+   * finds no run (on a loaded machine the start can take seconds), so it waits for the run item
+   * and retries a cancel that fails, until the run ends.
+   */
+  const cancelLater = async (id: string, afterMs: number, deadline: number) => {
+    while (!(await client.getRun(id)) && Date.now() < deadline) await sleep(POLL_MS);
+    await sleep(afterMs);
+    for (;;) {
+      try {
+        return await client.attach(id).cancel("soak cancel");
+      } catch (e) {
+        if (Date.now() > deadline) return problem("lost", `cancel of ${id} failed: ${String(e)}`);
+        await sleep(POLL_MS);
+      }
+    }
+  };
+
   const one = async (job: Job): Promise<void> => {
     const r = await client.run(job.task, ...(job.args as never[]));
     counts.runs++;
-    if (job.cancelAfterMs)
-      setTimeout(() => void r.cancel("soak cancel").catch(() => undefined), job.cancelAfterMs);
     const deadline = Date.now() + boundSeconds * 1000;
+    if (job.cancelAfterMs) void cancelLater(r.id, job.cancelAfterMs, deadline);
+    // The run item alone (one GetItem) until it ends: reading the whole tree every poll was most
+    // of DynamoDB Local's load, slowing the very functions under test.
+    while (Date.now() <= deadline) {
+      const item = await client.getRun(r.id);
+      if (item && TERMINAL.has(item.status)) break;
+      await sleep(POLL_MS);
+    }
+    // A run ends before its descendants are marked (a cancel marks them after the run; a failed
+    // parent's sweep follows its end): they too must be terminal within the bound.
     let s: RunStatus;
     for (;;) {
       s = await r.status();
-      if (TERMINAL.has(s.state) || Date.now() > deadline) break;
-      await new Promise((ok) => setTimeout(ok, 250));
+      const done = TERMINAL.has(s.state) && flatten(s.root).every((n) => TERMINAL.has(n.status));
+      if (done || Date.now() > deadline) break;
+      await sleep(4 * POLL_MS);
     }
     const nodes = flatten(s.root);
     counts.children += Math.max(0, nodes.length - 1);
-    if (!TERMINAL.has(s.state))
-      return problem("stuck", `${job.name} ${r.id} still ${s.state} after ${boundSeconds} s`);
+    if (!TERMINAL.has(s.state)) {
+      problem("stuck", `${job.name} ${r.id} still ${s.state} after ${boundSeconds} s`);
+      return explain(r.id, nodes);
+    }
     const open = nodes.filter((n) => !TERMINAL.has(n.status));
-    if (open.length)
-      return problem(
-        "stuck",
-        `${job.name} ${r.id} ended ${s.state} with ${open.length} actions not terminal`,
-      );
+    if (open.length) {
+      problem("stuck", `${job.name} ${r.id} ended ${s.state} with ${open.length} actions not terminal`);
+      return explain(r.id, nodes);
+    }
     if (job.cancelAfterMs) {
       if (s.state !== "CANCELLED") problem("lost", `${job.name} ${r.id} ended ${s.state}, not CANCELLED`);
       return;
@@ -173,7 +224,8 @@ async function soakStack(
     try {
       got = await r.result();
     } catch (e) {
-      return problem("lost", `${job.name} ${r.id} failed: ${(e as Error).message}`);
+      problem("lost", `${job.name} ${r.id} failed: ${(e as Error).message}`);
+      return explain(r.id, nodes);
     }
     if (!isDeepStrictEqual(got, want.value))
       problem(
@@ -193,18 +245,17 @@ async function soakStack(
     }
   };
 
-  const started = Date.now();
   const end = started + seconds * 1000;
   let next = 0;
   const lanes = Array.from({ length: options.inFlight ?? 4 }, async () => {
-    while (Date.now() < end) {
+    while (Date.now() < end || next < (options.minRuns ?? 0)) {
       const job = jobs[next++ % jobs.length]!;
       await one(job).catch((e: unknown) => problem("lost", `${job.name}: the client failed: ${String(e)}`));
     }
   });
   await Promise.all(lanes);
   client.destroy();
-  const recoveriesMs = [...stack.eventSources.recoveries];
+  const recoveriesMs = stack.eventSources.recoveries.map((r) => r.ms);
   const report = await stack.stop();
   restore();
   const c = report.chaos;
@@ -219,7 +270,7 @@ async function soakStack(
       .filter((f) => f.invocations)
       .map(
         (f) =>
-          `soak: ${f.logicalId}: ${f.invocations} invocations, ${f.coldStarts} cold starts, init ${f.initMs.length ? Math.min(...f.initMs) : "-"}..${f.initMs.length ? Math.max(...f.initMs) : "-"} ms, ${f.kills} killed`,
+          `soak: ${f.logicalId}: ${f.invocations} invocations, ${f.coldStarts} cold starts, init ${f.initMs.length ? Math.min(...f.initMs) : "-"}..${f.initMs.length ? Math.max(...f.initMs) : "-"} ms (CPU median ${median(f.initCpuMs) ?? "-"} ms), ${f.kills} killed, ${f.timeouts} timed out`,
       ),
     ...report.denials,
     `stuck=${counts.stuck} lost=${counts.lost} duplicated=${counts.duplicated}${counts.overConcurrency ? ` overConcurrency=${counts.overConcurrency}` : ""}`,

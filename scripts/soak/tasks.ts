@@ -81,8 +81,9 @@ export const large = soak.task(async function large(kb: number) {
   return { length: out.length, head: out.slice(0, 4) };
 }, PARENT);
 
+// Long enough that a cancel sent a second after the run starts lands first, even on a loaded machine.
 export const longChild = soak.task(async function longChild(i: number) {
-  await sleep(2_000);
+  await sleep(5_000);
   return i;
 });
 

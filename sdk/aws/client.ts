@@ -12,7 +12,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { DEFAULT_OUTPUTS_FILE, ENV, OUTPUT } from "./config.ts";
 import { MESSAGE_VERSION } from "./messages.ts";
-import type { StartMessage } from "./messages.ts";
+import type { SignalMessage, StartMessage } from "./messages.ts";
+import { storeSignal } from "./store/signals.ts";
+import { checkSignalName } from "../core/durable-waits.ts";
+import { serialize } from "../serde.ts";
 import { offload, resolvePayload } from "./payloads.ts";
 import { buildRuntime, configFromEnv, makeClients } from "./runtime.ts";
 import { sendMessages } from "./transport/send.ts";
@@ -47,6 +50,10 @@ export interface AloftClientConfig {
   region?: string;
   /** Days a finished run is kept (for the items the client writes); default 30. */
   retentionDays?: number;
+  /** TaskEnvironment name -> executor log group, where task bodies' output goes (`aloft logs --aws`). */
+  executorLogGroups?: Record<string, string>;
+  /** `aloft dev` only: the file its handlers append task log lines to. */
+  taskLogFile?: string;
 }
 
 export interface AloftClientOptions {
@@ -83,6 +90,9 @@ export function configFromOutputsFile(path: string): AloftClientConfig {
   };
   if (o[OUTPUT.bucket]) cfg.bucket = o[OUTPUT.bucket];
   if (o[OUTPUT.region]) cfg.region = o[OUTPUT.region];
+  if (o[OUTPUT.executorLogGroups])
+    cfg.executorLogGroups = JSON.parse(o[OUTPUT.executorLogGroups]!) as Record<string, string>;
+  if (o[OUTPUT.taskLogFile]) cfg.taskLogFile = o[OUTPUT.taskLogFile];
   return cfg;
 }
 
@@ -156,6 +166,22 @@ export class AloftClient {
     };
     await sendMessages(this.rt, this.config.coordinatorQueue, [{ body: JSON.stringify(msg) }]);
     return new AwsRun<R>(this, id, taskName);
+  }
+
+  /**
+   * Sends signal `name` to run `runId`: the first `waitForSignal(name)` in it, now or later,
+   * receives `payload`. Rejects with `RunEndedError` once the run has ended.
+   * @example
+   * await client.signal(runId, "approve", { approved: true });
+   */
+  async signal(runId: string, name: string, payload?: unknown): Promise<void> {
+    checkSignalName(name, "signal");
+    const body = serialize(payload, `payload of signal ${JSON.stringify(name)}`);
+    // Stored first (a conditional write that refuses an ended run), then announced: a wait that
+    // starts later finds it stored, one already waiting is paired by the coordinator.
+    await storeSignal(this.rt, runId, name, body);
+    const msg: SignalMessage = { k: "signal", v: MESSAGE_VERSION, run: runId, name };
+    await sendToCoordinator(this.rt, [{ msg }]);
   }
 
   /** A handle on an existing run (its id as printed by `run`). */
@@ -266,6 +292,11 @@ export class AwsRun<R = unknown> implements Run<R> {
       rt,
       next.map((msg) => ({ msg })),
     );
+  }
+
+  /** Sends signal `name` to this run (see {@link AloftClient.signal}). */
+  async signal(name: string, payload?: unknown): Promise<void> {
+    await this.client.signal(this.id, name, payload);
   }
 
   progress(): GroupProgress[] {

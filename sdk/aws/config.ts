@@ -23,6 +23,8 @@ export const ENV = {
   visibilityTimeout: "ALOFT_VISIBILITY_TIMEOUT",
   /** The function's queue's own visibility timeout, in seconds (at least the function's timeout). */
   queueVisibilityTimeout: "ALOFT_QUEUE_VISIBILITY_TIMEOUT",
+  /** Local stacks only (`aloft dev`): a file the handlers also append task log lines to, as JSON. */
+  taskLogFile: "ALOFT_TASK_LOG_FILE",
 } as const;
 
 /** The handlers' visibility lease when none is configured, in seconds (lambdas/visibility.ts). */
@@ -35,6 +37,10 @@ export const OUTPUT = {
   coordinatorQueue: "AloftCoordinatorQueueUrl",
   executorQueues: "AloftExecutorQueues",
   region: "AloftRegion",
+  /** JSON object: TaskEnvironment name -> executor log group (`aloft logs --aws` reads these). */
+  executorLogGroups: "AloftExecutorLogGroups",
+  /** Written by `aloft dev` only: the file its handlers append task log lines to (no CloudWatch there). */
+  taskLogFile: "AloftTaskLogFile",
 } as const;
 
 /** Where the client and `aloft ... --aws` look for the stack outputs by default. */

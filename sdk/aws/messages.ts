@@ -7,10 +7,11 @@
  */
 import { z } from "zod";
 
-export const MESSAGE_VERSION = 3;
+export const MESSAGE_VERSION = 4;
 /**
  * The oldest version still accepted: v1 had no `dispatch` kind, sweep cursor or check arguments; v2
- * no per-call settings (`o`) or sweeps of listed `ids`.
+ * no per-call settings (`o`) or sweeps of listed `ids`; v3 no `signal` kind or durable-wait field
+ * (`dw`) on execs.
  */
 export const OLDEST_VERSION = 1;
 
@@ -133,7 +134,16 @@ export const DispatchMessage = z.object({
   n: z.number().int().min(1),
 });
 
+/** Coordinator: signal `name` was stored for `run`: hand it to the first open wait for it (lambdas/waits). */
+export const SignalMessage = z.object({
+  k: z.literal("signal"),
+  v: version,
+  run: id,
+  name: z.string().min(1).max(256),
+});
+
 export const CoordinatorMessage = z.discriminatedUnion("k", [
+  SignalMessage,
   StartMessage,
   DoneMessage,
   DonesMessage,
@@ -153,6 +163,11 @@ export const ExecMessage = z.object({
   epoch: z.number().int().min(0),
   /** Not before this time (ms): delays longer than SQS's 900 s are served by re-delaying. */
   notBefore: z.number().optional(),
+  /**
+   * A durable wait's (`sleep`, `waitForSignal`: sdk/core/durable-waits.ts) dispatch: when, and its
+   * position among the calls dispatched then — the order in which signal waits take signals.
+   */
+  dw: z.object({ at: z.number(), pos: z.number().int().min(0) }).optional(),
 });
 
 export type StartMessage = z.infer<typeof StartMessage>;
@@ -161,6 +176,7 @@ export type DonesMessage = z.infer<typeof DonesMessage>;
 export type TimeoutMessage = z.infer<typeof TimeoutMessage>;
 export type SweepMessage = z.infer<typeof SweepMessage>;
 export type DispatchMessage = z.infer<typeof DispatchMessage>;
+export type SignalMessage = z.infer<typeof SignalMessage>;
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 export type ExecMessage = z.infer<typeof ExecMessage>;
 

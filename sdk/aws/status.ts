@@ -10,6 +10,7 @@ import type { CallRecord } from "../core/history.ts";
 import type { RunItem, WindowItem } from "./store/table.ts";
 import type { ActionNode, GroupSummary, RunStatus } from "../run-handle.ts";
 import { countInGroup } from "../run-handle.ts";
+import { dueAt, durableWaitOf, waitingText } from "../core/durable-waits.ts";
 
 /** Children of one parent, in call order, with their recorded state. */
 async function childrenOf(
@@ -19,13 +20,18 @@ async function childrenOf(
 ): Promise<{ node: ActionNode; kids: boolean }[]> {
   const [items, results] = await Promise.all([loadActionItems(rt, parent), loadResults(rt, parent)]);
   const calls: CallRecord[] = [];
+  const madeAt = new Map<string, number>();
   const windows = new Map<string, WindowItem>();
   // Calls of an epoch that never committed were never sent: not part of the tree.
   const committed = committedEpoch(items);
   for (const it of items) {
     const sk = String(it["sk"]);
     if (sk.startsWith("C#")) {
-      if (chunkEpoch(sk) <= committed) calls.push(...decodeChunk(it));
+      if (chunkEpoch(sk) <= committed) {
+        const chunk = decodeChunk(it);
+        calls.push(...chunk);
+        if (typeof it["at"] === "number") for (const c of chunk) madeAt.set(c.id, it["at"]);
+      }
     } else if (sk.startsWith("W#"))
       windows.set(partId(it as unknown as WindowItem), it as unknown as WindowItem);
     else if (sk === "CNT" && it["win"]) {
@@ -51,6 +57,19 @@ async function childrenOf(
       endedAt: r?.ended,
       children: [],
     };
+    // A sleep or signal wait not yet over: what it waits for (its dispatch follows its commit, so
+    // the time shown is never later than when it fires).
+    const wait = r?.status === undefined ? durableWaitOf(c.task, c.args) : undefined;
+    if (wait) {
+      const at = madeAt.get(c.id);
+      node.waiting = waitingText(
+        wait.kind,
+        wait.kind === "signal" ? wait.name : null,
+        at === undefined ? null : dueAt(wait, at),
+      );
+      node.status = "QUEUED";
+      return { node, kids: false };
+    }
     return { node, kids: r?.kids === true || r?.status === undefined };
   });
 }

@@ -4,6 +4,7 @@
  * ALOFT_* variables; endpoints come from AWS_ENDPOINT_URL(_DYNAMODB|_SQS|_S3).
  */
 import { createRequire } from "node:module";
+import { dirname, resolve } from "node:path";
 import { OUTPUT } from "../aws/config.ts";
 import { ConfigurationError } from "../errors.ts";
 import { AloftClient } from "../aws/client.ts";
@@ -11,6 +12,7 @@ import type { AwsRun } from "../aws/client.ts";
 import type { RunRow } from "../local/store.ts";
 import { renderRuns, renderStatus } from "./render.ts";
 import { announce, devNotes, interrupted } from "../../dev/announce.ts";
+import { ensurePrivateFile } from "../local/private-files.ts";
 
 export interface AwsOptions {
   outputs?: string;
@@ -49,6 +51,16 @@ export async function awsCancel(id: string, o: AwsOptions): Promise<string> {
     await r.cancel("cancelled by aloft cancel");
     const row = await c.getRun(id);
     return `run ${id} ${row?.status ?? "not found"}\n`;
+  } finally {
+    c.destroy();
+  }
+}
+
+export async function awsSignal(id: string, name: string, payload: unknown, o: AwsOptions): Promise<string> {
+  const c = awsClient(o);
+  try {
+    await c.signal(id, name, payload);
+    return `signal ${JSON.stringify(name)} sent to run ${id}\n`;
   } finally {
     c.destroy();
   }
@@ -101,7 +113,11 @@ export function checkDevInstalled(): void {
 export async function dev(o: { outputs: string; persist?: string }): Promise<void> {
   const { startDevStack } = await import("../../dev/stack.ts");
   // Each queue's visibility is its deployed setting (a TaskEnvironment's visibilityTimeout, else 60 s).
-  const stack = await startDevStack(o.persist ? { persistDir: o.persist } : {});
+  // No CloudWatch here: the handlers append task log lines to a file beside the outputs, private
+  // (a body's output may hold what its inputs held), which `aloft logs --aws` reads.
+  const taskLogFile = resolve(dirname(o.outputs), "dev-task-logs.jsonl");
+  ensurePrivateFile(taskLogFile);
+  const stack = await startDevStack({ ...(o.persist ? { persistDir: o.persist } : {}), taskLogFile });
   const envs = Object.keys(stack.config.executorQueues);
   const outputs = {
     [OUTPUT.table]: stack.config.table,
@@ -109,6 +125,7 @@ export async function dev(o: { outputs: string; persist?: string }): Promise<voi
     [OUTPUT.coordinatorQueue]: stack.config.coordinatorQueue,
     [OUTPUT.executorQueues]: JSON.stringify(stack.config.executorQueues),
     [OUTPUT.region]: stack.config.region,
+    [OUTPUT.taskLogFile]: taskLogFile,
   };
   announce(
     o.outputs,
@@ -117,6 +134,12 @@ export async function dev(o: { outputs: string; persist?: string }): Promise<voi
     `aloft dev: ${stack.aws.mode === "emulators" ? "DynamoDB Local + fauxqs (SQS, S3)" : stack.aws.dynamoEndpoint} ready; ` +
       `environments: ${envs.join(", ")}\n` +
       `  DynamoDB ${stack.aws.dynamoEndpoint}  SQS/S3 ${stack.aws.sqsEndpoint}\n` +
+      // The leases as deployed (docs/aws.md "Visibility"): a killed handler's messages return one lease later.
+      `  leases (each queue's visibility timeout): coordinator ${stack.visibility.coordinator} s, ${Object.entries(
+        stack.visibility.executors,
+      )
+        .map(([e, s]) => `${e} ${s} s`)
+        .join(", ")}\n` +
       devNotes(stack.aws).replace(/\n$/, ""),
   );
   await interrupted();

@@ -12,6 +12,9 @@ import { Store } from "../local/store.ts";
 import { StoreLock } from "../local/lock.ts";
 import type { RunRow } from "../local/store.ts";
 import { runStatus } from "../local/status.ts";
+import { WaitStore } from "../local/wait-store.ts";
+import { checkSignalName } from "../core/durable-waits.ts";
+import { serialize } from "../serde.ts";
 import { renderStatus, renderRuns } from "./render.ts";
 import { Progress } from "./progress.ts";
 import type { Task } from "../task.ts";
@@ -19,11 +22,13 @@ import { serializeArgs } from "../core/calls.ts";
 import { initProject } from "./init.ts";
 import { loadModule } from "./load-module.ts";
 import type { Run } from "../run-handle.ts";
+import { LOG_PAGE, formatLog, localLogs, printAwsLogs, resolveAction } from "./logs.ts";
 
 /** The `--aws` side, loaded only by a command that uses it: local commands never load the AWS SDK. */
 const awsCli = (): Promise<typeof import("./aws.ts")> => import("./aws.ts");
 
 const DEFAULT_STORE = ".aloft/aloft.db";
+const UI_PORT = 7433; // sdk/cli/ui/command.ts DEFAULT_UI_PORT (not imported: the UI loads on use)
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`aloft: ${message}\n`);
@@ -263,6 +268,45 @@ export function program(): Command {
     });
 
   cli
+    .command("signal")
+    .description(
+      "send a signal to a run: the first waitForSignal(name) in it, now or later, receives the payload",
+    )
+    .argument("<run>", "run id (a unique prefix is enough; the full id with --aws)")
+    .argument("<name>", "signal name")
+    .argument("[json]", "payload, as JSON (default: null)")
+    .option("--aws", "signal a run of the AWS stack")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .action(
+      async (id: string, name: string, json: string | undefined, o: { aws?: boolean; outputs?: string }) => {
+        checkSignalName(name, "aloft signal");
+        const [payload] = json === undefined ? [null] : parseArgs([json]);
+        if (o.aws) {
+          process.stdout.write(await (await awsCli()).awsSignal(id, name, payload, o));
+          return;
+        }
+        const store = openRead(cli.opts<{ store: string }>().store);
+        try {
+          const row = findRun(store, id);
+          // A running engine polls the store for signals, as for cancels; else `aloft resume` finds it.
+          new WaitStore(store.db).send(
+            row.id,
+            name,
+            serialize(payload, `payload of signal ${name}`),
+            Date.now(),
+          );
+          const held = StoreLock.holder(store.path) !== undefined;
+          process.stdout.write(
+            `signal ${JSON.stringify(name)} sent to run ${row.id}` +
+              (held ? "\n" : ` (its process stopped: it is delivered when you run aloft resume ${row.id})\n`),
+          );
+        } finally {
+          store.close();
+        }
+      },
+    );
+
+  cli
     .command("watch")
     .description("the status tree of a run, redrawn until it ends")
     .argument("<run>", "run id (a unique prefix is enough; the full id with --aws)")
@@ -280,6 +324,71 @@ export function program(): Command {
         if (s.state !== "RUNNING") return;
         await new Promise((r) => setTimeout(r, Number(o.interval)));
       }
+    });
+
+  cli
+    .command("logs")
+    .description("what task bodies printed (console.log/info/warn/error), per action and attempt")
+    .argument("<run>", "run id (a unique prefix is enough locally; the full id with --aws)")
+    .argument("[action]", "only this action (its id, or a unique prefix locally)")
+    .option("-f, --follow", "keep printing new lines until the run ends")
+    .option("--aws", "read a run of the AWS stack (CloudWatch Logs; under aloft dev, its log file)")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .option("--log-group <name...>", "with --aws: log groups to read instead of the stack's executors'")
+    .action(
+      async (
+        id: string,
+        action: string | undefined,
+        o: { follow?: boolean; aws?: boolean; outputs?: string; logGroup?: string[] },
+      ) => {
+        const write = (s: string): boolean => process.stdout.write(s);
+        if (o.aws) {
+          const client = (await awsCli()).awsClient(o);
+          try {
+            await printAwsLogs(
+              client,
+              id,
+              {
+                ...(action ? { action } : {}),
+                ...(o.logGroup ? { logGroups: o.logGroup } : {}),
+                ...(o.follow ? { follow: true } : {}),
+              },
+              write,
+            );
+          } finally {
+            client.destroy();
+          }
+          return;
+        }
+        const storePath = cli.opts<{ store: string }>().store;
+        let last = 0;
+        for (;;) {
+          const store = openRead(storePath);
+          const row = findRun(store, id);
+          const only = action ? resolveAction(store, row.id, action) : undefined;
+          const page = localLogs(store, row.id, only, last);
+          store.close();
+          for (const e of page.entries) write(formatLog(e));
+          last = page.last;
+          // A full page: there is more already; a run still going: more may come.
+          if (page.entries.length >= LOG_PAGE) continue;
+          if (!o.follow || row.status !== "RUNNING") return;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      },
+    );
+
+  cli
+    .command("ui")
+    .description("a web UI of the runs (local store, or a stack with --aws) on 127.0.0.1")
+    .option("--port <n>", `port (default ${UI_PORT}, or a free one if that is taken)`)
+    .option("--aws", "show the runs of the AWS stack")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .action(async (o: { port?: string; aws?: boolean; outputs?: string }) => {
+      const { serveUi } = await import("./ui/command.ts");
+      const storePath = cli.opts<{ store: string }>().store;
+      if (!o.aws) openRead(storePath).close(); // says so if there is no store yet
+      await serveUi({ ...o, store: storePath });
     });
 
   cli

@@ -26,7 +26,10 @@ function tree(n: ActionNode, indent: string, out: string[]): void {
   const extra = [n.attempts > 1 ? `${n.attempts} attempts` : "", n.cached ? "cached" : ""]
     .filter(Boolean)
     .join(", ");
-  out.push(`${indent}${n.task}  ${n.status}  ${duration(n.durationMs)}${extra ? `  (${extra})` : ""}`);
+  out.push(
+    `${indent}${n.task}  ${n.status}  ${duration(n.durationMs)}${extra ? `  (${extra})` : ""}` +
+      (n.waiting ? `  waiting: ${n.waiting}` : ""),
+  );
   const byGroup = new Map<string, ActionNode[]>();
   for (const c of n.children) {
     const list = byGroup.get(c.group) ?? [];

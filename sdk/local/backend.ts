@@ -77,6 +77,9 @@ export function makeRun<R>(b: LocalBackend, id: string, resultOf: (row: RunRow) 
       b.engine.cancelRun(id);
       await b.engine.waitRun(id);
     },
+    async signal(name: string, payload?: unknown) {
+      b.engine.signal(id, name, payload);
+    },
     progress() {
       return b.engine.progressOf(id);
     },

@@ -41,7 +41,13 @@ export function dispatchReady(s: Scheduler): void {
     a.token++;
     s.writes.start(a.id, a.attempts, now);
     if (a.hasHistory) s.replays.set(a.runId, (s.replays.get(a.runId) ?? 0) + 1);
-    const item: ExecItem = { actionId: a.id, token: a.token, task: a.task, args: a.args };
+    const item: ExecItem = {
+      actionId: a.id,
+      token: a.token,
+      task: a.task,
+      args: a.args,
+      attempt: a.attempts,
+    };
     if (a.hasHistory) {
       try {
         item.history = s.store.history(a.id);

@@ -13,7 +13,7 @@ import { randomUUID } from "node:crypto";
 import type { Outcome } from "../core/history.ts";
 import type { Decision } from "../core/replay.ts";
 import type { TaskDef } from "../core/task-def.ts";
-import type { ExecItem } from "./run-body.ts";
+import type { ExecItem, LogBatch } from "./run-body.ts";
 import { InlineExecutor, WorkerPool } from "./pool.ts";
 import type { ActionStatus, RunRow } from "./store.ts";
 import { Store } from "./store.ts";
@@ -29,6 +29,11 @@ import { dispatchReady } from "./dispatch.ts";
 import { applyDecisions, finish, track } from "./outcome.ts";
 import { cancelRun, pollCancels } from "./cancel.ts";
 import { resumeRun } from "./resume.ts";
+import { LocalWaits, realWaitClock } from "./durable-waits.ts";
+import type { WaitClock } from "./durable-waits.ts";
+import { WaitStore } from "./wait-store.ts";
+import { checkSignalName } from "../core/durable-waits.ts";
+import { serialize } from "../serde.ts";
 
 export interface EngineOptions {
   store: Store;
@@ -37,6 +42,8 @@ export interface EngineOptions {
   /** Modules a worker must import to find the tasks. */
   modules: string[];
   now?: () => number;
+  /** Time for durable waits (`sleep`, signal timeouts); its `now` is the engine's unless `now` is given. */
+  clock?: WaitClock;
 }
 
 export interface EngineEvents {
@@ -52,6 +59,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly warned = new Set<string>();
   private readonly collector = new Collector();
   private readonly cancelPoll: NodeJS.Timeout;
+  /** Closed: the store may be closed too; late lines from bodies are dropped. */
+  private closed = false;
   readonly store: Store;
   /** Replays per run (an action's executions after its first). */
   readonly replays = new Map<string, number>();
@@ -66,7 +75,12 @@ export class Engine extends EventEmitter<EngineEvents> {
         if (a && a.token === it.token && a.status === "RUNNING") this.enqueue(a);
       }
     };
-    const inline = new InlineExecutor(onDecisions);
+    // What bodies print is stored as it comes, apart from decisions (a body still running shows it).
+    const onLogs = (batch: LogBatch[]): void => {
+      if (!this.closed) this.store.appendLogs(batch);
+    };
+    const inline = new InlineExecutor(onDecisions, onLogs);
+    const clock = opts.clock ?? realWaitClock;
     this.s = {
       store: opts.store,
       live: new Map(),
@@ -74,12 +88,17 @@ export class Engine extends EventEmitter<EngineEvents> {
       windows: new Map(),
       ready: new ReadyQueue(),
       writes: new PendingWrites(),
-      executor: opts.workers > 0 ? new WorkerPool(opts.workers, opts.modules, onDecisions, onLost) : inline,
+      executor:
+        opts.workers > 0 ? new WorkerPool(opts.workers, opts.modules, onDecisions, onLost, onLogs) : inline,
       inline,
       placement: new Placement(),
       progress: new Progress((p) => this.emit("progress", p)),
       replays: this.replays,
-      now: opts.now ?? Date.now,
+      now: opts.now ?? (() => clock.now()),
+      waits: new LocalWaits(new WaitStore(opts.store.db), clock, (id, status, outcome) => {
+        const a = this.s.live.get(id);
+        if (a) finish(this.s, a, status, outcome);
+      }),
       enqueue: (a) => this.enqueue(a),
       schedulePump: () => this.schedulePump(),
       flush: () => this.flush(),
@@ -89,7 +108,11 @@ export class Engine extends EventEmitter<EngineEvents> {
       endRun: (runId, status, outcome) => this.endRun(runId, status, outcome),
     };
     // Another process (`aloft cancel`) asks by writing to the store; look now and then.
-    this.cancelPoll = setInterval(() => pollCancels(this.s), 250);
+    // So does `aloft signal` (its signals are in the store's signals table).
+    this.cancelPoll = setInterval(() => {
+      pollCancels(this.s);
+      this.s.waits.poll();
+    }, 250);
     this.cancelPoll.unref();
   }
 
@@ -135,15 +158,27 @@ export class Engine extends EventEmitter<EngineEvents> {
     cancelRun(this.s, runId, reason);
   }
 
+  /**
+   * Sends signal `name` to a running run (a run that ended is a RunEndedError): the first wait for
+   * it, now or later, receives `payload`.
+   */
+  signal(runId: string, name: string, payload: unknown): void {
+    checkSignalName(name, "signal");
+    this.s.waits.send(runId, name, serialize(payload, `payload of signal ${JSON.stringify(name)}`));
+  }
+
   progressOf(runId: string): GroupProgress[] {
     return this.s.progress.of(runId);
   }
 
   async close(): Promise<void> {
     clearInterval(this.cancelPoll);
+    this.s.waits.close();
     this.flush();
     for (const a of this.s.live.values()) clearTimeout(a.timer);
-    await this.s.executor.close();
+    await this.s.inline.close(); // its last lines, while the store is open
+    if (this.s.executor !== this.s.inline) await this.s.executor.close();
+    this.closed = true;
   }
 
   // ── scheduling ───────────────────────────────────────────────────────────────────────────────

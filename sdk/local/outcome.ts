@@ -12,6 +12,7 @@ import { WaitTracker } from "../core/wait.ts";
 import type { Wait } from "../core/wait.ts";
 import { afterFailure, cacheLookup, descendantsReason, timeoutError } from "../core/policy.ts";
 import { findTask } from "../registry.ts";
+import { isBuiltin } from "../core/durable-waits.ts";
 import type { Live, Window } from "./live.ts";
 import type { ActionStatus } from "./store.ts";
 import { TERMINAL } from "./store.ts";
@@ -132,7 +133,7 @@ function suspend(
     }
     if (c.settings) child.settings = c.settings;
     (a.children ??= new Set()).add(c.id);
-    s.progress.total(a.runId, c.group);
+    if (!isBuiltin(c.task)) s.progress.total(a.runId, c.group);
     const def = defOf(child);
     const key = def && cacheLookup(def, c.args);
     const cached = key ? s.store.getCache(key) : undefined;
@@ -140,7 +141,8 @@ function suspend(
     else fresh.push(child);
   }
   watch(s, a, waits);
-  for (const child of fresh) if (!held.has(child.id)) s.enqueue(child);
+  const taken = s.waits.arm(fresh);
+  for (const child of fresh) if (!held.has(child.id) && !taken.has(child.id)) s.enqueue(child);
   for (const [child, value] of hits) {
     s.store.markCached(child.id);
     finish(s, child, "SUCCEEDED", { ok: true, value });
@@ -191,6 +193,7 @@ export function finish(s: Scheduler, a: Live, status: ActionStatus, outcome: Out
   a.timer = undefined;
   s.live.delete(a.id);
   if (!a.parent) s.runs.delete(a.runId);
+  s.waits.forget(a.id);
   s.writes.complete({ id: a.id, status, outcome, ended: s.now(), attempts: a.attempts });
   if (a.children && a.children.size) cancelDescendants(s, a, descendantsReason(a.task, status));
   if (a.window && a.slot) {
@@ -204,7 +207,7 @@ export function finish(s: Scheduler, a: Live, status: ActionStatus, outcome: Out
   if (parent) {
     parent.children?.delete(a.id);
     (parent.childOk ??= new Map()).set(a.id, outcome.ok);
-    s.progress.done(a.runId, a.group, outcome.ok);
+    if (!isBuiltin(a.task)) s.progress.done(a.runId, a.group, outcome.ok);
     if (parent.status === "SUSPENDED" && parent.tracker?.settle(a.id, outcome.ok)) {
       parent.tracker = undefined;
       s.enqueue(parent);

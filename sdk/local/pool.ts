@@ -5,13 +5,16 @@
  * replaced: that is the only way to stop CPU-bound JavaScript.
  */
 import { Worker } from "node:worker_threads";
-import type { Decision } from "../core/replay.ts";
 import { serializeError } from "../errors.ts";
 import { execute, failedDecision } from "./run-body.ts";
-import type { ExecItem } from "./run-body.ts";
+import type { Decision } from "../core/replay.ts";
+import type { ExecItem, LogBatch } from "./run-body.ts";
+import { LogBuffer } from "./run-body.ts";
 import type { FromWorker, ToWorker } from "./worker.ts";
 
 export type OnDecisions = (results: [actionId: string, token: number, decision: Decision][]) => void;
+/** Lines task bodies printed (sdk/log-capture.ts), to store. */
+export type OnLogs = (batch: LogBatch[]) => void;
 /** Items that were on a worker that died or was reclaimed, to be dispatched again. */
 export type OnLost = (items: ExecItem[]) => void;
 
@@ -50,6 +53,7 @@ export class WorkerPool implements Executor {
     private readonly modules: string[],
     private readonly onDecisions: OnDecisions,
     private readonly onLost: OnLost,
+    private readonly onLogs: OnLogs,
   ) {
     for (let i = 0; i < size; i++) {
       const slot: Slot = new Slot(() => this.spawn(() => slot));
@@ -76,6 +80,8 @@ export class WorkerPool implements Executor {
         else markReady();
         return;
       }
+      // A body's lines are kept even from a worker reclaimed since (a timed-out attempt printed them).
+      if (m.type === "logs") return this.onLogs(m.batch);
       const slot = slotOf();
       if (slot.worker !== worker) return; // a reclaimed worker's last words
       for (const [id] of m.results) slot.inflight.delete(id);
@@ -149,16 +155,23 @@ export class WorkerPool implements Executor {
 /** Runs replays on the main thread: no parallelism, no reclaiming, least overhead. */
 export class InlineExecutor implements Executor {
   private inflight = 0;
-  constructor(private readonly onDecisions: OnDecisions) {}
+  private readonly logs: LogBuffer;
+  constructor(
+    private readonly onDecisions: OnDecisions,
+    onLogs: OnLogs,
+  ) {
+    this.logs = new LogBuffer(onLogs);
+  }
   capacity(): number {
     return Math.max(0, 256 - this.inflight);
   }
   send(items: ExecItem[]): void {
     for (const item of items) {
       this.inflight++;
-      execute(item).then(
+      execute(item, this.logs).then(
         (d) => {
           this.inflight--;
+          this.logs.flush();
           this.onDecisions([[item.actionId, item.token, d]]);
         },
         (e: unknown) => {
@@ -171,5 +184,7 @@ export class InlineExecutor implements Executor {
   reclaim(): void {
     /* inline work cannot be interrupted; its late result is ignored by token */
   }
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.logs.flush();
+  }
 }

@@ -7,6 +7,8 @@ import { parseCallRecord, parseOutcome } from "../core/history.ts";
 import type { Wait } from "../core/wait.ts";
 import { TERMINAL } from "./store.ts";
 import type { Scheduler } from "./scheduler.ts";
+import type { Live } from "./live.ts";
+import { isBuiltin } from "../core/durable-waits.ts";
 import { releaseWindow, track, watch, windowOf } from "./outcome.ts";
 
 /** Loads `runId`'s unfinished actions; with `dispatch`, also sets them going again. */
@@ -56,12 +58,16 @@ export function resumeRun(s: Scheduler, runId: string, dispatch: boolean): void 
   for (const w of s.windows.values())
     w.waiting.sort((x, y) => (byId.get(x)!.window_idx ?? 0) - (byId.get(y)!.window_idx ?? 0));
   if (!dispatch) return;
+  const builtins: Live[] = [];
   for (const a of s.live.values()) {
     if (a.runId !== runId) continue;
     const row = byId.get(a.id)!;
     if (a.status === "SUSPENDED") watch(s, a, JSON.parse(row.waits ?? "[]") as Wait[]);
+    else if (isBuiltin(a.task))
+      builtins.push(a); // a sleep or signal wait: armed again, not run
     else if (a.status === "RUNNING" || (a.status === "QUEUED" && row.dispatched)) s.enqueue(a);
   }
+  s.waits.arm(builtins);
   for (const w of s.windows.values()) releaseWindow(s, w);
   s.schedulePump();
 }

@@ -8,6 +8,8 @@ import { emptyHistory } from "../core/history.ts";
 import { replay } from "../core/replay.ts";
 import type { Decision } from "../core/replay.ts";
 import { findTask, listTasks } from "../registry.ts";
+import { capturing, droppedLine, newCapture } from "../log-capture.ts";
+import type { LogLine } from "../log-capture.ts";
 
 export interface ExecItem {
   actionId: string;
@@ -15,7 +17,45 @@ export interface ExecItem {
   token: number;
   task: string;
   args: string;
+  /** The attempt this dispatch runs (its logs are kept under it). */
+  attempt: number;
   history?: History;
+}
+
+/** Lines bodies printed, per action and attempt (sdk/log-capture.ts). */
+export type LogBatch = [actionId: string, attempt: number, lines: LogLine[]];
+
+/**
+ * Gathers the lines bodies print and sends them a moment later, in one batch: a body still running
+ * (waiting on a gate, or a long computation) shows its output while it runs, and a thousand
+ * children printing cost one message (a worker) or one transaction (the store), not a thousand.
+ */
+export class LogBuffer {
+  private pending = new Map<string, LogBatch>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly send: (batch: LogBatch[]) => void,
+    private readonly delayMs = 100,
+  ) {}
+
+  add(actionId: string, attempt: number, line: LogLine): void {
+    const key = `${actionId}\u0000${attempt}`;
+    let b = this.pending.get(key);
+    if (!b) this.pending.set(key, (b = [actionId, attempt, []]));
+    b[2].push(line);
+    this.timer ??= setTimeout(() => this.flush(), this.delayMs);
+  }
+
+  /** Sends what is gathered now (before a decision, so an action's lines precede its outcome). */
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.pending.size) return;
+    const batch = [...this.pending.values()];
+    this.pending = new Map();
+    this.send(batch);
+  }
 }
 
 /** The decision for an action that could not be replayed at all (unknown task, a crash around it). */
@@ -23,7 +63,7 @@ export function failedDecision(error: SerializedError): Decision {
   return { kind: "failed", error, calls: [], cancels: [], traces: [], warnings: [] };
 }
 
-export async function execute(item: ExecItem): Promise<Decision> {
+export async function execute(item: ExecItem, logs: LogBuffer): Promise<Decision> {
   const def = findTask(item.task);
   if (!def) {
     const known = listTasks().map((t) => t.name);
@@ -33,12 +73,20 @@ export async function execute(item: ExecItem): Promise<Decision> {
     );
     return failedDecision({ ...serializeError(e), nonRecoverable: true });
   }
-  return replay({
-    task: def,
-    args: item.args,
-    actionId: item.actionId,
-    history: item.history ?? emptyHistory(),
-    // The engine places a task by how long its synchronous body takes (engine.ts, cheap tasks).
-    now: () => performance.now(),
-  });
+  const capture = newCapture();
+  const onLine = (l: LogLine): void => logs.add(item.actionId, item.attempt, l);
+  // The terminal shows a body's output as before (echo); the store keeps it per action.
+  const d = await capturing(capture, { now: Date.now, echo: true, onLine }, () =>
+    replay({
+      task: def,
+      args: item.args,
+      actionId: item.actionId,
+      history: item.history ?? emptyHistory(),
+      // The engine places a task by how long its synchronous body takes (engine.ts, cheap tasks).
+      now: () => performance.now(),
+    }),
+  );
+  const dropped = droppedLine(capture, Date.now());
+  if (dropped) onLine(dropped);
+  return d;
 }

@@ -11,6 +11,7 @@ import type { Progress } from "./progress.ts";
 import type { ActionStatus, Store } from "./store.ts";
 import type { PendingWrites } from "./writes.ts";
 import type { ReadyQueue } from "./ready-queue.ts";
+import type { LocalWaits } from "./durable-waits.ts";
 
 export interface Scheduler {
   readonly store: Store;
@@ -32,6 +33,8 @@ export interface Scheduler {
   /** Replays per run (an action's executions after its first). */
   readonly replays: Map<string, number>;
   readonly now: () => number;
+  /** Built-in calls (`sleep`, `waitForSignal`) the engine completes itself (durable-waits.ts). */
+  readonly waits: LocalWaits;
 
   /** Puts an action on the ready queue (once) and schedules a dispatch. */
   enqueue(a: Live): void;

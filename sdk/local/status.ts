@@ -5,6 +5,9 @@
 import type { ActionRow, RunRow, Store } from "./store.ts";
 import type { ActionNode, GroupSummary, RunStatus } from "../run-handle.ts";
 import { countInGroup } from "../run-handle.ts";
+import { waitingText } from "../core/durable-waits.ts";
+import { TERMINAL } from "../core/history.ts";
+import { WaitStore } from "./wait-store.ts";
 
 export function runStatus(store: Store, run: RunRow, now = Date.now()): RunStatus {
   const rows = store.runActions(run.id);
@@ -22,6 +25,10 @@ export function runStatus(store: Store, run: RunRow, now = Date.now()): RunStatu
     children: [],
   });
   for (const r of rows) nodes.set(r.id, node(r));
+  for (const [id, w] of new WaitStore(store.db).waitsOf(run.id)) {
+    const n = nodes.get(id);
+    if (n && !TERMINAL.has(n.status)) n.waiting = waitingText(w.kind, w.name, w.due);
+  }
   const groups = new Map<string, GroupSummary>();
   for (const r of rows) {
     if (!r.parent) continue;

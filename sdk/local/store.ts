@@ -12,6 +12,7 @@ import { HISTORY_VERSION, formatOutcome, parseCallRecord, parseOutcome } from ".
 import type { Wait } from "../core/wait.ts";
 import { ensurePrivateFile } from "./private-files.ts";
 import type { RunState } from "../run-handle.ts";
+import type { LogLine } from "../log-capture.ts";
 
 export type ActionStatus =
   "QUEUED" | "RUNNING" | "SUSPENDED" | "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "CANCELLED";
@@ -68,7 +69,25 @@ CREATE INDEX IF NOT EXISTS actions_parent ON actions(parent, seq);
 CREATE INDEX IF NOT EXISTS actions_run ON actions(run_id);
 CREATE TABLE IF NOT EXISTS traces (action_id TEXT NOT NULL, key TEXT NOT NULL, rec TEXT NOT NULL, PRIMARY KEY (action_id, key));
 CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS logs (
+  run_id TEXT NOT NULL, action_id TEXT NOT NULL, attempt INTEGER NOT NULL, seq INTEGER NOT NULL,
+  at INTEGER NOT NULL, level TEXT NOT NULL, text TEXT NOT NULL, UNIQUE (action_id, attempt, seq));
+CREATE INDEX IF NOT EXISTS logs_run ON logs(run_id);
 `;
+
+/** A stored line of a task body's console output (sdk/log-capture.ts). */
+export interface LogRow {
+  /** Increases with every line stored: `aloft logs --follow` reads the lines after the last it saw. */
+  rowid: number;
+  run_id: string;
+  action_id: string;
+  task: string;
+  attempt: number;
+  seq: number;
+  at: number;
+  level: string;
+  text: string;
+}
 
 /** A child result waiting to be written. */
 export interface Completion {
@@ -166,6 +185,12 @@ export class Store {
           putCache: p(`INSERT OR REPLACE INTO cache (key, value, created) VALUES (?, ?, ?)`),
           markCached: p(`UPDATE actions SET cached = 1 WHERE id = ?`),
           requestCancel: p(`UPDATE runs SET cancel_requested = 1 WHERE id = ? AND status = 'RUNNING'`),
+          // A replay prints again the lines of the replays before it: the first line under each
+          // (action, attempt, seq) is kept, the repeats are ignored (sdk/log-capture.ts).
+          insertLog: p(
+            `INSERT OR IGNORE INTO logs (run_id, action_id, attempt, seq, at, level, text)
+             SELECT run_id, ?, ?, ?, ?, ?, ? FROM actions WHERE id = ?`,
+          ),
         };
   }
 
@@ -348,6 +373,37 @@ export class Store {
 
   runActions(runId: string): ActionRow[] {
     return this.db.prepare(`SELECT * FROM actions WHERE run_id = ? ORDER BY seq`).all(runId) as ActionRow[];
+  }
+
+  /** Stores the lines replays of actions printed, in one transaction. */
+  appendLogs(batch: readonly [action: CallId, attempt: number, lines: readonly LogLine[]][]): void {
+    const ins = this.s["insertLog"]!;
+    this.tx(() => {
+      for (const [action, attempt, lines] of batch)
+        for (const l of lines) ins.run(action, attempt, l.seq, l.at, l.level, l.text, action);
+    });
+  }
+
+  /**
+   * A run's log lines (of one action, if given) stored after `afterRowid`, in the order stored,
+   * at most `limit`. A store written before logs were kept has none.
+   */
+  logs(runId: string, opts: { action?: string; afterRowid?: number; limit?: number } = {}): LogRow[] {
+    if (!this.hasTable("logs")) return [];
+    const where = opts.action ? "AND l.action_id = ?" : "";
+    const params: unknown[] = [runId, opts.afterRowid ?? 0, ...(opts.action ? [opts.action] : [])];
+    return this.db
+      .prepare(
+        `SELECT l.rowid, l.*, a.task FROM logs l JOIN actions a ON a.id = l.action_id
+         WHERE l.run_id = ? AND l.rowid > ? ${where} ORDER BY l.rowid LIMIT ?`,
+      )
+      .all(...params, opts.limit ?? 10_000) as LogRow[];
+  }
+
+  private hasTable(name: string): boolean {
+    return (
+      this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(name) !== undefined
+    );
   }
 
   cancelRequested(runId: string): boolean {

@@ -5,18 +5,20 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
-import type { Decision } from "../core/replay.ts";
 import { serializeError } from "../errors.ts";
-import { execute, failedDecision } from "./run-body.ts";
-import type { ExecItem } from "./run-body.ts";
+import { LogBuffer, execute, failedDecision } from "./run-body.ts";
+import type { Decision } from "../core/replay.ts";
+import type { ExecItem, LogBatch } from "./run-body.ts";
 import { IN_WORKER } from "./in-worker.ts";
 
 export type ToWorker = { type: "exec"; items: ExecItem[] };
 export type FromWorker =
   | { type: "ready"; error?: string }
-  | { type: "decisions"; results: [actionId: string, token: number, decision: Decision][] };
+  | { type: "decisions"; results: [actionId: string, token: number, decision: Decision][] }
+  | { type: "logs"; batch: LogBatch[] };
 
 const port = parentPort!;
+const logs = new LogBuffer((batch) => port.postMessage({ type: "logs", batch } satisfies FromWorker));
 (globalThis as Record<symbol, unknown>)[IN_WORKER] = true;
 
 let out: [string, number, Decision][] = [];
@@ -29,6 +31,7 @@ function post(id: string, token: number, d: Decision): void {
     flushing = false;
     const batch = out;
     out = [];
+    logs.flush(); // an action's lines reach the engine before its decision
     port.postMessage({ type: "decisions", results: batch } satisfies FromWorker);
   });
 }
@@ -56,7 +59,7 @@ port.on("message", (msg: ToWorker) => {
   for (const item of msg.items) {
     // Items can arrive while the modules are still loading (a freshly respawned worker).
     loaded
-      .then(() => execute(item))
+      .then(() => execute(item, logs))
       .then(
         (d) => post(item.actionId, item.token, d),
         (e: unknown) => post(item.actionId, item.token, failedDecision(serializeError(e))),

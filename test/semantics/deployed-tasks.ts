@@ -1,3 +1,4 @@
-/** The deployed semantic suite's task module: both of the suite's task files, in one bundle. */
+/** The deployed semantic suite's task module: the suite's task files, in one bundle. */
 import "./tasks.ts";
 import "./tasks-flyte.ts";
+import "./tasks-waits.ts";

@@ -12,6 +12,7 @@ import { TERMINAL, flatten, maxOverlap } from "../helpers/status.ts";
 import type { Backend } from "./backend.ts";
 import * as t from "./tasks.ts";
 import { boundMapScenarios, cancelScenarios, flyteScenarios, ruleScenarios } from "./flyte-suite.ts";
+import { waitScenarios } from "./waits-suite.ts";
 
 function allTerminal(s: RunStatus): void {
   for (const n of flatten(s.root)) assert.ok(TERMINAL.has(n.status), `${n.task} ${n.id} left ${n.status}`);
@@ -37,6 +38,7 @@ export function semanticSuite(makeBackend: () => Promise<Backend>): void {
     boundMapScenarios(() => b);
     cancelScenarios(() => b, key);
     ruleScenarios(() => b);
+    waitScenarios(() => b);
 
     it("a gather returns children's results in call order and resumes its parent once", async () => {
       const r = await b.run(t.gather, 50);

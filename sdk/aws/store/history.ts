@@ -327,11 +327,14 @@ export async function writeCalls(
     ),
   );
   const items: Record<string, unknown>[] = [];
+  // When the calls were made: a status tree shows when a sleep among them fires (sdk/aws/status.ts).
+  const at = rt.now();
   for (let i = 0; i < stored.length; i += CHUNK_CALLS) {
     items.push({
       pk: actionPk(action),
       sk: chunkSk(epoch, i / CHUNK_CALLS),
       z: encodeChunk(action, stored.slice(i, i + CHUNK_CALLS)),
+      at,
       expiresAt,
     });
   }

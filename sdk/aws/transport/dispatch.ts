@@ -8,6 +8,7 @@ import { executorFor, findEnvironment, findTask } from "../../registry.ts";
 import { MESSAGE_VERSION } from "../messages.ts";
 import type {
   DispatchMessage,
+  SignalMessage,
   DoneMessage,
   DonesMessage,
   ExecMessage,
@@ -88,7 +89,10 @@ export const DONES_PER_MESSAGE = 250;
  */
 export async function sendToCoordinator(
   rt: Runtime,
-  msgs: { msg: DoneMessage | TimeoutMessage | SweepMessage | DispatchMessage; delaySeconds?: number }[],
+  msgs: {
+    msg: DoneMessage | TimeoutMessage | SweepMessage | DispatchMessage | SignalMessage;
+    delaySeconds?: number;
+  }[],
 ): Promise<void> {
   if (!msgs.length) return;
   const done: DoneMessage[] = [];

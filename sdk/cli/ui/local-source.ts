@@ -1,0 +1,280 @@
+/**
+ * The UI's view of the local store. Reads only what a page shows: counts per group and state with
+ * GROUP BY over the parent index, children a page at a time, one action's detail by id.
+ */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { deserialize } from "../../serde.ts";
+import { parseOutcome } from "../../core/history.ts";
+import { Store } from "../../local/store.ts";
+import type { ActionRow, RunRow } from "../../local/store.ts";
+import { StoreLock } from "../../local/lock.ts";
+import { localLogs } from "../logs.ts";
+import { INLINE_CHILDREN, MAX_PAGE, readable } from "./source.ts";
+import type {
+  ActionDetail,
+  ActionSummary,
+  ChildGroup,
+  RunSummary,
+  RunView,
+  TimelineRow,
+  UiSource,
+} from "./source.ts";
+
+type SummaryRow = Pick<
+  ActionRow,
+  "id" | "task" | "grp" | "status" | "attempts" | "cached" | "started" | "ended"
+> & {
+  kids: number;
+};
+
+const SUMMARY_COLUMNS = `a.id, a.task, a.grp, a.status, a.attempts, a.cached, a.started, a.ended,
+  EXISTS (SELECT 1 FROM actions c WHERE c.parent = a.id) AS kids`;
+
+const summary = (r: SummaryRow): ActionSummary => ({
+  id: r.id,
+  task: r.task,
+  group: r.grp,
+  status: r.status,
+  attempts: r.attempts,
+  cached: r.cached === 1,
+  startedAt: r.started,
+  endedAt: r.ended,
+  hasChildren: r.kids === 1,
+});
+
+/** The `aloft` command beside this module, from the sources or built. */
+function aloftBin(): string {
+  for (const rel of ["../../../bin/aloft.js", "../../../../bin/aloft.js"]) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(p)) return p;
+  }
+  throw new Error("aloft ui: cannot find bin/aloft.js beside the package");
+}
+
+/** Runs `aloft --store <path> <args>`; resolves with its output once it exits. */
+function aloftCommand(store: string, args: string[], wait: boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [aloftBin(), "--store", store, ...args], {
+      stdio: ["ignore", wait ? "pipe" : "ignore", wait ? "pipe" : "ignore"],
+    });
+    p.on("error", reject);
+    if (!wait) {
+      p.unref();
+      resolve(`started aloft ${args.join(" ")} (pid ${p.pid})`);
+      return;
+    }
+    let out = "";
+    p.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    p.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    p.on("close", (code) =>
+      code === 0 ? resolve(out.trim()) : reject(new Error(out.trim() || `exit ${code}`)),
+    );
+  });
+}
+
+export class LocalSource implements UiSource {
+  readonly kind = "local";
+  private readonly store: Store;
+
+  constructor(readonly path: string) {
+    this.store = new Store(path);
+  }
+
+  private held(): boolean {
+    return StoreLock.holder(this.path) !== undefined;
+  }
+
+  private runSummary(r: RunRow, held: boolean): RunSummary {
+    return {
+      id: r.id,
+      task: r.task,
+      status: r.status,
+      created: r.created,
+      ended: r.ended,
+      stopped: r.status === "RUNNING" && !held,
+    };
+  }
+
+  async runs(f: { status?: string; task?: string; limit: number }): Promise<RunSummary[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (f.status) {
+      where.push("status = ?");
+      params.push(f.status);
+    }
+    if (f.task) {
+      where.push("task LIKE ?");
+      params.push(`%${f.task}%`);
+    }
+    const rows = this.store.db
+      .prepare(
+        `SELECT * FROM runs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created DESC LIMIT ?`,
+      )
+      .all(...params, f.limit) as RunRow[];
+    const held = this.held();
+    return rows.map((r) => this.runSummary(r, held));
+  }
+
+  async run(id: string): Promise<RunView | undefined> {
+    const r = this.store.getRun(id);
+    if (!r) return undefined;
+    const root = this.store.db.prepare(`SELECT ${SUMMARY_COLUMNS} FROM actions a WHERE a.id = ?`).get(id) as
+      SummaryRow | undefined;
+    const counts = this.store.db
+      .prepare(
+        `SELECT status, COUNT(*) AS n FROM actions WHERE run_id = ? AND parent IS NOT NULL GROUP BY status`,
+      )
+      .all(id) as { status: string; n: number }[];
+    const byStatus = Object.fromEntries(counts.map((c) => [c.status, c.n]));
+    return {
+      run: this.runSummary(r, this.held()),
+      root: root && summary(root),
+      byStatus,
+      actions: 1 + counts.reduce((a, c) => a + c.n, 0),
+      timeline: this.timeline(r),
+    };
+  }
+
+  /** The root, then one row per (parent, group) of children: at most 100 rows whatever the run's size. */
+  private timeline(r: RunRow): TimelineRow[] {
+    const rows = this.store.db
+      .prepare(
+        `SELECT a.parent, a.grp, MIN(a.task) AS task, COUNT(*) AS n, MIN(a.started) AS s,
+                MAX(a.ended) AS e, SUM(a.ended IS NULL) AS open,
+                SUM(a.status = 'FAILED' OR a.status = 'TIMED_OUT') AS failed
+         FROM actions a WHERE a.run_id = ? AND a.parent IS NOT NULL
+         GROUP BY a.parent, a.grp ORDER BY s LIMIT 100`,
+      )
+      .all(r.id) as {
+      grp: string;
+      task: string;
+      n: number;
+      s: number | null;
+      e: number | null;
+      open: number;
+      failed: number;
+    }[];
+    return [
+      { label: r.task, count: 1, status: r.status, startedAt: r.created, endedAt: r.ended },
+      ...rows.map((g) => ({
+        label: g.grp ? `[${g.grp}]` : g.n === 1 ? g.task : `${g.task} …`,
+        count: g.n,
+        status: g.open > 0 ? "RUNNING" : g.failed > 0 ? "FAILED" : "SUCCEEDED",
+        startedAt: g.s,
+        endedAt: g.open > 0 ? null : g.e,
+      })),
+    ];
+  }
+
+  async children(_runId: string, parent: string): Promise<ChildGroup[]> {
+    const rows = this.store.db
+      .prepare(
+        `SELECT grp, status, COUNT(*) AS n, MIN(started) AS s, MAX(ended) AS e, MIN(seq) AS first
+         FROM actions WHERE parent = ? GROUP BY grp, status`,
+      )
+      .all(parent) as {
+      grp: string;
+      status: string;
+      n: number;
+      s: number | null;
+      e: number | null;
+      first: number;
+    }[];
+    const groups = new Map<string, ChildGroup & { first: number }>();
+    for (const r of rows) {
+      let g = groups.get(r.grp);
+      if (!g)
+        groups.set(
+          r.grp,
+          (g = { group: r.grp, total: 0, byStatus: {}, startedAt: null, endedAt: null, first: r.first }),
+        );
+      g.total += r.n;
+      g.byStatus[r.status] = r.n;
+      g.first = Math.min(g.first, r.first);
+      if (r.s !== null) g.startedAt = g.startedAt === null ? r.s : Math.min(g.startedAt, r.s);
+      if (r.e !== null) g.endedAt = g.endedAt === null ? r.e : Math.max(g.endedAt, r.e);
+    }
+    const out = [...groups.values()].sort((a, b) => a.first - b.first);
+    for (const g of out) {
+      if (g.total <= INLINE_CHILDREN)
+        g.items = (await this.page("", parent, g.group, { offset: 0, limit: INLINE_CHILDREN })).items;
+    }
+    return out.map(({ first: _first, ...g }) => g);
+  }
+
+  async page(
+    _runId: string,
+    parent: string,
+    group: string,
+    o: { status?: string; offset: number; limit: number },
+  ): Promise<{ total: number; items: ActionSummary[] }> {
+    const st = o.status ? "AND a.status = ?" : "";
+    const params = [parent, group, ...(o.status ? [o.status] : [])];
+    const total = (
+      this.store.db
+        .prepare(`SELECT COUNT(*) AS n FROM actions a WHERE a.parent = ? AND a.grp = ? ${st}`)
+        .get(...params) as {
+        n: number;
+      }
+    ).n;
+    const rows = this.store.db
+      .prepare(
+        `SELECT ${SUMMARY_COLUMNS} FROM actions a WHERE a.parent = ? AND a.grp = ? ${st} ORDER BY a.seq LIMIT ? OFFSET ?`,
+      )
+      .all(...params, Math.min(o.limit, MAX_PAGE), o.offset) as SummaryRow[];
+    return { total, items: rows.map(summary) };
+  }
+
+  async action(runId: string, id: string): Promise<ActionDetail | undefined> {
+    const row = this.store.db
+      .prepare(`SELECT ${SUMMARY_COLUMNS}, a.args, a.outcome FROM actions a WHERE a.id = ? AND a.run_id = ?`)
+      .get(id, runId) as (SummaryRow & { args: string; outcome: string | null }) | undefined;
+    if (!row) return undefined;
+    const d: ActionDetail = { ...summary(row), inputs: readable(row.args, deserialize), logs: [] };
+    if (row.outcome) {
+      const o = parseOutcome(`outcome of ${id}`, row.outcome);
+      if (o.ok) d.output = readable(o.value, deserialize);
+      else d.error = o.error;
+    }
+    d.logs = localLogs(this.store, runId, id).entries;
+    return d;
+  }
+
+  async fingerprint(runId: string): Promise<string> {
+    const r = this.store.getRun(runId);
+    const counts = this.store.db
+      .prepare(`SELECT status, COUNT(*) AS n FROM actions WHERE run_id = ? GROUP BY status ORDER BY status`)
+      .all(runId) as { status: string; n: number }[];
+    // The store's schema has the logs table (this connection created it if it was missing).
+    const last = this.store.db.prepare(`SELECT MAX(rowid) AS m FROM logs WHERE run_id = ?`).get(runId) as {
+      m: number | null;
+    };
+    return JSON.stringify([r?.status, this.held(), counts, last.m ?? 0]);
+  }
+
+  async cancel(runId: string): Promise<string> {
+    const r = this.store.getRun(runId);
+    if (!r) throw new Error(`no run ${runId}`);
+    if (r.status !== "RUNNING") return `run ${runId} already ended ${r.status}`;
+    // The engine running it polls for the request; with none, `aloft cancel` ends it itself.
+    if (this.held()) {
+      this.store.requestCancel(runId);
+      return `cancel requested for ${runId}`;
+    }
+    return aloftCommand(this.path, ["cancel", runId], true);
+  }
+
+  async resume(runId: string): Promise<string> {
+    const r = this.store.getRun(runId);
+    if (!r) throw new Error(`no run ${runId}`);
+    if (r.status !== "RUNNING") throw new Error(`run ${runId} already ended ${r.status}`);
+    if (this.held()) throw new Error(`run ${runId} is being run by another process (its store is held)`);
+    return aloftCommand(this.path, ["resume", runId], false);
+  }
+
+  close(): void {
+    this.store.close();
+  }
+}

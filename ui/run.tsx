@@ -1,0 +1,164 @@
+/**
+ * A run: its state and actions (cancel, resume), counts by state, a timeline, the action tree
+ * (groups collapsed to one row with counts), and the selected action's detail. Live: the server
+ * sends an event when the run changes, and every view refetches what it shows.
+ */
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api } from "./api.ts";
+import type { RunView } from "./api.ts";
+import { STATES, span, stateClass, time } from "./format.ts";
+import { Tree } from "./tree.tsx";
+import { Detail } from "./detail.tsx";
+import { Timeline } from "./timeline.tsx";
+
+export function RunPage({ id }: { id: string }) {
+  const [view, setView] = useState<RunView | undefined>();
+  const [error, setError] = useState("");
+  const [version, setVersion] = useState(0);
+  const [selected, setSelected] = useState<string | undefined>(
+    new URLSearchParams(location.search).get("action") ?? undefined,
+  );
+  const [message, setMessage] = useState("");
+  const dialog = useRef<HTMLDialogElement>(null);
+
+  useEffect(() => {
+    // At most one refresh a second: a run of 100,000 children changes at every look.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let lastAt = 0;
+    const refresh = () => {
+      timer = undefined;
+      lastAt = Date.now();
+      setVersion((v) => v + 1);
+    };
+    const es = api.events(id);
+    es.addEventListener("change", () => {
+      timer ??= setTimeout(refresh, Math.max(0, lastAt + 1000 - Date.now()));
+    });
+    return () => {
+      es.close();
+      clearTimeout(timer);
+    };
+  }, [id]);
+  useEffect(() => {
+    let live = true;
+    api.run(id).then(
+      (v) => live && (setView(v), setError("")),
+      (e: Error) => live && setError(e.message),
+    );
+    return () => void (live = false);
+  }, [id, version]);
+  useEffect(() => {
+    const q = selected ? `?action=${encodeURIComponent(selected)}` : "";
+    history.replaceState(null, "", `/runs/${encodeURIComponent(id)}${q}`);
+  }, [id, selected]);
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === "Escape" && !dialog.current?.open) setSelected(undefined);
+    };
+    addEventListener("keydown", onKey);
+    return () => removeEventListener("keydown", onKey);
+  }, []);
+
+  if (error && !view) return <p class="error-text">{error}</p>;
+  if (!view) return <p class="muted">Loading…</p>;
+  const r = view.run;
+  const act = (f: () => Promise<string>) =>
+    f().then(
+      (m) => (setMessage(m), setVersion((v) => v + 1)),
+      (e: Error) => setMessage(`Failed: ${e.message}`),
+    );
+  const children = view.actions - 1;
+  const done = STATES.filter((s) => !["RUNNING", "QUEUED", "SUSPENDED"].includes(s)).reduce(
+    (a, s) => a + (view.byStatus[s] ?? 0),
+    0,
+  );
+
+  return (
+    <div class={`run-page${selected ? " with-detail" : ""}`}>
+      <section class="run-head" aria-label="run">
+        <div class="title">
+          <h1>{r.task}</h1>
+          <span class={stateClass(r.status)} data-testid="run-status">
+            {r.status}
+          </span>
+          {r.stopped && <span class="note">its process stopped</span>}
+        </div>
+        <dl class="facts">
+          <dt>Run</dt>
+          <dd>{r.id}</dd>
+          <dt>Started</dt>
+          <dd>{time(r.created)}</dd>
+          <dt>Duration</dt>
+          <dd>{span(r.created, r.ended)}</dd>
+          <dt>Children</dt>
+          <dd data-testid="run-progress">
+            {done} / {children} done
+          </dd>
+        </dl>
+        <div class="actions">
+          {r.status === "RUNNING" && (
+            <button type="button" class="danger" onClick={() => dialog.current?.showModal()}>
+              Cancel run…
+            </button>
+          )}
+          {r.stopped && (
+            <button type="button" onClick={() => void act(() => api.resume(id))}>
+              Resume
+            </button>
+          )}
+          {message && (
+            <span class="muted" role="status">
+              {message}
+            </span>
+          )}
+        </div>
+        <dialog ref={dialog} aria-labelledby="cancel-title">
+          <form method="dialog">
+            <h2 id="cancel-title">Cancel this run?</h2>
+            <p>Every queued or running action of {r.id} stops. This cannot be undone.</p>
+            <div class="actions">
+              <button value="keep" autofocus>
+                Keep running
+              </button>
+              <button value="cancel" class="danger" onClick={() => void act(() => api.cancel(id))}>
+                Cancel run
+              </button>
+            </div>
+          </form>
+        </dialog>
+      </section>
+      <section class="counts" aria-label="actions by state">
+        {STATES.filter((s) => view.byStatus[s]).map((s) => (
+          <span class={stateClass(s)}>
+            {view.byStatus[s]} {s.toLowerCase().replace("_", " ")}
+          </span>
+        ))}
+      </section>
+      <div class="columns">
+        <div class="main-col">
+          <section aria-label="actions">
+            <h2>Actions</h2>
+            {view.root && (
+              <Tree
+                runId={id}
+                root={view.root}
+                version={version}
+                selected={selected}
+                onSelect={setSelected}
+              />
+            )}
+          </section>
+          <section aria-label="timeline">
+            <h2>Timeline</h2>
+            <Timeline rows={view.timeline} />
+          </section>
+        </div>
+        {selected && (
+          <aside class="detail" aria-label="action detail">
+            <Detail runId={id} actionId={selected} version={version} onClose={() => setSelected(undefined)} />
+          </aside>
+        )}
+      </div>
+    </div>
+  );
+}
