@@ -28,8 +28,8 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
-import { createHash } from "node:crypto";
 import { RunEndedError } from "../../errors.ts";
+import { digest } from "../../serde.ts";
 import type { ExecMessage } from "../messages.ts";
 import type { Payload } from "../../serde.ts";
 import { offload, resolvePayload } from "../payloads.ts";
@@ -59,7 +59,8 @@ export interface SignalItem {
 
 const pad = (n: number, w: number): string => String(n).padStart(w, "0");
 /** Names go into sort keys hashed: a name may hold `#`, and must not be a prefix of another's keys. */
-const nameKey = (name: string): string => createHash("sha1").update(name).digest("hex").slice(0, 20);
+/** A signal name in a sort key: fixed length, whatever characters the name holds. */
+const nameKey = (name: string): string => digest(name);
 const signalPk = (run: string): string => `S#${run}`;
 
 export function waitKey(m: Pick<ExecMessage, "run" | "id" | "dw">, name: string): { pk: string; sk: string } {
