@@ -180,5 +180,8 @@ export function digestList(parts: readonly string[]): string {
   // Each part followed by a NUL, hashed as one UTF-8 string: the same bytes as one update per part
   // and NUL, at a third of the cost (a one-shot hash, Node 20.12+). Call identities take four
   // digests per child (two per replay of the parent).
-  return hash("sha256", `${parts.join("\u0000")}\u0000`, "base64url").slice(0, 22);
+  // The first 22 characters, copied: `slice` would keep all 43 alive behind a view of them (96
+  // bytes instead of 40), and call ids live as long as their action, a gather holding N at once.
+  const full = hash("sha256", `${parts.join("\u0000")}\u0000`, "base64url");
+  return Buffer.from(full, "latin1").toString("latin1", 0, 22);
 }

@@ -58,7 +58,9 @@ export function makeCall(
         `await every child call inside the task body`,
     );
   }
-  const names = jsonBytes(def.name) + jsonBytes(scope.group);
+  // (A JSON-escaped UTF-16 unit takes at most 6 bytes: short names need no measuring.)
+  const short = (def.name.length + scope.group.length) * 6 + 4 <= CALL_NAMES_BYTES;
+  const names = short ? 0 : jsonBytes(def.name) + jsonBytes(scope.group);
   if (names > CALL_NAMES_BYTES) {
     throw new ConfigurationError(
       `task ${def.name} was called in group ${JSON.stringify(scope.group.slice(0, 80))}... whose path and ` +
@@ -68,9 +70,13 @@ export function makeCall(
   }
   const payload = serializeArgs(def.name, args);
   const inputs = digest(payload);
-  const seqKey = `${def.name}\u0000${scope.group}\u0000${inputs}`;
-  const n = st.callSeq.get(seqKey) ?? 0;
-  st.callSeq.set(seqKey, n + 1);
+  // Counters by (task, group), then by inputs: a fan-out of N distinct inputs keeps N counters
+  // for the whole replay, keyed by the digest itself rather than by a longer string built per call.
+  const counterKey = `${def.name}\u0000${scope.group}`;
+  let counters = st.callSeq.get(counterKey);
+  if (!counters) st.callSeq.set(counterKey, (counters = new Map()));
+  const n = counters.get(inputs) ?? 0;
+  counters.set(inputs, n + 1);
   const id = callIdentity(st.actionId, def.name, scope.group, inputs, n);
   st.touch();
   if (st.history.calls.has(id)) st.reissued.add(id);

@@ -63,7 +63,8 @@ export class Delivery {
   private readonly position = new Map<CallId, number>();
   private next = 0;
   private readonly delivered = new Set<CallId>();
-  private readonly waiting = new Map<CallId, Receiver[]>();
+  /** Receivers by call: one, or a list when several wait for the same call (a list per call is memory). */
+  private readonly waiting = new Map<CallId, Receiver | Receiver[]>();
   /** Cancelled calls: the body sees them settle when it cancels them, not in this order. */
   private readonly cancelled: ReadonlySet<CallId>;
 
@@ -111,7 +112,7 @@ export class Delivery {
     const list = this.waiting.get(id);
     if (!list) return;
     this.waiting.delete(id);
-    for (const r of list) {
+    for (const r of Array.isArray(list) ? list : [list]) {
       r.visible();
       r.deliver();
     }
@@ -124,9 +125,10 @@ export class Delivery {
   /** Has `r` delivered when `id`'s outcome is (at once if it has been). */
   onDelivery(id: CallId, r: Receiver): void {
     if (this.delivered.has(id)) return r.deliver();
-    const list = this.waiting.get(id);
-    if (list) list.push(r);
-    else this.waiting.set(id, [r]);
+    const at = this.waiting.get(id);
+    if (at === undefined) this.waiting.set(id, r);
+    else if (Array.isArray(at)) at.push(r);
+    else this.waiting.set(id, [at, r]);
   }
 
   /**
@@ -143,10 +145,14 @@ export class Delivery {
       if (!list) continue;
       this.waiting.delete(id);
       let visible = false;
-      for (const r of list) {
-        if (r.visible()) visible = true;
-        r.deliver();
-      }
+      if (!Array.isArray(list)) {
+        visible = list.visible();
+        list.deliver();
+      } else
+        for (const r of list) {
+          if (r.visible()) visible = true;
+          r.deliver();
+        }
       if (visible) break;
     }
     return true;

@@ -54,8 +54,11 @@ abstract class EngineFuture<T> extends Promise<T> implements Awaitable {
   protected armed = false;
   /** Subscribed by code the engine cannot see into (settling it may run the body's code). */
   protected user = false;
-  /** Combinators this future is a member of (once per occurrence). */
-  readonly memberOf: CombinatorFuture<any>[] = [];
+  /**
+   * Combinators this future is a member of (once per occurrence). Made on first use, one slot at a
+   * time: a gather of N children holds N of these at once, and `[]` then `push` reserves 17 slots.
+   */
+  memberOf: CombinatorFuture<any>[] | undefined;
 
   protected constructor(protected readonly state: ReplayState) {
     let res!: (v: T) => void;
@@ -155,7 +158,7 @@ export class DurableFuture<T = unknown> extends EngineFuture<T> implements Durab
   /** Called once per delivery: settling runs the body's code if it subscribed, or settles a combinator. */
   visible(): boolean {
     let settles = false;
-    for (const c of this.memberOf) if (c.memberSettles(this.outcome!.ok)) settles = true;
+    if (this.memberOf) for (const c of this.memberOf) if (c.memberSettles(this.outcome!.ok)) settles = true;
     return this.user || settles;
   }
   waitNode(): Wait | undefined {
@@ -207,7 +210,8 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     this.members = values.map((v) => {
       if (isEngineFuture(v)) {
         promises.push(v.internal());
-        v.memberOf.push(this);
+        if (v.memberOf) v.memberOf.push(this);
+        else v.memberOf = [this];
         if (v instanceof DurableFuture ? v.open : !(v instanceof CombinatorFuture && v.settledHere))
           this.unsettled++;
         return v;
@@ -256,7 +260,7 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     const settled = (): void => {
       this.settledHere = true;
       state.openClaims.delete(this);
-      for (const c of this.memberOf) c.unsettled--;
+      if (this.memberOf) for (const c of this.memberOf) c.unsettled--;
     };
     combined.then(
       (v) => {

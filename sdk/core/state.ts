@@ -41,8 +41,8 @@ export class ReplayState {
   readonly warnings: string[] = [];
   /** Recorded calls re-issued by this replay. */
   readonly reissued = new Set<CallId>();
-  /** Per (task, group, inputs) call counters: the `n` of the identity. */
-  readonly callSeq = new Map<string, number>();
+  /** Per (task, group), then per inputs, call counters: the `n` of the identity. */
+  readonly callSeq = new Map<string, Map<string, number>>();
   readonly traceSeq = new Map<string, number>();
   readonly mapSeq = new Map<string, number>();
   /** Futures awaited by code the engine cannot see into: each is a candidate root. */

@@ -162,12 +162,22 @@ class Stream implements Node {
   }
 }
 
+/** One place a watched call sits in a tracker's tree: a node, and the call's index among its members. */
+interface Leaf {
+  node: Node;
+  index: number;
+}
+
 /**
  * Incremental evaluation of a set of awaited roots. `settle` returns true the first time any root
  * is satisfied: that is when the parent must be resumed, exactly once per suspension.
  */
 export class WaitTracker {
-  private readonly leaves = new Map<CallId, { node: Node; index: number }[]>();
+  /**
+   * Where each watched call sits: one place, or a list when it appears several times. A gather of
+   * N children watches N calls, each in one place: no list per call.
+   */
+  private readonly leaves = new Map<CallId, Leaf | Leaf[]>();
   private satisfiedFlag = false;
 
   constructor(roots: readonly Wait[]) {
@@ -187,12 +197,9 @@ export class WaitTracker {
 
   private build(w: Wait, parent: Node, index: number): void {
     switch (w.kind) {
-      case "call": {
-        let list = this.leaves.get(w.id);
-        if (!list) this.leaves.set(w.id, (list = []));
-        list.push({ node: parent, index });
+      case "call":
+        this.addLeaf(w.id, { node: parent, index });
         return;
-      }
       case "const":
         this.propagate(parent, index, w.ok ? "ok" : "err");
         return;
@@ -213,12 +220,7 @@ export class WaitTracker {
       }
       case "stream": {
         const node = new Stream(w.ids.length, w.from, w.batch, w.failFast, parent, index, w.quota);
-        for (let i = w.from; i < w.ids.length; i++) {
-          const id = w.ids[i]!;
-          let list = this.leaves.get(id);
-          if (!list) this.leaves.set(id, (list = []));
-          list.push({ node, index: i });
-        }
+        for (let i = w.from; i < w.ids.length; i++) this.addLeaf(w.ids[i]!, { node, index: i });
         const r = node.initialResult();
         if (r) {
           node.result = r;
@@ -229,6 +231,13 @@ export class WaitTracker {
       default:
         w satisfies never;
     }
+  }
+
+  private addLeaf(id: CallId, leaf: Leaf): void {
+    const at = this.leaves.get(id);
+    if (at === undefined) this.leaves.set(id, leaf);
+    else if (Array.isArray(at)) at.push(leaf);
+    else this.leaves.set(id, [at, leaf]);
   }
 
   private propagate(node: Node | undefined, index: number, r: "ok" | "err"): void {
@@ -250,10 +259,14 @@ export class WaitTracker {
    * Returns true if this settlement is the one that satisfies the wait.
    */
   settle(id: CallId, ok: boolean): boolean {
-    const list = this.leaves.get(id);
-    if (!list || this.satisfiedFlag) return false;
+    const at = this.leaves.get(id);
+    if (!at || this.satisfiedFlag) return false;
     this.leaves.delete(id);
-    for (const { node, index } of list) {
+    if (!Array.isArray(at)) {
+      this.propagate(at.node, at.index, ok ? "ok" : "err");
+      return this.satisfiedFlag;
+    }
+    for (const { node, index } of at) {
       this.propagate(node, index, ok ? "ok" : "err");
       if (this.satisfiedFlag) return true;
     }

@@ -309,13 +309,27 @@ export class Store {
     const calls = new Map<CallId, CallRecord>();
     const outcomes = new Map<CallId, Outcome>();
     const traces = new Map<string, TraceRecord>();
+    // A parent's last replay holds every record at once: records share the strings they have in
+    // common (the parent, the task and group names, the id with its key) instead of one copy each.
+    const shared = new Map<string, string>([[parent, parent]]);
+    const share = (x: string): string => {
+      const y = shared.get(x);
+      if (y !== undefined) return y;
+      if (shared.size < 1024) shared.set(x, x);
+      return x;
+    };
     for (const row of this.s["children"]!.iterate(parent) as Iterable<{
       id: string;
       call: string | null;
       outcome: string | null;
     }>) {
       if (row.call === null) continue;
-      calls.set(row.id, parseCallRecord(row.call));
+      const rec = parseCallRecord(row.call);
+      if (rec.id === row.id) rec.id = row.id;
+      rec.parent = share(rec.parent);
+      rec.task = share(rec.task);
+      rec.group = share(rec.group);
+      calls.set(row.id, rec);
       if (row.outcome !== null) outcomes.set(row.id, parseOutcome(`outcome of ${row.id}`, row.outcome));
     }
     for (const row of this.s["traces"]!.iterate(parent) as Iterable<{ key: string; rec: string }>) {
