@@ -1,7 +1,7 @@
 /**
  * A task body's console output, kept per action and attempt. The adapters run each replay inside
  * {@link capturing}; the console methods (patched once per thread, on the first capture, never by
- * `import "aloft"`) find the action whose body is printing through AsyncLocalStorage, so bodies that
+ * `import "aloft"`) find the action whose body is printing through the replay's scope, so bodies that
  * interleave on one thread (async children in a worker, a parent's replay on the engine's thread)
  * keep their lines apart.
  *
@@ -10,8 +10,8 @@
  * by (action, attempt, seq), and a store keeps the first line under each identity (the embedded
  * store's primary key; `aloft logs --aws` when it reads the structured lines back).
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import { format } from "node:util";
+import { currentScope } from "./core/state.ts";
 
 export type LogLevel = "debug" | "info" | "log" | "warn" | "error";
 
@@ -44,7 +44,6 @@ interface Sink {
   onLine: ((line: LogLine) => void) | undefined;
 }
 
-const storage = new AsyncLocalStorage<Sink>();
 const LEVELS: LogLevel[] = ["debug", "info", "log", "warn", "error"];
 const PATCHED = Symbol.for("aloft.consoleCaptured");
 
@@ -70,7 +69,7 @@ function patchConsole(): void {
   for (const level of LEVELS) {
     const original = con[level] as (...a: unknown[]) => void;
     con[level] = function (this: unknown, ...args: unknown[]): void {
-      const sink = storage.getStore();
+      const sink = currentScope()?.state.sink as Sink | undefined;
       if (sink) record(sink, level, args);
       if (!sink || sink.echo) original.apply(this, args);
     };
@@ -78,16 +77,19 @@ function patchConsole(): void {
 }
 
 /**
- * Runs `fn` (a replay) with the console output of everything it starts captured into `capture`.
- * When lines were dropped, the adapter reports them with {@link droppedLine}.
+ * Runs `fn` (a replay) with the console output of everything its body starts captured into
+ * `capture`: `fn` passes the sink it is given to `replay` (ReplayInput.sink), and the replay's scope
+ * carries it to the console. When lines were dropped, the adapter reports them with
+ * {@link droppedLine}.
  */
 export function capturing<T>(
   capture: Capture,
   opts: { now: () => number; echo: boolean; onLine?: (line: LogLine) => void },
-  fn: () => T,
+  fn: (sink: unknown) => T,
 ): T {
   patchConsole();
-  return storage.run({ capture, now: opts.now, echo: opts.echo, onLine: opts.onLine }, fn);
+  const sink: Sink = { capture, now: opts.now, echo: opts.echo, onLine: opts.onLine };
+  return fn(sink);
 }
 
 export function newCapture(): Capture {

@@ -42,8 +42,8 @@ function emit(rt: Runtime, m: ExecMessage, line: LogLine): void {
 /** Replays `input` with the body's console output logged as the action's (see the file comment). */
 export async function replayLogged(rt: Runtime, m: ExecMessage, input: ReplayInput): Promise<Decision> {
   const capture = newCapture();
-  const d = await capturing(capture, { now: rt.now, echo: false, onLine: (l) => emit(rt, m, l) }, () =>
-    replay(input),
+  const d = await capturing(capture, { now: rt.now, echo: false, onLine: (l) => emit(rt, m, l) }, (sink) =>
+    replay({ ...input, sink }),
   );
   const dropped = droppedLine(capture, rt.now());
   if (dropped) emit(rt, m, dropped);

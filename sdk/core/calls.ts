@@ -77,10 +77,14 @@ export function makeCall(
   if (!counters) st.callSeq.set(counterKey, (counters = new Map()));
   const n = counters.get(inputs) ?? 0;
   counters.set(inputs, n + 1);
-  const id = callIdentity(st.actionId, def.name, scope.group, inputs, n);
+  let id = callIdentity(st.actionId, def.name, scope.group, inputs, n);
   st.touch();
-  if (st.history.calls.has(id)) st.reissued.add(id);
-  else {
+  const recorded = st.history.calls.get(id);
+  if (recorded) {
+    // The recorded string, not this replay's equal copy: one string per child while both live.
+    if (recorded.id === id) id = recorded.id;
+    st.reissued.push(id);
+  } else {
     const rec: CallRecord = {
       v: HISTORY_VERSION,
       id,

@@ -53,6 +53,9 @@ export function decodePositions(text: string): number[] {
   return out;
 }
 
+/** A call whose outcome the body has been handed (or that it cancelled). */
+const DELIVERED = 0;
+
 export class Delivery {
   /** Outcomes in delivery order: the recorded order, then the new ones in call order. */
   private readonly order: CallId[] = [];
@@ -60,22 +63,21 @@ export class Delivery {
   private readonly recorded: number;
   /** Observation records already in the history (the next one is numbered so). */
   private readonly records: number;
-  private readonly position = new Map<CallId, number>();
+  /** The recorded calls, in call order (positions in observation records index this). */
+  private readonly calls: ReadonlyMap<CallId, unknown>;
   private next = 0;
-  private readonly delivered = new Set<CallId>();
-  /** Receivers by call: one, or a list when several wait for the same call (a list per call is memory). */
-  private readonly waiting = new Map<CallId, Receiver | Receiver[]>();
+  /**
+   * Per call: its receivers (one, or a list when several wait for it) until it is delivered, then
+   * DELIVERED. One map for both: a gather's last replay holds an entry per child.
+   */
+  private readonly states = new Map<CallId, Receiver | Receiver[] | typeof DELIVERED>();
   /** Cancelled calls: the body sees them settle when it cancels them, not in this order. */
   private readonly cancelled: ReadonlySet<CallId>;
 
   constructor(history: History, cancelled: ReadonlySet<CallId> = new Set()) {
     this.cancelled = cancelled;
-    let i = 0;
-    const ids: CallId[] = [];
-    for (const id of history.calls.keys()) {
-      this.position.set(id, i++);
-      ids.push(id);
-    }
+    this.calls = history.calls;
+    const ids: CallId[] = [...history.calls.keys()];
     const seen = new Set<CallId>();
     let r = 0;
     for (
@@ -107,11 +109,10 @@ export class Delivery {
 
   /** A call the body cancels: settled now, for whoever subscribed (never recorded as observed). */
   cancel(id: CallId): void {
-    if (this.delivered.has(id)) return;
-    this.delivered.add(id);
-    const list = this.waiting.get(id);
+    const list = this.states.get(id);
+    if (list === DELIVERED) return;
+    this.states.set(id, DELIVERED);
     if (!list) return;
-    this.waiting.delete(id);
     for (const r of Array.isArray(list) ? list : [list]) {
       r.visible();
       r.deliver();
@@ -119,16 +120,16 @@ export class Delivery {
   }
 
   isDelivered(id: CallId): boolean {
-    return this.delivered.has(id);
+    return this.states.get(id) === DELIVERED;
   }
 
   /** Has `r` delivered when `id`'s outcome is (at once if it has been). */
   onDelivery(id: CallId, r: Receiver): void {
-    if (this.delivered.has(id)) return r.deliver();
-    const at = this.waiting.get(id);
-    if (at === undefined) this.waiting.set(id, r);
+    const at = this.states.get(id);
+    if (at === DELIVERED) return r.deliver();
+    if (at === undefined) this.states.set(id, r);
     else if (Array.isArray(at)) at.push(r);
-    else this.waiting.set(id, [at, r]);
+    else this.states.set(id, [at, r]);
   }
 
   /**
@@ -139,11 +140,10 @@ export class Delivery {
     if (this.next >= this.order.length) return false;
     while (this.next < this.order.length) {
       const id = this.order[this.next++]!;
-      if (this.delivered.has(id)) continue; // cancelled by the body already
-      this.delivered.add(id);
-      const list = this.waiting.get(id);
+      const list = this.states.get(id);
+      if (list === DELIVERED) continue; // cancelled by the body already
+      this.states.set(id, DELIVERED);
       if (!list) continue;
-      this.waiting.delete(id);
       let visible = false;
       if (!Array.isArray(list)) {
         visible = list.visible();
@@ -162,11 +162,16 @@ export class Delivery {
   record(): TraceRecord | undefined {
     const end = Math.min(this.next, this.order.length);
     if (end <= this.recorded) return undefined;
-    const positions = this.order
-      .slice(this.recorded, end)
-      .filter((id) => !this.cancelled.has(id))
-      .map((id) => this.position.get(id)!);
-    if (!positions.length) return undefined;
+    const fresh = new Set(this.order.slice(this.recorded, end).filter((id) => !this.cancelled.has(id)));
+    if (!fresh.size) return undefined;
+    // Positions are looked up here, once, rather than kept for every call through the replay.
+    const at = new Map<CallId, number>();
+    let i = 0;
+    for (const id of this.calls.keys()) {
+      if (fresh.has(id)) at.set(id, i);
+      i++;
+    }
+    const positions = [...fresh].map((id) => at.get(id)!);
     return {
       v: HISTORY_VERSION,
       key: `${OBSERVED_KEY}${this.records}`,

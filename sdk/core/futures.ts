@@ -55,10 +55,10 @@ abstract class EngineFuture<T> extends Promise<T> implements Awaitable {
   /** Subscribed by code the engine cannot see into (settling it may run the body's code). */
   protected user = false;
   /**
-   * Combinators this future is a member of (once per occurrence). Made on first use, one slot at a
-   * time: a gather of N children holds N of these at once, and `[]` then `push` reserves 17 slots.
+   * Combinators this future is a member of (once per occurrence): none, one, or a list of them. A
+   * gather of N children holds N futures at once, each in one combinator: no list each.
    */
-  memberOf: CombinatorFuture<any>[] | undefined;
+  memberOf: CombinatorFuture<any> | CombinatorFuture<any>[] | undefined;
 
   protected constructor(protected readonly state: ReplayState) {
     let res!: (v: T) => void;
@@ -158,7 +158,9 @@ export class DurableFuture<T = unknown> extends EngineFuture<T> implements Durab
   /** Called once per delivery: settling runs the body's code if it subscribed, or settles a combinator. */
   visible(): boolean {
     let settles = false;
-    if (this.memberOf) for (const c of this.memberOf) if (c.memberSettles(this.outcome!.ok)) settles = true;
+    const m = this.memberOf;
+    if (m instanceof CombinatorFuture) settles = m.memberSettles(this.outcome!.ok);
+    else if (m) for (const c of m) if (c.memberSettles(this.outcome!.ok)) settles = true;
     return this.user || settles;
   }
   waitNode(): Wait | undefined {
@@ -210,8 +212,9 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     this.members = values.map((v) => {
       if (isEngineFuture(v)) {
         promises.push(v.internal());
-        if (v.memberOf) v.memberOf.push(this);
-        else v.memberOf = [this];
+        if (v.memberOf === undefined) v.memberOf = this;
+        else if (v.memberOf instanceof CombinatorFuture) v.memberOf = [v.memberOf, this];
+        else v.memberOf.push(this);
         if (v instanceof DurableFuture ? v.open : !(v instanceof CombinatorFuture && v.settledHere))
           this.unsettled++;
         return v;
@@ -260,7 +263,9 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     const settled = (): void => {
       this.settledHere = true;
       state.openClaims.delete(this);
-      if (this.memberOf) for (const c of this.memberOf) c.unsettled--;
+      const m = this.memberOf;
+      if (m instanceof CombinatorFuture) m.unsettled--;
+      else if (m) for (const c of m) c.unsettled--;
     };
     combined.then(
       (v) => {

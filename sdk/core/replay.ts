@@ -63,6 +63,8 @@ export interface ReplayInput {
   scheduler?: Scheduler;
   /** A clock, injected, to measure the body's synchronous segment (adapters place tasks with it). */
   now?: () => number;
+  /** Where the body's console output goes (sdk/log-capture.ts); the core only carries it. */
+  sink?: unknown;
 }
 
 function describe(c: CallRecord | undefined): string {
@@ -73,9 +75,10 @@ function describe(c: CallRecord | undefined): string {
 
 /** Recorded calls this replay did not make again: the body diverged from its history. */
 function checkDeterminism(st: ReplayState): NonDeterminismError | undefined {
-  if (st.reissued.size === st.history.calls.size) return undefined;
+  if (st.reissued.length === st.history.calls.size) return undefined;
+  const reissued = new Set(st.reissued);
   for (const rec of st.history.calls.values()) {
-    if (st.reissued.has(rec.id)) continue;
+    if (reissued.has(rec.id)) continue;
     const instead =
       st.newCalls.find((c) => c.task === rec.task && c.group === rec.group) ??
       st.newCalls.find((c) => c.group === rec.group) ??
@@ -159,6 +162,7 @@ export async function replay(input: ReplayInput): Promise<Decision> {
   installCombinators();
   const sched = input.scheduler ?? defaultScheduler;
   const st = new ReplayState(input.actionId, input.task.name, input.history);
+  st.sink = input.sink;
   const finish = (d: Decision): Decision => {
     st.closed = true;
     return d;

@@ -39,8 +39,12 @@ export class ReplayState {
   readonly newCalls: CallRecord[] = [];
   readonly newTraces: TraceRecord[] = [];
   readonly warnings: string[] = [];
-  /** Recorded calls re-issued by this replay. */
-  readonly reissued = new Set<CallId>();
+  /**
+   * Recorded calls re-issued by this replay, in call order. A list, not a set: ids are distinct
+   * within a replay (the `n` of the identity counts repeats), and a gather's last replay holds one
+   * entry per child.
+   */
+  readonly reissued: CallId[] = [];
   /** Per (task, group), then per inputs, call counters: the `n` of the identity. */
   readonly callSeq = new Map<string, Map<string, number>>();
   readonly traceSeq = new Map<string, number>();
@@ -54,6 +58,12 @@ export class ReplayState {
   /** Waits raised by sync calls and sync map iteration (always roots). */
   readonly syncWaits: Wait[] = [];
   suspendRequested = false;
+  /**
+   * What the adapter attached to this replay, opaque to the core: where the body's console output
+   * goes (sdk/log-capture.ts). It travels with the scope, so no second AsyncLocalStorage follows
+   * every promise the body makes.
+   */
+  sink: unknown = undefined;
   /** Set once the replay has produced its decision: later calls are stale. */
   closed = false;
   tracesInFlight = 0;

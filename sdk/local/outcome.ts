@@ -98,6 +98,7 @@ function suspend(
   waits: Wait[],
 ): void {
   a.hasHistory = true;
+  if (process.env["SNAP"] && calls.length > 1000) { (globalThis as any).gc(); console.error("suspend start heap", process.memoryUsage().heapUsed / 1e6); (process as any).getBuiltinModule("node:v8").writeHeapSnapshot("/tmp/s2/s1.heapsnapshot"); }
   // The suspension is written only over a RUNNING row: this attempt's start goes first.
   if (s.writes.starts.has(a.id)) s.flush();
   const fresh: Live[] = [];
@@ -141,6 +142,7 @@ function suspend(
     else fresh.push(child);
   }
   watch(s, a, waits);
+  if (process.env["SNAP"] && calls.length > 1000) { (globalThis as any).gc(); console.error("suspend end heap", process.memoryUsage().heapUsed / 1e6); (process as any).getBuiltinModule("node:v8").writeHeapSnapshot("/tmp/s2/s2.heapsnapshot"); }
   const taken = s.waits.arm(fresh);
   for (const child of fresh) if (!held.has(child.id) && !taken.has(child.id)) s.enqueue(child);
   for (const [child, value] of hits) {

@@ -76,8 +76,9 @@ export async function execute(item: ExecItem, logs: LogBuffer): Promise<Decision
   const capture = newCapture();
   const onLine = (l: LogLine): void => logs.add(item.actionId, item.attempt, l);
   // The terminal shows a body's output as before (echo); the store keeps it per action.
-  const d = await capturing(capture, { now: Date.now, echo: true, onLine }, () =>
+  const d = await capturing(capture, { now: Date.now, echo: true, onLine }, (sink) =>
     replay({
+      sink,
       task: def,
       args: item.args,
       actionId: item.actionId,
