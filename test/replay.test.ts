@@ -889,3 +889,37 @@ await test("replay is a function of its history: the same history gives the same
   assert.deepEqual(suspended(again).calls, []);
   assert.equal(serialize(again.warnings), "[]");
 });
+
+// ---- the deciding member of a combinator ---------------------------------------------------------
+
+const allOf = env.task(async function allOf(xs: number[]) {
+  return Promise.all(xs.map((x) => double(x)));
+});
+
+/**
+ * The member that decided a race (or an all's rejection) on the replay that saw it settle first is
+ * recorded, and a later replay that knows more outcomes follows it instead of the first in list order.
+ */
+await test("a combinator's deciding child is recorded and followed when more outcomes are known", async () => {
+  for (const [task, kind, outcomes, expect] of [
+    [raceTask, "race", (x: number) => ok(x * 2), { value: 12 }],
+    [allOf, "all", (x: number) => fail(new RangeError(`bad ${x}`), 1), { message: /bad 6/ }],
+  ] as const) {
+    const h = new Recorder();
+    const first = suspended(await replayWith(task.def, [[5, 6]], h));
+    h.record(first);
+    // The second child settles first: the combinator is decided by it.
+    const [c5, c6] = first.calls;
+    h.outcomes.set(c6!.id, outcomes(6));
+    const second = await replayWith(task.def, [[5, 6]], h);
+    const decider = second.traces.find((t) => t.key.startsWith(`combinator:${kind}|`));
+    assert.ok(decider, `${kind}: the deciding member is recorded`);
+    assert.deepEqual(decider.outcome, ok(1));
+    h.record(second);
+    // A later replay knows both outcomes: it follows the record, not list order.
+    h.outcomes.set(c5!.id, outcomes(5));
+    const third = await replayWith(task.def, [[5, 6]], h);
+    if ("value" in expect) assert.equal(completedValue(third), expect.value);
+    else assert.match(failedError(third).message, expect.message);
+  }
+});

@@ -151,6 +151,9 @@ export class DurableFuture<T = unknown> extends EngineFuture<T> implements Durab
     return !this.outcome || !this.state.delivery.isDelivered(this.id);
   }
   deliver(): void {
+    const m = this.memberOf;
+    if (m instanceof CombinatorFuture) m.memberDelivered(this, this.outcome!.ok);
+    else if (m) for (const c of m) c.memberDelivered(this, this.outcome!.ok);
     const r = outcomeValue(this.task, this.outcome!);
     if (r.ok) this.resolveFn(r.value as T);
     else this.rejectFn(r.error);
@@ -198,6 +201,13 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
   private readonly claimed: DurableLike[];
   /** Members that have not settled as far as the replay knows (to tell when one settles this). */
   private unsettled = 0;
+  /**
+   * When every member is a child call's future: the member that settled first in a way that decides
+   * this combinator (see recordDecider), learnt as each is delivered rather than through a reaction
+   * per member. Undefined otherwise, and until one has.
+   */
+  private firstDecider: number | undefined;
+  private readonly durableOnly: unknown[] | undefined;
 
   constructor(
     state: ReplayState,
@@ -209,12 +219,15 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     // promises wrapped so this replay learns whether they settled (for the wait it may record).
     let hasOpaque = false;
     const promises: unknown[] = [];
+    // Set before the members are subscribed: one delivered already settles as it is subscribed.
+    this.durableOnly = values.every((v) => v instanceof DurableFuture) ? values : undefined;
     this.members = values.map((v) => {
       if (isEngineFuture(v)) {
-        promises.push(v.internal());
+        // A member first, then subscribed: a child delivered already settles now, and tells us.
         if (v.memberOf === undefined) v.memberOf = this;
         else if (v.memberOf instanceof CombinatorFuture) v.memberOf = [v.memberOf, this];
         else v.memberOf.push(this);
+        promises.push(v.internal());
         if (v instanceof DurableFuture ? v.open : !(v instanceof CombinatorFuture && v.settledHere))
           this.unsettled++;
         return v;
@@ -259,7 +272,16 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
       // A one-member race settles in the same microtask as the full combinator would have, so code
       // derived from it runs in the same order as on the replay that recorded the decider.
       combined = native.race.call(Promise, [promises[index]]) as Promise<T>;
-    } else if (key !== undefined && !rec) recordDecider(state, kind, key, values, promises, combined);
+    } else if (key !== undefined && !rec) {
+      if (this.durableOnly) {
+        const record = (): void => {
+          const d = this.firstDecider;
+          if (state.closed || d === undefined || !canDecide(kind, values[d])) return;
+          state.newTraces.push({ v: HISTORY_VERSION, key, outcome: { ok: true, value: String(d) } });
+        };
+        combined.then(record, record);
+      } else recordDecider(state, kind, key, values, promises, combined);
+    }
     const settled = (): void => {
       this.settledHere = true;
       state.openClaims.delete(this);
@@ -297,6 +319,16 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     if (this.kind === "all" && !ok) return true;
     if (this.kind === "any" && ok) return true;
     return this.unsettled <= 0;
+  }
+  /**
+   * A child call's future among the members settles now (ok: it fulfilled). Deliveries come one at
+   * a time, in the order the members settle, which is the order their reactions would run: the
+   * first that can decide is the one recordDecider would have seen first (the first occurrence, if
+   * the future is a member twice).
+   */
+  memberDelivered(f: unknown, ok: boolean): void {
+    if (this.firstDecider !== undefined || !this.durableOnly) return;
+    if (ok ? this.kind !== "all" : this.kind !== "any") this.firstDecider = this.durableOnly.indexOf(f);
   }
   /** Takes a call made while this combinator is pending as a stand-in for its opaque members. */
   claim(f: DurableLike): void {
