@@ -149,7 +149,9 @@ export async function readReusable(
   twins: readonly Twin[],
 ): Promise<{ run: string; value: string } | undefined> {
   for (const [run, parent, id] of twins) {
-    const it = (await readAction(rt, run, parent, id)) as ResultItem | undefined;
+    // Eventually consistent: a source run has ended, and a success it recorded moments ago that
+    // this read misses only means the call runs again.
+    const it = (await readAction(rt, run, parent, id, false)) as ResultItem | undefined;
     if (it?.status !== "SUCCEEDED" || it.outcome === undefined) continue;
     const o = parseOutcome(`outcome of ${id}`, await resolvePayload(rt.payloads, it.outcome));
     if (o.ok) return { run, value: o.value };
@@ -162,12 +164,13 @@ export async function readAction(
   run: string,
   parent: string | null,
   id: string,
+  consistent = true,
 ): Promise<ResultItem | RunItem | undefined> {
   const out = await rt.doc.send(
     new GetCommand({
       TableName: rt.config.table,
       Key: parent === null ? runKey(run) : resultKey(parent, id),
-      ConsistentRead: true,
+      ConsistentRead: consistent,
     }),
   );
   return out.Item as ResultItem | RunItem | undefined;
