@@ -21,7 +21,7 @@ import type { Runtime } from "../../sdk/aws/runtime.ts";
 import { sweepOf } from "../../sdk/aws/store/cancel.ts";
 import { claimReplay, readCounter, releaseReplay } from "../../sdk/aws/store/counters.ts";
 import { loadHistory } from "../../sdk/aws/store/history.ts";
-import { readAction } from "../../sdk/aws/store/results.ts";
+import { readAction, readReusable } from "../../sdk/aws/store/results.ts";
 import type { CounterItem, ResultItem, RunItem } from "../../sdk/aws/store/table.ts";
 import { counterKey, runKey } from "../../sdk/aws/store/table.ts";
 import { releaseToken } from "../../sdk/aws/store/windows.ts";
@@ -50,6 +50,19 @@ export async function executeOne(
 ): Promise<Open | void> {
   // The attempt begins now: a child's recorded startedAt is never later than its body's start.
   const begun = rt.now();
+  // Succeeds with a stored value instead of running: a cache hit, or a call a recovery reuses.
+  const answer = (value: string, cnt: CounterItem | undefined, how: { cached: true } | { reused: string }) =>
+    finish({
+      rt,
+      m,
+      outbox,
+      delivery,
+      status: "SUCCEEDED",
+      outcome: { ok: true, value },
+      cnt,
+      startedAt: begun,
+      ...how,
+    });
   if (m.parent === null) {
     const run = ctx.get(keyId(runKey(m.run))) as RunItem | undefined;
     if (!run) {
@@ -92,6 +105,15 @@ export async function executeOne(
     }
   }
 
+  // A call that succeeded in a run this one recovers returns that outcome without running (as a
+  // cache hit does): one read per source run, in this child's own invocation.
+  if (m.epoch === 0 && m.parent !== null && m.tw?.length) {
+    const reused = await readReusable(rt, m.tw);
+    if (reused) {
+      return answer(reused.value, undefined, { reused: reused.run });
+    }
+  }
+
   const wait = durableWaitOf(m.task, m.args);
   if (wait) return executeWait(rt, m, wait, outbox, delivery);
 
@@ -129,20 +151,7 @@ export async function executeOne(
   const key = m.epoch === 0 ? cacheLookup(def, m.args) : undefined;
   if (key) {
     const value = await readCached(rt, key);
-    if (value !== undefined) {
-      const outcome = { ok: true as const, value: await resolvePayload(rt.payloads, value) };
-      return finish({
-        rt,
-        m,
-        outbox,
-        delivery,
-        status: "SUCCEEDED",
-        outcome,
-        cnt,
-        startedAt: begun,
-        cached: true,
-      });
-    }
+    if (value !== undefined) return answer(await resolvePayload(rt.payloads, value), cnt, { cached: true });
   }
 
   const args = await resolvePayload(rt.payloads, m.args);

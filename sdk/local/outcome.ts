@@ -13,6 +13,7 @@ import type { Wait } from "../core/wait.ts";
 import { afterFailure, cacheLookup, descendantsReason, timeoutError } from "../core/policy.ts";
 import { findTask } from "../registry.ts";
 import { isBuiltin } from "../core/durable-waits.ts";
+import { twinsOf } from "../core/recover.ts";
 import type { Live, Window } from "./live.ts";
 import type { ActionStatus } from "./store.ts";
 import { TERMINAL } from "./store.ts";
@@ -98,11 +99,12 @@ function suspend(
   waits: Wait[],
 ): void {
   a.hasHistory = true;
-  if (process.env["SNAP"] && calls.length > 1000) { (globalThis as any).gc(); console.error("suspend start heap", process.memoryUsage().heapUsed / 1e6); (process as any).getBuiltinModule("node:v8").writeHeapSnapshot("/tmp/s2/s1.heapsnapshot"); }
+  // In a recovered run each call carries where its outcome is in the source runs (stored with it).
+  if (a.twins) for (const c of calls) c.tw = twinsOf(a.twins, c);
   // The suspension is written only over a RUNNING row: this attempt's start goes first.
   if (s.writes.starts.has(a.id)) s.flush();
   const fresh: Live[] = [];
-  const hits: [Live, string][] = [];
+  const hits: [Live, string, string | undefined][] = [];
   const held = new Set<CallId>(); // calls waiting for a slot in their map's window
   s.store.applySuspension(a.runId, a.id, calls, traces, waits, a.nextSeq, (c) => {
     if (!c.window) return true;
@@ -133,20 +135,27 @@ function suspend(
       child.slot = !held.has(c.id);
     }
     if (c.settings) child.settings = c.settings;
+    if (c.tw) child.twins = c.tw;
     (a.children ??= new Set()).add(c.id);
     if (!isBuiltin(c.task)) s.progress.total(a.runId, c.group);
+    // A call that succeeded in a run this one recovers returns that outcome, as a cache hit does.
+    const reused = c.tw && s.store.reusable(c.tw);
+    if (reused) {
+      hits.push([child, reused.value, reused.run]);
+      continue;
+    }
     const def = defOf(child);
     const key = def && cacheLookup(def, c.args);
     const cached = key ? s.store.getCache(key) : undefined;
-    if (cached !== undefined) hits.push([child, cached]);
+    if (cached !== undefined) hits.push([child, cached, undefined]);
     else fresh.push(child);
   }
   watch(s, a, waits);
-  if (process.env["SNAP"] && calls.length > 1000) { (globalThis as any).gc(); console.error("suspend end heap", process.memoryUsage().heapUsed / 1e6); (process as any).getBuiltinModule("node:v8").writeHeapSnapshot("/tmp/s2/s2.heapsnapshot"); }
   const taken = s.waits.arm(fresh);
   for (const child of fresh) if (!held.has(child.id) && !taken.has(child.id)) s.enqueue(child);
-  for (const [child, value] of hits) {
-    s.store.markCached(child.id);
+  for (const [child, value, from] of hits) {
+    if (from) s.store.markReused(child.id, from);
+    else s.store.markCached(child.id);
     finish(s, child, "SUCCEEDED", { ok: true, value });
   }
 }
@@ -179,6 +188,7 @@ export function track(
     window: undefined,
     slot: undefined,
     settings: undefined,
+    twins: undefined,
   };
   s.live.set(a.id, a);
   if (!a.parent) s.runs.add(a.runId);
