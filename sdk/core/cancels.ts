@@ -29,7 +29,9 @@ export function cancelledOutcome(task: string): Outcome {
 
 /** The calls the history's cancel records name. */
 export function readCancels(history: History): Set<CallId> {
-  const ids = [...history.calls.keys()];
+  // The calls by position, listed only if there is a record to read (a gather's last replay
+  // has a million calls and, usually, no cancel).
+  let ids: CallId[] | undefined;
   const out = new Set<CallId>();
   for (
     let r = 0, rec = history.traces.get(`${CANCELLED_KEY}0`);
@@ -39,6 +41,7 @@ export function readCancels(history: History): Set<CallId> {
     const text = rec.outcome.ok ? deserialize(rec.outcome.value) : undefined;
     if (typeof text !== "string")
       throw new HistoryError(`corrupted history record (cancels ${r}): not a list of positions`);
+    ids ??= [...history.calls.keys()];
     for (const p of decodePositions(text)) {
       const id = ids[p];
       if (id === undefined)

@@ -77,7 +77,8 @@ export class Delivery {
   constructor(history: History, cancelled: ReadonlySet<CallId> = new Set()) {
     this.cancelled = cancelled;
     this.calls = history.calls;
-    const ids: CallId[] = [...history.calls.keys()];
+    // The calls by position, listed only if there is an observation record to read.
+    let ids: CallId[] | undefined;
     const seen = new Set<CallId>();
     let r = 0;
     for (
@@ -88,6 +89,7 @@ export class Delivery {
       const text = rec.outcome.ok ? deserialize(rec.outcome.value) : undefined;
       if (typeof text !== "string")
         throw new HistoryError(`corrupted history record (observation order ${r}): not a list of positions`);
+      ids ??= [...history.calls.keys()];
       for (const p of decodePositions(text)) {
         const id = ids[p];
         if (id === undefined || !history.outcomes.has(id) || seen.has(id))
@@ -100,7 +102,7 @@ export class Delivery {
     }
     this.records = r;
     this.recorded = this.order.length;
-    for (const id of ids)
+    for (const id of history.calls.keys())
       if (history.outcomes.has(id) && !seen.has(id) && !cancelled.has(id)) this.order.push(id);
     // Last, calls cancelled in history: the body cancels them again before it needs their outcome,
     // unless it diverged — then they still settle (CancelledError) rather than hang the replay.

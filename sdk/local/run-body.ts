@@ -63,6 +63,9 @@ export function failedDecision(error: SerializedError): Decision {
   return { kind: "failed", error, calls: [], cancels: [], traces: [], warnings: [] };
 }
 
+/** The history of an action with none (most children): shared, since a replay only reads it. */
+const NO_HISTORY = emptyHistory();
+
 export async function execute(item: ExecItem, logs: LogBuffer): Promise<Decision> {
   const def = findTask(item.task);
   if (!def) {
@@ -82,7 +85,7 @@ export async function execute(item: ExecItem, logs: LogBuffer): Promise<Decision
       task: def,
       args: item.args,
       actionId: item.actionId,
-      history: item.history ?? emptyHistory(),
+      history: item.history ?? NO_HISTORY,
       // The engine places a task by how long its synchronous body takes (engine.ts, cheap tasks).
       now: () => performance.now(),
     }),
