@@ -51,6 +51,10 @@ export function dispatchReady(s: Scheduler): void {
     if (a.hasHistory) {
       try {
         item.history = s.store.history(a.id);
+        // Every child settled so far is in this history (the writes were flushed above): the
+        // decision's tracker learns of them from it, and childOk counts only those settling later.
+        a.seen = item.history.outcomes;
+        a.childOk = undefined;
       } catch (e) {
         // A corrupted or too-new record: fail this action clearly rather than crash the engine.
         unreadable.push([a, serializeError(e)]);

@@ -1,5 +1,5 @@
 /** The embedded engine's in-memory view of an action that has not ended, and of a map window. */
-import type { CallId, Twin } from "../core/history.ts";
+import type { CallId, Outcome, Twin } from "../core/history.ts";
 import type { WaitTracker } from "../core/wait.ts";
 import type { ActionStatus } from "./store.ts";
 import type { CallSettings } from "../core/task-def.ts";
@@ -19,8 +19,13 @@ export interface Live {
   hasHistory: boolean;
   nextSeq: number;
   tracker?: WaitTracker;
-  /** Children settled so far (ok or not), for building trackers. */
+  /**
+   * Children settled (ok or not) since its history was last read, for building trackers; those
+   * settled before are in `seen`. A gather's parent would otherwise hold an entry per child.
+   */
   childOk?: Map<CallId, boolean>;
+  /** The outcomes in the history its current replay was given (until that replay's decision). */
+  seen?: ReadonlyMap<CallId, Outcome>;
   children?: Set<CallId>;
   timer?: NodeJS.Timeout;
   queued: boolean;

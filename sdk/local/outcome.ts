@@ -182,6 +182,7 @@ export function track(
     nextSeq: 0,
     tracker: undefined,
     childOk: undefined,
+    seen: undefined,
     children: undefined,
     timer: undefined,
     queued: false,
@@ -198,9 +199,11 @@ export function track(
 /** Starts watching a suspended parent's waits; resumes it at once if they are already met. */
 export function watch(s: Scheduler, a: Live, waits: Wait[]): void {
   const t = new WaitTracker(waits);
-  if (a.childOk) {
+  const { childOk, seen } = a;
+  a.seen = undefined;
+  if (childOk || seen) {
     for (const id of [...t.watched()]) {
-      const ok = a.childOk.get(id);
+      const ok = childOk?.get(id) ?? seen?.get(id)?.ok;
       if (ok !== undefined && t.settle(id, ok)) break;
     }
   }
