@@ -469,6 +469,40 @@ export function program(): Command {
     });
 
   cli
+    .command("doctor")
+    .description(
+      "check what Aloft needs here (Node, the local store and its runs), or on the AWS stack with --aws",
+    )
+    .option("--aws", "check the AWS stack: configuration, table, queues and dead-letter queues, bucket")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .action(async (o: { aws?: boolean; outputs?: string }) => {
+      const { doctorLocal, renderChecks } = await import("./doctor.ts");
+      let checks = doctorLocal(cli.opts<{ store: string }>().store);
+      if (o.aws) {
+        const { configSource, doctorAws } = await import("./doctor-aws.ts");
+        const source = configSource(o.outputs);
+        let client;
+        try {
+          client = (await awsCli()).awsClient(o);
+        } catch (e) {
+          checks = [
+            ...checks,
+            { level: "problem", what: (e as Error).message, fix: "see Deploy to AWS in the README" },
+          ];
+        }
+        if (client) {
+          try {
+            checks = [...checks, ...(await doctorAws(client, source))];
+          } finally {
+            client.destroy();
+          }
+        }
+      }
+      process.stdout.write(renderChecks(checks));
+      process.exitCode = checks.some((c) => c.level === "problem") ? 1 : 0;
+    });
+
+  cli
     .command("result")
     .description("print a finished run's result as JSON")
     .argument("<run>", "run id")
