@@ -368,6 +368,8 @@ export function program(): Command {
     .description("what task bodies printed (console.log/info/warn/error), per action and attempt")
     .argument("<run>", "run id (a unique prefix is enough locally; the full id with --aws)")
     .argument("[action]", "only this action (its id, or a unique prefix locally)")
+    // An action id is base64url and may begin with "-": take it as the argument, not an option.
+    .allowUnknownOption()
     .option("-f, --follow", "keep printing new lines until the run ends")
     .option("--aws", "read a run of the AWS stack (CloudWatch Logs; under aloft dev, its log file)")
     .option("--outputs <file>", "stack outputs file for --aws")
