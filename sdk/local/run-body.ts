@@ -13,6 +13,7 @@ import type { LogLine } from "../log-capture.ts";
 
 export interface ExecItem {
   actionId: string;
+  runId: string;
   /** Dispatch token: a result is accepted only for the dispatch that is current. */
   token: number;
   task: string;
@@ -81,6 +82,7 @@ export async function execute(item: ExecItem, logs: LogBuffer): Promise<Decision
       task: def,
       args: item.args,
       actionId: item.actionId,
+      runId: item.runId,
       history: item.history ?? emptyHistory(),
       // The engine places a task by how long its synchronous body takes (engine.ts, cheap tasks).
       now: () => performance.now(),

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getEngine, init } from "aloft";
+import { completeCallback, failCallback, getEngine, init } from "aloft";
 import { run, shutdown } from "../../sdk/run.ts";
 import { semanticSuite } from "./suite.ts";
 
@@ -13,6 +13,8 @@ semanticSuite(async () => {
   return {
     name: "local-workers",
     run,
+    completeCallback,
+    failCallback,
     replays: async (id) => engine.replays.get(id) ?? 0,
     close: async () => {
       await shutdown();
