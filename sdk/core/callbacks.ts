@@ -8,7 +8,7 @@
 import { CallbackFailedError, SerializationError, UnknownCallbackError, serializeError } from "../errors.ts";
 import { serialize } from "../serde.ts";
 import type { Outcome } from "./history.ts";
-import { SHOWN_SECRET } from "./durable-waits.ts";
+import { CALLBACK_TASK, SHOWN_SECRET } from "./durable-waits.ts";
 
 /** Random bytes of a secret: 192 bits, of which status shows 36. */
 export const SECRET_BYTES = 24;
@@ -68,4 +68,28 @@ export function failureOutcome(message: unknown, what: string): Outcome & { ok: 
   const e = serializeError(new CallbackFailedError(message));
   delete e.stack; // the completer's stack says nothing about the run
   return { ok: false, error: e };
+}
+
+/** Why a callback takes no completion (how it ended, and when), for CallbackCompletedError. */
+export function endedText(state: string | null | undefined, at: number | undefined, id: string): string {
+  const when = at === undefined ? "" : ` at ${new Date(at).toISOString()}`;
+  switch (state) {
+    case "SUCCEEDED":
+      return `callback ${id} was already completed${when}: the first completion wins`;
+    case "FAILED":
+      return `callback ${id} was already failed${when}: the first completion wins`;
+    case "TIMED_OUT":
+      return `callback ${id} timed out${when}: its task no longer waits for it`;
+    default:
+      return `callback ${id} was cancelled${when}: the task that created it stopped waiting for it`;
+  }
+}
+
+/**
+ * A call's arguments as a viewer shows them: a callback's secret cut to its shown prefix (the
+ * table or store holds it; a page that shows an action need not).
+ */
+export function shownArgs(task: string, args: string): string {
+  if (task !== CALLBACK_TASK) return args;
+  return args.replace(/"([A-Za-z0-9_-]{32})"/, (_m, s: string) => JSON.stringify(`${s.slice(0, SHOWN_SECRET)}…`));
 }

@@ -9,7 +9,7 @@
  */
 import type { Database as Db, Statement } from "better-sqlite3";
 import { CallbackCompletedError, RunEndedError, UnknownCallbackError } from "../errors.ts";
-import { shownId } from "../core/callbacks.ts";
+import { endedText, shownId } from "../core/callbacks.ts";
 import { formatOutcome } from "../core/history.ts";
 import type { Outcome } from "../core/history.ts";
 import type { ActionStatus } from "./store.ts";
@@ -173,12 +173,12 @@ export class WaitStore {
           { details: { running: true } },
         );
       }
-      if (cb.state && cb.state !== "CANCELLED") throw new CallbackCompletedError(endedText(cb, id));
+      if (cb.state && cb.state !== "CANCELLED") throw new CallbackCompletedError(endedText(cb.state, cb.done ?? undefined, id));
       if (run?.status !== "RUNNING")
         throw new RunEndedError(
           `run ${runId} has ended (${run?.status ?? "deleted"}): callback ${id} cannot be completed`,
         );
-      if (cb.state) throw new CallbackCompletedError(endedText(cb, id));
+      if (cb.state) throw new CallbackCompletedError(endedText(cb.state, cb.done ?? undefined, id));
       this.s["cbComplete"]!.run(outcome.ok ? "SUCCEEDED" : "FAILED", formatOutcome(outcome), now, secret);
       return cb;
     })();
@@ -195,20 +195,5 @@ export class WaitStore {
 
   callback(secret: string): CallbackRow | undefined {
     return this.s["cbGet"]!.get(secret) as CallbackRow | undefined;
-  }
-}
-
-/** Why a callback takes no completion, for CallbackCompletedError. */
-export function endedText(cb: Pick<CallbackRow, "state" | "done">, id: string): string {
-  const at = cb.done === null ? "" : ` at ${new Date(cb.done).toISOString()}`;
-  switch (cb.state) {
-    case "SUCCEEDED":
-      return `callback ${id} was already completed${at}: the first completion wins`;
-    case "FAILED":
-      return `callback ${id} was already failed${at}: the first completion wins`;
-    case "TIMED_OUT":
-      return `callback ${id} timed out${at}: its task no longer waits for it`;
-    default:
-      return `callback ${id} was cancelled${at} (${cb.state}): the task that created it stopped waiting for it`;
   }
 }
