@@ -27,7 +27,7 @@ export { sleep, waitForSignal } from "./sleep.ts";
 export type { WaitForSignalOptions } from "./sleep.ts";
 export { createCallback } from "./callback.ts";
 export type { Callback, CallbackOptions } from "./callback.ts";
-export { init, run, shutdown, getEngine, completeCallback, failCallback } from "./run.ts";
+export { init, run, recover, shutdown, getEngine, completeCallback, failCallback } from "./run.ts";
 export type { InitOptions } from "./run.ts";
 export type { Run, RunStatus, RunState, ActionNode, GroupProgress } from "./run-handle.ts";
 export {

@@ -3,3 +3,4 @@ import "./tasks.ts";
 import "./tasks-flyte.ts";
 import "./tasks-waits.ts";
 import "./tasks-callbacks.ts";
+import "./tasks-recover.ts";

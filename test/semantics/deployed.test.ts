@@ -29,6 +29,7 @@ semanticSuite(async () => {
     run: (task, ...args) => client.run(task, ...args),
     completeCallback: (id, payload) => client.completeCallback(id, payload),
     failCallback: (id, message) => client.failCallback(id, message),
+    recover: (id) => client.recover(id),
     replays: async (id) => client.attach(id).replays(),
     close: async () => {
       client.destroy();

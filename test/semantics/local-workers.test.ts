@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { completeCallback, failCallback, getEngine, init } from "aloft";
-import { run, shutdown } from "../../sdk/run.ts";
+import { recover, run, shutdown } from "../../sdk/run.ts";
 import { semanticSuite } from "./suite.ts";
 
 semanticSuite(async () => {
@@ -15,6 +15,7 @@ semanticSuite(async () => {
     run,
     completeCallback,
     failCallback,
+    recover,
     replays: async (id) => engine.replays.get(id) ?? 0,
     close: async () => {
       await shutdown();

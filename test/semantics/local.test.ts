@@ -1,6 +1,6 @@
 /** The semantic suite on the embedded engine (in-memory store, bodies on the main thread). */
 import { completeCallback, failCallback, getEngine, init } from "aloft";
-import { run } from "../../sdk/run.ts";
+import { recover, run } from "../../sdk/run.ts";
 import { shutdown } from "../../sdk/run.ts";
 import { semanticSuite } from "./suite.ts";
 
@@ -12,6 +12,7 @@ semanticSuite(async () => {
     run,
     completeCallback,
     failCallback,
+    recover,
     replays: async (id) => engine.replays.get(id) ?? 0,
     close: shutdown,
   };

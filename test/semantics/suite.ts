@@ -14,6 +14,7 @@ import * as t from "./tasks.ts";
 import { boundMapScenarios, cancelScenarios, flyteScenarios, ruleScenarios } from "./flyte-suite.ts";
 import { waitScenarios } from "./waits-suite.ts";
 import { callbackScenarios } from "./callbacks-suite.ts";
+import { recoverScenarios } from "./recover-suite.ts";
 
 function allTerminal(s: RunStatus): void {
   for (const n of flatten(s.root)) assert.ok(TERMINAL.has(n.status), `${n.task} ${n.id} left ${n.status}`);
@@ -41,6 +42,7 @@ export function semanticSuite(makeBackend: () => Promise<Backend>): void {
     ruleScenarios(() => b);
     waitScenarios(() => b);
     callbackScenarios(() => b, key);
+    recoverScenarios(() => b, key);
 
     it("a gather returns children's results in call order and resumes its parent once", async () => {
       const r = await b.run(t.gather, 50);
