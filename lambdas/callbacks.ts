@@ -42,10 +42,19 @@ export async function executeCallback(
     const e = new ConfigurationError(
       `callback ${w.secret.slice(0, 6)}… has no record in the table (expired?): it can never be completed`,
     );
-    return finish({ rt, m, outbox, delivery, status: "FAILED", outcome: { ok: false, error: serializeError(e) }, startedAt });
+    return finish({
+      rt,
+      m,
+      outbox,
+      delivery,
+      status: "FAILED",
+      outcome: { ok: false, error: serializeError(e) },
+      startedAt,
+    });
   }
   // The timeout's exec: the callback times out unless a completion got there first.
-  if (timeoutPhase && item.done === undefined) item = (await timeOutCallback(rt, item, dueOutcome(w))) ?? item;
+  if (timeoutPhase && item.done === undefined)
+    item = (await timeOutCallback(rt, item, dueOutcome(w))) ?? item;
   if (item.done !== undefined) return settleCallback(rt, item, outbox, delivery);
   if (w.timeoutMs !== undefined && !timeoutPhase) {
     const due = startedAt + w.timeoutMs;
@@ -54,7 +63,12 @@ export async function executeCallback(
 }
 
 /** Writes the outcome of a callback that ended (once: finish's write is conditional) and tells its parent. */
-async function settleCallback(rt: Runtime, item: CallbackItem, outbox: Outbox, delivery: Delivery): Promise<void> {
+async function settleCallback(
+  rt: Runtime,
+  item: CallbackItem,
+  outbox: Outbox,
+  delivery: Delivery,
+): Promise<void> {
   const m = JSON.parse(item.x!) as ExecMessage;
   const outcome = await callbackOutcome(rt, item);
   await finish({ rt, m, outbox, delivery, status: item.done!, outcome, startedAt: m.dw?.at ?? rt.now() });

@@ -189,7 +189,16 @@ async function walkRun(
         rootless ||= l.id === run.run;
         continue;
       }
-      const v: Visit = { id: l.id, task: l.task, cnt, waiting: [], open: 0, windows: [], signals: new Set(), callbacks: [] };
+      const v: Visit = {
+        id: l.id,
+        task: l.task,
+        cnt,
+        waiting: [],
+        open: 0,
+        windows: [],
+        signals: new Set(),
+        callbacks: [],
+      };
       visits.push(v);
       if (cnt.st !== "S" || waitMayBeMet(cnt)) continue;
       if (cnt.D >= NEVER) opaque = true;
@@ -291,7 +300,9 @@ async function nudge(
       // A completion whose message was lost (its completer died after recording it): settling is idempotent.
       await sendToCoordinator(
         rt,
-        v.callbacks.map((key) => ({ msg: { k: "callback" as const, v: MESSAGE_VERSION, run: run.run, key } })),
+        v.callbacks.map((key) => ({
+          msg: { k: "callback" as const, v: MESSAGE_VERSION, run: run.run, key },
+        })),
       );
       did.push(`looked again at the ${v.callbacks.length} callback(s) ${name} waits for`);
     }

@@ -56,8 +56,10 @@ export function createCallback<T = unknown>(options: CallbackOptions = {}): Call
     );
   const secret = mintSecret();
   const f = callAsync(scope, CALLBACK_DEF, timeoutMs === undefined ? [secret] : [secret, timeoutMs]);
-  Object.defineProperty(f, "id", { value: callbackId(scope.state.runId, secret), enumerable: true });
-  return f as unknown as Callback<T>;
+  return Object.defineProperty(f, "id", {
+    value: callbackId(scope.state.runId, secret),
+    enumerable: true,
+  }) as unknown as Callback<T>;
 }
 
 /**

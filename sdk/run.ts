@@ -215,7 +215,11 @@ export async function resume(runId: string): Promise<Run> {
  * await completeCallback(req.query.id, { approved: true, by: "ana" });
  */
 export async function completeCallback(id: string, payload?: unknown): Promise<void> {
-  await settleCallback(id, (what) => completionOutcome(payload, what), (c) => c.completeCallback(id, payload));
+  await settleCallback(
+    id,
+    (what) => completionOutcome(payload, what),
+    (c) => c.completeCallback(id, payload),
+  );
 }
 
 /**
@@ -225,7 +229,11 @@ export async function completeCallback(id: string, payload?: unknown): Promise<v
  * await failCallback(id, "payment declined");
  */
 export async function failCallback(id: string, message: string): Promise<void> {
-  await settleCallback(id, (what) => failureOutcome(message, what), (c) => c.failCallback(id, message));
+  await settleCallback(
+    id,
+    (what) => failureOutcome(message, what),
+    (c) => c.failCallback(id, message),
+  );
 }
 
 async function settleCallback(

@@ -74,7 +74,8 @@ describe("callbacks on the AWS handlers under faults", { timeout: 300_000 }, () 
   }
 
   async function allEnded(r: AwsRun<unknown>): Promise<void> {
-    for (const x of flatten((await r.status()).root)) assert.ok(TERMINAL.has(x.status), `${x.task} left ${x.status}`);
+    for (const x of flatten((await r.status()).root))
+      assert.ok(TERMINAL.has(x.status), `${x.task} left ${x.status}`);
   }
 
   it("every message delivered twice: the callback ends once with the payload; a second completion is refused", async () => {
@@ -133,7 +134,9 @@ describe("callbacks on the AWS handlers under faults", { timeout: 300_000 }, () 
     let held = 0;
     // The callback's exec fails before attaching for its first deliveries (then SQS redelivers it).
     const undo = inject(runtime().ddb, "hold-attach", (cmd, input) =>
-      cmd === "UpdateItemCommand" && String(input["UpdateExpression"]).includes("if_not_exists(x") && held++ < 2
+      cmd === "UpdateItemCommand" &&
+      String(input["UpdateExpression"]).includes("if_not_exists(x") &&
+      held++ < 2
         ? "before"
         : undefined,
     );
@@ -188,7 +191,11 @@ describe("callbacks on the AWS handlers under faults", { timeout: 300_000 }, () 
     );
     await assert.rejects(client.completeCallback(id, "found"), /injected fault/);
     undo();
-    await assert.rejects(client.completeCallback(id, "again"), CallbackCompletedError, "recorded: the first wins");
+    await assert.rejects(
+      client.completeCallback(id, "again"),
+      CallbackCompletedError,
+      "recorded: the first wins",
+    );
     const bounds = { stallMs: 1, failMs: 3_600_000 };
     let report;
     for (let i = 0; i < 50; i++) {
@@ -196,7 +203,10 @@ describe("callbacks on the AWS handlers under faults", { timeout: 300_000 }, () 
       if (report.nudged.some((x) => x.includes("callback"))) break;
       await sleep(100);
     }
-    assert.ok(report?.nudged.some((x) => x.includes("callback")), JSON.stringify(report));
+    assert.ok(
+      report?.nudged.some((x) => x.includes("callback")),
+      JSON.stringify(report),
+    );
     assert.deepEqual(await within(r.result(), MS, "awaitCallback"), { got: "found" });
   });
 });

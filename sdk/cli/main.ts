@@ -355,26 +355,33 @@ export function program(): Command {
     .description("complete a callback (a task's createCallback().id): its await resolves with the payload")
     .argument("<id>", "the callback's id, cb.<run>.<secret>, whole")
     .argument("[json]", "payload, as JSON (default: null)")
-    .option("--fail <message>", "fail the callback instead: its await rejects with a TaskError carrying message")
+    .option(
+      "--fail <message>",
+      "fail the callback instead: its await rejects with a TaskError carrying message",
+    )
     .option("--aws", "a callback of a run of the AWS stack")
     .option("--outputs <file>", "stack outputs file for --aws")
-    .action(async (id: string, json: string | undefined, o: { fail?: string; aws?: boolean; outputs?: string }) => {
-      if (o.fail !== undefined && json !== undefined)
-        throw new ConfigurationError("aloft callback: give a payload or --fail <message>, not both");
-      const [payload] = json === undefined ? [null] : parseArgs([json]);
-      const { run, secret } = parseCallbackId(id);
-      if (o.aws) await (await awsCli()).awsCallback(id, payload, o.fail, o);
-      else {
-        const outcome =
-          o.fail === undefined
-            ? completionOutcome(payload, `callback ${shownId(run, secret)}`)
-            : failureOutcome(o.fail, `callback ${shownId(run, secret)}`);
-        const path = resolve(cli.opts<{ store: string }>().store);
-        // The engine running the run polls the store for completions, as for signals.
-        await withinGrace(async () => completeInStore(path, id, outcome, Date.now()));
-      }
-      process.stdout.write(`callback ${shownId(run, secret)} ${o.fail === undefined ? "completed" : "failed"}\n`);
-    });
+    .action(
+      async (id: string, json: string | undefined, o: { fail?: string; aws?: boolean; outputs?: string }) => {
+        if (o.fail !== undefined && json !== undefined)
+          throw new ConfigurationError("aloft callback: give a payload or --fail <message>, not both");
+        const [payload] = json === undefined ? [null] : parseArgs([json]);
+        const { run, secret } = parseCallbackId(id);
+        if (o.aws) await (await awsCli()).awsCallback(id, payload, o.fail, o);
+        else {
+          const outcome =
+            o.fail === undefined
+              ? completionOutcome(payload, `callback ${shownId(run, secret)}`)
+              : failureOutcome(o.fail, `callback ${shownId(run, secret)}`);
+          const path = resolve(cli.opts<{ store: string }>().store);
+          // The engine running the run polls the store for completions, as for signals.
+          await withinGrace(async () => completeInStore(path, id, outcome, Date.now()));
+        }
+        process.stdout.write(
+          `callback ${shownId(run, secret)} ${o.fail === undefined ? "completed" : "failed"}\n`,
+        );
+      },
+    );
 
   cli
     .command("watch")

@@ -91,5 +91,7 @@ export function endedText(state: string | null | undefined, at: number | undefin
  */
 export function shownArgs(task: string, args: string): string {
   if (task !== CALLBACK_TASK) return args;
-  return args.replace(/"([A-Za-z0-9_-]{32})"/, (_m, s: string) => JSON.stringify(`${s.slice(0, SHOWN_SECRET)}…`));
+  return args.replace(/"([A-Za-z0-9_-]{32})"/, (_m, s: string) =>
+    JSON.stringify(`${s.slice(0, SHOWN_SECRET)}…`),
+  );
 }

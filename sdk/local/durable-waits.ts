@@ -123,7 +123,8 @@ export class LocalWaits {
     if (this.callbacks.size)
       for (const c of this.store.completedSince(this.seenCompletion)) {
         this.seenCompletion = Math.max(this.seenCompletion, c.seq);
-        if (this.callbacks.get(c.secret) === c.action_id) this.settleFrom(c.action_id, this.store.callback(c.secret)!);
+        if (this.callbacks.get(c.secret) === c.action_id)
+          this.settleFrom(c.action_id, this.store.callback(c.secret)!);
       }
     else this.seenCompletion = this.store.lastCompletion();
     if (!this.waiting.size) {

@@ -71,9 +71,7 @@ export class WaitStore {
       since: p(`SELECT seq, run_id, name FROM signals WHERE seq > ? AND consumed_by IS NULL ORDER BY seq`),
       last: p(`SELECT COALESCE(MAX(seq), 0) AS seq FROM signals`),
       ofRun: p(`SELECT * FROM durable_waits WHERE run_id = ?`),
-      cbRegister: p(
-        `INSERT OR IGNORE INTO callbacks (secret, run_id, action_id, since) VALUES (?, ?, ?, ?)`,
-      ),
+      cbRegister: p(`INSERT OR IGNORE INTO callbacks (secret, run_id, action_id, since) VALUES (?, ?, ?, ?)`),
       cbGet: p(`SELECT * FROM callbacks WHERE secret = ?`),
       cbEnd: p(`UPDATE callbacks SET state = ?, outcome = ?, done = ? WHERE secret = ? AND state IS NULL`),
       cbComplete: p(
@@ -167,13 +165,16 @@ export class WaitStore {
       if (!cb || cb.run_id !== runId) {
         if (!run) throw new UnknownCallbackError(`no run ${runId} in this store: callback ${id} is unknown`);
         if (run.status !== "RUNNING")
-          throw new RunEndedError(`run ${runId} has ended (${run.status}): callback ${id} cannot be completed`);
+          throw new RunEndedError(
+            `run ${runId} has ended (${run.status}): callback ${id} cannot be completed`,
+          );
         throw new UnknownCallbackError(
           `run ${runId} has no callback ${id}: check the id (the whole string cb.id gave)`,
           { details: { running: true } },
         );
       }
-      if (cb.state && cb.state !== "CANCELLED") throw new CallbackCompletedError(endedText(cb.state, cb.done ?? undefined, id));
+      if (cb.state && cb.state !== "CANCELLED")
+        throw new CallbackCompletedError(endedText(cb.state, cb.done ?? undefined, id));
       if (run?.status !== "RUNNING")
         throw new RunEndedError(
           `run ${runId} has ended (${run?.status ?? "deleted"}): callback ${id} cannot be completed`,

@@ -51,12 +51,18 @@ export function callbackScenarios(backend: () => Backend, key: () => string): vo
     assert.equal(n.status, "WAITING");
     assert.match(
       n.waiting ?? "",
-      new RegExp(`^callback cb\\.${r.id}\\.${id.slice(-32, -26)}… since \\d{4}-\\d\\d-\\d\\dT.*, times out at \\d{4}-`),
+      new RegExp(
+        `^callback cb\\.${r.id}\\.${id.slice(-32, -26)}… since \\d{4}-\\d\\d-\\d\\dT.*, times out at \\d{4}-`,
+      ),
     );
     assert.ok(!n.waiting!.includes(id.slice(-20)), "status shows a prefix of the secret, not the secret");
     await b.completeCallback(id, { ok: true, at: new Date(0) });
     assert.deepEqual(await r.result(), { got: { ok: true, at: new Date(0) } });
-    await rejects(b.completeCallback(id, 2), CallbackCompletedError, /already completed.*first completion wins/);
+    await rejects(
+      b.completeCallback(id, 2),
+      CallbackCompletedError,
+      /already completed.*first completion wins/,
+    );
   });
 
   it("callback completed before the task awaits it: the completion is kept", async () => {
@@ -102,7 +108,11 @@ export function callbackScenarios(backend: () => Backend, key: () => string): vo
     const forged = `cb.${r.id}.${randomBytes(24).toString("base64url")}`;
     await rejects(b.completeCallback(forged, 1), UnknownCallbackError, /has no callback/);
     await rejects(b.completeCallback("cb.nope", 1), UnknownCallbackError, /is not a callback id/);
-    await rejects(b.failCallback(`cb.r-missing.${forged.slice(-32)}`, "x"), UnknownCallbackError, /no run r-missing/);
+    await rejects(
+      b.failCallback(`cb.r-missing.${forged.slice(-32)}`, "x"),
+      UnknownCallbackError,
+      /no run r-missing/,
+    );
     await b.completeCallback(id, "fine");
     assert.deepEqual(await r.result(), { got: "fine" });
 

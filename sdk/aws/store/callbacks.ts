@@ -81,7 +81,11 @@ export async function registerCallbacks(
     };
     try {
       await rt.doc.send(
-        new PutCommand({ TableName: rt.config.table, Item: item, ConditionExpression: "attribute_not_exists(pk)" }),
+        new PutCommand({
+          TableName: rt.config.table,
+          Item: item,
+          ConditionExpression: "attribute_not_exists(pk)",
+        }),
       );
     } catch (e) {
       if (!isConditionFailed(e)) throw e;
@@ -90,7 +94,11 @@ export async function registerCallbacks(
 }
 
 /** Attaches the callback's exec message (its first exec); returns the item as it is now. */
-export async function attachExec(rt: Runtime, m: ExecMessage, secret: string): Promise<CallbackItem | undefined> {
+export async function attachExec(
+  rt: Runtime,
+  m: ExecMessage,
+  secret: string,
+): Promise<CallbackItem | undefined> {
   try {
     const out = await rt.doc.send(
       new UpdateCommand({
@@ -135,7 +143,11 @@ export async function timeOutCallback(
   }
 }
 
-export async function readCallback(rt: Runtime, run: string, secret: string): Promise<CallbackItem | undefined> {
+export async function readCallback(
+  rt: Runtime,
+  run: string,
+  secret: string,
+): Promise<CallbackItem | undefined> {
   const out = await rt.doc.send(
     new GetCommand({ TableName: rt.config.table, Key: callbackKey(run, secret), ConsistentRead: true }),
   );
@@ -160,7 +172,9 @@ export async function completeCallbackItem(
   const id = shownId(run, secret);
   const item = await readCallback(rt, run, secret);
   if (!item) {
-    const r = await rt.doc.send(new GetCommand({ TableName: rt.config.table, Key: runKey(run), ConsistentRead: true }));
+    const r = await rt.doc.send(
+      new GetCommand({ TableName: rt.config.table, Key: runKey(run), ConsistentRead: true }),
+    );
     const status = r.Item?.["status"] as string | undefined;
     if (status === undefined)
       throw new UnknownCallbackError(
@@ -168,9 +182,12 @@ export async function completeCallbackItem(
       );
     if (status !== "RUNNING")
       throw new RunEndedError(`run ${run} has ended (${status}): callback ${id} cannot be completed`);
-    throw new UnknownCallbackError(`run ${run} has no callback ${id}: check the id (the whole string cb.id gave)`, {
-      details: { running: true },
-    });
+    throw new UnknownCallbackError(
+      `run ${run} has no callback ${id}: check the id (the whole string cb.id gave)`,
+      {
+        details: { running: true },
+      },
+    );
   }
   if (item.done !== undefined) throw new CallbackCompletedError(endedText(item.done, item.at, id));
   const body = await offload(rt.payloads, `${run}/callback-${secret}`, formatOutcome(outcome));
@@ -225,7 +242,9 @@ export async function completeCallbackItem(
       throw new CallbackCompletedError(endedText(now?.done, now?.at, id), { cause: e });
     }
     if (failed(1)) {
-      const r = await rt.doc.send(new GetCommand({ TableName: rt.config.table, Key: runKey(run), ConsistentRead: true }));
+      const r = await rt.doc.send(
+        new GetCommand({ TableName: rt.config.table, Key: runKey(run), ConsistentRead: true }),
+      );
       throw new RunEndedError(
         `run ${run} has ended (${String(r.Item?.["status"] ?? "expired")}): callback ${id} cannot be completed`,
         { cause: e },

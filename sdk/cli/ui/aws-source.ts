@@ -184,7 +184,8 @@ export class AwsSource implements UiSource {
         .filter((it) => String(it["sk"]).startsWith("C#"))
         .flatMap((it) => decodeChunk(it));
       const call = calls.find((c) => c.id === id);
-      if (call) d.inputs = readable(shownArgs(call.task, await resolvePayload(rt.payloads, call.args)), deserialize);
+      if (call)
+        d.inputs = readable(shownArgs(call.task, await resolvePayload(rt.payloads, call.args)), deserialize);
     }
     if (item?.outcome) {
       const o = parseOutcome(`outcome of ${id}`, await resolvePayload(rt.payloads, item.outcome));

@@ -233,7 +233,11 @@ export class LocalSource implements UiSource {
       .prepare(`SELECT ${SUMMARY_COLUMNS}, a.args, a.outcome FROM actions a WHERE a.id = ? AND a.run_id = ?`)
       .get(id, runId) as (SummaryRow & { args: string; outcome: string | null }) | undefined;
     if (!row) return undefined;
-    const d: ActionDetail = { ...summary(row), inputs: readable(shownArgs(row.task, row.args), deserialize), logs: [] };
+    const d: ActionDetail = {
+      ...summary(row),
+      inputs: readable(shownArgs(row.task, row.args), deserialize),
+      logs: [],
+    };
     if (row.outcome) {
       const o = parseOutcome(`outcome of ${id}`, row.outcome);
       if (o.ok) d.output = readable(o.value, deserialize);
