@@ -37,11 +37,12 @@ import { serialize } from "../sdk/serde.ts";
 import { flatten } from "./helpers/status.ts";
 import { VirtualClock } from "./helpers/virtual-clock.ts";
 import type { Task } from "../sdk/task.ts";
+import type { Duration } from "aloft";
 import * as c from "./semantics/tasks-callbacks.ts";
 
 const env = new TaskEnvironment({ name: "cbcore" });
 /** Returns its callback's id with the value it got, so a test sees the id each replay made. */
-const idAndValue = env.task(async function idAndValue(timeout?: string) {
+const idAndValue = env.task(async function idAndValue(timeout?: Duration) {
   const cb = createCallback<string>(timeout === undefined ? {} : { timeout });
   return { id: cb.id, value: await cb };
 });
