@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { BIN, ROOT, aloft } from "./helpers/cli.ts";
+import { ROOT, aloft, startDev, stopDev } from "./helpers/cli.ts";
+import type { DevProcess } from "./helpers/cli.ts";
 
 const EXAMPLE = join(ROOT, "examples/repair.ts");
 
@@ -46,36 +46,18 @@ describe("aloft recover", () => {
 
 describe("aloft recover --aws under aloft dev", () => {
   let cwd: string;
-  let dev: ReturnType<typeof spawn> | undefined;
+  let dev: DevProcess | undefined;
   before(() => (cwd = mkdtempSync(join(tmpdir(), "aloft-cli-recover-aws-"))));
   after(async () => {
-    if (dev && dev.exitCode === null) {
-      const exited = new Promise((r) => dev!.once("exit", r));
-      dev.kill("SIGTERM");
-      await exited;
-    }
+    await stopDev(dev);
     rmSync(cwd, { recursive: true, force: true });
   });
 
   it("recovers a failed run of the AWS handlers; only the failed path runs again", async () => {
     const tasks = join(ROOT, "test/semantics/tasks-recover.ts");
     const env = { ALOFT_TEST_DIR: cwd, POWERTOOLS_LOG_LEVEL: "SILENT" };
-    dev = spawn(process.execPath, [BIN, "dev", tasks], {
-      cwd,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let text = "";
-    await new Promise<void>((resolve, reject) => {
-      dev!.stderr!.on("data", (d: Buffer) => {
-        text += d.toString();
-        if (text.includes("Ctrl-C stops it.")) resolve();
-      });
-      dev!.once("exit", (code) => reject(new Error(`aloft dev exited (${String(code)}):\n${text}`)));
-    });
-    const exports = Object.fromEntries(
-      [...text.matchAll(/^ {2}export (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!] as const),
-    );
+    dev = await startDev(cwd, [tasks], env);
+    const exports = dev.exports;
     writeFileSync(join(cwd, "fail-k-4.flag"), "");
     const first = await aloft(["run", "--aws", tasks, "tree", '"k"'], { cwd, env: { ...exports, ...env } });
     assert.equal(first.code, 1, first.stderr);

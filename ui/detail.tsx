@@ -57,6 +57,7 @@ export function Detail(p: { runId: string; actionId: string; version: number; on
             <dd>
               <span class={stateClass(d.status)}>{d.status}</span>
               {d.cached && <span class="note"> cached</span>}
+              {d.reusedFrom && <span class="note"> reused from {d.reusedFrom}</span>}
             </dd>
             <dt>Action</dt>
             <dd class="mono">{d.id}</dd>

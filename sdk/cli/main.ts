@@ -71,6 +71,16 @@ function findRun(store: Store, id: string): RunRow {
   return fail(`no run ${id} in ${store.path}; list runs with: aloft runs`);
 }
 
+/** A run's row, read from the store and the store closed again (the engine opens it next). */
+function readRun(storePath: string, id: string): RunRow {
+  const s = openRead(storePath);
+  try {
+    return findRun(s, id);
+  } finally {
+    s.close();
+  }
+}
+
 function printError(e: unknown): void {
   if (e instanceof TaskError) {
     const o = e.original;
@@ -169,14 +179,7 @@ export function program(): Command {
     .option("--workers <n>", "worker threads")
     .action(async (id: string, o: { workers?: string }) => {
       const storePath = cli.opts<{ store: string }>().store;
-      const row = (() => {
-        const s = openRead(storePath);
-        try {
-          return findRun(s, id);
-        } finally {
-          s.close();
-        }
-      })();
+      const row = readRun(storePath, id);
       if (row.module) await loadModule(row.module);
       await init({ store: storePath, ...(o.workers ? { workers: Number(o.workers) } : {}) });
       const r = await resume(row.id);
@@ -208,14 +211,7 @@ export function program(): Command {
         return;
       }
       const storePath = cli.opts<{ store: string }>().store;
-      const row = (() => {
-        const s = openRead(storePath);
-        try {
-          return findRun(s, id);
-        } finally {
-          s.close();
-        }
-      })();
+      const row = readRun(storePath, id);
       checkRecoverable(row);
       if (row.module) await loadModule(row.module);
       await init({ store: storePath, ...(o.workers ? { workers: Number(o.workers) } : {}) });

@@ -33,6 +33,7 @@ const summary = (n: ActionNode): ActionSummary => ({
   status: n.status,
   attempts: n.attempts,
   cached: n.cached,
+  reusedFrom: n.reusedFrom ?? null,
   startedAt: n.startedAt ?? null,
   endedAt: n.endedAt ?? null,
   hasChildren: n.children.length > 0,
@@ -127,6 +128,8 @@ export class AwsSource implements UiSource {
       byStatus,
       actions: t.status.actions,
       timeline,
+      ...(row.rec?.length ? { recoveredFrom: row.rec[0] } : {}),
+      recoveries: row.recoveries ?? [],
     };
   }
 
@@ -217,6 +220,11 @@ export class AwsSource implements UiSource {
   async cancel(runId: string): Promise<string> {
     await this.client.attach(runId).cancel("cancelled from aloft ui");
     return `run ${runId} ${(await this.client.getRun(runId))?.status ?? "not found"}`;
+  }
+
+  async recover(runId: string): Promise<{ message: string; run: string }> {
+    const r = await this.client.recover(runId);
+    return { message: `started ${r.id}, a recovery of ${runId}`, run: r.id };
   }
 
   close(): void {
