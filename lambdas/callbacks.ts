@@ -8,14 +8,12 @@ import type { DurableWait } from "../sdk/core/durable-waits.ts";
 import { dueOutcome } from "../sdk/core/durable-waits.ts";
 import { ConfigurationError, serializeError } from "../sdk/errors.ts";
 import type { ExecMessage } from "../sdk/aws/messages.ts";
-import { doneOf } from "../sdk/aws/messages.ts";
 import type { Runtime } from "../sdk/aws/runtime.ts";
 import { sendExecs } from "../sdk/aws/transport/dispatch.ts";
 import type { CallbackItem } from "../sdk/aws/store/callbacks.ts";
 import { attachExec, callbackOutcome, readCallback, timeOutCallback } from "../sdk/aws/store/callbacks.ts";
-import { readAction } from "../sdk/aws/store/results.ts";
 import type { Delivery, Outbox } from "./exec/context.ts";
-import { finish } from "./exec/finish.ts";
+import { finish, waitOver } from "./exec/finish.ts";
 
 /** The exec of a callback wait: its first (attach, arm the timeout) or its timeout's. */
 export async function executeCallback(
@@ -27,15 +25,7 @@ export async function executeCallback(
 ): Promise<void> {
   const startedAt = m.dw?.at ?? rt.now();
   const timeoutPhase = m.notBefore !== undefined;
-  if (delivery.redelivered || timeoutPhase) {
-    // Over already: only a redelivery, whose first delivery may have died before telling the
-    // parent, reports it again.
-    const own = await readAction(rt, m.run, m.parent, m.id);
-    if (own?.outcome !== undefined) {
-      if (delivery.redelivered) outbox.push({ msg: doneOf(m, m.parent!, own.status === "SUCCEEDED") });
-      return;
-    }
-  }
+  if ((delivery.redelivered || timeoutPhase) && (await waitOver(rt, m, outbox, delivery))) return;
   let item = await attachExec(rt, m, w.secret);
   if (!item) {
     // Registered with its suspension, so only an item that expired (or a stack that lost it) is missing.

@@ -34,11 +34,9 @@ import {
   timeOut,
   waitsOf,
 } from "../sdk/aws/store/signals.ts";
-import { readAction } from "../sdk/aws/store/results.ts";
 import { resolvePayload } from "../sdk/aws/payloads.ts";
-import { doneOf } from "../sdk/aws/messages.ts";
 import type { Delivery, Outbox } from "./exec/context.ts";
-import { finish } from "./exec/finish.ts";
+import { finish, waitOver } from "./exec/finish.ts";
 import { executeCallback } from "./callbacks.ts";
 
 /**
@@ -77,15 +75,8 @@ export async function executeWait(
     return finish({ rt, m, outbox, delivery, status: "SUCCEEDED", outcome: dueOutcome(w), startedAt });
   if (w.kind === "callback") return executeCallback(rt, m, w, outbox, delivery);
   const timeoutPhase = m.notBefore !== undefined;
-  if (delivery.redelivered || timeoutPhase) {
-    // Over already (its wait item is gone once its outcome is written): only a redelivery, whose
-    // first delivery may have died before telling the parent, reports it again.
-    const own = await readAction(rt, m.run, m.parent, m.id);
-    if (own?.outcome !== undefined) {
-      if (delivery.redelivered) outbox.push({ msg: doneOf(m, m.parent!, own.status === "SUCCEEDED") });
-      return;
-    }
-  }
+  // Over already? (its wait item is gone once its outcome is written)
+  if ((delivery.redelivered || timeoutPhase) && (await waitOver(rt, m, outbox, delivery))) return;
   const rec = await registerWait(rt, m, w.name);
   if (rec.got !== undefined) return settle(rt, rec, outbox, delivery);
   if (timeoutPhase) {

@@ -26,7 +26,7 @@
  * (conditional, store/results.ts) and tells the parent; a crash in between leaves `done`, from which
  * the next look (a redelivery, the reconciler's `callback` message) finishes it.
  */
-import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { CallbackCompletedError, RunEndedError, UnknownCallbackError } from "../../errors.ts";
 import { endedText, shownId } from "../../core/callbacks.ts";
 import { CALLBACK_TASK, durableWaitOf } from "../../core/durable-waits.ts";
@@ -35,7 +35,7 @@ import { formatOutcome, parseOutcome } from "../../core/history.ts";
 import type { ExecMessage } from "../messages.ts";
 import { offload, resolvePayload } from "../payloads.ts";
 import type { Runtime } from "../runtime.ts";
-import { isConditionFailed, oldItem } from "./io.ts";
+import { isConditionFailed, putOnce, updateOrRead } from "./io.ts";
 import type { TerminalStatus } from "./table.ts";
 import { expiry, resultKey, runKey } from "./table.ts";
 
@@ -79,17 +79,7 @@ export async function registerCallbacks(
       since: now,
       expiresAt,
     };
-    try {
-      await rt.doc.send(
-        new PutCommand({
-          TableName: rt.config.table,
-          Item: item,
-          ConditionExpression: "attribute_not_exists(pk)",
-        }),
-      );
-    } catch (e) {
-      if (!isConditionFailed(e)) throw e;
-    }
+    await putOnce(rt, item as unknown as Record<string, unknown>);
   }
 }
 
@@ -123,24 +113,13 @@ export async function timeOutCallback(
   key: { pk: string; sk: string },
   outcome: Outcome,
 ): Promise<CallbackItem | undefined> {
-  try {
-    const out = await rt.doc.send(
-      new UpdateCommand({
-        TableName: rt.config.table,
-        Key: { pk: key.pk, sk: key.sk },
-        UpdateExpression: "SET done = :d, o = :o, #at = :at",
-        ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(done)",
-        ExpressionAttributeNames: { "#at": "at" },
-        ExpressionAttributeValues: { ":d": "TIMED_OUT", ":o": formatOutcome(outcome), ":at": rt.now() },
-        ReturnValues: "ALL_NEW",
-        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-      }),
-    );
-    return out.Attributes as CallbackItem;
-  } catch (e) {
-    if (!isConditionFailed(e)) throw e;
-    return oldItem(e) as CallbackItem | undefined;
-  }
+  return (await updateOrRead(rt, {
+    Key: { pk: key.pk, sk: key.sk },
+    UpdateExpression: "SET done = :d, o = :o, #at = :at",
+    ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(done)",
+    ExpressionAttributeNames: { "#at": "at" },
+    ExpressionAttributeValues: { ":d": "TIMED_OUT", ":o": formatOutcome(outcome), ":at": rt.now() },
+  })) as CallbackItem | undefined;
 }
 
 export async function readCallback(
