@@ -115,7 +115,8 @@ describe("aloft signal and resume with durable waits", () => {
   });
 
   it("a run killed during a sleep resumes with aloft resume and fires late, never early", async () => {
-    const bg = runInBackground([TASKS, "napper", '"3s"'], cwd);
+    // Long enough that a loaded machine's first `aloft status` still finds it waiting.
+    const bg = runInBackground([TASKS, "napper", '"10s"'], cwd);
     const shown = await statusUntil(cwd, bg.id, /waiting: timer fires at (\S+)/);
     const firesAt = Date.parse(/timer fires at (\S+)/.exec(shown)![1]!);
     bg.p.kill("SIGKILL");
