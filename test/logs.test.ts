@@ -75,6 +75,10 @@ describe("aloft logs, embedded", () => {
     const flaky = status.root.children.find((c) => c.task === "ui.flaky")!;
     assert.equal(flaky.attempts, 2);
     const only = await aloft(["logs", id, flaky.id.slice(0, 10)], { cwd });
+    // An id may begin with "-" (base64url): it is still the action, not an option.
+    const dashed = await aloft(["logs", id, "-xK68SlIPf"], { cwd });
+    assert.match(dashed.stderr, /-xK68SlIPf/);
+    assert.doesNotMatch(dashed.stderr, /unknown option/);
     assert.equal(only.code, 0, only.stderr);
     assert.deepEqual(
       only.stdout

@@ -104,6 +104,15 @@ export async function soak(options: SoakOptions = {}): Promise<SoakResult> {
  * maxReceiveCount failures.
  */
 export function livenessBoundSeconds(cdkOut: string): number {
+  return livenessOf(cdkOut).boundSeconds;
+}
+
+/**
+ * The bound, and the queues' visibility timeout: each further kill of one run's messages may land
+ * before its lease, as the first may, and cost that again (the model test's bound grows per fault
+ * alike).
+ */
+function livenessOf(cdkOut: string): { boundSeconds: number; visibilitySeconds: number } {
   const { template } = readStack(cdkOut);
   const queues = Object.values(template.Resources).filter(
     (r) => r.Type === "AWS::SQS::Queue" && r.Properties?.["RedrivePolicy"],
@@ -112,7 +121,7 @@ export function livenessBoundSeconds(cdkOut: string): number {
   const leases = Object.values(template.Resources)
     .filter((r) => r.Type === "AWS::Lambda::Function")
     .map((f) => Number((f.Properties?.["Environment"] as any)?.Variables?.ALOFT_VISIBILITY_TIMEOUT ?? 0));
-  return visibility + 3 * Math.max(...leases) + 30;
+  return { boundSeconds: visibility + 3 * Math.max(...leases) + 30, visibilitySeconds: visibility };
 }
 
 async function soakStack(
@@ -122,7 +131,14 @@ async function soakStack(
   log: (l: string) => void,
 ): Promise<SoakResult> {
   const t = await import("./tasks.ts");
-  const boundSeconds = livenessBoundSeconds(cdkOut);
+  const { boundSeconds, visibilitySeconds } = livenessOf(cdkOut);
+  /** A run's bound: the base one, plus a visibility timeout per kill of its messages after the first. */
+  const boundOf = (run: string): number => {
+    const kills = stack.eventSources.trace
+      .ofRun(run)
+      .reduce((n, h) => n + h.events.filter((e) => e.event === "killed").length, 0);
+    return boundSeconds + visibilitySeconds * Math.max(0, kills - 1);
+  };
   const chaos = new Chaos(options.chaos);
   const jobs: Job[] = [
     { name: "gather", task: t.gather, args: [20] },
@@ -186,11 +202,12 @@ async function soakStack(
   const one = async (job: Job): Promise<void> => {
     const r = await client.run(job.task, ...(job.args as never[]));
     counts.runs++;
-    const deadline = Date.now() + boundSeconds * 1000;
-    if (job.cancelAfterMs) void cancelLater(r.id, job.cancelAfterMs, deadline);
+    const t0 = Date.now();
+    const deadline = () => t0 + boundOf(r.id) * 1000;
+    if (job.cancelAfterMs) void cancelLater(r.id, job.cancelAfterMs, deadline());
     // The run item alone (one GetItem) until it ends: reading the whole tree every poll was most
     // of DynamoDB Local's load, slowing the very functions under test.
-    while (Date.now() <= deadline) {
+    while (Date.now() <= deadline()) {
       const item = await client.getRun(r.id);
       if (item && TERMINAL.has(item.status)) break;
       await sleep(POLL_MS);
@@ -201,13 +218,13 @@ async function soakStack(
     for (;;) {
       s = await r.status();
       const done = TERMINAL.has(s.state) && flatten(s.root).every((n) => TERMINAL.has(n.status));
-      if (done || Date.now() > deadline) break;
+      if (done || Date.now() > deadline()) break;
       await sleep(4 * POLL_MS);
     }
     const nodes = flatten(s.root);
     counts.children += Math.max(0, nodes.length - 1);
     if (!TERMINAL.has(s.state)) {
-      problem("stuck", `${job.name} ${r.id} still ${s.state} after ${boundSeconds} s`);
+      problem("stuck", `${job.name} ${r.id} still ${s.state} after ${boundOf(r.id)} s`);
       return explain(r.id, nodes);
     }
     const open = nodes.filter((n) => !TERMINAL.has(n.status));

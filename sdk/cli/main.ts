@@ -404,6 +404,8 @@ export function program(): Command {
     .description("what task bodies printed (console.log/info/warn/error), per action and attempt")
     .argument("<run>", "run id (a unique prefix is enough locally; the full id with --aws)")
     .argument("[action]", "only this action (its id, or a unique prefix locally)")
+    // An action id is base64url and may begin with "-": take it as the argument, not an option.
+    .allowUnknownOption()
     .option("-f, --follow", "keep printing new lines until the run ends")
     .option("--aws", "read a run of the AWS stack (CloudWatch Logs; under aloft dev, its log file)")
     .option("--outputs <file>", "stack outputs file for --aws")
@@ -502,6 +504,40 @@ export function program(): Command {
     .argument("[dir]", "where (created if missing; must hold none of the files it writes)", ".")
     .action((dir: string) => {
       process.stdout.write(initProject(dir));
+    });
+
+  cli
+    .command("doctor")
+    .description(
+      "check what Aloft needs here (Node, the local store and its runs), or on the AWS stack with --aws",
+    )
+    .option("--aws", "check the AWS stack: configuration, table, queues and dead-letter queues, bucket")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .action(async (o: { aws?: boolean; outputs?: string }) => {
+      const { doctorLocal, renderChecks } = await import("./doctor.ts");
+      let checks = doctorLocal(cli.opts<{ store: string }>().store);
+      if (o.aws) {
+        const { configSource, doctorAws } = await import("./doctor-aws.ts");
+        const source = configSource(o.outputs);
+        let client;
+        try {
+          client = (await awsCli()).awsClient(o);
+        } catch (e) {
+          checks = [
+            ...checks,
+            { level: "problem", what: (e as Error).message, fix: "see Deploy to AWS in the README" },
+          ];
+        }
+        if (client) {
+          try {
+            checks = [...checks, ...(await doctorAws(client, source))];
+          } finally {
+            client.destroy();
+          }
+        }
+      }
+      process.stdout.write(renderChecks(checks));
+      process.exitCode = checks.some((c) => c.level === "problem") ? 1 : 0;
     });
 
   cli
