@@ -81,6 +81,9 @@ const RUN_BUCKET_ACTIONS = ["s3:GetObject", "s3:PutObject"];
 // A signal's sender: count it on the run item (an update that refuses an ended run), store it.
 const SIGNAL_TABLE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem"];
 const SIGNAL_BUCKET_ACTIONS = ["s3:PutObject"];
+// A callback's completer: read the callback and its run (to say why a completion is refused), and
+// one transaction that updates the callback under conditions on its run and its wait.
+const CALLBACK_TABLE_ACTIONS = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"];
 const READ_LOGS_ACTIONS = ["logs:FilterLogEvents", "logs:GetLogEvents", "logs:DescribeLogStreams"];
 
 const DEFAULT_EXECUTOR_TIMEOUT = Duration.minutes(5);
@@ -372,6 +375,17 @@ export class Aloft extends Construct {
    */
   grantSignal(grantee: iam.IGrantable): iam.Grant {
     return this.grantClient(grantee, SIGNAL_TABLE_ACTIONS, [this.table.tableArn], SIGNAL_BUCKET_ACTIONS);
+  }
+
+  /**
+   * Lets `grantee` complete and fail callbacks (`AloftClient.completeCallback` / `failCallback`,
+   * `aloft callback --aws`): read a callback and its run, record the first completion, offload a
+   * large payload, and tell the coordinator queue. Nothing else: it starts, reads and cancels no run.
+   * @example
+   * aloft.grantCompleteCallback(paymentWebhook);
+   */
+  grantCompleteCallback(grantee: iam.IGrantable): iam.Grant {
+    return this.grantClient(grantee, CALLBACK_TABLE_ACTIONS, [this.table.tableArn], SIGNAL_BUCKET_ACTIONS);
   }
 
   /** A client's grant: send to the coordinator queue, these table actions, these payload actions. */

@@ -21,6 +21,7 @@ const API = [
   "sdk/map-rules.ts",
   "sdk/trace-generator.ts",
   "sdk/log-capture.ts",
+  "sdk/callback.ts",
 ];
 const CORE = ["sdk/core", "sdk/errors.ts", "sdk/serde.ts"];
 const ENTRIES = ["sdk/run.ts", "sdk/index.ts", "sdk/client.ts", "sdk/cli"];

@@ -23,6 +23,7 @@ import { failRun, startRun } from "./coord/start-run.ts";
 import { sweep } from "./coord/sweep.ts";
 import { continueDispatch } from "./fan-out.ts";
 import { matchSignals } from "./durable-waits.ts";
+import { callbackCompleted } from "./callbacks.ts";
 import { sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
 import type { Delivery, Outbox } from "./exec/context.ts";
 import type { Runtime } from "../sdk/aws/runtime.ts";
@@ -31,6 +32,13 @@ import type { Runtime } from "../sdk/aws/runtime.ts";
 async function signalled(rt: Runtime, run: string, name: string, delivery: Delivery): Promise<void> {
   const outbox: Outbox = [];
   await matchSignals(rt, run, name, outbox, delivery);
+  await sendToCoordinator(rt, outbox);
+}
+
+/** A callback was completed: settle its wait (if its exec has attached; else that exec does). */
+async function settled(rt: Runtime, run: string, key: string, delivery: Delivery): Promise<void> {
+  const outbox: Outbox = [];
+  await callbackCompleted(rt, run, key, outbox, delivery);
   await sendToCoordinator(rt, outbox);
 }
 
@@ -75,6 +83,21 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
       s.ids.push(r.messageId);
       s.redelivered ||= Number(r.attributes?.ApproximateReceiveCount ?? "1") > 1;
       signals.set(key, s);
+      continue;
+    }
+    if (m.k === "callback") {
+      others.push(
+        settled(rt, m.run, m.key, {
+          id: r.messageId,
+          redelivered: Number(r.attributes?.ApproximateReceiveCount ?? "1") > 1,
+        }).catch((e: unknown) => {
+          rt.log.error("settling a callback failed; it will be retried", {
+            run: m.run,
+            error: (e as Error)?.stack ?? String(e),
+          });
+          failures.push({ itemIdentifier: r.messageId, why: errorText(e) });
+        }),
+      );
       continue;
     }
     if (m.k === "dones") {

@@ -31,6 +31,7 @@ import { failRun } from "./coord/start-run.ts";
 import { sweep } from "./coord/sweep.ts";
 import { continueDispatch } from "./fan-out.ts";
 import { matchSignals } from "./durable-waits.ts";
+import { callbackCompleted } from "./callbacks.ts";
 import { sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
 import type { Outbox } from "./exec/context.ts";
 
@@ -124,6 +125,14 @@ async function consume(rt: Runtime, r: SQSRecord): Promise<void> {
         await failAction(rt, parent, error);
         return;
       }
+    }
+    case "callback": {
+      // The completion is recorded: the callback's exec, or the reconciler, settles it. Try once more now.
+      rt.log.error("a callback message dead-lettered; settling it once more", { run: m.run, last });
+      const outbox: Outbox = [];
+      await callbackCompleted(rt, m.run, m.key, outbox, { id: r.messageId, redelivered: true });
+      await sendToCoordinator(rt, outbox);
+      return;
     }
     case "signal": {
       // The signal is stored: a wait's first exec, or the next signal, pairs it. Try once more now.

@@ -10,6 +10,8 @@
  *   timeout, when it marks the wait timed out unless a signal got there first. A signal's sender
  *   stores it and tells the coordinator, which pairs it with the first open wait.
  *
+ * - `createCallback`: lambdas/callbacks.ts.
+ *
  * Whoever pairs, or times out, writes the outcome; a crash in between leaves the record from
  * which the next look (a redelivery of either message) finishes it.
  */
@@ -32,11 +34,10 @@ import {
   timeOut,
   waitsOf,
 } from "../sdk/aws/store/signals.ts";
-import { readAction } from "../sdk/aws/store/results.ts";
 import { resolvePayload } from "../sdk/aws/payloads.ts";
-import { doneOf } from "../sdk/aws/messages.ts";
 import type { Delivery, Outbox } from "./exec/context.ts";
-import { finish } from "./exec/finish.ts";
+import { finish, waitOver } from "./exec/finish.ts";
+import { executeCallback } from "./callbacks.ts";
 
 /**
  * The exec of a durable wait as dispatched at `now`, `pos`-th of its dispatch: a sleep delayed to
@@ -51,7 +52,7 @@ export function waitExec(
   const w = durableWaitOf(c.task, c.args);
   if (!w) return undefined;
   msg.dw = { at: now, pos };
-  if (w.kind === "signal") return { msg };
+  if (w.kind !== "timer") return { msg };
   msg.notBefore = now + w.ms;
   return { msg, delayMs: w.ms };
 }
@@ -72,16 +73,10 @@ export async function executeWait(
   const startedAt = m.dw?.at ?? rt.now();
   if (w.kind === "timer")
     return finish({ rt, m, outbox, delivery, status: "SUCCEEDED", outcome: dueOutcome(w), startedAt });
+  if (w.kind === "callback") return executeCallback(rt, m, w, outbox, delivery);
   const timeoutPhase = m.notBefore !== undefined;
-  if (delivery.redelivered || timeoutPhase) {
-    // Over already (its wait item is gone once its outcome is written): only a redelivery, whose
-    // first delivery may have died before telling the parent, reports it again.
-    const own = await readAction(rt, m.run, m.parent, m.id);
-    if (own?.outcome !== undefined) {
-      if (delivery.redelivered) outbox.push({ msg: doneOf(m, m.parent!, own.status === "SUCCEEDED") });
-      return;
-    }
-  }
+  // Over already? (its wait item is gone once its outcome is written)
+  if ((delivery.redelivered || timeoutPhase) && (await waitOver(rt, m, outbox, delivery))) return;
   const rec = await registerWait(rt, m, w.name);
   if (rec.got !== undefined) return settle(rt, rec, outbox, delivery);
   if (timeoutPhase) {

@@ -130,6 +130,8 @@ interface Visit {
   windows: WindowItem[];
   /** Names of the signals its open `waitForSignal` children wait for. */
   signals: Set<string>;
+  /** Secrets of its open callbacks. */
+  callbacks: string[];
 }
 
 async function checkRun(rt: Runtime, row: RunRow, b: Bounds, report: ReconcileReport): Promise<void> {
@@ -187,7 +189,16 @@ async function walkRun(
         rootless ||= l.id === run.run;
         continue;
       }
-      const v: Visit = { id: l.id, task: l.task, cnt, waiting: [], open: 0, windows: [], signals: new Set() };
+      const v: Visit = {
+        id: l.id,
+        task: l.task,
+        cnt,
+        waiting: [],
+        open: 0,
+        windows: [],
+        signals: new Set(),
+        callbacks: [],
+      };
       visits.push(v);
       if (cnt.st !== "S" || waitMayBeMet(cnt)) continue;
       if (cnt.D >= NEVER) opaque = true;
@@ -202,6 +213,7 @@ async function walkRun(
           opaque = true;
           const w = durableWaitOf(c.task, c.args);
           if (w?.kind === "signal") v.signals.add(w.name);
+          if (w?.kind === "callback") v.callbacks.push(w.secret);
         } else v.waiting.push(c);
     }
     level = next;
@@ -283,6 +295,16 @@ async function nudge(
       did.push(
         `matched again the signals ${names.map((n) => JSON.stringify(n)).join(", ")} ${name} waits for`,
       );
+    }
+    if (v.callbacks.length) {
+      // A completion whose message was lost (its completer died after recording it): settling is idempotent.
+      await sendToCoordinator(
+        rt,
+        v.callbacks.map((key) => ({
+          msg: { k: "callback" as const, v: MESSAGE_VERSION, run: run.run, key },
+        })),
+      );
+      did.push(`looked again at the ${v.callbacks.length} callback(s) ${name} waits for`);
     }
   }
   return did;

@@ -134,9 +134,33 @@ export class StoreLockedError extends AloftError {
   override readonly code: string = "STORE_LOCKED";
 }
 
-/** A signal was sent to a run that has ended (or does not exist): no wait can ever take it. */
+/**
+ * A signal or a callback completion for a run that has ended (or, for a signal, does not exist):
+ * no wait can ever take it.
+ */
 export class RunEndedError extends AloftError {
   override readonly code: string = "RUN_ENDED";
+}
+
+/**
+ * A callback id that no callback has: malformed, mistyped, or from a run that never created it
+ * (the id is the whole string `cb.id` gave). Also a run that does not exist.
+ */
+export class UnknownCallbackError extends AloftError {
+  override readonly code: string = "UNKNOWN_CALLBACK";
+}
+
+/**
+ * A completion of a callback that is over: completed or failed before (the first completion
+ * wins), timed out, or cancelled with the task that created it.
+ */
+export class CallbackCompletedError extends AloftError {
+  override readonly code: string = "CALLBACK_COMPLETED";
+}
+
+/** What `failCallback(id, message)` records: `await cb` rejects with a TaskError caused by it. */
+export class CallbackFailedError extends AloftError {
+  override readonly code: string = "CALLBACK_FAILED";
 }
 
 /** A thrown value that was not an `Error` (e.g. `throw "boom"`), wrapped so it keeps a stack. */
@@ -159,6 +183,9 @@ const known: Record<string, new (message: string) => AloftError> = {
   NonErrorThrown,
   MapFailedError,
   RunEndedError,
+  UnknownCallbackError,
+  CallbackCompletedError,
+  CallbackFailedError,
 };
 
 /** Turns anything thrown into an `Error`; non-Error values are wrapped in {@link NonErrorThrown}. */

@@ -25,7 +25,9 @@ export { group } from "./group.ts";
 export { trace } from "./trace.ts";
 export { sleep, waitForSignal } from "./sleep.ts";
 export type { WaitForSignalOptions } from "./sleep.ts";
-export { init, run, recover, shutdown, getEngine } from "./run.ts";
+export { createCallback } from "./callback.ts";
+export type { Callback, CallbackOptions } from "./callback.ts";
+export { init, run, recover, shutdown, getEngine, completeCallback, failCallback } from "./run.ts";
 export type { InitOptions } from "./run.ts";
 export type { Run, RunStatus, RunState, ActionNode, GroupProgress } from "./run-handle.ts";
 export {
@@ -43,5 +45,8 @@ export {
   StalledRunError,
   StoreLockedError,
   RunEndedError,
+  UnknownCallbackError,
+  CallbackCompletedError,
+  CallbackFailedError,
 } from "./errors.ts";
 export type { SerializedError } from "./errors.ts";

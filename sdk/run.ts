@@ -18,6 +18,9 @@ import { runResult } from "./result.ts";
 import type { Task } from "./task.ts";
 import type { AloftClient, AloftClientConfig } from "./aws/client.ts";
 import { isTask } from "./task.ts";
+import { completionOutcome, failureOutcome, parseCallbackId, shownId } from "./core/callbacks.ts";
+import { withinGrace } from "./callback.ts";
+import type { Outcome } from "./core/history.ts";
 import type { Run } from "./run-handle.ts";
 export type { ActionNode, GroupProgress, Run, RunState, RunStatus } from "./run-handle.ts";
 
@@ -101,9 +104,13 @@ function localModule(): Promise<LocalModule> {
   return local;
 }
 
+function storePath(): string {
+  return options.store === ":memory:" ? ":memory:" : resolve(options.store ?? ".aloft/aloft.db");
+}
+
 function openBackend(): Promise<LocalBackend> {
   backend ??= (async () => {
-    const path = options.store === ":memory:" ? ":memory:" : resolve(options.store ?? ".aloft/aloft.db");
+    const path = storePath();
     const modules = [...new Set(listTasks().flatMap((t) => (t.module ? [t.module] : [])))];
     return (await localModule()).openLocal(path, options.workers ?? availableParallelism(), modules);
   })();
@@ -196,4 +203,56 @@ export async function resume(runId: string): Promise<Run> {
     keepAliveUntilEnded(b, runId);
   }
   return makeRun(b, runId, resultOf);
+}
+
+/**
+ * Completes callback `id` (a task's `createCallback().id`) with `payload`: its `await cb` resolves
+ * with it. Goes where `init` says (the local store by default: a running engine in this process
+ * delivers it at once, one in another process within a quarter of a second). The first completion
+ * wins: a second one is a `CallbackCompletedError`, an unknown id an `UnknownCallbackError`, a run
+ * that ended a `RunEndedError`.
+ * @example
+ * await completeCallback(req.query.id, { approved: true, by: "ana" });
+ */
+export async function completeCallback(id: string, payload?: unknown): Promise<void> {
+  await settleCallback(
+    id,
+    (what) => completionOutcome(payload, what),
+    (c) => c.completeCallback(id, payload),
+  );
+}
+
+/**
+ * Fails callback `id` with `message`: its `await cb` rejects with a `TaskError` carrying it. Same
+ * rules as {@link completeCallback}.
+ * @example
+ * await failCallback(id, "payment declined");
+ */
+export async function failCallback(id: string, message: string): Promise<void> {
+  await settleCallback(
+    id,
+    (what) => failureOutcome(message, what),
+    (c) => c.failCallback(id, message),
+  );
+}
+
+async function settleCallback(
+  id: string,
+  outcomeOf: (what: string) => Outcome,
+  viaAws: (c: AloftClient) => Promise<void>,
+): Promise<void> {
+  if (options.mode === "aws") return viaAws(await awsClient());
+  const { run, secret } = parseCallbackId(id);
+  const outcome = outcomeOf(`callback ${shownId(run, secret)}`);
+  if ((globalThis as Record<symbol, unknown>)[IN_WORKER])
+    throw new ConfigurationError(
+      "completeCallback/failCallback in a task running on a local worker thread: complete callbacks from " +
+        "outside the run (a webhook handler, a script, aloft callback), or run with workers: 0",
+    );
+  await withinGrace(async () => {
+    if (backend) return (await backend).engine.completeCallback(id, outcome);
+    // No engine here: write the store (no lock needed); the engine running the run polls it.
+    const { completeInStore } = await localModule();
+    completeInStore(storePath(), id, outcome, Date.now());
+  });
 }

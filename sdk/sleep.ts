@@ -22,7 +22,8 @@ export interface WaitForSignalOptions {
   timeout?: Duration;
 }
 
-function inTask(what: string): Scope | undefined {
+/** The calling task's scope (undefined outside any task); refused inside a function `map` binds. */
+export function inTask(what: string): Scope | undefined {
   const scope = currentScope();
   if (scope?.capture)
     throw new ConfigurationError(

@@ -580,6 +580,26 @@ await test("grantSignal: send to the coordinator queue, update and put table ite
   );
 });
 
+await test("grantCompleteCallback: send to the coordinator queue, read, update and condition-check table items (not the index), write payloads", () => {
+  let role!: iam.Role;
+  const { aloft, stack, template } = build({}, (stack, aloft) => {
+    role = new iam.Role(stack, "Webhook", { assumedBy: new iam.AccountRootPrincipal() });
+    aloft.grantCompleteCallback(role);
+  });
+  assert.deepEqual(
+    permissions(statementsOf(template, stack, role)),
+    [
+      ...allow(stack, ["sqs:SendMessage"], [aloft.coordinatorQueue.queueArn]),
+      ...allow(
+        stack,
+        ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
+        [aloft.table.tableArn],
+      ),
+      ...allow(stack, ["s3:PutObject"], [aloft.bucket.arnForObjects("*")]),
+    ].sort(),
+  );
+});
+
 await test("grantReadLogs: read every Aloft log group (the dead-letter consumer's and the reconciler's too) and nothing else", () => {
   let role!: iam.Role;
   const { aloft, stack, template } = build({}, (stack, aloft) => {

@@ -23,7 +23,16 @@ export function clock(at: number): string {
 }
 
 /** The states in the order a summary lists them. */
-export const STATES = ["RUNNING", "QUEUED", "SUSPENDED", "SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"];
+export const STATES = [
+  "RUNNING",
+  "QUEUED",
+  "WAITING",
+  "SUSPENDED",
+  "SUCCEEDED",
+  "FAILED",
+  "TIMED_OUT",
+  "CANCELLED",
+];
 
 export function stateClass(s: string): string {
   return `state state-${s.toLowerCase().replace("_", "-")}`;

@@ -87,7 +87,7 @@ export function RunPage({ id }: { id: string }) {
       (e: Error) => setMessage(`Failed: ${e.message}`),
     );
   const children = view.actions - 1;
-  const done = STATES.filter((s) => !["RUNNING", "QUEUED", "SUSPENDED"].includes(s)).reduce(
+  const done = STATES.filter((s) => !["RUNNING", "QUEUED", "WAITING", "SUSPENDED"].includes(s)).reduce(
     (a, s) => a + (view.byStatus[s] ?? 0),
     0,
   );

@@ -114,3 +114,20 @@ export async function cancelSelf(rt: Runtime, m: ExecMessage, outbox: Outbox, re
   }
   if (hadChildren) outbox.push({ msg: sweepOf(m.run, m.id, reason) });
 }
+
+/**
+ * Whether a durable wait's redelivered or timeout-phase exec finds the wait over already (its
+ * outcome written). Only a redelivery, whose first delivery may have died before telling the
+ * parent, reports it again.
+ */
+export async function waitOver(
+  rt: Runtime,
+  m: ExecMessage,
+  outbox: Outbox,
+  delivery: Delivery,
+): Promise<boolean> {
+  const own = await readAction(rt, m.run, m.parent, m.id);
+  if (own?.outcome === undefined) return false;
+  if (delivery.redelivered) outbox.push({ msg: doneOf(m, m.parent!, own.status === "SUCCEEDED") });
+  return true;
+}

@@ -12,6 +12,7 @@ import type { Open } from "./context.ts";
 import type { Replaying } from "./context.ts";
 import { dispatchEpoch, redispatch } from "../fan-out.ts";
 import { cancelCalls } from "../../sdk/aws/store/cancel.ts";
+import { registerCallbacks } from "../../sdk/aws/store/callbacks.ts";
 import { sendToCoordinator } from "../../sdk/aws/transport/dispatch.ts";
 import { twinsOf } from "../../sdk/core/recover.ts";
 
@@ -45,6 +46,8 @@ export async function suspend(r: Replaying, d: Decision & { kind: "suspended" })
   const tw = m.tw;
   const calls = tw ? d.calls.map((c) => ({ ...c, tw: twinsOf(tw, c) })) : d.calls;
   const stored = await writeCalls(rt, m.run, m.id, epoch, calls, expiresAt);
+  // Callbacks are known before the commit: no child that hands an id out starts before it.
+  await registerCallbacks(rt, m.run, m.id, d.calls, expiresAt);
   // Children the replay cancelled are stopped before the commit: a crash before it replays to the
   // same cancels (idempotent writes), and none of those dispatched below starts (CounterItem.cx).
   if (d.cancels.length) {

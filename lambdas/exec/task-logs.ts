@@ -43,7 +43,7 @@ function emit(rt: Runtime, m: ExecMessage, line: LogLine): void {
 export async function replayLogged(rt: Runtime, m: ExecMessage, input: ReplayInput): Promise<Decision> {
   const capture = newCapture();
   const d = await capturing(capture, { now: rt.now, echo: false, onLine: (l) => emit(rt, m, l) }, (sink) =>
-    replay({ ...input, sink }),
+    replay({ ...input, sink, runId: input.runId ?? m.run }),
   );
   const dropped = droppedLine(capture, rt.now());
   if (dropped) emit(rt, m, dropped);

@@ -12,7 +12,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { DEFAULT_OUTPUTS_FILE, ENV, OUTPUT } from "./config.ts";
 import { MESSAGE_VERSION } from "./messages.ts";
-import type { SignalMessage, StartMessage } from "./messages.ts";
+import type { CallbackMessage, SignalMessage, StartMessage } from "./messages.ts";
+import { completeCallbackItem } from "./store/callbacks.ts";
+import { completionOutcome, failureOutcome, parseCallbackId, shownId } from "../core/callbacks.ts";
+import type { Outcome } from "../core/history.ts";
+import { withinGrace } from "../callback.ts";
 import { storeSignal } from "./store/signals.ts";
 import { checkSignalName } from "../core/durable-waits.ts";
 import { serialize } from "../serde.ts";
@@ -182,6 +186,36 @@ export class AloftClient {
     // starts later finds it stored, one already waiting is paired by the coordinator.
     await storeSignal(this.rt, runId, name, body);
     const msg: SignalMessage = { k: "signal", v: MESSAGE_VERSION, run: runId, name };
+    await sendToCoordinator(this.rt, [{ msg }]);
+  }
+
+  /**
+   * Completes callback `id` (a task's `createCallback().id`) with `payload`: its `await cb`
+   * resolves with it. The first completion wins: a second is a `CallbackCompletedError`, an unknown
+   * id an `UnknownCallbackError`, a run that ended a `RunEndedError`.
+   * @example
+   * await client.completeCallback(id, { approved: true });
+   */
+  async completeCallback(id: string, payload?: unknown): Promise<void> {
+    const { run, secret } = parseCallbackId(id);
+    await this.endCallback(run, secret, completionOutcome(payload, `callback ${shownId(run, secret)}`));
+  }
+
+  /**
+   * Fails callback `id` with `message`: its `await cb` rejects with a `TaskError` carrying it.
+   * @example
+   * await client.failCallback(id, "payment declined");
+   */
+  async failCallback(id: string, message: string): Promise<void> {
+    const { run, secret } = parseCallbackId(id);
+    await this.endCallback(run, secret, failureOutcome(message, `callback ${shownId(run, secret)}`));
+  }
+
+  private async endCallback(run: string, secret: string, outcome: Outcome): Promise<void> {
+    // Recorded first (a conditional write: the first completion wins), then announced: a wait
+    // whose exec has not run yet finds it recorded, one already attached is settled by the coordinator.
+    await withinGrace(() => completeCallbackItem(this.rt, run, secret, outcome));
+    const msg: CallbackMessage = { k: "callback", v: MESSAGE_VERSION, run, key: secret };
     await sendToCoordinator(this.rt, [{ msg }]);
   }
 

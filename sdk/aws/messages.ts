@@ -7,11 +7,12 @@
  */
 import { z } from "zod";
 
-export const MESSAGE_VERSION = 5;
+export const MESSAGE_VERSION = 6;
 /**
  * The oldest version still accepted: v1 had no `dispatch` kind, sweep cursor or check arguments; v2
  * no per-call settings (`o`) or sweeps of listed `ids`; v3 no `signal` kind or durable-wait field
- * (`dw`) on execs; v4 no recovery (`tw` on actions, `rec` on starts: docs/recover.md).
+ * (`dw`) on execs; v4 no recovery (`tw` on actions, `rec` on starts: docs/recover.md); v5 no
+ * `callback` kind.
  */
 export const OLDEST_VERSION = 1;
 
@@ -146,8 +147,17 @@ export const SignalMessage = z.object({
   name: z.string().min(1).max(256),
 });
 
+/** Coordinator: callback `key` (its secret) of `run` was completed: settle its wait (lambdas/callbacks.ts). */
+export const CallbackMessage = z.object({
+  k: z.literal("callback"),
+  v: version,
+  run: id,
+  key: z.string().regex(/^[A-Za-z0-9_-]{32}$/),
+});
+
 export const CoordinatorMessage = z.discriminatedUnion("k", [
   SignalMessage,
+  CallbackMessage,
   StartMessage,
   DoneMessage,
   DonesMessage,
@@ -181,6 +191,7 @@ export type TimeoutMessage = z.infer<typeof TimeoutMessage>;
 export type SweepMessage = z.infer<typeof SweepMessage>;
 export type DispatchMessage = z.infer<typeof DispatchMessage>;
 export type SignalMessage = z.infer<typeof SignalMessage>;
+export type CallbackMessage = z.infer<typeof CallbackMessage>;
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 export type ExecMessage = z.infer<typeof ExecMessage>;
 

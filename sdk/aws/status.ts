@@ -15,6 +15,7 @@ import { dueAt, durableWaitOf, waitingText } from "../core/durable-waits.ts";
 /** Children of one parent, in call order, with their recorded state. */
 async function childrenOf(
   rt: Runtime,
+  runId: string,
   parent: string,
   now: number,
 ): Promise<{ node: ActionNode; kids: boolean }[]> {
@@ -65,10 +66,12 @@ async function childrenOf(
       const at = madeAt.get(c.id);
       node.waiting = waitingText(
         wait.kind,
-        wait.kind === "signal" ? wait.name : null,
+        wait.kind === "signal" ? wait.name : wait.kind === "callback" ? wait.secret : null,
         at === undefined ? null : dueAt(wait, at),
+        { run: runId, since: at },
       );
-      node.status = "QUEUED";
+      // Not queued for compute: it waits for time or the outside world.
+      node.status = "WAITING";
       return { node, kids: false };
     }
     return { node, kids: r?.kids === true || r?.status === undefined };
@@ -95,7 +98,7 @@ export async function awsRunStatus(rt: Runtime, run: RunItem, now = Date.now()):
     const next: ActionNode[] = [];
     await Promise.all(
       level.map(async (p) => {
-        const kids = await childrenOf(rt, p.id, now);
+        const kids = await childrenOf(rt, run.run, p.id, now);
         for (const k of kids) {
           p.children.push(k.node);
           actions++;

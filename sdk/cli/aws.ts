@@ -66,6 +66,21 @@ export async function awsSignal(id: string, name: string, payload: unknown, o: A
   }
 }
 
+export async function awsCallback(
+  id: string,
+  payload: unknown,
+  fail: string | undefined,
+  o: AwsOptions,
+): Promise<void> {
+  const c = awsClient(o);
+  try {
+    if (fail === undefined) await c.completeCallback(id, payload);
+    else await c.failCallback(id, fail);
+  } finally {
+    c.destroy();
+  }
+}
+
 export async function awsRuns(limit: number, o: AwsOptions): Promise<string> {
   const c = awsClient(o);
   try {

@@ -15,6 +15,9 @@ import type { RunRow } from "../local/store.ts";
 import { runStatus } from "../local/status.ts";
 import { WaitStore } from "../local/wait-store.ts";
 import { checkSignalName } from "../core/durable-waits.ts";
+import { completionOutcome, failureOutcome, parseCallbackId, shownId } from "../core/callbacks.ts";
+import { completeInStore } from "../local/complete-callback.ts";
+import { withinGrace } from "../callback.ts";
 import { serialize } from "../serde.ts";
 import { renderStatus, renderRuns } from "./render.ts";
 import { Progress } from "./progress.ts";
@@ -340,6 +343,39 @@ export function program(): Command {
         } finally {
           store.close();
         }
+      },
+    );
+
+  cli
+    .command("callback")
+    .description("complete a callback (a task's createCallback().id): its await resolves with the payload")
+    .argument("<id>", "the callback's id, cb.<run>.<secret>, whole")
+    .argument("[json]", "payload, as JSON (default: null)")
+    .option(
+      "--fail <message>",
+      "fail the callback instead: its await rejects with a TaskError carrying message",
+    )
+    .option("--aws", "a callback of a run of the AWS stack")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .action(
+      async (id: string, json: string | undefined, o: { fail?: string; aws?: boolean; outputs?: string }) => {
+        if (o.fail !== undefined && json !== undefined)
+          throw new ConfigurationError("aloft callback: give a payload or --fail <message>, not both");
+        const [payload] = json === undefined ? [null] : parseArgs([json]);
+        const { run, secret } = parseCallbackId(id);
+        if (o.aws) await (await awsCli()).awsCallback(id, payload, o.fail, o);
+        else {
+          const outcome =
+            o.fail === undefined
+              ? completionOutcome(payload, `callback ${shownId(run, secret)}`)
+              : failureOutcome(o.fail, `callback ${shownId(run, secret)}`);
+          const path = resolve(cli.opts<{ store: string }>().store);
+          // The engine running the run polls the store for completions, as for signals.
+          await withinGrace(async () => completeInStore(path, id, outcome, Date.now()));
+        }
+        process.stdout.write(
+          `callback ${shownId(run, secret)} ${o.fail === undefined ? "completed" : "failed"}\n`,
+        );
       },
     );
 

@@ -11,6 +11,10 @@
  *   name sent to the run (each signal consumed by exactly one wait; several waits of one name take
  *   signals in the order they were recorded), or fails with `TaskTimeoutError` after `timeoutMs`.
  *
+ * - `aloft:callback(secret, timeoutMs?)` succeeds with the payload of `completeCallback(id, payload)`
+ *   or fails with what `failCallback(id, message)` gave, whichever comes first; or fails with
+ *   `TaskTimeoutError` after `timeoutMs` (sdk/core/callbacks.ts: the id and its secret).
+ *
  * So a fired timer or a received signal is an outcome in the parent's history, and a replay returns
  * it at once. The names are reserved: `env.task` refuses any name starting with `aloft:`.
  */
@@ -24,10 +28,13 @@ import type { TaskDef } from "./task-def.ts";
 export const BUILTIN_PREFIX = "aloft:";
 export const SLEEP_TASK = `${BUILTIN_PREFIX}sleep`;
 export const SIGNAL_TASK = `${BUILTIN_PREFIX}signal`;
+export const CALLBACK_TASK = `${BUILTIN_PREFIX}callback`;
 
 /** What a built-in call asks its adapter for. */
 export type DurableWait =
-  { kind: "timer"; ms: number } | { kind: "signal"; name: string; timeoutMs?: number };
+  | { kind: "timer"; ms: number }
+  | { kind: "signal"; name: string; timeoutMs?: number }
+  | { kind: "callback"; secret: string; timeoutMs?: number };
 
 function builtinDef(name: string): TaskDef {
   return {
@@ -46,6 +53,7 @@ function builtinDef(name: string): TaskDef {
 
 export const SLEEP_DEF = builtinDef(SLEEP_TASK);
 export const SIGNAL_DEF = builtinDef(SIGNAL_TASK);
+export const CALLBACK_DEF = builtinDef(CALLBACK_TASK);
 
 export function isBuiltin(task: string): boolean {
   return task.startsWith(BUILTIN_PREFIX);
@@ -61,6 +69,10 @@ export function durableWaitOf(task: string, args: Payload): DurableWait | undefi
     const [name, timeoutMs] = deserialize(args) as [string, number | undefined];
     return timeoutMs === undefined ? { kind: "signal", name } : { kind: "signal", name, timeoutMs };
   }
+  if (task === CALLBACK_TASK) {
+    const [secret, timeoutMs] = deserialize(args) as [string, number | undefined];
+    return timeoutMs === undefined ? { kind: "callback", secret } : { kind: "callback", secret, timeoutMs };
+  }
   return undefined;
 }
 
@@ -70,16 +82,18 @@ export function dueAt(w: DurableWait, dispatchedAt: number): number | undefined 
   return w.timeoutMs === undefined ? undefined : dispatchedAt + w.timeoutMs;
 }
 
-/** The outcome of a wait that reached its due time: a fired timer, or a signal wait's timeout. */
+/** The outcome of a wait that reached its due time: a fired timer, or a signal or callback wait's timeout. */
 export function dueOutcome(w: DurableWait): Outcome {
   if (w.kind === "timer") return { ok: true, value: serialize(undefined) };
-  return {
-    ok: false,
-    error: serializeError(
-      new TaskTimeoutError(`no signal ${JSON.stringify(w.name)} arrived within ${w.timeoutMs} ms`),
-    ),
-  };
+  const what =
+    w.kind === "signal"
+      ? `no signal ${JSON.stringify(w.name)} arrived`
+      : `callback ${w.secret.slice(0, SHOWN_SECRET)}… was not completed`;
+  return { ok: false, error: serializeError(new TaskTimeoutError(`${what} within ${w.timeoutMs} ms`)) };
 }
+
+/** Characters of a callback's secret that status and messages show (the rest stays unguessable). */
+export const SHOWN_SECRET = 6;
 
 /** The terminal status of a wait that reached its due time. */
 export function dueStatus(w: DurableWait): "SUCCEEDED" | "TIMED_OUT" {
@@ -88,7 +102,8 @@ export function dueStatus(w: DurableWait): "SUCCEEDED" | "TIMED_OUT" {
 
 /** What a wait shows in a status tree: `sleep 90s`, `waitForSignal "approve"`. */
 export function describeWait(w: DurableWait): string {
-  return w.kind === "timer" ? `sleep ${formatMs(w.ms)}` : `waitForSignal ${JSON.stringify(w.name)}`;
+  if (w.kind === "timer") return `sleep ${formatMs(w.ms)}`;
+  return w.kind === "signal" ? `waitForSignal ${JSON.stringify(w.name)}` : "createCallback";
 }
 
 function formatMs(ms: number): string {
@@ -111,13 +126,23 @@ export function checkSignalName(name: unknown, what: string): string {
   return name;
 }
 
-/** What a wait not yet over waits for, as a status tree shows it. */
+/**
+ * What a wait not yet over waits for, as a status tree shows it. `name` is a signal's name or a
+ * callback's secret (of which only a prefix is shown); `callback` the callback's run and since when
+ * it waits.
+ */
 export function waitingText(
   kind: string,
   name: string | null | undefined,
   due: number | null | undefined,
+  callback?: { run: string; since: number | undefined },
 ): string {
   const at = due === null || due === undefined ? undefined : new Date(due).toISOString();
+  const timesOut = at ? `, times out at ${at}` : "";
   if (kind === "timer") return `timer fires at ${at ?? "?"}`;
-  return `signal ${JSON.stringify(name ?? "")}${at ? `, times out at ${at}` : ""}`;
+  if (kind === "callback") {
+    const since = callback?.since === undefined ? "" : ` since ${new Date(callback.since).toISOString()}`;
+    return `callback cb.${callback?.run ?? "?"}.${(name ?? "").slice(0, SHOWN_SECRET)}…${since}${timesOut}`;
+  }
+  return `signal ${JSON.stringify(name ?? "")}${timesOut}`;
 }

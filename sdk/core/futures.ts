@@ -111,7 +111,7 @@ export class DurableFuture<T = unknown> extends EngineFuture<T> implements Durab
 
   constructor(
     state: ReplayState,
-    readonly id: CallId,
+    readonly callId: CallId,
     readonly task: string,
     private outcome: Outcome | undefined,
   ) {
@@ -124,7 +124,7 @@ export class DurableFuture<T = unknown> extends EngineFuture<T> implements Durab
     if (!this.outcome) return; // stays pending for the rest of this replay
     // Settles when the replay delivers its outcome, in the order first observed (delivery.ts).
     this.registered = true;
-    this.state.delivery.onDelivery(this.id, this);
+    this.state.delivery.onDelivery(this.callId, this);
   }
 
   /**
@@ -137,10 +137,10 @@ export class DurableFuture<T = unknown> extends EngineFuture<T> implements Durab
   cancel(): void {
     const st = this.state;
     if (st.closed) return;
-    if (this.outcome && st.delivery.isDelivered(this.id)) return;
-    st.cancel(this.id);
+    if (this.outcome && st.delivery.isDelivered(this.callId)) return;
+    st.cancel(this.callId);
     this.outcome = cancelledOutcome(this.task);
-    st.delivery.cancel(this.id); // settles it now if it subscribed to its delivery
+    st.delivery.cancel(this.callId); // settles it now if it subscribed to its delivery
     if (this.armed && !this.registered) {
       this.visible();
       this.deliver();
@@ -148,7 +148,7 @@ export class DurableFuture<T = unknown> extends EngineFuture<T> implements Durab
   }
   /** Whether it has no outcome for the body yet (none recorded, or not delivered yet). */
   get open(): boolean {
-    return !this.outcome || !this.state.delivery.isDelivered(this.id);
+    return !this.outcome || !this.state.delivery.isDelivered(this.callId);
   }
   deliver(): void {
     const m = this.memberOf;
@@ -167,13 +167,13 @@ export class DurableFuture<T = unknown> extends EngineFuture<T> implements Durab
     return this.user || settles;
   }
   waitNode(): Wait | undefined {
-    return this.outcome ? undefined : { kind: "call", id: this.id };
+    return this.outcome ? undefined : { kind: "call", id: this.callId };
   }
   settledOk(): boolean {
     return this.outcome?.ok ?? false;
   }
   leaves(out: Set<CallId>): void {
-    if (this.pending) out.add(this.id);
+    if (this.pending) out.add(this.callId);
   }
 }
 
@@ -355,7 +355,7 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
       // Nothing known stands in for the plain promises: their own awaits are roots instead.
       return this.kind === "all" || this.kind === "allSettled" ? { kind: "opaque" } : { kind: "race", of };
     }
-    const stand = this.claimed.filter((c) => c.pending).map((c): Wait => ({ kind: "call", id: c.id }));
+    const stand = this.claimed.filter((c) => c.pending).map((c): Wait => ({ kind: "call", id: c.callId }));
     // all/allSettled: wait for every claimed child (early on a failure); race/any: wake on the first.
     const kind = this.kind === "all" || this.kind === "allSettled" ? this.kind : "race";
     return { kind, of: [...of, ...stand] };
@@ -363,14 +363,14 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
 
   leaves(out: Set<CallId>): void {
     for (const m of this.members) if (m instanceof EngineFuture) m.leaves(out);
-    for (const c of this.claimed) if (c.pending) out.add(c.id);
+    for (const c of this.claimed) if (c.pending) out.add(c.callId);
   }
 }
 
 /** History key of the member deciding a race/any/all over child calls (undefined: nothing to record). */
 function deciderKey(state: ReplayState, kind: Kind, values: unknown[]): string | undefined {
   if (kind === "allSettled" || !values.some((v) => v instanceof DurableFuture)) return undefined;
-  const base = `combinator:${kind}|${digestList(values.map((v) => (v instanceof DurableFuture ? v.id : "?")))}`;
+  const base = `combinator:${kind}|${digestList(values.map((v) => (v instanceof DurableFuture ? v.callId : "?")))}`;
   const n = state.traceSeq.get(base) ?? 0;
   state.traceSeq.set(base, n + 1);
   return `${base}|${n}`;

@@ -60,6 +60,8 @@ export interface ReplayInput {
   args: Payload;
   actionId: CallId;
   history: History;
+  /** The action's run: what a callback id names (`createCallback`). Default: `actionId`. */
+  runId?: string;
   scheduler?: Scheduler;
   /** A clock, injected, to measure the body's synchronous segment (adapters place tasks with it). */
   now?: () => number;
@@ -161,7 +163,7 @@ export async function replay(input: ReplayInput): Promise<Decision> {
   // `import "aloft"`, so importing the package leaves the user's Promise alone.
   installCombinators();
   const sched = input.scheduler ?? defaultScheduler;
-  const st = new ReplayState(input.actionId, input.task.name, input.history);
+  const st = new ReplayState(input.actionId, input.task.name, input.history, input.runId);
   st.sink = input.sink;
   const finish = (d: Decision): Decision => {
     st.closed = true;

@@ -22,7 +22,8 @@ export interface Awaitable {
 
 /** The subset of a child future the state needs (kept structural to avoid an import cycle). */
 export interface DurableLike extends Awaitable {
-  readonly id: CallId;
+  /** The call's identity (a callback future's `id` is its public callback id). */
+  readonly callId: CallId;
   readonly pending: boolean;
 }
 
@@ -81,6 +82,8 @@ export class ReplayState {
     readonly actionId: CallId,
     readonly taskName: string,
     readonly history: History,
+    /** The run the action belongs to (callback ids name it); the action's id where not given. */
+    readonly runId: string = actionId,
   ) {
     this.cancelled = readCancels(history);
     this.delivery = new Delivery(history, this.cancelled);

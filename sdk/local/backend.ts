@@ -86,3 +86,5 @@ export function makeRun<R>(b: LocalBackend, id: string, resultOf: (row: RunRow) 
   };
   return run;
 }
+
+export { completeInStore } from "./complete-callback.ts";

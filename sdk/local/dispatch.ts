@@ -43,6 +43,7 @@ export function dispatchReady(s: Scheduler): void {
     if (a.hasHistory) s.replays.set(a.runId, (s.replays.get(a.runId) ?? 0) + 1);
     const item: ExecItem = {
       actionId: a.id,
+      runId: a.runId,
       token: a.token,
       task: a.task,
       args: a.args,

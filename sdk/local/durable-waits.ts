@@ -3,12 +3,17 @@
  * (sdk/core/durable-waits.ts) instead of running a body, and completes it when its timer is due or
  * a signal arrives. Timers are one-shot and unref'd (a run in progress holds the process, not its
  * timers); a timer that fires before its recorded due time (a clock step, a chained long wait) is
- * set again for the rest, so a wait ends late, never early. Signals from another process (`aloft
- * signal`) are found by polling the store, as cancels are.
+ * set again for the rest, so a wait ends late, never early. Signals and callback completions from
+ * another process (`aloft signal`, `aloft callback`) are found by polling the store, as cancels are.
+ * A callback ends once, by whichever of its completion, its timeout or its cancel updates its row
+ * first (wait-store.ts).
  */
 import type { CallId, Outcome } from "../core/history.ts";
+import { parseOutcome } from "../core/history.ts";
+import { cancelledOutcome } from "../core/cancels.ts";
+import type { CallbackRow } from "./wait-store.ts";
 import type { DurableWait } from "../core/durable-waits.ts";
-import { durableWaitOf, dueOutcome, dueStatus } from "../core/durable-waits.ts";
+import { CALLBACK_TASK, durableWaitOf, dueOutcome, dueStatus } from "../core/durable-waits.ts";
 import type { Payload } from "../serde.ts";
 import type { ActionStatus } from "./store.ts";
 import type { WaitStore } from "./wait-store.ts";
@@ -37,6 +42,9 @@ export class LocalWaits {
   /** Signal waits not yet satisfied, per run and name, in the order they were recorded. */
   private readonly waiting = new Map<string, CallId[]>();
   private seenSeq: number;
+  /** Callbacks waiting here, by secret. */
+  private readonly callbacks = new Map<string, CallId>();
+  private seenCompletion: number;
 
   constructor(
     private readonly store: WaitStore,
@@ -45,6 +53,7 @@ export class LocalWaits {
     private readonly complete: (id: CallId, status: ActionStatus, outcome: Outcome) => void,
   ) {
     this.seenSeq = store.lastSeq();
+    this.seenCompletion = store.lastCompletion();
   }
 
   /**
@@ -79,6 +88,15 @@ export class LocalWaits {
         if (queue) queue.push(a.id);
         else this.waiting.set(key, [a.id]);
       }
+      if (wait.kind === "callback") {
+        const cb = this.store.registerCallback(wait.secret, a.runId, a.id, row.since);
+        // Completed (or timed out) while no engine ran it: deliver what its row says.
+        if (cb.state !== null && cb.state !== "CANCELLED") {
+          this.settleFrom(a.id, cb);
+          continue;
+        }
+        this.callbacks.set(wait.secret, a.id);
+      }
       if (row.due !== null) this.schedule(a.id, entry, row.due);
     }
     return taken;
@@ -90,8 +108,25 @@ export class LocalWaits {
     this.match(runId, name);
   }
 
-  /** Hands signals sent by other processes since the last look to the waits here. */
+  /**
+   * Records the first completion of a callback (refused, with the error that says why, for one that
+   * is over, unknown, or of a run that ended) and delivers it if its wait is here.
+   */
+  completeCallback(runId: string, secret: string, outcome: Outcome): void {
+    this.store.completeCallback(runId, secret, outcome, this.clock.now());
+    const id = this.callbacks.get(secret);
+    if (id !== undefined) this.settleFrom(id, this.store.callback(secret)!);
+  }
+
+  /** Hands signals sent and callbacks completed by other processes since the last look to the waits here. */
   poll(): void {
+    if (this.callbacks.size)
+      for (const c of this.store.completedSince(this.seenCompletion)) {
+        this.seenCompletion = Math.max(this.seenCompletion, c.seq);
+        if (this.callbacks.get(c.secret) === c.action_id)
+          this.settleFrom(c.action_id, this.store.callback(c.secret)!);
+      }
+    else this.seenCompletion = this.store.lastCompletion();
     if (!this.waiting.size) {
       this.seenSeq = this.store.lastSeq();
       return;
@@ -103,12 +138,24 @@ export class LocalWaits {
     }
   }
 
+  /**
+   * The action ended otherwise (cancelled, its run ended): a callback still waiting is closed, so a
+   * late completion is told so.
+   */
+  ended(id: CallId, status: ActionStatus): void {
+    const e = this.armed.get(id);
+    if (e?.wait.kind === "callback")
+      this.store.endCallback(e.wait.secret, status, cancelledOutcome(CALLBACK_TASK), this.clock.now());
+    this.forget(id);
+  }
+
   /** The action ended (completed here, or cancelled, or its run ended): drop its timer and place. */
   forget(id: CallId): void {
     const e = this.armed.get(id);
     if (!e) return;
     this.armed.delete(id);
     if (e.timer !== undefined) this.clock.clearTimeout(e.timer);
+    if (e.wait.kind === "callback") this.callbacks.delete(e.wait.secret);
     if (e.wait.kind === "signal") {
       const key = `${e.runId}\u0000${e.wait.name}`;
       const q = this.waiting.get(key)?.filter((x) => x !== id);
@@ -148,7 +195,18 @@ export class LocalWaits {
   }
 
   private due(id: CallId, e: Armed): void {
+    if (e.wait.kind === "callback") {
+      // Times out unless a completion got there first (then that is delivered).
+      const cb = this.store.endCallback(e.wait.secret, "TIMED_OUT", dueOutcome(e.wait), this.clock.now());
+      if (cb) return this.settleFrom(id, cb);
+    }
     this.forget(id);
     this.complete(id, dueStatus(e.wait), dueOutcome(e.wait));
+  }
+
+  /** Ends a callback's action as its row says (a completion, a failure, its timeout). */
+  private settleFrom(id: CallId, cb: CallbackRow): void {
+    this.forget(id);
+    this.complete(id, cb.state!, parseOutcome(`callback of ${id}`, cb.outcome!));
   }
 }

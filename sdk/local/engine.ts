@@ -34,6 +34,7 @@ import { LocalWaits, realWaitClock } from "./durable-waits.ts";
 import type { WaitClock } from "./durable-waits.ts";
 import { WaitStore } from "./wait-store.ts";
 import { checkSignalName } from "../core/durable-waits.ts";
+import { parseCallbackId } from "../core/callbacks.ts";
 import { serialize } from "../serde.ts";
 
 export interface EngineOptions {
@@ -173,6 +174,16 @@ export class Engine extends EventEmitter<EngineEvents> {
   signal(runId: string, name: string, payload: unknown): void {
     checkSignalName(name, "signal");
     this.s.waits.send(runId, name, serialize(payload, `payload of signal ${JSON.stringify(name)}`));
+  }
+
+  /**
+   * Completes callback `id` (`cb.<run>.<secret>`) with `outcome` (completionOutcome/failureOutcome):
+   * the first completion wins; an unknown id, a callback that is over or a run that ended is the
+   * error that says which.
+   */
+  completeCallback(id: string, outcome: Outcome): void {
+    const { run, secret } = parseCallbackId(id);
+    this.s.waits.completeCallback(run, secret, outcome);
   }
 
   progressOf(runId: string): GroupProgress[] {

@@ -231,7 +231,7 @@ export function finish(s: Scheduler, a: Live, status: ActionStatus, outcome: Out
   a.timer = undefined;
   s.live.delete(a.id);
   if (!a.parent) s.runs.delete(a.runId);
-  s.waits.forget(a.id);
+  s.waits.ended(a.id, status);
   s.writes.complete({ id: a.id, status, outcome, ended: s.now(), attempts: a.attempts });
   if (a.children && a.children.size) cancelDescendants(s, a, descendantsReason(a.task, status));
   if (a.window && a.slot) {

@@ -13,6 +13,7 @@ import type { LogLine } from "../log-capture.ts";
 
 export interface ExecItem {
   actionId: string;
+  runId: string;
   /** Dispatch token: a result is accepted only for the dispatch that is current. */
   token: number;
   task: string;
@@ -85,6 +86,7 @@ export async function execute(item: ExecItem, logs: LogBuffer): Promise<Decision
       task: def,
       args: item.args,
       actionId: item.actionId,
+      runId: item.runId,
       history: item.history ?? NO_HISTORY,
       // The engine places a task by how long its synchronous body takes (engine.ts, cheap tasks).
       now: () => performance.now(),

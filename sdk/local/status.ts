@@ -28,7 +28,10 @@ export function runStatus(store: Store, run: RunRow, now = Date.now()): RunStatu
   for (const r of rows) nodes.set(r.id, node(r));
   for (const [id, w] of new WaitStore(store.db).waitsOf(run.id)) {
     const n = nodes.get(id);
-    if (n && !TERMINAL.has(n.status)) n.waiting = waitingText(w.kind, w.name, w.due);
+    if (!n || TERMINAL.has(n.status)) continue;
+    n.waiting = waitingText(w.kind, w.name, w.due, { run: run.id, since: w.since });
+    // Not queued for compute: it waits for time or the outside world.
+    n.status = "WAITING";
   }
   const groups = new Map<string, GroupSummary>();
   for (const r of rows) {

@@ -12,6 +12,8 @@ semanticSuite(async () => {
   return {
     name: "aws-local",
     run: (task, ...args) => client.run(task, ...args),
+    completeCallback: (id, payload) => client.completeCallback(id, payload),
+    failCallback: (id, message) => client.failCallback(id, message),
     recover: (id) => client.recover(id),
     replays: async (id) => client.attach(id).replays(),
     executorMessages: () =>

@@ -15,6 +15,9 @@ export interface Backend {
   recover(runId: string): Promise<Run>;
   /** AWS handlers on the dev stack: messages each executor queue (keyed as the stack keys them) received. */
   executorMessages?(): Record<string, number>;
+  /** Completes / fails a callback from outside its run (`completeCallback`, `AloftClient`). */
+  completeCallback(id: string, payload: unknown): Promise<void>;
+  failCallback(id: string, message: string): Promise<void>;
   /** Replays of a run's actions after their first execution (resumes). */
   replays(runId: string): Promise<number>;
   close(): Promise<void>;

@@ -2,4 +2,5 @@
 import "./tasks.ts";
 import "./tasks-flyte.ts";
 import "./tasks-waits.ts";
+import "./tasks-callbacks.ts";
 import "./tasks-recover.ts";

@@ -27,6 +27,8 @@ semanticSuite(async () => {
   return {
     name: "aws-deployed",
     run: (task, ...args) => client.run(task, ...args),
+    completeCallback: (id, payload) => client.completeCallback(id, payload),
+    failCallback: (id, message) => client.failCallback(id, message),
     recover: (id) => client.recover(id),
     replays: async (id) => client.attach(id).replays(),
     close: async () => {

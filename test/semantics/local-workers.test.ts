@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getEngine, init } from "aloft";
+import { completeCallback, failCallback, getEngine, init } from "aloft";
 import { recover, run, shutdown } from "../../sdk/run.ts";
 import { semanticSuite } from "./suite.ts";
 
@@ -13,6 +13,8 @@ semanticSuite(async () => {
   return {
     name: "local-workers",
     run,
+    completeCallback,
+    failCallback,
     recover,
     replays: async (id) => engine.replays.get(id) ?? 0,
     close: async () => {

@@ -1,5 +1,5 @@
 /** The semantic suite on the embedded engine (in-memory store, bodies on the main thread). */
-import { getEngine, init } from "aloft";
+import { completeCallback, failCallback, getEngine, init } from "aloft";
 import { recover, run } from "../../sdk/run.ts";
 import { shutdown } from "../../sdk/run.ts";
 import { semanticSuite } from "./suite.ts";
@@ -10,6 +10,8 @@ semanticSuite(async () => {
   return {
     name: "local",
     run,
+    completeCallback,
+    failCallback,
     recover,
     replays: async (id) => engine.replays.get(id) ?? 0,
     close: shutdown,

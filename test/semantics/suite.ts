@@ -13,6 +13,7 @@ import type { Backend } from "./backend.ts";
 import * as t from "./tasks.ts";
 import { boundMapScenarios, cancelScenarios, flyteScenarios, ruleScenarios } from "./flyte-suite.ts";
 import { waitScenarios } from "./waits-suite.ts";
+import { callbackScenarios } from "./callbacks-suite.ts";
 import { recoverScenarios } from "./recover-suite.ts";
 
 function allTerminal(s: RunStatus): void {
@@ -40,6 +41,7 @@ export function semanticSuite(makeBackend: () => Promise<Backend>): void {
     cancelScenarios(() => b, key);
     ruleScenarios(() => b);
     waitScenarios(() => b);
+    callbackScenarios(() => b, key);
     recoverScenarios(() => b, key);
 
     it("a gather returns children's results in call order and resumes its parent once", async () => {

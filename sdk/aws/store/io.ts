@@ -5,8 +5,14 @@
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BatchGetCommand, BatchWriteCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
-import type { QueryCommandInput } from "@aws-sdk/lib-dynamodb";
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from "@aws-sdk/lib-dynamodb";
+import type { QueryCommandInput, UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
 import type { Runtime } from "../runtime.ts";
 
 export function isConditionFailed(e: unknown): e is Error & { Item?: Record<string, unknown> } {
@@ -21,6 +27,47 @@ export function isConditionFailed(e: unknown): e is Error & { Item?: Record<stri
 export function oldItem(e: unknown): Record<string, unknown> | undefined {
   const raw = (e as { Item?: Record<string, AttributeValue> })?.Item;
   return raw ? unmarshall(raw) : undefined;
+}
+
+/** Puts `item` unless an item with its key exists; false when one did (a redelivery finds the first). */
+export async function putOnce(rt: Runtime, item: Record<string, unknown>): Promise<boolean> {
+  try {
+    await rt.doc.send(
+      new PutCommand({
+        TableName: rt.config.table,
+        Item: item,
+        ConditionExpression: "attribute_not_exists(pk)",
+      }),
+    );
+    return true;
+  } catch (e) {
+    if (!isConditionFailed(e)) throw e;
+    return false;
+  }
+}
+
+/**
+ * A conditional update that returns the item as it is now: as written, or, when the condition
+ * failed (someone got there first), as it was.
+ */
+export async function updateOrRead(
+  rt: Runtime,
+  input: Omit<UpdateCommandInput, "TableName" | "ReturnValues" | "ReturnValuesOnConditionCheckFailure">,
+): Promise<Record<string, unknown> | undefined> {
+  try {
+    const out = await rt.doc.send(
+      new UpdateCommand({
+        ...input,
+        TableName: rt.config.table,
+        ReturnValues: "ALL_NEW",
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      }),
+    );
+    return out.Attributes;
+  } catch (e) {
+    if (!isConditionFailed(e)) throw e;
+    return oldItem(e);
+  }
 }
 
 /** BatchWriteItem (puts) in 25s, retrying UnprocessedItems with backoff. */

@@ -5,7 +5,7 @@
  */
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { Runtime } from "../runtime.ts";
-import { isConditionFailed } from "./io.ts";
+import { isConditionFailed, putOnce } from "./io.ts";
 import type { RunItem, RunStatusValue } from "./table.ts";
 import {
   TABLE_SCHEMA,
@@ -73,19 +73,7 @@ export function liveRuns(
 
 /** Creates a run's item, once: false when it exists (a redelivered start finds the first one's). */
 export async function createRun(rt: Runtime, item: RunItem): Promise<boolean> {
-  try {
-    await rt.doc.send(
-      new PutCommand({
-        TableName: rt.config.table,
-        Item: item,
-        ConditionExpression: "attribute_not_exists(pk)",
-      }),
-    );
-    return true;
-  } catch (e) {
-    if (!isConditionFailed(e)) throw e;
-    return false;
-  }
+  return putOnce(rt, item as unknown as Record<string, unknown>);
 }
 
 /** A run's item (consistent by default: a run's status decides what its messages do). */

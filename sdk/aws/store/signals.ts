@@ -33,7 +33,7 @@ import { digest } from "../../serde.ts";
 import type { ExecMessage } from "../messages.ts";
 import type { Payload } from "../../serde.ts";
 import { offload, resolvePayload } from "../payloads.ts";
-import { isConditionFailed, oldItem } from "./io.ts";
+import { isConditionFailed, oldItem, updateOrRead } from "./io.ts";
 import type { Runtime } from "../runtime.ts";
 import { expiry, resultKey, runKey } from "./table.ts";
 
@@ -238,23 +238,12 @@ export async function pair(rt: Runtime, w: WaitItem, s: SignalItem): Promise<"pa
 
 /** Marks a wait timed out unless a signal got to it first; returns the wait as it is now. */
 export async function timeOut(rt: Runtime, w: Pick<WaitItem, "pk" | "sk">): Promise<WaitItem | undefined> {
-  try {
-    const out = await rt.doc.send(
-      new UpdateCommand({
-        TableName: rt.config.table,
-        Key: { pk: w.pk, sk: w.sk },
-        UpdateExpression: "SET got = :t",
-        ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(got)",
-        ExpressionAttributeValues: { ":t": TIMED_OUT },
-        ReturnValues: "ALL_NEW",
-        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-      }),
-    );
-    return out.Attributes as WaitItem;
-  } catch (e) {
-    if (!isConditionFailed(e)) throw e;
-    return oldItem(e) as WaitItem | undefined;
-  }
+  return (await updateOrRead(rt, {
+    Key: { pk: w.pk, sk: w.sk },
+    UpdateExpression: "SET got = :t",
+    ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(got)",
+    ExpressionAttributeValues: { ":t": TIMED_OUT },
+  })) as WaitItem | undefined;
 }
 
 /** Clears a wait or a signal whose part is over (the wait's outcome is written). */

@@ -9,6 +9,7 @@ import { MESSAGE_VERSION } from "../messages.ts";
 import type {
   DispatchMessage,
   SignalMessage,
+  CallbackMessage,
   DoneMessage,
   DonesMessage,
   ExecMessage,
@@ -91,7 +92,7 @@ export const DONES_PER_MESSAGE = 250;
 export async function sendToCoordinator(
   rt: Runtime,
   msgs: {
-    msg: DoneMessage | TimeoutMessage | SweepMessage | DispatchMessage | SignalMessage;
+    msg: DoneMessage | TimeoutMessage | SweepMessage | DispatchMessage | SignalMessage | CallbackMessage;
     delaySeconds?: number;
   }[],
 ): Promise<void> {

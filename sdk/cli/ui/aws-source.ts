@@ -4,6 +4,7 @@
  * grows with the run, so it is cached for a second and shared by the requests of one refresh);
  * the views cut it as the local source does.
  */
+import { shownArgs } from "../../core/callbacks.ts";
 import { deserialize } from "../../serde.ts";
 import { parseOutcome } from "../../core/history.ts";
 import type { AloftClient } from "../../aws/client.ts";
@@ -104,7 +105,7 @@ export class AwsSource implements UiSource {
               : "…",
           count: g.total,
           status:
-            (g.byStatus["RUNNING"] ?? 0) + (g.byStatus["QUEUED"] ?? 0) > 0
+            (g.byStatus["RUNNING"] ?? 0) + (g.byStatus["QUEUED"] ?? 0) + (g.byStatus["WAITING"] ?? 0) > 0
               ? "RUNNING"
               : g.byStatus["FAILED"]
                 ? "FAILED"
@@ -186,7 +187,8 @@ export class AwsSource implements UiSource {
         .filter((it) => String(it["sk"]).startsWith("C#"))
         .flatMap((it) => decodeChunk(it));
       const call = calls.find((c) => c.id === id);
-      if (call) d.inputs = readable(await resolvePayload(rt.payloads, call.args), deserialize);
+      if (call)
+        d.inputs = readable(shownArgs(call.task, await resolvePayload(rt.payloads, call.args)), deserialize);
     }
     if (item?.outcome) {
       const o = parseOutcome(`outcome of ${id}`, await resolvePayload(rt.payloads, item.outcome));

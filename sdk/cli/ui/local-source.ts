@@ -2,6 +2,7 @@
  * The UI's view of the local store. Reads only what a page shows: counts per group and state with
  * GROUP BY over the parent index, children a page at a time, one action's detail by id.
  */
+import { shownArgs } from "../../core/callbacks.ts";
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -237,7 +238,11 @@ export class LocalSource implements UiSource {
       .prepare(`SELECT ${SUMMARY_COLUMNS}, a.args, a.outcome FROM actions a WHERE a.id = ? AND a.run_id = ?`)
       .get(id, runId) as (SummaryRow & { args: string; outcome: string | null }) | undefined;
     if (!row) return undefined;
-    const d: ActionDetail = { ...summary(row), inputs: readable(row.args, deserialize), logs: [] };
+    const d: ActionDetail = {
+      ...summary(row),
+      inputs: readable(shownArgs(row.task, row.args), deserialize),
+      logs: [],
+    };
     if (row.outcome) {
       const o = parseOutcome(`outcome of ${id}`, row.outcome);
       if (o.ok) d.output = readable(o.value, deserialize);
