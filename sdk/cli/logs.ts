@@ -6,7 +6,7 @@
 import type { Store } from "../local/store.ts";
 import type { AloftClient } from "../aws/client.ts";
 import { ConfigurationError } from "../errors.ts";
-import { dedupeTaskLogs, readTaskLogFile } from "../aws/task-log.ts";
+import { dedupeTaskLogs, readTaskLogDir, readTaskLogFile } from "../aws/task-log.ts";
 import type { TaskLogRecord } from "../aws/task-log.ts";
 
 /** One line as the CLI and the UI show it, whichever backend it came from. */
@@ -71,7 +71,10 @@ export function localLogs(
   };
 }
 
-/** Where a stack's task logs are: the dev stack's file, or the executors' log groups. */
+/**
+ * Where a stack's task logs are: the dev stack's file, the deployed shape's sandbox output, or the
+ * executors' log groups.
+ */
 export async function awsLogs(
   client: AloftClient,
   runId: string,
@@ -79,6 +82,7 @@ export async function awsLogs(
 ): Promise<TaskLogRecord[]> {
   const cfg = client.config;
   if (cfg.taskLogFile) return readTaskLogFile(cfg.taskLogFile, runId, opts.action);
+  if (cfg.functionLogDir) return readTaskLogDir(cfg.functionLogDir, runId, opts.action);
   const groups = opts.logGroups?.length ? opts.logGroups : Object.values(cfg.executorLogGroups ?? {});
   if (!groups.length) {
     throw new ConfigurationError(
