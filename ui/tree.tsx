@@ -5,7 +5,7 @@
  */
 import { useEffect, useState } from "preact/hooks";
 import { api } from "./api.ts";
-import type { ActionSummary, ChildGroup } from "./api.ts";
+import type { ActionSummary, ChildGroup, GroupPage } from "./api.ts";
 import { STATES, span, stateClass } from "./format.ts";
 
 const PAGE = 50;
@@ -150,19 +150,26 @@ function Group(p: Ctx & { g: ChildGroup; parent: string }) {
   );
 }
 
-/** One page of a large group's children, filterable by state. */
+/**
+ * One page of a large group's children, filterable by state. Pages follow cursors (the server's
+ * `next`); the cursors of the pages before this one are kept for Previous.
+ */
 function Paged(p: Ctx & { g: ChildGroup; parent: string }) {
   const { g } = p;
   const [status, setStatus] = useState("");
-  const [offset, setOffset] = useState(0);
-  const [page, setPage] = useState<{ total: number; items: ActionSummary[] } | undefined>();
+  // Each earlier page's cursor and size, the current page's last.
+  const [trail, setTrail] = useState<{ after: string; size: number }[]>([{ after: "", size: 0 }]);
+  const [page, setPage] = useState<GroupPage | undefined>();
   const { parent } = p;
+  const here = trail[trail.length - 1]!;
   useEffect(() => {
     let live = true;
-    void api.page(p.runId, parent, g.group, status, offset, PAGE).then((r) => live && setPage(r));
+    void api.page(p.runId, parent, g.group, status, here.after, PAGE).then((r) => live && setPage(r));
     return () => void (live = false);
-  }, [p.runId, parent, g.group, status, offset, p.version]);
-  const total = page?.total ?? 0;
+  }, [p.runId, parent, g.group, status, here.after, p.version]);
+  const total = status ? (g.byStatus[status] ?? 0) : g.total;
+  const first = trail.reduce((a, t) => a + t.size, 0);
+  const shown = page?.items.length ?? 0;
   return (
     <div class="paged">
       <div class="pager">
@@ -172,7 +179,7 @@ function Paged(p: Ctx & { g: ChildGroup; parent: string }) {
             value={status}
             onChange={(e) => {
               setStatus((e.target as HTMLSelectElement).value);
-              setOffset(0);
+              setTrail([{ after: "", size: 0 }]);
             }}
           >
             <option value="">all</option>
@@ -181,13 +188,17 @@ function Paged(p: Ctx & { g: ChildGroup; parent: string }) {
             ))}
           </select>
         </label>
-        <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>
+        <button type="button" disabled={trail.length === 1} onClick={() => setTrail(trail.slice(0, -1))}>
           ‹ Previous
         </button>
-        <span class="muted">
-          {total ? `${offset + 1}–${Math.min(offset + PAGE, total)} of ${total}` : "none"}
+        <span class="muted" aria-live="polite">
+          {shown ? `${first + 1}–${first + shown} of ${total}` : page?.next ? "none on this page" : "none"}
         </span>
-        <button type="button" disabled={offset + PAGE >= total} onClick={() => setOffset(offset + PAGE)}>
+        <button
+          type="button"
+          disabled={!page?.next}
+          onClick={() => page?.next && setTrail([...trail, { after: page.next, size: shown }])}
+        >
           Next ›
         </button>
       </div>

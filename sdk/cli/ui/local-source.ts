@@ -16,6 +16,7 @@ import type {
   ActionDetail,
   ActionSummary,
   ChildGroup,
+  GroupPage,
   RunSummary,
   RunView,
   TimelineRow,
@@ -24,12 +25,12 @@ import type {
 
 type SummaryRow = Pick<
   ActionRow,
-  "id" | "task" | "grp" | "status" | "attempts" | "cached" | "started" | "ended"
+  "id" | "seq" | "task" | "grp" | "status" | "attempts" | "cached" | "started" | "ended"
 > & {
   kids: number;
 };
 
-const SUMMARY_COLUMNS = `a.id, a.task, a.grp, a.status, a.attempts, a.cached, a.started, a.ended,
+const SUMMARY_COLUMNS = `a.id, a.seq, a.task, a.grp, a.status, a.attempts, a.cached, a.started, a.ended,
   EXISTS (SELECT 1 FROM actions c WHERE c.parent = a.id) AS kids`;
 
 const summary = (r: SummaryRow): ActionSummary => ({
@@ -199,32 +200,33 @@ export class LocalSource implements UiSource {
     const out = [...groups.values()].sort((a, b) => a.first - b.first);
     for (const g of out) {
       if (g.total <= INLINE_CHILDREN)
-        g.items = (await this.page("", parent, g.group, { offset: 0, limit: INLINE_CHILDREN })).items;
+        g.items = (await this.page("", parent, g.group, { limit: INLINE_CHILDREN })).items;
     }
     return out.map(({ first: _first, ...g }) => g);
   }
 
+  /** Keyset paging on the children's call order (`seq`): the cursor is the last row's seq. */
   async page(
     _runId: string,
     parent: string,
     group: string,
-    o: { status?: string; offset: number; limit: number },
-  ): Promise<{ total: number; items: ActionSummary[] }> {
+    o: { status?: string; after?: string; limit: number },
+  ): Promise<GroupPage> {
+    const after = o.after === undefined ? -1 : Number(o.after);
+    if (!Number.isInteger(after)) throw new Error(`not a page cursor: ${o.after}`);
+    const limit = Math.min(o.limit, MAX_PAGE);
     const st = o.status ? "AND a.status = ?" : "";
-    const params = [parent, group, ...(o.status ? [o.status] : [])];
-    const total = (
-      this.store.db
-        .prepare(`SELECT COUNT(*) AS n FROM actions a WHERE a.parent = ? AND a.grp = ? ${st}`)
-        .get(...params) as {
-        n: number;
-      }
-    ).n;
     const rows = this.store.db
       .prepare(
-        `SELECT ${SUMMARY_COLUMNS} FROM actions a WHERE a.parent = ? AND a.grp = ? ${st} ORDER BY a.seq LIMIT ? OFFSET ?`,
+        `SELECT ${SUMMARY_COLUMNS} FROM actions a WHERE a.parent = ? AND a.grp = ? AND a.seq > ? ${st}
+         ORDER BY a.seq LIMIT ?`,
       )
-      .all(...params, Math.min(o.limit, MAX_PAGE), o.offset) as SummaryRow[];
-    return { total, items: rows.map(summary) };
+      .all(parent, group, after, ...(o.status ? [o.status] : []), limit + 1) as SummaryRow[];
+    const items = rows.slice(0, limit);
+    return {
+      items: items.map(summary),
+      ...(rows.length > limit ? { next: String(items[items.length - 1]!.seq) } : {}),
+    };
   }
 
   async action(runId: string, id: string): Promise<ActionDetail | undefined> {

@@ -3,7 +3,8 @@
  * stack (aws-source.ts). Shapes are plain JSON: the browser gets them as they are.
  *
  * A parent's children come as groups with counts; only a small group's children come inline, a
- * large one (a fan-out of 100,000) is read a page at a time: no view reads or draws every child.
+ * large one (a fan-out of 100,000) is read a page at a time, from a cursor: no view reads or draws
+ * every child.
  */
 import type { SerializedError } from "../../errors.ts";
 import type { LogEntry } from "../logs.ts";
@@ -33,6 +34,8 @@ export interface ActionSummary {
   startedAt: number | null;
   endedAt: number | null;
   hasChildren: boolean;
+  /** A durable wait not yet over (a sleep, a signal): what it waits for. Its state reads WAITING. */
+  waiting?: string;
 }
 
 export interface ChildGroup {
@@ -73,6 +76,13 @@ export interface RunView {
   timeline: TimelineRow[];
 }
 
+/** A page of one group's children, in call order. */
+export interface GroupPage {
+  items: ActionSummary[];
+  /** Where the next page starts (an opaque cursor); absent on the last page. */
+  next?: string;
+}
+
 export interface RunFilter {
   status?: string;
   task?: string;
@@ -88,8 +98,8 @@ export interface UiSource {
     runId: string,
     parent: string,
     group: string,
-    opts: { status?: string; offset: number; limit: number },
-  ): Promise<{ total: number; items: ActionSummary[] }>;
+    opts: { status?: string; after?: string; limit: number },
+  ): Promise<GroupPage>;
   action(runId: string, id: string): Promise<ActionDetail | undefined>;
   /** Changes whenever the run's state or logs do (the server pushes an event when it changes). */
   fingerprint(runId: string): Promise<string>;
