@@ -2,6 +2,8 @@
  * The AWS path on the local implementations (DynamoDB Local, fauxqs): three scenarios, a gather of
  * N children, a map of N with concurrency 50, and a gather of N children that each have a timeout,
  * through the real handlers and the local event-source poller.
+ * Then what a cache hit costs (a second run of a gather of N cached children) beside what a reused
+ * child of a recovery costs (`recover` of a gather of N whose last child failed).
  * Then what a durable sleep and a signal cost: a gather of N `sleep("1s")`, and a gather of N
  * `waitForSignal`, each for its own signal, with the N signals sent by a client (whose calls are
  * metered too: sending is part of a signal's cost).
@@ -22,6 +24,9 @@ import { reconcile } from "../lambdas/reconcile.ts";
 import { readCounter } from "../sdk/aws/store/counters.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import {
+  cachedGather,
+  failLast,
+  gatherFailingLast,
   gatherSignals,
   gatherSleeps,
   wideGather,
@@ -174,8 +179,35 @@ console.log(
     `Lambda ${usd(PRICES.lambdaRequest)} per million requests`,
 );
 try {
-  const scenarios = [
+  let failed = "";
+  const scenarios: {
+    label: string;
+    run: () => Promise<AwsRun<unknown>>;
+    settleMs: number;
+    /** Done before the metering starts: what the measured run builds on. */
+    prepare?: () => Promise<void>;
+  }[] = [
     { label: `gather of ${n}`, run: () => client.run(wideGather, n), settleMs: 1500 },
+    // A cache hit and a reused child (recover, docs/recover.md) side by side: the same gather,
+    // each child answered from a stored result instead of running.
+    {
+      label: `gather of ${n} cached children, second run (every child a cache hit): per hit`,
+      prepare: async () => void (await (await client.run(cachedGather, n, "bench")).result()),
+      run: () => client.run(cachedGather, n, "bench"),
+      settleMs: 1500,
+    },
+    {
+      label: `recovery of a gather of ${n} whose last child failed (${n - 1} reused): per child`,
+      prepare: async () => {
+        failLast.on = true;
+        const src = await client.run(gatherFailingLast, n);
+        failed = src.id;
+        await src.result().catch(() => undefined);
+        failLast.on = false;
+      },
+      run: () => client.recover(failed),
+      settleMs: 1500,
+    },
     { label: `map of ${n} (concurrency 50)`, run: () => client.run(wideMap, n, 50), settleMs: 1500 },
     // Children with a 2 s timeout: each attempt's deadline check arrives 2 s after it started.
     {
@@ -199,6 +231,8 @@ try {
     },
   ];
   for (const scenario of scenarios) {
+    await scenario.prepare?.();
+    if (scenario.prepare) await new Promise((res) => setTimeout(res, 1500)); // its last deletes settle
     calls.clear();
     Object.assign(capacity, { read: 0, write: 0, readAdded: 0, writeAdded: 0 });
     Object.assign(sqs, { requests: 0, idleReceives: 0 });

@@ -29,6 +29,7 @@ import { sendExecs } from "../sdk/aws/transport/dispatch.ts";
 import { failAction } from "./fail-action.ts";
 import { MESSAGE_VERSION } from "../sdk/aws/messages.ts";
 import { maybeResume, sendResume } from "./resume.ts";
+import { rootExec } from "./coord/start-run.ts";
 import { batchGet, keyId } from "../sdk/aws/store/io.ts";
 import { runtime } from "../sdk/aws/runtime.ts";
 import type { Runtime } from "../sdk/aws/runtime.ts";
@@ -250,22 +251,7 @@ async function nudge(
 ): Promise<string[]> {
   const did: string[] = [];
   if (walk.rootless) {
-    await sendExecs(rt, [
-      {
-        msg: {
-          k: "exec",
-          v: MESSAGE_VERSION,
-          run: run.run,
-          id: run.run,
-          parent: null,
-          task: run.task,
-          group: "",
-          args: run.args,
-          attempt: run.attempt ?? 1,
-          epoch: 0,
-        },
-      },
-    ]);
+    await sendExecs(rt, [{ msg: rootExec(run, run.attempt ?? 1) }]);
     did.push(`re-sent the exec of the root ${run.task} (it never suspended)`);
   }
   for (const v of walk.visits) {

@@ -25,7 +25,7 @@ export { group } from "./group.ts";
 export { trace } from "./trace.ts";
 export { sleep, waitForSignal } from "./sleep.ts";
 export type { WaitForSignalOptions } from "./sleep.ts";
-export { init, run, shutdown, getEngine } from "./run.ts";
+export { init, run, recover, shutdown, getEngine } from "./run.ts";
 export type { InitOptions } from "./run.ts";
 export type { Run, RunStatus, RunState, ActionNode, GroupProgress } from "./run-handle.ts";
 export {

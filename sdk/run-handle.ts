@@ -40,6 +40,8 @@ export interface ActionNode {
   status: string;
   attempts: number;
   cached: boolean;
+  /** In a recovered run: the run whose recorded outcome this action returned instead of running. */
+  reusedFrom?: string;
   durationMs: number | undefined;
   startedAt: number | undefined;
   endedAt: number | undefined;
@@ -68,6 +70,10 @@ export interface RunStatus {
   /** Per group of the whole run: how many children are in each state. */
   groups: GroupSummary[];
   actions: number;
+  /** The run this one recovers (`recover`), if it is a recovery. */
+  recoveredFrom?: string;
+  /** The recoveries started from this run, oldest first. */
+  recoveries?: string[];
 }
 
 /** Counts a child in its group's summary (children without a group count under "(no group)"). */

@@ -12,7 +12,8 @@ import { serializeArgs } from "./core/calls.ts";
 import type { Engine } from "./local/engine.ts";
 import type { LocalBackend } from "./local/backend.ts";
 import { IN_WORKER } from "./local/in-worker.ts";
-import { listTasks } from "./registry.ts";
+import { findTask, listTasks } from "./registry.ts";
+import { checkRecoverable } from "./core/recover.ts";
 import { runResult } from "./result.ts";
 import type { Task } from "./task.ts";
 import type { AloftClient, AloftClientConfig } from "./aws/client.ts";
@@ -154,6 +155,34 @@ export async function run<F extends AnyFn>(
   const id = b.engine.startRun(task.def, payload);
   keepAliveUntilEnded(b, id);
   return makeRun(b, id, resultOf<Awaited<ReturnType<F>>>);
+}
+
+/**
+ * Recovers a run that ended `FAILED`, `CANCELLED` or `TIMED_OUT`: starts a new run of the same task
+ * with the same inputs, in which every call (at any depth) that succeeded in the source run — or in
+ * the runs it recovered — returns its recorded outcome without running; the rest run with the code
+ * as it is now (docs/recover.md). The task's module must be loaded (imported) in this process.
+ * @example
+ * const r = await recover("r-1a2b3c4d-5e6f");
+ * console.log(r.id, await r.result());
+ */
+export async function recover<R = unknown>(runId: string): Promise<Run<R>> {
+  if (options.mode === "aws") return (await awsClient()).recover(runId) as unknown as Run<R>;
+  const b = await openBackend();
+  const { keepAliveUntilEnded, makeRun } = await localModule();
+  const row = b.store.getRun(runId);
+  if (!row) throw new ConfigurationError(`no run ${runId} in ${b.store.path} to recover; see aloft runs`);
+  checkRecoverable(row);
+  const def = findTask(row.task);
+  if (!def) {
+    throw new ConfigurationError(
+      `run ${runId} ran task ${row.task}, which is not registered in this process: import the module ` +
+        `that defines it${row.module ? ` (${row.module})` : ""} before recover(), or use aloft recover ${runId}`,
+    );
+  }
+  const id = b.engine.startRun(def, row.args, row.id);
+  keepAliveUntilEnded(b, id);
+  return makeRun(b, id, resultOf<R>);
 }
 
 /** Resumes a stored run after a crash (`aloft resume`). */

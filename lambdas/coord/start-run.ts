@@ -8,10 +8,14 @@ import type { Runtime } from "../../sdk/aws/runtime.ts";
 import { writeTerminal } from "../../sdk/aws/store/results.ts";
 import { newRunItem } from "../../sdk/aws/store/table.ts";
 import { formatOutcome } from "../../sdk/core/history.ts";
+import { rootTwins } from "../../sdk/core/recover.ts";
 import { createRun, markStarted, readRun } from "../../sdk/aws/store/runs.ts";
 
-export function rootExec(m: { run: string; task: string; args: string }, attempt = 1): ExecMessage {
-  return {
+export function rootExec(
+  m: { run: string; task: string; args: string; rec?: string[] | undefined },
+  attempt = 1,
+): ExecMessage {
+  const msg: ExecMessage = {
     k: "exec",
     v: MESSAGE_VERSION,
     run: m.run,
@@ -23,6 +27,9 @@ export function rootExec(m: { run: string; task: string; args: string }, attempt
     attempt,
     epoch: 0,
   };
+  // A recovery: the root's twins are the source runs' roots (sdk/core/recover.ts).
+  if (m.rec?.length) msg.tw = rootTwins(m.rec[0]!, m.rec.slice(1));
+  return msg;
 }
 
 export async function startRun(rt: Runtime, m: StartMessage): Promise<void> {
@@ -36,7 +43,7 @@ export async function startRun(rt: Runtime, m: StartMessage): Promise<void> {
     }
   }
   const item = newRunItem(
-    { run: m.run, task: m.task, args: m.args, created: m.created },
+    { run: m.run, task: m.task, args: m.args, created: m.created, ...(m.rec ? { rec: m.rec } : {}) },
     failure === undefined
       ? undefined
       : { outcome: failure, now: rt.now(), retentionDays: rt.config.retentionDays },

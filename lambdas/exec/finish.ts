@@ -26,10 +26,12 @@ export interface Ending {
   cnt?: CounterItem | undefined;
   startedAt?: number;
   cached?: boolean;
+  /** The source run whose recorded outcome a recovery reused. */
+  reused?: string;
 }
 
 export async function finish(e: Ending): Promise<void> {
-  const { rt, m, outbox, status, outcome, history, cnt, startedAt, cached } = e;
+  const { rt, m, outbox, status, outcome, history, cnt, startedAt, cached, reused } = e;
   if (cnt) {
     // Ended before the outcome is written: no resume or window advance can sneak in between.
     await endCounter(rt, m.id, "self");
@@ -55,6 +57,7 @@ export async function finish(e: Ending): Promise<void> {
   };
   if (startedAt !== undefined) t.startedAt = startedAt;
   if (cached) t.cached = true;
+  if (reused) t.reused = reused;
   if (cnt) t.kids = true;
   const w = await writeTerminal(rt, t);
   if (m.parent === null) return;

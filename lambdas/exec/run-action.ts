@@ -21,7 +21,7 @@ import type { Runtime } from "../../sdk/aws/runtime.ts";
 import { sweepOf } from "../../sdk/aws/store/cancel.ts";
 import { claimReplay, readCounter, releaseReplay } from "../../sdk/aws/store/counters.ts";
 import { loadHistory } from "../../sdk/aws/store/history.ts";
-import { readAction } from "../../sdk/aws/store/results.ts";
+import { readAction, readReusable } from "../../sdk/aws/store/results.ts";
 import type { CounterItem, ResultItem, RunItem } from "../../sdk/aws/store/table.ts";
 import { counterKey, runKey } from "../../sdk/aws/store/table.ts";
 import { releaseToken } from "../../sdk/aws/store/windows.ts";
@@ -89,6 +89,25 @@ export async function executeOne(
     if (pc.cx && m.epoch === 0 && !delivery.redelivered) {
       const own = await readAction(rt, m.run, m.parent, m.id);
       if (own?.outcome !== undefined) return;
+    }
+  }
+
+  // A call that succeeded in a run this one recovers returns that outcome without running (as a
+  // cache hit does): one read per source run, in this child's own invocation.
+  if (m.epoch === 0 && m.parent !== null && m.tw?.length) {
+    const reused = await readReusable(rt, m.tw);
+    if (reused) {
+      const outcome = { ok: true as const, value: reused.value };
+      return finish({
+        rt,
+        m,
+        outbox,
+        delivery,
+        status: "SUCCEEDED",
+        outcome,
+        startedAt: begun,
+        reused: reused.run,
+      });
     }
   }
 

@@ -13,6 +13,7 @@ import type { Replaying } from "./context.ts";
 import { dispatchEpoch, redispatch } from "../fan-out.ts";
 import { cancelCalls } from "../../sdk/aws/store/cancel.ts";
 import { sendToCoordinator } from "../../sdk/aws/transport/dispatch.ts";
+import { twinsOf } from "../../sdk/core/recover.ts";
 
 export async function suspend(r: Replaying, d: Decision & { kind: "suspended" }): Promise<Open | void> {
   const { rt, m, def, history, cnt, snap, at } = r;
@@ -40,7 +41,10 @@ export async function suspend(r: Replaying, d: Decision & { kind: "suspended" })
       expiresAt,
     });
   }
-  const stored = await writeCalls(rt, m.run, m.id, epoch, d.calls, expiresAt);
+  // In a recovered run each call carries where its outcome is in the source runs.
+  const tw = m.tw;
+  const calls = tw ? d.calls.map((c) => ({ ...c, tw: twinsOf(tw, c) })) : d.calls;
+  const stored = await writeCalls(rt, m.run, m.id, epoch, calls, expiresAt);
   // Children the replay cancelled are stopped before the commit: a crash before it replays to the
   // same cancels (idempotent writes), and none of those dispatched below starts (CounterItem.cx).
   if (d.cancels.length) {

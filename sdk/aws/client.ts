@@ -34,7 +34,8 @@ import { runResult } from "../result.ts";
 import type { Task } from "../task.ts";
 import { isTask } from "../task.ts";
 import { awsRunStatus } from "./status.ts";
-import { cancelRun, readRun } from "./store/runs.ts";
+import { addRecovery, cancelRun, readRun } from "./store/runs.ts";
+import { checkRecoverable } from "../core/recover.ts";
 import type { GroupProgress, Run, RunStatus } from "../run-handle.ts";
 
 type AnyFn = (...args: any[]) => any;
@@ -185,6 +186,38 @@ export class AloftClient {
     await storeSignal(this.rt, runId, name, body);
     const msg: SignalMessage = { k: "signal", v: MESSAGE_VERSION, run: runId, name };
     await sendToCoordinator(this.rt, [{ msg }]);
+  }
+
+  /**
+   * Recovers a run that ended `FAILED`, `CANCELLED` or `TIMED_OUT` (docs/recover.md): a new run of
+   * the same task and inputs in which every call that succeeded in it, or in the runs it recovered,
+   * returns its recorded outcome without running.
+   * @example
+   * const r = await client.recover(failedRunId);
+   * console.log(r.id, await r.result());
+   */
+  async recover<R = unknown>(runId: string): Promise<AwsRun<R>> {
+    const src = await readRun(this.rt, runId);
+    if (!src)
+      throw new ConfigurationError(
+        `no run ${runId} on table ${this.config.table} to recover: give its full id (aloft runs --aws lists them)`,
+      );
+    checkRecoverable({ id: runId, task: src.task, status: src.status });
+    const id = `r-${randomUUID()}`;
+    const msg: StartMessage = {
+      k: "start",
+      v: MESSAGE_VERSION,
+      run: id,
+      task: src.task,
+      args: src.args,
+      created: Date.now(),
+      rec: [runId, ...(src.rec ?? [])],
+    };
+    await sendMessages(this.rt, this.config.coordinatorQueue, [{ body: JSON.stringify(msg) }]);
+    // Listed on the source after the start is sent: the recovery always names its source; a crash
+    // here leaves only the source's list short.
+    await addRecovery(this.rt, runId, id);
+    return new AwsRun<R>(this, id, src.task);
   }
 
   /** A handle on an existing run (its id as printed by `run`). */

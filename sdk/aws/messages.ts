@@ -7,11 +7,11 @@
  */
 import { z } from "zod";
 
-export const MESSAGE_VERSION = 4;
+export const MESSAGE_VERSION = 5;
 /**
  * The oldest version still accepted: v1 had no `dispatch` kind, sweep cursor or check arguments; v2
  * no per-call settings (`o`) or sweeps of listed `ids`; v3 no `signal` kind or durable-wait field
- * (`dw`) on execs.
+ * (`dw`) on execs; v4 no recovery (`tw` on actions, `rec` on starts: docs/recover.md).
  */
 export const OLDEST_VERSION = 1;
 
@@ -53,6 +53,8 @@ const action = {
   ...slot,
   /** The call's settings, when its call site overrides the task's. */
   o: settings.optional(),
+  /** In a recovered run: where the same call's outcome is in each source run (sdk/core/recover.ts). */
+  tw: z.array(z.tuple([id, z.string(), id])).optional(),
 };
 
 /** Coordinator: start a run (sent by the client). */
@@ -64,6 +66,8 @@ export const StartMessage = z.object({
   /** Serialised argument list or payload reference. */
   args: z.string(),
   created: z.number(),
+  /** A recovery (docs/recover.md): the runs it recovers, newest first. */
+  rec: z.array(id).optional(),
 });
 
 /** Coordinator: a child reached a terminal state. */
@@ -244,7 +248,7 @@ export function doneOf(
 
 /** The identity of the action `m` is about (and its window slot), to copy into a message about it. */
 export function actionOf(
-  m: Pick<ExecMessage, "run" | "id" | "parent" | "task" | "group" | "window" | "ws" | "wq" | "o">,
+  m: Pick<ExecMessage, "run" | "id" | "parent" | "task" | "group" | "window" | "ws" | "wq" | "o" | "tw">,
 ) {
   return {
     run: m.run,
@@ -254,5 +258,6 @@ export function actionOf(
     group: m.group,
     ...tagFrom(m),
     ...(m.o ? { o: m.o } : {}),
+    ...(m.tw ? { tw: m.tw } : {}),
   };
 }

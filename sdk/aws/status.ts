@@ -58,6 +58,7 @@ function nodeOf(
     status,
     attempts: r?.attempt ?? 1,
     cached: r?.cached === true,
+    ...(r?.reused ? { reusedFrom: r.reused } : {}),
     durationMs: r?.startedAt === undefined ? undefined : (r.ended ?? now) - r.startedAt,
     startedAt: r?.startedAt,
     endedAt: r?.ended,
@@ -255,5 +256,7 @@ export async function awsRunStatus(rt: Runtime, run: RunItem, now = Date.now()):
     root,
     groups: [...groups.values()],
     actions,
+    ...(run.rec?.length ? { recoveredFrom: run.rec[0] } : {}),
+    ...(run.recoveries?.length ? { recoveries: run.recoveries } : {}),
   };
 }

@@ -7,7 +7,8 @@ import { existsSync } from "node:fs";
 import { AloftError, ConfigurationError, TaskError, deserializeError } from "../errors.ts";
 import type { SerializedError } from "../errors.ts";
 import { resolveTask } from "../registry.ts";
-import { init, resultOf, resume, run, shutdown, getEngine } from "../run.ts";
+import { init, recover, resultOf, resume, run, shutdown, getEngine } from "../run.ts";
+import { checkRecoverable } from "../core/recover.ts";
 import { Store } from "../local/store.ts";
 import { StoreLock } from "../local/lock.ts";
 import type { RunRow } from "../local/store.ts";
@@ -178,6 +179,46 @@ export function program(): Command {
       const r = await resume(row.id);
       process.stderr.write(`resuming run ${r.id} (${row.task})\n`);
       process.exitCode = await follow(r, false);
+      await shutdown();
+    });
+
+  cli
+    .command("recover")
+    .description(
+      "start a new run of a failed, cancelled or timed-out run's task and inputs that reuses every call that succeeded in it",
+    )
+    .argument("<run>", "run id (a unique prefix is enough; the full id with --aws)")
+    .option("--workers <n>", "worker threads")
+    .option("--json", "no progress display")
+    .option("--aws", "recover a run of the AWS stack")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .action(async (id: string, o: { workers?: string; json?: boolean; aws?: boolean; outputs?: string }) => {
+      if (o.aws) {
+        const client = (await awsCli()).awsClient(o);
+        try {
+          const r = await client.recover(id);
+          process.stderr.write(`run ${r.id} recovers ${id} on ${client.config.table}\n`);
+          process.exitCode = await follow(r, true);
+        } finally {
+          client.destroy();
+        }
+        return;
+      }
+      const storePath = cli.opts<{ store: string }>().store;
+      const row = (() => {
+        const s = openRead(storePath);
+        try {
+          return findRun(s, id);
+        } finally {
+          s.close();
+        }
+      })();
+      checkRecoverable(row);
+      if (row.module) await loadModule(row.module);
+      await init({ store: storePath, ...(o.workers ? { workers: Number(o.workers) } : {}) });
+      const r = await recover(row.id);
+      process.stderr.write(`run ${r.id} (${row.task}) recovers ${row.id}\n`);
+      process.exitCode = await follow(r, Boolean(o.json));
       await shutdown();
     });
 

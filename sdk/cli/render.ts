@@ -14,16 +14,25 @@ export function duration(ms: number | undefined): string {
 
 function counts(nodes: ActionNode[]): string {
   const by: Record<string, number> = {};
-  for (const n of nodes) by[n.status] = (by[n.status] ?? 0) + 1;
-  return Object.entries(by)
-    .map(([k, v]) => `${v} ${k.toLowerCase()}`)
-    .join(", ");
+  let reused = 0;
+  for (const n of nodes) {
+    by[n.status] = (by[n.status] ?? 0) + 1;
+    if (n.reusedFrom) reused++;
+  }
+  return [
+    ...Object.entries(by).map(([k, v]) => `${v} ${k.toLowerCase()}`),
+    ...(reused ? [`${reused} reused`] : []),
+  ].join(", ");
 }
 
 const SHOW = 5;
 
 function tree(n: ActionNode, indent: string, out: string[]): void {
-  const extra = [n.attempts > 1 ? `${n.attempts} attempts` : "", n.cached ? "cached" : ""]
+  const extra = [
+    n.attempts > 1 ? `${n.attempts} attempts` : "",
+    n.cached ? "cached" : "",
+    n.reusedFrom ? `reused from ${n.reusedFrom}` : "",
+  ]
     .filter(Boolean)
     .join(", ");
   out.push(
@@ -57,6 +66,8 @@ export function renderStatus(s: RunStatus): string {
     `run ${s.id}  ${s.task}  ${s.state}  started ${s.createdAt.toISOString()}` +
       (s.endedAt ? `  took ${duration(s.endedAt.getTime() - s.createdAt.getTime())}` : ""),
   ];
+  if (s.recoveredFrom) out.push(`recovered from ${s.recoveredFrom}`);
+  if (s.recoveries?.length) out.push(`recovered by ${s.recoveries.join(", ")}`);
   if (s.root) tree(s.root, "", out);
   return `${out.join("\n")}\n`;
 }
@@ -66,7 +77,7 @@ export function renderRuns(rows: RunRow[], note: (r: RunRow) => string = () => "
   if (!rows.length) return "no runs yet\n";
   const lines = rows.map(
     (r) =>
-      `${r.id}  ${r.status.padEnd(9)}  ${new Date(r.created).toISOString()}  ${duration(r.ended === null ? undefined : r.ended - r.created).padStart(7)}  ${r.task}${note(r)}`,
+      `${r.id}  ${r.status.padEnd(9)}  ${new Date(r.created).toISOString()}  ${duration(r.ended === null ? undefined : r.ended - r.created).padStart(7)}  ${r.task}${r.recovered_from ? `  (recovers ${r.recovered_from})` : ""}${note(r)}`,
   );
   return `${lines.join("\n")}\n`;
 }

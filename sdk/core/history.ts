@@ -24,6 +24,9 @@ export type CallId = string;
 /** How an action (or a trace) ended. */
 export type Outcome = { ok: true; value: Payload } | { ok: false; error: SerializedError };
 
+/** Where a call's outcome would be in one source run of a recovery: that run, the parent's twin, the twin. */
+export type Twin = [run: string, parent: CallId, id: CallId];
+
 /** A child call made by a parent, as dispatched. */
 export interface CallRecord {
   v: number;
@@ -45,6 +48,11 @@ export interface CallRecord {
   idv?: number;
   /** Settings this call site overrides (`task.override`); not part of the identity. */
   settings?: CallSettings;
+  /**
+   * In a recovered run: where the same call's outcome is in each source run (sdk/core/recover.ts),
+   * newest first. Set by the adapters, not part of the identity.
+   */
+  tw?: Twin[];
 }
 
 /** A recorded `trace` result. */
@@ -118,6 +126,10 @@ export function parseCallRecord(json: string): CallRecord {
     if (!o["settings"] || typeof o["settings"] !== "object")
       fail(`call ${id}`, "field settings is not an object");
     rec.settings = o["settings"] as CallSettings;
+  }
+  if (o["tw"] !== undefined) {
+    if (!Array.isArray(o["tw"])) fail(`call ${id}`, "field tw is not a list");
+    rec.tw = o["tw"] as Twin[];
   }
   if (o["idv"] !== undefined)
     rec.idv = Number.isInteger(o["idv"])

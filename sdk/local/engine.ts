@@ -29,6 +29,7 @@ import { dispatchReady } from "./dispatch.ts";
 import { applyDecisions, finish, track } from "./outcome.ts";
 import { cancelRun, pollCancels } from "./cancel.ts";
 import { resumeRun } from "./resume.ts";
+import { rootTwins } from "../core/recover.ts";
 import { LocalWaits, realWaitClock } from "./durable-waits.ts";
 import type { WaitClock } from "./durable-waits.ts";
 import { WaitStore } from "./wait-store.ts";
@@ -122,9 +123,15 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   // ── runs ─────────────────────────────────────────────────────────────────────────────────────
 
-  startRun(def: TaskDef, args: string): string {
+  /**
+   * Starts a run of `def`; with `recovers`, a recovery of that ended run (docs/recover.md): the
+   * calls that succeeded in it (or in the runs it recovered) return their recorded outcomes.
+   */
+  startRun(def: TaskDef, args: string, recovers?: string): string {
     const id = `r-${randomUUID().slice(0, 13)}`;
-    this.store.createRun({ id, task: def.name, module: def.module, args, now: this.s.now() });
+    const now = this.s.now();
+    const chain = recovers === undefined ? [] : [recovers, ...this.store.recoveryChain(recovers)];
+    this.store.createRun({ id, task: def.name, module: def.module, args, now, recoveredFrom: recovers });
     const root = track(this.s, {
       id,
       runId: id,
@@ -134,6 +141,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       args,
       status: "QUEUED",
     });
+    if (chain.length) root.twins = rootTwins(chain[0]!, chain.slice(1));
     this.enqueue(root);
     return id;
   }

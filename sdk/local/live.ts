@@ -1,5 +1,5 @@
 /** The embedded engine's in-memory view of an action that has not ended, and of a map window. */
-import type { CallId } from "../core/history.ts";
+import type { CallId, Twin } from "../core/history.ts";
 import type { WaitTracker } from "../core/wait.ts";
 import type { ActionStatus } from "./store.ts";
 import type { CallSettings } from "../core/task-def.ts";
@@ -29,6 +29,8 @@ export interface Live {
   slot?: boolean;
   /** What its call site overrides (`task.override`). */
   settings?: CallSettings;
+  /** In a recovered run: where its calls' outcomes are in the source runs (core/recover.ts). */
+  twins?: Twin[];
 }
 
 /** A windowed map's slots: how many items may run, how many do, and the items waiting in order. */

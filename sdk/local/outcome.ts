@@ -13,6 +13,7 @@ import type { Wait } from "../core/wait.ts";
 import { afterFailure, cacheLookup, descendantsReason, timeoutError } from "../core/policy.ts";
 import { findTask } from "../registry.ts";
 import { isBuiltin } from "../core/durable-waits.ts";
+import { twinsOf } from "../core/recover.ts";
 import type { Live, Window } from "./live.ts";
 import type { ActionStatus } from "./store.ts";
 import { TERMINAL } from "./store.ts";
@@ -98,10 +99,12 @@ function suspend(
   waits: Wait[],
 ): void {
   a.hasHistory = true;
+  // In a recovered run each call carries where its outcome is in the source runs (stored with it).
+  if (a.twins) for (const c of calls) c.tw = twinsOf(a.twins, c);
   // The suspension is written only over a RUNNING row: this attempt's start goes first.
   if (s.writes.starts.has(a.id)) s.flush();
   const fresh: Live[] = [];
-  const hits: [Live, string][] = [];
+  const hits: [Live, string, string | undefined][] = [];
   const held = new Set<CallId>(); // calls waiting for a slot in their map's window
   s.store.applySuspension(a.runId, a.id, calls, traces, waits, a.nextSeq, (c) => {
     if (!c.window) return true;
@@ -132,19 +135,27 @@ function suspend(
       child.slot = !held.has(c.id);
     }
     if (c.settings) child.settings = c.settings;
+    if (c.tw) child.twins = c.tw;
     (a.children ??= new Set()).add(c.id);
     if (!isBuiltin(c.task)) s.progress.total(a.runId, c.group);
+    // A call that succeeded in a run this one recovers returns that outcome, as a cache hit does.
+    const reused = c.tw && s.store.reusable(c.tw);
+    if (reused) {
+      hits.push([child, reused.value, reused.run]);
+      continue;
+    }
     const def = defOf(child);
     const key = def && cacheLookup(def, c.args);
     const cached = key ? s.store.getCache(key) : undefined;
-    if (cached !== undefined) hits.push([child, cached]);
+    if (cached !== undefined) hits.push([child, cached, undefined]);
     else fresh.push(child);
   }
   watch(s, a, waits);
   const taken = s.waits.arm(fresh);
   for (const child of fresh) if (!held.has(child.id) && !taken.has(child.id)) s.enqueue(child);
-  for (const [child, value] of hits) {
-    s.store.markCached(child.id);
+  for (const [child, value, from] of hits) {
+    if (from) s.store.markReused(child.id, from);
+    else s.store.markCached(child.id);
     finish(s, child, "SUCCEEDED", { ok: true, value });
   }
 }

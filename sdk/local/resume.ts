@@ -9,6 +9,7 @@ import { TERMINAL } from "./store.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { Live } from "./live.ts";
 import { isBuiltin } from "../core/durable-waits.ts";
+import { rootTwins } from "../core/recover.ts";
 import { releaseWindow, track, watch, windowOf } from "./outcome.ts";
 
 /** Loads `runId`'s unfinished actions; with `dispatch`, also sets them going again. */
@@ -34,8 +35,12 @@ export function resumeRun(s: Scheduler, runId: string, dispatch: boolean): void 
       a.slot = r.dispatched === 1;
     }
     if (r.call) {
-      const settings = parseCallRecord(r.call).settings;
-      if (settings) a.settings = settings;
+      const c = parseCallRecord(r.call);
+      if (c.settings) a.settings = c.settings;
+      if (c.tw) a.twins = c.tw;
+    } else if (!r.parent) {
+      const chain = s.store.recoveryChain(runId);
+      if (chain.length) a.twins = rootTwins(chain[0]!, chain.slice(1));
     }
   }
   for (const r of rows) {

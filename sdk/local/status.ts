@@ -19,6 +19,7 @@ export function runStatus(store: Store, run: RunRow, now = Date.now()): RunStatu
     status: r.status,
     attempts: r.attempts,
     cached: r.cached === 1,
+    ...(r.reused ? { reusedFrom: r.reused } : {}),
     durationMs: r.started === null ? undefined : (r.ended ?? now) - r.started,
     startedAt: r.started ?? undefined,
     endedAt: r.ended ?? undefined,
@@ -45,5 +46,15 @@ export function runStatus(store: Store, run: RunRow, now = Date.now()): RunStatu
     root: nodes.get(run.id),
     groups: [...groups.values()],
     actions: rows.length,
+    ...recovery(store, run),
+  };
+}
+
+/** A run's links to the run it recovers and to its own recoveries (docs/recover.md). */
+function recovery(store: Store, run: RunRow): Pick<RunStatus, "recoveredFrom" | "recoveries"> {
+  const recoveries = store.recoveries(run.id);
+  return {
+    ...(run.recovered_from ? { recoveredFrom: run.recovered_from } : {}),
+    ...(recoveries.length ? { recoveries } : {}),
   };
 }

@@ -7,7 +7,7 @@ import Database from "better-sqlite3";
 import type { Database as Db, Statement } from "better-sqlite3";
 import { existsSync } from "node:fs";
 import { HistoryError, StoreLockedError } from "../errors.ts";
-import type { CallId, CallRecord, History, Outcome, TraceRecord } from "../core/history.ts";
+import type { CallId, CallRecord, History, Outcome, TraceRecord, Twin } from "../core/history.ts";
 import { HISTORY_VERSION, formatOutcome, parseCallRecord, parseOutcome } from "../core/history.ts";
 import type { Wait } from "../core/wait.ts";
 import { ensurePrivateFile } from "./private-files.ts";
@@ -29,6 +29,8 @@ export interface RunRow {
   result: string | null;
   error: string | null;
   cancel_requested: number;
+  /** The run this one recovers (docs/recover.md), or null. */
+  recovered_from: string | null;
 }
 
 export interface ActionRow {
@@ -52,19 +54,22 @@ export interface ActionRow {
   window_limit: number | null;
   dispatched: number;
   cached: number;
+  /** The source run whose recorded outcome this action reused (a recovery), or null. */
+  reused: string | null;
 }
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
   id TEXT PRIMARY KEY, task TEXT NOT NULL, module TEXT, args TEXT NOT NULL, status TEXT NOT NULL,
-  created INTEGER NOT NULL, ended INTEGER, result TEXT, error TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0);
+  created INTEGER NOT NULL, ended INTEGER, result TEXT, error TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0,
+  recovered_from TEXT);
 CREATE TABLE IF NOT EXISTS actions (
   id TEXT PRIMARY KEY, run_id TEXT NOT NULL, parent TEXT, task TEXT NOT NULL, grp TEXT NOT NULL DEFAULT '',
   call TEXT, args TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
   replays INTEGER NOT NULL DEFAULT 0, outcome TEXT, waits TEXT, started INTEGER, ended INTEGER,
   seq INTEGER NOT NULL DEFAULT 0, window_key TEXT, window_idx INTEGER, window_limit INTEGER,
-  dispatched INTEGER NOT NULL DEFAULT 1, cached INTEGER NOT NULL DEFAULT 0);
+  dispatched INTEGER NOT NULL DEFAULT 1, cached INTEGER NOT NULL DEFAULT 0, reused TEXT);
 CREATE INDEX IF NOT EXISTS actions_parent ON actions(parent, seq);
 CREATE INDEX IF NOT EXISTS actions_run ON actions(run_id);
 CREATE TABLE IF NOT EXISTS traces (action_id TEXT NOT NULL, key TEXT NOT NULL, rec TEXT NOT NULL, PRIMARY KEY (action_id, key));
@@ -133,6 +138,9 @@ export class Store {
           n: number;
         };
         if (cols.n > 1) this.db.exec("DROP INDEX actions_run; CREATE INDEX actions_run ON actions(run_id)");
+        // Stores from before recovery (docs/recover.md) gain its columns.
+        this.addColumn("runs", "recovered_from", "TEXT");
+        this.addColumn("actions", "reused", "TEXT");
         const v = this.db.prepare("SELECT v FROM meta WHERE k = 'format'").get() as { v: string } | undefined;
         if (!v) this.db.prepare("INSERT INTO meta (k, v) VALUES ('format', ?)").run(String(HISTORY_VERSION));
         else if (Number(v.v) > HISTORY_VERSION) {
@@ -154,7 +162,7 @@ export class Store {
       ? {}
       : {
           insertRun: p(
-            `INSERT INTO runs (id, task, module, args, status, created) VALUES (?, ?, ?, ?, 'RUNNING', ?)`,
+            `INSERT INTO runs (id, task, module, args, status, created, recovered_from) VALUES (?, ?, ?, ?, 'RUNNING', ?, ?)`,
           ),
           endRun: p(
             `UPDATE runs SET status = ?, ended = ?, result = ?, error = ? WHERE id = ? AND status = 'RUNNING'`,
@@ -184,6 +192,8 @@ export class Store {
           getCache: p(`SELECT value FROM cache WHERE key = ?`),
           putCache: p(`INSERT OR REPLACE INTO cache (key, value, created) VALUES (?, ?, ?)`),
           markCached: p(`UPDATE actions SET cached = 1 WHERE id = ?`),
+          markReused: p(`UPDATE actions SET reused = ? WHERE id = ?`),
+          twinOutcome: p(`SELECT outcome FROM actions WHERE id = ? AND run_id = ? AND status = 'SUCCEEDED'`),
           requestCancel: p(`UPDATE runs SET cancel_requested = 1 WHERE id = ? AND status = 'RUNNING'`),
           // A replay prints again the lines of the replays before it: the first line under each
           // (action, attempt, seq) is kept, the repeats are ignored (sdk/log-capture.ts).
@@ -202,9 +212,23 @@ export class Store {
     return this.db.transaction(fn)();
   }
 
-  createRun(run: { id: string; task: string; module: string | undefined; args: string; now: number }): void {
+  createRun(run: {
+    id: string;
+    task: string;
+    module: string | undefined;
+    args: string;
+    now: number;
+    recoveredFrom?: string;
+  }): void {
     this.tx(() => {
-      this.s["insertRun"]!.run(run.id, run.task, run.module ?? null, run.args, run.now);
+      this.s["insertRun"]!.run(
+        run.id,
+        run.task,
+        run.module ?? null,
+        run.args,
+        run.now,
+        run.recoveredFrom ?? null,
+      );
       this.s["insertAction"]!.run({
         id: run.id,
         run_id: run.id,
@@ -352,6 +376,41 @@ export class Store {
     this.s["markCached"]!.run(id);
   }
 
+  /** The first twin (docs/recover.md) that succeeded in its run: its run and recorded value. */
+  reusable(twins: readonly Twin[]): { run: string; value: string } | undefined {
+    for (const [run, , id] of twins) {
+      const row = this.s["twinOutcome"]!.get(id, run) as { outcome: string } | undefined;
+      if (!row) continue;
+      const o = parseOutcome(`outcome of ${id}`, row.outcome);
+      if (o.ok) return { run, value: o.value };
+    }
+    return undefined;
+  }
+
+  markReused(id: CallId, run: string): void {
+    this.s["markReused"]!.run(run, id);
+  }
+
+  /** The runs `runId` recovered, newest first: what it recovered, what that one recovered, ... */
+  recoveryChain(runId: string): string[] {
+    const chain: string[] = [];
+    for (let r = this.getRun(runId); r?.recovered_from; r = this.getRun(r.recovered_from)) {
+      if (chain.includes(r.recovered_from)) break; // never loops; a corrupted store must not hang
+      chain.push(r.recovered_from);
+    }
+    return chain;
+  }
+
+  /** The runs that recover `runId`, oldest first. */
+  recoveries(runId: string): string[] {
+    if (!this.hasColumn("runs", "recovered_from")) return [];
+    return (
+      this.db.prepare(`SELECT id FROM runs WHERE recovered_from = ? ORDER BY created`).all(runId) as {
+        id: string;
+      }[]
+    ).map((r) => r.id);
+  }
+
   requestCancel(runId: string): boolean {
     return this.s["requestCancel"]!.run(runId).changes > 0;
   }
@@ -398,6 +457,16 @@ export class Store {
          WHERE l.run_id = ? AND l.rowid > ? ${where} ORDER BY l.rowid LIMIT ?`,
       )
       .all(...params, opts.limit ?? 10_000) as LogRow[];
+  }
+
+  private hasColumn(table: string, column: string): boolean {
+    return (
+      this.db.prepare(`SELECT 1 FROM pragma_table_info(?) WHERE name = ?`).get(table, column) !== undefined
+    );
+  }
+
+  private addColumn(table: string, column: string, decl: string): void {
+    if (!this.hasColumn(table, column)) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${decl}`);
   }
 
   private hasTable(name: string): boolean {

@@ -12,6 +12,7 @@ semanticSuite(async () => {
   return {
     name: "aws-local",
     run: (task, ...args) => client.run(task, ...args),
+    recover: (id) => client.recover(id),
     replays: async (id) => client.attach(id).replays(),
     executorMessages: () =>
       Object.fromEntries(

@@ -11,6 +11,8 @@ export interface Backend {
     task: Task<F>,
     ...args: Parameters<F>
   ): Promise<Run<Awaited<ReturnType<F>>>>;
+  /** Recovers an ended run (`recover`, docs/recover.md). */
+  recover(runId: string): Promise<Run>;
   /** AWS handlers on the dev stack: messages each executor queue (keyed as the stack keys them) received. */
   executorMessages?(): Record<string, number>;
   /** Replays of a run's actions after their first execution (resumes). */

@@ -2,3 +2,4 @@
 import "./tasks.ts";
 import "./tasks-flyte.ts";
 import "./tasks-waits.ts";
+import "./tasks-recover.ts";

@@ -27,6 +27,7 @@ semanticSuite(async () => {
   return {
     name: "aws-deployed",
     run: (task, ...args) => client.run(task, ...args),
+    recover: (id) => client.recover(id),
     replays: async (id) => client.attach(id).replays(),
     close: async () => {
       client.destroy();

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getEngine, init } from "aloft";
-import { run, shutdown } from "../../sdk/run.ts";
+import { recover, run, shutdown } from "../../sdk/run.ts";
 import { semanticSuite } from "./suite.ts";
 
 semanticSuite(async () => {
@@ -13,6 +13,7 @@ semanticSuite(async () => {
   return {
     name: "local-workers",
     run,
+    recover,
     replays: async (id) => engine.replays.get(id) ?? 0,
     close: async () => {
       await shutdown();

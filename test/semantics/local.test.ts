@@ -1,6 +1,6 @@
 /** The semantic suite on the embedded engine (in-memory store, bodies on the main thread). */
 import { getEngine, init } from "aloft";
-import { run } from "../../sdk/run.ts";
+import { recover, run } from "../../sdk/run.ts";
 import { shutdown } from "../../sdk/run.ts";
 import { semanticSuite } from "./suite.ts";
 
@@ -10,6 +10,7 @@ semanticSuite(async () => {
   return {
     name: "local",
     run,
+    recover,
     replays: async (id) => engine.replays.get(id) ?? 0,
     close: shutdown,
   };

@@ -13,6 +13,7 @@ import type { Backend } from "./backend.ts";
 import * as t from "./tasks.ts";
 import { boundMapScenarios, cancelScenarios, flyteScenarios, ruleScenarios } from "./flyte-suite.ts";
 import { waitScenarios } from "./waits-suite.ts";
+import { recoverScenarios } from "./recover-suite.ts";
 
 function allTerminal(s: RunStatus): void {
   for (const n of flatten(s.root)) assert.ok(TERMINAL.has(n.status), `${n.task} ${n.id} left ${n.status}`);
@@ -39,6 +40,7 @@ export function semanticSuite(makeBackend: () => Promise<Backend>): void {
     cancelScenarios(() => b, key);
     ruleScenarios(() => b);
     waitScenarios(() => b);
+    recoverScenarios(() => b, key);
 
     it("a gather returns children's results in call order and resumes its parent once", async () => {
       const r = await b.run(t.gather, 50);

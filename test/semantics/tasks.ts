@@ -2,7 +2,7 @@
  * Tasks exercised by the semantic suite, on every backend. Side effects that must be counted
  * across processes and Lambdas (executions, attempts) go to files under ALOFT_TEST_DIR.
  */
-import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NonRecoverableError, TaskEnvironment, group, map, trace } from "aloft";
 
@@ -20,6 +20,17 @@ export function bump(name: string): number {
   const f = join(dir(), `${name}.count`);
   appendFileSync(f, "x\n");
   return readFileSync(f, "utf8").split("\n").length - 1;
+}
+
+/** A switch a test flips between runs (a file), read by task bodies in any process. */
+export function setFlag(name: string, on = true): void {
+  const f = join(dir(), `${name}.flag`);
+  if (on) writeFileSync(f, "");
+  else rmSync(f, { force: true });
+}
+
+export function hasFlag(name: string): boolean {
+  return existsSync(join(dir(), `${name}.flag`));
 }
 
 export function count(name: string): number {

@@ -59,7 +59,7 @@ export async function loadActionItems(rt: Runtime, action: CallId): Promise<Reco
 }
 
 /** What a status view reads of a child result: all but its outcome (a payload a view never shows). */
-export const RESULT_STATE = "pk, sk, #status, attempt, startedAt, ended, cached, kids";
+export const RESULT_STATE = "pk, sk, #status, attempt, startedAt, ended, cached, kids, reused";
 
 /**
  * Every child result of `action`, from all shards (paged Queries, in parallel); with `stateOnly`,
@@ -339,11 +339,15 @@ export async function writeCalls(
   const items: Record<string, unknown>[] = [];
   // When the calls were made: a status tree shows when a sleep among them fires (sdk/aws/status.ts).
   const at = rt.now();
+  // A recovered run's calls share their parent's twins: stored once per chunk, the calls' own
+  // recomputed on reading (as their ids are).
+  const ptw = stored[0]?.tw?.map(([run, parent]) => [run, parent]);
   for (let i = 0; i < stored.length; i += CHUNK_CALLS) {
     items.push({
       pk: actionPk(action),
       sk: chunkSk(epoch, i / CHUNK_CALLS),
       z: encodeChunk(action, stored.slice(i, i + CHUNK_CALLS)),
+      ...(ptw ? { ptw } : {}),
       at,
       expiresAt,
     });
@@ -423,6 +427,7 @@ export function decodeChunk(it: Record<string, unknown>): CallRecord[] {
   }
   if (!Array.isArray(rows))
     throw new HistoryError(`corrupted history record (call chunk ${sk} of ${action}): not a list`);
+  const ptw = it["ptw"] as [string, string][] | undefined;
   return rows.map((r: unknown) => {
     const [v, id, task, group, n, args, d, w, idv = 1, settings] = r as Compact;
     if (typeof v !== "number" || v > HISTORY_VERSION)
@@ -453,6 +458,7 @@ export function decodeChunk(it: Record<string, unknown>): CallRecord[] {
     };
     if (w) rec.window = { key: w[0], index: w[1], limit: w[2] };
     if (settings && typeof settings === "object") rec.settings = settings;
+    if (ptw) rec.tw = ptw.map(([run, parent]) => [run, parent, callIdentity(parent, task, group, dg, n)]);
     return rec;
   });
 }

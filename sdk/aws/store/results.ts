@@ -4,9 +4,9 @@
  * also how a run ends in exactly one terminal state.
  */
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { formatOutcome } from "../../core/history.ts";
-import type { Outcome } from "../../core/history.ts";
-import { offload } from "../payloads.ts";
+import { formatOutcome, parseOutcome } from "../../core/history.ts";
+import type { Outcome, Twin } from "../../core/history.ts";
+import { offload, resolvePayload } from "../payloads.ts";
 import { isConditionFailed, oldItem } from "./io.ts";
 import type { Runtime } from "../runtime.ts";
 import type { ResultItem, RunItem, TerminalStatus } from "./table.ts";
@@ -22,6 +22,8 @@ export interface Terminal {
   attempt: number | undefined;
   startedAt?: number;
   cached?: boolean;
+  /** A recovery reused the outcome this source run recorded. */
+  reused?: string;
   /** The action made child calls (the status tree looks under it). */
   kids?: boolean;
 }
@@ -72,6 +74,10 @@ export async function writeTerminal(rt: Runtime, t: Terminal): Promise<WriteResu
   if (t.cached) {
     values[":c"] = true;
     set += ", cached = :c";
+  }
+  if (t.reused) {
+    values[":ru"] = t.reused;
+    set += ", reused = :ru";
   }
   if (t.kids) {
     values[":k"] = true;
@@ -134,17 +140,37 @@ export async function bumpAttempt(
 }
 
 /** The result item of a child, or the run item for the root (consistent read). */
+/**
+ * The first of a recovered call's twins (sdk/core/recover.ts) that succeeded in its source run: that
+ * run and the recorded value (resolved: a large one is stored again, under the recovery's run).
+ */
+export async function readReusable(
+  rt: Runtime,
+  twins: readonly Twin[],
+): Promise<{ run: string; value: string } | undefined> {
+  for (const [run, parent, id] of twins) {
+    // Eventually consistent: a source run has ended, and a success it recorded moments ago that
+    // this read misses only means the call runs again.
+    const it = (await readAction(rt, run, parent, id, false)) as ResultItem | undefined;
+    if (it?.status !== "SUCCEEDED" || it.outcome === undefined) continue;
+    const o = parseOutcome(`outcome of ${id}`, await resolvePayload(rt.payloads, it.outcome));
+    if (o.ok) return { run, value: o.value };
+  }
+  return undefined;
+}
+
 export async function readAction(
   rt: Runtime,
   run: string,
   parent: string | null,
   id: string,
+  consistent = true,
 ): Promise<ResultItem | RunItem | undefined> {
   const out = await rt.doc.send(
     new GetCommand({
       TableName: rt.config.table,
       Key: parent === null ? runKey(run) : resultKey(parent, id),
-      ConsistentRead: true,
+      ConsistentRead: consistent,
     }),
   );
   return out.Item as ResultItem | RunItem | undefined;

@@ -96,6 +96,18 @@ export async function readRun(rt: Runtime, run: string, consistent = true): Prom
   return out.Item as RunItem | undefined;
 }
 
+/** Lists `recovery` among the recoveries of the ended run `run` (docs/recover.md). */
+export async function addRecovery(rt: Runtime, run: string, recovery: string): Promise<void> {
+  await rt.doc.send(
+    new UpdateCommand({
+      TableName: rt.config.table,
+      Key: runKey(run),
+      UpdateExpression: "SET recoveries = list_append(if_not_exists(recoveries, :none), :r)",
+      ExpressionAttributeValues: { ":none": [], ":r": [recovery] },
+    }),
+  );
+}
+
 /** Records that a run's root exec was sent (unconditional: a redelivered start may send it again). */
 export async function markStarted(rt: Runtime, run: string): Promise<void> {
   await rt.doc.send(

@@ -87,7 +87,7 @@ function pad(n: number, width: number): string {
 }
 
 /** Terminal states of a run or action. */
-import type { TerminalStatus } from "../../core/history.ts";
+import type { TerminalStatus, Twin } from "../../core/history.ts";
 import type { CallSettings } from "../../core/task-def.ts";
 export { TERMINAL } from "../../core/history.ts";
 export type { TerminalStatus };
@@ -110,6 +110,10 @@ export interface RunItem {
   /** The root's exec message was sent (so a redelivered start does not send it again). */
   started?: boolean;
   startedAt?: number;
+  /** A recovery (docs/recover.md): the runs it recovers, newest first. */
+  rec?: string[];
+  /** The recoveries started from this run, oldest first. */
+  recoveries?: string[];
   /** The reconciler's last look at this run (lambdas/reconcile.ts). */
   rc?: { fp: string; at: number; since: number; nudges?: number };
   gsi1pk: string;
@@ -195,6 +199,8 @@ export interface SelfItem {
   attempt: number;
   /** Its call site's override (task.override), so resumes run where and how its call asked. */
   o?: CallSettings;
+  /** In a recovered run: its twins in the source runs, for its calls' (sdk/core/recover.ts). */
+  tw?: Twin[];
   /** When the attempt's first execution began (its startedAt in the status tree). */
   startedAt?: number;
   expiresAt?: number;
@@ -235,6 +241,8 @@ export interface ResultItem {
   startedAt?: number;
   ended?: number;
   cached?: boolean;
+  /** A recovery reused the outcome this source run recorded (docs/recover.md). */
+  reused?: string;
   /** The child made calls of its own. */
   kids?: boolean;
   expiresAt?: number;
@@ -245,7 +253,7 @@ export interface ResultItem {
  * expire after `retentionDays`.
  */
 export function newRunItem(
-  r: { run: string; task: string; args: string; created: number },
+  r: { run: string; task: string; args: string; created: number; rec?: string[] },
   failed?: { outcome: string; now: number; retentionDays: number },
 ): RunItem {
   return {

@@ -58,6 +58,7 @@ export function execOf(run: string, c: CallRecord, tag?: WindowTag): ExecMessage
   };
   if (tag) Object.assign(m, tag);
   if (c.settings) m.o = c.settings;
+  if (c.tw) m.tw = c.tw;
   return m;
 }
 
