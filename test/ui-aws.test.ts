@@ -2,7 +2,8 @@
  * `aloft ui --aws` reads a large group a page at a time (issue 13): on DynamoDB Local, a run of
  * 1,200 children. A page of 50 reads a few call chunks and those 50 results, never the group;
  * pages follow cursors through every child once, in call order; a state filter finds the failed
- * child; the counts come from one walk, kept once the run has ended.
+ * child; the counts come from one walk, kept once the run has ended. A sleep and a signal wait in
+ * flight read WAITING, with what they wait for.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,8 +15,8 @@ import type { DevStack } from "../dev/stack.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import { AwsSource } from "../sdk/cli/ui/aws-source.ts";
 import { CHUNK_CALLS } from "../sdk/aws/store/table.ts";
-import { fanOut } from "./fixtures/ui-tasks.ts";
-import { within } from "./helpers/within.ts";
+import { fanOut, waits } from "./fixtures/ui-tasks.ts";
+import { sleep, within } from "./helpers/within.ts";
 
 const CHILDREN = 1200;
 
@@ -112,5 +113,28 @@ describe("aloft ui --aws pages a group server-side", { timeout: 600_000 }, () =>
     assert.equal(d?.error?.message, "square 13 is unlucky");
     assert.equal(d?.inputs.replace(/\s/g, ""), "[13]");
     assert.ok(read.results <= 1, `the detail read ${read.results} results`);
+  });
+
+  it("shows a sleep and a signal wait in flight as WAITING, with what they wait for", async () => {
+    const runner = new AloftClient(dev.config);
+    try {
+      const run = await runner.run(waits, 3);
+      let items: { task: string; status: string; waiting?: string }[] = [];
+      for (let i = 0; i < 600 && items.length < 2; i++) {
+        const groups = await source.children(run.id, run.id);
+        items = (groups.find((g) => g.group === "")?.items ?? []).filter((c) => c.status === "WAITING");
+        if (items.length < 2) await sleep(250);
+      }
+      assert.deepEqual(items.map((c) => [c.task, c.waiting?.replace(/\d{4}-\S+/, "<time>")]).sort(), [
+        ["aloft:signal", 'signal "go"'],
+        ["aloft:sleep", "timer fires at <time>"],
+      ]);
+      assert.equal((await source.run(run.id))?.byStatus["WAITING"], 2);
+      const page = await source.page(run.id, run.id, "", { status: "WAITING", limit: 50 });
+      assert.equal(page.items.length, 2);
+      await source.cancel(run.id);
+    } finally {
+      runner.destroy();
+    }
   });
 });

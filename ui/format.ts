@@ -23,7 +23,19 @@ export function clock(at: number): string {
 }
 
 /** The states in the order a summary lists them. */
-export const STATES = ["RUNNING", "QUEUED", "SUSPENDED", "SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"];
+export const STATES = [
+  "RUNNING",
+  "QUEUED",
+  "WAITING",
+  "SUSPENDED",
+  "SUCCEEDED",
+  "FAILED",
+  "TIMED_OUT",
+  "CANCELLED",
+];
+
+/** States of an action not yet over. */
+export const OPEN_STATES = ["RUNNING", "QUEUED", "WAITING", "SUSPENDED"];
 
 export function stateClass(s: string): string {
   return `state state-${s.toLowerCase().replace("_", "-")}`;

@@ -19,7 +19,7 @@ interface Ctx {
 
 export function Tree(p: Ctx & { root: ActionSummary }) {
   return (
-    <ul class="tree" role="tree">
+    <ul class="tree" role="tree" aria-label="actions of the run">
       <Action {...p} node={p.root} open />
     </ul>
   );
@@ -47,6 +47,7 @@ function Action(p: Ctx & { node: ActionSummary; open?: boolean }) {
           <span class={stateClass(n.status)}>{n.status}</span>
           <span class="task">{n.task}</span>
           <span class="id">{n.id.slice(0, 8)}</span>
+          {n.waiting && <span class="note">{n.waiting}</span>}
           {n.attempts > 1 && <span class="note">{n.attempts} attempts</span>}
           {n.cached && <span class="note">cached</span>}
           <span class="dur">{span(n.startedAt, n.endedAt)}</span>

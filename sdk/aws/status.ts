@@ -143,7 +143,7 @@ const PAGE_CHUNKS = 5;
 export const PAGE_SCAN_CHUNKS = 20;
 
 /**
- * One page of a parent's children in `group` (in one state, if given), in call order: the call
+ * One page of a parent's children in `group` (those `match` keeps, if given), in call order: the call
  * chunks are read a few at a time (Query with Limit and ExclusiveStartKey) from the cursor `after`,
  * and only the results of the calls in the group (BatchGet, without outcomes). Stops at `limit`
  * children or after {@link PAGE_SCAN_CHUNKS} chunks, whichever comes first; `next` continues it.
@@ -153,7 +153,12 @@ export async function childrenPage(
   rt: Runtime,
   parent: string,
   group: string,
-  o: { status?: string | undefined; after?: string | undefined; limit: number; now: number },
+  o: {
+    match?: (node: ActionNode) => boolean;
+    after?: string | undefined;
+    limit: number;
+    now: number;
+  },
 ): Promise<{ nodes: { node: ActionNode; kids: boolean }[]; next?: string }> {
   const [cnt, parts] = await Promise.all([
     rt.doc.send(
@@ -186,7 +191,7 @@ export async function childrenPage(
     const at = typeof chunk["at"] === "number" ? chunk["at"] : undefined;
     const inGroup = calls.map((c, i) => ({ c, i })).filter(({ c, i }) => i >= from && c.group === group);
     // Unfiltered, a page needs the results of its own calls only (the next call is its `next`).
-    const wanted = o.status ? inGroup : inGroup.slice(0, o.limit - nodes.length);
+    const wanted = o.match ? inGroup : inGroup.slice(0, o.limit - nodes.length);
     const results = await batchGet(
       rt,
       wanted.map(({ c }) => resultKey(parent, c.id)),
@@ -197,7 +202,7 @@ export async function childrenPage(
       if (nodes.length === o.limit) return { nodes, next: cursor(sk, i) };
       const r = results.get(keyId(resultKey(parent, c.id))) as ResultItem | undefined;
       const n = nodeOf(c, r, windows, at, o.now);
-      if (!o.status || n.node.status === o.status) nodes.push(n);
+      if (!o.match || o.match(n.node)) nodes.push(n);
     }
     if (scanned >= PAGE_SCAN_CHUNKS && (chunks.length || more)) {
       const following = chunks[0] ? String(chunks[0]["sk"]) : undefined;

@@ -18,7 +18,7 @@ import type { RunItem } from "../../aws/store/table.ts";
 import type { ActionNode } from "../../run-handle.ts";
 import { awsLogs, logEntryOf } from "../logs.ts";
 import { dedupeTaskLogs } from "../../aws/task-log.ts";
-import { INLINE_CHILDREN, MAX_PAGE, readable } from "./source.ts";
+import { INLINE_CHILDREN, MAX_PAGE, readable, shownStatus } from "./source.ts";
 import type {
   ActionDetail,
   ActionSummary,
@@ -55,7 +55,7 @@ const summary = (n: ActionNode, hasChildren: boolean): ActionSummary => ({
   id: n.id,
   task: n.task,
   group: n.group,
-  status: n.status,
+  status: shownStatus(n.task, n.status),
   attempts: n.attempts,
   cached: n.cached,
   startedAt: n.startedAt ?? null,
@@ -64,7 +64,7 @@ const summary = (n: ActionNode, hasChildren: boolean): ActionSummary => ({
   ...(n.waiting ? { waiting: n.waiting } : {}),
 });
 
-const isOpen = (s: string) => s === "RUNNING" || s === "QUEUED";
+const isOpen = (s: string) => s === "RUNNING" || s === "QUEUED" || s === "WAITING";
 
 export class AwsSource implements UiSource {
   readonly kind = "aws";
@@ -118,9 +118,10 @@ export class AwsSource implements UiSource {
           if (!kids.length) return;
           const byGroup = new Map<string, ChildGroup & { nodes: ActionNode[] }>();
           for (const { node, kids: look } of kids) {
+            const status = shownStatus(node.task, node.status);
             parentOf.set(node.id, parent);
             actions++;
-            byStatus[node.status] = (byStatus[node.status] ?? 0) + 1;
+            byStatus[status] = (byStatus[status] ?? 0) + 1;
             if (look) next.push(node.id);
             let g = byGroup.get(node.group);
             if (!g)
@@ -136,7 +137,7 @@ export class AwsSource implements UiSource {
                 }),
               );
             g.total++;
-            g.byStatus[node.status] = (g.byStatus[node.status] ?? 0) + 1;
+            g.byStatus[status] = (g.byStatus[status] ?? 0) + 1;
             if (node.startedAt !== undefined)
               g.startedAt = Math.min(g.startedAt ?? node.startedAt, node.startedAt);
             if (node.endedAt !== undefined) g.endedAt = Math.max(g.endedAt ?? node.endedAt, node.endedAt);
@@ -226,7 +227,7 @@ export class AwsSource implements UiSource {
     const [w, p] = await Promise.all([
       this.walk(runId),
       childrenPage(this.client.rt, parent, group, {
-        status: o.status,
+        ...(o.status ? { match: (n: ActionNode) => shownStatus(n.task, n.status) === o.status } : {}),
         after: o.after,
         limit: Math.min(o.limit, MAX_PAGE),
         now: Date.now(),

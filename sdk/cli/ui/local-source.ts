@@ -11,7 +11,9 @@ import { Store } from "../../local/store.ts";
 import type { ActionRow, RunRow } from "../../local/store.ts";
 import { StoreLock } from "../../local/lock.ts";
 import { localLogs } from "../logs.ts";
-import { INLINE_CHILDREN, MAX_PAGE, readable } from "./source.ts";
+import { WaitStore } from "../../local/wait-store.ts";
+import { waitingText } from "../../core/durable-waits.ts";
+import { INLINE_CHILDREN, MAX_PAGE, SHOWN_STATUS_SQL, readable } from "./source.ts";
 import type {
   ActionDetail,
   ActionSummary,
@@ -30,7 +32,7 @@ type SummaryRow = Pick<
   kids: number;
 };
 
-const SUMMARY_COLUMNS = `a.id, a.seq, a.task, a.grp, a.status, a.attempts, a.cached, a.started, a.ended,
+const SUMMARY_COLUMNS = `a.id, a.seq, a.task, a.grp, ${SHOWN_STATUS_SQL} AS status, a.attempts, a.cached, a.started, a.ended,
   EXISTS (SELECT 1 FROM actions c WHERE c.parent = a.id) AS kids`;
 
 const summary = (r: SummaryRow): ActionSummary => ({
@@ -83,6 +85,17 @@ export class LocalSource implements UiSource {
     this.store = new Store(path);
   }
 
+  /** Says what each WAITING one of `items` waits for (the engine records it when it takes the wait over). */
+  private withWaits<T extends ActionSummary>(runId: string, items: T[]): T[] {
+    if (!items.some((i) => i.status === "WAITING")) return items;
+    const waits = new WaitStore(this.store.db).waitsOf(runId);
+    for (const i of items) {
+      const w = i.status === "WAITING" ? waits.get(i.id) : undefined;
+      if (w) i.waiting = waitingText(w.kind, w.name, w.due);
+    }
+    return items;
+  }
+
   private held(): boolean {
     return StoreLock.holder(this.path) !== undefined;
   }
@@ -125,7 +138,8 @@ export class LocalSource implements UiSource {
       SummaryRow | undefined;
     const counts = this.store.db
       .prepare(
-        `SELECT status, COUNT(*) AS n FROM actions WHERE run_id = ? AND parent IS NOT NULL GROUP BY status`,
+        `SELECT ${SHOWN_STATUS_SQL} AS status, COUNT(*) AS n FROM actions a
+         WHERE a.run_id = ? AND a.parent IS NOT NULL GROUP BY 1`,
       )
       .all(id) as { status: string; n: number }[];
     const byStatus = Object.fromEntries(counts.map((c) => [c.status, c.n]));
@@ -169,11 +183,12 @@ export class LocalSource implements UiSource {
     ];
   }
 
-  async children(_runId: string, parent: string): Promise<ChildGroup[]> {
+  async children(runId: string, parent: string): Promise<ChildGroup[]> {
     const rows = this.store.db
       .prepare(
-        `SELECT grp, status, COUNT(*) AS n, MIN(started) AS s, MAX(ended) AS e, MIN(seq) AS first
-         FROM actions WHERE parent = ? GROUP BY grp, status`,
+        `SELECT a.grp, ${SHOWN_STATUS_SQL} AS status, COUNT(*) AS n, MIN(a.started) AS s,
+                MAX(a.ended) AS e, MIN(a.seq) AS first
+         FROM actions a WHERE a.parent = ? GROUP BY a.grp, 2`,
       )
       .all(parent) as {
       grp: string;
@@ -200,14 +215,14 @@ export class LocalSource implements UiSource {
     const out = [...groups.values()].sort((a, b) => a.first - b.first);
     for (const g of out) {
       if (g.total <= INLINE_CHILDREN)
-        g.items = (await this.page("", parent, g.group, { limit: INLINE_CHILDREN })).items;
+        g.items = (await this.page(runId, parent, g.group, { limit: INLINE_CHILDREN })).items;
     }
     return out.map(({ first: _first, ...g }) => g);
   }
 
   /** Keyset paging on the children's call order (`seq`): the cursor is the last row's seq. */
   async page(
-    _runId: string,
+    runId: string,
     parent: string,
     group: string,
     o: { status?: string; after?: string; limit: number },
@@ -215,7 +230,7 @@ export class LocalSource implements UiSource {
     const after = o.after === undefined ? -1 : Number(o.after);
     if (!Number.isInteger(after)) throw new Error(`not a page cursor: ${o.after}`);
     const limit = Math.min(o.limit, MAX_PAGE);
-    const st = o.status ? "AND a.status = ?" : "";
+    const st = o.status ? `AND ${SHOWN_STATUS_SQL} = ?` : "";
     const rows = this.store.db
       .prepare(
         `SELECT ${SUMMARY_COLUMNS} FROM actions a WHERE a.parent = ? AND a.grp = ? AND a.seq > ? ${st}
@@ -224,7 +239,7 @@ export class LocalSource implements UiSource {
       .all(parent, group, after, ...(o.status ? [o.status] : []), limit + 1) as SummaryRow[];
     const items = rows.slice(0, limit);
     return {
-      items: items.map(summary),
+      items: this.withWaits(runId, items.map(summary)),
       ...(rows.length > limit ? { next: String(items[items.length - 1]!.seq) } : {}),
     };
   }
@@ -235,6 +250,7 @@ export class LocalSource implements UiSource {
       .get(id, runId) as (SummaryRow & { args: string; outcome: string | null }) | undefined;
     if (!row) return undefined;
     const d: ActionDetail = { ...summary(row), inputs: readable(row.args, deserialize), logs: [] };
+    this.withWaits(runId, [d]);
     if (row.outcome) {
       const o = parseOutcome(`outcome of ${id}`, row.outcome);
       if (o.ok) d.output = readable(o.value, deserialize);
