@@ -33,8 +33,11 @@ import { Bus, currentBus } from "./helpers/bus.ts";
 import { describeStep, enabledFaults, examples, scheduleArb, treeArb } from "./helpers/model-arbs.ts";
 import type { Step } from "./helpers/model-arbs.ts";
 import { runSchedule } from "./helpers/model-run.ts";
+import { RECOVERABLE } from "../sdk/core/recover.ts";
 
 const RUNS = Number(process.env["ALOFT_MODEL_RUNS"] ?? 300);
+/** Recoveries explored (each after a source run cancelled part-way). */
+const RECOVER_RUNS = Math.max(1, Math.round(RUNS / 10));
 const RANDOM = process.env["ALOFT_MODEL_RANDOM"] === "1";
 const FIXED_SEED = 20_261_205;
 const LANES = 3;
@@ -114,6 +117,52 @@ describe("the AWS handlers under random schedules", { timeout: 3_600_000 }, () =
         path: "75:0:0:3:2:2:7:7:11:11:11:19:18:17:24:28:9:9:9:9:10:11:11:11:13:13:13:15:14:14:15:16:16:16:16:20:17",
       });
       if (r.details.failed) assert.fail(String(r.details.errorInstance));
+    });
+
+    // Recover (issue 18): a run cancelled part-way is recovered under a random schedule; the
+    // recovery reuses what the source finished and must end with the tree's result, within the
+    // bound, every outcome written once — the same invariants as any run.
+    it(`a recovery of a cancelled run ends right, within the bound, under ${RECOVER_RUNS} random schedules`, async () => {
+      let recovered = 0;
+      const details = await fc.check(
+        fc.asyncProperty(
+          treeArb(faults),
+          fc.integer({ min: 1, max: 8 }),
+          scheduleArb(faults),
+          async (spec, cancelAt, steps) => {
+            const k = key();
+            // The source: fair deliveries of whole batches, the run cancelled before the cancelAt-th.
+            const fair: Step[] = Array.from({ length: cancelAt + 1 }, (_, i) => ({
+              q: 0,
+              at: 0,
+              n: 10,
+              dup: "none",
+              crash: null,
+              wait: false,
+              cancel: i === cancelAt,
+              meanwhile: null,
+            }));
+            const src = await runSchedule(bus, spec, fair, k, faults.spare);
+            if (src.violations.length) throw new Error(`source: ${src.violations.join("; ")}`);
+            const ended = await bus.within(() => bus.client.getRun(src.runId));
+            if (!ended || !RECOVERABLE.has(ended.status)) return; // it finished before the cancel
+            recovered++;
+            const o = await runSchedule(bus, spec, steps, k, faults.spare, () =>
+              bus.client.recover(src.runId),
+            );
+            if (o.violations.length)
+              throw new Error(
+                `${o.violations.join("; ")}\n  tree: ${JSON.stringify(spec)}\n  source cancelled before delivery ${cancelAt}\n  schedule:\n` +
+                  steps.map((s, i) => `    ${i + 1}. ${describeStep(s)}`).join("\n"),
+              );
+          },
+        ),
+        { numRuns: RECOVER_RUNS, seed: RANDOM ? Date.now() : FIXED_SEED + 99 },
+      );
+      console.log(`aws model: ${recovered} of ${RECOVER_RUNS} sources were cancelled part-way and recovered`);
+      if (details.failed)
+        assert.fail(`${fc.defaultReportMessage(details)}\n${String(details.errorInstance)}`);
+      assert.ok(recovered > 0, "no source ended before its cancel: nothing was recovered");
     });
 
     it(`every run ends right, within the bound, under ${RUNS} random schedules`, async () => {

@@ -8,7 +8,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ROOT, aloft } from "./helpers/cli.ts";
+import { writeFileSync } from "node:fs";
+import { ROOT, aloft, startDev, stopDev } from "./helpers/cli.ts";
+import type { DevProcess } from "./helpers/cli.ts";
 
 const EXAMPLE = join(ROOT, "examples/repair.ts");
 
@@ -39,5 +41,39 @@ describe("aloft recover", () => {
     const again = await aloft(["recover", id], { cwd });
     assert.equal(again.code, 2);
     assert.match(again.stderr, /cannot be recovered: it succeeded/);
+  });
+});
+
+describe("aloft recover --aws under aloft dev", () => {
+  let cwd: string;
+  let dev: DevProcess | undefined;
+  before(() => (cwd = mkdtempSync(join(tmpdir(), "aloft-cli-recover-aws-"))));
+  after(async () => {
+    await stopDev(dev);
+    rmSync(cwd, { recursive: true, force: true });
+  });
+
+  it("recovers a failed run of the AWS handlers; only the failed path runs again", async () => {
+    const tasks = join(ROOT, "test/semantics/tasks-recover.ts");
+    const env = { ALOFT_TEST_DIR: cwd, POWERTOOLS_LOG_LEVEL: "SILENT" };
+    dev = await startDev(cwd, [tasks], env);
+    const exports = dev.exports;
+    writeFileSync(join(cwd, "fail-k-4.flag"), "");
+    const first = await aloft(["run", "--aws", tasks, "tree", '"k"'], { cwd, env: { ...exports, ...env } });
+    assert.equal(first.code, 1, first.stderr);
+    assert.match(first.stderr, /1 branch\(es\) failed/);
+    const src = /run (r-[\w-]+)/.exec(first.stderr)![1]!;
+    rmSync(join(cwd, "fail-k-4.flag"));
+    const rec = await aloft(["recover", "--aws", src], { cwd, env: { ...exports, ...env } });
+    assert.equal(rec.code, 0, rec.stderr);
+    assert.deepEqual(JSON.parse(rec.stdout), [30, 120, 210]);
+    const id = new RegExp(`run (r-[\\w-]+) recovers ${src}`).exec(rec.stderr)?.[1];
+    assert.ok(id, rec.stderr);
+    const status = await aloft(["status", "--aws", id], { cwd, env: exports });
+    assert.match(status.stdout, new RegExp(`recovered from ${src}`));
+    assert.match(status.stdout, /reused from/);
+    const refused = await aloft(["recover", "--aws", id], { cwd, env: exports });
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /cannot be recovered: it succeeded/);
   });
 });

@@ -11,67 +11,22 @@
  *   and lock) are owner-only.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import type { ChildProcessByStdio } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { request } from "node:http";
 import type { IncomingHttpHeaders } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { AloftClient } from "../sdk/aws/client.ts";
 import { devNotes } from "../dev/announce.ts";
 import { StoreLock } from "../sdk/local/lock.ts";
 import { Store } from "../sdk/local/store.ts";
-import { BIN, ROOT } from "./helpers/cli.ts";
+import { ROOT, startDev as startDevIn, stopDev } from "./helpers/cli.ts";
+import type { DevProcess } from "./helpers/cli.ts";
 
 const TASKS = join(ROOT, "test/fixtures/dev-stack-tasks.ts");
-const READY_TIMEOUT_MS = 120_000;
-
-interface DevProcess {
-  child: ChildProcessByStdio<null, Readable, Readable>;
-  output: () => string;
-  /** The variables `aloft dev` prints for another shell. */
-  exports: Record<string, string>;
-}
-
-/** Starts `aloft dev` and resolves once it prints that it is ready. */
-async function startDev(cwd: string, args: string[]): Promise<DevProcess> {
-  const child = spawn(process.execPath, [BIN, "dev", TASKS, ...args], {
-    cwd,
-    env: { ...process.env, POWERTOOLS_LOG_LEVEL: "SILENT" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let text = "";
-  child.stdout.on("data", (d: Buffer) => (text += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (text += d.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`aloft dev not ready:\n${text}`)), READY_TIMEOUT_MS);
-    const check = () => {
-      if (text.includes("Ctrl-C stops it.")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stderr.on("data", check);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`aloft dev exited (${String(code)}) before it was ready:\n${text}`));
-    });
-  });
-  const exports = Object.fromEntries(
-    [...text.matchAll(/^ {2}export (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!] as const),
-  );
-  return { child, output: () => text, exports };
-}
-
-async function stopDev(dev: DevProcess): Promise<void> {
-  if (dev.child.exitCode !== null || dev.child.signalCode !== null) return;
-  const exited = new Promise((resolve) => dev.child.once("exit", resolve));
-  dev.child.kill("SIGTERM");
-  await exited;
-}
+/** Starts `aloft dev` over the test's task module. */
+const startDev = (cwd: string, args: string[]): Promise<DevProcess> => startDevIn(cwd, [TASKS, ...args]);
 
 /** A client of the stack `dev` runs, configured as another shell would be from its exports. */
 function clientOf(dev: DevProcess): AloftClient {

@@ -18,7 +18,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Logger } from "@aws-lambda-powertools/logger";
-import { ROOT, BIN, aloft } from "./helpers/cli.ts";
+import { ROOT, BIN, aloft, startDev, stopDev } from "./helpers/cli.ts";
+import type { DevProcess } from "./helpers/cli.ts";
 import { synth } from "../dev/deployed/synth.ts";
 import { replayLogged } from "../lambdas/exec/task-logs.ts";
 import { dedupeTaskLogs, parseTaskLog } from "../sdk/aws/task-log.ts";
@@ -238,29 +239,25 @@ describe("task logs on AWS", () => {
 
 type Child = ReturnType<typeof spawn>;
 
-/** Starts a long-running `aloft` command; resolves once `ready` matches what it printed so far. */
-async function startAloft(
-  args: string[],
-  cwd: string,
-  env: Record<string, string>,
-  ready: RegExp,
-): Promise<{ child: Child; text: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], {
+/** Starts `aloft ui --aws` against the stack `env` names; resolves with it and its address. */
+async function startAwsUi(cwd: string, env: Record<string, string>): Promise<{ child: Child; url: string }> {
+  const child = spawn(process.execPath, [BIN, "ui", "--aws", "--port", "0"], {
     cwd,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let text = "";
-  await new Promise<void>((resolve, reject) => {
+  const url = await new Promise<string>((resolve, reject) => {
     const seen = (d: Buffer) => {
       text += d.toString();
-      if (ready.test(text)) resolve();
+      const m = /aloft ui: (http:\S+)\n/.exec(text);
+      if (m) resolve(m[1]!);
     };
     child.stdout!.on("data", seen);
     child.stderr!.on("data", seen);
-    child.once("exit", (code) => reject(new Error(`aloft ${args[0]} exited (${String(code)}):\n${text}`)));
+    child.once("exit", (code) => reject(new Error(`aloft ui exited (${String(code)}):\n${text}`)));
   });
-  return { child, text };
+  return { child, url };
 }
 
 async function stop(child: Child | undefined): Promise<void> {
@@ -269,10 +266,6 @@ async function stop(child: Child | undefined): Promise<void> {
   child.kill("SIGTERM");
   await exited;
 }
-
-/** What a local stack told another shell to export. */
-const exportsOf = (text: string): Record<string, string> =>
-  Object.fromEntries([...text.matchAll(/^ {2}export (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!] as const));
 
 /** `aloft logs <run> --aws` of a `fanOut 5` run: every body's lines once, attempts apart. */
 async function checkFanOutLogs(id: string, cwd: string, env: Record<string, string>): Promise<void> {
@@ -287,20 +280,19 @@ async function checkFanOutLogs(id: string, cwd: string, env: Record<string, stri
 
 describe("aloft logs --aws under aloft dev", () => {
   let cwd: string;
-  let dev: Child | undefined;
+  let dev: DevProcess | undefined;
   before(() => {
     cwd = mkdtempSync(join(tmpdir(), "aloft-logs-dev-"));
   });
   after(async () => {
-    await stop(dev);
+    await stopDev(dev);
     rmSync(cwd, { recursive: true, force: true });
   });
 
   it("the handlers' task lines go to the dev stack's file, which aloft logs --aws reads", async () => {
     const env = { ALOFT_TEST_DIR: cwd, POWERTOOLS_LOG_LEVEL: "SILENT" };
-    const started = await startAloft(["dev", TASKS], cwd, env, /Ctrl-C stops it\./);
-    dev = started.child;
-    const exports = exportsOf(started.text);
+    dev = await startDev(cwd, [TASKS], env);
+    const { exports } = dev;
     const r = await aloft(["run", "--aws", TASKS, "fanOut", "5"], { cwd, env: { ...exports, ...env } });
     assert.equal(r.code, 0, r.stderr);
     await checkFanOutLogs(runIdOf(r.stderr), cwd, exports);
@@ -310,7 +302,7 @@ describe("aloft logs --aws under aloft dev", () => {
 describe("aloft logs --aws and aloft ui --aws under aloft dev --cdk-out", { timeout: 900_000 }, () => {
   let cwd: string;
   let out: string;
-  let dev: Child | undefined;
+  let dev: DevProcess | undefined;
   let ui: Child | undefined;
   before(
     async () => {
@@ -322,23 +314,22 @@ describe("aloft logs --aws and aloft ui --aws under aloft dev --cdk-out", { time
   );
   after(async () => {
     await stop(ui);
-    await stop(dev);
+    await stopDev(dev);
     rmSync(cwd, { recursive: true, force: true });
   });
 
   it("reads the executor sandboxes' Powertools lines from their output files", async () => {
-    const started = await startAloft(["dev", "--cdk-out", out], cwd, {}, /Ctrl-C stops it\./);
-    dev = started.child;
-    const exports = exportsOf(started.text);
+    dev = await startDev(cwd, ["--cdk-out", out]);
+    const { exports } = dev;
     const r = await aloft(["run", "--aws", TASKS, "fanOut", "5"], { cwd, env: exports });
     assert.equal(r.code, 0, r.stderr);
     const id = runIdOf(r.stderr);
     await checkFanOutLogs(id, cwd, exports);
 
     // The UI shows the same lines per action: the retried child's two attempts.
-    const u = await startAloft(["ui", "--aws", "--port", "0"], cwd, exports, /aloft ui: http:\S+\n/);
+    const u = await startAwsUi(cwd, exports);
     ui = u.child;
-    const base = /aloft ui: (http:\S+)/.exec(u.text)![1]!;
+    const base = u.url;
     const get = async <T>(path: string): Promise<T> => {
       const res = await fetch(`${base}${path}`);
       assert.equal(res.status, 200, path);

@@ -77,7 +77,8 @@ describe("aloft ui --aws pages a group server-side", { timeout: 600_000 }, () =>
     reset();
     await source.children(runId, runId);
     await source.run(runId);
-    assert.deepEqual(read, { chunks: 0, results: 0, other: 0 }, "an ended run's walk is kept");
+    // Only the run item is read again (its recoveries may grow after it ended).
+    assert.deepEqual(read, { chunks: 0, results: 0, other: 1 }, "an ended run's walk is kept");
   });
 
   it("pages through every child once, in call order, reading a few chunks and one page of results", async () => {

@@ -355,4 +355,22 @@ describe("aloft ui in Chromium", { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM
     await page.getByRole("button", { name: "Resume" }).click();
     await page.getByTestId("run-status").getByText("SUCCEEDED").waitFor();
   });
+
+  it("recovers a cancelled run: the new run names its source, and the source lists it", async () => {
+    // The run the cancel test stopped (its children were cancelled while waiting for the gate,
+    // which the resume test has since opened).
+    const runs = (await aloft(["runs", "-n", "50"], { cwd })).stdout;
+    const id = /^(r-\S+)\s+CANCELLED\s.*ui\.gatedFanOut/m.exec(runs)?.[1];
+    assert.ok(id, runs);
+    await page.goto(`${url}/runs/${id}`);
+    await page.getByRole("button", { name: "Recover" }).click();
+    await page.getByTestId("recovered-from").getByText(id).waitFor();
+    assert.notEqual(new URL(page.url()).pathname, `/runs/${id}`, "it opened the new run");
+    await page.getByTestId("run-status").getByText("SUCCEEDED").waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, "run-recovered.png") });
+    const recovery = new URL(page.url()).pathname.split("/").pop()!;
+    await page.getByTestId("recovered-from").getByRole("link").click();
+    await page.getByTestId("recoveries").getByText(recovery).waitFor();
+    assert.equal(await page.getByRole("button", { name: "Recover" }).count(), 1, "it can be recovered again");
+  });
 });

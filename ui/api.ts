@@ -26,6 +26,13 @@ async function post(path: string): Promise<string> {
   return body.message ?? "";
 }
 
+async function postJson<T>(path: string): Promise<T> {
+  const res = await fetch(path, { method: "POST", headers: { "x-aloft-ui": "1" } });
+  const body = (await res.json()) as T & { error?: string };
+  if (!res.ok) throw new Error(body.error ?? `${res.status} ${res.statusText}`);
+  return body;
+}
+
 const run = (id: string): string => `/api/runs/${encodeURIComponent(id)}`;
 
 export const api = {
@@ -45,4 +52,5 @@ export const api = {
   events: (id: string) => new EventSource(`${run(id)}/events`),
   cancel: (id: string) => post(`${run(id)}/cancel`),
   resume: (id: string) => post(`${run(id)}/resume`),
+  recover: (id: string) => postJson<{ message: string; run: string }>(`${run(id)}/recover`),
 };

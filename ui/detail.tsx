@@ -62,6 +62,7 @@ export function Detail(p: { runId: string; actionId: string; version: number; on
             <dd>
               <span class={stateClass(d.status)}>{d.status}</span>
               {d.cached && <span class="note"> cached</span>}
+              {d.reusedFrom && <span class="note"> reused from {d.reusedFrom}</span>}
             </dd>
             {d.waiting && (
               <>

@@ -10,6 +10,25 @@ import { OPEN_STATES, STATES, span, stateClass, time } from "./format.ts";
 import { Tree } from "./tree.tsx";
 import { Detail } from "./detail.tsx";
 import { Timeline } from "./timeline.tsx";
+import { navigate } from "./nav.ts";
+
+/** A link to another run that moves within the app. */
+function RunLink({ id }: { id: string }) {
+  return (
+    <a
+      href={`/runs/${id}`}
+      onClick={(e) => {
+        e.preventDefault();
+        navigate(`/runs/${id}`);
+      }}
+    >
+      {id}
+    </a>
+  );
+}
+
+/** Run states a recovery may start from (sdk/core/recover.ts RECOVERABLE). */
+const RECOVERABLE = ["FAILED", "CANCELLED", "TIMED_OUT"];
 
 export function RunPage({ id }: { id: string }) {
   const [view, setView] = useState<RunView | undefined>();
@@ -108,11 +127,46 @@ export function RunPage({ id }: { id: string }) {
           <dd data-testid="run-progress">
             {done} / {children} done
           </dd>
+          {view.recoveredFrom && (
+            <>
+              <dt>Recovers</dt>
+              <dd data-testid="recovered-from">
+                <RunLink id={view.recoveredFrom} />
+              </dd>
+            </>
+          )}
+          {view.recoveries && view.recoveries.length > 0 && (
+            <>
+              <dt>Recovered by</dt>
+              <dd data-testid="recoveries">
+                {view.recoveries.map((x, i) => (
+                  <>
+                    {i > 0 && ", "}
+                    <RunLink id={x} />
+                  </>
+                ))}
+              </dd>
+            </>
+          )}
         </dl>
         <div class="actions">
           {r.status === "RUNNING" && (
             <button type="button" class="danger" onClick={() => dialog.current?.showModal()}>
               Cancel run…
+            </button>
+          )}
+          {RECOVERABLE.includes(r.status) && (
+            <button
+              type="button"
+              title="A new run of the same task and inputs that reuses every call that succeeded in this one"
+              onClick={() =>
+                void api.recover(id).then(
+                  (x) => navigate(`/runs/${x.run}`),
+                  (e: Error) => setMessage(`Failed: ${e.message}`),
+                )
+              }
+            >
+              Recover
             </button>
           )}
           {r.stopped && (

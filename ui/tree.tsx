@@ -50,6 +50,7 @@ function Action(p: Ctx & { node: ActionSummary; open?: boolean }) {
           {n.waiting && <span class="note">{n.waiting}</span>}
           {n.attempts > 1 && <span class="note">{n.attempts} attempts</span>}
           {n.cached && <span class="note">cached</span>}
+          {n.reusedFrom && <span class="note">reused</span>}
           <span class="dur">{span(n.startedAt, n.endedAt)}</span>
         </button>
       </div>

@@ -50,6 +50,19 @@ export async function executeOne(
 ): Promise<Open | void> {
   // The attempt begins now: a child's recorded startedAt is never later than its body's start.
   const begun = rt.now();
+  // Succeeds with a stored value instead of running: a cache hit, or a call a recovery reuses.
+  const answer = (value: string, cnt: CounterItem | undefined, how: { cached: true } | { reused: string }) =>
+    finish({
+      rt,
+      m,
+      outbox,
+      delivery,
+      status: "SUCCEEDED",
+      outcome: { ok: true, value },
+      cnt,
+      startedAt: begun,
+      ...how,
+    });
   if (m.parent === null) {
     const run = ctx.get(keyId(runKey(m.run))) as RunItem | undefined;
     if (!run) {
@@ -97,17 +110,7 @@ export async function executeOne(
   if (m.epoch === 0 && m.parent !== null && m.tw?.length) {
     const reused = await readReusable(rt, m.tw);
     if (reused) {
-      const outcome = { ok: true as const, value: reused.value };
-      return finish({
-        rt,
-        m,
-        outbox,
-        delivery,
-        status: "SUCCEEDED",
-        outcome,
-        startedAt: begun,
-        reused: reused.run,
-      });
+      return answer(reused.value, undefined, { reused: reused.run });
     }
   }
 
@@ -148,20 +151,7 @@ export async function executeOne(
   const key = m.epoch === 0 ? cacheLookup(def, m.args) : undefined;
   if (key) {
     const value = await readCached(rt, key);
-    if (value !== undefined) {
-      const outcome = { ok: true as const, value: await resolvePayload(rt.payloads, value) };
-      return finish({
-        rt,
-        m,
-        outbox,
-        delivery,
-        status: "SUCCEEDED",
-        outcome,
-        cnt,
-        startedAt: begun,
-        cached: true,
-      });
-    }
+    if (value !== undefined) return answer(await resolvePayload(rt.payloads, value), cnt, { cached: true });
   }
 
   const args = await resolvePayload(rt.payloads, m.args);

@@ -68,6 +68,16 @@ function findRun(store: Store, id: string): RunRow {
   return fail(`no run ${id} in ${store.path}; list runs with: aloft runs`);
 }
 
+/** A run's row, read from the store and the store closed again (the engine opens it next). */
+function readRun(storePath: string, id: string): RunRow {
+  const s = openRead(storePath);
+  try {
+    return findRun(s, id);
+  } finally {
+    s.close();
+  }
+}
+
 function printError(e: unknown): void {
   if (e instanceof TaskError) {
     const o = e.original;
@@ -166,14 +176,7 @@ export function program(): Command {
     .option("--workers <n>", "worker threads")
     .action(async (id: string, o: { workers?: string }) => {
       const storePath = cli.opts<{ store: string }>().store;
-      const row = (() => {
-        const s = openRead(storePath);
-        try {
-          return findRun(s, id);
-        } finally {
-          s.close();
-        }
-      })();
+      const row = readRun(storePath, id);
       if (row.module) await loadModule(row.module);
       await init({ store: storePath, ...(o.workers ? { workers: Number(o.workers) } : {}) });
       const r = await resume(row.id);
@@ -205,14 +208,7 @@ export function program(): Command {
         return;
       }
       const storePath = cli.opts<{ store: string }>().store;
-      const row = (() => {
-        const s = openRead(storePath);
-        try {
-          return findRun(s, id);
-        } finally {
-          s.close();
-        }
-      })();
+      const row = readRun(storePath, id);
       checkRecoverable(row);
       if (row.module) await loadModule(row.module);
       await init({ store: storePath, ...(o.workers ? { workers: Number(o.workers) } : {}) });
@@ -470,6 +466,40 @@ export function program(): Command {
     .argument("[dir]", "where (created if missing; must hold none of the files it writes)", ".")
     .action((dir: string) => {
       process.stdout.write(initProject(dir));
+    });
+
+  cli
+    .command("doctor")
+    .description(
+      "check what Aloft needs here (Node, the local store and its runs), or on the AWS stack with --aws",
+    )
+    .option("--aws", "check the AWS stack: configuration, table, queues and dead-letter queues, bucket")
+    .option("--outputs <file>", "stack outputs file for --aws")
+    .action(async (o: { aws?: boolean; outputs?: string }) => {
+      const { doctorLocal, renderChecks } = await import("./doctor.ts");
+      let checks = doctorLocal(cli.opts<{ store: string }>().store);
+      if (o.aws) {
+        const { configSource, doctorAws } = await import("./doctor-aws.ts");
+        const source = configSource(o.outputs);
+        let client;
+        try {
+          client = (await awsCli()).awsClient(o);
+        } catch (e) {
+          checks = [
+            ...checks,
+            { level: "problem", what: (e as Error).message, fix: "see Deploy to AWS in the README" },
+          ];
+        }
+        if (client) {
+          try {
+            checks = [...checks, ...(await doctorAws(client, source))];
+          } finally {
+            client.destroy();
+          }
+        }
+      }
+      process.stdout.write(renderChecks(checks));
+      process.exitCode = checks.some((c) => c.level === "problem") ? 1 : 0;
     });
 
   cli

@@ -29,6 +29,7 @@ export interface Outcome {
   tookMs: number | undefined;
   boundMs: number;
   deliveries: number;
+  runId: string;
 }
 
 const OUTCOME_WRITE = /(^|[ ,])outcome = :o/;
@@ -60,6 +61,8 @@ export async function runSchedule(
   steps: readonly Step[],
   key: string,
   spare?: Crash["spare"],
+  /** Starts the run another way than `run` of the tree (a recovery of an earlier run of it). */
+  start?: () => Promise<AwsRun<unknown>>,
 ): Promise<Outcome> {
   const violations: string[] = [];
   const fail = (v: string) => void (violations.length < 8 && violations.push(v));
@@ -119,7 +122,9 @@ export async function runSchedule(
   let faulted = 0;
   let cancelled = false;
   try {
-    const r = await bus.within(() => bus.client.run(spec.k === "timed" ? timed : node, { s: spec, key }));
+    const r = await bus.within(() =>
+      start ? start() : bus.client.run(spec.k === "timed" ? timed : node, { s: spec, key }),
+    );
     runId = r.id;
     for (const s of steps) {
       if (s.cancel && !cancelled && (await bus.client.getRun(runId))) {
@@ -198,7 +203,7 @@ export async function runSchedule(
     const open = nodes.filter((n) => !TERMINAL.has(n.status));
     if (open.length)
       fail(`${open.length} action(s) left open: ${open.map((n) => `${n.task} ${n.status}`).join(", ")}`);
-    return { violations, tookMs, boundMs, deliveries };
+    return { violations, tookMs, boundMs, deliveries, runId };
   } finally {
     bus.observers.splice(bus.observers.indexOf(onWrite), 1);
     bus.onSend.splice(bus.onSend.indexOf(onSend), 2);

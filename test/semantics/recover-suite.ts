@@ -10,6 +10,7 @@ import { flatten } from "../helpers/status.ts";
 import type { Backend } from "./backend.ts";
 import { count, setFlag } from "./tasks.ts";
 import * as r from "./tasks-recover.ts";
+import { recorded } from "./waits-suite.ts";
 
 async function failed(run: Run): Promise<string> {
   const e = await run.result().then(
@@ -121,5 +122,27 @@ export function recoverScenarios(backend: () => Backend, key: () => string): voi
     const ok = await b.run(r.tree, key());
     await ok.result();
     await assert.rejects(b.recover(ok.id), /cannot be recovered: it succeeded/);
+  });
+
+  it("recover: a signal the source received and a sleep it finished are reused, not waited for again", async () => {
+    const b = backend();
+    const k = key();
+    setFlag(`fail-${k}-1`);
+    const src = await b.run(r.approvedThenScored, k);
+    await recorded(src, "aloft:signal");
+    await src.signal("approve", { by: "ana" });
+    assert.match(await failed(src), /leaf 1 fails/);
+    setFlag(`fail-${k}-1`, false);
+    const rec = await b.recover(src.id);
+    // No signal is sent to the recovery: the source's approval answers its wait.
+    assert.deepEqual(await rec.result(), { by: "ana", score: 10 });
+    const waits = (await rec.status()).root!.children.filter((c) => c.task.startsWith("aloft:"));
+    assert.deepEqual(
+      waits.map((w) => [w.task, w.reusedFrom]),
+      [
+        ["aloft:signal", src.id],
+        ["aloft:sleep", src.id],
+      ],
+    );
   });
 }

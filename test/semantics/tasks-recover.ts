@@ -3,7 +3,7 @@
  * backend. Which calls fail is switched by flag files between a run and its recovery, as a fixed
  * bug would; counter files show which calls ran again.
  */
-import { TaskEnvironment, map } from "aloft";
+import { TaskEnvironment, map, sleep, waitForSignal } from "aloft";
 import { bump, hasFlag } from "./tasks.ts";
 
 const env = new TaskEnvironment({ name: "rec" });
@@ -47,4 +47,11 @@ export const mapped = env.task(async function mapped(k: string) {
 export const shifting = env.task(async function shifting(k: string) {
   const first = hasFlag(`shift-${k}`) ? 10 : 0;
   return Promise.all([leaf(k, first), leaf(k, 1), leaf(k, 2)]);
+});
+
+/** A durable wait, then a call that may fail: a recovery must not wait again for what it received. */
+export const approvedThenScored = env.task(async function approvedThenScored(k: string) {
+  const approval = await waitForSignal<{ by: string }>("approve", { timeout: "1h" });
+  await sleep(20);
+  return { by: approval.by, score: await leaf(k, 1) };
 });

@@ -13,7 +13,7 @@ import type { Backend } from "./backend.ts";
 import * as w from "./tasks-waits.ts";
 
 /** Resolves once the run's tree holds `n` calls of `task` (a wait has been recorded). */
-async function recorded(r: Run<unknown>, task: string, n = 1): Promise<void> {
+export async function recorded(r: Run<unknown>, task: string, n = 1): Promise<void> {
   for (let i = 0; i < 1200; i++) {
     const s = await r.status();
     if (flatten(s.root).filter((x) => x.task === task).length >= n) return;

@@ -58,6 +58,7 @@ const summary = (n: ActionNode, hasChildren: boolean): ActionSummary => ({
   status: shownStatus(n.task, n.status),
   attempts: n.attempts,
   cached: n.cached,
+  reusedFrom: n.reusedFrom ?? null,
   startedAt: n.startedAt ?? null,
   endedAt: n.endedAt ?? null,
   hasChildren,
@@ -196,21 +197,24 @@ export class AwsSource implements UiSource {
   }
 
   async run(id: string): Promise<RunView | undefined> {
-    const w = await this.walk(id);
-    if (!w) return undefined;
+    // The run item itself is read each time (one GetItem): its recoveries grow after it ended.
+    const [w, row] = await Promise.all([this.walk(id), this.client.getRun(id)]);
+    if (!w || !row) return undefined;
     return {
       run: {
-        id: w.row.run,
-        task: w.row.task,
-        status: w.row.status,
-        created: w.row.created,
-        ended: w.row.ended ?? null,
+        id: row.run,
+        task: row.task,
+        status: row.status,
+        created: row.created,
+        ended: row.ended ?? null,
         stopped: false,
       },
       root: w.root,
       byStatus: w.byStatus,
       actions: w.actions,
       timeline: w.timeline,
+      ...(row.rec?.length ? { recoveredFrom: row.rec[0] } : {}),
+      recoveries: row.recoveries ?? [],
     };
   }
 
@@ -297,6 +301,11 @@ export class AwsSource implements UiSource {
   async cancel(runId: string): Promise<string> {
     await this.client.attach(runId).cancel("cancelled from aloft ui");
     return `run ${runId} ${(await this.client.getRun(runId))?.status ?? "not found"}`;
+  }
+
+  async recover(runId: string): Promise<{ message: string; run: string }> {
+    const r = await this.client.recover(runId);
+    return { message: `started ${r.id}, a recovery of ${runId}`, run: r.id };
   }
 
   close(): void {

@@ -3,13 +3,15 @@
  * GROUP BY over the parent index, children a page at a time, one action's detail by id.
  */
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { deserialize } from "../../serde.ts";
 import { parseOutcome } from "../../core/history.ts";
 import { Store } from "../../local/store.ts";
 import type { ActionRow, RunRow } from "../../local/store.ts";
 import { StoreLock } from "../../local/lock.ts";
+import { checkRecoverable } from "../../core/recover.ts";
 import { localLogs } from "../logs.ts";
 import { WaitStore } from "../../local/wait-store.ts";
 import { waitingText } from "../../core/durable-waits.ts";
@@ -27,12 +29,13 @@ import type {
 
 type SummaryRow = Pick<
   ActionRow,
-  "id" | "seq" | "task" | "grp" | "status" | "attempts" | "cached" | "started" | "ended"
+  "id" | "seq" | "task" | "grp" | "status" | "attempts" | "cached" | "reused" | "started" | "ended"
 > & {
   kids: number;
 };
 
-const SUMMARY_COLUMNS = `a.id, a.seq, a.task, a.grp, ${SHOWN_STATUS_SQL} AS status, a.attempts, a.cached, a.started, a.ended,
+const SUMMARY_COLUMNS = `a.id, a.seq, a.task, a.grp, ${SHOWN_STATUS_SQL} AS status, a.attempts, a.cached, a.reused,
+  a.started, a.ended,
   EXISTS (SELECT 1 FROM actions c WHERE c.parent = a.id) AS kids`;
 
 const summary = (r: SummaryRow): ActionSummary => ({
@@ -42,6 +45,7 @@ const summary = (r: SummaryRow): ActionSummary => ({
   status: r.status,
   attempts: r.attempts,
   cached: r.cached === 1,
+  reusedFrom: r.reused,
   startedAt: r.started,
   endedAt: r.ended,
   hasChildren: r.kids === 1,
@@ -149,6 +153,8 @@ export class LocalSource implements UiSource {
       byStatus,
       actions: 1 + counts.reduce((a, c) => a + c.n, 0),
       timeline: this.timeline(r),
+      ...(r.recovered_from ? { recoveredFrom: r.recovered_from } : {}),
+      recoveries: this.store.recoveries(id),
     };
   }
 
@@ -290,6 +296,36 @@ export class LocalSource implements UiSource {
     if (r.status !== "RUNNING") throw new Error(`run ${runId} already ended ${r.status}`);
     if (this.held()) throw new Error(`run ${runId} is being run by another process (its store is held)`);
     return aloftCommand(this.path, ["resume", runId], false);
+  }
+
+  async recover(runId: string): Promise<{ message: string; run: string }> {
+    const r = this.store.getRun(runId);
+    if (!r) throw new Error(`no run ${runId}`);
+    checkRecoverable(r);
+    if (this.held())
+      throw new Error(`another process holds the store ${this.path}: recover the run once it has stopped`);
+    // `aloft recover` in a process of its own (it loads the run's task module), left running; its
+    // output goes to a file beside the store, where its first line names the new run.
+    const log = join(dirname(this.path), `recover-${runId}.log`);
+    const fd = openSync(log, "w");
+    const p = spawn(process.execPath, [aloftBin(), "--store", this.path, "recover", "--json", runId], {
+      stdio: ["ignore", fd, fd],
+      detached: true,
+    });
+    closeSync(fd);
+    p.unref();
+    const exited = new Promise<number | null>((res) => p.once("exit", res));
+    for (let i = 0; i < 300; i++) {
+      const text = existsSync(log) ? readFileSync(log, "utf8") : "";
+      const id = /^run (r-[\w-]+) \(.*\) recovers /m.exec(text)?.[1];
+      if (id) return { message: `started ${id}, a recovery of ${runId}`, run: id };
+      const code = await Promise.race([
+        exited,
+        new Promise<undefined>((res) => setTimeout(() => res(undefined), 100)),
+      ]);
+      if (code !== undefined) throw new Error(text.trim() || `aloft recover exited ${code}`);
+    }
+    throw new Error(`aloft recover ${runId} did not start its run in 30 s: see ${log}`);
   }
 
   close(): void {

@@ -12,7 +12,7 @@
  *                                            previous page's `next`)
  *   GET  /api/runs/<id>/actions/<action>     an action: inputs, output, error, logs
  *   GET  /api/runs/<id>/events               server-sent events: "change" when the run changes
- *   POST /api/runs/<id>/cancel | resume
+ *   POST /api/runs/<id>/cancel | resume | recover
  */
 import { createServer } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -103,6 +103,7 @@ export async function startUiServer(source: UiSource, port = 0): Promise<UiServe
       const [, , id, verb] = parts;
       if (parts.length !== 4 || !id) throw new HttpError(404, "no such endpoint");
       if (verb === "cancel") return json(res, { message: await source.cancel(id) });
+      if (verb === "recover") return json(res, await source.recover(id));
       if (verb === "resume") {
         if (!source.resume) throw new HttpError(400, "only a local run can be resumed");
         return json(res, { message: await source.resume(id) });

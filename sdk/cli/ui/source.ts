@@ -33,6 +33,8 @@ export interface ActionSummary {
   status: string;
   attempts: number;
   cached: boolean;
+  /** In a recovery: the run whose recorded outcome it returned instead of running. */
+  reusedFrom?: string | null;
   startedAt: number | null;
   endedAt: number | null;
   hasChildren: boolean;
@@ -76,6 +78,10 @@ export interface RunView {
   byStatus: Record<string, number>;
   actions: number;
   timeline: TimelineRow[];
+  /** The run this one recovers (docs/recover.md). */
+  recoveredFrom?: string;
+  /** The recoveries started from this run, oldest first. */
+  recoveries?: string[];
 }
 
 /** A page of one group's children, in call order. */
@@ -108,6 +114,8 @@ export interface UiSource {
   cancel(runId: string): Promise<string>;
   /** Continues a stopped local run; undefined where it cannot (AWS runs need no resume). */
   resume?(runId: string): Promise<string>;
+  /** Starts a recovery of a run that ended badly (docs/recover.md): its message and the new run. */
+  recover(runId: string): Promise<{ message: string; run: string }>;
   close(): void;
 }
 
