@@ -1,7 +1,8 @@
 /**
  * `aloft logs <run> [action] [--follow] [--aws]`: what task bodies printed, per action and attempt.
  * Local runs read the store; AWS runs read CloudWatch Logs (or, under `aloft dev`, the file its
- * handlers write), keeping the first of each line a parent's replays printed again.
+ * handlers write; under `aloft dev --cdk-out`, its sandboxes' output), keeping the first of each
+ * line a parent's replays printed again.
  */
 import type { Store } from "../local/store.ts";
 import type { AloftClient } from "../aws/client.ts";
