@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { AloftClient } from "aloft/client";
-import { OUTPUT } from "../sdk/aws/config.ts";
+import { LOCAL_ONLY_OUTPUTS, OUTPUT } from "../sdk/aws/config.ts";
 
 const ENDPOINT = process.env.LOCALSTACK_ENDPOINT ?? "http://localhost:4566";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
     cdklocal("deploy", STACK, "--require-approval", "never", "--outputs-file", OUTPUTS_FILE);
     const all = JSON.parse(fs.readFileSync(OUTPUTS_FILE, "utf8")) as Record<string, Record<string, string>>;
     const outputs = all[STACK];
-    const missing = Object.values(OUTPUT).filter((k) => k !== OUTPUT.taskLogFile && !outputs?.[k]);
+    const missing = Object.values(OUTPUT).filter((k) => !LOCAL_ONLY_OUTPUTS.includes(k) && !outputs?.[k]);
     if (!outputs || missing.length > 0)
       throw new Error(`stack outputs lack ${missing.join(", ")}: ${JSON.stringify(all)}`);
     console.log(`deployed ${STACK}; outputs in ${path.relative(ROOT, OUTPUTS_FILE)}`);

@@ -179,6 +179,7 @@ export const clientConfigSchema = z.strictObject({
   retentionDays: z.number().int().min(1).optional(),
   executorLogGroups: z.record(z.string(), z.string()).optional(),
   taskLogFile: z.string().optional(),
+  functionLogDir: z.string().optional(),
 });
 
 export const clientOptionsSchema = z.strictObject({ outputsFile: z.string().optional() });

@@ -17,7 +17,7 @@ import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Aloft, type AloftProps } from "../cdk/index.ts";
 import { handlerModule, writeHandlerEntry } from "../cdk/entries.ts";
-import { ENV, OUTPUT } from "../sdk/aws/config.ts";
+import { ENV, LOCAL_ONLY_OUTPUTS, OUTPUT } from "../sdk/aws/config.ts";
 import type { EnvironmentSpec } from "../sdk/registry.ts";
 
 // CloudFormation validation takes seconds per synth; `npx cdk synth` (scripts/cdk-synth-check.sh)
@@ -621,8 +621,8 @@ await test("grantReadLogs: read every Aloft log group (the dead-letter consumer'
 await test("outputs: the contract's keys, with the executor queues as a JSON object", () => {
   const { template, aloft, stack } = main;
   const outputs = template.toJSON().Outputs as Json;
-  // Every key but the dev stack's own (aloft dev writes its task log file's path).
-  const deployed = Object.values(OUTPUT).filter((k) => k !== OUTPUT.taskLogFile);
+  // Every key but the local stacks' own (where aloft dev's task logs are).
+  const deployed = Object.values(OUTPUT).filter((k) => !LOCAL_ONLY_OUTPUTS.includes(k));
   assert.deepEqual(Object.keys(outputs).sort(), deployed.sort());
   // A JSON object of TaskEnvironment name -> what `of` names of its executor.
   const perEnvironment = (of: (e: (typeof aloft.executors)[number]) => string) =>

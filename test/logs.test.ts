@@ -5,7 +5,9 @@
  * - AWS: the executor's structured Powertools line and how `aloft logs --aws` reads it back;
  *   CloudWatch Logs only through a fake endpoint (no local CloudWatch exists here), so that test
  *   checks the request Aloft makes and its paging, not CloudWatch's filter semantics;
- * - `aloft dev`: the handlers' lines in the dev stack's file, read by `aloft logs --aws`.
+ * - `aloft dev`: the handlers' lines in the dev stack's file, read by `aloft logs --aws`;
+ * - `aloft dev --cdk-out` (the deployed shape): the executor sandboxes' Powertools lines in their
+ *   output files, read by `aloft logs --aws` and shown by `aloft ui --aws`.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -16,7 +18,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Logger } from "@aws-lambda-powertools/logger";
-import { ROOT, BIN, aloft } from "./helpers/cli.ts";
+import { ROOT, BIN, aloft, startDev, stopDev } from "./helpers/cli.ts";
+import type { DevProcess } from "./helpers/cli.ts";
+import { synth } from "../dev/deployed/synth.ts";
 import { replayLogged } from "../lambdas/exec/task-logs.ts";
 import { dedupeTaskLogs, parseTaskLog } from "../sdk/aws/task-log.ts";
 import { readCloudWatchTaskLogs } from "../sdk/aws/cloudwatch-logs.ts";
@@ -237,48 +241,119 @@ describe("task logs on AWS", () => {
   });
 });
 
+type Child = ReturnType<typeof spawn>;
+
+/** Starts `aloft ui --aws` against the stack `env` names; resolves with it and its address. */
+async function startAwsUi(cwd: string, env: Record<string, string>): Promise<{ child: Child; url: string }> {
+  const child = spawn(process.execPath, [BIN, "ui", "--aws", "--port", "0"], {
+    cwd,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let text = "";
+  const url = await new Promise<string>((resolve, reject) => {
+    const seen = (d: Buffer) => {
+      text += d.toString();
+      const m = /aloft ui: (http:\S+)\n/.exec(text);
+      if (m) resolve(m[1]!);
+    };
+    child.stdout!.on("data", seen);
+    child.stderr!.on("data", seen);
+    child.once("exit", (code) => reject(new Error(`aloft ui exited (${String(code)}):\n${text}`)));
+  });
+  return { child, url };
+}
+
+async function stop(child: Child | undefined): Promise<void> {
+  if (!child || child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+/** `aloft logs <run> --aws` of a `fanOut 5` run: every body's lines once, attempts apart. */
+async function checkFanOutLogs(id: string, cwd: string, env: Record<string, string>): Promise<void> {
+  const logs = await aloft(["logs", id, "--aws"], { cwd, env });
+  assert.equal(logs.code, 0, logs.stderr);
+  const lines = logs.stdout.trim().split("\n");
+  assert.equal(lines.filter((l) => l.includes("fanning out over 5 items")).length, 1);
+  assert.equal(lines.filter((l) => /ui\.square \S+ {2}info {3}squaring \d$/.test(l)).length, 5);
+  assert.match(logs.stdout, /ui\.flaky \S+ {2}warn {3}first attempt: failing on purpose/);
+  assert.match(logs.stdout, /ui\.flaky \S+ #2 {2}info {3}second attempt: fine/);
+}
+
 describe("aloft logs --aws under aloft dev", () => {
   let cwd: string;
-  let dev: ReturnType<typeof spawn> | undefined;
+  let dev: DevProcess | undefined;
   before(() => {
     cwd = mkdtempSync(join(tmpdir(), "aloft-logs-dev-"));
   });
   after(async () => {
-    if (dev && dev.exitCode === null) {
-      const exited = new Promise((r) => dev!.once("exit", r));
-      dev.kill("SIGTERM");
-      await exited;
-    }
+    await stopDev(dev);
     rmSync(cwd, { recursive: true, force: true });
   });
 
   it("the handlers' task lines go to the dev stack's file, which aloft logs --aws reads", async () => {
     const env = { ALOFT_TEST_DIR: cwd, POWERTOOLS_LOG_LEVEL: "SILENT" };
-    dev = spawn(process.execPath, [BIN, "dev", TASKS], {
-      cwd,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let text = "";
-    await new Promise<void>((resolve, reject) => {
-      dev!.stderr!.on("data", (d: Buffer) => {
-        text += d.toString();
-        if (text.includes("Ctrl-C stops it.")) resolve();
-      });
-      dev!.once("exit", (code) => reject(new Error(`aloft dev exited (${String(code)}):\n${text}`)));
-    });
-    const exports = Object.fromEntries(
-      [...text.matchAll(/^ {2}export (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!] as const),
-    );
+    dev = await startDev(cwd, [TASKS], env);
+    const { exports } = dev;
     const r = await aloft(["run", "--aws", TASKS, "fanOut", "5"], { cwd, env: { ...exports, ...env } });
     assert.equal(r.code, 0, r.stderr);
+    await checkFanOutLogs(runIdOf(r.stderr), cwd, exports);
+  });
+});
+
+describe("aloft logs --aws and aloft ui --aws under aloft dev --cdk-out", { timeout: 900_000 }, () => {
+  let cwd: string;
+  let out: string;
+  let dev: DevProcess | undefined;
+  let ui: Child | undefined;
+  before(
+    async () => {
+      cwd = mkdtempSync(join(tmpdir(), "aloft-logs-deployed-"));
+      out = join(cwd, "cdk.out");
+      await synth("test/fixtures/ui-tasks.ts", "AloftUiLogs", out);
+    },
+    { timeout: 600_000 },
+  );
+  after(async () => {
+    await stop(ui);
+    await stopDev(dev);
+    rmSync(cwd, { recursive: true, force: true });
+  });
+
+  it("reads the executor sandboxes' Powertools lines from their output files", async () => {
+    dev = await startDev(cwd, ["--cdk-out", out]);
+    const { exports } = dev;
+    const r = await aloft(["run", "--aws", TASKS, "fanOut", "5"], { cwd, env: exports });
+    assert.equal(r.code, 0, r.stderr);
     const id = runIdOf(r.stderr);
-    const logs = await aloft(["logs", id, "--aws"], { cwd, env: exports });
-    assert.equal(logs.code, 0, logs.stderr);
-    const lines = logs.stdout.trim().split("\n");
-    assert.equal(lines.filter((l) => l.includes("fanning out over 5 items")).length, 1);
-    assert.equal(lines.filter((l) => /ui\.square \S+ {2}info {3}squaring \d$/.test(l)).length, 5);
-    assert.match(logs.stdout, /ui\.flaky \S+ {2}warn {3}first attempt: failing on purpose/);
-    assert.match(logs.stdout, /ui\.flaky \S+ #2 {2}info {3}second attempt: fine/);
+    await checkFanOutLogs(id, cwd, exports);
+
+    // The UI shows the same lines per action: the retried child's two attempts.
+    const u = await startAwsUi(cwd, exports);
+    ui = u.child;
+    const base = u.url;
+    const get = async <T>(path: string): Promise<T> => {
+      const res = await fetch(`${base}${path}`);
+      assert.equal(res.status, 200, path);
+      return (await res.json()) as T;
+    };
+    const run = `/api/runs/${encodeURIComponent(id)}`;
+    const { groups } = await get<{ groups: { group: string; items?: { id: string; task: string }[] }[] }>(
+      `${run}/children?parent=${encodeURIComponent(id)}`,
+    );
+    const flaky = groups.flatMap((g) => g.items ?? []).find((c) => c.task === "ui.flaky");
+    assert.ok(flaky, JSON.stringify(groups));
+    const detail = await get<{ logs: { attempt: number; level: string; text: string }[] }>(
+      `${run}/actions/${encodeURIComponent(flaky.id)}`,
+    );
+    assert.deepEqual(
+      detail.logs.map((l) => [l.attempt, l.level, l.text]),
+      [
+        [1, "warn", "first attempt: failing on purpose"],
+        [2, "info", "second attempt: fine"],
+      ],
+    );
   });
 });

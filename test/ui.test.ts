@@ -4,7 +4,9 @@
  * children with a failed one and a retried one: the runs list and its filters, the deep link, the
  * group's counts (one row, never 1,000), the failed child's error and logs, the retried child's
  * attempts; then runs in flight: a live update without reload, cancel with confirmation, resume
- * of a run whose process was killed. Screenshots of the run page go to test-artifacts/ui/.
+ * of a run whose process was killed. And the keyboard alone, at 1280x800: run list, run page (its
+ * sleep and signal wait read WAITING), a group opened, a failed child's error and logs, cancel with
+ * confirmation — every stop showing its focus. Screenshots go to test-artifacts/ui/ (git-ignored).
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -50,6 +52,47 @@ async function until<T>(what: string, f: () => Promise<T | undefined>): Promise<
   }
   throw new Error(`gave up waiting for ${what}`);
 }
+
+interface Focused {
+  tag: string;
+  text: string;
+  /** An outline or a shadow drawn around it (the page's :focus-visible style). */
+  shown: boolean;
+}
+
+/** What has the focus, if anything but the page (scripts run in the page: strings, no DOM types here). */
+const focused = (page: Page): Promise<Focused | undefined> =>
+  page.evaluate(`(() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) return undefined;
+    const cs = getComputedStyle(el);
+    return {
+      tag: el.tagName.toLowerCase(),
+      text: (el.getAttribute("aria-label") ?? el.innerText ?? "").replace(/\\s+/g, " ").trim(),
+      shown: (cs.outlineStyle !== "none" && parseFloat(cs.outlineWidth) > 0) || cs.boxShadow !== "none",
+    };
+  })()`);
+
+/**
+ * Presses `key` (Tab, Shift+Tab) until the focused control's name matches `want`; every control it
+ * stops on must show its focus.
+ */
+async function tabTo(page: Page, want: RegExp, key = "Tab"): Promise<Focused> {
+  const stops: string[] = [];
+  for (let i = 0; i < 150; i++) {
+    await page.keyboard.press(key);
+    const f = await focused(page);
+    if (!f) continue;
+    stops.push(`${f.tag} "${f.text.slice(0, 40)}"`);
+    assert.ok(f.shown, `no visible focus on ${f.tag} "${f.text}"`);
+    if (want.test(f.text)) return f;
+  }
+  throw new Error(`${key} never reached ${want}; stopped on:\n${stops.join("\n")}`);
+}
+
+/** Nothing wider than the window (no sideways scrolling at 1280x800). */
+const fitsWidth = (page: Page): Promise<boolean> =>
+  page.evaluate<boolean>("document.documentElement.scrollWidth <= window.innerWidth");
 
 const exited = (c: Child): Promise<number | null> =>
   c.exitCode !== null ? Promise.resolve(c.exitCode) : new Promise((r) => c.once("exit", r));
@@ -205,6 +248,91 @@ describe("aloft ui in Chromium", { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM
     await page.getByTestId("run-status").getByText("CANCELLED").waitFor();
     await page.screenshot({ path: join(ARTIFACTS, "run-cancelled.png") });
     assert.equal(await exited(run.child), 1, run.output());
+  });
+
+  it("works from the keyboard alone at 1280x800: list, run, group, failed child, cancel", async () => {
+    const dir = mkdtempSync(join(cwd, "keys-"));
+    const run = start(["run", TASKS, "waits", "30"], cwd, { ALOFT_TEST_DIR: dir });
+    try {
+      const id = await newestRun(cwd, "ui.waits");
+      await page.goto(url);
+      await page.locator(`tr[data-run="${id}"]`).waitFor();
+      assert.ok(await fitsWidth(page), "the run list fits 1280 px");
+
+      // The run list: Tab to the run's link, Enter opens it.
+      await tabTo(page, new RegExp(`^${id}$`));
+      await page.keyboard.press("Enter");
+      await page.getByRole("heading", { name: "ui.waits" }).waitFor();
+      // Its sleep and its signal wait read WAITING, with what they wait for, in the tree and the counts.
+      const tree = page.getByRole("tree", { name: "actions of the run" });
+      const sleepRow = tree.getByRole("button", { name: /^WAITING aloft:sleep .*timer fires at \d{4}-/ });
+      const signalRow = tree.getByRole("button", { name: /^WAITING aloft:signal .*signal "go"/ });
+      await sleepRow.waitFor();
+      await signalRow.waitFor();
+      await page.getByRole("region", { name: "actions by state" }).getByText("2 waiting").waitFor();
+      await page.screenshot({ path: join(ARTIFACTS, "keyboard-run.png") });
+      assert.ok(await fitsWidth(page), "the run page fits 1280 px");
+
+      // The group of 30 squares: one row with a labelled progress bar; Enter on its toggle opens it.
+      const bar = page.locator('li[data-group="squares"]').getByRole("progressbar").first();
+      assert.deepEqual(
+        await bar.evaluate((b) => [
+          b.getAttribute("aria-valuenow"),
+          b.getAttribute("aria-valuemax"),
+          b.getAttribute("aria-label"),
+        ]),
+        ["30", "30", "30 of 30 ended"],
+      );
+      const toggle = await tabTo(page, /^expand group squares$/);
+      assert.equal(toggle.tag, "button");
+      await page.keyboard.press("Enter");
+      await page.getByText("1–30 of 30").waitFor();
+      assert.equal(
+        await page.locator('li[data-group="squares"]').getAttribute("aria-expanded"),
+        "true",
+        "the group says it is open",
+      );
+
+      // The failed child: Enter opens its detail and moves the focus there.
+      await tabTo(page, /^FAILED ui\.square /);
+      await page.keyboard.press("Enter");
+      const detail = page.getByRole("complementary", { name: "action detail" });
+      await detail
+        .getByTestId("action-error")
+        .getByText("NonRecoverableError: square 13 is unlucky", { exact: true })
+        .waitFor();
+      await detail.getByTestId("logs").getByText("about to fail on 13").waitFor();
+      assert.equal((await focused(page))?.tag, "h2", "the focus moved to the detail's heading");
+      assert.equal(
+        await page.evaluate<boolean>(
+          `document.querySelector("aside.detail").contains(document.activeElement)`,
+        ),
+        true,
+      );
+      await page.screenshot({ path: join(ARTIFACTS, "keyboard-detail.png") });
+      assert.ok(await fitsWidth(page), "the run page with the detail fits 1280 px");
+      // Escape closes it and gives the focus back to the row that opened it.
+      await page.keyboard.press("Escape");
+      await detail.waitFor({ state: "hidden" });
+      await until("the focus back on the row", async () =>
+        /^FAILED ui\.square /.test((await focused(page))?.text ?? "") ? true : undefined,
+      );
+
+      // Cancel: back up to the button, confirm in the dialog (its first button is the safe one).
+      await tabTo(page, /^Cancel run…$/, "Shift+Tab");
+      await page.keyboard.press("Enter");
+      const dialog = page.getByRole("dialog", { name: "Cancel this run?" });
+      await dialog.waitFor();
+      assert.equal((await focused(page))?.text, "Keep running");
+      await tabTo(page, /^Cancel run$/);
+      await page.keyboard.press("Enter");
+      await page.getByTestId("run-status").getByText("CANCELLED").waitFor();
+      await page.screenshot({ path: join(ARTIFACTS, "keyboard-cancelled.png") });
+      assert.equal(await exited(run.child), 1, run.output());
+    } finally {
+      // A failed step leaves the run waiting an hour: its process must not outlive the test.
+      if (run.child.exitCode === null) run.child.kill("SIGKILL");
+    }
   });
 
   it("resumes a run whose process was killed", async () => {

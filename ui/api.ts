@@ -1,7 +1,14 @@
 /** The server's JSON API (sdk/cli/ui/server.ts), typed with its own shapes. */
-import type { ActionDetail, ActionSummary, ChildGroup, RunSummary, RunView } from "../sdk/cli/ui/source.ts";
+import type {
+  ActionDetail,
+  ActionSummary,
+  ChildGroup,
+  GroupPage,
+  RunSummary,
+  RunView,
+} from "../sdk/cli/ui/source.ts";
 
-export type { ActionDetail, ActionSummary, ChildGroup, RunSummary, RunView };
+export type { ActionDetail, ActionSummary, ChildGroup, GroupPage, RunSummary, RunView };
 export type { TimelineRow } from "../sdk/cli/ui/source.ts";
 export type { SerializedError } from "../sdk/errors.ts";
 
@@ -36,9 +43,9 @@ export const api = {
   run: (id: string) => get<RunView & { source: string }>(run(id)),
   children: (id: string, parent: string) =>
     get<{ groups: ChildGroup[] }>(`${run(id)}/children?${new URLSearchParams({ parent })}`),
-  page: (id: string, parent: string, group: string, status: string, offset: number, limit: number) =>
-    get<{ total: number; items: ActionSummary[] }>(
-      `${run(id)}/page?${new URLSearchParams({ parent, group, status, offset: String(offset), limit: String(limit) })}`,
+  page: (id: string, parent: string, group: string, status: string, after: string, limit: number) =>
+    get<GroupPage>(
+      `${run(id)}/page?${new URLSearchParams({ parent, group, status, ...(after ? { after } : {}), limit: String(limit) })}`,
     ),
   action: (id: string, action: string) =>
     get<ActionDetail>(`${run(id)}/actions/${encodeURIComponent(action)}`),

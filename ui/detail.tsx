@@ -1,5 +1,5 @@
 /** One action: state, attempts, times, inputs, output, the error with its stack and causes, its logs. */
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "./api.ts";
 import type { ActionDetail, SerializedError } from "./api.ts";
 import { clock, span, stateClass, time } from "./format.ts";
@@ -33,6 +33,9 @@ function ErrorChain({ error, depth = 0 }: { error: SerializedError; depth?: numb
 export function Detail(p: { runId: string; actionId: string; version: number; onClose: () => void }) {
   const [d, setD] = useState<ActionDetail | undefined>();
   const [error, setError] = useState("");
+  const head = useRef<HTMLHeadingElement>(null);
+  // Opening an action moves the focus here, so a keyboard user reads on from its detail.
+  useEffect(() => head.current?.focus(), [p.actionId]);
   useEffect(() => {
     let live = true;
     api.action(p.runId, p.actionId).then(
@@ -44,7 +47,9 @@ export function Detail(p: { runId: string; actionId: string; version: number; on
   return (
     <div class="detail-inner">
       <div class="detail-head">
-        <h2>{d?.task ?? "Action"}</h2>
+        <h2 ref={head} tabIndex={-1}>
+          {d?.task ?? "Action"}
+        </h2>
         <button type="button" onClick={p.onClose} aria-label="close the action's detail (Escape)">
           ✕
         </button>
@@ -59,6 +64,12 @@ export function Detail(p: { runId: string; actionId: string; version: number; on
               {d.cached && <span class="note"> cached</span>}
               {d.reusedFrom && <span class="note"> reused from {d.reusedFrom}</span>}
             </dd>
+            {d.waiting && (
+              <>
+                <dt>Waiting for</dt>
+                <dd data-testid="waiting">{d.waiting}</dd>
+              </>
+            )}
             <dt>Action</dt>
             <dd class="mono">{d.id}</dd>
             {d.group && (

@@ -34,6 +34,9 @@ export const STATES = [
   "CANCELLED",
 ];
 
+/** States of an action not yet over. */
+export const OPEN_STATES = ["RUNNING", "QUEUED", "WAITING", "SUSPENDED"];
+
 export function stateClass(s: string): string {
   return `state state-${s.toLowerCase().replace("_", "-")}`;
 }

@@ -6,7 +6,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "./api.ts";
 import type { RunView } from "./api.ts";
-import { STATES, span, stateClass, time } from "./format.ts";
+import { OPEN_STATES, STATES, span, stateClass, time } from "./format.ts";
 import { Tree } from "./tree.tsx";
 import { Detail } from "./detail.tsx";
 import { Timeline } from "./timeline.tsx";
@@ -39,6 +39,18 @@ export function RunPage({ id }: { id: string }) {
   );
   const [message, setMessage] = useState("");
   const dialog = useRef<HTMLDialogElement>(null);
+  // The control that opened the detail: closing it (Escape, ✕) gives the focus back there.
+  const opener = useRef<HTMLElement | null>(null);
+  const select = (action: string) => {
+    opener.current = document.activeElement as HTMLElement | null;
+    setSelected(action);
+  };
+  const close = () => {
+    setSelected(undefined);
+    const back = opener.current;
+    opener.current = null;
+    if (back?.isConnected) requestAnimationFrame(() => back.focus());
+  };
 
   useEffect(() => {
     // At most one refresh a second: a run of 100,000 children changes at every look.
@@ -70,9 +82,11 @@ export function RunPage({ id }: { id: string }) {
     const q = selected ? `?action=${encodeURIComponent(selected)}` : "";
     history.replaceState(null, "", `/runs/${encodeURIComponent(id)}${q}`);
   }, [id, selected]);
+  const closeRef = useRef(close);
+  closeRef.current = close;
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
-      if (e.key === "Escape" && !dialog.current?.open) setSelected(undefined);
+      if (e.key === "Escape" && !dialog.current?.open) closeRef.current();
     };
     addEventListener("keydown", onKey);
     return () => removeEventListener("keydown", onKey);
@@ -87,7 +101,7 @@ export function RunPage({ id }: { id: string }) {
       (e: Error) => setMessage(`Failed: ${e.message}`),
     );
   const children = view.actions - 1;
-  const done = STATES.filter((s) => !["RUNNING", "QUEUED", "WAITING", "SUSPENDED"].includes(s)).reduce(
+  const done = STATES.filter((s) => !OPEN_STATES.includes(s)).reduce(
     (a, s) => a + (view.byStatus[s] ?? 0),
     0,
   );
@@ -193,13 +207,7 @@ export function RunPage({ id }: { id: string }) {
           <section aria-label="actions">
             <h2>Actions</h2>
             {view.root && (
-              <Tree
-                runId={id}
-                root={view.root}
-                version={version}
-                selected={selected}
-                onSelect={setSelected}
-              />
+              <Tree runId={id} root={view.root} version={version} selected={selected} onSelect={select} />
             )}
           </section>
           <section aria-label="timeline">
@@ -209,7 +217,7 @@ export function RunPage({ id }: { id: string }) {
         </div>
         {selected && (
           <aside class="detail" aria-label="action detail">
-            <Detail runId={id} actionId={selected} version={version} onClose={() => setSelected(undefined)} />
+            <Detail runId={id} actionId={selected} version={version} onClose={close} />
           </aside>
         )}
       </div>

@@ -5,7 +5,7 @@
  */
 import { useEffect, useState } from "preact/hooks";
 import { api } from "./api.ts";
-import type { ActionSummary, ChildGroup } from "./api.ts";
+import type { ActionSummary, ChildGroup, GroupPage } from "./api.ts";
 import { STATES, span, stateClass } from "./format.ts";
 
 const PAGE = 50;
@@ -19,7 +19,7 @@ interface Ctx {
 
 export function Tree(p: Ctx & { root: ActionSummary }) {
   return (
-    <ul class="tree" role="tree">
+    <ul class="tree" role="tree" aria-label="actions of the run">
       <Action {...p} node={p.root} open />
     </ul>
   );
@@ -47,6 +47,7 @@ function Action(p: Ctx & { node: ActionSummary; open?: boolean }) {
           <span class={stateClass(n.status)}>{n.status}</span>
           <span class="task">{n.task}</span>
           <span class="id">{n.id.slice(0, 8)}</span>
+          {n.waiting && <span class="note">{n.waiting}</span>}
           {n.attempts > 1 && <span class="note">{n.attempts} attempts</span>}
           {n.cached && <span class="note">cached</span>}
           {n.reusedFrom && <span class="note">reused</span>}
@@ -151,19 +152,26 @@ function Group(p: Ctx & { g: ChildGroup; parent: string }) {
   );
 }
 
-/** One page of a large group's children, filterable by state. */
+/**
+ * One page of a large group's children, filterable by state. Pages follow cursors (the server's
+ * `next`); the cursors of the pages before this one are kept for Previous.
+ */
 function Paged(p: Ctx & { g: ChildGroup; parent: string }) {
   const { g } = p;
   const [status, setStatus] = useState("");
-  const [offset, setOffset] = useState(0);
-  const [page, setPage] = useState<{ total: number; items: ActionSummary[] } | undefined>();
+  // Each earlier page's cursor and size, the current page's last.
+  const [trail, setTrail] = useState<{ after: string; size: number }[]>([{ after: "", size: 0 }]);
+  const [page, setPage] = useState<GroupPage | undefined>();
   const { parent } = p;
+  const here = trail[trail.length - 1]!;
   useEffect(() => {
     let live = true;
-    void api.page(p.runId, parent, g.group, status, offset, PAGE).then((r) => live && setPage(r));
+    void api.page(p.runId, parent, g.group, status, here.after, PAGE).then((r) => live && setPage(r));
     return () => void (live = false);
-  }, [p.runId, parent, g.group, status, offset, p.version]);
-  const total = page?.total ?? 0;
+  }, [p.runId, parent, g.group, status, here.after, p.version]);
+  const total = status ? (g.byStatus[status] ?? 0) : g.total;
+  const first = trail.reduce((a, t) => a + t.size, 0);
+  const shown = page?.items.length ?? 0;
   return (
     <div class="paged">
       <div class="pager">
@@ -173,7 +181,7 @@ function Paged(p: Ctx & { g: ChildGroup; parent: string }) {
             value={status}
             onChange={(e) => {
               setStatus((e.target as HTMLSelectElement).value);
-              setOffset(0);
+              setTrail([{ after: "", size: 0 }]);
             }}
           >
             <option value="">all</option>
@@ -182,13 +190,17 @@ function Paged(p: Ctx & { g: ChildGroup; parent: string }) {
             ))}
           </select>
         </label>
-        <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>
+        <button type="button" disabled={trail.length === 1} onClick={() => setTrail(trail.slice(0, -1))}>
           ‹ Previous
         </button>
-        <span class="muted">
-          {total ? `${offset + 1}–${Math.min(offset + PAGE, total)} of ${total}` : "none"}
+        <span class="muted" aria-live="polite">
+          {shown ? `${first + 1}–${first + shown} of ${total}` : page?.next ? "none on this page" : "none"}
         </span>
-        <button type="button" disabled={offset + PAGE >= total} onClick={() => setOffset(offset + PAGE)}>
+        <button
+          type="button"
+          disabled={!page?.next}
+          onClick={() => page?.next && setTrail([...trail, { after: page.next, size: shown }])}
+        >
           Next ›
         </button>
       </div>

@@ -3,6 +3,7 @@
  * it as `aloft dev` does, and at Ctrl-C prints the report; the exit code is 1 if IAM denied any
  * request (a permission the code needs and the role lacks).
  */
+import { OUTPUT } from "../../sdk/aws/config.ts";
 import { announce, interrupted } from "../announce.ts";
 import { parseChaos } from "./chaos.ts";
 import { startDeployedStack } from "./stack.ts";
@@ -21,7 +22,8 @@ export async function devDeployed(o: {
   });
   announce(
     o.outputs,
-    stack.outputs,
+    // The sandboxes' output stands for CloudWatch Logs: `aloft logs --aws` and the UI read it there.
+    { ...stack.outputs, [OUTPUT.functionLogDir]: stack.logDir },
     stack.env,
     `aloft dev: stack ${stack.name} from ${o.cdkOut} as deployed (sandboxes, IAM enforced${chaos ? `, chaos ${o.chaos}` : ""}) ready\n` +
       stack.description.map((d) => `  ${d}`).join("\n") +

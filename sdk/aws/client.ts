@@ -59,6 +59,8 @@ export interface AloftClientConfig {
   executorLogGroups?: Record<string, string>;
   /** `aloft dev` only: the file its handlers append task log lines to. */
   taskLogFile?: string;
+  /** `aloft dev --cdk-out` only: the folder of its sandboxes' output, one file per function. */
+  functionLogDir?: string;
 }
 
 export interface AloftClientOptions {
@@ -98,6 +100,7 @@ export function configFromOutputsFile(path: string): AloftClientConfig {
   if (o[OUTPUT.executorLogGroups])
     cfg.executorLogGroups = JSON.parse(o[OUTPUT.executorLogGroups]!) as Record<string, string>;
   if (o[OUTPUT.taskLogFile]) cfg.taskLogFile = o[OUTPUT.taskLogFile];
+  if (o[OUTPUT.functionLogDir]) cfg.functionLogDir = o[OUTPUT.functionLogDir];
   return cfg;
 }
 

@@ -41,7 +41,15 @@ export const OUTPUT = {
   executorLogGroups: "AloftExecutorLogGroups",
   /** Written by `aloft dev` only: the file its handlers append task log lines to (no CloudWatch there). */
   taskLogFile: "AloftTaskLogFile",
+  /**
+   * Written by `aloft dev --cdk-out` only: the folder of its sandboxes' output, one file per
+   * function (what CloudWatch Logs holds on AWS: the executors' Powertools lines).
+   */
+  functionLogDir: "AloftFunctionLogDir",
 } as const;
+
+/** Outputs only a local stack writes (a deployed stack's outputs lack them). */
+export const LOCAL_ONLY_OUTPUTS: readonly string[] = [OUTPUT.taskLogFile, OUTPUT.functionLogDir];
 
 /** Where the client and `aloft ... --aws` look for the stack outputs by default. */
 export const DEFAULT_OUTPUTS_FILE = "aloft-outputs.json";

@@ -1,9 +1,12 @@
 /**
  * Task log lines on AWS, as the handlers write them (lambdas/exec/task-logs.ts) and as
  * `aloft logs --aws` and `aloft ui --aws` read them back: from CloudWatch Logs on a deployed stack
- * (sdk/aws/cloudwatch-logs.ts), from a file under `aloft dev`.
+ * (sdk/aws/cloudwatch-logs.ts), from a file under `aloft dev`, from the sandboxes' output files
+ * under `aloft dev --cdk-out`.
  */
-import { readFileSync } from "node:fs";
+import { createReadStream, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
 
 /** One line of a task body's console output, with where it came from. */
 export interface TaskLogRecord {
@@ -81,6 +84,31 @@ export function readTaskLogFile(file: string, run: string, action?: string): Tas
     if (!line.includes(run)) continue;
     const r = parseTaskLog(line);
     if (r && r.run === run && (!action || r.action === action)) out.push(r);
+  }
+  return out;
+}
+
+/**
+ * The records of `run` (of one action, if given) in the sandboxes' output under `aloft dev
+ * --cdk-out`: one `<function>.log` per function, holding the executors' Powertools lines among the
+ * rest. Read a line at a time: a long session's files outgrow what one string may hold.
+ */
+export async function readTaskLogDir(dir: string, run: string, action?: string): Promise<TaskLogRecord[]> {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith(".log"));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw e;
+  }
+  const out: TaskLogRecord[] = [];
+  for (const f of files) {
+    const lines = createInterface({ input: createReadStream(join(dir, f)), crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (!line.includes(run)) continue;
+      const r = parseTaskLog(line);
+      if (r && r.run === run && (!action || r.action === action)) out.push(r);
+    }
   }
   return out;
 }

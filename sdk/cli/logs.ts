@@ -1,12 +1,13 @@
 /**
  * `aloft logs <run> [action] [--follow] [--aws]`: what task bodies printed, per action and attempt.
  * Local runs read the store; AWS runs read CloudWatch Logs (or, under `aloft dev`, the file its
- * handlers write), keeping the first of each line a parent's replays printed again.
+ * handlers write; under `aloft dev --cdk-out`, its sandboxes' output), keeping the first of each
+ * line a parent's replays printed again.
  */
 import type { Store } from "../local/store.ts";
 import type { AloftClient } from "../aws/client.ts";
 import { ConfigurationError } from "../errors.ts";
-import { dedupeTaskLogs, readTaskLogFile } from "../aws/task-log.ts";
+import { dedupeTaskLogs, readTaskLogDir, readTaskLogFile } from "../aws/task-log.ts";
 import type { TaskLogRecord } from "../aws/task-log.ts";
 
 /** One line as the CLI and the UI show it, whichever backend it came from. */
@@ -71,7 +72,10 @@ export function localLogs(
   };
 }
 
-/** Where a stack's task logs are: the dev stack's file, or the executors' log groups. */
+/**
+ * Where a stack's task logs are: the dev stack's file, the deployed shape's sandbox output, or the
+ * executors' log groups.
+ */
 export async function awsLogs(
   client: AloftClient,
   runId: string,
@@ -79,6 +83,7 @@ export async function awsLogs(
 ): Promise<TaskLogRecord[]> {
   const cfg = client.config;
   if (cfg.taskLogFile) return readTaskLogFile(cfg.taskLogFile, runId, opts.action);
+  if (cfg.functionLogDir) return readTaskLogDir(cfg.functionLogDir, runId, opts.action);
   const groups = opts.logGroups?.length ? opts.logGroups : Object.values(cfg.executorLogGroups ?? {});
   if (!groups.length) {
     throw new ConfigurationError(

@@ -58,11 +58,18 @@ export async function loadActionItems(rt: Runtime, action: CallId): Promise<Reco
   });
 }
 
-/** Every child result of `action`, from all shards (paged Queries, in parallel). */
+/** What a status view reads of a child result: all but its outcome (a payload a view never shows). */
+export const RESULT_STATE = "pk, sk, #status, attempt, startedAt, ended, cached, kids, reused";
+
+/**
+ * Every child result of `action`, from all shards (paged Queries, in parallel); with `stateOnly`,
+ * without their outcomes ({@link RESULT_STATE}).
+ */
 export async function loadResults(
   rt: Runtime,
   action: CallId,
   consistent = true,
+  stateOnly = false,
 ): Promise<Map<CallId, ResultItem>> {
   const shards = await Promise.all(
     Array.from({ length: RESULT_SHARDS }, (_, s) =>
@@ -70,6 +77,9 @@ export async function loadResults(
         KeyConditionExpression: "pk = :pk",
         ExpressionAttributeValues: { ":pk": resultPk(action, s) },
         ConsistentRead: consistent,
+        ...(stateOnly
+          ? { ProjectionExpression: RESULT_STATE, ExpressionAttributeNames: { "#status": "status" } }
+          : {}),
       }),
     ),
   );

@@ -92,6 +92,7 @@ export async function batchGet(
   rt: Runtime,
   keys: readonly { pk: string; sk: string }[],
   consistent = false,
+  projection?: { expression: string; names: Record<string, string> },
 ): Promise<Map<string, Record<string, unknown>>> {
   const table = rt.config.table;
   const found = new Map<string, Record<string, unknown>>();
@@ -100,7 +101,17 @@ export async function batchGet(
     let want: Record<string, unknown>[] = unique.slice(i, i + 100).map((k) => ({ pk: k.pk, sk: k.sk }));
     for (let attempt = 0; want.length > 0; attempt++) {
       const out = await rt.doc.send(
-        new BatchGetCommand({ RequestItems: { [table]: { Keys: want, ConsistentRead: consistent } } }),
+        new BatchGetCommand({
+          RequestItems: {
+            [table]: {
+              Keys: want,
+              ConsistentRead: consistent,
+              ...(projection
+                ? { ProjectionExpression: projection.expression, ExpressionAttributeNames: projection.names }
+                : {}),
+            },
+          },
+        }),
       );
       for (const item of out.Responses?.[table] ?? [])
         found.set(keyId(item as { pk: string; sk: string }), item);

@@ -1,24 +1,30 @@
 /**
- * The UI's view of a stack (deployed, LocalStack or `aloft dev`), through AloftClient. A run's
- * tree is read as `aloft status --aws` reads it (every parent's calls and results: a read that
- * grows with the run, so it is cached for a second and shared by the requests of one refresh);
- * the views cut it as the local source does.
+ * The UI's view of a stack (deployed, LocalStack or `aloft dev`), through AloftClient.
+ *
+ * A page of a group's children is read server-side, a few call chunks at a time from a cursor, with
+ * only the results of that page's calls (sdk/aws/status.ts childrenPage): opening page 1,000 of a
+ * 100,000-child group reads a few chunks, not the group. The counts by group and state (and which
+ * action is whose child, for a deep link to one) need every child's state: they come from a walk of
+ * the tree without outcomes (childrenOf), kept per run and read again at most every
+ * max(1 s, 4x the last walk's time) while the run is in flight, never once it has ended.
  */
 import { shownArgs } from "../../core/callbacks.ts";
 import { deserialize } from "../../serde.ts";
 import { parseOutcome } from "../../core/history.ts";
 import type { AloftClient } from "../../aws/client.ts";
 import { resolvePayload } from "../../aws/payloads.ts";
-import { decodeChunk, loadActionItems } from "../../aws/store/history.ts";
 import { readAction } from "../../aws/store/results.ts";
-import type { ActionNode, RunStatus } from "../../run-handle.ts";
+import { childOf, childrenOf, childrenPage } from "../../aws/status.ts";
+import type { RunItem } from "../../aws/store/table.ts";
+import type { ActionNode } from "../../run-handle.ts";
 import { awsLogs, logEntryOf } from "../logs.ts";
 import { dedupeTaskLogs } from "../../aws/task-log.ts";
-import { INLINE_CHILDREN, MAX_PAGE, readable } from "./source.ts";
+import { INLINE_CHILDREN, MAX_PAGE, readable, shownStatus } from "./source.ts";
 import type {
   ActionDetail,
   ActionSummary,
   ChildGroup,
+  GroupPage,
   RunFilter,
   RunSummary,
   RunView,
@@ -26,28 +32,45 @@ import type {
   UiSource,
 } from "./source.ts";
 
-const summary = (n: ActionNode): ActionSummary => ({
+/** Runs whose walk is kept (the ones pages are open on). */
+const KEPT_RUNS = 8;
+
+/** What the views need of a run, from one walk of its tree. */
+interface Walk {
+  at: number;
+  /** The run had ended when the walk began: it is final. */
+  final: boolean;
+  ms: number;
+  row: RunItem;
+  root: ActionSummary;
+  /** Per parent, its children's groups in call order (small groups with their children). */
+  groups: Map<string, ChildGroup[]>;
+  /** Each action's parent (null for the root). */
+  parentOf: Map<string, string | null>;
+  byStatus: Record<string, number>;
+  actions: number;
+  timeline: TimelineRow[];
+}
+
+const summary = (n: ActionNode, hasChildren: boolean): ActionSummary => ({
   id: n.id,
   task: n.task,
   group: n.group,
-  status: n.status,
+  status: shownStatus(n.task, n.status),
   attempts: n.attempts,
   cached: n.cached,
   reusedFrom: n.reusedFrom ?? null,
   startedAt: n.startedAt ?? null,
   endedAt: n.endedAt ?? null,
-  hasChildren: n.children.length > 0,
+  hasChildren,
+  ...(n.waiting ? { waiting: n.waiting } : {}),
 });
 
-interface Tree {
-  at: number;
-  status: RunStatus;
-  nodes: Map<string, { node: ActionNode; parent: string | null }>;
-}
+const isOpen = (s: string) => s === "RUNNING" || s === "QUEUED" || s === "WAITING";
 
 export class AwsSource implements UiSource {
   readonly kind = "aws";
-  private readonly trees = new Map<string, Promise<Tree>>();
+  private readonly walks = new Map<string, Promise<Walk | undefined>>();
 
   constructor(private readonly client: AloftClient) {}
 
@@ -59,62 +82,125 @@ export class AwsSource implements UiSource {
       .map((r) => ({ ...r, stopped: false }));
   }
 
-  private tree(runId: string): Promise<Tree> {
-    const cached = this.trees.get(runId);
-    const now = Date.now();
-    if (cached) return cached.then((t) => (now - t.at < 1000 ? t : this.load(runId)));
-    return this.load(runId);
+  /** The run's walk: the kept one while fresh (or final), else a new one shared by concurrent requests. */
+  private walk(runId: string): Promise<Walk | undefined> {
+    const kept = this.walks.get(runId);
+    const fresh = (w: Walk | undefined) => w && (w.final || Date.now() - w.at < Math.max(1000, 4 * w.ms));
+    if (!kept) return this.load(runId);
+    return kept.then((w) => (fresh(w) ? w : this.load(runId)));
   }
 
-  private load(runId: string): Promise<Tree> {
-    const p = this.client
-      .attach(runId)
-      .status()
-      .then((status) => {
-        const nodes: Tree["nodes"] = new Map();
-        const walk = (n: ActionNode, parent: string | null): void => {
-          nodes.set(n.id, { node: n, parent });
-          for (const c of n.children) walk(c, n.id);
-        };
-        if (status.root) walk(status.root, null);
-        return { at: Date.now(), status, nodes };
-      });
-    this.trees.set(runId, p);
-    p.catch(() => this.trees.delete(runId));
+  private load(runId: string): Promise<Walk | undefined> {
+    const p = this.read(runId);
+    this.walks.delete(runId);
+    this.walks.set(runId, p);
+    if (this.walks.size > KEPT_RUNS) this.walks.delete(this.walks.keys().next().value!);
+    p.catch(() => this.walks.delete(runId));
     return p;
   }
 
-  async run(id: string): Promise<RunView | undefined> {
-    const row = await this.client.getRun(id);
+  private async read(runId: string): Promise<Walk | undefined> {
+    const started = Date.now();
+    const row = await this.client.getRun(runId);
     if (!row) return undefined;
-    const t = await this.tree(id);
+    const rt = this.client.rt;
+    const groups = new Map<string, ChildGroup[]>();
+    const parentOf = new Map<string, string | null>([[runId, null]]);
     const byStatus: Record<string, number> = {};
-    for (const g of t.status.groups)
-      for (const [k, v] of Object.entries(g.byStatus)) byStatus[k] = (byStatus[k] ?? 0) + v;
     const timeline: TimelineRow[] = [
       { label: row.task, count: 1, status: row.status, startedAt: row.created, endedAt: row.ended ?? null },
     ];
-    for (const { node } of t.nodes.values()) {
-      if (timeline.length >= 100) break;
-      for (const g of this.groupsOf(node)) {
+    let actions = 1;
+    let level = [runId];
+    while (level.length) {
+      const next: string[] = [];
+      await Promise.all(
+        level.map(async (parent) => {
+          const kids = await childrenOf(rt, runId, parent, started);
+          if (!kids.length) return;
+          const byGroup = new Map<string, ChildGroup & { nodes: ActionNode[] }>();
+          for (const { node, kids: look } of kids) {
+            const status = shownStatus(node.task, node.status);
+            parentOf.set(node.id, parent);
+            actions++;
+            byStatus[status] = (byStatus[status] ?? 0) + 1;
+            if (look) next.push(node.id);
+            let g = byGroup.get(node.group);
+            if (!g)
+              byGroup.set(
+                node.group,
+                (g = {
+                  group: node.group,
+                  total: 0,
+                  byStatus: {},
+                  startedAt: null,
+                  endedAt: null,
+                  nodes: [],
+                }),
+              );
+            g.total++;
+            g.byStatus[status] = (g.byStatus[status] ?? 0) + 1;
+            if (node.startedAt !== undefined)
+              g.startedAt = Math.min(g.startedAt ?? node.startedAt, node.startedAt);
+            if (node.endedAt !== undefined) g.endedAt = Math.max(g.endedAt ?? node.endedAt, node.endedAt);
+            if (g.total <= INLINE_CHILDREN) g.nodes.push(node);
+          }
+          groups.set(
+            parent,
+            [...byGroup.values()].map(({ nodes, ...g }) => ({
+              ...g,
+              ...(g.total <= INLINE_CHILDREN ? { items: nodes.map((n) => summary(n, false)) } : {}),
+            })),
+          );
+        }),
+      );
+      level = next;
+    }
+    // Whether a child has children is known once every parent is read.
+    for (const gs of groups.values())
+      for (const g of gs) for (const it of g.items ?? []) it.hasChildren = groups.has(it.id);
+    for (const gs of groups.values()) {
+      for (const g of gs) {
+        if (timeline.length >= 100) break;
+        const open = Object.entries(g.byStatus).some(([s, n]) => n > 0 && isOpen(s));
         timeline.push({
-          label: g.group
-            ? `[${g.group}]`
-            : g.total === 1
-              ? (node.children.find((c) => c.group === "")?.task ?? "")
-              : "…",
+          label: g.group ? `[${g.group}]` : g.total === 1 ? (g.items?.[0]?.task ?? "") : "…",
           count: g.total,
-          status:
-            (g.byStatus["RUNNING"] ?? 0) + (g.byStatus["QUEUED"] ?? 0) + (g.byStatus["WAITING"] ?? 0) > 0
-              ? "RUNNING"
-              : g.byStatus["FAILED"]
-                ? "FAILED"
-                : "SUCCEEDED",
+          status: open ? "RUNNING" : g.byStatus["FAILED"] || g.byStatus["TIMED_OUT"] ? "FAILED" : "SUCCEEDED",
           startedAt: g.startedAt,
-          endedAt: g.endedAt,
+          endedAt: open ? null : g.endedAt,
         });
       }
     }
+    const root: ActionSummary = {
+      id: row.run,
+      task: row.task,
+      group: "",
+      status: row.status,
+      cached: false,
+      attempts: row.attempt ?? 1,
+      startedAt: row.created,
+      endedAt: row.ended ?? null,
+      hasChildren: groups.has(runId),
+    };
+    return {
+      at: Date.now(),
+      final: row.status !== "RUNNING",
+      ms: Date.now() - started,
+      row,
+      root,
+      groups,
+      parentOf,
+      byStatus,
+      actions,
+      timeline,
+    };
+  }
+
+  async run(id: string): Promise<RunView | undefined> {
+    // The run item itself is read each time (one GetItem): its recoveries grow after it ended.
+    const [w, row] = await Promise.all([this.walk(id), this.client.getRun(id)]);
+    if (!w || !row) return undefined;
     return {
       run: {
         id: row.run,
@@ -124,71 +210,67 @@ export class AwsSource implements UiSource {
         ended: row.ended ?? null,
         stopped: false,
       },
-      root: t.status.root && summary(t.status.root),
-      byStatus,
-      actions: t.status.actions,
-      timeline,
+      root: w.root,
+      byStatus: w.byStatus,
+      actions: w.actions,
+      timeline: w.timeline,
       ...(row.rec?.length ? { recoveredFrom: row.rec[0] } : {}),
       recoveries: row.recoveries ?? [],
     };
   }
 
-  private groupsOf(parent: ActionNode): ChildGroup[] {
-    const groups = new Map<string, ChildGroup>();
-    for (const c of parent.children) {
-      let g = groups.get(c.group);
-      if (!g)
-        groups.set(c.group, (g = { group: c.group, total: 0, byStatus: {}, startedAt: null, endedAt: null }));
-      g.total++;
-      g.byStatus[c.status] = (g.byStatus[c.status] ?? 0) + 1;
-      if (c.startedAt !== undefined) g.startedAt = Math.min(g.startedAt ?? c.startedAt, c.startedAt);
-      if (c.endedAt !== undefined) g.endedAt = Math.max(g.endedAt ?? c.endedAt, c.endedAt);
-    }
-    return [...groups.values()];
-  }
-
   async children(runId: string, parent: string): Promise<ChildGroup[]> {
-    const p = (await this.tree(runId)).nodes.get(parent)?.node;
-    if (!p) return [];
-    return this.groupsOf(p).map((g) =>
-      g.total <= INLINE_CHILDREN
-        ? { ...g, items: p.children.filter((c) => c.group === g.group).map(summary) }
-        : g,
-    );
+    return (await this.walk(runId))?.groups.get(parent) ?? [];
   }
 
   async page(
     runId: string,
     parent: string,
     group: string,
-    o: { status?: string; offset: number; limit: number },
-  ): Promise<{ total: number; items: ActionSummary[] }> {
-    const p = (await this.tree(runId)).nodes.get(parent)?.node;
-    const all = (p?.children ?? []).filter((c) => c.group === group && (!o.status || c.status === o.status));
+    o: { status?: string; after?: string; limit: number },
+  ): Promise<GroupPage> {
+    const [w, p] = await Promise.all([
+      this.walk(runId),
+      childrenPage(this.client.rt, runId, parent, group, {
+        ...(o.status ? { match: (n: ActionNode) => shownStatus(n.task, n.status) === o.status } : {}),
+        after: o.after,
+        limit: Math.min(o.limit, MAX_PAGE),
+        now: Date.now(),
+      }),
+    ]);
     return {
-      total: all.length,
-      items: all.slice(o.offset, o.offset + Math.min(o.limit, MAX_PAGE)).map(summary),
+      items: p.nodes.map(({ node }) => summary(node, w?.groups.has(node.id) ?? false)),
+      ...(p.next ? { next: p.next } : {}),
     };
   }
 
   async action(runId: string, id: string): Promise<ActionDetail | undefined> {
-    const entry = (await this.tree(runId)).nodes.get(id);
-    if (!entry) return undefined;
+    const w = await this.walk(runId);
+    const parent = w?.parentOf.get(id);
+    if (!w || parent === undefined) return undefined;
     const rt = this.client.rt;
-    const d: ActionDetail = { ...summary(entry.node), inputs: "", logs: [] };
-    const item = await readAction(rt, runId, entry.parent, id);
-    if (entry.parent === null)
-      d.inputs = readable(
-        await resolvePayload(rt.payloads, String(item && "args" in item ? item.args : "[]")),
-        deserialize,
-      );
-    else {
-      const calls = (await loadActionItems(rt, entry.parent))
-        .filter((it) => String(it["sk"]).startsWith("C#"))
-        .flatMap((it) => decodeChunk(it));
-      const call = calls.find((c) => c.id === id);
-      if (call)
-        d.inputs = readable(shownArgs(call.task, await resolvePayload(rt.payloads, call.args)), deserialize);
+    let d: ActionDetail;
+    let item: { outcome?: string } | undefined;
+    if (parent === null) {
+      const run = await readAction(rt, runId, null, id);
+      item = run;
+      d = {
+        ...w.root,
+        inputs: readable(
+          await resolvePayload(rt.payloads, String(run && "args" in run ? run.args : "[]")),
+          deserialize,
+        ),
+        logs: [],
+      };
+    } else {
+      const c = await childOf(rt, runId, parent, id, Date.now());
+      if (!c) return undefined;
+      item = c.result;
+      d = {
+        ...summary(c.node, w.groups.has(id)),
+        inputs: readable(shownArgs(c.call.task, await resolvePayload(rt.payloads, c.call.args)), deserialize),
+        logs: [],
+      };
     }
     if (item?.outcome) {
       const o = parseOutcome(`outcome of ${id}`, await resolvePayload(rt.payloads, item.outcome));
@@ -213,8 +295,8 @@ export class AwsSource implements UiSource {
   }
 
   async fingerprint(runId: string): Promise<string> {
-    const t = await this.tree(runId);
-    return JSON.stringify([t.status.state, t.status.groups, t.status.actions]);
+    const w = await this.walk(runId);
+    return JSON.stringify([w?.row.status, w?.byStatus, w?.actions]);
   }
 
   async cancel(runId: string): Promise<string> {

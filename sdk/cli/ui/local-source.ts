@@ -14,11 +14,14 @@ import type { ActionRow, RunRow } from "../../local/store.ts";
 import { StoreLock } from "../../local/lock.ts";
 import { checkRecoverable } from "../../core/recover.ts";
 import { localLogs } from "../logs.ts";
-import { INLINE_CHILDREN, MAX_PAGE, readable } from "./source.ts";
+import { WaitStore } from "../../local/wait-store.ts";
+import { waitingText } from "../../core/durable-waits.ts";
+import { INLINE_CHILDREN, MAX_PAGE, SHOWN_STATUS_SQL, readable } from "./source.ts";
 import type {
   ActionDetail,
   ActionSummary,
   ChildGroup,
+  GroupPage,
   RunSummary,
   RunView,
   TimelineRow,
@@ -27,12 +30,13 @@ import type {
 
 type SummaryRow = Pick<
   ActionRow,
-  "id" | "task" | "grp" | "status" | "attempts" | "cached" | "reused" | "started" | "ended"
+  "id" | "seq" | "task" | "grp" | "status" | "attempts" | "cached" | "reused" | "started" | "ended"
 > & {
   kids: number;
 };
 
-const SUMMARY_COLUMNS = `a.id, a.task, a.grp, a.status, a.attempts, a.cached, a.reused, a.started, a.ended,
+const SUMMARY_COLUMNS = `a.id, a.seq, a.task, a.grp, ${SHOWN_STATUS_SQL} AS status, a.attempts, a.cached, a.reused,
+  a.started, a.ended,
   EXISTS (SELECT 1 FROM actions c WHERE c.parent = a.id) AS kids`;
 
 const summary = (r: SummaryRow): ActionSummary => ({
@@ -86,6 +90,17 @@ export class LocalSource implements UiSource {
     this.store = new Store(path);
   }
 
+  /** Says what each WAITING one of `items` waits for (the engine records it when it takes the wait over). */
+  private withWaits<T extends ActionSummary>(runId: string, items: T[]): T[] {
+    if (!items.some((i) => i.status === "WAITING")) return items;
+    const waits = new WaitStore(this.store.db).waitsOf(runId);
+    for (const i of items) {
+      const w = i.status === "WAITING" ? waits.get(i.id) : undefined;
+      if (w) i.waiting = waitingText(w.kind, w.name, w.due);
+    }
+    return items;
+  }
+
   private held(): boolean {
     return StoreLock.holder(this.path) !== undefined;
   }
@@ -128,7 +143,8 @@ export class LocalSource implements UiSource {
       SummaryRow | undefined;
     const counts = this.store.db
       .prepare(
-        `SELECT status, COUNT(*) AS n FROM actions WHERE run_id = ? AND parent IS NOT NULL GROUP BY status`,
+        `SELECT ${SHOWN_STATUS_SQL} AS status, COUNT(*) AS n FROM actions a
+         WHERE a.run_id = ? AND a.parent IS NOT NULL GROUP BY 1`,
       )
       .all(id) as { status: string; n: number }[];
     const byStatus = Object.fromEntries(counts.map((c) => [c.status, c.n]));
@@ -174,11 +190,12 @@ export class LocalSource implements UiSource {
     ];
   }
 
-  async children(_runId: string, parent: string): Promise<ChildGroup[]> {
+  async children(runId: string, parent: string): Promise<ChildGroup[]> {
     const rows = this.store.db
       .prepare(
-        `SELECT grp, status, COUNT(*) AS n, MIN(started) AS s, MAX(ended) AS e, MIN(seq) AS first
-         FROM actions WHERE parent = ? GROUP BY grp, status`,
+        `SELECT a.grp, ${SHOWN_STATUS_SQL} AS status, COUNT(*) AS n, MIN(a.started) AS s,
+                MAX(a.ended) AS e, MIN(a.seq) AS first
+         FROM actions a WHERE a.parent = ? GROUP BY a.grp, 2`,
       )
       .all(parent) as {
       grp: string;
@@ -205,32 +222,33 @@ export class LocalSource implements UiSource {
     const out = [...groups.values()].sort((a, b) => a.first - b.first);
     for (const g of out) {
       if (g.total <= INLINE_CHILDREN)
-        g.items = (await this.page("", parent, g.group, { offset: 0, limit: INLINE_CHILDREN })).items;
+        g.items = (await this.page(runId, parent, g.group, { limit: INLINE_CHILDREN })).items;
     }
     return out.map(({ first: _first, ...g }) => g);
   }
 
+  /** Keyset paging on the children's call order (`seq`): the cursor is the last row's seq. */
   async page(
-    _runId: string,
+    runId: string,
     parent: string,
     group: string,
-    o: { status?: string; offset: number; limit: number },
-  ): Promise<{ total: number; items: ActionSummary[] }> {
-    const st = o.status ? "AND a.status = ?" : "";
-    const params = [parent, group, ...(o.status ? [o.status] : [])];
-    const total = (
-      this.store.db
-        .prepare(`SELECT COUNT(*) AS n FROM actions a WHERE a.parent = ? AND a.grp = ? ${st}`)
-        .get(...params) as {
-        n: number;
-      }
-    ).n;
+    o: { status?: string; after?: string; limit: number },
+  ): Promise<GroupPage> {
+    const after = o.after === undefined ? -1 : Number(o.after);
+    if (!Number.isInteger(after)) throw new Error(`not a page cursor: ${o.after}`);
+    const limit = Math.min(o.limit, MAX_PAGE);
+    const st = o.status ? `AND ${SHOWN_STATUS_SQL} = ?` : "";
     const rows = this.store.db
       .prepare(
-        `SELECT ${SUMMARY_COLUMNS} FROM actions a WHERE a.parent = ? AND a.grp = ? ${st} ORDER BY a.seq LIMIT ? OFFSET ?`,
+        `SELECT ${SUMMARY_COLUMNS} FROM actions a WHERE a.parent = ? AND a.grp = ? AND a.seq > ? ${st}
+         ORDER BY a.seq LIMIT ?`,
       )
-      .all(...params, Math.min(o.limit, MAX_PAGE), o.offset) as SummaryRow[];
-    return { total, items: rows.map(summary) };
+      .all(parent, group, after, ...(o.status ? [o.status] : []), limit + 1) as SummaryRow[];
+    const items = rows.slice(0, limit);
+    return {
+      items: this.withWaits(runId, items.map(summary)),
+      ...(rows.length > limit ? { next: String(items[items.length - 1]!.seq) } : {}),
+    };
   }
 
   async action(runId: string, id: string): Promise<ActionDetail | undefined> {
@@ -243,6 +261,7 @@ export class LocalSource implements UiSource {
       inputs: readable(shownArgs(row.task, row.args), deserialize),
       logs: [],
     };
+    this.withWaits(runId, [d]);
     if (row.outcome) {
       const o = parseOutcome(`outcome of ${id}`, row.outcome);
       if (o.ok) d.output = readable(o.value, deserialize);

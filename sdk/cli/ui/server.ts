@@ -8,7 +8,8 @@
  *   GET  /api/runs?status=&task=&limit=      runs, newest first
  *   GET  /api/runs/<id>                      a run: summary, root, counts, timeline
  *   GET  /api/runs/<id>/children?parent=     a parent's children as groups (small ones inline)
- *   GET  /api/runs/<id>/page?parent=&group=&status=&offset=&limit=   a page of one group
+ *   GET  /api/runs/<id>/page?parent=&group=&status=&after=&limit=   a page of one group (after: its
+ *                                            previous page's `next`)
  *   GET  /api/runs/<id>/actions/<action>     an action: inputs, output, error, logs
  *   GET  /api/runs/<id>/events               server-sent events: "change" when the run changes
  *   POST /api/runs/<id>/cancel | resume | recover
@@ -132,7 +133,7 @@ export async function startUiServer(source: UiSource, port = 0): Promise<UiServe
         res,
         await source.page(id, q.get("parent") ?? id, q.get("group") ?? "", {
           ...(q.get("status") ? { status: q.get("status")! } : {}),
-          offset: int(q.get("offset"), 0, Number.MAX_SAFE_INTEGER),
+          ...(q.get("after") ? { after: q.get("after")! } : {}),
           limit: int(q.get("limit"), 50, 200),
         }),
       );

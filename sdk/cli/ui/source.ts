@@ -3,9 +3,12 @@
  * stack (aws-source.ts). Shapes are plain JSON: the browser gets them as they are.
  *
  * A parent's children come as groups with counts; only a small group's children come inline, a
- * large one (a fan-out of 100,000) is read a page at a time: no view reads or draws every child.
+ * large one (a fan-out of 100,000) is read a page at a time, from a cursor: no view reads or draws
+ * every child.
  */
 import type { SerializedError } from "../../errors.ts";
+import { BUILTIN_PREFIX } from "../../core/durable-waits.ts";
+import { TERMINAL } from "../../core/history.ts";
 import type { LogEntry } from "../logs.ts";
 
 /** Children of a group shown inline; a larger group is collapsed to its counts and paged. */
@@ -35,6 +38,8 @@ export interface ActionSummary {
   startedAt: number | null;
   endedAt: number | null;
   hasChildren: boolean;
+  /** A durable wait not yet over (a sleep, a signal): what it waits for. Its state reads WAITING. */
+  waiting?: string;
 }
 
 export interface ChildGroup {
@@ -79,6 +84,13 @@ export interface RunView {
   recoveries?: string[];
 }
 
+/** A page of one group's children, in call order. */
+export interface GroupPage {
+  items: ActionSummary[];
+  /** Where the next page starts (an opaque cursor); absent on the last page. */
+  next?: string;
+}
+
 export interface RunFilter {
   status?: string;
   task?: string;
@@ -94,8 +106,8 @@ export interface UiSource {
     runId: string,
     parent: string,
     group: string,
-    opts: { status?: string; offset: number; limit: number },
-  ): Promise<{ total: number; items: ActionSummary[] }>;
+    opts: { status?: string; after?: string; limit: number },
+  ): Promise<GroupPage>;
   action(runId: string, id: string): Promise<ActionDetail | undefined>;
   /** Changes whenever the run's state or logs do (the server pushes an event when it changes). */
   fingerprint(runId: string): Promise<string>;
@@ -106,6 +118,22 @@ export interface UiSource {
   recover(runId: string): Promise<{ message: string; run: string }>;
   close(): void;
 }
+
+/**
+ * The state a view shows: a built-in call not yet over (a sleep, a signal wait; whatever the engine
+ * completes instead of a body) is WAITING, not QUEUED — it waits for time or for someone, not for
+ * a worker. The status JSON keeps QUEUED, with the call's task and its `waiting` text.
+ */
+export function shownStatus(task: string, status: string): string {
+  return task.startsWith(BUILTIN_PREFIX) && !TERMINAL.has(status as never) ? "WAITING" : status;
+}
+
+/** {@link shownStatus} in SQL over the local store's `actions a`. */
+export const SHOWN_STATUS_SQL = `(CASE WHEN a.task LIKE '${BUILTIN_PREFIX}%' AND a.status NOT IN (${[
+  ...TERMINAL,
+]
+  .map((s) => `'${s}'`)
+  .join(", ")}) THEN 'WAITING' ELSE a.status END)`;
 
 /** A payload (serde JSON) as readable JSON; the raw text if it does not decode. */
 export function readable(payload: string, decode: (p: string) => unknown): string {
