@@ -96,7 +96,7 @@ export class LocalSource implements UiSource {
     const waits = new WaitStore(this.store.db).waitsOf(runId);
     for (const i of items) {
       const w = i.status === "WAITING" ? waits.get(i.id) : undefined;
-      if (w) i.waiting = waitingText(w.kind, w.name, w.due);
+      if (w) i.waiting = waitingText(w.kind, w.name, w.due, { run: runId, since: w.since });
     }
     return items;
   }
