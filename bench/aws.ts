@@ -4,7 +4,7 @@
  * through the real handlers and the local event-source poller.
  * Then what a cache hit costs (a second run of a gather of N cached children) beside what a reused
  * child of a recovery costs (`recover` of a gather of N whose last child failed).
- * Then what a durable sleep and a signal cost: a gather of N `sleep("1s")`, and a gather of N
+ * Then what a durable sleep, a signal and a callback cost: a gather of N `sleep("1s")`, and a gather of N
  * `waitForSignal`, each for its own signal, with the N signals sent by a client (whose calls are
  * metered too: sending is part of a signal's cost).
  * Prints wall time, parent replays, AWS API calls per child by operation (counted with SDK
@@ -26,7 +26,9 @@ import { AloftClient } from "../sdk/aws/client.ts";
 import {
   cachedGather,
   failLast,
+  gatherCallbacks,
   gatherFailingLast,
+  handedOut,
   gatherSignals,
   gatherSleeps,
   wideGather,
@@ -173,6 +175,14 @@ async function signalAll(r: AwsRun<unknown>, count: number): Promise<void> {
     );
 }
 
+/** Once the run has handed out its `n` callback ids: completes them, 20 at a time. */
+async function completeAll(count: number): Promise<void> {
+  for (let i = 0; i < 600 && handedOut.length < count; i++) await new Promise((res) => setTimeout(res, 50));
+  const ids = handedOut.splice(0);
+  for (let i = 0; i < ids.length; i += 20)
+    await Promise.all(ids.slice(i, i + 20).map((id, k) => signaller.completeCallback(id, i + k)));
+}
+
 console.log(
   `price table (USD, US East list prices): DynamoDB on-demand ${usd(PRICES.dynamoWriteUnit)} per million write units, ` +
     `${usd(PRICES.dynamoReadUnit)} per million read units; SQS ${usd(PRICES.sqsRequest)} per million requests (each 64 KB of payload a request); ` +
@@ -218,6 +228,16 @@ try {
     {
       label: `gather of ${n} sleeps ("1s"): per sleep`,
       run: () => client.run(gatherSleeps, n),
+      settleMs: 1500,
+    },
+    {
+      label: `gather of ${n} createCallback, ${n} completions sent: per callback`,
+      run: async () => {
+        handedOut.length = 0;
+        const r = await client.run(gatherCallbacks, n);
+        void completeAll(n);
+        return r;
+      },
       settleMs: 1500,
     },
     {
