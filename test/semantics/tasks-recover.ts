@@ -46,7 +46,12 @@ export const mapped = env.task(async function mapped(k: string) {
 /** Its calls depend on a flag: a recovery after a code change makes other calls. */
 export const shifting = env.task(async function shifting(k: string) {
   const first = hasFlag(`shift-${k}`) ? 10 : 0;
-  return Promise.all([leaf(k, first), leaf(k, 1), leaf(k, 2)]);
+  // allSettled: every leaf ends before the run fails (Promise.all would cancel the slower ones,
+  // which the recovery then runs again).
+  const got = await Promise.allSettled([leaf(k, first), leaf(k, 1), leaf(k, 2)]);
+  const failed = got.find((g) => g.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason as Error;
+  return got.map((g) => (g.status === "fulfilled" ? g.value : 0));
 });
 
 /** A durable wait, then a call that may fail: a recovery must not wait again for what it received. */
