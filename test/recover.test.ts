@@ -42,7 +42,7 @@ describe("recover: twins", () => {
     });
     const [first, second, third] = ids as [(typeof ids)[0], (typeof ids)[0], (typeof ids)[0]];
     // The third run recovers the second, which recovered the first: its root's twins, newest first.
-    const root = rootTwins("r-second", ["r-first"]);
+    const root = rootTwins(["r-second", "r-first"])!;
     const childTw = twinsOf(root, third.child);
     assert.deepEqual(childTw, [
       ["r-second", "r-second", second.child.id],
@@ -56,7 +56,7 @@ describe("recover: twins", () => {
 
   it("AWS call chunks store a recovered parent's twins once and give every call its own back", () => {
     const parent = "r-new/p";
-    const ptw = rootTwins("r-old");
+    const ptw = rootTwins(["r-old"])!;
     const calls = [0, 1, 2].map((i) => {
       const c = call(parent, "t.leaf", `[${i}]`);
       return { ...c, tw: twinsOf(ptw, c) };

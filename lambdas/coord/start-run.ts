@@ -28,7 +28,8 @@ export function rootExec(
     epoch: 0,
   };
   // A recovery: the root's twins are the source runs' roots (sdk/core/recover.ts).
-  if (m.rec?.length) msg.tw = rootTwins(m.rec[0]!, m.rec.slice(1));
+  const tw = rootTwins(m.rec ?? []);
+  if (tw) msg.tw = tw;
   return msg;
 }
 

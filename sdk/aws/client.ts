@@ -163,17 +163,14 @@ export class AloftClient {
   /** Starts a task by registered name with a serialised argument list (the CLI's path). */
   async start<R = unknown>(taskName: string, payload: string): Promise<AwsRun<R>> {
     const id = `r-${randomUUID()}`;
-    const args = await offload(this.rt.payloads, id, payload);
-    const msg: StartMessage = {
-      k: "start",
-      v: MESSAGE_VERSION,
-      run: id,
-      task: taskName,
-      args,
-      created: Date.now(),
-    };
-    await sendMessages(this.rt, this.config.coordinatorQueue, [{ body: JSON.stringify(msg) }]);
+    await this.sendStart({ run: id, task: taskName, args: await offload(this.rt.payloads, id, payload) });
     return new AwsRun<R>(this, id, taskName);
+  }
+
+  /** Asks the coordinator to start run `s.run` (it creates the run once, however often this arrives). */
+  private async sendStart(s: Pick<StartMessage, "run" | "task" | "args" | "rec">): Promise<void> {
+    const msg: StartMessage = { k: "start", v: MESSAGE_VERSION, ...s, created: Date.now() };
+    await sendMessages(this.rt, this.config.coordinatorQueue, [{ body: JSON.stringify(msg) }]);
   }
 
   /**
@@ -238,16 +235,9 @@ export class AloftClient {
       );
     checkRecoverable({ id: runId, task: src.task, status: src.status });
     const id = `r-${randomUUID()}`;
-    const msg: StartMessage = {
-      k: "start",
-      v: MESSAGE_VERSION,
-      run: id,
-      task: src.task,
-      args: src.args,
-      created: Date.now(),
-      rec: [runId, ...(src.rec ?? [])],
-    };
-    await sendMessages(this.rt, this.config.coordinatorQueue, [{ body: JSON.stringify(msg) }]);
+    // Large arguments are stored again under the recovery: the source's object expires with it.
+    const args = await offload(this.rt.payloads, id, await resolvePayload(this.rt.payloads, src.args));
+    await this.sendStart({ run: id, task: src.task, args, rec: [runId, ...(src.rec ?? [])] });
     // Listed on the source after the start is sent: the recovery always names its source; a crash
     // here leaves only the source's list short.
     await addRecovery(this.rt, runId, id);

@@ -18,17 +18,12 @@ export type { Twin } from "./history.ts";
 export const RECOVERABLE: ReadonlySet<string> = new Set(["FAILED", "CANCELLED", "TIMED_OUT"]);
 
 /**
- * The root's twins in a recovery of `source`: the source's root, then those of the runs the
- * source itself recovered (`chain`, newest first), so a recovery of a recovery reuses what
- * succeeded in any of them.
+ * The root's twins in a recovery: the roots of the runs it recovers, `chain` (the source, then the
+ * runs the source itself recovered, newest first), so a recovery of a recovery reuses what
+ * succeeded in any of them. None for a run that recovers nothing.
  */
-export function rootTwins(source: string, chain: readonly string[] = []): Twin[] {
-  return [source, ...chain].map((run) => [run, "", run]);
-}
-
-/** The source runs of a root's twins, newest first (what a run records as its recovery chain). */
-export function chainOf(twins: readonly Twin[]): string[] {
-  return twins.map(([run]) => run);
+export function rootTwins(chain: readonly string[]): Twin[] | undefined {
+  return chain.length ? chain.map((run) => [run, "", run]) : undefined;
 }
 
 /** A call's twins, from its parent's. */

@@ -131,7 +131,6 @@ export class Engine extends EventEmitter<EngineEvents> {
   startRun(def: TaskDef, args: string, recovers?: string): string {
     const id = `r-${randomUUID().slice(0, 13)}`;
     const now = this.s.now();
-    const chain = recovers === undefined ? [] : [recovers, ...this.store.recoveryChain(recovers)];
     this.store.createRun({ id, task: def.name, module: def.module, args, now, recoveredFrom: recovers });
     const root = track(this.s, {
       id,
@@ -142,7 +141,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       args,
       status: "QUEUED",
     });
-    if (chain.length) root.twins = rootTwins(chain[0]!, chain.slice(1));
+    root.twins = rootTwins(this.store.recoveryChain(id));
     this.enqueue(root);
     return id;
   }

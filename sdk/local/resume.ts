@@ -38,10 +38,7 @@ export function resumeRun(s: Scheduler, runId: string, dispatch: boolean): void 
       const c = parseCallRecord(r.call);
       if (c.settings) a.settings = c.settings;
       if (c.tw) a.twins = c.tw;
-    } else if (!r.parent) {
-      const chain = s.store.recoveryChain(runId);
-      if (chain.length) a.twins = rootTwins(chain[0]!, chain.slice(1));
-    }
+    } else if (!r.parent) a.twins = rootTwins(s.store.recoveryChain(runId));
   }
   for (const r of rows) {
     if (!r.parent) continue;
