@@ -45,7 +45,6 @@ export interface CallbackItem {
   /** The callback's action: its parent and call id. */
   parent: string;
   id: string;
-  since: number;
   /** Its exec message, once its first exec ran. */
   x?: string;
   done?: TerminalStatus;
@@ -67,7 +66,6 @@ export async function registerCallbacks(
   calls: readonly CallRecord[],
   expiresAt: number,
 ): Promise<void> {
-  const now = rt.now();
   for (const c of calls) {
     if (c.task !== CALLBACK_TASK) continue;
     const w = durableWaitOf(c.task, c.args);
@@ -76,7 +74,6 @@ export async function registerCallbacks(
       ...callbackKey(run, w.secret),
       parent,
       id: c.id,
-      since: now,
       expiresAt,
     };
     await putOnce(rt, item as unknown as Record<string, unknown>);
