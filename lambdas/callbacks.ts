@@ -5,7 +5,7 @@
  * the item both ended (`done`) and attached (`x`) writes the outcome, as any child's, once.
  */
 import type { DurableWait } from "../sdk/core/durable-waits.ts";
-import { dueOutcome } from "../sdk/core/durable-waits.ts";
+import { dueOutcome, shownId } from "../sdk/core/durable-waits.ts";
 import { ConfigurationError, serializeError } from "../sdk/errors.ts";
 import type { ExecMessage } from "../sdk/aws/messages.ts";
 import type { Runtime } from "../sdk/aws/runtime.ts";
@@ -30,7 +30,7 @@ export async function executeCallback(
   if (!item) {
     // Registered with its suspension, so only an item that expired (or a stack that lost it) is missing.
     const e = new ConfigurationError(
-      `callback ${w.secret.slice(0, 6)}… has no record in the table (expired?): it can never be completed`,
+      `callback ${shownId(m.run, w.secret)} has no record in the table (expired?): it can never be completed`,
     );
     return finish({
       rt,

@@ -8,7 +8,7 @@
 import { CallbackFailedError, SerializationError, UnknownCallbackError, serializeError } from "../errors.ts";
 import { serialize } from "../serde.ts";
 import type { Outcome } from "./history.ts";
-import { CALLBACK_TASK, SHOWN_SECRET } from "./durable-waits.ts";
+import { CALLBACK_TASK, shownSecret } from "./durable-waits.ts";
 
 /** Random bytes of a secret: 192 bits, of which status shows 36. */
 export const SECRET_BYTES = 24;
@@ -35,11 +35,6 @@ export function parseCallbackId(id: unknown): { run: string; secret: string } {
         `string a task's createCallback() gave as cb.id (cb.<run>.<32 characters>)`,
     );
   return { run, secret };
-}
-
-/** An id as messages show it: its run and the first characters of its secret. */
-export function shownId(run: string, secret: string): string {
-  return `cb.${run}.${secret.slice(0, SHOWN_SECRET)}…`;
 }
 
 function shown(s: string): string {
@@ -91,7 +86,5 @@ export function endedText(state: string | null | undefined, at: number | undefin
  */
 export function shownArgs(task: string, args: string): string {
   if (task !== CALLBACK_TASK) return args;
-  return args.replace(/"([A-Za-z0-9_-]{32})"/, (_m, s: string) =>
-    JSON.stringify(`${s.slice(0, SHOWN_SECRET)}…`),
-  );
+  return args.replace(/"([A-Za-z0-9_-]{32})"/, (_m, s: string) => JSON.stringify(shownSecret(s)));
 }

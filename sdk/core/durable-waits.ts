@@ -88,12 +88,22 @@ export function dueOutcome(w: DurableWait): Outcome {
   const what =
     w.kind === "signal"
       ? `no signal ${JSON.stringify(w.name)} arrived`
-      : `callback ${w.secret.slice(0, SHOWN_SECRET)}… was not completed`;
+      : `callback ${shownSecret(w.secret)} was not completed`;
   return { ok: false, error: serializeError(new TaskTimeoutError(`${what} within ${w.timeoutMs} ms`)) };
 }
 
 /** Characters of a callback's secret that status and messages show (the rest stays unguessable). */
-export const SHOWN_SECRET = 6;
+const SHOWN_SECRET = 6;
+
+/** A callback's secret as messages show it: its first characters. */
+export function shownSecret(secret: string): string {
+  return `${secret.slice(0, SHOWN_SECRET)}…`;
+}
+
+/** A callback's id as messages show it: its run and the first characters of its secret. */
+export function shownId(run: string, secret: string): string {
+  return `cb.${run}.${shownSecret(secret)}`;
+}
 
 /** The terminal status of a wait that reached its due time. */
 export function dueStatus(w: DurableWait): "SUCCEEDED" | "TIMED_OUT" {
@@ -142,7 +152,7 @@ export function waitingText(
   if (kind === "timer") return `timer fires at ${at ?? "?"}`;
   if (kind === "callback") {
     const since = callback?.since === undefined ? "" : ` since ${new Date(callback.since).toISOString()}`;
-    return `callback cb.${callback?.run ?? "?"}.${(name ?? "").slice(0, SHOWN_SECRET)}…${since}${timesOut}`;
+    return `callback ${shownId(callback?.run ?? "?", name ?? "")}${since}${timesOut}`;
   }
   return `signal ${JSON.stringify(name ?? "")}${timesOut}`;
 }

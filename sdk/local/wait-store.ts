@@ -9,13 +9,13 @@
  */
 import type { Database as Db, Statement } from "better-sqlite3";
 import { CallbackCompletedError, RunEndedError, UnknownCallbackError } from "../errors.ts";
-import { endedText, shownId } from "../core/callbacks.ts";
+import { endedText } from "../core/callbacks.ts";
 import { formatOutcome } from "../core/history.ts";
 import type { Outcome } from "../core/history.ts";
 import type { ActionStatus } from "./store.ts";
 import type { CallId } from "../core/history.ts";
 import type { DurableWait } from "../core/durable-waits.ts";
-import { dueAt } from "../core/durable-waits.ts";
+import { dueAt, shownId } from "../core/durable-waits.ts";
 import type { Payload } from "../serde.ts";
 
 const SCHEMA = `

@@ -28,8 +28,8 @@
  */
 import { GetCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { CallbackCompletedError, RunEndedError, UnknownCallbackError } from "../../errors.ts";
-import { endedText, shownId } from "../../core/callbacks.ts";
-import { CALLBACK_TASK, durableWaitOf } from "../../core/durable-waits.ts";
+import { endedText } from "../../core/callbacks.ts";
+import { CALLBACK_TASK, durableWaitOf, shownId } from "../../core/durable-waits.ts";
 import type { CallRecord, Outcome } from "../../core/history.ts";
 import { formatOutcome, parseOutcome } from "../../core/history.ts";
 import type { ExecMessage } from "../messages.ts";
