@@ -26,7 +26,7 @@
  * (conditional, store/results.ts) and tells the parent; a crash in between leaves `done`, from which
  * the next look (a redelivery, the reconciler's `callback` message) finishes it.
  */
-import { GetCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { CallbackCompletedError, RunEndedError, UnknownCallbackError } from "../../errors.ts";
 import { endedText } from "../../core/callbacks.ts";
 import { CALLBACK_TASK, durableWaitOf, shownId } from "../../core/durable-waits.ts";
@@ -35,7 +35,8 @@ import { formatOutcome, parseOutcome } from "../../core/history.ts";
 import type { ExecMessage } from "../messages.ts";
 import { offload, resolvePayload } from "../payloads.ts";
 import type { Runtime } from "../runtime.ts";
-import { isConditionFailed, putOnce, updateOrRead } from "./io.ts";
+import { putOnce, updateOrRead } from "./io.ts";
+import { readRun } from "./runs.ts";
 import type { TerminalStatus } from "./table.ts";
 import { expiry, resultKey, runKey } from "./table.ts";
 
@@ -86,22 +87,13 @@ export async function attachExec(
   m: ExecMessage,
   secret: string,
 ): Promise<CallbackItem | undefined> {
-  try {
-    const out = await rt.doc.send(
-      new UpdateCommand({
-        TableName: rt.config.table,
-        Key: callbackKey(m.run, secret),
-        UpdateExpression: "SET x = if_not_exists(x, :x)",
-        ConditionExpression: "attribute_exists(pk)",
-        ExpressionAttributeValues: { ":x": JSON.stringify({ ...m, notBefore: undefined }) },
-        ReturnValues: "ALL_NEW",
-      }),
-    );
-    return out.Attributes as CallbackItem;
-  } catch (e) {
-    if (isConditionFailed(e)) return undefined;
-    throw e;
-  }
+  // A failed condition means no item: updateOrRead then returns nothing.
+  return (await updateOrRead(rt, {
+    Key: callbackKey(m.run, secret),
+    UpdateExpression: "SET x = if_not_exists(x, :x)",
+    ConditionExpression: "attribute_exists(pk)",
+    ExpressionAttributeValues: { ":x": JSON.stringify({ ...m, notBefore: undefined }) },
+  })) as CallbackItem | undefined;
 }
 
 /** Times a callback out unless a completion got there first; returns the item as it is now. */
@@ -148,10 +140,7 @@ export async function completeCallbackItem(
   const id = shownId(run, secret);
   const item = await readCallback(rt, run, secret);
   if (!item) {
-    const r = await rt.doc.send(
-      new GetCommand({ TableName: rt.config.table, Key: runKey(run), ConsistentRead: true }),
-    );
-    const status = r.Item?.["status"] as string | undefined;
+    const status = (await readRun(rt, run))?.status;
     if (status === undefined)
       throw new UnknownCallbackError(
         `no run ${run} (not started yet, expired, or another stack): callback ${id} is unknown`,
@@ -218,13 +207,10 @@ export async function completeCallbackItem(
       throw new CallbackCompletedError(endedText(now?.done, now?.at, id), { cause: e });
     }
     if (failed(1)) {
-      const r = await rt.doc.send(
-        new GetCommand({ TableName: rt.config.table, Key: runKey(run), ConsistentRead: true }),
-      );
-      throw new RunEndedError(
-        `run ${run} has ended (${String(r.Item?.["status"] ?? "expired")}): callback ${id} cannot be completed`,
-        { cause: e },
-      );
+      const status = (await readRun(rt, run))?.status ?? "expired";
+      throw new RunEndedError(`run ${run} has ended (${status}): callback ${id} cannot be completed`, {
+        cause: e,
+      });
     }
     if (failed(2)) throw new CallbackCompletedError(endedText("CANCELLED", undefined, id), { cause: e });
     throw e;
