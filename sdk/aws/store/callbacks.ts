@@ -56,6 +56,9 @@ export interface CallbackItem {
 
 export const callbackKey = (run: string, secret: string) => ({ pk: `S#${run}`, sk: `K#${secret}` });
 
+/** Puts per round: the puts of one round go out together. */
+const PARALLEL = 25;
+
 /**
  * Registers the callbacks among a suspension's new calls (once: a redelivered suspension finds them).
  * Called before the suspension's commit, so a callback is known before any child can hand its id out.
@@ -67,18 +70,19 @@ export async function registerCallbacks(
   calls: readonly CallRecord[],
   expiresAt: number,
 ): Promise<void> {
-  for (const c of calls) {
-    if (c.task !== CALLBACK_TASK) continue;
-    const w = durableWaitOf(c.task, c.args);
-    if (w?.kind !== "callback") continue;
+  const items = calls.flatMap((c) => {
+    const w = c.task === CALLBACK_TASK ? durableWaitOf(c.task, c.args) : undefined;
+    if (w?.kind !== "callback") return [];
     const item: CallbackItem & { expiresAt: number } = {
       ...callbackKey(run, w.secret),
       parent,
       id: c.id,
       expiresAt,
     };
-    await putOnce(rt, item as unknown as Record<string, unknown>);
-  }
+    return [item as unknown as Record<string, unknown>];
+  });
+  for (let i = 0; i < items.length; i += PARALLEL)
+    await Promise.all(items.slice(i, i + PARALLEL).map((item) => putOnce(rt, item)));
 }
 
 /** Attaches the callback's exec message (its first exec); returns the item as it is now. */
