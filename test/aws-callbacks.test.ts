@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { startDevStack } from "../dev/stack.ts";
 import type { DevStack } from "../dev/stack.ts";
 import { runtime } from "../sdk/aws/runtime.ts";
@@ -23,7 +24,7 @@ import { reconcile } from "../lambdas/reconcile.ts";
 import { sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
 import { CallbackCompletedError } from "../sdk/errors.ts";
 import * as c from "./semantics/tasks-callbacks.ts";
-import { duplicateSends, inject } from "./helpers/aws-faults.ts";
+import { addMiddleware, duplicateSends, inject } from "./helpers/aws-faults.ts";
 import { TERMINAL, flatten } from "./helpers/status.ts";
 import { sleep, within } from "./helpers/within.ts";
 
@@ -105,6 +106,31 @@ describe("callbacks on the AWS handlers under faults", { timeout: 300_000 }, () 
     for (const t of tries)
       if (t.status === "rejected") assert.ok(t.reason instanceof CallbackCompletedError, String(t.reason));
     assert.deepEqual(await within(r.result(), MS, "awaitCallback"), { got: won[0] });
+  });
+
+  it("a completion whose transaction meets another one on its items (TransactionConflict) is tried again and lands", async () => {
+    const k = key();
+    const r = await client.run(c.awaitCallback, k);
+    const id = await idOf(k);
+    await attached(r, id);
+    // Real DynamoDB cancels a transaction that meets another on the run item; DynamoDB Local
+    // serialises them, so the first attempt's cancellation is raised here as AWS raises it.
+    let conflicts = 0;
+    const undo = addMiddleware(client.rt.ddb, "conflict-once", async (args, next, command) => {
+      if (command !== "TransactWriteItemsCommand" || conflicts++ > 0) return next(args);
+      throw new TransactionCanceledException({
+        message: "Transaction cancelled, please refer cancellation reasons for specific reasons",
+        $metadata: {},
+        CancellationReasons: [{ Code: "None" }, { Code: "TransactionConflict" }, { Code: "None" }],
+      });
+    });
+    try {
+      await client.completeCallback(id, "after a conflict");
+      assert.equal(conflicts, 2, "one conflict, then the attempt that landed");
+      assert.deepEqual(await within(r.result(), MS, "awaitCallback"), { got: "after a conflict" });
+    } finally {
+      undo();
+    }
   });
 
   it("a completion racing the timeout: whichever wins is what the task sees, and the completer is told", async () => {

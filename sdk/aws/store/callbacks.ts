@@ -26,7 +26,7 @@
  * (conditional, store/results.ts) and tells the parent; a crash in between leaves `done`, from which
  * the next look (a redelivery, the reconciler's `callback` message) finishes it.
  */
-import { GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { CallbackCompletedError, RunEndedError, UnknownCallbackError } from "../../errors.ts";
 import { endedText } from "../../core/callbacks.ts";
 import { CALLBACK_TASK, durableWaitOf, shownId } from "../../core/durable-waits.ts";
@@ -35,10 +35,11 @@ import { formatOutcome, parseOutcome } from "../../core/history.ts";
 import type { ExecMessage } from "../messages.ts";
 import { offload, resolvePayload } from "../payloads.ts";
 import type { Runtime } from "../runtime.ts";
-import { putOnce, updateOrRead } from "./io.ts";
+import { putOnce, transactWrite, updateOrRead } from "./io.ts";
+import { notCancelled } from "./results.ts";
 import { readRun } from "./runs.ts";
 import type { TerminalStatus } from "./table.ts";
-import { expiry, resultKey, runKey } from "./table.ts";
+import { expiry, runKey } from "./table.ts";
 
 export interface CallbackItem {
   pk: string;
@@ -161,62 +162,49 @@ export async function completeCallbackItem(
   if (item.done !== undefined) throw new CallbackCompletedError(endedText(item.done, item.at, id));
   const body = await offload(rt.payloads, `${run}/callback-${secret}`, formatOutcome(outcome));
   const now = rt.now();
-  try {
-    await rt.doc.send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: rt.config.table,
-              Key: callbackKey(run, secret),
-              UpdateExpression: "SET done = :d, o = :o, #at = :at, expiresAt = :x",
-              // Completed once: the first completion, or the timeout, wins.
-              ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(done)",
-              ExpressionAttributeNames: { "#at": "at" },
-              ExpressionAttributeValues: {
-                ":d": outcome.ok ? "SUCCEEDED" : "FAILED",
-                ":o": body,
-                ":at": now,
-                ":x": expiry(now, rt.config.retentionDays, 7),
-              },
-            },
-          },
-          {
-            // Its run still runs.
-            ConditionCheck: {
-              TableName: rt.config.table,
-              Key: runKey(run),
-              ConditionExpression: "#status = :running",
-              ExpressionAttributeNames: { "#status": "status" },
-              ExpressionAttributeValues: { ":running": "RUNNING" },
-            },
-          },
-          {
-            // Its wait was not cancelled (the task that created it ended without awaiting it).
-            ConditionCheck: {
-              TableName: rt.config.table,
-              Key: resultKey(item.parent, item.id),
-              ConditionExpression: "attribute_not_exists(outcome)",
-            },
-          },
-        ],
-      }),
-    );
-  } catch (e) {
-    const reasons = (e as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
-    if ((e as Error).name !== "TransactionCanceledException" || !reasons) throw e;
-    const failed = (i: number) => reasons[i]?.Code === "ConditionalCheckFailed";
-    if (failed(0)) {
-      const now = await readCallback(rt, run, secret);
-      throw new CallbackCompletedError(endedText(now?.done, now?.at, id), { cause: e });
-    }
-    if (failed(1)) {
-      const status = (await readRun(rt, run))?.status ?? "expired";
-      throw new RunEndedError(`run ${run} has ended (${status}): callback ${id} cannot be completed`, {
-        cause: e,
-      });
-    }
-    if (failed(2)) throw new CallbackCompletedError(endedText("CANCELLED", undefined, id), { cause: e });
-    throw e;
+  const cancelled = await transactWrite(rt, [
+    {
+      Update: {
+        TableName: rt.config.table,
+        Key: callbackKey(run, secret),
+        UpdateExpression: "SET done = :d, o = :o, #at = :at, expiresAt = :x",
+        // Completed once: the first completion, or the timeout, wins.
+        ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(done)",
+        ExpressionAttributeNames: { "#at": "at" },
+        ExpressionAttributeValues: {
+          ":d": outcome.ok ? "SUCCEEDED" : "FAILED",
+          ":o": body,
+          ":at": now,
+          ":x": expiry(now, rt.config.retentionDays, 7),
+        },
+      },
+    },
+    {
+      // Its run still runs.
+      ConditionCheck: {
+        TableName: rt.config.table,
+        Key: runKey(run),
+        ConditionExpression: "#status = :running",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":running": "RUNNING" },
+      },
+    },
+    // Its wait was not cancelled.
+    notCancelled(rt, item.parent, item.id),
+  ]);
+  if (!cancelled) return;
+  const { codes, error: e } = cancelled;
+  const failed = (i: number) => codes[i] === "ConditionalCheckFailed";
+  if (failed(0)) {
+    const now = await readCallback(rt, run, secret);
+    throw new CallbackCompletedError(endedText(now?.done, now?.at, id), { cause: e });
   }
+  if (failed(1)) {
+    const status = (await readRun(rt, run))?.status ?? "expired";
+    throw new RunEndedError(`run ${run} has ended (${status}): callback ${id} cannot be completed`, {
+      cause: e,
+    });
+  }
+  if (failed(2)) throw new CallbackCompletedError(endedText("CANCELLED", undefined, id), { cause: e });
+  throw e;
 }

@@ -1,6 +1,7 @@
 /**
  * DynamoDB I/O every store module shares: batched reads and writes that retry what AWS reports as
- * unprocessed, paged queries, and the item a failed condition returns.
+ * unprocessed, paged queries, the item a failed condition returns, and transactions that retry a
+ * conflict.
  */
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
@@ -10,9 +11,10 @@ import {
   BatchWriteCommand,
   PutCommand,
   QueryCommand,
+  TransactWriteCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
-import type { QueryCommandInput, UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
+import type { QueryCommandInput, TransactWriteCommandInput, UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
 import type { Runtime } from "../runtime.ts";
 
 export function isConditionFailed(e: unknown): e is Error & { Item?: Record<string, unknown> } {
@@ -67,6 +69,40 @@ export async function updateOrRead(
   } catch (e) {
     if (!isConditionFailed(e)) throw e;
     return oldItem(e);
+  }
+}
+
+/** Why DynamoDB cancelled a transaction: one code per item, in order ("None" where it was fine). */
+export interface Cancelled {
+  codes: string[];
+  error: Error;
+}
+
+/** Attempts of a transaction that keeps meeting another one on its items. */
+const TRANSACT_ATTEMPTS = 5;
+
+/**
+ * TransactWriteItems; returns nothing when it committed, else why it was cancelled. A cancellation
+ * only by `TransactionConflict` (another transaction on one of its items, which real DynamoDB
+ * reports where DynamoDB Local does not) is tried again after a jittered backoff; after
+ * TRANSACT_ATTEMPTS the conflict is returned like any other reason.
+ */
+export async function transactWrite(
+  rt: Runtime,
+  items: NonNullable<TransactWriteCommandInput["TransactItems"]>,
+): Promise<Cancelled | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await rt.doc.send(new TransactWriteCommand({ TransactItems: items }));
+      return undefined;
+    } catch (e) {
+      const reasons = (e as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
+      if ((e as Error).name !== "TransactionCanceledException" || !reasons) throw e;
+      const codes = reasons.map((r) => r.Code ?? "None");
+      const conflictOnly = codes.includes("TransactionConflict") && !codes.includes("ConditionalCheckFailed");
+      if (!conflictOnly || attempt >= TRANSACT_ATTEMPTS) return { codes, error: e as Error };
+      await sleep(Math.random() * (20 << attempt));
+    }
   }
 }
 

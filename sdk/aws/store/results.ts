@@ -4,6 +4,7 @@
  * also how a run ends in exactly one terminal state.
  */
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import type { TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
 import { formatOutcome, parseOutcome } from "../../core/history.ts";
 import type { Outcome, Twin } from "../../core/history.ts";
 import { offload, resolvePayload } from "../payloads.ts";
@@ -174,4 +175,22 @@ export async function readAction(
     }),
   );
   return out.Item as ResultItem | RunItem | undefined;
+}
+
+/**
+ * A transaction's check that the action `parent`/`id` has no outcome yet: a wait that was not
+ * cancelled (the task that created it ended without awaiting it).
+ */
+export function notCancelled(
+  rt: Runtime,
+  parent: string,
+  id: string,
+): NonNullable<TransactWriteCommandInput["TransactItems"]>[number] {
+  return {
+    ConditionCheck: {
+      TableName: rt.config.table,
+      Key: resultKey(parent, id),
+      ConditionExpression: "attribute_not_exists(outcome)",
+    },
+  };
 }

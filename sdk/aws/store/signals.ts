@@ -20,22 +20,16 @@
  * and whoever looks next (a redelivered exec, a redelivered signal message, the next matcher)
  * finishes it from the record.
  */
-import {
-  DeleteCommand,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  TransactWriteCommand,
-  UpdateCommand,
-} from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { RunEndedError } from "../../errors.ts";
 import { digest } from "../../serde.ts";
 import type { ExecMessage } from "../messages.ts";
 import type { Payload } from "../../serde.ts";
 import { offload, resolvePayload } from "../payloads.ts";
-import { isConditionFailed, oldItem, updateOrRead } from "./io.ts";
+import { isConditionFailed, oldItem, transactWrite, updateOrRead } from "./io.ts";
+import { notCancelled } from "./results.ts";
 import type { Runtime } from "../runtime.ts";
-import { expiry, resultKey, runKey } from "./table.ts";
+import { expiry, runKey } from "./table.ts";
 
 /** `got` of a wait that timed out. */
 export const TIMED_OUT = "timeout";
@@ -195,45 +189,30 @@ export async function signalPayload(rt: Runtime, run: string, sk: string): Promi
  */
 export async function pair(rt: Runtime, w: WaitItem, s: SignalItem): Promise<"paired" | "taken" | "ended"> {
   const m = JSON.parse(w.x) as ExecMessage;
-  try {
-    await rt.doc.send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: rt.config.table,
-              Key: { pk: s.pk, sk: s.sk },
-              UpdateExpression: "SET #by = :w",
-              ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(#by)",
-              ExpressionAttributeNames: { "#by": "by" },
-              ExpressionAttributeValues: { ":w": w.sk },
-            },
-          },
-          {
-            Update: {
-              TableName: rt.config.table,
-              Key: { pk: w.pk, sk: w.sk },
-              UpdateExpression: "SET got = :s",
-              ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(got)",
-              ExpressionAttributeValues: { ":s": s.sk },
-            },
-          },
-          {
-            ConditionCheck: {
-              TableName: rt.config.table,
-              Key: resultKey(m.parent!, m.id),
-              ConditionExpression: "attribute_not_exists(outcome)",
-            },
-          },
-        ],
-      }),
-    );
-    return "paired";
-  } catch (e) {
-    const reasons = (e as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
-    if ((e as Error).name !== "TransactionCanceledException" || !reasons) throw e;
-    return reasons[2]?.Code === "ConditionalCheckFailed" ? "ended" : "taken";
-  }
+  const cancelled = await transactWrite(rt, [
+    {
+      Update: {
+        TableName: rt.config.table,
+        Key: { pk: s.pk, sk: s.sk },
+        UpdateExpression: "SET #by = :w",
+        ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(#by)",
+        ExpressionAttributeNames: { "#by": "by" },
+        ExpressionAttributeValues: { ":w": w.sk },
+      },
+    },
+    {
+      Update: {
+        TableName: rt.config.table,
+        Key: { pk: w.pk, sk: w.sk },
+        UpdateExpression: "SET got = :s",
+        ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(got)",
+        ExpressionAttributeValues: { ":s": s.sk },
+      },
+    },
+    notCancelled(rt, m.parent!, m.id),
+  ]);
+  if (!cancelled) return "paired";
+  return cancelled.codes[2] === "ConditionalCheckFailed" ? "ended" : "taken";
 }
 
 /** Marks a wait timed out unless a signal got to it first; returns the wait as it is now. */
