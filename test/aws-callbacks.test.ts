@@ -16,6 +16,7 @@ import { runtime } from "../sdk/aws/runtime.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import type { AwsRun } from "../sdk/aws/client.ts";
 import { callbackKey, readCallback, timeOutCallback } from "../sdk/aws/store/callbacks.ts";
+import type { CallbackItem } from "../sdk/aws/store/callbacks.ts";
 import { readAction } from "../sdk/aws/store/results.ts";
 import { parseCallbackId } from "../sdk/core/callbacks.ts";
 import { dueOutcome } from "../sdk/core/durable-waits.ts";
@@ -133,27 +134,48 @@ describe("callbacks on the AWS handlers under faults", { timeout: 300_000 }, () 
     }
   });
 
-  it("a completion racing the timeout: whichever wins is what the task sees, and the completer is told", async () => {
+  it("the timeout lands between the completer's read and its transaction: the transaction refuses the completion", async () => {
     const k = key();
     const r = await client.run(c.awaitCallback, k, "1h");
     const id = await idOf(k);
     await attached(r, id);
     const { run, secret } = parseCallbackId(id);
     const wait = { kind: "callback" as const, secret, timeoutMs: 3_600_000 };
-    // The timeout's exec's decision, taken at the same moment as the completion.
-    const [timedOut, completed] = await Promise.allSettled([
-      timeOutCallback(runtime(), callbackKey(run, secret), dueOutcome(wait)),
-      client.completeCallback(id, "in time"),
-    ]);
-    assert.equal(timedOut.status, "fulfilled");
+    // The completer has read the item (not yet ended); the timeout's exec decides before its transaction goes out.
+    let timedOut: CallbackItem | undefined;
+    const undo = addMiddleware(client.rt.ddb, "timeout-first", async (args, next, command) => {
+      if (command === "TransactWriteItemsCommand" && !timedOut)
+        timedOut = await timeOutCallback(runtime(), callbackKey(run, secret), dueOutcome(wait));
+      return next(args);
+    });
+    try {
+      await assert.rejects(client.completeCallback(id, "too late"), (e: unknown) => {
+        assert.ok(e instanceof CallbackCompletedError, String(e));
+        assert.match(e.message, /timed out/);
+        assert.ok(e.cause instanceof TransactionCanceledException, "refused by the transaction");
+        return true;
+      });
+    } finally {
+      undo();
+    }
+    assert.equal(timedOut?.done, "TIMED_OUT", "the timeout landed first");
     await sendToCoordinator(runtime(), [{ msg: { k: "callback", v: MESSAGE_VERSION, run, key: secret } }]);
     const result = await within(r.result(), MS, "awaitCallback");
-    if (completed.status === "fulfilled") assert.deepEqual(result, { got: "in time" });
-    else {
-      assert.ok(completed.reason instanceof CallbackCompletedError, String(completed.reason));
-      assert.match((completed.reason as Error).message, /timed out/);
-      assert.match(JSON.stringify(result), /was not completed within 3600000 ms/);
-    }
+    assert.match(JSON.stringify(result), /was not completed within 3600000 ms/);
+  });
+
+  it("a completion before the timeout's exec decides: the completion wins, and the timeout leaves it", async () => {
+    const k = key();
+    const r = await client.run(c.awaitCallback, k, "1h");
+    const id = await idOf(k);
+    await attached(r, id);
+    const { run, secret } = parseCallbackId(id);
+    const wait = { kind: "callback" as const, secret, timeoutMs: 3_600_000 };
+    await client.completeCallback(id, "in time");
+    const item = await timeOutCallback(runtime(), callbackKey(run, secret), dueOutcome(wait));
+    assert.equal(item?.done, "SUCCEEDED", "the timeout found the completion");
+    await sendToCoordinator(runtime(), [{ msg: { k: "callback", v: MESSAGE_VERSION, run, key: secret } }]);
+    assert.deepEqual(await within(r.result(), MS, "awaitCallback"), { got: "in time" });
   });
 
   it("a completion recorded before the callback's exec attached: that exec settles it", async () => {
