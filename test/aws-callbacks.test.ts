@@ -75,6 +75,26 @@ describe("callbacks on the AWS handlers under faults", { timeout: 300_000 }, () 
     assert.fail(`the callback of ${r.id} never attached`);
   }
 
+  /**
+   * A run awaiting a callback with a 1 h timeout, attached; `timeOut` is its timeout exec's decision,
+   * `settle` the coordinator's look (a `callback` message).
+   */
+  async function oneHourCallback() {
+    const k = key();
+    const r = await client.run(c.awaitCallback, k, "1h");
+    const id = await idOf(k);
+    await attached(r, id);
+    const { run, secret } = parseCallbackId(id);
+    const wait = { kind: "callback" as const, secret, timeoutMs: 3_600_000 };
+    return {
+      r,
+      id,
+      timeOut: () => timeOutCallback(runtime(), callbackKey(run, secret), dueOutcome(wait)),
+      settle: () =>
+        sendToCoordinator(runtime(), [{ msg: { k: "callback", v: MESSAGE_VERSION, run, key: secret } }]),
+    };
+  }
+
   async function allEnded(r: AwsRun<unknown>): Promise<void> {
     for (const x of flatten((await r.status()).root))
       assert.ok(TERMINAL.has(x.status), `${x.task} left ${x.status}`);
@@ -135,17 +155,11 @@ describe("callbacks on the AWS handlers under faults", { timeout: 300_000 }, () 
   });
 
   it("the timeout lands between the completer's read and its transaction: the transaction refuses the completion", async () => {
-    const k = key();
-    const r = await client.run(c.awaitCallback, k, "1h");
-    const id = await idOf(k);
-    await attached(r, id);
-    const { run, secret } = parseCallbackId(id);
-    const wait = { kind: "callback" as const, secret, timeoutMs: 3_600_000 };
+    const { r, id, timeOut, settle } = await oneHourCallback();
     // The completer has read the item (not yet ended); the timeout's exec decides before its transaction goes out.
     let timedOut: CallbackItem | undefined;
     const undo = addMiddleware(client.rt.ddb, "timeout-first", async (args, next, command) => {
-      if (command === "TransactWriteItemsCommand" && !timedOut)
-        timedOut = await timeOutCallback(runtime(), callbackKey(run, secret), dueOutcome(wait));
+      if (command === "TransactWriteItemsCommand" && !timedOut) timedOut = await timeOut();
       return next(args);
     });
     try {
@@ -159,22 +173,17 @@ describe("callbacks on the AWS handlers under faults", { timeout: 300_000 }, () 
       undo();
     }
     assert.equal(timedOut?.done, "TIMED_OUT", "the timeout landed first");
-    await sendToCoordinator(runtime(), [{ msg: { k: "callback", v: MESSAGE_VERSION, run, key: secret } }]);
+    await settle();
     const result = await within(r.result(), MS, "awaitCallback");
     assert.match(JSON.stringify(result), /was not completed within 3600000 ms/);
   });
 
   it("a completion before the timeout's exec decides: the completion wins, and the timeout leaves it", async () => {
-    const k = key();
-    const r = await client.run(c.awaitCallback, k, "1h");
-    const id = await idOf(k);
-    await attached(r, id);
-    const { run, secret } = parseCallbackId(id);
-    const wait = { kind: "callback" as const, secret, timeoutMs: 3_600_000 };
+    const { r, id, timeOut, settle } = await oneHourCallback();
     await client.completeCallback(id, "in time");
-    const item = await timeOutCallback(runtime(), callbackKey(run, secret), dueOutcome(wait));
+    const item = await timeOut();
     assert.equal(item?.done, "SUCCEEDED", "the timeout found the completion");
-    await sendToCoordinator(runtime(), [{ msg: { k: "callback", v: MESSAGE_VERSION, run, key: secret } }]);
+    await settle();
     assert.deepEqual(await within(r.result(), MS, "awaitCallback"), { got: "in time" });
   });
 
