@@ -23,7 +23,7 @@ import { actionPk, counterKey, resultKey } from "./store/table.ts";
 import type { ResultItem, RunItem, WindowItem } from "./store/table.ts";
 import type { ActionNode, GroupSummary, RunStatus } from "../run-handle.ts";
 import { countInGroup } from "../run-handle.ts";
-import { dueAt, durableWaitOf, waitingText } from "../core/durable-waits.ts";
+import { dueAt, durableWaitOf, shownStatus, waitingText } from "../core/durable-waits.ts";
 
 /** The parts of a parent's map windows among its items (W# parts, and the one its counter hosts). */
 function windowsOf(items: readonly Record<string, unknown>[]): Map<string, WindowItem> {
@@ -51,7 +51,9 @@ function nodeOf(
   // An item of a windowed map waits (QUEUED) until its window part gives it a slot.
   const part = c.window && windows.get(partOf(c.window.key, c.window.index, c.window.limit));
   const waiting = part !== undefined && !isAssigned(part, c.window!.index);
-  const status = r?.status ?? (waiting ? "QUEUED" : "RUNNING");
+  // A sleep or signal wait not yet over is WAITING: not queued for compute, it waits for time or the
+  // outside world.
+  const status = shownStatus(c.task, r?.status ?? (waiting ? "QUEUED" : "RUNNING"));
   const node: ActionNode = {
     id: c.id,
     task: c.task,
@@ -75,8 +77,6 @@ function nodeOf(
       madeAt === undefined ? null : dueAt(wait, madeAt),
       { run: runId, since: madeAt },
     );
-    // Not queued for compute: it waits for time or the outside world.
-    node.status = "WAITING";
     return { node, kids: false };
   }
   return { node, kids: r?.kids === true || r?.status === undefined };

@@ -19,7 +19,7 @@ import type { RunItem } from "../../aws/store/table.ts";
 import type { ActionNode } from "../../run-handle.ts";
 import { awsLogs, logEntryOf } from "../logs.ts";
 import { dedupeTaskLogs } from "../../aws/task-log.ts";
-import { INLINE_CHILDREN, MAX_PAGE, readable, shownStatus } from "./source.ts";
+import { INLINE_CHILDREN, MAX_PAGE, readable } from "./source.ts";
 import type {
   ActionDetail,
   ActionSummary,
@@ -56,7 +56,7 @@ const summary = (n: ActionNode, hasChildren: boolean): ActionSummary => ({
   id: n.id,
   task: n.task,
   group: n.group,
-  status: shownStatus(n.task, n.status),
+  status: n.status,
   attempts: n.attempts,
   cached: n.cached,
   reusedFrom: n.reusedFrom ?? null,
@@ -120,7 +120,7 @@ export class AwsSource implements UiSource {
           if (!kids.length) return;
           const byGroup = new Map<string, ChildGroup & { nodes: ActionNode[] }>();
           for (const { node, kids: look } of kids) {
-            const status = shownStatus(node.task, node.status);
+            const status = node.status;
             parentOf.set(node.id, parent);
             actions++;
             byStatus[status] = (byStatus[status] ?? 0) + 1;
@@ -232,7 +232,7 @@ export class AwsSource implements UiSource {
     const [w, p] = await Promise.all([
       this.walk(runId),
       childrenPage(this.client.rt, runId, parent, group, {
-        ...(o.status ? { match: (n: ActionNode) => shownStatus(n.task, n.status) === o.status } : {}),
+        ...(o.status ? { match: (n: ActionNode) => n.status === o.status } : {}),
         after: o.after,
         limit: Math.min(o.limit, MAX_PAGE),
         now: Date.now(),

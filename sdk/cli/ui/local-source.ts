@@ -15,8 +15,9 @@ import { StoreLock } from "../../local/lock.ts";
 import { checkRecoverable } from "../../core/recover.ts";
 import { localLogs } from "../logs.ts";
 import { WaitStore } from "../../local/wait-store.ts";
-import { waitingText } from "../../core/durable-waits.ts";
-import { INLINE_CHILDREN, MAX_PAGE, SHOWN_STATUS_SQL, readable } from "./source.ts";
+import { BUILTIN_PREFIX, waitingText } from "../../core/durable-waits.ts";
+import { TERMINAL } from "../../core/history.ts";
+import { INLINE_CHILDREN, MAX_PAGE, readable } from "./source.ts";
 import type {
   ActionDetail,
   ActionSummary,
@@ -34,6 +35,14 @@ type SummaryRow = Pick<
 > & {
   kids: number;
 };
+
+/**
+ * shownStatus (sdk/core/durable-waits.ts) in SQL over the store's `actions a`: a built-in call not
+ * yet over reads WAITING, whether or not the engine has recorded its wait yet.
+ */
+const SHOWN_STATUS_SQL = `(CASE WHEN a.task LIKE '${BUILTIN_PREFIX}%' AND a.status NOT IN (${[...TERMINAL]
+  .map((s) => `'${s}'`)
+  .join(", ")}) THEN 'WAITING' ELSE a.status END)`;
 
 const SUMMARY_COLUMNS = `a.id, a.seq, a.task, a.grp, ${SHOWN_STATUS_SQL} AS status, a.attempts, a.cached, a.reused,
   a.started, a.ended,
