@@ -151,7 +151,8 @@ export const PAGE_SCAN_CHUNKS = 20;
  * One page of a parent's children in `group` (those `match` keeps, if given), in call order: the call
  * chunks are read a few at a time (Query with Limit and ExclusiveStartKey) from the cursor `after`,
  * and only the results of the calls in the group (BatchGet, without outcomes). Stops at `limit`
- * children or after {@link PAGE_SCAN_CHUNKS} chunks, whichever comes first; `next` continues it.
+ * children or after `scanChunks` chunks ({@link PAGE_SCAN_CHUNKS} unless given), whichever comes
+ * first; `next` continues it.
  * A cursor is `<chunk sort key>/<position in it>`: the first call not yet looked at.
  */
 export async function childrenPage(
@@ -164,8 +165,10 @@ export async function childrenPage(
     after?: string | undefined;
     limit: number;
     now: number;
+    scanChunks?: number;
   },
 ): Promise<{ nodes: { node: ActionNode; kids: boolean }[]; next?: string }> {
+  const scanChunks = o.scanChunks ?? PAGE_SCAN_CHUNKS;
   const [cnt, parts] = await Promise.all([
     rt.doc.send(
       new GetCommand({ TableName: rt.config.table, Key: counterKey(parent), ConsistentRead: true }),
@@ -210,7 +213,7 @@ export async function childrenPage(
       const n = nodeOf(c, r, windows, at, o.now, runId);
       if (!o.match || o.match(n.node)) nodes.push(n);
     }
-    if (scanned >= PAGE_SCAN_CHUNKS && (chunks.length || more)) {
+    if (scanned >= scanChunks && (chunks.length || more)) {
       const following = chunks[0] ? String(chunks[0]["sk"]) : undefined;
       return { nodes, next: following ? cursor(following, 0) : cursor(sk, calls.length) };
     }
