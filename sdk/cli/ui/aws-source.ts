@@ -10,8 +10,9 @@
  */
 import { shownArgs } from "../../core/callbacks.ts";
 import { deserialize } from "../../serde.ts";
-import { parseOutcome } from "../../core/history.ts";
-import type { AloftClient } from "../../aws/client.ts";
+import { TERMINAL, parseOutcome } from "../../core/history.ts";
+import { RECOVERABLE } from "../../core/recover.ts";
+import type { AloftClient, AwsRunRow } from "../../aws/client.ts";
 import { resolvePayload } from "../../aws/payloads.ts";
 import { readAction } from "../../aws/store/results.ts";
 import { childOf, childrenOf, childrenPage } from "../../aws/status.ts";
@@ -66,7 +67,16 @@ const summary = (n: ActionNode, hasChildren: boolean): ActionSummary => ({
   ...(n.waiting ? { waiting: n.waiting } : {}),
 });
 
-const isOpen = (s: string) => s === "RUNNING" || s === "QUEUED" || s === "WAITING";
+/** A run as the list and its page show it (no AWS run needs a resume). */
+const runSummary = (r: AwsRunRow): RunSummary => ({
+  id: r.id,
+  task: r.task,
+  status: r.status,
+  created: r.created,
+  ended: r.ended,
+  stopped: false,
+  recoverable: RECOVERABLE.has(r.status),
+});
 
 export class AwsSource implements UiSource {
   readonly kind = "aws";
@@ -79,7 +89,7 @@ export class AwsSource implements UiSource {
     return rows
       .filter((r) => (!f.status || r.status === f.status) && (!f.task || r.task.includes(f.task)))
       .slice(0, f.limit)
-      .map((r) => ({ ...r, stopped: false }));
+      .map(runSummary);
   }
 
   /** The run's walk: the kept one while fresh (or final), else a new one shared by concurrent requests. */
@@ -162,7 +172,7 @@ export class AwsSource implements UiSource {
     for (const gs of groups.values()) {
       for (const g of gs) {
         if (timeline.length >= 100) break;
-        const open = Object.entries(g.byStatus).some(([s, n]) => n > 0 && isOpen(s));
+        const open = Object.entries(g.byStatus).some(([s, n]) => n > 0 && !TERMINAL.has(s));
         timeline.push({
           label: g.group ? `[${g.group}]` : g.total === 1 ? (g.items?.[0]?.task ?? "") : "…",
           count: g.total,
@@ -202,14 +212,7 @@ export class AwsSource implements UiSource {
     const [w, row] = await Promise.all([this.walk(id), this.client.getRun(id)]);
     if (!w || !row) return undefined;
     return {
-      run: {
-        id: row.run,
-        task: row.task,
-        status: row.status,
-        created: row.created,
-        ended: row.ended ?? null,
-        stopped: false,
-      },
+      run: runSummary({ ...row, id: row.run, ended: row.ended ?? null }),
       root: w.root,
       byStatus: w.byStatus,
       actions: w.actions,

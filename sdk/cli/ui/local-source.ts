@@ -12,7 +12,7 @@ import { parseOutcome } from "../../core/history.ts";
 import { Store } from "../../local/store.ts";
 import type { ActionRow, RunRow } from "../../local/store.ts";
 import { StoreLock } from "../../local/lock.ts";
-import { checkRecoverable } from "../../core/recover.ts";
+import { RECOVERABLE, checkRecoverable } from "../../core/recover.ts";
 import { localLogs } from "../logs.ts";
 import { WaitStore } from "../../local/wait-store.ts";
 import { BUILTIN_PREFIX, waitingText } from "../../core/durable-waits.ts";
@@ -122,6 +122,7 @@ export class LocalSource implements UiSource {
       created: r.created,
       ended: r.ended,
       stopped: r.status === "RUNNING" && !held,
+      recoverable: RECOVERABLE.has(r.status),
     };
   }
 

@@ -22,6 +22,8 @@ export interface RunSummary {
   ended: number | null;
   /** RUNNING, but no process is running it (a local run whose process stopped): it can be resumed. */
   stopped: boolean;
+  /** It ended in a state a recovery may start from (docs/recover.md). */
+  recoverable: boolean;
 }
 
 export interface ActionSummary {
