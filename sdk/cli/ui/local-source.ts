@@ -94,6 +94,8 @@ function aloftCommand(store: string, args: string[], wait: boolean): Promise<str
 export class LocalSource implements UiSource {
   readonly kind = "local";
   private readonly store: Store;
+  /** Made when a page first shows a wait (it prepares its statements, and creates its tables if missing). */
+  private waitStore: WaitStore | undefined;
 
   constructor(readonly path: string) {
     this.store = new Store(path);
@@ -102,7 +104,7 @@ export class LocalSource implements UiSource {
   /** Says what each WAITING one of `items` waits for (the engine records it when it takes the wait over). */
   private withWaits<T extends ActionSummary>(runId: string, items: T[]): T[] {
     if (!items.some((i) => i.status === "WAITING")) return items;
-    const waits = new WaitStore(this.store.db).waitsOf(runId);
+    const waits = (this.waitStore ??= new WaitStore(this.store.db)).waitsOf(runId);
     for (const i of items) {
       const w = i.status === "WAITING" ? waits.get(i.id) : undefined;
       if (w) i.waiting = waitingText(w.kind, w.name, w.due, { run: runId, since: w.since });
