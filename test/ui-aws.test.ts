@@ -81,6 +81,20 @@ describe("aloft ui --aws pages a group server-side", { timeout: 600_000 }, () =>
     await source.run(runId);
     // Only the run item is read again (its recoveries may grow after it ended).
     assert.deepEqual(read, { chunks: 0, results: 0, other: 1 }, "an ended run's walk is kept");
+    // A walk the request makes reads the run item once, and the view takes it from there.
+    const client = source["client"];
+    const getRun = client.getRun.bind(client);
+    let runReads = 0;
+    client.getRun = (id: string) => (runReads++, getRun(id));
+    try {
+      source["walks"].delete(runId);
+      assert.equal((await source.run(runId))?.run.id, runId);
+      assert.equal(runReads, 1, "a new walk's run item is reused");
+      await source.run(runId);
+      assert.equal(runReads, 2, "a kept walk's run item is read again");
+    } finally {
+      client.getRun = getRun;
+    }
   });
 
   it("pages through every child once, in call order, reading a few chunks and one page of results", async () => {

@@ -208,9 +208,13 @@ export class AwsSource implements UiSource {
   }
 
   async run(id: string): Promise<RunView | undefined> {
-    // The run item itself is read each time (one GetItem): its recoveries grow after it ended.
-    const [w, row] = await Promise.all([this.walk(id), this.client.getRun(id)]);
-    if (!w || !row) return undefined;
+    const kept = this.walks.get(id)?.catch(() => undefined);
+    const w = await this.walk(id);
+    if (!w) return undefined;
+    // A walk this request made has just read the run item; a kept one's is read again (one GetItem):
+    // its recoveries grow after it ended.
+    const row = w === (await kept) ? await this.client.getRun(id) : w.row;
+    if (!row) return undefined;
     return {
       run: runSummary({ ...row, id: row.run, ended: row.ended ?? null }),
       root: w.root,
