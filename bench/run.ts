@@ -109,7 +109,7 @@ console.log(
       .join(" ")}; median of ${runs} fresh processes per cell\n`,
 );
 console.log(
-  "scenario                        N       Aloft        peer   Aloft/peer   CPU Aloft/peer   Aloft µs/child   Aloft RSS   peer RSS   replays",
+  "scenario                        N       Aloft        peer   Aloft/peer   CPU Aloft/peer    Aloft CPU     peer CPU   Aloft µs/child   Aloft CPU µs/child   Aloft RSS   peer RSS   replays",
 );
 const results = new Map<string, Sample>();
 for (const c of CELLS) {
@@ -121,7 +121,8 @@ for (const c of CELLS) {
   const cpuRatio = p ? fmt(a.cpuMs / p.cpuMs, 2) : "—";
   console.log(
     `${c.label.padEnd(26)} ${fmt(c.n).padStart(9)} ${time(a.ms).padStart(11)} ${(p ? time(p.ms) : "—").padStart(11)}` +
-      `  ${ratio.padStart(11)} ${cpuRatio.padStart(16)} ${fmt((a.ms * 1000) / c.n).padStart(16)} ${`${fmt(a.rssMB)} MB`.padStart(11)}` +
+      `  ${ratio.padStart(11)} ${cpuRatio.padStart(16)} ${time(a.cpuMs).padStart(12)} ${(p ? time(p.cpuMs) : "—").padStart(12)}` +
+      ` ${fmt((a.ms * 1000) / c.n).padStart(16)} ${fmt((a.cpuMs * 1000) / c.n).padStart(20)} ${`${fmt(a.rssMB)} MB`.padStart(11)}` +
       ` ${(p ? `${fmt(p.rssMB)} MB` : "—").padStart(10)} ${fmt(a.replays ?? 0).padStart(9)}`,
   );
 }

@@ -208,6 +208,25 @@ console.log(await r.result());
     const r = await sh("node", ["run.mjs"], { cwd: app, timeoutMs: 60_000 });
     assert.equal(r.stdout.trim(), "285", `workers ${workers}: ${r.stderr}`);
   }
+
+  // A TypeScript task module in a package without "type": "module" (npm init's default): Node
+  // compiles it as CommonJS, which cannot load aloft; the CLI says what to change.
+  const cjs = join(app, "cjs");
+  mkdirSync(cjs);
+  writeFileSync(join(cjs, "package.json"), `${JSON.stringify({ name: "cjs-project", version: "1.0.0" })}\n`);
+  writeFileSync(
+    join(cjs, "tasks.ts"),
+    `import { TaskEnvironment } from "aloft";\nexport const one = new TaskEnvironment({ name: "cjs" }).task(async function one() { return 1; });\n`,
+  );
+  const cjsRun = await sh(join(app, "node_modules", ".bin", "aloft"), ["run", "tasks.ts", "one"], {
+    cwd: cjs,
+    allowFail: true,
+  });
+  assert.equal(cjsRun.code, 2, cjsRun.stderr);
+  assert.match(
+    cjsRun.stderr,
+    /module tasks\.ts was loaded as CommonJS.*add "type": "module" to your package\.json/,
+  );
 });
 
 test("with the CDK: the starter from aloft init passes its own tests, runs on the CLI, type-checks, synthesizes, and its Lambda bundles are lean and load with only the AWS SDK", async (t) => {

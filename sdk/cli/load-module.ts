@@ -17,5 +17,17 @@ export async function loadModule(path: string): Promise<void> {
     tsx ??= import("tsx/esm/api").then(({ register }) => void register());
     await tsx;
   }
-  await import(pathToFileURL(abs).href);
+  try {
+    await import(pathToFileURL(abs).href);
+  } catch (e) {
+    // A .ts file in a package without "type": "module" is compiled as CommonJS, which cannot
+    // require the ES modules it imports (aloft among them): Node says so in its own terms.
+    if ((e as { code?: string }).code === "ERR_REQUIRE_CYCLE_MODULE" && /\.tsx?$/.test(abs))
+      throw new ConfigurationError(
+        `module ${path} was loaded as CommonJS, and Aloft task modules are ES modules: add ` +
+          `"type": "module" to your package.json (npx aloft init does), or rename it to .mts`,
+        { cause: e },
+      );
+    throw e;
+  }
 }
