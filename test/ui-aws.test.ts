@@ -2,8 +2,9 @@
  * `aloft ui --aws` reads a large group a page at a time (issue 13): on DynamoDB Local, a run of
  * 1,200 children. A page of 50 reads a few call chunks and those 50 results, never the group;
  * pages follow cursors through every child once, in call order; a state filter finds the failed
- * child; the counts come from one walk, kept once the run has ended. A sleep and a signal wait in
- * flight read WAITING, with what they wait for.
+ * child, also when the page reaches its limit of chunks and continues from its cursor; the counts
+ * come from one walk, kept once the run has ended. A sleep and a signal wait in flight read
+ * WAITING, with what they wait for.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -15,6 +16,7 @@ import type { DevStack } from "../dev/stack.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import { AwsSource } from "../sdk/cli/ui/aws-source.ts";
 import { CHUNK_CALLS } from "../sdk/aws/store/table.ts";
+import { childrenPage } from "../sdk/aws/status.ts";
 import { fanOut, waits } from "./fixtures/ui-tasks.ts";
 import { sleep, within } from "./helpers/within.ts";
 
@@ -79,6 +81,20 @@ describe("aloft ui --aws pages a group server-side", { timeout: 600_000 }, () =>
     await source.run(runId);
     // Only the run item is read again (its recoveries may grow after it ended).
     assert.deepEqual(read, { chunks: 0, results: 0, other: 1 }, "an ended run's walk is kept");
+    // A walk the request makes reads the run item once, and the view takes it from there.
+    const client = source["client"];
+    const getRun = client.getRun.bind(client);
+    let runReads = 0;
+    client.getRun = (id: string) => (runReads++, getRun(id));
+    try {
+      source["walks"].delete(runId);
+      assert.equal((await source.run(runId))?.run.id, runId);
+      assert.equal(runReads, 1, "a new walk's run item is reused");
+      await source.run(runId);
+      assert.equal(runReads, 2, "a kept walk's run item is read again");
+    } finally {
+      client.getRun = getRun;
+    }
   });
 
   it("pages through every child once, in call order, reading a few chunks and one page of results", async () => {
@@ -114,6 +130,44 @@ describe("aloft ui --aws pages a group server-side", { timeout: 600_000 }, () =>
     assert.equal(d?.error?.message, "square 13 is unlucky");
     assert.equal(d?.inputs.replace(/\s/g, ""), "[13]");
     assert.ok(read.results <= 1, `the detail read ${read.results} results`);
+  });
+
+  it("continues a filtered page that reached its chunk limit from its cursor", async () => {
+    const rt = source["client"].rt;
+    const scanChunks = 3;
+    assert.ok(CHILDREN / CHUNK_CALLS > 2 * scanChunks, "the group spans more chunks than two pages scan");
+    const follow = async (status: string, limit: number) => {
+      const seen: string[] = [];
+      const cursors: (string | undefined)[] = [];
+      let after: string | undefined;
+      do {
+        const p = await childrenPage(rt, runId, runId, "squares", {
+          match: (n) => n.status === status,
+          after,
+          limit,
+          now: Date.now(),
+          scanChunks,
+        });
+        seen.push(...p.nodes.map(({ node }) => node.id));
+        cursors.push((after = p.next));
+      } while (after);
+      return { seen, cursors };
+    };
+    const failed = await follow("FAILED", 50);
+    assert.ok(failed.cursors[0], "the first page stops after its chunks, with a cursor");
+    assert.ok(failed.cursors.length > 2, `${failed.cursors.length} pages`);
+    assert.equal(failed.seen.length, 1);
+    const d = await source.action(runId, failed.seen[0]!);
+    assert.equal(d?.error?.message, "square 13 is unlucky");
+    // Every page stops at its chunk limit, not its size: the cursors go through each chunk once.
+    const status = await source["client"].attach(runId).status();
+    const order = status.root!.children.filter((c) => c.group === "squares").map((c) => c.id);
+    const succeeded = await follow("SUCCEEDED", CHILDREN);
+    assert.ok(succeeded.cursors.length > 2, `${succeeded.cursors.length} pages`);
+    assert.deepEqual(
+      succeeded.seen,
+      order.filter((id) => id !== failed.seen[0]),
+    );
   });
 
   it("shows a sleep and a signal wait in flight as WAITING, with what they wait for", async () => {

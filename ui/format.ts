@@ -34,7 +34,10 @@ export const STATES = [
   "CANCELLED",
 ];
 
-/** States of an action not yet over. */
+/**
+ * States of an action not yet over: those outside sdk/core/history.ts TERMINAL (the bundle imports
+ * only types from sdk/).
+ */
 export const OPEN_STATES = ["RUNNING", "QUEUED", "WAITING", "SUSPENDED"];
 
 export function stateClass(s: string): string {

@@ -27,9 +27,6 @@ function RunLink({ id }: { id: string }) {
   );
 }
 
-/** Run states a recovery may start from (sdk/core/recover.ts RECOVERABLE). */
-const RECOVERABLE = ["FAILED", "CANCELLED", "TIMED_OUT"];
-
 export function RunPage({ id }: { id: string }) {
   const [view, setView] = useState<RunView | undefined>();
   const [error, setError] = useState("");
@@ -155,7 +152,7 @@ export function RunPage({ id }: { id: string }) {
               Cancel run…
             </button>
           )}
-          {RECOVERABLE.includes(r.status) && (
+          {r.recoverable && (
             <button
               type="button"
               title="A new run of the same task and inputs that reuses every call that succeeded in this one"

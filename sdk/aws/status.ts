@@ -23,7 +23,7 @@ import { actionPk, counterKey, resultKey } from "./store/table.ts";
 import type { ResultItem, RunItem, WindowItem } from "./store/table.ts";
 import type { ActionNode, GroupSummary, RunStatus } from "../run-handle.ts";
 import { countInGroup } from "../run-handle.ts";
-import { dueAt, durableWaitOf, waitingText } from "../core/durable-waits.ts";
+import { dueAt, durableWaitOf, shownStatus, waitingText } from "../core/durable-waits.ts";
 
 /** The parts of a parent's map windows among its items (W# parts, and the one its counter hosts). */
 function windowsOf(items: readonly Record<string, unknown>[]): Map<string, WindowItem> {
@@ -51,7 +51,9 @@ function nodeOf(
   // An item of a windowed map waits (QUEUED) until its window part gives it a slot.
   const part = c.window && windows.get(partOf(c.window.key, c.window.index, c.window.limit));
   const waiting = part !== undefined && !isAssigned(part, c.window!.index);
-  const status = r?.status ?? (waiting ? "QUEUED" : "RUNNING");
+  // A sleep or signal wait not yet over is WAITING: not queued for compute, it waits for time or the
+  // outside world.
+  const status = shownStatus(c.task, r?.status ?? (waiting ? "QUEUED" : "RUNNING"));
   const node: ActionNode = {
     id: c.id,
     task: c.task,
@@ -75,8 +77,6 @@ function nodeOf(
       madeAt === undefined ? null : dueAt(wait, madeAt),
       { run: runId, since: madeAt },
     );
-    // Not queued for compute: it waits for time or the outside world.
-    node.status = "WAITING";
     return { node, kids: false };
   }
   return { node, kids: r?.kids === true || r?.status === undefined };
@@ -151,7 +151,8 @@ export const PAGE_SCAN_CHUNKS = 20;
  * One page of a parent's children in `group` (those `match` keeps, if given), in call order: the call
  * chunks are read a few at a time (Query with Limit and ExclusiveStartKey) from the cursor `after`,
  * and only the results of the calls in the group (BatchGet, without outcomes). Stops at `limit`
- * children or after {@link PAGE_SCAN_CHUNKS} chunks, whichever comes first; `next` continues it.
+ * children or after `scanChunks` chunks ({@link PAGE_SCAN_CHUNKS} unless given), whichever comes
+ * first; `next` continues it.
  * A cursor is `<chunk sort key>/<position in it>`: the first call not yet looked at.
  */
 export async function childrenPage(
@@ -164,8 +165,10 @@ export async function childrenPage(
     after?: string | undefined;
     limit: number;
     now: number;
+    scanChunks?: number;
   },
 ): Promise<{ nodes: { node: ActionNode; kids: boolean }[]; next?: string }> {
+  const scanChunks = o.scanChunks ?? PAGE_SCAN_CHUNKS;
   const [cnt, parts] = await Promise.all([
     rt.doc.send(
       new GetCommand({ TableName: rt.config.table, Key: counterKey(parent), ConsistentRead: true }),
@@ -210,7 +213,7 @@ export async function childrenPage(
       const n = nodeOf(c, r, windows, at, o.now, runId);
       if (!o.match || o.match(n.node)) nodes.push(n);
     }
-    if (scanned >= PAGE_SCAN_CHUNKS && (chunks.length || more)) {
+    if (scanned >= scanChunks && (chunks.length || more)) {
       const following = chunks[0] ? String(chunks[0]["sk"]) : undefined;
       return { nodes, next: following ? cursor(following, 0) : cursor(sk, calls.length) };
     }

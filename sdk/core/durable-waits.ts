@@ -21,6 +21,7 @@
 import { ConfigurationError, TaskTimeoutError, serializeError } from "../errors.ts";
 import { deserialize, serialize } from "../serde.ts";
 import type { Payload } from "../serde.ts";
+import { TERMINAL } from "./history.ts";
 import type { Outcome } from "./history.ts";
 import type { TaskDef } from "./task-def.ts";
 
@@ -155,4 +156,13 @@ export function waitingText(
     return `callback ${shownId(callback?.run ?? "?", name ?? "")}${since}${timesOut}`;
   }
   return `signal ${JSON.stringify(name ?? "")}${timesOut}`;
+}
+
+/**
+ * The state a status shows for a call: a built-in call not yet over (a sleep, a signal or callback
+ * wait; whatever the engine completes instead of a body) is WAITING, not QUEUED — it waits for time
+ * or for someone, not for a worker.
+ */
+export function shownStatus(task: string, status: string): string {
+  return isBuiltin(task) && !TERMINAL.has(status) ? "WAITING" : status;
 }

@@ -5,7 +5,7 @@
 import type { ActionRow, RunRow, Store } from "./store.ts";
 import type { ActionNode, GroupSummary, RunStatus } from "../run-handle.ts";
 import { countInGroup } from "../run-handle.ts";
-import { waitingText } from "../core/durable-waits.ts";
+import { shownStatus, waitingText } from "../core/durable-waits.ts";
 import { TERMINAL } from "../core/history.ts";
 import { WaitStore } from "./wait-store.ts";
 
@@ -30,8 +30,7 @@ export function runStatus(store: Store, run: RunRow, now = Date.now()): RunStatu
     const n = nodes.get(id);
     if (!n || TERMINAL.has(n.status)) continue;
     n.waiting = waitingText(w.kind, w.name, w.due, { run: run.id, since: w.since });
-    // Not queued for compute: it waits for time or the outside world.
-    n.status = "WAITING";
+    n.status = shownStatus(n.task, n.status);
   }
   const groups = new Map<string, GroupSummary>();
   for (const r of rows) {

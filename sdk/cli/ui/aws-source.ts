@@ -10,8 +10,9 @@
  */
 import { shownArgs } from "../../core/callbacks.ts";
 import { deserialize } from "../../serde.ts";
-import { parseOutcome } from "../../core/history.ts";
-import type { AloftClient } from "../../aws/client.ts";
+import { TERMINAL, parseOutcome } from "../../core/history.ts";
+import { RECOVERABLE } from "../../core/recover.ts";
+import type { AloftClient, AwsRunRow } from "../../aws/client.ts";
 import { resolvePayload } from "../../aws/payloads.ts";
 import { readAction } from "../../aws/store/results.ts";
 import { childOf, childrenOf, childrenPage } from "../../aws/status.ts";
@@ -19,7 +20,7 @@ import type { RunItem } from "../../aws/store/table.ts";
 import type { ActionNode } from "../../run-handle.ts";
 import { awsLogs, logEntryOf } from "../logs.ts";
 import { dedupeTaskLogs } from "../../aws/task-log.ts";
-import { INLINE_CHILDREN, MAX_PAGE, readable, shownStatus } from "./source.ts";
+import { INLINE_CHILDREN, MAX_PAGE, readable } from "./source.ts";
 import type {
   ActionDetail,
   ActionSummary,
@@ -56,7 +57,7 @@ const summary = (n: ActionNode, hasChildren: boolean): ActionSummary => ({
   id: n.id,
   task: n.task,
   group: n.group,
-  status: shownStatus(n.task, n.status),
+  status: n.status,
   attempts: n.attempts,
   cached: n.cached,
   reusedFrom: n.reusedFrom ?? null,
@@ -66,7 +67,16 @@ const summary = (n: ActionNode, hasChildren: boolean): ActionSummary => ({
   ...(n.waiting ? { waiting: n.waiting } : {}),
 });
 
-const isOpen = (s: string) => s === "RUNNING" || s === "QUEUED" || s === "WAITING";
+/** A run as the list and its page show it (no AWS run needs a resume). */
+const runSummary = (r: AwsRunRow): RunSummary => ({
+  id: r.id,
+  task: r.task,
+  status: r.status,
+  created: r.created,
+  ended: r.ended,
+  stopped: false,
+  recoverable: RECOVERABLE.has(r.status),
+});
 
 export class AwsSource implements UiSource {
   readonly kind = "aws";
@@ -79,7 +89,7 @@ export class AwsSource implements UiSource {
     return rows
       .filter((r) => (!f.status || r.status === f.status) && (!f.task || r.task.includes(f.task)))
       .slice(0, f.limit)
-      .map((r) => ({ ...r, stopped: false }));
+      .map(runSummary);
   }
 
   /** The run's walk: the kept one while fresh (or final), else a new one shared by concurrent requests. */
@@ -120,7 +130,7 @@ export class AwsSource implements UiSource {
           if (!kids.length) return;
           const byGroup = new Map<string, ChildGroup & { nodes: ActionNode[] }>();
           for (const { node, kids: look } of kids) {
-            const status = shownStatus(node.task, node.status);
+            const status = node.status;
             parentOf.set(node.id, parent);
             actions++;
             byStatus[status] = (byStatus[status] ?? 0) + 1;
@@ -162,7 +172,7 @@ export class AwsSource implements UiSource {
     for (const gs of groups.values()) {
       for (const g of gs) {
         if (timeline.length >= 100) break;
-        const open = Object.entries(g.byStatus).some(([s, n]) => n > 0 && isOpen(s));
+        const open = Object.entries(g.byStatus).some(([s, n]) => n > 0 && !TERMINAL.has(s));
         timeline.push({
           label: g.group ? `[${g.group}]` : g.total === 1 ? (g.items?.[0]?.task ?? "") : "…",
           count: g.total,
@@ -198,18 +208,15 @@ export class AwsSource implements UiSource {
   }
 
   async run(id: string): Promise<RunView | undefined> {
-    // The run item itself is read each time (one GetItem): its recoveries grow after it ended.
-    const [w, row] = await Promise.all([this.walk(id), this.client.getRun(id)]);
-    if (!w || !row) return undefined;
+    const kept = this.walks.get(id)?.catch(() => undefined);
+    const w = await this.walk(id);
+    if (!w) return undefined;
+    // A walk this request made has just read the run item; a kept one's is read again (one GetItem):
+    // its recoveries grow after it ended.
+    const row = w === (await kept) ? await this.client.getRun(id) : w.row;
+    if (!row) return undefined;
     return {
-      run: {
-        id: row.run,
-        task: row.task,
-        status: row.status,
-        created: row.created,
-        ended: row.ended ?? null,
-        stopped: false,
-      },
+      run: runSummary({ ...row, id: row.run, ended: row.ended ?? null }),
       root: w.root,
       byStatus: w.byStatus,
       actions: w.actions,
@@ -232,7 +239,7 @@ export class AwsSource implements UiSource {
     const [w, p] = await Promise.all([
       this.walk(runId),
       childrenPage(this.client.rt, runId, parent, group, {
-        ...(o.status ? { match: (n: ActionNode) => shownStatus(n.task, n.status) === o.status } : {}),
+        ...(o.status ? { match: (n: ActionNode) => n.status === o.status } : {}),
         after: o.after,
         limit: Math.min(o.limit, MAX_PAGE),
         now: Date.now(),

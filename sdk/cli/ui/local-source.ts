@@ -12,11 +12,12 @@ import { parseOutcome } from "../../core/history.ts";
 import { Store } from "../../local/store.ts";
 import type { ActionRow, RunRow } from "../../local/store.ts";
 import { StoreLock } from "../../local/lock.ts";
-import { checkRecoverable } from "../../core/recover.ts";
+import { RECOVERABLE, checkRecoverable } from "../../core/recover.ts";
 import { localLogs } from "../logs.ts";
 import { WaitStore } from "../../local/wait-store.ts";
-import { waitingText } from "../../core/durable-waits.ts";
-import { INLINE_CHILDREN, MAX_PAGE, SHOWN_STATUS_SQL, readable } from "./source.ts";
+import { BUILTIN_PREFIX, waitingText } from "../../core/durable-waits.ts";
+import { TERMINAL } from "../../core/history.ts";
+import { INLINE_CHILDREN, MAX_PAGE, readable } from "./source.ts";
 import type {
   ActionDetail,
   ActionSummary,
@@ -34,6 +35,14 @@ type SummaryRow = Pick<
 > & {
   kids: number;
 };
+
+/**
+ * shownStatus (sdk/core/durable-waits.ts) in SQL over the store's `actions a`: a built-in call not
+ * yet over reads WAITING, whether or not the engine has recorded its wait yet.
+ */
+const SHOWN_STATUS_SQL = `(CASE WHEN a.task LIKE '${BUILTIN_PREFIX}%' AND a.status NOT IN (${[...TERMINAL]
+  .map((s) => `'${s}'`)
+  .join(", ")}) THEN 'WAITING' ELSE a.status END)`;
 
 const SUMMARY_COLUMNS = `a.id, a.seq, a.task, a.grp, ${SHOWN_STATUS_SQL} AS status, a.attempts, a.cached, a.reused,
   a.started, a.ended,
@@ -85,6 +94,8 @@ function aloftCommand(store: string, args: string[], wait: boolean): Promise<str
 export class LocalSource implements UiSource {
   readonly kind = "local";
   private readonly store: Store;
+  /** Made when a page first shows a wait (it prepares its statements, and creates its tables if missing). */
+  private waitStore: WaitStore | undefined;
 
   constructor(readonly path: string) {
     this.store = new Store(path);
@@ -93,7 +104,7 @@ export class LocalSource implements UiSource {
   /** Says what each WAITING one of `items` waits for (the engine records it when it takes the wait over). */
   private withWaits<T extends ActionSummary>(runId: string, items: T[]): T[] {
     if (!items.some((i) => i.status === "WAITING")) return items;
-    const waits = new WaitStore(this.store.db).waitsOf(runId);
+    const waits = (this.waitStore ??= new WaitStore(this.store.db)).waitsOf(runId);
     for (const i of items) {
       const w = i.status === "WAITING" ? waits.get(i.id) : undefined;
       if (w) i.waiting = waitingText(w.kind, w.name, w.due, { run: runId, since: w.since });
@@ -113,6 +124,7 @@ export class LocalSource implements UiSource {
       created: r.created,
       ended: r.ended,
       stopped: r.status === "RUNNING" && !held,
+      recoverable: RECOVERABLE.has(r.status),
     };
   }
 

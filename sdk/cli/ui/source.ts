@@ -7,8 +7,6 @@
  * every child.
  */
 import type { SerializedError } from "../../errors.ts";
-import { BUILTIN_PREFIX } from "../../core/durable-waits.ts";
-import { TERMINAL } from "../../core/history.ts";
 import type { LogEntry } from "../logs.ts";
 
 /** Children of a group shown inline; a larger group is collapsed to its counts and paged. */
@@ -24,6 +22,8 @@ export interface RunSummary {
   ended: number | null;
   /** RUNNING, but no process is running it (a local run whose process stopped): it can be resumed. */
   stopped: boolean;
+  /** It ended in a state a recovery may start from (docs/recover.md). */
+  recoverable: boolean;
 }
 
 export interface ActionSummary {
@@ -118,22 +118,6 @@ export interface UiSource {
   recover(runId: string): Promise<{ message: string; run: string }>;
   close(): void;
 }
-
-/**
- * The state a view shows: a built-in call not yet over (a sleep, a signal wait; whatever the engine
- * completes instead of a body) is WAITING, not QUEUED — it waits for time or for someone, not for
- * a worker. The status JSON keeps QUEUED, with the call's task and its `waiting` text.
- */
-export function shownStatus(task: string, status: string): string {
-  return task.startsWith(BUILTIN_PREFIX) && !TERMINAL.has(status as never) ? "WAITING" : status;
-}
-
-/** {@link shownStatus} in SQL over the local store's `actions a`. */
-export const SHOWN_STATUS_SQL = `(CASE WHEN a.task LIKE '${BUILTIN_PREFIX}%' AND a.status NOT IN (${[
-  ...TERMINAL,
-]
-  .map((s) => `'${s}'`)
-  .join(", ")}) THEN 'WAITING' ELSE a.status END)`;
 
 /** A payload (serde JSON) as readable JSON; the raw text if it does not decode. */
 export function readable(payload: string, decode: (p: string) => unknown): string {
