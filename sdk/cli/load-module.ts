@@ -8,13 +8,22 @@ import { pathToFileURL } from "node:url";
 import { ConfigurationError } from "../errors.ts";
 
 const TYPESCRIPT = /\.[cm]?tsx?$/;
+const FROM_SOURCE = import.meta.url.endsWith(".ts");
 let tsx: Promise<void> | undefined;
 
 export async function loadModule(path: string): Promise<void> {
   const abs = resolve(path);
   if (!existsSync(abs)) throw new ConfigurationError(`module ${path} not found (looked at ${abs})`);
-  if (TYPESCRIPT.test(abs)) {
-    tsx ??= import("tsx/esm/api").then(({ register }) => void register());
+  // From Aloft's TypeScript sources (its repository, tests), tsx is registered already.
+  if (TYPESCRIPT.test(abs) && !FROM_SOURCE) {
+    tsx ??= (async () => {
+      // Aloft's own modules first (what the task module's `import "aloft"` loads): once tsx's
+      // hooks are registered, every module loaded makes a round trip to their thread, JavaScript
+      // or not (docs/performance.md, start-up). Built, they are JavaScript and need no tsx.
+      await import("../index.ts");
+      const { register } = await import("tsx/esm/api");
+      register();
+    })();
     await tsx;
   }
   try {

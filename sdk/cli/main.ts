@@ -1,126 +1,25 @@
 /**
  * The `aloft` command. Local (embedded engine) by default.
+ *
+ * This module holds the commands' definitions and little else: each command loads what it needs
+ * when it runs (local-runs.ts, local-store.ts, aws.ts, ...), so `aloft --help` loads commander
+ * alone and `aloft run` loads no AWS SDK, UI server or store reader (docs/performance.md).
  */
 import { Command, CommanderError } from "commander";
-import { resolve } from "node:path";
-import { existsSync } from "node:fs";
-import { AloftError, ConfigurationError, TaskError, deserializeError } from "../errors.ts";
+import { ConfigurationError, deserializeError } from "../errors.ts";
 import type { SerializedError } from "../errors.ts";
-import { resolveTask } from "../registry.ts";
-import { init, recover, resultOf, resume, run, shutdown, getEngine } from "../run.ts";
-import { checkRecoverable } from "../core/recover.ts";
-import { Store } from "../local/store.ts";
-import { StoreLock } from "../local/lock.ts";
-import type { RunRow } from "../local/store.ts";
-import { runStatus } from "../local/status.ts";
-import { WaitStore } from "../local/wait-store.ts";
-import { checkSignalName, shownId } from "../core/durable-waits.ts";
-import { completionOutcome, failureOutcome, parseCallbackId } from "../core/callbacks.ts";
-import { completeInStore } from "../local/complete-callback.ts";
-import { withinGrace } from "../callback.ts";
-import { serialize } from "../serde.ts";
-import { renderStatus, renderRuns } from "./render.ts";
-import { Progress } from "./progress.ts";
+import { follow, parseArgs, printError } from "./output.ts";
 import type { Task } from "../task.ts";
-import { serializeArgs } from "../core/calls.ts";
-import { initProject } from "./init.ts";
-import { loadModule } from "./load-module.ts";
-import type { Run } from "../run-handle.ts";
-import { LOG_PAGE, formatLog, localLogs, printAwsLogs, resolveAction } from "./logs.ts";
 
 /** The `--aws` side, loaded only by a command that uses it: local commands never load the AWS SDK. */
 const awsCli = (): Promise<typeof import("./aws.ts")> => import("./aws.ts");
+/** The local engine's side of run, resume, recover: loaded before the task module (local-runs.ts). */
+const localRuns = (): Promise<typeof import("./local-runs.ts")> => import("./local-runs.ts");
+/** The local side of the commands that read or write a run in the store. */
+const localStore = (): Promise<typeof import("./local-store.ts")> => import("./local-store.ts");
 
 const DEFAULT_STORE = ".aloft/aloft.db";
 const UI_PORT = 7433; // sdk/cli/ui/command.ts DEFAULT_UI_PORT (not imported: the UI loads on use)
-
-function fail(message: string, code = 2): never {
-  process.stderr.write(`aloft: ${message}\n`);
-  process.exit(code);
-}
-
-function parseArgs(raw: string[]): unknown[] {
-  return raw.map((a, i) => {
-    try {
-      return JSON.parse(a) as unknown;
-    } catch (e) {
-      throw new ConfigurationError(
-        `argument ${i + 1} is not valid JSON (${(e as Error).message}): ${a}\n` +
-          `  pass each task argument as JSON, e.g. 3 '"text"' '["a","b"]'`,
-      );
-    }
-  });
-}
-
-function findTaskByName(name: string): Task<(...a: unknown[]) => unknown> {
-  return resolveTask(name) as Task<(...a: unknown[]) => unknown>;
-}
-
-function openRead(storePath: string): Store {
-  const abs = resolve(storePath);
-  if (!existsSync(abs)) fail(`no store at ${abs}: no run has been made here yet (aloft run ...)`);
-  return new Store(abs);
-}
-
-function findRun(store: Store, id: string): RunRow {
-  const exact = store.getRun(id);
-  if (exact) return exact;
-  const found = store.findRuns(id);
-  if (found.length === 1) return found[0]!;
-  if (found.length > 1) fail(`run id ${id} is ambiguous: ${found.map((r) => r.id).join(", ")}`);
-  return fail(`no run ${id} in ${store.path}; list runs with: aloft runs`);
-}
-
-/** A run's row, read from the store and the store closed again (the engine opens it next). */
-function readRun(storePath: string, id: string): RunRow {
-  const s = openRead(storePath);
-  try {
-    return findRun(s, id);
-  } finally {
-    s.close();
-  }
-}
-
-function printError(e: unknown): void {
-  if (e instanceof TaskError) {
-    const o = e.original;
-    process.stderr.write(
-      `aloft: run failed in task ${e.task} after ${e.attempts} attempt(s)\n  ${o.name}: ${o.message}\n`,
-    );
-    const where = o.stack?.split("\n").find((l) => l.trim().startsWith("at "));
-    if (where) process.stderr.write(`  where: ${where.trim()}\n`);
-    return;
-  }
-  if (e instanceof AloftError) {
-    process.stderr.write(`aloft: ${e.name}: ${e.message}\n`);
-    return;
-  }
-  process.stderr.write(`aloft: ${(e as Error)?.stack ?? String(e)}\n`);
-}
-
-async function follow(r: Run, json: boolean): Promise<number> {
-  const progress = !json && process.stderr.isTTY ? new Progress(r) : undefined;
-  progress?.start();
-  try {
-    const value = await r.result();
-    progress?.stop();
-    process.stdout.write(`${JSON.stringify(value, jsonReplacer, 2)}\n`);
-    return 0;
-  } catch (e) {
-    progress?.stop();
-    printError(e);
-    return 1;
-  }
-}
-
-/** Prints Map, Set, BigInt and bytes readably in JSON output. */
-function jsonReplacer(_k: string, v: unknown): unknown {
-  if (typeof v === "bigint") return v.toString();
-  if (v instanceof Map) return Object.fromEntries(v);
-  if (v instanceof Set) return [...v];
-  if (v instanceof Uint8Array) return Buffer.from(v).toString("base64");
-  return v;
-}
 
 export function program(): Command {
   const cli = new Command("aloft")
@@ -148,10 +47,15 @@ export function program(): Command {
         o: { workers?: string; memory?: boolean; json?: boolean; aws?: boolean; outputs?: string },
       ) => {
         const args = parseArgs(rawArgs);
+        // The engine's modules before the task module's: see local-runs.ts.
+        const local = o.aws ? undefined : await localRuns();
+        const { loadModule } = await import("./load-module.ts");
         await loadModule(mod);
-        const task = findTaskByName(taskName);
-        if (o.aws) {
+        const { resolveTask } = await import("../registry.ts");
+        const task = resolveTask(taskName) as Task<(...a: unknown[]) => unknown>;
+        if (!local) {
           const client = (await awsCli()).awsClient(o);
+          const { serializeArgs } = await import("../core/calls.ts");
           try {
             const r = await client.start(task.taskName, serializeArgs(task.taskName, args));
             if (!o.json) process.stderr.write(`run ${r.id} (${task.taskName}) on ${client.config.table}\n`);
@@ -161,14 +65,7 @@ export function program(): Command {
           }
           return;
         }
-        await init({
-          store: o.memory ? ":memory:" : cli.opts<{ store: string }>().store,
-          ...(o.workers ? { workers: Number(o.workers) } : {}),
-        });
-        const r = await run(task, ...args);
-        if (!o.json) process.stderr.write(`run ${r.id} (${task.taskName})\n`);
-        process.exitCode = await follow(r, Boolean(o.json));
-        await shutdown();
+        await local.runLocal(cli.opts<{ store: string }>().store, task, args, o);
       },
     );
 
@@ -178,14 +75,7 @@ export function program(): Command {
     .argument("<run>", "run id (a unique prefix is enough)")
     .option("--workers <n>", "worker threads")
     .action(async (id: string, o: { workers?: string }) => {
-      const storePath = cli.opts<{ store: string }>().store;
-      const row = readRun(storePath, id);
-      if (row.module) await loadModule(row.module);
-      await init({ store: storePath, ...(o.workers ? { workers: Number(o.workers) } : {}) });
-      const r = await resume(row.id);
-      process.stderr.write(`resuming run ${r.id} (${row.task})\n`);
-      process.exitCode = await follow(r, false);
-      await shutdown();
+      await (await localRuns()).resumeLocal(cli.opts<{ store: string }>().store, id, o);
     });
 
   cli
@@ -210,15 +100,7 @@ export function program(): Command {
         }
         return;
       }
-      const storePath = cli.opts<{ store: string }>().store;
-      const row = readRun(storePath, id);
-      checkRecoverable(row);
-      if (row.module) await loadModule(row.module);
-      await init({ store: storePath, ...(o.workers ? { workers: Number(o.workers) } : {}) });
-      const r = await recover(row.id);
-      process.stderr.write(`run ${r.id} (${row.task}) recovers ${row.id}\n`);
-      process.exitCode = await follow(r, Boolean(o.json));
-      await shutdown();
+      await (await localRuns()).recoverLocal(cli.opts<{ store: string }>().store, id, o);
     });
 
   cli
@@ -233,10 +115,7 @@ export function program(): Command {
         process.stdout.write(await (await awsCli()).awsStatus(id, o));
         return;
       }
-      const store = openRead(cli.opts<{ store: string }>().store);
-      const s = runStatus(store, findRun(store, id));
-      process.stdout.write(o.json ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));
-      store.close();
+      (await localStore()).status(cli.opts<{ store: string }>().store, id, Boolean(o.json));
     });
 
   cli
@@ -250,13 +129,7 @@ export function program(): Command {
         process.stdout.write(await (await awsCli()).awsRuns(Number(o.limit), o));
         return;
       }
-      const store = openRead(cli.opts<{ store: string }>().store);
-      // A RUNNING run whose store no process holds will not progress until it is resumed.
-      const held = StoreLock.holder(store.path) !== undefined;
-      const note = (r: RunRow): string =>
-        r.status === "RUNNING" && !held ? `  (its process stopped: aloft resume ${r.id})` : "";
-      process.stdout.write(renderRuns(store.listRuns(Number(o.limit)), note));
-      store.close();
+      (await localStore()).runs(cli.opts<{ store: string }>().store, Number(o.limit));
     });
 
   cli
@@ -270,41 +143,7 @@ export function program(): Command {
         process.stdout.write(await (await awsCli()).awsCancel(id, o));
         return;
       }
-      const storePath = cli.opts<{ store: string }>().store;
-      const store = openRead(storePath);
-      const row = findRun(store, id);
-      if (row.status !== "RUNNING") {
-        process.stdout.write(`run ${row.id} already ended ${row.status}\n`);
-        store.close();
-        return;
-      }
-      store.requestCancel(row.id);
-      store.close();
-      // If no engine holds the store, nobody will see the request: cancel it here.
-      try {
-        await init({ store: storePath, workers: 0 });
-        const engine = await getEngine();
-        engine.resumeRun(row.id, false);
-        engine.cancelRun(row.id, "cancelled by aloft cancel");
-        await engine.waitRun(row.id);
-        await shutdown();
-      } catch (e) {
-        if ((e as AloftError).code !== "STORE_LOCKED") throw e;
-        // The engine running it polls for the request and stops every descendant.
-      }
-      const deadline = Date.now() + 5000;
-      for (;;) {
-        const s = openRead(storePath);
-        const now = s.getRun(row.id)!;
-        s.close();
-        if (now.status !== "RUNNING") {
-          process.stdout.write(`run ${row.id} ${now.status}\n`);
-          return;
-        }
-        if (Date.now() > deadline)
-          fail(`cancel requested for ${row.id}; the engine running it has not confirmed yet`, 1);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await (await localStore()).cancel(cli.opts<{ store: string }>().store, id);
     });
 
   cli
@@ -319,30 +158,14 @@ export function program(): Command {
     .option("--outputs <file>", "stack outputs file for --aws")
     .action(
       async (id: string, name: string, json: string | undefined, o: { aws?: boolean; outputs?: string }) => {
+        const { checkSignalName } = await import("../core/durable-waits.ts");
         checkSignalName(name, "aloft signal");
         const [payload] = json === undefined ? [null] : parseArgs([json]);
         if (o.aws) {
           process.stdout.write(await (await awsCli()).awsSignal(id, name, payload, o));
           return;
         }
-        const store = openRead(cli.opts<{ store: string }>().store);
-        try {
-          const row = findRun(store, id);
-          // A running engine polls the store for signals, as for cancels; else `aloft resume` finds it.
-          new WaitStore(store.db).send(
-            row.id,
-            name,
-            serialize(payload, `payload of signal ${name}`),
-            Date.now(),
-          );
-          const held = StoreLock.holder(store.path) !== undefined;
-          process.stdout.write(
-            `signal ${JSON.stringify(name)} sent to run ${row.id}` +
-              (held ? "\n" : ` (its process stopped: it is delivered when you run aloft resume ${row.id})\n`),
-          );
-        } finally {
-          store.close();
-        }
+        (await localStore()).signal(cli.opts<{ store: string }>().store, id, name, payload);
       },
     );
 
@@ -362,17 +185,11 @@ export function program(): Command {
         if (o.fail !== undefined && json !== undefined)
           throw new ConfigurationError("aloft callback: give a payload or --fail <message>, not both");
         const [payload] = json === undefined ? [null] : parseArgs([json]);
+        const { parseCallbackId } = await import("../core/callbacks.ts");
+        const { shownId } = await import("../core/durable-waits.ts");
         const { run, secret } = parseCallbackId(id);
         if (o.aws) await (await awsCli()).awsCallback(id, payload, o.fail, o);
-        else {
-          const outcome =
-            o.fail === undefined
-              ? completionOutcome(payload, `callback ${shownId(run, secret)}`)
-              : failureOutcome(o.fail, `callback ${shownId(run, secret)}`);
-          const path = resolve(cli.opts<{ store: string }>().store);
-          // The engine running the run polls the store for completions, as for signals.
-          await withinGrace(async () => completeInStore(path, id, outcome, Date.now()));
-        }
+        else await (await localStore()).callback(cli.opts<{ store: string }>().store, id, payload, o.fail);
         process.stdout.write(
           `callback ${shownId(run, secret)} ${o.fail === undefined ? "completed" : "failed"}\n`,
         );
@@ -388,15 +205,7 @@ export function program(): Command {
     .option("--outputs <file>", "stack outputs file for --aws")
     .action(async (id: string, o: { interval: string; aws?: boolean; outputs?: string }) => {
       if (o.aws) return (await awsCli()).awsWatch(id, o);
-      for (;;) {
-        const store = openRead(cli.opts<{ store: string }>().store);
-        const s = runStatus(store, findRun(store, id));
-        store.close();
-        if (process.stdout.isTTY) process.stdout.write("\x1b[2J\x1b[H");
-        process.stdout.write(renderStatus(s));
-        if (s.state !== "RUNNING") return;
-        await new Promise((r) => setTimeout(r, Number(o.interval)));
-      }
+      await (await localStore()).watch(cli.opts<{ store: string }>().store, id, Number(o.interval));
     });
 
   cli
@@ -419,6 +228,7 @@ export function program(): Command {
         const write = (s: string): boolean => process.stdout.write(s);
         if (o.aws) {
           const client = (await awsCli()).awsClient(o);
+          const { printAwsLogs } = await import("./logs.ts");
           try {
             await printAwsLogs(
               client,
@@ -436,20 +246,7 @@ export function program(): Command {
           return;
         }
         const storePath = cli.opts<{ store: string }>().store;
-        let last = 0;
-        for (;;) {
-          const store = openRead(storePath);
-          const row = findRun(store, id);
-          const only = action ? resolveAction(store, row.id, action) : undefined;
-          const page = localLogs(store, row.id, only, last);
-          store.close();
-          for (const e of page.entries) write(formatLog(e));
-          last = page.last;
-          // A full page: there is more already; a run still going: more may come.
-          if (page.entries.length >= LOG_PAGE) continue;
-          if (!o.follow || row.status !== "RUNNING") return;
-          await new Promise((r) => setTimeout(r, 500));
-        }
+        await (await localStore()).logs(storePath, id, action, Boolean(o.follow), write);
       },
     );
 
@@ -462,7 +259,7 @@ export function program(): Command {
     .action(async (o: { port?: string; aws?: boolean; outputs?: string }) => {
       const { serveUi } = await import("./ui/command.ts");
       const storePath = cli.opts<{ store: string }>().store;
-      if (!o.aws) openRead(storePath).close(); // says so if there is no store yet
+      if (!o.aws) (await localRuns()).openRead(storePath).close(); // says so if there is no store yet
       await serveUi({ ...o, store: storePath });
     });
 
@@ -493,7 +290,7 @@ export function program(): Command {
         if (!mod) throw new ConfigurationError("aloft dev needs a task module, or --cdk-out <dir>");
         const { checkDevInstalled, dev } = await awsCli();
         checkDevInstalled();
-        await loadModule(mod);
+        await (await import("./load-module.ts")).loadModule(mod);
         await dev(o);
       },
     );
@@ -502,8 +299,8 @@ export function program(): Command {
     .command("init")
     .description("write a starter project: a task module, its tests, a CDK app, tsconfig.json, scripts")
     .argument("[dir]", "where (created if missing; must hold none of the files it writes)", ".")
-    .action((dir: string) => {
-      process.stdout.write(initProject(dir));
+    .action(async (dir: string) => {
+      process.stdout.write((await import("./init.ts")).initProject(dir));
     });
 
   cli
@@ -544,17 +341,8 @@ export function program(): Command {
     .command("result")
     .description("print a finished run's result as JSON")
     .argument("<run>", "run id")
-    .action((id: string) => {
-      const store = openRead(cli.opts<{ store: string }>().store);
-      const row = findRun(store, id);
-      store.close();
-      if (row.status === "RUNNING") return fail(`run ${row.id} is still running`, 1);
-      try {
-        process.stdout.write(`${JSON.stringify(resultOf(row), jsonReplacer, 2)}\n`);
-      } catch (e) {
-        printError(e);
-        process.exitCode = 1;
-      }
+    .action(async (id: string) => {
+      (await localStore()).result(cli.opts<{ store: string }>().store, id);
     });
   return cli;
 }
@@ -573,7 +361,8 @@ async function main(): Promise<void> {
     }
     printError(e instanceof Error ? e : deserializeError(e as SerializedError));
     process.exitCode = 2;
-    await shutdown().catch(() => undefined);
+    // An engine the command started stops (run.ts is loaded by then; on a usage error, loaded here).
+    await (await import("../run.ts")).shutdown().catch(() => undefined);
   }
 }
 

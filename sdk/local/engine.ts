@@ -91,7 +91,12 @@ export class Engine extends EventEmitter<EngineEvents> {
       ready: new ReadyQueue(),
       writes: new PendingWrites(),
       executor:
-        opts.workers > 0 ? new WorkerPool(opts.workers, opts.modules, onDecisions, onLost, onLogs) : inline,
+        opts.workers > 0
+          ? // Work held for want of a worker goes out as soon as one has loaded the modules.
+            new WorkerPool(opts.workers, opts.modules, onDecisions, onLost, onLogs, () => {
+              if (!this.closed) this.schedulePump();
+            })
+          : inline,
       inline,
       placement: new Placement(),
       progress: new Progress((p) => this.emit("progress", p)),

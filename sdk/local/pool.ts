@@ -33,12 +33,15 @@ const PER_WORKER = 64;
 class Slot {
   worker: Worker;
   ready: Promise<void>;
+  /** It has loaded the task modules: items are sent to it only then (see WorkerPool.capacity). */
+  loaded = false;
   readonly inflight = new Map<string, ExecItem>();
   constructor(private readonly spawn: () => { worker: Worker; ready: Promise<void> }) {
     ({ worker: this.worker, ready: this.ready } = spawn());
   }
   respawn(): void {
     void this.worker.terminate();
+    this.loaded = false;
     ({ worker: this.worker, ready: this.ready } = this.spawn());
   }
 }
@@ -54,6 +57,8 @@ export class WorkerPool implements Executor {
     private readonly onDecisions: OnDecisions,
     private readonly onLost: OnLost,
     private readonly onLogs: OnLogs,
+    /** A worker has loaded the task modules: there is room where there was none. */
+    private readonly onReady: () => void = () => undefined,
   ) {
     for (let i = 0; i < size; i++) {
       const slot: Slot = new Slot(() => this.spawn(() => slot));
@@ -77,7 +82,12 @@ export class WorkerPool implements Executor {
     worker.on("message", (m: FromWorker) => {
       if (m.type === "ready") {
         if (m.error) failReady(new Error(`a worker could not load the task modules:\n${m.error}`));
-        else markReady();
+        else {
+          const slot = slotOf();
+          if (slot.worker === worker) slot.loaded = true;
+          markReady();
+          this.onReady();
+        }
         return;
       }
       // A body's lines are kept even from a worker reclaimed since (a timed-out attempt printed them).
@@ -103,14 +113,22 @@ export class WorkerPool implements Executor {
     return { worker, ready };
   }
 
-  /** Resolves once every worker has loaded the task modules (or rejects with why one could not). */
+  /**
+   * Resolves once a worker has loaded the task modules, or rejects with why none could. Work starts
+   * on the first worker ready while the others still load (start-up, docs/performance.md).
+   */
   async started(): Promise<void> {
-    await Promise.all(this.slots.map((s) => s.ready));
+    try {
+      await Promise.any(this.slots.map((s) => s.ready));
+    } catch (e) {
+      throw (e as AggregateError).errors[0] as Error;
+    }
   }
 
+  /** Room on the workers that have loaded the task modules. */
   capacity(): number {
     let c = 0;
-    for (const s of this.slots) c += Math.max(0, PER_WORKER - s.inflight.size);
+    for (const s of this.slots) if (s.loaded) c += Math.max(0, PER_WORKER - s.inflight.size);
     return c;
   }
 
@@ -121,7 +139,7 @@ export class WorkerPool implements Executor {
       let best: Slot | undefined;
       for (let k = 0; k < this.slots.length; k++) {
         const s = this.slots[(this.next + k) % this.slots.length]!;
-        if (!best || s.inflight.size < best.inflight.size) best = s;
+        if (s.loaded && (!best || s.inflight.size < best.inflight.size)) best = s;
       }
       this.next = (this.next + 1) % this.slots.length;
       const room = Math.max(1, PER_WORKER - best!.inflight.size);
