@@ -5,7 +5,8 @@
  */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { init, recover, resume, run, shutdown } from "../run.ts";
+import { init, openLocalFor, recover, resume, run, shutdown } from "../run.ts";
+import type { InitOptions } from "../run.ts";
 import { checkRecoverable } from "../core/recover.ts";
 import { Store } from "../local/store.ts";
 import type { RunRow } from "../local/store.ts";
@@ -42,13 +43,31 @@ function readRun(storePath: string, id: string): RunRow {
 const workersOf = (o: { workers?: string }): { workers?: number } =>
   o.workers ? { workers: Number(o.workers) } : {};
 
-export async function runLocal(
+/** `aloft run`'s start: the engine opens while the task module loads. */
+export async function startRun(
   store: string,
+  module: string,
+  o: { workers?: string; memory?: boolean },
+): Promise<void> {
+  await loadWithEngine(module, { store: o.memory ? ":memory:" : store, ...workersOf(o) });
+}
+
+/**
+ * Loads the task module with the engine starting beside it: the workers load the module while
+ * this thread does, rather than after (sdk/run.ts openLocalFor).
+ */
+async function loadWithEngine(module: string, opts: InitOptions): Promise<void> {
+  await init(opts);
+  if (existsSync(resolve(module))) openLocalFor([resolve(module)]);
+  await loadModule(module);
+}
+
+/** `aloft run`: the task module and the engine are loaded by then (main.ts, startRun). */
+export async function runLocal(
   task: Task<(...a: unknown[]) => unknown>,
   args: unknown[],
-  o: { workers?: string; memory?: boolean; json?: boolean },
+  o: { json?: boolean },
 ): Promise<void> {
-  await init({ store: o.memory ? ":memory:" : store, ...workersOf(o) });
   const r = await run(task, ...args);
   if (!o.json) process.stderr.write(`run ${r.id} (${task.taskName})\n`);
   process.exitCode = await follow(r, Boolean(o.json));
@@ -57,8 +76,8 @@ export async function runLocal(
 
 export async function resumeLocal(storePath: string, id: string, o: { workers?: string }): Promise<void> {
   const row = readRun(storePath, id);
-  if (row.module) await loadModule(row.module);
-  await init({ store: storePath, ...workersOf(o) });
+  if (row.module) await loadWithEngine(row.module, { store: storePath, ...workersOf(o) });
+  else await init({ store: storePath, ...workersOf(o) });
   const r = await resume(row.id);
   process.stderr.write(`resuming run ${r.id} (${row.task})\n`);
   process.exitCode = await follow(r, false);
@@ -72,8 +91,8 @@ export async function recoverLocal(
 ): Promise<void> {
   const row = readRun(storePath, id);
   checkRecoverable(row);
-  if (row.module) await loadModule(row.module);
-  await init({ store: storePath, ...workersOf(o) });
+  if (row.module) await loadWithEngine(row.module, { store: storePath, ...workersOf(o) });
+  else await init({ store: storePath, ...workersOf(o) });
   const r = await recover(row.id);
   process.stderr.write(`run ${r.id} (${row.task}) recovers ${row.id}\n`);
   process.exitCode = await follow(r, Boolean(o.json));

@@ -49,8 +49,8 @@ export function program(): Command {
         const args = parseArgs(rawArgs);
         // The engine's modules before the task module's: see local-runs.ts.
         const local = o.aws ? undefined : await localRuns();
-        const { loadModule } = await import("./load-module.ts");
-        await loadModule(mod);
+        if (local) await local.startRun(cli.opts<{ store: string }>().store, mod, o);
+        else await (await import("./load-module.ts")).loadModule(mod);
         const { resolveTask } = await import("../registry.ts");
         const task = resolveTask(taskName) as Task<(...a: unknown[]) => unknown>;
         if (!local) {
@@ -65,7 +65,7 @@ export function program(): Command {
           }
           return;
         }
-        await local.runLocal(cli.opts<{ store: string }>().store, task, args, o);
+        await local.runLocal(task, args, o);
       },
     );
 

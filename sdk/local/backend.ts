@@ -28,7 +28,7 @@ export async function openLocal(path: string, workers: number, modules: string[]
   try {
     const store = new Store(path);
     const engine = new EngineImpl({ store, workers, modules });
-    await engine.started();
+    await engine.takingWork();
     return { engine, store, lock, active: 0, keepAlive: undefined };
   } catch (e) {
     lock?.release();

@@ -123,8 +123,20 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.cancelPoll.unref();
   }
 
+  /** Every worker has loaded the task modules (a benchmark's clock starts after this). */
   async started(): Promise<void> {
     if (this.s.executor instanceof WorkerPool) await this.s.executor.started();
+  }
+
+  /** A worker has loaded the task modules: runs can start (the others join as they load). */
+  async takingWork(): Promise<void> {
+    const pool = this.s.executor;
+    if (!(pool instanceof WorkerPool)) return;
+    await pool.takingWork();
+    // A worker that cannot load what another loaded: said once, and the others carry the work.
+    pool.started().catch((e: Error) => {
+      if (!this.closed) process.emitWarning(`${e.message}\nruns continue on the workers that loaded them`);
+    });
   }
 
   // ── runs ─────────────────────────────────────────────────────────────────────────────────────

@@ -113,11 +113,16 @@ export class WorkerPool implements Executor {
     return { worker, ready };
   }
 
-  /**
-   * Resolves once a worker has loaded the task modules, or rejects with why none could. Work starts
-   * on the first worker ready while the others still load (start-up, docs/performance.md).
-   */
+  /** Resolves once every worker has loaded the task modules (or rejects with why one could not). */
   async started(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.ready));
+  }
+
+  /**
+   * Resolves once a worker has loaded the task modules, or rejects with why none could: work
+   * starts on the first worker ready while the others still load (start-up, docs/performance.md).
+   */
+  async takingWork(): Promise<void> {
     try {
       await Promise.any(this.slots.map((s) => s.ready));
     } catch (e) {
