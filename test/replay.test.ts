@@ -923,3 +923,58 @@ await test("a combinator's deciding child is recorded and followed when more out
     else assert.match(failedError(third).message, expect.message);
   }
 });
+
+// ---- a gather tallied from its members' deliveries -------------------------------------------------
+
+const boxed = env.task(async function boxed(x: number) {
+  return { x };
+});
+const gatherBesideMember = env.task(async function gatherBesideMember() {
+  const log: string[] = [];
+  const fs = [double(1), double(2)];
+  const all = Promise.all(fs);
+  void fs[1]!
+    .then(() => log.push("m1"))
+    .then(() => log.push("m2"))
+    .then(() => log.push("m3"))
+    .then(() => log.push("m4"));
+  await all.then(() => log.push("all"));
+  return log;
+});
+const gatherThenMembers = env.task(async function gatherThenMembers() {
+  const fs = [boxed(1), boxed(2)];
+  const values = await Promise.all(fs);
+  const same = (await fs[1]) === values[1];
+  values[0] = { x: -1 };
+  return { same, first: await fs[0] };
+});
+const failedGatherThenMember = env.task(async function failedGatherThenMember() {
+  const fs = [double(1), double(2), double(3)];
+  let gathered: unknown;
+  try {
+    await Promise.all(fs);
+  } catch (e) {
+    gathered = e;
+  }
+  let own: unknown;
+  try {
+    await fs[1];
+  } catch (e) {
+    own = e;
+  }
+  return { same: gathered === own, message: (own as TaskError).original.message };
+});
+
+await test("a gather of fresh children settles in the microtask the native Promise.all would", async () => {
+  // Native: the member's reactions run at ticks 1-4 after it settles, the gather's subscription
+  // and element function at 1 and 2, the reaction settling the gather at 3, its `then` at 4.
+  const { final } = await drive(gatherBesideMember.def, [], children());
+  assert.deepEqual(completedValue(final), ["m1", "m2", "m3", "all", "m4"]);
+});
+
+await test("a member awaited after its gather gets the gather's value, whatever the body did to the array", async () => {
+  const { final } = await drive(gatherThenMembers.def, [], (c) => ok({ x: arg0(c) as number }));
+  assert.deepEqual(completedValue(final), { same: true, first: { x: 1 } });
+  const failed = await drive(failedGatherThenMember.def, [], children(failArg(2, 3)));
+  assert.deepEqual(completedValue(failed.final), { same: true, message: "bad 2" });
+});

@@ -11,7 +11,9 @@
  * `Promise.all/allSettled/race/any` are patched once, process-wide, to recognise durable members and
  * return a {@link CombinatorFuture} whose wait condition is the combinator itself: that is what lets
  * a gather of N children resume its parent once rather than N times. With no durable member (and
- * outside a replay) the patch defers to the native implementation untouched.
+ * outside a replay) the patch defers to the native implementation untouched. A gather of fresh
+ * child futures (the common `Promise.all(xs.map(child))`) does not even use the native one: it
+ * tallies its members' deliveries and settles in the microtask the native one would have.
  */
 import { TaskError, TaskTimeoutError, CancelledError, deserializeError } from "../errors.ts";
 import { deserialize, digestList } from "../serde.ts";
@@ -78,12 +80,16 @@ abstract class EngineFuture<T> extends Promise<T> implements Awaitable {
   /** For a future settled within this replay: whether it fulfilled. */
   abstract settledOk(): boolean;
 
+  /** Subscribed now: a future that only a combinator followed settles its own promise from here on. */
+  protected wake(): void {}
+
   /** Subscription by the engine itself: settles, but is not a root. */
   internal(): Promise<T> {
     if (!this.armed) {
       this.armed = true;
       this.arm();
     }
+    this.wake();
     return Promise.prototype.then.call(this, undefined, undefined) as Promise<T>;
   }
 
@@ -96,6 +102,7 @@ abstract class EngineFuture<T> extends Promise<T> implements Awaitable {
       this.arm();
     }
     this.user = true;
+    this.wake();
     if (!this.state.closed) {
       this.state.roots.add(this);
       this.state.touch();
@@ -108,6 +115,13 @@ abstract class EngineFuture<T> extends Promise<T> implements Awaitable {
 export class DurableFuture<T = unknown> extends EngineFuture<T> implements DurableLike, Receiver {
   /** Subscribed to the delivery of its outcome (else a cancel settles it directly). */
   private registered = false;
+  /**
+   * Followed only by the gather it was made for (CombinatorFuture's `tally`): a delivery tells
+   * the gather and leaves this promise unsettled, until something else subscribes to it.
+   */
+  quiet = false;
+  /** Its position in that gather (-1: in none). */
+  memberIndex = -1;
 
   constructor(
     state: ReplayState,
@@ -151,10 +165,33 @@ export class DurableFuture<T = unknown> extends EngineFuture<T> implements Durab
     return !this.outcome || !this.state.delivery.isDelivered(this.callId);
   }
   deliver(): void {
-    const m = this.memberOf;
-    if (m instanceof CombinatorFuture) m.memberDelivered(this, this.outcome!.ok);
-    else if (m) for (const c of m) c.memberDelivered(this, this.outcome!.ok);
     const r = outcomeValue(this.task, this.outcome!);
+    const m = this.memberOf;
+    if (m instanceof CombinatorFuture) m.memberDelivered(this, r);
+    else if (m) for (const c of m) c.memberDelivered(this, r);
+    if (this.quiet) return;
+    if (r.ok) this.resolveFn(r.value as T);
+    else this.rejectFn(r.error);
+  }
+  /** Whether a gather may tally it: nothing subscribed to it, and in no combinator yet. */
+  tallyable(): boolean {
+    return !this.armed && this.memberOf === undefined;
+  }
+  /** Subscribed by its gather's tally: delivered like any, its own promise left unsettled. */
+  subscribeQuietly(): void {
+    this.armed = true;
+    this.quiet = true;
+    if (!this.outcome) return;
+    this.registered = true;
+    this.state.delivery.onDelivery(this.callId, this);
+  }
+  protected override wake(): void {
+    if (!this.quiet) return;
+    this.quiet = false;
+    if (!this.outcome || !this.state.delivery.isDelivered(this.callId)) return; // deliver() settles it
+    // Delivered to its gather only: settled now with the value (or error) the gather got.
+    const g = this.memberOf instanceof CombinatorFuture ? this.memberOf : this.memberOf![0]!;
+    const r = g.memberResult(this) ?? outcomeValue(this.task, this.outcome);
     if (r.ok) this.resolveFn(r.value as T);
     else this.rejectFn(r.error);
   }
@@ -208,6 +245,15 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
    */
   private firstDecider: number | undefined;
   private readonly durableOnly: unknown[] | undefined;
+  /**
+   * A gather (all/allSettled) of fresh child futures keeps its own tally of their deliveries
+   * instead of subscribing each (see decide()): undefined otherwise. Its values, by position.
+   */
+  private tally: unknown[] | undefined;
+  /** Members of the tally still to be delivered; -1 once it has decided. */
+  private remaining = 0;
+  /** The error an `all` tally rejected with (its first failed member's). */
+  private failure: Error | undefined;
 
   constructor(
     state: ReplayState,
@@ -221,6 +267,33 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     const promises: unknown[] = [];
     // Set before the members are subscribed: one delivered already settles as it is subscribed.
     this.durableOnly = values.every((v) => v instanceof DurableFuture) ? values : undefined;
+    const key = deciderKey(state, kind, values);
+    const rec = key === undefined ? undefined : state.history.traces.get(key);
+    const index = rec?.outcome.ok ? Number(deserialize(rec.outcome.value)) : undefined;
+    const recordFirst = (): void => {
+      const d = this.firstDecider;
+      if (state.closed || d === undefined || !canDecide(kind, values[d])) return;
+      state.newTraces.push({ v: HISTORY_VERSION, key: key!, outcome: { ok: true, value: String(d) } });
+    };
+    if (
+      (kind === "all" || kind === "allSettled") &&
+      !(index !== undefined && canDecide(kind, values[index])) &&
+      this.claimTally(values as DurableFuture[])
+    ) {
+      this.members = values as DurableFuture[];
+      this.claimed = [];
+      state.fresh = [];
+      this.tallyDone = key !== undefined && !rec ? recordFirst : undefined;
+      this.remaining = values.length;
+      this.tally = new Array<unknown>(values.length);
+      for (const v of values as DurableFuture[]) {
+        v.subscribeQuietly();
+        if (v.open) this.unsettled++;
+      }
+      this.armed = true;
+      state.touch();
+      return;
+    }
     this.members = values.map((v) => {
       if (isEngineFuture(v)) {
         // A member first, then subscribed: a child delivered already settles now, and tells us.
@@ -263,9 +336,6 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     // settled, which a later replay cannot see: it knows more outcomes and would pick the first
     // settled member in list order. So the deciding child is recorded in history the first time
     // and followed on every replay after.
-    const key = deciderKey(state, kind, values);
-    const rec = key === undefined ? undefined : state.history.traces.get(key);
-    const index = rec?.outcome.ok ? Number(deserialize(rec.outcome.value)) : undefined;
     let combined = (native[kind] as (v: unknown[]) => Promise<T>).call(Promise, promises);
     if (index !== undefined && canDecide(kind, values[index])) {
       combined.then(undefined, () => {}); // superseded; it still subscribes every member, as before
@@ -273,35 +343,84 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
       // derived from it runs in the same order as on the replay that recorded the decider.
       combined = native.race.call(Promise, [promises[index]]) as Promise<T>;
     } else if (key !== undefined && !rec) {
-      if (this.durableOnly) {
-        const record = (): void => {
-          const d = this.firstDecider;
-          if (state.closed || d === undefined || !canDecide(kind, values[d])) return;
-          state.newTraces.push({ v: HISTORY_VERSION, key, outcome: { ok: true, value: String(d) } });
-        };
-        combined.then(record, record);
-      } else recordDecider(state, kind, key, values, promises, combined);
+      if (this.durableOnly) combined.then(recordFirst, recordFirst);
+      else recordDecider(state, kind, key, values, promises, combined);
     }
-    const settled = (): void => {
-      this.settledHere = true;
-      state.openClaims.delete(this);
-      const m = this.memberOf;
-      if (m instanceof CombinatorFuture) m.unsettled--;
-      else if (m) for (const c of m) c.unsettled--;
-    };
     combined.then(
-      (v) => {
-        settled();
-        this.fulfilled = true;
-        this.resolveFn(v);
-      },
-      (e: unknown) => {
-        settled();
-        this.rejectFn(e);
-      },
+      (v) => this.settle(true, v),
+      (e: unknown) => this.settle(false, e),
     );
     this.armed = true;
     state.touch();
+  }
+
+  /** Run by the tally as it decides (it records the decider first, as the native path's reactions). */
+  private tallyDone: (() => void) | undefined;
+
+  private settle(ok: boolean, v: unknown): void {
+    this.settledHere = true;
+    this.state.openClaims.delete(this);
+    const m = this.memberOf;
+    if (m instanceof CombinatorFuture) m.unsettled--;
+    else if (m) for (const c of m) c.unsettled--;
+    if (ok) {
+      this.fulfilled = true;
+      this.resolveFn(v as T);
+    } else this.rejectFn(v);
+  }
+
+  /**
+   * Whether `values` can be tallied: child futures that nothing has subscribed to or gathered yet,
+   * each once. Marks their positions if so.
+   */
+  private claimTally(values: DurableFuture[]): boolean {
+    let i = 0;
+    for (; i < values.length; i++) {
+      const v = values[i]!;
+      if (!(v instanceof DurableFuture) || !v.tallyable()) break;
+      v.memberIndex = i;
+      v.memberOf = this;
+    }
+    if (i === values.length) return true;
+    for (let j = 0; j < i; j++) {
+      values[j]!.memberIndex = -1;
+      values[j]!.memberOf = undefined;
+    }
+    return false;
+  }
+
+  /**
+   * A gather of N children would otherwise subscribe each child twice (the engine's internal
+   * subscription and the native combinator's own), two promises and reactions per child, each also
+   * stamped by async hooks. Tallied here from the deliveries, it settles in the same microtask the
+   * native combinator would have: the native chain takes three hops from the deciding member's
+   * settlement (its internal subscription, the combinator's element function, the reaction that
+   * settles this future), and so do the three queued microtasks below.
+   */
+  private decide(ok: boolean, v: unknown): void {
+    this.remaining = -1;
+    queueMicrotask(() =>
+      queueMicrotask(() =>
+        queueMicrotask(() => {
+          this.tallyDone?.();
+          this.settle(ok, v);
+        }),
+      ),
+    );
+  }
+
+  /** The value (or error) the tally got for `f`, if it kept it. */
+  memberResult(
+    f: DurableFuture<any>,
+  ): { ok: true; value: unknown } | { ok: false; error: Error } | undefined {
+    const t = this.tally;
+    if (!t || f.memberIndex < 0) return undefined;
+    if (this.failure && f.memberIndex === this.firstDecider) return { ok: false, error: this.failure };
+    if (!(f.memberIndex in t)) return undefined;
+    const x = t[f.memberIndex];
+    if (this.kind === "all") return { ok: true, value: x };
+    const s = x as { status: string; value?: unknown; reason?: Error };
+    return s.status === "fulfilled" ? { ok: true, value: s.value } : { ok: false, error: s.reason! };
   }
 
   protected arm(): void {}
@@ -326,9 +445,28 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
    * first that can decide is the one recordDecider would have seen first (the first occurrence, if
    * the future is a member twice).
    */
-  memberDelivered(f: unknown, ok: boolean): void {
+  memberDelivered(
+    f: DurableFuture<any>,
+    r: { ok: true; value: unknown } | { ok: false; error: Error },
+  ): void {
+    const t = this.tally;
+    if (t && (f.memberOf === this || (Array.isArray(f.memberOf) && f.memberOf[0] === this))) {
+      if (this.remaining < 0) return;
+      const i = f.memberIndex;
+      if (this.kind === "all") {
+        if (!r.ok) {
+          this.firstDecider = i;
+          this.failure = r.error;
+          return this.decide(false, r.error);
+        }
+        t[i] = r.value;
+      } else t[i] = r.ok ? { status: "fulfilled", value: r.value } : { status: "rejected", reason: r.error };
+      // The body gets a copy: what it does to its array must not change what a member awaited later gets.
+      if (--this.remaining === 0) this.decide(true, t.slice());
+      return;
+    }
     if (this.firstDecider !== undefined || !this.durableOnly) return;
-    if (ok ? this.kind !== "all" : this.kind !== "any") this.firstDecider = this.durableOnly.indexOf(f);
+    if (r.ok ? this.kind !== "all" : this.kind !== "any") this.firstDecider = this.durableOnly.indexOf(f);
   }
   /** Takes a call made while this combinator is pending as a stand-in for its opaque members. */
   claim(f: DurableLike): void {
