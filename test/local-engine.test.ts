@@ -110,6 +110,9 @@ describe("embedded engine", () => {
   it("CPU-bound children run truly in parallel on the worker pool", async () => {
     await init({ store: ":memory:", workers: 2 });
     try {
+      // Both workers loaded: a run starts on the first worker ready, and the second child would
+      // wait for the other worker's start-up under load (sdk/local/pool.ts, room).
+      await getEngine();
       const r = await run(t.parallelSpins, 400);
       const [a, b] = (await r.result()) as { start: number; end: number }[];
       assert.ok(

@@ -125,7 +125,14 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Every worker has loaded the task modules (a benchmark's clock starts after this). */
   async started(): Promise<void> {
-    if (this.s.executor instanceof WorkerPool) await this.s.executor.started();
+    if (!(this.s.executor instanceof WorkerPool)) return;
+    // The workers are unref'd: something must hold the event loop while they load.
+    const hold = setInterval(() => undefined, 1 << 30);
+    try {
+      await this.s.executor.started();
+    } finally {
+      clearInterval(hold);
+    }
   }
 
   /** A worker has loaded the task modules: runs can start (the others join as they load). */

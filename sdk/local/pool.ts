@@ -33,15 +33,16 @@ const PER_WORKER = 64;
 class Slot {
   worker: Worker;
   ready: Promise<void>;
-  /** It has loaded the task modules: items are sent to it only then (see WorkerPool.capacity). */
+  /** Its first worker has loaded the task modules (start-up, see WorkerPool.room). */
   loaded = false;
+  /** Its first worker has answered, whether it loaded the modules or not. */
+  answered = false;
   readonly inflight = new Map<string, ExecItem>();
   constructor(private readonly spawn: () => { worker: Worker; ready: Promise<void> }) {
     ({ worker: this.worker, ready: this.ready } = spawn());
   }
   respawn(): void {
     void this.worker.terminate();
-    this.loaded = false;
     ({ worker: this.worker, ready: this.ready } = this.spawn());
   }
 }
@@ -50,6 +51,8 @@ export class WorkerPool implements Executor {
   private readonly slots: Slot[] = [];
   private next = 0;
   private closed = false;
+  /** Until every first worker has answered (start-up): see room. */
+  private booting = true;
 
   constructor(
     size: number,
@@ -82,10 +85,12 @@ export class WorkerPool implements Executor {
     worker.on("message", (m: FromWorker) => {
       if (m.type === "ready") {
         if (m.error) failReady(new Error(`a worker could not load the task modules:\n${m.error}`));
-        else {
-          const slot = slotOf();
-          if (slot.worker === worker) slot.loaded = true;
-          markReady();
+        else markReady();
+        const slot = slotOf();
+        if (this.booting && slot.worker === worker) {
+          slot.loaded = !m.error;
+          slot.answered = true;
+          this.booting = !this.slots.every((s) => s.answered);
           this.onReady();
         }
         return;
@@ -130,10 +135,20 @@ export class WorkerPool implements Executor {
     }
   }
 
-  /** Room on the workers that have loaded the task modules. */
+  /**
+   * How many more items a worker takes now. While the pool starts, work begins on the workers
+   * that have loaded the task modules, one item each at a time, so that CPU-bound children still
+   * spread over all of them once they have loaded; after that, a worker being replaced takes
+   * items too (they wait in its queue until it has loaded).
+   */
+  private room(s: Slot): number {
+    if (!this.booting) return PER_WORKER - s.inflight.size;
+    return s.loaded ? 1 - s.inflight.size : 0;
+  }
+
   capacity(): number {
     let c = 0;
-    for (const s of this.slots) if (s.loaded) c += Math.max(0, PER_WORKER - s.inflight.size);
+    for (const s of this.slots) c += Math.max(0, this.room(s));
     return c;
   }
 
@@ -144,15 +159,18 @@ export class WorkerPool implements Executor {
       let best: Slot | undefined;
       for (let k = 0; k < this.slots.length; k++) {
         const s = this.slots[(this.next + k) % this.slots.length]!;
-        if (s.loaded && (!best || s.inflight.size < best.inflight.size)) best = s;
+        if (this.booting && this.room(s) <= 0) continue;
+        if (!best || s.inflight.size < best.inflight.size) best = s;
       }
+      // No room (dispatch sends within capacity()): the rest go back to the queue.
+      if (!best) return this.onLost(items.slice(i));
       this.next = (this.next + 1) % this.slots.length;
-      const room = Math.max(1, PER_WORKER - best!.inflight.size);
+      const room = Math.max(1, this.room(best));
       const share = Math.ceil((items.length - i) / this.slots.length);
       const slice = items.slice(i, i + Math.min(room, share, 16));
       i += slice.length;
-      for (const it of slice) best!.inflight.set(it.actionId, it);
-      best!.worker.postMessage({ type: "exec", items: slice } satisfies ToWorker);
+      for (const it of slice) best.inflight.set(it.actionId, it);
+      best.worker.postMessage({ type: "exec", items: slice } satisfies ToWorker);
     }
   }
 
