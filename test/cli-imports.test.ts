@@ -10,22 +10,13 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { ROOT, aloft } from "./helpers/cli.ts";
+import { RESOLVE_HOOK } from "./helpers/resolve-hook.ts";
 
 describe("aloft loads what the command needs", () => {
   let dir: string;
   before(() => {
     dir = mkdtempSync(join(tmpdir(), "aloft-imports-"));
-    writeFileSync(
-      join(dir, "hook.mjs"),
-      `let port;
-export function initialize(data) { port = data.port; }
-export async function resolve(specifier, context, next) {
-  const r = await next(specifier, context);
-  port.postMessage(r.url);
-  return r;
-}
-`,
-    );
+    writeFileSync(join(dir, "hook.mjs"), RESOLVE_HOOK);
     // Preloaded (--import): registers the hook in the main thread and writes what it saw at exit.
     writeFileSync(
       join(dir, "trace.mjs"),

@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { forbiddenSources, lambdaBundles, lambdaLikeRoot, loadTimes } from "../bench/lambda-bundles.ts";
+import { RESOLVE_HOOK } from "./helpers/resolve-hook.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const NPM = ["--prefer-offline", "--no-audit", "--no-fund"];
@@ -146,17 +147,7 @@ test("an install for the embedded engine alone carries no CDK and no emulators",
 
 test("plain Node: importing aloft has no side effects; a gather runs, prints, and the process exits 0 by itself", async () => {
   // What importing loads, seen from a resolve hook; and whether the import touched Promise or V8.
-  writeFileSync(
-    join(app, "hook.mjs"),
-    `let port;
-export function initialize(data) { port = data.port; }
-export async function resolve(specifier, context, next) {
-  const r = await next(specifier, context);
-  port.postMessage(r.url);
-  return r;
-}
-`,
-  );
+  writeFileSync(join(app, "hook.mjs"), RESOLVE_HOOK);
   writeFileSync(
     join(app, "imports.mjs"),
     `import { register } from "node:module";
