@@ -254,6 +254,8 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
   private remaining = 0;
   /** The error an `all` tally rejected with (its first failed member's). */
   private failure: Error | undefined;
+  /** Run by the tally as it decides: records the decider first, as the native path's reactions do. */
+  private tallyDone: (() => void) | undefined;
 
   constructor(
     state: ReplayState,
@@ -354,9 +356,6 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     state.touch();
   }
 
-  /** Run by the tally as it decides (it records the decider first, as the native path's reactions). */
-  private tallyDone: (() => void) | undefined;
-
   private settle(ok: boolean, v: unknown): void {
     this.settledHere = true;
     this.state.openClaims.delete(this);
@@ -450,7 +449,8 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     r: { ok: true; value: unknown } | { ok: false; error: Error },
   ): void {
     const t = this.tally;
-    if (t && (f.memberOf === this || (Array.isArray(f.memberOf) && f.memberOf[0] === this))) {
+    // A tally's members are all its own (claimTally): every delivery here is one of them.
+    if (t) {
       if (this.remaining < 0) return;
       const i = f.memberIndex;
       if (this.kind === "all") {
