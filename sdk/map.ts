@@ -126,6 +126,8 @@ function prepare<F extends AnyFn>(
   scope: Scope,
 ): Prepared {
   const st = scope.state;
+  // A map's items hold their outcomes as made: a continuation could not hand it later ones.
+  st.cannotContinue();
   const list = Array.from(items);
   const bound = list.map((item, i) => bind(task, item, scope, i));
   const first = isTask(task) ? task.def : bound[0]?.def;

@@ -43,7 +43,10 @@ export function trace<F extends AnyFn>(fn: F, name: string = fn.name || "trace")
   const gen = generatorKind(fn);
   const wrapped = function (this: unknown, ...args: unknown[]): unknown {
     const scope = currentScope();
-    if (!scope || scope.state.closed) return fn.apply(this, args);
+    if (!scope || scope.state.closed) {
+      scope?.state.touch(); // a parked continuation does not continue from here (continuation.ts)
+      return fn.apply(this, args);
+    }
     const st = scope.state;
     const base = `${scope.group}|${name}|${argsDigest(args)}`;
     const n = st.traceSeq.get(base) ?? 0;

@@ -53,6 +53,7 @@ export function makeCall(
 ): Call {
   const st = scope.state;
   if (st.closed) {
+    st.touch(); // a parked continuation does not continue from here (continuation.ts)
     throw new ConfigurationError(
       `task ${def.name} was called by ${st.taskName} after that task had finished or suspended; ` +
         `await every child call inside the task body`,
@@ -130,6 +131,7 @@ export function callAsync(
   const { id, outcome } = makeCall(scope, def, args, undefined, settings);
   const f = new DurableFuture(scope.state, id, def.name, outcome);
   if (!outcome) {
+    scope.state.waiting?.set(id, f);
     scope.state.fresh.push(f);
     for (const c of scope.state.openClaims) c.claim(f);
   }

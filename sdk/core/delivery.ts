@@ -59,10 +59,10 @@ const DELIVERED = 0;
 export class Delivery {
   /** Outcomes in delivery order: the recorded order, then the new ones in call order. */
   private readonly order: CallId[] = [];
-  /** How many of `order` earlier replays observed. */
-  private readonly recorded: number;
+  /** How many of `order` earlier replays (or decisions of this one, continued) observed. */
+  private recorded: number;
   /** Observation records already in the history (the next one is numbered so). */
-  private readonly records: number;
+  private records: number;
   /** The recorded calls, in call order (positions in observation records index this). */
   private readonly calls: ReadonlyMap<CallId, unknown>;
   private next = 0;
@@ -107,6 +107,21 @@ export class Delivery {
     // Last, calls cancelled in history: the body cancels them again before it needs their outcome,
     // unless it diverged — then they still settle (CancelledError) rather than hang the replay.
     for (const id of cancelled) if (!seen.has(id)) this.order.push(id);
+  }
+
+  /**
+   * An outcome that arrived while a continued replay was parked (continuation.ts): delivered after
+   * those already in the order. Arrivals come in call order, as a fresh replay orders outcomes no
+   * earlier replay observed.
+   */
+  arrive(id: CallId): void {
+    this.order.push(id);
+  }
+
+  /** A decision was made: what it recorded as observed (`recorded`: whether it made a record) is history. */
+  decided(recorded: boolean): void {
+    this.recorded = Math.min(this.next, this.order.length);
+    if (recorded) this.records++;
   }
 
   /** A call the body cancels: settled now, for whoever subscribed (never recorded as observed). */

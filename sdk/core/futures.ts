@@ -103,10 +103,8 @@ abstract class EngineFuture<T> extends Promise<T> implements Awaitable {
     }
     this.user = true;
     this.wake();
-    if (!this.state.closed) {
-      this.state.roots.add(this);
-      this.state.touch();
-    }
+    if (!this.state.closed) this.state.roots.add(this);
+    this.state.touch(); // (after the decision: a parked continuation does not continue, continuation.ts)
     return super.then(onFulfilled, onRejected);
   }
 }
@@ -133,6 +131,17 @@ export class DurableFuture<T = unknown> extends EngineFuture<T> implements Durab
   }
   get pending(): boolean {
     return this.outcome === undefined;
+  }
+  /**
+   * Its outcome, arrived while a continued replay was parked (continuation.ts): delivered in the
+   * order a fresh replay would deliver it, to whatever subscribed.
+   */
+  arrive(o: Outcome): void {
+    if (this.outcome) return;
+    this.outcome = o;
+    if (!this.armed) return;
+    this.registered = true;
+    this.state.delivery.onDelivery(this.callId, this);
   }
   protected arm(): void {
     if (!this.outcome) return; // stays pending for the rest of this replay
@@ -333,7 +342,10 @@ export class CombinatorFuture<T = unknown> extends EngineFuture<T> {
     // gather was built: those are claimed as they are made, while the gather is pending.
     this.claimed = hasOpaque ? state.fresh.filter((f) => f.pending) : [];
     state.fresh = [];
-    if (hasOpaque) state.openClaims.add(this);
+    if (hasOpaque) {
+      state.openClaims.add(this);
+      state.cannotContinue(); // what it claims is decided by what was pending in this replay
+    }
     // Which member decides a race/any (or an all's rejection) depends on the order children
     // settled, which a later replay cannot see: it knows more outcomes and would pick the first
     // settled member in list order. So the deciding child is recorded in history the first time
@@ -583,7 +595,10 @@ function patched(kind: Kind) {
   return function (this: PromiseConstructor, values: Iterable<unknown>): Promise<unknown> {
     if (this !== Promise) return orig.call(this, values);
     const scope = currentScope();
-    if (!scope || scope.state.closed) return orig.call(this, values);
+    if (!scope || scope.state.closed) {
+      scope?.state.touch(); // a parked continuation does not continue from here (continuation.ts)
+      return orig.call(this, values);
+    }
     const list = Array.from(values);
     const durable = list.some(isEngineFuture);
     // Plain values only: nothing the engine could wait on, so JavaScript's own combinator.

@@ -20,39 +20,14 @@ import type { TaskDef } from "./task-def.ts";
 import type { Wait } from "./wait.ts";
 import { hasCall } from "./wait.ts";
 import { cancelRecord } from "./cancels.ts";
+import { BodyEnd, Continuation } from "./continuation.ts";
+import type { Continued } from "./continuation.ts";
+import { defaultScheduler } from "./decision.ts";
+import type { Decision, Scheduler } from "./decision.ts";
 
-export type Decision = {
-  /** Calls made for the first time by this replay, to persist and dispatch. */
-  calls: CallRecord[];
-  /**
-   * Calls this replay cancelled (recorded among its traces): the adapter stops them and their
-   * descendants. Some may be among `calls` (made and cancelled before they were ever sent).
-   */
-  cancels: CallId[];
-  /** Trace results recorded for the first time by this replay. */
-  traces: TraceRecord[];
-  /** Things the user should know (I/O outside trace, calls never awaited). */
-  warnings: string[];
-  /** Milliseconds the body's first synchronous segment took (with an injected clock; else 0). */
-  bodyMs?: number;
-} & (
-  | { kind: "completed"; value: Payload }
-  | { kind: "failed"; error: SerializedError }
-  /** Resume when any of `waits` is satisfied. */
-  | { kind: "suspended"; waits: Wait[] }
-);
-
-/** How the engine yields to the event loop: injected, so tests and adapters control time. */
-export interface Scheduler {
-  /** Resolves after pending microtasks and one macrotask turn. */
-  turn(): Promise<void>;
-  sleep(ms: number): Promise<void>;
-}
-
-export const defaultScheduler: Scheduler = {
-  turn: () => new Promise((r) => setImmediate(r)),
-  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-};
+export type { Decision, Scheduler } from "./decision.ts";
+export type { Continued } from "./continuation.ts";
+export { defaultScheduler } from "./decision.ts";
 
 export interface ReplayInput {
   task: TaskDef;
@@ -136,9 +111,8 @@ function collectWaits(st: ReplayState): Wait[] {
 }
 
 /** A suspension's new traces, with the record of outcomes this replay observed first (delivery.ts). */
-function withObserved(st: ReplayState): TraceRecord[] {
+function withObserved(st: ReplayState, observed: TraceRecord | undefined): TraceRecord[] {
   const out = [...st.newTraces];
-  const observed = st.delivery.record();
   if (observed) out.push(observed);
   const cancels = cancelRecord(st.history, st.newCalls, st.newCancels);
   if (cancels) out.push(cancels);
@@ -158,6 +132,19 @@ function failure(e: unknown, nonRecoverable = false): SerializedError {
  * if (d.kind === "suspended") dispatch(d.calls);
  */
 export async function replay(input: ReplayInput): Promise<Decision> {
+  return (await start(input, false)).decision;
+}
+
+/**
+ * As `replay`, and when the body suspends on child calls only, keeps it parked to continue with
+ * their outcomes (continuation.ts) instead of replaying it again. It takes the history's maps as
+ * its own: they must be maps nothing else changes.
+ */
+export function replayContinuing(input: ReplayInput): Promise<Continued> {
+  return start(input, true);
+}
+
+async function start(input: ReplayInput, keep: boolean): Promise<Continued> {
   // Every runtime that replays task bodies (embedded engine, its workers, the Lambda handlers,
   // aloft/testing) comes through here: the patch is installed by the first replay, never by
   // `import "aloft"`, so importing the package leaves the user's Promise alone.
@@ -165,42 +152,20 @@ export async function replay(input: ReplayInput): Promise<Decision> {
   const sched = input.scheduler ?? defaultScheduler;
   const st = new ReplayState(input.actionId, input.task.name, input.history, input.runId);
   st.sink = input.sink;
-  const finish = (d: Decision): Decision => {
-    st.closed = true;
-    return d;
-  };
-  // Measured only with an injected clock (the core reads none of its own).
-  let bodyMs: number | undefined;
-  // Decisions are object literals with their fields listed: a spread (`{ ...base, kind }`) gave
-  // each decision, so each child, a hidden class of its own.
-  const failed = (error: SerializedError, calls = st.newCalls): Decision => ({
-    calls,
-    cancels: st.newCancels,
-    traces: st.newTraces,
-    warnings: st.warnings,
-    bodyMs,
-    kind: "failed",
-    error,
-  });
-
+  if (keep) st.waiting = new Map();
   let args: unknown[];
   try {
     args = deserialize(input.args) as unknown[];
     if (!Array.isArray(args)) throw new SerializationError(`arguments of ${input.task.name} are not a list`);
   } catch (e) {
-    return finish(failed(failure(e, true)));
+    return ended(st, failedDecision(st, failure(e, true), undefined));
   }
   const foreign = checkIdentityScheme(input.task.name, input.history);
-  if (foreign) return finish(failed(failure(foreign, true)));
+  if (foreign) return ended(st, failedDecision(st, failure(foreign, true), undefined));
 
-  let done = false;
-  let ok = false;
-  let value: unknown;
-  const settle = (isOk: boolean, v: unknown): void => {
-    done = true;
-    ok = isOk;
-    value = v;
-  };
+  const end = new BodyEnd();
+  // Measured only with an injected clock (the core reads none of its own).
+  let bodyMs: number | undefined;
   try {
     const t0 = input.now?.();
     let ret: unknown;
@@ -211,23 +176,60 @@ export async function replay(input: ReplayInput): Promise<Decision> {
     }
     if (isThenable(ret)) {
       ret.then(
-        (v: unknown) => settle(true, v),
-        (e: unknown) => settle(false, e),
+        (v: unknown) => end.settle(true, v),
+        (e: unknown) => end.settle(false, e),
       );
-    } else settle(true, ret);
+    } else end.settle(true, ret);
   } catch (e) {
-    settle(false, e);
+    end.settle(false, e);
   }
+  return decide(st, end, sched, bodyMs);
+}
 
+/** The replay has decided: closed, and nothing kept. */
+function ended(st: ReplayState, decision: Decision): Continued {
+  st.closed = true;
+  return { decision, continuation: undefined };
+}
+
+function failedDecision(
+  st: ReplayState,
+  error: SerializedError,
+  bodyMs: number | undefined,
+  calls = st.newCalls,
+): Decision {
+  // Decisions are object literals with their fields listed: a spread (`{ ...base, kind }`) gave
+  // each decision, so each child, a hidden class of its own.
+  return {
+    calls,
+    cancels: st.newCancels,
+    traces: st.newTraces,
+    warnings: st.warnings,
+    bodyMs,
+    kind: "failed",
+    error,
+  };
+}
+
+/**
+ * Runs the body until it settles or is blocked (the blocking rule, docs/replay.md), and decides.
+ * A body blocked on child calls only, in a replay that keeps it, is parked to continue.
+ */
+export async function decide(
+  st: ReplayState,
+  end: BodyEnd,
+  sched: Scheduler,
+  bodyMs: number | undefined,
+): Promise<Continued> {
   // The blocking rule (docs/replay.md): the body is blocked when, after a full macrotask turn with
   // no engine-visible activity and no trace in flight, it has not settled and awaits a child.
   let lastActivity = -1;
   let idle = 0;
   let waits: Wait[] | undefined;
-  while (!done) {
+  while (!end.done) {
     waits = undefined;
     await sched.turn();
-    if (done) break;
+    if (end.done) break;
     if (st.tracesInFlight > 0) {
       await st.nextTraceSettled();
       continue;
@@ -249,12 +251,13 @@ export async function replay(input: ReplayInput): Promise<Decision> {
     await sched.sleep(Math.min(50, 1 << idle++));
   }
 
-  if (done && !st.suspendRequested) {
+  if (end.done && !st.suspendRequested) {
+    const { ok, value } = end;
     // A divergence the body itself detected (a traced generator asked past its record) says more.
     const nd = !ok && value instanceof NonDeterminismError ? value : checkDeterminism(st);
-    if (nd) return finish(failed(failure(nd, true)));
+    if (nd) return ended(st, failedDecision(st, failure(nd, true), bodyMs));
     // (A SuspendSignal is only thrown after requestSuspend, so it never reaches here.)
-    if (!ok) return finish(failed(failure(value)));
+    if (!ok) return ended(st, failedDecision(st, failure(value), bodyMs));
     const unawaited = st.newCalls.filter((c) => !st.cancelled.has(c.id)).length;
     if (unawaited > 0) {
       st.warnOnce(
@@ -264,7 +267,7 @@ export async function replay(input: ReplayInput): Promise<Decision> {
     }
     try {
       const payload = serialize(value, `result of task ${st.taskName}`);
-      return finish({
+      return ended(st, {
         calls: [],
         cancels: st.newCancels,
         traces: st.newTraces,
@@ -274,16 +277,17 @@ export async function replay(input: ReplayInput): Promise<Decision> {
         value: payload,
       });
     } catch (e) {
-      return finish(failed(failure(e, true), []));
+      return ended(st, failedDecision(st, failure(e, true), bodyMs, []));
     }
   }
   const nd = checkDeterminism(st);
-  if (nd) return finish(failed(failure(nd, true)));
+  if (nd) return ended(st, failedDecision(st, failure(nd, true), bodyMs));
   // Roots gathered on the last look are still current: nothing ran since.
   // The outcomes this replay observed first are recorded with the suspension: the next replay
   // delivers them in the same order, before any that arrive meanwhile.
-  const traces = withObserved(st);
-  return finish({
+  const observed = st.delivery.record();
+  const traces = withObserved(st, observed);
+  const decision: Decision = {
     calls: st.newCalls,
     cancels: st.newCancels,
     traces,
@@ -291,5 +295,11 @@ export async function replay(input: ReplayInput): Promise<Decision> {
     bodyMs,
     kind: "suspended",
     waits: waits ?? collectWaits(st),
-  });
+  };
+  st.closed = true;
+  if (!st.waiting || st.suspendRequested) return { decision, continuation: undefined };
+  return {
+    decision,
+    continuation: new Continuation(st, end, sched, decision, observed !== undefined, decide),
+  };
 }

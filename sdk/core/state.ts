@@ -6,7 +6,7 @@
  * called with no scope (outside any task) runs as a plain function.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { CallId, CallRecord, History, TraceRecord } from "./history.ts";
+import type { CallId, CallRecord, History, Outcome, TraceRecord } from "./history.ts";
 import { Delivery } from "./delivery.ts";
 import { readCancels } from "./cancels.ts";
 import type { Wait } from "./wait.ts";
@@ -36,10 +36,10 @@ export class SuspendSignal {
 }
 
 export class ReplayState {
-  /** New calls made by this replay, in call order. */
-  readonly newCalls: CallRecord[] = [];
-  readonly newTraces: TraceRecord[] = [];
-  readonly warnings: string[] = [];
+  /** New calls made by this replay (since its last decision, if it continues), in call order. */
+  newCalls: CallRecord[] = [];
+  newTraces: TraceRecord[] = [];
+  warnings: string[] = [];
   /**
    * Recorded calls re-issued by this replay, in call order. A list, not a set: ids are distinct
    * within a replay (the `n` of the identity counts repeats), and a gather's last replay holds one
@@ -76,7 +76,13 @@ export class ReplayState {
   /** Calls cancelled by the body: in its history, and by this replay (cancels.ts). */
   readonly cancelled: Set<CallId>;
   /** Calls this replay cancelled for the first time, for the adapter to stop. */
-  readonly newCancels: CallId[] = [];
+  newCancels: CallId[] = [];
+  /**
+   * Kept to continue after a suspension (continuation.ts): the futures of calls with no outcome
+   * yet, to hand theirs to when it arrives. Undefined when the adapter does not continue replays,
+   * or once the body did something a continuation cannot follow (see `cannotContinue`).
+   */
+  waiting: Map<CallId, { arrive(o: Outcome): void }> | undefined = undefined;
 
   constructor(
     readonly actionId: CallId,
@@ -101,7 +107,16 @@ export class ReplayState {
     this.activity++;
   }
 
+  /**
+   * The body used something whose state a continuation does not carry over a suspension (a map, a
+   * sync call, a gather over plain promises): its next decision comes from a fresh replay.
+   */
+  cannotContinue(): void {
+    this.waiting = undefined;
+  }
+
   requestSuspend(w: Wait): void {
+    this.cannotContinue();
     this.suspendRequested = true;
     this.syncWaits.push(w);
     this.touch();
