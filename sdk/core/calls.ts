@@ -131,7 +131,7 @@ export function callAsync(
   const { id, outcome } = makeCall(scope, def, args, undefined, settings);
   const f = new DurableFuture(scope.state, id, def.name, outcome);
   if (!outcome) {
-    scope.state.waiting?.set(id, f);
+    if (scope.state.keeping) (scope.state.waiting ??= new Map()).set(id, f);
     scope.state.fresh.push(f);
     for (const c of scope.state.openClaims) c.claim(f);
   }

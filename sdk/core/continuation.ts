@@ -80,7 +80,7 @@ export class Continuation {
 
   /** Whether it can continue: the body did nothing while parked, and used nothing it cannot carry. */
   get usable(): boolean {
-    return this.st.activity === this.parkedAt && this.st.waiting !== undefined;
+    return this.st.activity === this.parkedAt && this.st.keeping;
   }
 
   /**
@@ -89,8 +89,7 @@ export class Continuation {
    */
   resume(arrived: ReadonlyMap<CallId, Outcome>): Promise<Continued> {
     const st = this.st;
-    const waiting = st.waiting;
-    if (!waiting || st.activity !== this.parkedAt)
+    if (!this.usable)
       throw new Error("internal: a continuation that cannot continue was resumed (check usable first)");
     st.closed = false;
     const outcomes = st.history.outcomes as Map<CallId, Outcome>;
@@ -101,8 +100,10 @@ export class Continuation {
       // A cancelled call settled for the body when it was cancelled.
       if (st.cancelled.has(id)) continue;
       st.delivery.arrive(id);
-      waiting.get(id)?.arrive(o);
-      waiting.delete(id);
+      const f = st.waiting?.get(id);
+      if (!f) continue;
+      st.waiting!.delete(id);
+      f.arrive(o);
     }
     return this.decide(st, this.end, this.sched, undefined);
   }

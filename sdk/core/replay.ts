@@ -152,7 +152,7 @@ async function start(input: ReplayInput, keep: boolean): Promise<Continued> {
   const sched = input.scheduler ?? defaultScheduler;
   const st = new ReplayState(input.actionId, input.task.name, input.history, input.runId);
   st.sink = input.sink;
-  if (keep) st.waiting = new Map();
+  st.keeping = keep;
   let args: unknown[];
   try {
     args = deserialize(input.args) as unknown[];
@@ -297,7 +297,7 @@ export async function decide(
     waits: waits ?? collectWaits(st),
   };
   st.closed = true;
-  if (!st.waiting || st.suspendRequested) return { decision, continuation: undefined };
+  if (!st.keeping || st.suspendRequested) return { decision, continuation: undefined };
   return {
     decision,
     continuation: new Continuation(st, end, sched, decision, observed !== undefined, decide),

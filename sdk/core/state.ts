@@ -79,10 +79,11 @@ export class ReplayState {
   newCancels: CallId[] = [];
   /**
    * Kept to continue after a suspension (continuation.ts): the futures of calls with no outcome
-   * yet, to hand theirs to when it arrives. Undefined when the adapter does not continue replays,
-   * or once the body did something a continuation cannot follow (see `cannotContinue`).
+   * yet, to hand theirs to when it arrives (made at the first such call of a replay kept).
    */
   waiting: Map<CallId, { arrive(o: Outcome): void }> | undefined = undefined;
+  /** The replay may be kept to continue (the adapter asked, and the body did nothing against it). */
+  keeping = false;
 
   constructor(
     readonly actionId: CallId,
@@ -112,6 +113,7 @@ export class ReplayState {
    * sync call, a gather over plain promises): its next decision comes from a fresh replay.
    */
   cannotContinue(): void {
+    this.keeping = false;
     this.waiting = undefined;
   }
 

@@ -6,10 +6,15 @@
 import { serializeError } from "../errors.ts";
 import type { SerializedError } from "../errors.ts";
 import type { ExecItem } from "./run-body.ts";
+import type { CallId, Outcome } from "../core/history.ts";
 import type { Live } from "./live.ts";
 import { TERMINAL } from "./store.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { defOf, finish, onTimeout } from "./outcome.ts";
+
+const EMPTY: ReadonlyMap<CallId, Outcome> = new Map();
+/** A replay on this thread with nothing to continue: replayed afresh, and kept if it can be. */
+const FRESH = { cont: undefined, arrived: EMPTY };
 
 /** Sends ready actions to where they run, as many as each place takes now. */
 export function dispatchReady(s: Scheduler): void {
@@ -49,7 +54,20 @@ export function dispatchReady(s: Scheduler): void {
       args: a.args,
       attempt: a.attempts,
     };
-    if (a.hasHistory) {
+    if (here) {
+      // On this thread its replay may be kept to continue (core/continuation.ts); a kept one
+      // continues, with the outcomes that arrived since it last ran, instead of reading its history.
+      const cont = a.cont?.usable ? a.cont : undefined;
+      item.keep = cont ? { cont, arrived: a.arrived ?? EMPTY } : FRESH;
+      // (One with no history has no child to hear from before it decides: applyDecisions starts it.)
+      a.arrived = a.hasHistory ? new Map() : undefined;
+      a.cont = undefined;
+      if (cont) {
+        a.seen = cont.outcomes;
+        a.childOk = undefined;
+      }
+    }
+    if (a.hasHistory && !item.keep?.cont) {
       try {
         item.history = s.store.history(a.id);
         // Every child settled so far is in this history (the writes were flushed above): the

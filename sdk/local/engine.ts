@@ -11,10 +11,10 @@
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { Outcome } from "../core/history.ts";
-import type { Decision } from "../core/replay.ts";
 import type { TaskDef } from "../core/task-def.ts";
 import type { ExecItem, LogBatch } from "./run-body.ts";
 import { InlineExecutor, WorkerPool } from "./pool.ts";
+import type { OnDecisions } from "./pool.ts";
 import type { ActionStatus, RunRow } from "./store.ts";
 import { Store } from "./store.ts";
 import type { GroupProgress, RunState } from "../run-handle.ts";
@@ -70,7 +70,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   constructor(opts: EngineOptions) {
     super();
     this.store = opts.store;
-    const onDecisions = (rs: [string, number, Decision][]): void => applyDecisions(this.s, rs);
+    const onDecisions: OnDecisions = (rs) => applyDecisions(this.s, rs);
     const onLost = (items: ExecItem[]): void => {
       for (const it of items) {
         const a = this.s.live.get(it.actionId);

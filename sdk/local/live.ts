@@ -1,6 +1,7 @@
 /** The embedded engine's in-memory view of an action that has not ended, and of a map window. */
 import type { CallId, Outcome, Twin } from "../core/history.ts";
 import type { WaitTracker } from "../core/wait.ts";
+import type { Continuation } from "../core/continuation.ts";
 import type { ActionStatus } from "./store.ts";
 import type { CallSettings } from "../core/task-def.ts";
 
@@ -26,6 +27,13 @@ export interface Live {
   childOk?: Map<CallId, boolean>;
   /** The outcomes in the history its current replay was given (until that replay's decision). */
   seen?: ReadonlyMap<CallId, Outcome>;
+  /** Its last replay, parked on this thread to continue from its suspension (core/continuation.ts). */
+  cont?: Continuation;
+  /**
+   * Children's outcomes since it was last dispatched on this thread, for its continuation: what a
+   * fresh replay would read in its history, and the continuation does not know yet.
+   */
+  arrived?: Map<CallId, Outcome>;
   children?: Set<CallId>;
   timer?: NodeJS.Timeout;
   queued: boolean;

@@ -6,6 +6,7 @@
 import type { SerializedError } from "../errors.ts";
 import type { CallId, CallRecord, Outcome } from "../core/history.ts";
 import type { Decision } from "../core/replay.ts";
+import type { Continuation } from "../core/continuation.ts";
 import type { TaskDef } from "../core/task-def.ts";
 import { withSettings } from "../core/task-def.ts";
 import { WaitTracker } from "../core/wait.ts";
@@ -21,11 +22,15 @@ import type { Scheduler } from "./scheduler.ts";
 import { cancelCalls, cancelDescendants } from "./cancel.ts";
 
 /** Applies the decisions of replays that ended; stale and duplicate ones are dropped by token. */
-export function applyDecisions(s: Scheduler, results: [string, number, Decision][]): void {
-  for (const [id, token, d] of results) {
+export function applyDecisions(s: Scheduler, results: [string, number, Decision, Continuation?][]): void {
+  for (const [id, token, d, kept] of results) {
     const a = s.live.get(id);
     if (!a || a.token !== token || a.status !== "RUNNING") continue; // stale or duplicate
     s.placement.measure(a.task, d.bodyMs);
+    // Its replay, parked to continue when what it waits for arrives; a retry replays afresh.
+    a.cont = d.kind === "suspended" ? kept : undefined;
+    if (a.cont) a.arrived ??= new Map();
+    else a.arrived = undefined;
     for (const w of d.warnings) s.warn(w);
     switch (d.kind) {
       case "completed":
@@ -80,6 +85,8 @@ function fail(s: Scheduler, a: Live, error: SerializedError, timedOut: boolean):
     hasChildren: a.nextSeq > 0,
   });
   if (next.kind === "end") return finish(s, a, next.status, { ok: false, error: next.error });
+  a.cont = undefined; // the next attempt replays afresh
+  a.arrived = undefined;
   clearTimeout(a.timer);
   a.timer = undefined;
   a.status = "QUEUED";
@@ -190,6 +197,8 @@ export function track(
     slot: undefined,
     settings: undefined,
     twins: undefined,
+    cont: undefined,
+    arrived: undefined,
   };
   s.live.set(a.id, a);
   if (!a.parent) s.runs.add(a.runId);
@@ -230,6 +239,8 @@ export function finish(s: Scheduler, a: Live, status: ActionStatus, outcome: Out
   clearTimeout(a.timer);
   a.timer = undefined;
   s.live.delete(a.id);
+  a.cont = undefined;
+  a.arrived = undefined;
   if (!a.parent) s.runs.delete(a.runId);
   s.waits.ended(a.id, status);
   s.writes.complete({ id: a.id, status, outcome, ended: s.now(), attempts: a.attempts });
@@ -244,6 +255,7 @@ export function finish(s: Scheduler, a: Live, status: ActionStatus, outcome: Out
   const parent = a.parent ? s.live.get(a.parent) : undefined;
   if (parent) {
     parent.children?.delete(a.id);
+    parent.arrived?.set(a.id, outcome);
     (parent.childOk ??= new Map()).set(a.id, outcome.ok);
     if (!isBuiltin(a.task)) s.progress.done(a.runId, a.group, outcome.ok);
     if (parent.status === "SUSPENDED" && parent.tracker?.settle(a.id, outcome.ok)) {

@@ -6,13 +6,16 @@
  */
 import { Worker } from "node:worker_threads";
 import { serializeError } from "../errors.ts";
-import { execute, failedDecision } from "./run-body.ts";
+import { executeKeeping, failedDecision } from "./run-body.ts";
+import type { Continuation } from "../core/continuation.ts";
 import type { Decision } from "../core/replay.ts";
 import type { ExecItem, LogBatch } from "./run-body.ts";
 import { LogBuffer } from "./run-body.ts";
 import type { FromWorker, ToWorker } from "./worker.ts";
 
-export type OnDecisions = (results: [actionId: string, token: number, decision: Decision][]) => void;
+export type OnDecisions = (
+  results: [actionId: string, token: number, decision: Decision, kept?: Continuation][],
+) => void;
 /** Lines task bodies printed (sdk/log-capture.ts), to store. */
 export type OnLogs = (batch: LogBatch[]) => void;
 /** Items that were on a worker that died or was reclaimed, to be dispatched again. */
@@ -209,11 +212,11 @@ export class InlineExecutor implements Executor {
   send(items: ExecItem[]): void {
     for (const item of items) {
       this.inflight++;
-      execute(item, this.logs).then(
-        (d) => {
+      executeKeeping(item, this.logs).then(
+        ({ decision, continuation }) => {
           this.inflight--;
           this.logs.flush();
-          this.onDecisions([[item.actionId, item.token, d]]);
+          this.onDecisions([[item.actionId, item.token, decision, continuation]]);
         },
         (e: unknown) => {
           this.inflight--;
