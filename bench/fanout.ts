@@ -1,13 +1,13 @@
 /**
  * One Aloft benchmark scenario in a fresh process (so peak RSS is its own). Prints one JSON line.
- *   node --import tsx bench/fanout.ts <gather|map|cpu|cpu-serial> <n> [concurrency=C] [workers=W]
+ *   node --import tsx bench/fanout.ts <gather|sequential|map|cpu|cpu-serial> <n> [concurrency=C] [workers=W]
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { init, run, getEngine } from "aloft";
 import { shutdown } from "../sdk/run.ts";
-import { burn, cpuFanOut, gather, mapped } from "./tasks.ts";
+import { burn, cpuFanOut, gather, mapped, sequential } from "./tasks.ts";
 
 const [kind = "gather", nArg = "1000", ...rest] = process.argv.slice(2);
 const flags = new Map(rest.map((r) => r.split("=") as [string, string]));
@@ -27,9 +27,11 @@ if (kind === "cpu-serial") {
   const r =
     kind === "gather"
       ? await run(gather, n)
-      : kind === "map"
-        ? await run(mapped, n, concurrency)
-        : await run(cpuFanOut, n);
+      : kind === "sequential"
+        ? await run(sequential, n)
+        : kind === "map"
+          ? await run(mapped, n, concurrency)
+          : await run(cpuFanOut, n);
   const result = await r.result();
   if (kind !== "cpu" && result !== n) throw new Error(`${kind} of ${n} returned ${String(result)}`);
   replays = (await getEngine()).replays.get(r.id) ?? 0;

@@ -3,9 +3,10 @@
  * (`@aws/durable-execution-sdk-js`) on its local test runner (`@aws/durable-execution-sdk-js-testing`),
  * running the same fan-out as the Aloft scenario beside it. Prints one JSON line.
  *
- *   node --import tsx bench/peer.ts <steps|map|invokes|invoke-map> <n>
+ *   node --import tsx bench/peer.ts <steps|sequential|map|invokes|invoke-map> <n>
  *
  * steps       Promise.all of n no-op `ctx.step`s (in-process, checkpointed)
+ * sequential  n no-op `ctx.step`s, each awaited before the next
  * map         `ctx.map` of n items, maxConcurrency 50, each a no-op step
  * invokes     Promise.all of n `ctx.invoke`s of a registered no-op function (a child execution each)
  * invoke-map  `ctx.map` of n items, maxConcurrency 50, each a child invoke
@@ -22,6 +23,11 @@ const handler = withDurableExecution(async (event: { n: number }, ctx: DurableCo
   switch (kind) {
     case "steps":
       return (await Promise.all(items(event.n).map((i) => ctx.step(async () => i)))).length;
+    case "sequential": {
+      let count = 0;
+      for (const i of items(event.n)) if ((await ctx.step(async () => i)) === i) count++;
+      return count;
+    }
     case "map":
       return (
         await ctx.map("items", items(event.n), async (c, i) => c.step(async () => i), { maxConcurrency: 50 })

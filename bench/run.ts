@@ -59,6 +59,13 @@ const CELLS: Cell[] = [
     peer: "invoke-map",
   },
   { id: "map50-10k", label: "map, concurrency 50", n: 10_000, aloft: ["map", "concurrency=50"], peer: "map" },
+  {
+    id: "sequential-1k",
+    label: "one after another",
+    n: 1_000,
+    aloft: ["sequential"],
+    peer: "sequential",
+  },
   { id: "gather-100k", label: "gather (Promise.all)", n: 100_000, aloft: ["gather"] },
   { id: "gather-1m", label: "gather (Promise.all)", n: 1_000_000, aloft: ["gather"], runs: millionRuns },
 ];

@@ -1,4 +1,4 @@
-/** Tasks the benchmarks run: no-op children gathered or mapped, and a CPU-bound child. */
+/** Tasks the benchmarks run: no-op children gathered, awaited in turn or mapped, and a CPU-bound child. */
 import { TaskEnvironment, map } from "aloft";
 
 const env = new TaskEnvironment({ name: "bench" });
@@ -10,6 +10,13 @@ export const noop = env.task(async function noop(i: number) {
 export const gather = env.task(async function gather(n: number) {
   const out = await Promise.all(Array.from({ length: n }, (_, i) => noop(i)));
   return out.length;
+});
+
+/** Children one after another: every child suspends the parent, and every resume continues it. */
+export const sequential = env.task(async function sequential(n: number) {
+  let count = 0;
+  for (let i = 0; i < n; i++) if ((await noop(i)) === i) count++;
+  return count;
 });
 
 export const mapped = env.task(async function mapped(n: number, concurrency?: number) {

@@ -176,6 +176,35 @@ describe("embedded engine", () => {
     }
   });
 
+  it("a parent awaiting children in turn is continued after its first resume, not replayed at each", async () => {
+    await init({ store: join(dir, "continued.db"), workers: 0 });
+    try {
+      for (const n of [3, 40]) {
+        t.bodyStarts.sequentialAdds = 0;
+        const r = await run(t.sequentialAdds, n);
+        assert.equal(await r.result(), (n * (n - 1)) / 2);
+        // Its first run, and the fresh replay of its first resume: the rest continue that replay.
+        assert.equal(t.bodyStarts.sequentialAdds, 2, `body starts for ${n} children`);
+        assert.equal((await getEngine()).replays.get(r.id), n, "every resume still counts");
+      }
+    } finally {
+      await shutdown();
+    }
+  });
+
+  it("a parked body that runs (its own timer makes a call) is replayed afresh, with the same result", async () => {
+    await init({ store: join(dir, "woken.db"), workers: 0 });
+    try {
+      t.bodyStarts.wakesWhileParked = 0;
+      const r = await run(t.wakesWhileParked, 3);
+      assert.equal(await r.result(), 180 + 100);
+      // Its first run and one replay per resume: its timer's call spoilt every parked replay.
+      assert.equal(t.bodyStarts.wakesWhileParked, 4);
+    } finally {
+      await shutdown();
+    }
+  });
+
   it("a corrupted or newer-version history record fails the run clearly and leaves the store readable", async () => {
     const store = join(dir, "corrupt.db");
     await init({ store, workers: 0 });

@@ -58,8 +58,10 @@ export function dispatchReady(s: Scheduler): void {
       // On this thread its replay may be kept to continue (core/continuation.ts); a kept one
       // continues, with the outcomes that arrived since it last ran, instead of reading its history.
       const cont = a.cont?.usable ? a.cont : undefined;
-      item.keep = cont ? { cont, arrived: a.arrived ?? EMPTY } : FRESH;
-      // (One with no history has no child to hear from before it decides: applyDecisions starts it.)
+      // Only a replay is kept, never an action's first run: so every parent's first resume is a
+      // fresh replay of all it did so far, which is what finds a body that is not deterministic
+      // (docs/replay.md, "Continuing a replay"). A gather's parent, resumed once, is never continued.
+      item.keep = cont ? { cont, arrived: a.arrived ?? EMPTY } : a.hasHistory ? FRESH : undefined;
       a.arrived = a.hasHistory ? new Map() : undefined;
       a.cont = undefined;
       if (cont) {

@@ -29,8 +29,7 @@ export function applyDecisions(s: Scheduler, results: [string, number, Decision,
     s.placement.measure(a.task, d.bodyMs);
     // Its replay, parked to continue when what it waits for arrives; a retry replays afresh.
     a.cont = d.kind === "suspended" ? kept : undefined;
-    if (a.cont) a.arrived ??= new Map();
-    else a.arrived = undefined;
+    if (!a.cont) a.arrived = undefined;
     for (const w of d.warnings) s.warn(w);
     switch (d.kind) {
       case "completed":
