@@ -44,7 +44,7 @@ export function dispatchReady(s: Scheduler): void {
     if (a.attempts === 0 || a.status !== "RUNNING") a.attempts = Math.max(1, a.attempts);
     a.status = "RUNNING";
     a.token++;
-    s.writes.start(a.id, a.attempts, now);
+    s.writes.start(a.id, a.row, a.attempts, now);
     if (a.hasHistory) s.replays.set(a.runId, (s.replays.get(a.runId) ?? 0) + 1);
     const item: ExecItem = {
       actionId: a.id,

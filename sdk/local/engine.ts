@@ -22,7 +22,7 @@ import type { Live } from "./live.ts";
 import { Placement } from "./placement.ts";
 import { Progress } from "./progress.ts";
 import { ReadyQueue } from "./ready-queue.ts";
-import { Collector } from "./collect.ts";
+import { tuneHeapGrowth } from "./heap-growth.ts";
 import { PendingWrites } from "./writes.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { dispatchReady } from "./dispatch.ts";
@@ -59,7 +59,6 @@ export class Engine extends EventEmitter<EngineEvents> {
   private pumpScheduled = false;
   private readonly runWaiters = new Map<string, ((r: RunRow) => void)[]>();
   private readonly warned = new Set<string>();
-  private readonly collector = new Collector();
   private readonly cancelPoll: NodeJS.Timeout;
   /** Closed: the store may be closed too; late lines from bodies are dropped. */
   private closed = false;
@@ -69,6 +68,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   constructor(opts: EngineOptions) {
     super();
+    tuneHeapGrowth();
     this.store = opts.store;
     const onDecisions: OnDecisions = (rs) => applyDecisions(this.s, rs);
     const onLost = (items: ExecItem[]): void => {
@@ -109,7 +109,6 @@ export class Engine extends EventEmitter<EngineEvents> {
       enqueue: (a) => this.enqueue(a),
       schedulePump: () => this.schedulePump(),
       flush: () => this.flush(),
-      collect: (work) => this.collector.add(work),
       warn: (m) => this.warn(m),
       finish: (a, status, outcome) => finish(this.s, a, status, outcome),
       endRun: (runId, status, outcome) => this.endRun(runId, status, outcome),
@@ -275,6 +274,5 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (!this.s.writes.size) return;
     const { starts, completions } = this.s.writes.take();
     this.store.write(starts, completions);
-    this.collector.add(completions.length);
   }
 }

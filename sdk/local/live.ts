@@ -34,6 +34,8 @@ export interface Live {
    * fresh replay would read in its history, and the continuation does not know yet.
    */
   arrived?: Map<CallId, Outcome>;
+  /** Its row in the store, when this engine inserted it: its writes go by rowid (store.ts). */
+  row?: number;
   children?: Set<CallId>;
   timer?: NodeJS.Timeout;
   queued: boolean;

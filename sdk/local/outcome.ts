@@ -112,7 +112,7 @@ function suspend(
   const fresh: Live[] = [];
   const hits: [Live, string, string | undefined][] = [];
   const held = new Set<CallId>(); // calls waiting for a slot in their map's window
-  s.store.applySuspension(a.runId, a.id, calls, traces, waits, a.nextSeq, (c) => {
+  const rows = s.store.applySuspension(a.runId, a.id, calls, traces, waits, a.nextSeq, (c) => {
     if (!c.window) return true;
     const w = windowOf(s, c.window.key, c.window.limit);
     if (w.inflight < w.limit) {
@@ -124,9 +124,9 @@ function suspend(
     return false;
   });
   a.nextSeq += calls.length;
-  s.collect(calls.length);
   a.status = "SUSPENDED";
-  for (const c of calls) {
+  for (let i = 0; i < calls.length; i++) {
+    const c = calls[i]!;
     const child = track(s, {
       id: c.id,
       runId: a.runId,
@@ -136,6 +136,7 @@ function suspend(
       args: c.args,
       status: "QUEUED",
     });
+    child.row = rows[i];
     if (c.window) {
       child.window = c.window.key;
       child.slot = !held.has(c.id);
@@ -198,6 +199,7 @@ export function track(
     twins: undefined,
     cont: undefined,
     arrived: undefined,
+    row: undefined,
   };
   s.live.set(a.id, a);
   if (!a.parent) s.runs.add(a.runId);
@@ -242,7 +244,7 @@ export function finish(s: Scheduler, a: Live, status: ActionStatus, outcome: Out
   a.arrived = undefined;
   if (!a.parent) s.runs.delete(a.runId);
   s.waits.ended(a.id, status);
-  s.writes.complete({ id: a.id, status, outcome, ended: s.now(), attempts: a.attempts });
+  s.writes.complete({ id: a.id, row: a.row, status, outcome, ended: s.now(), attempts: a.attempts });
   if (a.children && a.children.size) cancelDescendants(s, a, descendantsReason(a.task, status));
   if (a.window && a.slot) {
     const w = s.windows.get(a.window);

@@ -41,8 +41,6 @@ export interface Scheduler {
   schedulePump(): void;
   /** Writes the pending starts and results in one transaction. */
   flush(): void;
-  /** Counts work towards the next full collection (see collect.ts). */
-  collect(work: number): void;
   /** Emits a warning once per distinct message. */
   warn(message: string): void;
   /** Records a terminal state (outcome.ts finish); a hook so cancel.ts need not import outcome.ts. */

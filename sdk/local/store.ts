@@ -97,6 +97,8 @@ export interface LogRow {
 /** A child result waiting to be written. */
 export interface Completion {
   id: CallId;
+  /** Its row, when the engine knows it (it inserted it): written by rowid, not looked up by id. */
+  row: number | undefined;
   status: ActionStatus;
   outcome: Outcome;
   ended: number;
@@ -107,6 +109,8 @@ export interface Completion {
 export interface AttemptStart {
   attempts: number;
   at: number;
+  /** Its row, when known (see Completion.row). */
+  row: number | undefined;
 }
 
 export class Store {
@@ -167,9 +171,10 @@ export class Store {
           endRun: p(
             `UPDATE runs SET status = ?, ended = ?, result = ?, error = ? WHERE id = ? AND status = 'RUNNING'`,
           ),
+          // Positional parameters: binding thirteen by name costs a property lookup each, per child.
           insertAction: p(
             `INSERT OR IGNORE INTO actions (id, run_id, parent, task, grp, call, args, status, seq, window_key, window_idx, window_limit, dispatched)
-             VALUES (@id, @run_id, @parent, @task, @grp, @call, @args, @status, @seq, @window_key, @window_idx, @window_limit, @dispatched)`,
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           ),
           start: p(
             `UPDATE actions SET status = 'RUNNING', attempts = ?, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE id = ?`,
@@ -181,6 +186,17 @@ export class Store {
           // An attempt that started and ended between two writes: both in one update.
           startComplete: p(
             `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE id = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED')`,
+          ),
+          // The same three by rowid: the engine knows the rows it inserted, and a lookup by id walks
+          // an index whose keys (digests) arrive in random order, a page miss each at a million rows.
+          startRow: p(
+            `UPDATE actions SET status = 'RUNNING', attempts = ?, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE rowid = ?`,
+          ),
+          completeRow: p(
+            `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL WHERE rowid = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED')`,
+          ),
+          startCompleteRow: p(
+            `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE rowid = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED')`,
           ),
           suspend: p(
             `UPDATE actions SET status = 'SUSPENDED', waits = ? WHERE id = ? AND status = 'RUNNING'`,
@@ -229,21 +245,21 @@ export class Store {
         run.now,
         run.recoveredFrom ?? null,
       );
-      this.s["insertAction"]!.run({
-        id: run.id,
-        run_id: run.id,
-        parent: null,
-        task: run.task,
-        grp: "",
-        call: null,
-        args: run.args,
-        status: "QUEUED",
-        seq: 0,
-        window_key: null,
-        window_idx: null,
-        window_limit: null,
-        dispatched: 1,
-      });
+      this.s["insertAction"]!.run(
+        run.id,
+        run.id,
+        null,
+        run.task,
+        "",
+        null,
+        run.args,
+        "QUEUED",
+        0,
+        null,
+        null,
+        null,
+        1,
+      );
     });
   }
 
@@ -255,7 +271,10 @@ export class Store {
     this.s["start"]!.run(attempts, now, id);
   }
 
-  /** Applies a suspension: new child calls, new traces and the wait, in one transaction. */
+  /**
+   * Applies a suspension: new child calls, new traces and the wait, in one transaction. Returns
+   * each call's row, in order (undefined for a call whose row existed already).
+   */
   applySuspension(
     runId: string,
     parent: CallId,
@@ -264,30 +283,35 @@ export class Store {
     waits: Wait[],
     firstSeq: number,
     dispatched: (c: CallRecord) => boolean,
-  ): void {
+  ): (number | undefined)[] {
+    const rows = new Array<number | undefined>(calls.length);
     this.tx(() => {
       this.writeTraces(parent, traces);
       let seq = firstSeq;
       const ins = this.s["insertAction"]!;
-      for (const c of calls) {
-        ins.run({
-          id: c.id,
-          run_id: runId,
+      for (let i = 0; i < calls.length; i++) {
+        const c = calls[i]!;
+        const w = c.window;
+        const r = ins.run(
+          c.id,
+          runId,
           parent,
-          task: c.task,
-          grp: c.group,
-          call: JSON.stringify(c),
-          args: c.args,
-          status: "QUEUED",
-          seq: seq++,
-          window_key: c.window?.key ?? null,
-          window_idx: c.window?.index ?? null,
-          window_limit: c.window?.limit ?? null,
-          dispatched: dispatched(c) ? 1 : 0,
-        });
+          c.task,
+          c.group,
+          JSON.stringify(c),
+          c.args,
+          "QUEUED",
+          seq++,
+          w ? w.key : null,
+          w ? w.index : null,
+          w ? w.limit : null,
+          dispatched(c) ? 1 : 0,
+        );
+        rows[i] = r.changes > 0 ? Number(r.lastInsertRowid) : undefined;
       }
       this.s["suspend"]!.run(JSON.stringify(waits), parent);
     });
+    return rows;
   }
 
   writeTraces(parent: CallId, traces: readonly TraceRecord[]): void {
@@ -306,19 +330,36 @@ export class Store {
   write(starts: ReadonlyMap<CallId, AttemptStart>, batch: readonly Completion[]): Set<CallId> {
     const changed = new Set<CallId>();
     this.tx(() => {
-      const complete = this.s["complete"]!;
-      const startComplete = this.s["startComplete"]!;
+      const s = this.s;
       const ended = new Set<CallId>();
       for (const c of batch) {
         const st = starts.get(c.id);
         if (st) ended.add(c.id);
+        const byRow = c.row !== undefined;
+        const key = byRow ? c.row : c.id;
         const r = st
-          ? startComplete.run(c.status, formatOutcome(c.outcome), c.ended, c.attempts, st.at, c.id)
-          : complete.run(c.status, formatOutcome(c.outcome), c.ended, c.attempts, c.id);
+          ? s[byRow ? "startCompleteRow" : "startComplete"]!.run(
+              c.status,
+              formatOutcome(c.outcome),
+              c.ended,
+              c.attempts,
+              st.at,
+              key,
+            )
+          : s[byRow ? "completeRow" : "complete"]!.run(
+              c.status,
+              formatOutcome(c.outcome),
+              c.ended,
+              c.attempts,
+              key,
+            );
         if (r.changes > 0) changed.add(c.id);
       }
-      const start = this.s["start"]!;
-      for (const [id, st] of starts) if (!ended.has(id)) start.run(st.attempts, st.at, id);
+      for (const [id, st] of starts) {
+        if (ended.has(id)) continue;
+        if (st.row !== undefined) s["startRow"]!.run(st.attempts, st.at, st.row);
+        else s["start"]!.run(st.attempts, st.at, id);
+      }
     });
     return changed;
   }

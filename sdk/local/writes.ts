@@ -18,9 +18,9 @@ export class PendingWrites {
     return this.starts.size + this.completions.length;
   }
 
-  start(id: CallId, attempts: number, at: number): void {
+  start(id: CallId, row: number | undefined, attempts: number, at: number): void {
     const prev = this.starts.get(id);
-    this.starts.set(id, { attempts, at: prev?.at ?? at });
+    this.starts.set(id, { attempts, at: prev?.at ?? at, row });
   }
 
   complete(c: Completion): void {
