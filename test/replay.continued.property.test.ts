@@ -14,7 +14,7 @@ import { map } from "../sdk/map.ts";
 import { group } from "../sdk/group.ts";
 import { trace } from "../sdk/trace.ts";
 import type { Future } from "../sdk/index.ts";
-import { replayContinuing } from "../sdk/core/replay.ts";
+import { replay } from "../sdk/core/replay.ts";
 import type { Decision } from "../sdk/core/replay.ts";
 import type { Continuation } from "../sdk/core/continuation.ts";
 import type { CallId, History, Outcome } from "../sdk/core/history.ts";
@@ -147,19 +147,23 @@ async function lockstep(
   let continued = 0;
   const next = async (): Promise<Decision> => {
     const fresh = await replayWith(task.def, [k], history);
-    let kept;
+    let kept: Decision;
     if (cont?.usable) {
       kept = await cont.resume(arrived);
       continued++;
-    } else kept = await replayContinuing({ task: task.def, args, actionId: "root", history: own(history) });
+      if (!cont.usable) cont = undefined;
+    } else {
+      cont = undefined;
+      const onPark = (c: Continuation): void => void (cont = c);
+      kept = await replay({ task: task.def, args, actionId: "root", history: own(history), onPark });
+    }
     arrived = new Map();
-    cont = kept.continuation;
-    assert.deepEqual(data(kept.decision), data(fresh), `decision ${decisions} differs`);
+    assert.deepEqual(data(kept), data(fresh), `decision ${decisions} differs`);
     decisions++;
     // The fresh side's next replay reads what the continued side recorded: a crash that lost the
     // continuation replays from exactly that.
-    history.record(kept.decision);
-    return kept.decision;
+    history.record(kept);
+    return kept;
   };
   let d = await next();
   let p = 0;

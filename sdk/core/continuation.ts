@@ -19,12 +19,6 @@ import type { CallId, CallRecord, Outcome, TraceRecord } from "./history.ts";
 import type { Decision, Scheduler } from "./decision.ts";
 import type { ReplayState } from "./state.ts";
 
-/** A decision, and the replay kept to continue from it where it can. */
-export interface Continued {
-  decision: Decision;
-  continuation: Continuation | undefined;
-}
-
 /** How the body's run ended, once it has. */
 export class BodyEnd {
   done = false;
@@ -37,26 +31,37 @@ export class BodyEnd {
   };
 }
 
+/** Parks a replay that decided to suspend (`observed`: the decision made an observation record). */
+export type Park = (decision: Decision, observed: boolean) => void;
+
 /** Runs the body to its next decision (replay.ts), injected: the replay loop is replay.ts's own. */
 type Decide = (
   st: ReplayState,
   end: BodyEnd,
   sched: Scheduler,
   bodyMs: number | undefined,
-) => Promise<Continued>;
+  park: Park | undefined,
+) => Promise<Decision>;
 
 export class Continuation {
   /** The body's activity count when parked: any change means it ran meanwhile. */
-  private readonly parkedAt: number;
+  private parkedAt = -1;
+  /** Parked by its last decision, and not resumed since. */
+  private parked = false;
 
   constructor(
     private readonly st: ReplayState,
     private readonly end: BodyEnd,
     private readonly sched: Scheduler,
     decision: Decision,
-    observedRecorded: boolean,
+    observed: boolean,
     private readonly decide: Decide,
   ) {
+    this.park(decision, observed);
+  }
+
+  private readonly park: Park = (decision, observed) => {
+    const st = this.st;
     // What the decision recorded is history now, as a fresh replay would read it back.
     const calls = st.history.calls as Map<CallId, CallRecord>;
     for (const c of decision.calls) {
@@ -65,32 +70,38 @@ export class Continuation {
     }
     const traces = st.history.traces as Map<string, TraceRecord>;
     for (const t of decision.traces) traces.set(t.key, t);
-    st.delivery.decided(observedRecorded);
+    st.delivery.decided(observed);
     st.newCalls = [];
     st.newTraces = [];
     st.newCancels = [];
     st.warnings = [];
     this.parkedAt = st.activity;
-  }
+    this.parked = true;
+  };
 
   /** Every outcome the body knows: recorded, and arrived since. */
   get outcomes(): ReadonlyMap<CallId, Outcome> {
     return this.st.history.outcomes;
   }
 
-  /** Whether it can continue: the body did nothing while parked, and used nothing it cannot carry. */
+  /**
+   * Whether it can continue: parked by its last decision, the body did nothing since, and it
+   * used nothing a continuation cannot carry.
+   */
   get usable(): boolean {
-    return this.st.activity === this.parkedAt && this.st.keeping;
+    return this.parked && this.st.activity === this.parkedAt && this.st.keeping;
   }
 
   /**
    * Continues the body with the outcomes that arrived since its last decision (duplicates and
-   * outcomes it knows are ignored), to its next decision. Only when `usable`.
+   * outcomes it knows are ignored), to its next decision; `usable` again if that one parked it
+   * again. Only when `usable`.
    */
-  resume(arrived: ReadonlyMap<CallId, Outcome>): Promise<Continued> {
+  resume(arrived: ReadonlyMap<CallId, Outcome>): Promise<Decision> {
     const st = this.st;
     if (!this.usable)
       throw new Error("internal: a continuation that cannot continue was resumed (check usable first)");
+    this.parked = false;
     st.closed = false;
     const outcomes = st.history.outcomes as Map<CallId, Outcome>;
     for (const id of inCallOrder(st, arrived)) {
@@ -105,7 +116,7 @@ export class Continuation {
       st.waiting!.delete(id);
       f.arrive(o);
     }
-    return this.decide(st, this.end, this.sched, undefined);
+    return this.decide(st, this.end, this.sched, undefined, this.park);
   }
 }
 

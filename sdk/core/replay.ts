@@ -21,12 +21,11 @@ import type { Wait } from "./wait.ts";
 import { hasCall } from "./wait.ts";
 import { cancelRecord } from "./cancels.ts";
 import { BodyEnd, Continuation } from "./continuation.ts";
-import type { Continued } from "./continuation.ts";
+import type { Park } from "./continuation.ts";
 import { defaultScheduler } from "./decision.ts";
 import type { Decision, Scheduler } from "./decision.ts";
 
 export type { Decision, Scheduler } from "./decision.ts";
-export type { Continued } from "./continuation.ts";
 export { defaultScheduler } from "./decision.ts";
 
 export interface ReplayInput {
@@ -42,6 +41,12 @@ export interface ReplayInput {
   now?: () => number;
   /** Where the body's console output goes (sdk/log-capture.ts); the core only carries it. */
   sink?: unknown;
+  /**
+   * Keeps the replay when the body suspends on child calls only, to continue with their outcomes
+   * (continuation.ts) instead of replaying it again: called with the continuation as it parks.
+   * The replay then takes the history's maps as its own: they must be maps nothing else changes.
+   */
+  onPark?: (c: Continuation) => void;
 }
 
 function describe(c: CallRecord | undefined): string {
@@ -131,20 +136,7 @@ function failure(e: unknown, nonRecoverable = false): SerializedError {
  * const d = await replay({ task: def, args: "[3]", actionId: "root", history: emptyHistory() });
  * if (d.kind === "suspended") dispatch(d.calls);
  */
-export async function replay(input: ReplayInput): Promise<Decision> {
-  return (await start(input, false)).decision;
-}
-
-/**
- * As `replay`, and when the body suspends on child calls only, keeps it parked to continue with
- * their outcomes (continuation.ts) instead of replaying it again. It takes the history's maps as
- * its own: they must be maps nothing else changes.
- */
-export function replayContinuing(input: ReplayInput): Promise<Continued> {
-  return start(input, true);
-}
-
-async function start(input: ReplayInput, keep: boolean): Promise<Continued> {
+export function replay(input: ReplayInput): Promise<Decision> {
   // Every runtime that replays task bodies (embedded engine, its workers, the Lambda handlers,
   // aloft/testing) comes through here: the patch is installed by the first replay, never by
   // `import "aloft"`, so importing the package leaves the user's Promise alone.
@@ -152,16 +144,17 @@ async function start(input: ReplayInput, keep: boolean): Promise<Continued> {
   const sched = input.scheduler ?? defaultScheduler;
   const st = new ReplayState(input.actionId, input.task.name, input.history, input.runId);
   st.sink = input.sink;
-  st.keeping = keep;
+  const onPark = input.onPark;
+  st.keeping = onPark !== undefined;
   let args: unknown[];
   try {
     args = deserialize(input.args) as unknown[];
     if (!Array.isArray(args)) throw new SerializationError(`arguments of ${input.task.name} are not a list`);
   } catch (e) {
-    return ended(st, failedDecision(st, failure(e, true), undefined));
+    return Promise.resolve(ended(st, failedDecision(st, failure(e, true), undefined)));
   }
   const foreign = checkIdentityScheme(input.task.name, input.history);
-  if (foreign) return ended(st, failedDecision(st, failure(foreign, true), undefined));
+  if (foreign) return Promise.resolve(ended(st, failedDecision(st, failure(foreign, true), undefined)));
 
   const end = new BodyEnd();
   // Measured only with an injected clock (the core reads none of its own).
@@ -183,13 +176,17 @@ async function start(input: ReplayInput, keep: boolean): Promise<Continued> {
   } catch (e) {
     end.settle(false, e);
   }
-  return decide(st, end, sched, bodyMs);
+  // A body parked for the first time gets its continuation, handed to the adapter.
+  const park: Park | undefined = onPark
+    ? (decision, observed) => onPark(new Continuation(st, end, sched, decision, observed, decide))
+    : undefined;
+  return decide(st, end, sched, bodyMs, park);
 }
 
 /** The replay has decided: closed, and nothing kept. */
-function ended(st: ReplayState, decision: Decision): Continued {
+function ended(st: ReplayState, decision: Decision): Decision {
   st.closed = true;
-  return { decision, continuation: undefined };
+  return decision;
 }
 
 function failedDecision(
@@ -213,14 +210,15 @@ function failedDecision(
 
 /**
  * Runs the body until it settles or is blocked (the blocking rule, docs/replay.md), and decides.
- * A body blocked on child calls only, in a replay that keeps it, is parked to continue.
+ * A body blocked on child calls only, in a replay that keeps it (`park`), is parked to continue.
  */
-export async function decide(
+async function decide(
   st: ReplayState,
   end: BodyEnd,
   sched: Scheduler,
   bodyMs: number | undefined,
-): Promise<Continued> {
+  park: Park | undefined,
+): Promise<Decision> {
   // The blocking rule (docs/replay.md): the body is blocked when, after a full macrotask turn with
   // no engine-visible activity and no trace in flight, it has not settled and awaits a child.
   let lastActivity = -1;
@@ -297,9 +295,6 @@ export async function decide(
     waits: waits ?? collectWaits(st),
   };
   st.closed = true;
-  if (!st.keeping || st.suspendRequested) return { decision, continuation: undefined };
-  return {
-    decision,
-    continuation: new Continuation(st, end, sched, decision, observed !== undefined, decide),
-  };
+  if (park && st.keeping && !st.suspendRequested) park(decision, observed !== undefined);
+  return decision;
 }

@@ -14,7 +14,7 @@ import v8 from "node:v8";
 
 const FLAG = "--heap-growing-percent";
 /** Old generation may grow by this share of what was live before V8 collects it again. */
-export const HEAP_GROWING_PERCENT = 20;
+export const HEAP_GROWING_PERCENT = 50;
 
 let tuned = false;
 

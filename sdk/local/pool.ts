@@ -6,7 +6,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { serializeError } from "../errors.ts";
-import { executeKeeping, failedDecision } from "./run-body.ts";
+import { execute, failedDecision } from "./run-body.ts";
 import type { Continuation } from "../core/continuation.ts";
 import type { Decision } from "../core/replay.ts";
 import type { ExecItem, LogBatch } from "./run-body.ts";
@@ -212,11 +212,13 @@ export class InlineExecutor implements Executor {
   send(items: ExecItem[]): void {
     for (const item of items) {
       this.inflight++;
-      executeKeeping(item, this.logs).then(
-        ({ decision, continuation }) => {
+      let kept: Continuation | undefined;
+      const onPark = item.keep ? (c: Continuation): void => void (kept = c) : undefined;
+      execute(item, this.logs, onPark).then(
+        (d) => {
           this.inflight--;
           this.logs.flush();
-          this.onDecisions([[item.actionId, item.token, decision, continuation]]);
+          this.onDecisions([[item.actionId, item.token, d, kept]]);
         },
         (e: unknown) => {
           this.inflight--;

@@ -5,9 +5,9 @@ import { ConfigurationError, serializeError } from "../errors.ts";
 import type { SerializedError } from "../errors.ts";
 import type { CallId, History, Outcome } from "../core/history.ts";
 import { emptyHistory } from "../core/history.ts";
-import { replay, replayContinuing } from "../core/replay.ts";
+import { replay } from "../core/replay.ts";
 import type { Decision } from "../core/replay.ts";
-import type { Continuation, Continued } from "../core/continuation.ts";
+import type { Continuation } from "../core/continuation.ts";
 import { findTask, listTasks } from "../registry.ts";
 import { capturing, droppedLine, newCapture } from "../log-capture.ts";
 import type { LogLine } from "../log-capture.ts";
@@ -67,23 +67,25 @@ export function failedDecision(error: SerializedError): Decision {
   return { kind: "failed", error, calls: [], cancels: [], traces: [], warnings: [] };
 }
 
-const notKept = (decision: Decision): Continued => ({ decision, continuation: undefined });
-
 /** The history of an action with none (most children): shared, since a replay only reads it. */
 const NO_HISTORY = emptyHistory();
 
-export async function execute(item: ExecItem, logs: LogBuffer): Promise<Decision> {
-  return (await executeKeeping(item, logs)).decision;
-}
-
 /**
- * Runs an item's replay; one run on the engine's thread (`item.keep`) is kept to continue from its
- * suspension, and one that was is continued with the outcomes that arrived since.
+ * Runs an item's replay. One on the engine's thread (`item.keep`) continues its parked replay if
+ * it has one, and is kept to continue (`onPark` gets the continuation) if it parks.
  */
-export async function executeKeeping(item: ExecItem, logs: LogBuffer): Promise<Continued> {
+export async function execute(
+  item: ExecItem,
+  logs: LogBuffer,
+  onPark?: (c: Continuation) => void,
+): Promise<Decision> {
   const cont = item.keep?.cont;
-  // (Its console output still goes where the first replay's did: the sink travels with its scope.)
-  if (cont) return cont.resume(item.keep!.arrived);
+  if (cont) {
+    // (Its console output still goes where the first replay's did: the sink travels with its scope.)
+    const d = await cont.resume(item.keep!.arrived);
+    if (onPark && cont.usable) onPark(cont);
+    return d;
+  }
   const def = findTask(item.task);
   if (!def) {
     const known = listTasks().map((t) => t.name);
@@ -91,25 +93,26 @@ export async function executeKeeping(item: ExecItem, logs: LogBuffer): Promise<C
       `unknown task ${JSON.stringify(item.task)} in this worker; registered: ${known.join(", ") || "(none)"}. ` +
         `Is the task defined in the module given to aloft?`,
     );
-    return notKept(failedDecision({ ...serializeError(e), nonRecoverable: true }));
+    return failedDecision({ ...serializeError(e), nonRecoverable: true });
   }
   const capture = newCapture();
   const onLine = (l: LogLine): void => logs.add(item.actionId, item.attempt, l);
   // The terminal shows a body's output as before (echo); the store keeps it per action.
-  const d = await capturing(capture, { now: Date.now, echo: true, onLine }, (sink) => {
-    const input = {
+  const keep = item.keep !== undefined && onPark !== undefined;
+  const d = await capturing(capture, { now: Date.now, echo: true, onLine }, (sink) =>
+    replay({
       sink,
       task: def,
       args: item.args,
       actionId: item.actionId,
       runId: item.runId,
       // A kept replay owns its history's maps: never the shared empty one.
-      history: item.history ?? (item.keep ? emptyHistory() : NO_HISTORY),
+      history: item.history ?? (keep ? emptyHistory() : NO_HISTORY),
       // The engine places a task by how long its synchronous body takes (engine.ts, cheap tasks).
       now: () => performance.now(),
-    };
-    return item.keep ? replayContinuing(input) : replay(input).then(notKept);
-  });
+      onPark: keep ? onPark : undefined,
+    }),
+  );
   const dropped = droppedLine(capture, Date.now());
   if (dropped) onLine(dropped);
   return d;
