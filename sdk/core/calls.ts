@@ -84,6 +84,9 @@ export function makeCall(
   if (recorded) {
     // The recorded string, not this replay's equal copy: one string per child while both live.
     if (recorded.id === id) id = recorded.id;
+    // And the record keeps this replay's inputs digest (the counters' key): an adapter that reads
+    // a long history may leave it out (sdk/local/store.ts), and an equal copy would be one more.
+    recorded.digest = inputs;
     st.reissued.push(id);
   } else {
     const rec: CallRecord = {

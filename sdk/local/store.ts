@@ -391,6 +391,9 @@ export class Store {
       if (row.call === null) continue;
       const rec = parseCallRecord(row.call);
       if (rec.id === row.id) rec.id = row.id;
+      // Not kept: a replay reads no call's inputs digest, and the one that re-makes the call hands
+      // the record its own (calls.ts). A gather's last replay holds one string less per child.
+      rec.digest = "";
       rec.parent = share(rec.parent);
       rec.task = share(rec.task);
       rec.group = share(rec.group);
