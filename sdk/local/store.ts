@@ -80,6 +80,13 @@ CREATE TABLE IF NOT EXISTS logs (
 CREATE INDEX IF NOT EXISTS logs_run ON logs(run_id);
 `;
 
+// An attempt's start and an action's result, written by id (and by rowid, see byRowid).
+const START = `UPDATE actions SET status = 'RUNNING', attempts = ?, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE id = ?`;
+const NOT_ENDED = `status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED')`;
+const COMPLETE = `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL WHERE id = ? AND ${NOT_ENDED}`;
+const START_COMPLETE = `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE id = ? AND ${NOT_ENDED}`;
+const byRowid = (sql: string): string => sql.replace("WHERE id = ?", "WHERE rowid = ?");
+
 /** A stored line of a task body's console output (sdk/log-capture.ts). */
 export interface LogRow {
   /** Increases with every line stored: `aloft logs --follow` reads the lines after the last it saw. */
@@ -176,28 +183,16 @@ export class Store {
             `INSERT OR IGNORE INTO actions (id, run_id, parent, task, grp, call, args, status, seq, window_key, window_idx, window_limit, dispatched)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           ),
-          start: p(
-            `UPDATE actions SET status = 'RUNNING', attempts = ?, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE id = ?`,
-          ),
+          start: p(START),
           // The status guard makes a result write idempotent: a duplicate or late result is ignored.
-          complete: p(
-            `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL WHERE id = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED')`,
-          ),
+          complete: p(COMPLETE),
           // An attempt that started and ended between two writes: both in one update.
-          startComplete: p(
-            `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE id = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED')`,
-          ),
+          startComplete: p(START_COMPLETE),
           // The same three by rowid: the engine knows the rows it inserted, and a lookup by id walks
           // an index whose keys (digests) arrive in random order, a page miss each at a million rows.
-          startRow: p(
-            `UPDATE actions SET status = 'RUNNING', attempts = ?, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE rowid = ?`,
-          ),
-          completeRow: p(
-            `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL WHERE rowid = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED')`,
-          ),
-          startCompleteRow: p(
-            `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE rowid = ? AND status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED')`,
-          ),
+          startRow: p(byRowid(START)),
+          completeRow: p(byRowid(COMPLETE)),
+          startCompleteRow: p(byRowid(START_COMPLETE)),
           suspend: p(
             `UPDATE actions SET status = 'SUSPENDED', waits = ? WHERE id = ? AND status = 'RUNNING'`,
           ),
