@@ -1,8 +1,9 @@
 /**
  * A replay kept over its suspension and continued when outcomes arrive, instead of replayed from
  * the start (docs/replay.md, "Continuing a replay"). The embedded engine keeps the replays it runs
- * on its own thread so: a parent's resume then costs what is new, not its whole history again (a
- * gather's last replay, every step of a sequential loop).
+ * on its own thread so: a parent's resume then costs what is new, not its whole history again
+ * (every step of a sequential loop). It replays every parent's first resume afresh all the same:
+ * that replay is what finds a body that is not deterministic.
  *
  * A continued body takes the path a fresh replay would. The fresh one runs the body over the
  * history to the point this one is parked at (the same calls, the same outcomes delivered in the
