@@ -14,6 +14,7 @@ import { scopeStorage } from "./core/state.ts";
 import type { Call } from "./core/calls.ts";
 import { StreamFuture, isThenable, outcomeValue } from "./core/futures.ts";
 import type { Wait } from "./core/wait.ts";
+import type { Outcome } from "./core/history.ts";
 import { SuspendSignal, currentScope } from "./core/state.ts";
 import type { Scope } from "./core/state.ts";
 import { digest } from "./serde.ts";
@@ -124,10 +125,9 @@ function prepare<F extends AnyFn>(
   items: Iterable<Parameters<F>[0]>,
   opts: MapOptions,
   scope: Scope,
+  stream: boolean,
 ): Prepared {
   const st = scope.state;
-  // A map's items hold their outcomes as made: a continuation could not hand it later ones.
-  st.cannotContinue();
   const list = Array.from(items);
   const bound = list.map((item, i) => bind(task, item, scope, i));
   const first = isTask(task) ? task.def : bound[0]?.def;
@@ -148,6 +148,9 @@ function prepare<F extends AnyFn>(
   );
   const tasks = bound.map((b) => b.def.name);
   const rules = resolveRules(opts, calls.length);
+  // A sync map unwinds the body to suspend, and a completion rule is decided from what was
+  // recorded when the map was called: neither can be carried over a suspension (continuation.ts).
+  if (!stream || rules) st.cannotContinue();
   return {
     scope,
     calls,
@@ -215,7 +218,7 @@ function mapSync<F extends AnyFn>(
   check(task, opts);
   const scope = currentScope();
   if (!scope) return plainSync(task, items, opts);
-  const p = prepare(task, items, opts, scope);
+  const p = prepare(task, items, opts, scope, false);
   return {
     *[Symbol.iterator]() {
       for (let k = 0; k < p.calls.length; k++) {
@@ -251,13 +254,43 @@ function mapAio<F extends AnyFn>(
   check(task, opts);
   const scope = currentScope();
   if (!scope) return plainAio(task, items, opts);
-  const p = prepare(task, items, opts, scope);
+  const p = prepare(task, items, opts, scope, true);
   const n = p.ids.length;
   const batch = Math.max(1, Math.ceil(n / STREAM_BATCHES));
+  const st = p.scope.state;
+  /** Item `i` as the stream yields it (its outcome recorded or arrived). */
+  const itemAt = (i: number) => (): IteratorResult<Item<F>> => {
+    const r = outcomeValue(p.tasks[i]!, p.calls[i]!.outcome!);
+    if (r.ok) return { done: false, value: r.value as Item<F> };
+    if (!p.failFast) return { done: false, value: r.error };
+    throw r.error;
+  };
+  /** Iterators told of an item that arrived while a continued replay was parked. */
+  const readers = new Set<(i: number) => void>();
+  if (st.keeping) {
+    const waiting = (st.waiting ??= new Map());
+    p.calls.forEach((c, i) => {
+      if (c.outcome) return;
+      waiting.set(c.id, {
+        arrive: (o: Outcome) => {
+          c.outcome = o;
+          for (const r of readers) r(i);
+        },
+      });
+    });
+  }
   return {
     [Symbol.asyncIterator]() {
       let k = 0;
       let over = false;
+      /** A read parked at item k for want of its outcome (the stream's suspension). */
+      let parked: StreamFuture<IteratorResult<Item<F>>> | undefined;
+      readers.add((i) => {
+        if (!parked || i !== k) return;
+        // Handed over in the replay's delivery order, as a fresh replay hands a recorded item.
+        parked.hand(p.ids[k++]!, itemAt(i));
+        parked = undefined;
+      });
       const done = (): Promise<IteratorResult<Item<F>>> => Promise.resolve({ done: true, value: undefined });
       return {
         next(): Promise<IteratorResult<Item<F>>> {
@@ -267,7 +300,11 @@ function mapAio<F extends AnyFn>(
             return p.verdict.kind === "failed" ? Promise.reject(p.verdict.error) : done();
           }
           const o = p.calls[k]!.outcome;
-          if (!o) return new StreamFuture<IteratorResult<Item<F>>>(p.scope.state, streamWait(p, k, batch));
+          if (!o) {
+            // Two reads parked at once (a read ahead of a `for await`): left to a fresh replay.
+            if (parked) st.cannotContinue();
+            return (parked = new StreamFuture<IteratorResult<Item<F>>>(st, streamWait(p, k, batch)));
+          }
           const end = ended(p, k);
           if (end === "throw") {
             over = true;
@@ -279,17 +316,11 @@ function mapAio<F extends AnyFn>(
             const r = outcomeValue(p.tasks[k - 1]!, o);
             return Promise.resolve({ done: false, value: (r.ok ? r.value : r.error) as Item<F> });
           }
-          const task = p.tasks[k]!;
+          const item = itemAt(k);
           const id = p.ids[k++]!;
-          const item = (): IteratorResult<Item<F>> => {
-            const r = outcomeValue(task, o);
-            if (r.ok) return { done: false, value: r.value as Item<F> };
-            if (!p.failFast) return { done: false, value: r.error };
-            throw r.error;
-          };
           // A recorded item is handed over when the replay delivers it (the order first observed).
           return new Promise((resolve, reject) =>
-            p.scope.state.delivery.onDelivery(id, {
+            st.delivery.onDelivery(id, {
               deliver: () => {
                 try {
                   resolve(item());
@@ -303,7 +334,7 @@ function mapAio<F extends AnyFn>(
         },
         /** Leaving the loop early: the children still queued or running are cancelled. */
         return(): Promise<IteratorResult<Item<F>>> {
-          const st = p.scope.state;
+          if (parked) st.cannotContinue(); // left with a read parked: a fresh replay decides
           if (!over && !st.closed) for (let i = k; i < n; i++) if (!p.calls[i]!.outcome) st.cancel(p.ids[i]!);
           over = true;
           return done();

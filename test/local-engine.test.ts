@@ -192,6 +192,20 @@ describe("embedded engine", () => {
     }
   });
 
+  it("a parent streaming a map continues its replay at every resume after the first", async () => {
+    await init({ store: join(dir, "streamed.db"), workers: 0 });
+    try {
+      t.bodyStarts.streamedAdds = 0;
+      const r = await run(t.streamedAdds, 40);
+      assert.equal(await r.result(), (40 * 41) / 2);
+      const replays = (await getEngine()).replays.get(r.id)!;
+      assert.ok(replays >= 4, `resumed ${replays} times: the test needs several`);
+      assert.equal(t.bodyStarts.streamedAdds, 2, "its first run and its first resume's fresh replay");
+    } finally {
+      await shutdown();
+    }
+  });
+
   it("a parked body that runs (its own timer makes a call) is replayed afresh, with the same result", async () => {
     await init({ store: join(dir, "woken.db"), workers: 0 });
     try {

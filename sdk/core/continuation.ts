@@ -11,9 +11,9 @@
  * one with the outcomes that arrived. Its decisions record the same calls, traces and observation
  * order, so a replay after a crash finds the history it expects.
  *
- * Only a body blocked on child calls, and gathers and races of them, is kept: a map, a sync call
- * or a gather over plain promises hold state made from what was pending in that replay
- * (`ReplayState.cannotContinue`). A body that did anything while parked (a timer's callback made
+ * Only a body blocked on child calls, gathers and races of them, and `map.aio` streams is kept: a
+ * sync call or map, a map's completion rule or a gather over plain promises hold state made from
+ * what was pending in that replay (`ReplayState.cannotContinue`). A body that did anything while parked (a timer's callback made
  * a call) is not continued either: the adapter replays it afresh.
  */
 import type { CallId, CallRecord, Outcome, TraceRecord } from "./history.ts";

@@ -572,6 +572,8 @@ export function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 /** The next item of a `map.aio` stream, when it has not settled in this replay. */
 export class StreamFuture<T = unknown> extends EngineFuture<T> {
+  /** Handed its item by a continued replay (continuation.ts): it waits for nothing any more. */
+  private handed = false;
   constructor(
     state: ReplayState,
     private readonly wait: Wait & { kind: "stream" },
@@ -582,11 +584,29 @@ export class StreamFuture<T = unknown> extends EngineFuture<T> {
   settledOk(): boolean {
     return false;
   }
-  waitNode(): Wait {
-    return this.wait;
+  waitNode(): Wait | undefined {
+    return this.handed ? undefined : this.wait;
   }
   leaves(out: Set<CallId>): void {
+    if (this.handed) return;
     for (let i = this.wait.from; i < this.wait.ids.length; i++) out.add(this.wait.ids[i]!);
+  }
+  /**
+   * Its item's outcome arrived while a continued replay was parked: settles with `item()` when the
+   * replay delivers `id`, as the item a fresh replay would have handed over from its history.
+   */
+  hand(id: CallId, item: () => T): void {
+    this.handed = true;
+    this.state.delivery.onDelivery(id, {
+      deliver: () => {
+        try {
+          this.resolveFn(item());
+        } catch (e) {
+          this.rejectFn(e);
+        }
+      },
+      visible: () => true,
+    });
   }
 }
 

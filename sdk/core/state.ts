@@ -109,8 +109,9 @@ export class ReplayState {
   }
 
   /**
-   * The body used something whose state a continuation does not carry over a suspension (a map, a
-   * sync call, a gather over plain promises): its next decision comes from a fresh replay.
+   * The body used something whose state a continuation does not carry over a suspension (a sync
+   * call or map, a map's completion rule, a gather over plain promises): its next decision comes
+   * from a fresh replay.
    */
   cannotContinue(): void {
     this.keeping = false;
