@@ -3,19 +3,22 @@
  * (`@aws/durable-execution-sdk-js`) on its local test runner (`@aws/durable-execution-sdk-js-testing`),
  * running the same fan-out as the Aloft scenario beside it. Prints one JSON line.
  *
- *   node --import tsx bench/peer.ts <steps|sequential|map|invokes|invoke-map> <n>
+ *   node --import tsx bench/peer.ts <steps|sequential|map|invokes|invoke-map> <n> [warm=R]
  *
  * steps       Promise.all of n no-op `ctx.step`s (in-process, checkpointed)
  * sequential  n no-op `ctx.step`s, each awaited before the next
  * map         `ctx.map` of n items, maxConcurrency 50, each a no-op step
  * invokes     Promise.all of n `ctx.invoke`s of a registered no-op function (a child execution each)
  * invoke-map  `ctx.map` of n items, maxConcurrency 50, each a child invoke
+ *
+ * warm=R runs it R times on one runner and measures the last (as bench/fanout.ts does).
  */
 import { withDurableExecution } from "@aws/durable-execution-sdk-js";
 import type { DurableContext } from "@aws/durable-execution-sdk-js";
 import { LocalDurableTestRunner } from "@aws/durable-execution-sdk-js-testing";
 
-const [kind = "steps", nArg = "1000"] = process.argv.slice(2);
+const [kind = "steps", nArg = "1000", ...rest] = process.argv.slice(2);
+const warm = Number(rest.find((r) => r.startsWith("warm="))?.slice(5) ?? 1);
 const n = Number(nArg);
 const items = (k: number): number[] => Array.from({ length: k }, (_, i) => i);
 
@@ -46,6 +49,10 @@ const handler = withDurableExecution(async (event: { n: number }, ctx: DurableCo
 await LocalDurableTestRunner.setupTestEnvironment({ skipTime: true });
 const runner = new LocalDurableTestRunner({ handlerFunction: handler });
 runner.registerFunction("noop", async (e: unknown) => e);
+for (let i = 1; i < warm; i++) {
+  const e = await runner.run({ payload: { n } });
+  if (e.getStatus() !== "SUCCEEDED") throw new Error(`warm-up run ${i} ended ${e.getStatus()}`);
+}
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
 const execution = await runner.run({ payload: { n } });

@@ -28,8 +28,9 @@ interface Cell {
   label: string;
   n: number;
   aloft: string[];
-  /** The peer's scenario beside it, if any (bench/peer.ts). */
+  /** The peer's scenario beside it, if any (bench/peer.ts), and its flags. */
   peer?: string;
+  peerArgs?: string[];
   /** Fresh processes for this cell, when not BENCH_RUNS. */
   runs?: number;
 }
@@ -51,6 +52,14 @@ const CELLS: Cell[] = [
   { id: "gather-1k", label: "gather (Promise.all)", n: 1_000, aloft: ["gather"], peer: "steps" },
   { id: "gather-1k-invokes", label: "gather vs child invokes", n: 1_000, aloft: ["gather"], peer: "invokes" },
   { id: "gather-10k", label: "gather (Promise.all)", n: 10_000, aloft: ["gather"], peer: "steps" },
+  {
+    id: "gather-10k-warm",
+    label: "gather, 4th in a process",
+    n: 10_000,
+    aloft: ["gather", "warm=4"],
+    peer: "steps",
+    peerArgs: ["warm=4"],
+  },
   {
     id: "map50-1k-invokes",
     label: "map c=50 vs child invokes",
@@ -123,7 +132,9 @@ for (const c of CELLS) {
   if (!wanted(c.id)) continue;
   const a = measure(`${c.id} aloft`, "fanout.ts", [c.aloft[0]!, String(c.n), ...c.aloft.slice(1)], c.runs);
   results.set(c.id, a);
-  const p = c.peer ? measure(`${c.id} peer`, "peer.ts", [c.peer, String(c.n)]) : undefined;
+  const p = c.peer
+    ? measure(`${c.id} peer`, "peer.ts", [c.peer, String(c.n), ...(c.peerArgs ?? [])])
+    : undefined;
   const ratio = p ? `${fmt(a.ms / p.ms, 2)} (${fmt(p.ms / a.ms, 1)}x)` : "—";
   const cpuRatio = p ? fmt(a.cpuMs / p.cpuMs, 2) : "—";
   console.log(
