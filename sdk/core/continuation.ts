@@ -13,8 +13,8 @@
  *
  * Only a body blocked on child calls, gathers and races of them, and `map.aio` streams is kept: a
  * sync call or map, a map's completion rule or a gather over plain promises hold state made from
- * what was pending in that replay (`ReplayState.cannotContinue`). A body that did anything while parked (a timer's callback made
- * a call) is not continued either: the adapter replays it afresh.
+ * what was pending in that replay (`ReplayState.cannotContinue`). A body that did anything while
+ * parked (a timer's callback made a call) is not continued either: the adapter replays it afresh.
  */
 import type { CallId, CallRecord, Outcome, TraceRecord } from "./history.ts";
 import type { Decision, Scheduler } from "./decision.ts";
