@@ -129,8 +129,21 @@ export function openLocalFor(modules: string[]): void {
   void openBackend(modules).catch(() => undefined);
 }
 
+/**
+ * A worker imports the user's module to find its tasks: a top-level `run()`, `getEngine()`,
+ * `recover()` or `resume()` stops there (the worker skips the marked error), rather than start an
+ * engine inside the worker, whose own workers would import the module again.
+ */
+function notInWorker(what: string): void {
+  if ((globalThis as Record<symbol, unknown>)[IN_WORKER])
+    throw Object.assign(new Error(`${what} is not available inside an Aloft worker`), {
+      aloftInWorker: true,
+    });
+}
+
 /** The local engine (created on first use): for the CLI and tests. */
 export async function getEngine(): Promise<Engine> {
+  notInWorker("getEngine()");
   const { engine } = await openBackend();
   await engine.started(); // every worker, not only the first (openLocal): a bench times after it
   return engine;
@@ -162,10 +175,7 @@ export async function run<F extends AnyFn>(
   task: Task<F>,
   ...args: Parameters<F>
 ): Promise<Run<Awaited<ReturnType<F>>>> {
-  if ((globalThis as Record<symbol, unknown>)[IN_WORKER]) {
-    // A worker imports the user's module to find its tasks; its top-level run() stops here.
-    throw Object.assign(new Error("run() is not available inside an Aloft worker"), { aloftInWorker: true });
-  }
+  notInWorker("run()");
   if (!isTask(task)) throw new ConfigurationError("run() needs a task registered with env.task");
   if (options.mode === "aws")
     return (await awsClient()).run(task, ...args) as unknown as Run<Awaited<ReturnType<F>>>;
@@ -187,6 +197,7 @@ export async function run<F extends AnyFn>(
  * console.log(r.id, await r.result());
  */
 export async function recover<R = unknown>(runId: string): Promise<Run<R>> {
+  notInWorker("recover()");
   if (options.mode === "aws") return (await awsClient()).recover(runId) as unknown as Run<R>;
   const b = await openBackend();
   const { keepAliveUntilEnded, makeRun } = await localModule();
@@ -207,6 +218,7 @@ export async function recover<R = unknown>(runId: string): Promise<Run<R>> {
 
 /** Resumes a stored run after a crash (`aloft resume`). */
 export async function resume(runId: string): Promise<Run> {
+  notInWorker("resume()");
   const b = await openBackend();
   const { keepAliveUntilEnded, makeRun } = await localModule();
   const row = b.store.getRun(runId);

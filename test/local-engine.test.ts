@@ -206,6 +206,28 @@ describe("embedded engine", () => {
     }
   });
 
+  it("a script that drives the engine at top level runs once: its workers start no engine of their own", async () => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(ROOT, "test/fixtures/script-with-engine.ts")],
+      {
+        cwd: ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    // Each worker's import started an engine of its own, whose workers imported the script again:
+    // the process grew without end and never printed. Stopped here rather than by the test runner.
+    const guard = setTimeout(() => child.kill("SIGKILL"), 90_000);
+    const code = await new Promise<number | null>((r) => child.on("close", r));
+    clearTimeout(guard);
+    assert.equal(code, 0, `the script did not finish: ${err.slice(-2000)}`);
+    assert.equal(out.trim(), String(10 * 5 + 30 * 6)); // the lengths of "doc 0" ... "doc 39"
+  });
+
   it("a parked body that runs (its own timer makes a call) is replayed afresh, with the same result", async () => {
     await init({ store: join(dir, "woken.db"), workers: 0 });
     try {
