@@ -8,7 +8,7 @@ import type { Database as Db, Statement } from "better-sqlite3";
 import { existsSync } from "node:fs";
 import { HistoryError, StoreLockedError } from "../errors.ts";
 import type { CallId, CallRecord, History, Outcome, TraceRecord, Twin } from "../core/history.ts";
-import { HISTORY_VERSION, formatOutcome, parseCallRecord, parseOutcome } from "../core/history.ts";
+import { HISTORY_VERSION, TERMINAL, formatOutcome, parseCallRecord, parseOutcome } from "../core/history.ts";
 import type { Wait } from "../core/wait.ts";
 import { ensurePrivateFile } from "./private-files.ts";
 import type { RunState } from "../run-handle.ts";
@@ -82,7 +82,7 @@ CREATE INDEX IF NOT EXISTS logs_run ON logs(run_id);
 
 // An attempt's start and an action's result, written by id (and by rowid, see byRowid).
 const START = `UPDATE actions SET status = 'RUNNING', attempts = ?, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE id = ?`;
-const NOT_ENDED = `status NOT IN ('SUCCEEDED','FAILED','TIMED_OUT','CANCELLED')`;
+const NOT_ENDED = `status NOT IN (${[...TERMINAL].map((t) => `'${t}'`).join(",")})`;
 const COMPLETE = `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL WHERE id = ? AND ${NOT_ENDED}`;
 const START_COMPLETE = `UPDATE actions SET status = ?, outcome = ?, ended = ?, attempts = ?, waits = NULL, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE id = ? AND ${NOT_ENDED}`;
 const byRowid = (sql: string): string => sql.replace("WHERE id = ?", "WHERE rowid = ?");
