@@ -35,6 +35,8 @@ export interface SoakOptions {
 export interface SoakResult {
   runs: number;
   children: number;
+  /** Actions that succeeded on a later attempt than their first. */
+  retried: number;
   stuck: number;
   lost: number;
   duplicated: number;
@@ -163,7 +165,7 @@ async function soakStack(
   const client = new AloftClient(stack.config);
   const problems: string[] = [];
   const started = Date.now();
-  const counts = { runs: 0, children: 0, stuck: 0, lost: 0, duplicated: 0, overConcurrency: 0 };
+  const counts = { runs: 0, children: 0, retried: 0, stuck: 0, lost: 0, duplicated: 0, overConcurrency: 0 };
   const problem = (kind: keyof typeof counts, text: string) => {
     counts[kind]++;
     problems.push(`${kind}: ${text}`);
@@ -223,6 +225,8 @@ async function soakStack(
     }
     const nodes = flatten(s.root);
     counts.children += Math.max(0, nodes.length - 1);
+    // Recovered by a retry: an attempt timed out (its sandbox killed past the deadline) or failed.
+    counts.retried += nodes.filter((n) => n.status === "SUCCEEDED" && n.attempts > 1).length;
     if (!TERMINAL.has(s.state)) {
       problem("stuck", `${job.name} ${r.id} still ${s.state} after ${boundOf(r.id)} s`);
       return explain(r.id, nodes);
@@ -282,6 +286,7 @@ async function soakStack(
     `soak: ${counts.runs} runs, ${counts.children} children in ${Math.round((Date.now() - started) / 1000)} s (liveness bound ${boundSeconds} s)`,
     `soak: ${invocations} invocations (${counts.children ? Math.round((invocations / counts.children) * 1e6) : 0} per million children)`,
     `soak: faults: ${c.kills} kills, ${c.throttles} throttles, ${c.duplicates} duplicates, ${c.delays} delays; IAM denials ${report.denials.length}`,
+    `soak: ${counts.retried} actions succeeded on a later attempt`,
     `soak: recovery after a kill: ${sorted.length ? `min ${sorted[0]} ms, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms over ${sorted.length} messages` : "no killed message redelivered"}`,
     ...report.functions
       .filter((f) => f.invocations)
