@@ -13,7 +13,9 @@ const positive = (v: string): number => {
 };
 
 const opts = new Command("npm run soak --")
-  .description("Run the soak stack (scripts/soak/app.ts) in the deployed shape under chaos and check its invariants.")
+  .description(
+    "Run the soak stack (scripts/soak/app.ts) in the deployed shape under chaos and check its invariants.",
+  )
   .option("--seconds <n>", "how long to keep starting runs", positive, 300)
   .option(
     "--chaos <spec>",
