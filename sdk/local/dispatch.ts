@@ -71,7 +71,9 @@ export function dispatchReady(s: Scheduler): void {
     }
     if (a.hasHistory && !item.keep?.cont) {
       try {
-        item.history = s.store.history(a.id);
+        // A first resume takes the history its suspension kept (outcome.ts suspend) rather than
+        // read back what that suspension just wrote.
+        item.history = a.mem ?? s.store.history(a.id);
         // Every child settled so far is in this history (the writes were flushed above): the
         // decision's tracker learns of them from it, and childOk counts only those settling later.
         a.seen = item.history.outcomes;
@@ -82,6 +84,7 @@ export function dispatchReady(s: Scheduler): void {
         continue;
       }
     }
+    a.mem = undefined; // for its first resume only: later ones have more history than it holds
     if (here) {
       replays.push(item);
       inlineRoom--;

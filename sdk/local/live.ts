@@ -1,5 +1,5 @@
 /** The embedded engine's in-memory view of an action that has not ended, and of a map window. */
-import type { CallId, Outcome, Twin } from "../core/history.ts";
+import type { CallId, History, Outcome, Twin } from "../core/history.ts";
 import type { WaitTracker } from "../core/wait.ts";
 import type { Continuation } from "../core/continuation.ts";
 import type { ActionStatus } from "./store.ts";
@@ -22,7 +22,8 @@ export interface Live {
   tracker?: WaitTracker;
   /**
    * Children settled (ok or not) since its history was last read, for building trackers; those
-   * settled before are in `seen`. A gather's parent would otherwise hold an entry per child.
+   * settled before are in `seen`, and those kept in `mem` are there. A gather's parent would
+   * otherwise hold an entry per child.
    */
   childOk?: Map<CallId, boolean>;
   /** The outcomes in the history its current replay was given (until that replay's decision). */
@@ -34,6 +35,12 @@ export interface Live {
    * fresh replay would read in its history, and the continuation does not know yet.
    */
   arrived?: Map<CallId, Outcome>;
+  /**
+   * Its history from its first suspension until its first resume, kept rather than read back: the
+   * calls and traces that decision wrote, and its children's outcomes as they settle. A gather's
+   * parent then never reads its history from the store.
+   */
+  mem?: History;
   /** Its row in the store, when this engine inserted it: its writes go by rowid (store.ts). */
   row?: number;
   children?: Set<CallId>;

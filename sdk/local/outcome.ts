@@ -86,6 +86,7 @@ function fail(s: Scheduler, a: Live, error: SerializedError, timedOut: boolean):
   if (next.kind === "end") return finish(s, a, next.status, { ok: false, error: next.error });
   a.cont = undefined; // the next attempt replays afresh
   a.arrived = undefined;
+  a.mem = undefined;
   clearTimeout(a.timer);
   a.timer = undefined;
   a.status = "QUEUED";
@@ -104,6 +105,8 @@ function suspend(
   traces: Decision["traces"],
   waits: Wait[],
 ): void {
+  // Its first suspension: what it writes is its whole history, kept for its first resume.
+  const first = !a.hasHistory;
   a.hasHistory = true;
   // In a recovered run each call carries where its outcome is in the source runs (stored with it).
   if (a.twins) for (const c of calls) c.tw = twinsOf(a.twins, c);
@@ -125,6 +128,15 @@ function suspend(
   });
   a.nextSeq += calls.length;
   a.status = "SUSPENDED";
+  if (first) {
+    const kept = new Map<CallId, CallRecord>();
+    // As the store reads a record back (store.ts history): no inputs digest, re-made by the replay.
+    for (const c of calls) {
+      c.digest = "";
+      kept.set(c.id, c);
+    }
+    a.mem = { calls: kept, outcomes: new Map(), traces: new Map(traces.map((t) => [t.key, t])) };
+  }
   for (let i = 0; i < calls.length; i++) {
     const c = calls[i]!;
     const child = track(s, {
@@ -199,6 +211,7 @@ export function track(
     twins: undefined,
     cont: undefined,
     arrived: undefined,
+    mem: undefined,
     row: undefined,
   };
   s.live.set(a.id, a);
@@ -210,10 +223,11 @@ export function track(
 export function watch(s: Scheduler, a: Live, waits: Wait[]): void {
   const t = new WaitTracker(waits);
   const { childOk, seen } = a;
+  const kept = a.mem?.outcomes;
   a.seen = undefined;
-  if (childOk || seen) {
+  if (childOk || seen || kept?.size) {
     for (const id of [...t.watched()]) {
-      const ok = childOk?.get(id) ?? seen?.get(id)?.ok;
+      const ok = childOk?.get(id) ?? seen?.get(id)?.ok ?? kept?.get(id)?.ok;
       if (ok !== undefined && t.settle(id, ok)) break;
     }
   }
@@ -242,6 +256,7 @@ export function finish(s: Scheduler, a: Live, status: ActionStatus, outcome: Out
   s.live.delete(a.id);
   a.cont = undefined;
   a.arrived = undefined;
+  a.mem = undefined;
   if (!a.parent) s.runs.delete(a.runId);
   s.waits.ended(a.id, status);
   s.writes.complete({ id: a.id, row: a.row, status, outcome, ended: s.now(), attempts: a.attempts });
@@ -257,7 +272,10 @@ export function finish(s: Scheduler, a: Live, status: ActionStatus, outcome: Out
   if (parent) {
     parent.children?.delete(a.id);
     parent.arrived?.set(a.id, outcome);
-    (parent.childOk ??= new Map()).set(a.id, outcome.ok);
+    // Kept for its first resume, the outcome also tells a tracker whether the child succeeded.
+    const kept = parent.mem?.outcomes as Map<CallId, Outcome> | undefined;
+    if (kept) kept.set(a.id, outcome);
+    else (parent.childOk ??= new Map()).set(a.id, outcome.ok);
     if (!isBuiltin(a.task)) s.progress.done(a.runId, a.group, outcome.ok);
     if (parent.status === "SUSPENDED" && parent.tracker?.settle(a.id, outcome.ok)) {
       parent.tracker = undefined;

@@ -58,6 +58,15 @@ export interface ActionRow {
   reused: string | null;
 }
 
+/**
+ * Page cache a suspension's calls need for their primary-key entries (a 22-character id and its
+ * rowid, in pages that random inserts leave about half full), and the most it is widened to.
+ */
+const INDEX_BYTES_PER_CALL = 64;
+const MAX_CACHE_KIB = 256 * 1024;
+/** The page cache the store keeps, in KiB. */
+const CACHE_KIB = 4_000;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -139,6 +148,11 @@ export class Store {
         fileMustExist: opts.readonly ?? false,
       });
       this.db.pragma("busy_timeout = 2000");
+      // Inserts append to the tables and to two of the indexes, and a gather's first resume takes
+      // its history from memory: a small cache costs no time, and better-sqlite3's 16 MB (filled by
+      // a 100,000-child run) was a tenth of that run's peak RSS growth. Widened for large
+      // suspensions (applySuspension).
+      this.db.pragma(`cache_size = -${CACHE_KIB}`);
       if (!opts.readonly) {
         this.db.pragma("journal_mode = WAL");
         this.db.pragma("synchronous = NORMAL");
@@ -280,33 +294,52 @@ export class Store {
     dispatched: (c: CallRecord) => boolean,
   ): (number | undefined)[] {
     const rows = new Array<number | undefined>(calls.length);
-    this.tx(() => {
-      this.writeTraces(parent, traces);
-      let seq = firstSeq;
-      const ins = this.s["insertAction"]!;
-      for (let i = 0; i < calls.length; i++) {
-        const c = calls[i]!;
-        const w = c.window;
-        const r = ins.run(
-          c.id,
-          runId,
-          parent,
-          c.task,
-          c.group,
-          JSON.stringify(c),
-          c.args,
-          "QUEUED",
-          seq++,
-          w ? w.key : null,
-          w ? w.index : null,
-          w ? w.limit : null,
-          dispatched(c) ? 1 : 0,
-        );
-        rows[i] = r.changes > 0 ? Number(r.lastInsertRowid) : undefined;
-      }
-      this.s["suspend"]!.run(JSON.stringify(waits), parent);
-    });
+    // Ids are digests, so each insert lands at a random place in the primary-key index. Once a
+    // suspension's calls outgrow the page cache, each insert evicts a page another one needs and
+    // dirty pages spill to the WAL mid-transaction: the per-call cost grows with the run (twice at a
+    // million as at 100,000). The cache is sized to the index for this transaction only (docs/performance.md).
+    const need = Math.min(Math.ceil((calls.length * INDEX_BYTES_PER_CALL) / 1024), MAX_CACHE_KIB);
+    const was = need > CACHE_KIB ? this.cacheKiB() : undefined;
+    const widen = was !== undefined && need > was.kib;
+    if (widen) this.db.pragma(`cache_size = -${need}`);
+    try {
+      this.tx(() => {
+        this.writeTraces(parent, traces);
+        let seq = firstSeq;
+        const ins = this.s["insertAction"]!;
+        for (let i = 0; i < calls.length; i++) {
+          const c = calls[i]!;
+          const w = c.window;
+          const r = ins.run(
+            c.id,
+            runId,
+            parent,
+            c.task,
+            c.group,
+            JSON.stringify(c),
+            c.args,
+            "QUEUED",
+            seq++,
+            w ? w.key : null,
+            w ? w.index : null,
+            w ? w.limit : null,
+            dispatched(c) ? 1 : 0,
+          );
+          rows[i] = r.changes > 0 ? Number(r.lastInsertRowid) : undefined;
+        }
+        this.s["suspend"]!.run(JSON.stringify(waits), parent);
+      });
+    } finally {
+      if (widen) this.db.pragma(`cache_size = ${was.setting}`);
+    }
     return rows;
+  }
+
+  /** SQLite's page cache now: its setting (pages, or KiB when negative) and its size in KiB. */
+  private cacheKiB(): { setting: number; kib: number } {
+    const setting = this.db.pragma("cache_size", { simple: true }) as number;
+    const page = this.db.pragma("page_size", { simple: true }) as number;
+    return { setting, kib: setting < 0 ? -setting : (setting * page) / 1024 };
   }
 
   writeTraces(parent: CallId, traces: readonly TraceRecord[]): void {
