@@ -131,6 +131,7 @@ function suspend(
   if (first) {
     const kept = new Map<CallId, CallRecord>();
     // As the store reads a record back (store.ts history): no inputs digest, re-made by the replay.
+    // A first run is never kept to continue (dispatch.ts), so nothing else holds these records.
     for (const c of calls) {
       c.digest = "";
       kept.set(c.id, c);

@@ -150,8 +150,8 @@ export class Store {
       this.db.pragma("busy_timeout = 2000");
       // Inserts append to the tables and to two of the indexes, and a gather's first resume takes
       // its history from memory: a small cache costs no time, and better-sqlite3's 16 MB (filled by
-      // a 100,000-child run) was a tenth of that run's peak RSS growth. Widened for large
-      // suspensions (applySuspension).
+      // a 100,000-child run) was about 11 MB of that run's peak RSS. Widened for large suspensions
+      // (applySuspension).
       this.db.pragma(`cache_size = -${CACHE_KIB}`);
       if (!opts.readonly) {
         this.db.pragma("journal_mode = WAL");
@@ -299,8 +299,7 @@ export class Store {
     // dirty pages spill to the WAL mid-transaction: the per-call cost grows with the run (twice at a
     // million as at 100,000). The cache is sized to the index for this transaction only (docs/performance.md).
     const need = Math.min(Math.ceil((calls.length * INDEX_BYTES_PER_CALL) / 1024), MAX_CACHE_KIB);
-    const was = need > CACHE_KIB ? this.cacheKiB() : undefined;
-    const widen = was !== undefined && need > was.kib;
+    const widen = need > CACHE_KIB;
     if (widen) this.db.pragma(`cache_size = -${need}`);
     try {
       this.tx(() => {
@@ -330,16 +329,9 @@ export class Store {
         this.s["suspend"]!.run(JSON.stringify(waits), parent);
       });
     } finally {
-      if (widen) this.db.pragma(`cache_size = ${was.setting}`);
+      if (widen) this.db.pragma(`cache_size = -${CACHE_KIB}`);
     }
     return rows;
-  }
-
-  /** SQLite's page cache now: its setting (pages, or KiB when negative) and its size in KiB. */
-  private cacheKiB(): { setting: number; kib: number } {
-    const setting = this.db.pragma("cache_size", { simple: true }) as number;
-    const page = this.db.pragma("page_size", { simple: true }) as number;
-    return { setting, kib: setting < 0 ? -setting : (setting * page) / 1024 };
   }
 
   writeTraces(parent: CallId, traces: readonly TraceRecord[]): void {
