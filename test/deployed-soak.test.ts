@@ -39,6 +39,8 @@ describe("the deployed shape under chaos", { timeout: 900_000 }, () => {
       seconds: 20,
       // At least this many runs however slow the machine, so every kind of fault is drawn.
       minRuns: 10,
+      // ...and until a killed message was delivered again (asserted below), for at most 80 s.
+      minRecoveries: 1,
       inFlight: 3,
       chaos: { kill: 0.05, throttle: 0.05, duplicate: 0.1, delay: 0.1, seed: 11 },
       log: (l) => lines.push(l),

@@ -27,6 +27,12 @@ export interface SoakOptions {
   inFlight?: number;
   /** Keep starting runs past `seconds` until this many have started (so a slow machine still sees faults); default 0. */
   minRuns?: number;
+  /**
+   * Keep starting runs (up to 4x `seconds`) until this many killed messages were delivered again:
+   * a kill can land where nothing is redelivered (a duplicate finished the message, or the run
+   * ended first), so a short soak may otherwise see no recovery at all.
+   */
+  minRecoveries?: number;
   /** A `cdk synth` of scripts/soak/app.ts to use; default: synthesized into a temp folder. */
   cdkOut?: string;
   log?: (line: string) => void;
@@ -267,9 +273,12 @@ async function soakStack(
   };
 
   const end = started + seconds * 1000;
+  const latest = started + 4 * seconds * 1000;
+  const recovering = () =>
+    stack.eventSources.recoveries.length < (options.minRecoveries ?? 0) && Date.now() < latest;
   let next = 0;
   const lanes = Array.from({ length: options.inFlight ?? 4 }, async () => {
-    while (Date.now() < end || next < (options.minRuns ?? 0)) {
+    while (Date.now() < end || next < (options.minRuns ?? 0) || recovering()) {
       const job = jobs[next++ % jobs.length]!;
       await one(job).catch((e: unknown) => problem("lost", `${job.name}: the client failed: ${String(e)}`));
     }
