@@ -11,7 +11,9 @@
  *    nudged: a resume its counts allow but nobody decided, or decided but not sent, is sent; a
  *    resume sent but never replayed (lost) is sent again; calls committed but not all sent are
  *    re-sent (fan-out.ts redispatch); a waiting parent's unsettled leaf children are sent again (a
- *    lost exec); a root that never suspended gets its exec again. Every one of these is safe twice:
+ *    lost exec); a waiting parent whose children settled but were never counted (a completion
+ *    lost after its outcome was written) is resumed anyway (`uncounted`); a root that never
+ *    suspended gets its exec again. Every one of these is safe twice:
  *    a resume replays the parent from its recorded history exactly, under its replay lease, and a
  *    child's outcome is recorded once.
  * 3. A fingerprint still unchanged past the fail bound fails the run with a StalledRunError naming
@@ -28,7 +30,7 @@ import { ENV } from "../sdk/aws/config.ts";
 import { sendExecs } from "../sdk/aws/transport/dispatch.ts";
 import { failAction } from "./fail-action.ts";
 import { MESSAGE_VERSION } from "../sdk/aws/messages.ts";
-import { maybeResume, sendResume } from "./resume.ts";
+import { forceResume, maybeResume, sendResume } from "./resume.ts";
 import { rootExec } from "./coord/start-run.ts";
 import { batchGet, keyId } from "../sdk/aws/store/io.ts";
 import { runtime } from "../sdk/aws/runtime.ts";
@@ -127,6 +129,10 @@ interface Visit {
   /** Unsettled children without a counter of their own (leaves, or parents not yet suspended). */
   waiting: CallRecord[];
   open: number;
+  /** Every call of the parent was read (its calls fit the walk's page): `open` is all of them. */
+  complete: boolean;
+  /** An open child is a sleep, a signal or a callback wait. */
+  outside: boolean;
   windows: WindowItem[];
   /** Names of the signals its open `waitForSignal` children wait for. */
   signals: Set<string>;
@@ -195,6 +201,8 @@ async function walkRun(
         cnt,
         waiting: [],
         open: 0,
+        complete: false,
+        outside: false,
         windows: [],
         signals: new Set(),
         callbacks: [],
@@ -205,12 +213,14 @@ async function walkRun(
       const page = await openChildren(rt, l.id, cnt);
       v.windows = page.windows;
       v.open = page.open.length;
+      v.complete = page.complete;
       for (const c of page.open)
         if (page.parents.has(c.id)) next.push({ id: c.id, task: c.task });
         // A sleep or signal wait waits on time or the outside world: no bound judges it, and
         // re-sending it would only start another chain of delayed hops.
         else if (isBuiltin(c.task)) {
           opaque = true;
+          v.outside = true;
           const w = durableWaitOf(c.task, c.args);
           if (w?.kind === "signal") v.signals.add(w.name);
           if (w?.kind === "callback") v.callbacks.push(w.secret);
@@ -231,8 +241,8 @@ async function openChildren(
   rt: Runtime,
   action: string,
   cnt: CounterItem,
-): Promise<{ open: CallRecord[]; parents: Set<string>; windows: WindowItem[] }> {
-  const [{ items: chunks }, { items: parts }] = await Promise.all([
+): Promise<{ open: CallRecord[]; parents: Set<string>; windows: WindowItem[]; complete: boolean }> {
+  const [{ items: chunks, more }, { items: parts }] = await Promise.all([
     readPrefix(rt, action, "C#", { limit: CHUNKS_PER_PARENT }),
     readPrefix(rt, action, "W#"),
   ]);
@@ -252,7 +262,7 @@ async function openChildren(
   );
   const windows = parts as unknown as WindowItem[];
   if (cnt.win) windows.push({ pk: cnt.pk, sk: cnt.sk, ...cnt.win });
-  return { open, parents, windows };
+  return { open, parents, windows, complete: !more };
 }
 
 /** Sends whatever may have been lost; returns what it did, one line each. */
@@ -280,9 +290,14 @@ async function nudge(
     } else if (c.st === "R") {
       await sendResume(rt, v.id, c.epoch);
       did.push(`re-sent the resume of ${name}, sent but never replayed`);
-    } else if (v.waiting.length) {
-      await dispatchCalls(rt, run.run, v.waiting, v.windows, undefined);
-      did.push(`re-sent the exec of ${v.waiting.length} unsettled child(ren) of ${name}`);
+    } else {
+      const lost = uncounted(v);
+      if (lost > 0 && (await forceResume(rt, v.id, c.epoch)))
+        did.push(`resumed ${name}: at least ${lost} of its children settled without being counted`);
+      if (v.waiting.length) {
+        await dispatchCalls(rt, run.run, v.waiting, v.windows, undefined);
+        did.push(`re-sent the exec of ${v.waiting.length} unsettled child(ren) of ${name}`);
+      }
     }
     if (v.signals.size) {
       // A signal whose announcement was lost (its sender died after storing it), or a match that
@@ -308,6 +323,23 @@ async function nudge(
     }
   }
   return did;
+}
+
+/**
+ * How many of a waiting parent's children settled without their completion ever being counted
+ * (a completion message lost after its outcome was written), proven from the walk: the wait needs
+ * at least B more successes (store/trigger.ts), each from a distinct child unsettled when it
+ * suspended; each of those is either still open or settled since — and then counted, unless its
+ * completion was lost (over-counting only adds). So with every call read, fewer open children
+ * than B minus what was counted means completions were lost. A wait on the outside world (a
+ * sleep, a signal, a callback, an opaque await) is not judged.
+ */
+export function uncounted(v: Pick<Visit, "cnt" | "open" | "complete" | "outside">): number {
+  const c = v.cnt;
+  if (c.st !== "S" || (c.disp ?? 0) < c.epoch || !v.complete || v.outside) return 0;
+  if (c.D >= NEVER || c.B >= NEVER) return 0;
+  const n = sinceCommit(c);
+  return Math.max(0, c.B - n.ok - n.err - v.open);
 }
 
 /** Why a run is failed as stalled: the deepest parent that waits, and on what. */

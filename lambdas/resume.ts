@@ -42,6 +42,18 @@ export async function maybeResume(
   return true;
 }
 
+/**
+ * Resumes `action` at `epoch` whatever its counts say (the reconciler, when completions were lost):
+ * a replay is always safe — it reads the recorded history and, if its wait is still unmet,
+ * suspends again with thresholds from what it found. Still one resume per suspension (the S → R
+ * transition); false if another took it or the epoch moved on.
+ */
+export async function forceResume(rt: Runtime, action: string, epoch: number): Promise<boolean> {
+  if (!(await markResuming(rt, action, epoch, 0))) return false;
+  await sendResume(rt, action, epoch);
+  return true;
+}
+
 export async function sendResume(
   rt: Runtime,
   action: string,

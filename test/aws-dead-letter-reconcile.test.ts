@@ -29,8 +29,10 @@ async function failure(p: Promise<unknown>, what: string): Promise<Error & { err
   assert.fail(`${what}: the run succeeded`);
 }
 
-/** Drops exec messages `pick` selects from every SendMessageBatch (a message lost on its way). */
-function dropExecs(pick: (m: { k: string; id: string; epoch?: number }) => boolean): {
+/** Drops messages `pick` selects from every SendMessageBatch (a message lost on its way). */
+function dropExecs(
+  pick: (m: { k: string; id: string; run?: string; epoch?: number; d?: { run: string }[] }) => boolean,
+): {
   undo(): void;
   dropped: number;
 } {
@@ -187,6 +189,44 @@ describe("liveness: dead letters and stalled runs", { timeout: 150_000 }, () => 
     const second = await tickAt(1_802_000);
     assert.ok(
       second.nudged.some((n) => n.startsWith(r.id) && /re-sent the resume of awsx.gather/.test(n)),
+      JSON.stringify(second),
+    );
+    assert.deepEqual(await within(r.result(), 20_000, "resumed by the reconciler"), [0, 2, 4, 6]);
+  });
+
+  it("completions lost after their outcomes were written: the reconciler proves it and resumes the parent", async () => {
+    let target = "";
+    // Every completion of the run's children is lost on its way to the coordinator (their writers
+    // died after writing the outcomes, and nothing redelivers them).
+    const drop = dropExecs(
+      (m) => (m.k === "done" && m.run === target) || (m.d?.some((d) => d.run === target) ?? false),
+    );
+    let r;
+    try {
+      r = await client.run(t.gather, 4);
+      target = r.id;
+      const deadline = Date.now() + 20_000;
+      while (
+        drop.dropped === 0 ||
+        (await r.status()).root?.children?.some((c) => c.status !== "SUCCEEDED") !== false
+      ) {
+        assert.ok(Date.now() < deadline, "the children never all succeeded");
+        await sleep(100);
+      }
+    } finally {
+      drop.undo();
+    }
+    await sleep(1500);
+    const c = await readCounter(runtime(), r.id);
+    assert.deepEqual([c?.st, c?.co], ["S", 0], "stalled: the parent waits, nothing counted");
+    assert.equal((await tickAt(901_000)).nudged.length, 0, "the first look only records where the run is");
+    const second = await tickAt(1_802_000);
+    assert.ok(
+      second.nudged.some(
+        (n) =>
+          n.startsWith(r.id) &&
+          /resumed awsx.gather .*: at least 4 of its children settled without being counted/.test(n),
+      ),
       JSON.stringify(second),
     );
     assert.deepEqual(await within(r.result(), 20_000, "resumed by the reconciler"), [0, 2, 4, 6]);

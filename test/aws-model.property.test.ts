@@ -106,16 +106,124 @@ describe("the AWS handlers under random schedules", { timeout: 3_600_000 }, () =
       await bus.stop();
     });
 
-    // Found by random exploration on 2026-12-05 (there since before that day): a timed parent's
+    // Found by random exploration on 2026-12-05 (seed 1225686155; there since before that day): a timed parent's
     // duplicate exec, delivered after its deadline check ended its counter and crashed before
     // writing TIMED_OUT, replayed to an outcome of its own — CancelledError from the child the same
     // check had cancelled. Fixed by recording who ended a counter (CounterItem.eb).
     it("a duplicated, crashed start of a timed parent ends as its tree says", async () => {
-      const r = await explore(bus, {
-        numRuns: 1,
-        seed: 1225686155,
-        path: "75:0:0:3:2:2:7:7:11:11:11:19:18:17:24:28:9:9:9:9:10:11:11:11:13:13:13:15:14:14:15:16:16:16:16:20:17",
-      });
+      // The schedules that seed and path drew (the path no longer replays once the arbitrary
+      // draws another fault kind, so they are kept as values).
+      const found: [Spec, Step[]][] = [
+        [
+          { k: "timed", kid: { k: "wide", n: 11 } },
+          [
+            {
+              q: 0,
+              at: 0,
+              n: 1,
+              dup: "same",
+              crash: { k: 3, at: "before", on: "write" },
+              wait: false,
+              cancel: true,
+              meanwhile: null,
+            },
+            {
+              q: 0,
+              at: 0,
+              n: 1,
+              dup: "none",
+              crash: null,
+              wait: false,
+              cancel: false,
+              meanwhile: { k: 1, what: "deliver", q: 0, at: 0, n: 1 },
+            },
+            { q: 0, at: 0, n: 1, dup: "none", crash: null, wait: true, cancel: false, meanwhile: null },
+            {
+              q: 0,
+              at: 0,
+              n: 1,
+              dup: "none",
+              crash: { k: 1, at: "before", on: "send" },
+              wait: true,
+              cancel: false,
+              meanwhile: null,
+            },
+          ],
+        ],
+        [
+          { k: "timed", kid: { k: "wide", n: 11 } },
+          [
+            {
+              q: 0,
+              at: 0,
+              n: 1,
+              dup: "same",
+              crash: { k: 3, at: "before", on: "write" },
+              wait: false,
+              cancel: true,
+              meanwhile: null,
+            },
+            {
+              q: 0,
+              at: 0,
+              n: 1,
+              dup: "none",
+              crash: null,
+              wait: false,
+              cancel: false,
+              meanwhile: { k: 1, what: "deliver", q: 0, at: 0, n: 1 },
+            },
+            { q: 0, at: 0, n: 1, dup: "none", crash: null, wait: true, cancel: false, meanwhile: null },
+            {
+              q: 0,
+              at: 0,
+              n: 1,
+              dup: "none",
+              crash: { k: 1, at: "after", on: "send" },
+              wait: false,
+              cancel: false,
+              meanwhile: null,
+            },
+          ],
+        ],
+        [
+          { k: "timed", kid: { k: "wide", n: 11 } },
+          [
+            {
+              q: 0,
+              at: 0,
+              n: 1,
+              dup: "same",
+              crash: { k: 3, at: "before", on: "write" },
+              wait: false,
+              cancel: true,
+              meanwhile: null,
+            },
+            {
+              q: 0,
+              at: 0,
+              n: 1,
+              dup: "none",
+              crash: null,
+              wait: false,
+              cancel: false,
+              meanwhile: { k: 1, what: "deliver", q: 0, at: 0, n: 1 },
+            },
+            { q: 0, at: 0, n: 1, dup: "none", crash: null, wait: true, cancel: false, meanwhile: null },
+            {
+              q: 0,
+              at: 0,
+              n: 1,
+              dup: "none",
+              crash: { k: 1, at: "after", on: "send" },
+              wait: true,
+              cancel: true,
+              meanwhile: null,
+            },
+          ],
+        ],
+      ];
+      const r = await explore(bus, { numRuns: found.length, examples: found, seed: FIXED_SEED });
       if (r.details.failed) assert.fail(String(r.details.errorInstance));
     });
 

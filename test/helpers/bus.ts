@@ -63,6 +63,11 @@ export interface DeliverOptions {
   /** Crash the invocation (all of them, with copies) at this call: every later call fails too. */
   crash?: Crash;
   /**
+   * With copies, only the first crashes; the others finish and acknowledge the messages (a
+   * duplicate delivery whose twin died: its acknowledgement deletes what the dead one held).
+   */
+  crashOne?: boolean;
+  /**
    * Just before the invocation's k-th AWS call (any kind), run `then` (another delivery, a cancel)
    * and only then make the call: something else happening in the middle of this invocation.
    */
@@ -258,29 +263,30 @@ export class Bus {
           }) as unknown as SQSRecord,
       ),
     } as SQSEvent;
-    const inv: Invocation = {
-      crash: opts.crash ? { ...opts.crash, seen: 0, fired: false } : undefined,
-      pause: opts.pause,
+    const invocation = (crash: Crash | undefined, pause: DeliverOptions["pause"]): Invocation => ({
+      crash: crash ? { ...crash, seen: 0, fired: false } : undefined,
+      pause,
       calls: 0,
       prior: [],
-    };
-    const outs = await lanes.run({ bus: this, inv }, () =>
-      Promise.all(
-        Array.from({ length: opts.copies ?? 1 }, () =>
-          handler(event).catch((e: unknown) => ({ thrown: String(e) })),
-        ),
+    });
+    const shared = invocation(opts.crash, opts.pause);
+    const invs = Array.from({ length: opts.copies ?? 1 }, (_, i) =>
+      opts.crashOne && i > 0 ? invocation(undefined, undefined) : shared,
+    );
+    const outs = await Promise.all(
+      invs.map((inv) =>
+        lanes.run({ bus: this, inv }, () => handler(event).catch((e: unknown) => ({ thrown: String(e) }))),
       ),
     );
-    const crashed = inv.crash?.fired ?? false;
+    const crashed = shared.crash?.fired ?? false;
     const acked = new Set<string>();
     const errors = new Map<string, string>();
-    if (!crashed)
-      for (const out of outs) {
-        if ("thrown" in out) continue;
-        const failed = new Set((out.batchItemFailures ?? []).map((f) => f.itemIdentifier));
-        for (const m of batch) if (!failed.has(m.id)) acked.add(m.id);
-        for (const id of failed) errors.set(id, "reported as a batch item failure");
-      }
+    for (const [i, out] of outs.entries()) {
+      if (invs[i]!.crash?.fired || "thrown" in out) continue;
+      const failed = new Set((out.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+      for (const m of batch) if (!failed.has(m.id)) acked.add(m.id);
+      for (const id of failed) errors.set(id, "reported as a batch item failure");
+    }
     for (const m of batch) {
       if (acked.has(m.id)) held.splice(held.indexOf(m), 1);
       else m.lastError = crashed ? "the invocation crashed" : (errors.get(m.id) ?? "the handler threw");

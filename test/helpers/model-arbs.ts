@@ -12,6 +12,7 @@ import type { Spec } from "../fixtures/model-tasks.ts";
 export const FAULT_KINDS = [
   "dup-same", // the same messages to two invocations at once (two coordinators on one batch)
   "dup-copy", // a copy of a message with a new id (a standard queue's duplicate)
+  "dup-twin", // the same messages to two invocations at once, one crashing, the other acknowledging
   "cut-send", // a crash before or right after the k-th SQS send: a send loop cut after any request
   "crash-write", // a crash before or right after the k-th DynamoDB write
   "crash-any", // a crash before the k-th AWS call of any kind (reads included)
@@ -79,7 +80,8 @@ export interface Step {
   at: number;
   /** Batch size. */
   n: number;
-  dup: "none" | "same" | "copy";
+  /** `twin`: two invocations at once, of which only the first crashes (the other acknowledges). */
+  dup: "none" | "same" | "copy" | "twin";
   crash: Crash | null;
   /** Jump the clock past the visibility timeout first. */
   wait: boolean;
@@ -143,6 +145,7 @@ export function scheduleArb({ kinds: faults }: Faults, maxSteps = 20): fc.Arbitr
   const dups: Step["dup"][] = ["none"];
   if (faults.has("dup-same")) dups.push("same");
   if (faults.has("dup-copy")) dups.push("copy");
+  if (faults.has("dup-twin")) dups.push("twin");
   const ons: Crash["on"][] = [];
   if (faults.has("cut-send")) ons.push("send");
   if (faults.has("crash-write")) ons.push("write");
@@ -192,8 +195,13 @@ export function scheduleArb({ kinds: faults }: Faults, maxSteps = 20): fc.Arbitr
 /** A step in words, for counterexamples. */
 export function describeStep(s: Step): string {
   const parts = [`q${s.q} at ${s.at} n=${s.n}`];
-  if (s.dup !== "none")
-    parts.push(s.dup === "same" ? "to two invocations at once" : "plus a copy with a new id");
+  const dup = {
+    none: undefined,
+    same: "to two invocations at once",
+    copy: "plus a copy with a new id",
+    twin: "to two invocations at once, the other one acknowledging",
+  }[s.dup];
+  if (dup) parts.push(dup);
   if (s.crash)
     parts.push(`crash ${s.crash.at} ${s.crash.on === "any" ? "AWS call" : s.crash.on} #${s.crash.k}`);
   if (s.wait) parts.push("after a visibility timeout");
@@ -225,7 +233,7 @@ const plain = (crash: Crash | null = null): Step => ({
  */
 export function examples(faults: Faults): [Spec, Step[]][] {
   const leaves = (n: number): Spec[] => Array.from({ length: n }, (_, v) => ({ k: "leaf", v }));
-  const all: { off?: string; spec: Spec; crash: Crash }[] = [
+  const all: { off?: string; spec: Spec; crash: Crash; dup?: Step["dup"] }[] = [
     // A hosted window's release crashes right after its commit, before the next item's send: the
     // redelivery must find the slot marked as its own and send the occupant (not release again).
     { spec: { k: "map", c: 1, kids: leaves(3) }, crash: { k: 2, at: "after", on: "write" } },
@@ -241,8 +249,16 @@ export function examples(faults: Faults): [Spec, Step[]][] {
       spec: { k: "all", kids: [{ k: "wide", n: 12 }] },
       crash: { k: 1, at: "after", on: "send" },
     },
+    // A leaf's exec goes to two invocations at once: the first writes the outcome and dies before
+    // reporting it, the other loses the write and acknowledges the message, so the dead one's
+    // delivery never comes back to report it.
+    {
+      spec: { k: "all", kids: leaves(2) },
+      crash: { k: 1, at: "after", on: "write" },
+      dup: "twin",
+    },
   ];
   return all
     .filter((e) => e.off === undefined || !faults.off.includes(e.off))
-    .map((e) => [e.spec, [plain(), plain(), plain(e.crash)]]);
+    .map((e) => [e.spec, [plain(), plain(), { ...plain(e.crash), dup: e.dup ?? "none" }]]);
 }

@@ -173,7 +173,8 @@ export async function runSchedule(
       };
       if (w) faulted++;
       await deliver(batch, {
-        copies: s.dup === "same" ? 2 : 1,
+        copies: s.dup === "same" || s.dup === "twin" ? 2 : 1,
+        crashOne: s.dup === "twin",
         ...(crash ? { crash } : {}),
         ...(w ? { pause: { k: w.k, then } } : {}),
       });

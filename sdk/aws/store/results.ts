@@ -27,6 +27,8 @@ export interface Terminal {
   reused?: string;
   /** The action made child calls (the status tree looks under it). */
   kids?: boolean;
+  /** The release token of the message whose delivery writes it (ResultItem.by). */
+  by?: number;
 }
 
 export type WriteResult =
@@ -84,6 +86,10 @@ export async function writeTerminal(rt: Runtime, t: Terminal): Promise<WriteResu
     values[":k"] = true;
     set += ", kids = :k";
   }
+  if (t.by !== undefined) {
+    values[":by"] = t.by;
+    set += ", #by = :by"; // BY is a reserved word
+  }
   try {
     await rt.doc.send(
       new UpdateCommand({
@@ -91,7 +97,7 @@ export async function writeTerminal(rt: Runtime, t: Terminal): Promise<WriteResu
         Key: root ? runKey(t.run) : resultKey(t.parent!, t.id),
         UpdateExpression: `SET ${set}`,
         ConditionExpression: cond,
-        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeNames: { "#status": "status", ...(t.by === undefined ? {} : { "#by": "by" }) },
         ExpressionAttributeValues: values,
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       }),

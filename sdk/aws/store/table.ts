@@ -245,6 +245,11 @@ export interface ResultItem {
   reused?: string;
   /** The child made calls of its own. */
   kids?: boolean;
+  /**
+   * The release token of the SQS message whose delivery wrote the outcome: a delivery of the same
+   * message that lost the write reports it (lambdas/exec/finish.ts `untold`).
+   */
+  by?: number;
   expiresAt?: number;
 }
 
