@@ -7,7 +7,8 @@ import type { Runtime } from "../../sdk/aws/runtime.ts";
 import { sweepOf } from "../../sdk/aws/store/cancel.ts";
 import { endCounter, readCounter } from "../../sdk/aws/store/counters.ts";
 import { decodeChunk, fenceFirstEpoch, isFenced, loadActionItems } from "../../sdk/aws/store/history.ts";
-import { bumpAttempt, readAction, writeTerminal } from "../../sdk/aws/store/results.ts";
+import { bumpAttempt, bumpedByTwin, readAction, writeTerminal } from "../../sdk/aws/store/results.ts";
+import { releaseToken } from "../../sdk/aws/store/windows.ts";
 import type { ResultItem, RunItem } from "../../sdk/aws/store/table.ts";
 import { expiry } from "../../sdk/aws/store/table.ts";
 import { afterFailure, descendantsReason, timeoutError } from "../../sdk/core/policy.ts";
@@ -51,9 +52,11 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: st
   });
   // A retry only once this attempt is fenced off its first suspension, so it cannot commit one
   // while the retry runs (store/history.ts claimEpoch).
+  const by = releaseToken(messageId);
   if (next.kind === "retry" && def && (await fenceFirstEpoch(rt, m.id, m.attempt, x))) {
-    if (await bumpAttempt(rt, m.run, m.parent, m.id, m.attempt))
-      await sendCheckRetry(rt, m, item, next.delayMs);
+    // A delivery of this same check that bumped it first may have died before sending the retry.
+    const b = await bumpAttempt(rt, m.run, m.parent, m.id, m.attempt, by);
+    if (b.bumped || bumpedByTwin(b.existing, m.attempt, by)) await sendCheckRetry(rt, m, item, next.delayMs);
     return;
   }
   const error =
@@ -73,8 +76,12 @@ export async function checkTimeout(rt: Runtime, m: TimeoutMessage, messageId: st
     outcome: { ok: false, error },
     attempt: m.attempt,
     kids,
+    ...(m.parent === null ? {} : { by }),
   });
-  if (w.written && m.parent !== null)
+  // A delivery of this same check that wrote it first may have died before counting it (an
+  // over-count, if it did not, only resumes early).
+  const told = w.written || w.existing?.["by"] === by;
+  if (told && m.parent !== null)
     // A timed-out item of a windowed map frees its slot (its check carries the slot).
     await countCompletions(rt, [{ id: messageId, msg: doneOf(m, m.parent, false) }]);
 }

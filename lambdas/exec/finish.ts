@@ -6,7 +6,10 @@ import type { ExecMessage } from "../../sdk/aws/messages.ts";
 import type { Runtime } from "../../sdk/aws/runtime.ts";
 import { cancelChildren, sweepOf } from "../../sdk/aws/store/cancel.ts";
 import { endCounter } from "../../sdk/aws/store/counters.ts";
-import { readAction, writeTerminal } from "../../sdk/aws/store/results.ts";
+import { bumpedByTwin, readAction, writeTerminal } from "../../sdk/aws/store/results.ts";
+import { retryDelayMs } from "../../sdk/core/task-def.ts";
+import { taskOf } from "../task-of.ts";
+import { sendRetry } from "./retry.ts";
 import type { Terminal } from "../../sdk/aws/store/results.ts";
 import type { CounterItem, TerminalStatus } from "../../sdk/aws/store/table.ts";
 import { descendantsReason } from "../../sdk/core/policy.ts";
@@ -60,16 +63,25 @@ export async function finish(e: Ending): Promise<void> {
   if (cached) t.cached = true;
   if (reused) t.reused = reused;
   if (cnt) t.kids = true;
-  if (m.parent !== null) t.by = releaseToken(e.delivery.id);
+  const by = releaseToken(e.delivery.id);
+  if (m.parent !== null) t.by = by;
   const w = await writeTerminal(rt, t);
+  if (!w.written && w.existing?.["outcome"] === undefined) {
+    // A stale attempt: a later one runs — unless a delivery of this same message failed, moved
+    // the action to it and died before sending it (this one's acknowledgement deletes the message
+    // its redelivery would have sent it from): send it (an exec delivered twice is recorded once).
+    const def = taskOf(m);
+    if (def && bumpedByTwin(w.existing, m.attempt, by))
+      await sendRetry(rt, m, retryDelayMs(def.retries, m.attempt));
+    return;
+  }
   if (m.parent === null) return;
   let ok = outcome.ok;
   if (!w.written) {
-    // Recorded before. No outcome means a stale attempt. Otherwise whoever wrote it tells the
-    // parent: another delivery of this exec, a timeout check, a cancellation — unless it was this
-    // message's own earlier delivery, which crashed before telling the parent (tell it now).
-    if (w.existing?.["outcome"] === undefined || !untold(w.existing, e.delivery, rt.now())) return;
-    ok = w.existing["status"] === "SUCCEEDED";
+    // Recorded before: whoever wrote it tells the parent (another delivery of this exec, a
+    // timeout check, a cancellation) — unless it may not have (untold).
+    if (!untold(w.existing!, e.delivery, rt.now())) return;
+    ok = w.existing!["status"] === "SUCCEEDED";
   }
   outbox.push({ msg: doneOf(m, m.parent, ok) });
 }

@@ -3,16 +3,24 @@ import type { SerializedError } from "../../sdk/errors.ts";
 import { sendExecs } from "../../sdk/aws/transport/dispatch.ts";
 import type { ExecMessage } from "../../sdk/aws/messages.ts";
 import type { Runtime } from "../../sdk/aws/runtime.ts";
-import { bumpAttempt } from "../../sdk/aws/store/results.ts";
+import { bumpAttempt, bumpedByTwin } from "../../sdk/aws/store/results.ts";
+import { releaseToken } from "../../sdk/aws/store/windows.ts";
+import type { Delivery } from "./context.ts";
 
 export async function retry(
   rt: Runtime,
   m: ExecMessage,
   delayMs: number,
   error: SerializedError,
+  delivery: Delivery,
 ): Promise<void> {
-  // Only the attempt that failed may start the next: a duplicate delivery starts no second chain.
-  if (!(await bumpAttempt(rt, m.run, m.parent, m.id, m.attempt))) return;
+  // Only the attempt that failed may start the next: a duplicate delivery starts no second chain —
+  // unless it is a delivery of this same message, which may have died before sending it, and
+  // which this one's acknowledgement keeps from being delivered again (a duplicate exec of the
+  // next attempt is recorded once).
+  const by = releaseToken(delivery.id);
+  const b = await bumpAttempt(rt, m.run, m.parent, m.id, m.attempt, by);
+  if (!b.bumped && !bumpedByTwin(b.existing, m.attempt, by)) return;
   rt.log.info("retrying", { task: m.task, action: m.id, attempt: m.attempt + 1, error: error.message });
   await sendRetry(rt, m, delayMs);
 }

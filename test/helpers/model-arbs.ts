@@ -257,6 +257,19 @@ export function examples(faults: Faults): [Spec, Step[]][] {
       crash: { k: 1, at: "after", on: "write" },
       dup: "twin",
     },
+    // ...and a failing leaf's: the first bumps its attempt and dies before sending the retry, the
+    // other fails too (its bump is lost) or, being a flaky leaf's second run, succeeds (its write is
+    // refused: a later attempt is current).
+    {
+      spec: { k: "all", kids: [{ k: "fail" }] },
+      crash: { k: 1, at: "after", on: "write" },
+      dup: "twin",
+    },
+    {
+      spec: { k: "all", kids: [{ k: "flaky", v: 3, fails: 1 }] },
+      crash: { k: 1, at: "after", on: "write" },
+      dup: "twin",
+    },
   ];
   return all
     .filter((e) => e.off === undefined || !faults.off.includes(e.off))

@@ -111,7 +111,10 @@ export async function writeTerminal(rt: Runtime, t: Terminal): Promise<WriteResu
 
 /**
  * Moves an action from attempt `from` to `from + 1` before a retry is sent. Guards against a
- * duplicate delivery of a failing attempt starting a second chain of retries.
+ * duplicate delivery of a failing attempt starting a second chain of retries. `by` (ResultItem.rb)
+ * is the release token of the message whose delivery bumps it: a delivery of the same message
+ * that loses the bump sends the retry too (its twin may have died before sending it). On a lost
+ * race the item as it was is returned.
  */
 export async function bumpAttempt(
   rt: Runtime,
@@ -119,14 +122,17 @@ export async function bumpAttempt(
   parent: string | null,
   id: string,
   from: number,
-): Promise<boolean> {
+  by: number,
+): Promise<{ bumped: true } | { bumped: false; existing: Record<string, unknown> | undefined }> {
   const root = parent === null;
   try {
     await rt.doc.send(
       new UpdateCommand({
         TableName: rt.config.table,
         Key: root ? runKey(run) : resultKey(parent, id),
-        UpdateExpression: root ? "SET attempt = :to" : "SET attempt = :to, expiresAt = :x",
+        UpdateExpression: root
+          ? "SET attempt = :to, rb = :by"
+          : "SET attempt = :to, rb = :by, expiresAt = :x",
         // Only the current attempt may start the next one, and never after the action ended.
         ConditionExpression: root
           ? "#status = :running AND (attribute_not_exists(attempt) OR attempt = :from)"
@@ -135,18 +141,31 @@ export async function bumpAttempt(
         ExpressionAttributeValues: {
           ":to": from + 1,
           ":from": from,
+          ":by": by,
           ...(root ? { ":running": "RUNNING" } : { ":x": expiry(rt.now(), rt.config.retentionDays, 7) }),
         },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       }),
     );
-    return true;
+    return { bumped: true };
   } catch (e) {
-    if (isConditionFailed(e)) return false;
+    if (isConditionFailed(e)) return { bumped: false, existing: oldItem(e) };
     throw e;
   }
 }
 
-/** The result item of a child, or the run item for the root (consistent read). */
+/**
+ * Whether a lost bump from `from` was made by a delivery of the message whose release token is
+ * `by` (two invocations of one message at once), which may have died before sending the retry.
+ */
+export function bumpedByTwin(
+  existing: Record<string, unknown> | undefined,
+  from: number,
+  by: number,
+): boolean {
+  return existing?.["attempt"] === from + 1 && existing["rb"] === by && existing["outcome"] === undefined;
+}
+
 /**
  * The first of a recovered call's twins (sdk/core/recover.ts) that succeeded in its source run: that
  * run and the recorded value (resolved: a large one is stored again, under the recovery's run).
@@ -166,6 +185,7 @@ export async function readReusable(
   return undefined;
 }
 
+/** The result item of a child, or the run item for the root (consistent read). */
 export async function readAction(
   rt: Runtime,
   run: string,

@@ -116,6 +116,8 @@ export interface RunItem {
   recoveries?: string[];
   /** The reconciler's last look at this run (lambdas/reconcile.ts). */
   rc?: { fp: string; at: number; since: number; nudges?: number };
+  /** The release token of the message whose delivery moved the root to its current attempt. */
+  rb?: number;
   gsi1pk: string;
   gsi1sk: string;
   expiresAt?: number;
@@ -250,6 +252,8 @@ export interface ResultItem {
    * message that lost the write reports it (lambdas/exec/finish.ts `untold`).
    */
   by?: number;
+  /** The release token of the message whose delivery moved it to its current attempt (bumpAttempt). */
+  rb?: number;
   expiresAt?: number;
 }
 
