@@ -106,12 +106,19 @@ function continueLater(rt: Runtime, e: EpochRef, from: number, n: number): Promi
  * The next slice of an epoch's calls (a `dispatch` message): those without a result yet are sent
  * (a window's items only while they hold a slot); then the next message, or the dispatched mark
  * and the resume check. A redelivery sends its slice again (an exec delivered twice is recorded
- * once); a slice of an epoch that moved on, or of an ended parent, is dropped.
+ * once), or, of the last slice once the mark is set, checks the resume again; a slice of an epoch
+ * that moved on, or of an ended parent, is dropped.
  */
 export async function continueDispatch(rt: Runtime, m: DispatchMessage, messageId: string): Promise<void> {
   const cnt = await readCounter(rt, m.id);
-  if (!cnt || cnt.st === "E" || cnt.epoch !== m.epoch || (cnt.disp ?? 0) >= m.epoch) return;
+  if (!cnt || cnt.st === "E" || cnt.epoch !== m.epoch) return;
   const to = Math.min(m.n, m.from + dispatchLimits.perInvocation);
+  if ((cnt.disp ?? 0) >= m.epoch) {
+    // Dispatched already: by this last slice's earlier delivery, which may have died before its
+    // resume check — and if every completion was counted before the mark, no later one checks.
+    if (to >= m.n) await maybeResume(rt, m.id, cnt, [releaseToken(messageId)]);
+    return;
+  }
   const positions = Array.from({ length: to - m.from }, (_, i) => m.from + i);
   const calls = await readCalls(rt, m.id, m.epoch, positions);
   const results = await batchGet(

@@ -229,11 +229,11 @@ const plain = (crash: Crash | null = null): Step => ({
 
 /**
  * Schedules that once found a bug, tried before the random ones (a known-broken one only when it
- * is enabled): each is the start, the root's exec, then a child's exec crashing at one spot.
+ * is enabled): most are the start, the root's exec, then a child's exec crashing at one spot.
  */
 export function examples(faults: Faults): [Spec, Step[]][] {
   const leaves = (n: number): Spec[] => Array.from({ length: n }, (_, v) => ({ k: "leaf", v }));
-  const all: { off?: string; spec: Spec; crash: Crash; dup?: Step["dup"] }[] = [
+  const all: { off?: string; spec: Spec; crash?: Crash; dup?: Step["dup"]; steps?: Step[] }[] = [
     // A hosted window's release crashes right after its commit, before the next item's send: the
     // redelivery must find the slot marked as its own and send the occupant (not release again).
     { spec: { k: "map", c: 1, kids: leaves(3) }, crash: { k: 2, at: "after", on: "write" } },
@@ -270,8 +270,23 @@ export function examples(faults: Faults): [Spec, Step[]][] {
       crash: { k: 1, at: "after", on: "write" },
       dup: "twin",
     },
+    // The root's send loop dies after sending its calls, before marking them sent; the children
+    // finish and are counted (no resume before the mark). Its redelivery re-dispatches through the
+    // coordinator, whose last slice marks the epoch sent and dies before the resume check: that
+    // slice's redelivery must still check it (every completion was counted already).
+    {
+      spec: { k: "all", kids: leaves(2) },
+      steps: [
+        plain(),
+        plain({ k: 1, at: "after", on: "send" }),
+        { ...plain(), n: 10 },
+        { ...plain(), n: 10 },
+        { ...plain(), wait: true },
+        plain({ k: 1, at: "after", on: "write" }),
+      ],
+    },
   ];
   return all
     .filter((e) => e.off === undefined || !faults.off.includes(e.off))
-    .map((e) => [e.spec, [plain(), plain(), { ...plain(e.crash), dup: e.dup ?? "none" }]]);
+    .map((e) => [e.spec, e.steps ?? [plain(), plain(), { ...plain(e.crash ?? null), dup: e.dup ?? "none" }]]);
 }
