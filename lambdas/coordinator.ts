@@ -111,7 +111,7 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
           ? checkTimeout(rt, m, r.messageId)
           : m.k === "dispatch"
             ? continueDispatch(rt, m, r.messageId)
-            : sweep(rt, m);
+            : sweep(rt, m, r.messageId);
     others.push(
       work.catch((e: unknown) => {
         rt.log.error("coordinator message failed; it will be retried", {

@@ -108,7 +108,7 @@ async function consume(rt: Runtime, r: SQSRecord): Promise<void> {
       return;
     case "sweep":
       rt.log.error("a sweep dead-lettered; retrying it once", { run: m.run, action: m.id, last });
-      await sweep(rt, m);
+      await sweep(rt, m, r.messageId);
       return;
     case "dispatch": {
       // Sending a committed epoch's calls kept failing: try once more, else the parent cannot

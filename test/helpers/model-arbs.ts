@@ -285,6 +285,22 @@ export function examples(faults: Faults): [Spec, Step[]][] {
         plain({ k: 1, at: "after", on: "write" }),
       ],
     },
+    // Three levels; the innermost parent commits and dies before sending its calls; its redelivery
+    // re-dispatches them through the coordinator. The run is cancelled: the sweep of the middle
+    // parent cancels the innermost and dies before sending the innermost's own sweep. Its
+    // redelivery finds the innermost settled (CANCELLED) and must still send that sweep: the
+    // dispatch finds its parent ended, and nothing else would ever end the unsent children.
+    {
+      spec: { k: "all", kids: [{ k: "all", kids: [{ k: "all", kids: leaves(2) }] }] },
+      steps: [
+        plain(),
+        plain(),
+        plain(),
+        plain({ k: 1, at: "before", on: "send" }),
+        { ...plain(), wait: true },
+        { ...plain({ k: 2, at: "after", on: "write" }), cancel: true, at: 1 },
+      ],
+    },
   ];
   return all
     .filter((e) => e.off === undefined || !faults.off.includes(e.off))

@@ -100,21 +100,26 @@ export async function runSchedule(
     const inFlight = [...set].filter((id) => !done.has(id)).length;
     if (inFlight > limit) fail(`map ${map} had ${inFlight} children in flight > concurrency ${limit}`);
   };
-  const trace = process.env["ALOFT_MODEL_TRACE"]
-    ? (line: string) => console.log(`[${(bus.now - started) / 1000}s] ${line}`)
-    : undefined;
+  // Every schedule keeps its trace: a violation carries it (a twin delivery's race is not
+  // replayed exactly by its seed); ALOFT_MODEL_TRACE=1 prints it as it goes.
+  const traced: string[] = [];
+  const trace = (line: string) => {
+    const l = `[${(bus.now - started) / 1000}s] ${line}`;
+    traced.push(l);
+    if (process.env["ALOFT_MODEL_TRACE"]) console.log(l);
+  };
   const onTrace = (m: BusMessage) =>
-    trace?.(
+    trace(
       `  sent ${m.id} ${brief(m.body)}${m.visibleAt > bus.now ? ` delayed ${(m.visibleAt - bus.now) / 1000}s` : ""}`,
     );
   bus.observers.push(onWrite);
   bus.onSend.push(onSend, onTrace);
   const deliver = async (batch: BusMessage[], opts: DeliverOptions = {}, label = "deliver") => {
-    trace?.(
+    trace(
       `${label} ${batch.map((m) => `${m.id}(#${m.receives + 1}) ${brief(m.body)}`).join(" | ")} ${JSON.stringify(opts)}`,
     );
     const d = await bus.deliver(batch, opts);
-    trace?.(
+    trace(
       `  -> acked ${d.acked.join(",")} failed ${d.failed.join(",")}${d.crashed ? " CRASHED" : ""}${d.dead.length ? " dead " + d.dead.map((m) => m.id).join(",") : ""}`,
     );
   };
@@ -131,7 +136,7 @@ export async function runSchedule(
         // (A cancel before the start message created the run is refused by the client.)
         cancelled = true;
         faulted++;
-        trace?.("cancel");
+        trace("cancel");
         await bus.within(() => r.cancel());
       }
       if (s.wait) {
@@ -160,7 +165,7 @@ export async function runSchedule(
       const then = async () => {
         if (w?.what === "cancel" && !cancelled && (await bus.client.getRun(runId))) {
           cancelled = true;
-          trace?.("  meanwhile cancel");
+          trace("  meanwhile cancel");
           await r.cancel();
         } else if (w?.what === "deliver") {
           const qs = [...bus.queues.keys()].filter((q) => bus.visible(q).length);
@@ -204,6 +209,7 @@ export async function runSchedule(
     const open = nodes.filter((n) => !TERMINAL.has(n.status));
     if (open.length)
       fail(`${open.length} action(s) left open: ${open.map((n) => `${n.task} ${n.status}`).join(", ")}`);
+    if (violations.length) violations.push(`trace of this schedule:\n      ${traced.join("\n      ")}`);
     return { violations, tookMs, boundMs, deliveries, runId };
   } finally {
     bus.observers.splice(bus.observers.indexOf(onWrite), 1);

@@ -33,6 +33,7 @@ export async function cancelChildren(
   parent: CallId,
   children: readonly CallId[],
   reason: string,
+  by?: number,
 ): Promise<CallId[]> {
   const outcome = { ok: false as const, error: cancelledError(reason) };
   const parents: CallId[] = [];
@@ -41,7 +42,16 @@ export async function cancelChildren(
       children.slice(i, i + PARALLEL).map(async (id) => {
         const kids = await endCounter(rt, id);
         if (kids) parents.push(id);
-        await writeTerminal(rt, { run, parent, id, status: "CANCELLED", outcome, attempt: undefined, kids });
+        await writeTerminal(rt, {
+          run,
+          parent,
+          id,
+          status: "CANCELLED",
+          outcome,
+          attempt: undefined,
+          kids,
+          ...(by === undefined ? {} : { by }),
+        });
       }),
     );
   }
@@ -84,11 +94,15 @@ export async function cancelCalls(
 /**
  * One page of a sweep: the calls of up to `sweepLimits.chunksPerPage` chunks after `m.after`,
  * those without a result cancelled. Returns the sweeps that follow: the next page, and one per
- * cancelled child that had children.
+ * cancelled child that had children. `by` is the release token of the sweep message being
+ * handled (none for the client's own first page): a child this message cancelled on an earlier
+ * delivery (or a twin delivery of it), which may have died before sending that child's sweep, is
+ * swept again.
  */
-export async function sweepPage(rt: Runtime, m: SweepMessage): Promise<SweepMessage[]> {
+export async function sweepPage(rt: Runtime, m: SweepMessage, by?: number): Promise<SweepMessage[]> {
   if (m.ids) {
-    const parents = await cancelChildren(rt, m.run, m.id, m.ids, m.reason);
+    // Not filtered by outcome: ending a child says whether it had children, every time.
+    const parents = await cancelChildren(rt, m.run, m.id, m.ids, m.reason, by);
     return parents.map((p) => sweepOf(m.run, p, m.reason));
   }
   const { items, more } = await readPrefix(rt, m.id, "C#", {
@@ -96,21 +110,34 @@ export async function sweepPage(rt: Runtime, m: SweepMessage): Promise<SweepMess
     after: m.after,
   });
   const calls: CallRecord[] = items.flatMap((it) => decodeChunk(it));
-  const open = await unsettled(rt, m.id, calls);
-  const parents = await cancelChildren(rt, m.run, m.id, open, m.reason);
-  const next = parents.map((p) => sweepOf(m.run, p, m.reason));
+  const { open, mine } = await unsettled(rt, m.id, calls, by);
+  const parents = await cancelChildren(rt, m.run, m.id, open, m.reason, by);
+  const next = [...mine, ...parents].map((p) => sweepOf(m.run, p, m.reason));
   const last = items.at(-1)?.["sk"];
   if (more && typeof last === "string") next.push(sweepOf(m.run, m.id, m.reason, last));
   return next;
 }
 
-/** The calls among `calls` of `parent` with no outcome (an outcome written meanwhile is kept: writes are conditional). */
-async function unsettled(rt: Runtime, parent: CallId, calls: readonly CallRecord[]): Promise<CallId[]> {
+/**
+ * The calls among `calls` of `parent` with no outcome (an outcome written meanwhile is kept: writes
+ * are conditional), and those a delivery of the message `by` names cancelled that had children.
+ */
+async function unsettled(
+  rt: Runtime,
+  parent: CallId,
+  calls: readonly CallRecord[],
+  by: number | undefined,
+): Promise<{ open: CallId[]; mine: CallId[] }> {
   const got = await batchGet(
     rt,
     calls.map((c) => resultKey(parent, c.id)),
   );
-  return calls
-    .filter((c) => got.get(keyId(resultKey(parent, c.id)))?.["outcome"] === undefined)
-    .map((c) => c.id);
+  const open: CallId[] = [];
+  const mine: CallId[] = [];
+  for (const c of calls) {
+    const r = got.get(keyId(resultKey(parent, c.id)));
+    if (r?.["outcome"] === undefined) open.push(c.id);
+    else if (by !== undefined && r["by"] === by && r["status"] === "CANCELLED" && r["kids"]) mine.push(c.id);
+  }
+  return { open, mine };
 }
