@@ -22,7 +22,11 @@ import { sendOccupants } from "../windows.ts";
 export async function countCompletions(rt: Runtime, msgs: Delivered<DoneMessage>[]): Promise<void> {
   const byParent = new Map<
     string,
-    { kids: Map<string, { msg: DoneMessage; tok: number }>; by: Set<number>; all: DoneMessage[] }
+    {
+      kids: Map<string, { msg: DoneMessage; tok: number; also: number[] }>;
+      by: Set<number>;
+      all: DoneMessage[];
+    }
   >();
   for (const d of msgs) {
     const p = byParent.get(d.msg.parent) ?? {
@@ -33,7 +37,13 @@ export async function countCompletions(rt: Runtime, msgs: Delivered<DoneMessage>
     byParent.set(d.msg.parent, p);
     // The release token of the delivery that produced it (an executor's, handed over) or of this one.
     const tok = d.msg.tok ?? releaseToken(d.id);
-    p.kids.set(d.msg.id, { msg: d.msg, tok }); // a duplicate inside one batch is counted once
+    // A duplicate inside one batch is counted once — with every token that carried it: which one
+    // marks the slot depends on the order the batch's messages finished in, and a redelivery of the
+    // batch must find the mark as its own whatever the order was then.
+    const seen = p.kids.get(d.msg.id);
+    if (seen) {
+      if (seen.tok !== tok && !seen.also.includes(tok)) seen.also.push(tok);
+    } else p.kids.set(d.msg.id, { msg: d.msg, tok, also: [] });
     // Every message's token, duplicates included: a resume one of them decided and did not mark
     // sent is sent again by its redelivery (resume.ts).
     p.by.add(tok);
@@ -82,7 +92,7 @@ export const countOptions = { requeue: true };
 export async function countParent(
   rt: Runtime,
   parent: string,
-  kids: Map<string, { msg: DoneMessage; tok: number }>,
+  kids: Map<string, { msg: DoneMessage; tok: number; also?: number[] }>,
   by: Set<number>,
 ): Promise<void> {
   // Completions of the window part the counter hosts are counted by its release (exactly once
@@ -91,10 +101,10 @@ export async function countParent(
   let run = "";
   let hosted: { name: string; items: Release[] } | undefined;
   const windows = new Map<string, Release[]>();
-  for (const { msg: k, tok } of kids.values()) {
+  for (const { msg: k, tok, also } of kids.values()) {
     run = k.run;
     const tag = tagFrom(k);
-    const release = tag && { ...tag, ok: k.ok, tok };
+    const release = tag && { ...tag, ok: k.ok, tok, ...(also?.length ? { also } : {}) };
     if (release && isHosted(release.window)) {
       hosted ??= { name: release.window, items: [] };
       if (hosted.name === release.window) {

@@ -301,6 +301,23 @@ export function examples(faults: Faults): [Spec, Step[]][] {
         { ...plain({ k: 2, at: "after", on: "write" }), cancel: true, at: 1 },
       ],
     },
+    // A windowed item's exec goes to two invocations at once: both fail, so both send the retry.
+    // The two retries, delivered together, die after writing the outcome, then after releasing
+    // the slot and before sending the next item. Their redelivery finds the slot moved, marked
+    // with the token of whichever message of the batch finished last that time: either one must
+    // be taken as its own, or the next item is never sent. (Which finishes last is a race: this
+    // fails in about one try in three without the fix.)
+    {
+      spec: { k: "map", c: 1, kids: [{ k: "fail" }, { k: "fail" }] },
+      steps: [
+        plain(),
+        plain(),
+        { ...plain(), dup: "same" },
+        plain(), // the retries' backoff passes
+        { ...plain({ k: 1, at: "after", on: "write" }), n: 2 },
+        { ...plain({ k: 7, at: "before", on: "any" }), n: 2, wait: true },
+      ],
+    },
   ];
   return all
     .filter((e) => e.off === undefined || !faults.off.includes(e.off))

@@ -213,6 +213,8 @@ export interface Release {
   ws: number;
   wq: number;
   tok: number;
+  /** Other tokens that carried the same completion in the batch (any of them may be the mark). */
+  also?: number[];
   ok: boolean;
 }
 
@@ -368,7 +370,9 @@ async function releaseSome(
       // A completion whose slot moved on, marked by this very message: its earlier delivery
       // committed the move and may have crashed before sending the new occupant. Send it (again,
       // if it was sent).
-      const unsent = todo.filter((d) => old.slots[d.ws] !== d.wq && old.pend[d.ws] === d.tok);
+      const mine = (d: Release, t: number | undefined) =>
+        t === d.tok || (t !== undefined && !!d.also?.includes(t));
+      const unsent = todo.filter((d) => old.slots[d.ws] !== d.wq && mine(d, old.pend[d.ws]));
       if (unsent.length) freed.push({ w: old, released: unsent });
       todo = held;
       continue;
