@@ -29,6 +29,8 @@ export async function dispatchCalls(
   calls: readonly CallRecord[],
   windows: readonly Pick<WindowItem, "name" | "key" | "part" | "parts" | "size" | "slots">[],
   fallbackEnv: string | undefined,
+  /** The attempt each call is at, if past its first (a re-sent retry: reconcile.ts). */
+  attempts?: ReadonlyMap<string, number>,
 ): Promise<void> {
   const held = new Map(windows.map((w) => [partId(w), occupants(w)]));
   const out = [];
@@ -44,6 +46,8 @@ export async function dispatchCalls(
       }
     }
     const msg = execOf(run, c, tag);
+    const attempt = attempts?.get(c.id);
+    if (attempt !== undefined) msg.attempt = attempt;
     // A durable wait (sleep, waitForSignal) is sent delayed to its time, or stamped with its order.
     out.push({
       ...(waitExec(c, msg, now, pos) ?? { msg }),

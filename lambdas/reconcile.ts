@@ -10,8 +10,8 @@
  * 2. A fingerprint unchanged for the stall bound is a stall. Each parent that looks stuck is
  *    nudged: a resume its counts allow but nobody decided, or decided but not sent, is sent; a
  *    resume sent but never replayed (lost) is sent again; calls committed but not all sent are
- *    re-sent (fan-out.ts redispatch); a waiting parent's unsettled leaf children are sent again (a
- *    lost exec); a waiting parent whose children settled but were never counted (a completion
+ *    re-sent (fan-out.ts redispatch); a waiting parent's unsettled leaf children are sent again, at
+ *    the attempt their result item records (a lost exec, or a lost retry's); a waiting parent whose children settled but were never counted (a completion
  *    lost after its outcome was written) is resumed anyway (`uncounted`); a root that never
  *    suspended gets its exec again. Every one of these is safe twice:
  *    a resume replays the parent from its recorded history exactly, under its replay lease, and a
@@ -128,6 +128,8 @@ interface Visit {
   cnt: CounterItem;
   /** Unsettled children without a counter of their own (leaves, or parents not yet suspended). */
   waiting: CallRecord[];
+  /** The attempt of those past their first (the retry's exec is what may have been lost). */
+  attempts: Map<string, number>;
   open: number;
   /** Every call of the parent was read (its calls fit the walk's page): `open` is all of them. */
   complete: boolean;
@@ -200,6 +202,7 @@ async function walkRun(
         task: l.task,
         cnt,
         waiting: [],
+        attempts: new Map(),
         open: 0,
         complete: false,
         outside: false,
@@ -212,6 +215,7 @@ async function walkRun(
       if (cnt.D >= NEVER) opaque = true;
       const page = await openChildren(rt, l.id, cnt);
       v.windows = page.windows;
+      v.attempts = page.attempts;
       v.open = page.open.length;
       v.complete = page.complete;
       for (const c of page.open)
@@ -241,7 +245,13 @@ async function openChildren(
   rt: Runtime,
   action: string,
   cnt: CounterItem,
-): Promise<{ open: CallRecord[]; parents: Set<string>; windows: WindowItem[]; complete: boolean }> {
+): Promise<{
+  open: CallRecord[];
+  parents: Set<string>;
+  windows: WindowItem[];
+  complete: boolean;
+  attempts: Map<string, number>;
+}> {
   const [{ items: chunks, more }, { items: parts }] = await Promise.all([
     readPrefix(rt, action, "C#", { limit: CHUNKS_PER_PARENT }),
     readPrefix(rt, action, "W#"),
@@ -252,6 +262,12 @@ async function openChildren(
     calls.map((c) => resultKey(action, c.id)),
   );
   const open = calls.filter((c) => results.get(keyId(resultKey(action, c.id)))?.["outcome"] === undefined);
+  // A retried child's result item holds its attempt before its outcome (bumpAttempt).
+  const attempts = new Map<string, number>();
+  for (const c of open) {
+    const a = results.get(keyId(resultKey(action, c.id)))?.["attempt"];
+    if (typeof a === "number" && a > 1) attempts.set(c.id, a);
+  }
   const counters = await batchGet(
     rt,
     open.map((c) => counterKey(c.id)),
@@ -262,7 +278,7 @@ async function openChildren(
   );
   const windows = parts as unknown as WindowItem[];
   if (cnt.win) windows.push({ pk: cnt.pk, sk: cnt.sk, ...cnt.win });
-  return { open, parents, windows, complete: !more };
+  return { open, parents, windows, complete: !more, attempts };
 }
 
 /** Sends whatever may have been lost; returns what it did, one line each. */
@@ -295,7 +311,7 @@ async function nudge(
       if (lost > 0 && (await forceResume(rt, v.id, c.epoch)))
         did.push(`resumed ${name}: at least ${lost} of its children settled without being counted`);
       if (v.waiting.length) {
-        await dispatchCalls(rt, run.run, v.waiting, v.windows, undefined);
+        await dispatchCalls(rt, run.run, v.waiting, v.windows, undefined, v.attempts);
         did.push(`re-sent the exec of ${v.waiting.length} unsettled child(ren) of ${name}`);
       }
     }

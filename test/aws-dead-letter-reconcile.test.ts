@@ -31,7 +31,16 @@ async function failure(p: Promise<unknown>, what: string): Promise<Error & { err
 
 /** Drops messages `pick` selects from every SendMessageBatch (a message lost on its way). */
 function dropExecs(
-  pick: (m: { k: string; id: string; run?: string; epoch?: number; d?: { run: string }[] }) => boolean,
+  pick: (m: {
+    k: string;
+    id: string;
+    run?: string;
+    task?: string;
+    args?: string;
+    epoch?: number;
+    attempt?: number;
+    d?: { run: string }[];
+  }) => boolean,
 ): {
   undo(): void;
   dropped: number;
@@ -230,6 +239,35 @@ describe("liveness: dead letters and stalled runs", { timeout: 150_000 }, () => 
       JSON.stringify(second),
     );
     assert.deepEqual(await within(r.result(), 20_000, "resumed by the reconciler"), [0, 2, 4, 6]);
+  });
+
+  it("a retry's exec lost on its way: the reconciler re-sends it at the attempt it was lost at", async () => {
+    const key = `lost-retry-${Date.now()}`;
+    // The retry (attempt 2) of this run's child is lost: its sender moved the child to attempt 2.
+    const drop = dropExecs(
+      (m) =>
+        m.k === "exec" && m.attempt === 2 && m.task === "awsx.failsOnce" && (m.args?.includes(key) ?? false),
+    );
+    let r;
+    try {
+      r = await client.run(t.callsFailsOnce, key);
+      const deadline = Date.now() + 20_000;
+      while (drop.dropped === 0) {
+        assert.ok(Date.now() < deadline, "the retry was never sent");
+        await sleep(100);
+      }
+    } finally {
+      drop.undo();
+    }
+    await sleep(1500);
+    assert.equal((await client.getRun(r.id))?.status, "RUNNING", "stalled: its retry is lost");
+    assert.equal((await tickAt(901_000)).nudged.length, 0, "the first look only records where the run is");
+    const second = await tickAt(1_802_000);
+    assert.ok(
+      second.nudged.some((n) => n.startsWith(r.id) && /re-sent the exec of 1 unsettled child/.test(n)),
+      JSON.stringify(second),
+    );
+    assert.equal(await within(r.result(), 20_000, "the retry re-sent by the reconciler"), key);
   });
 
   it("a run the reconciler cannot move fails past the second bound, naming the stalled parent", async () => {
