@@ -1,7 +1,7 @@
 /**
  * The coordinator Lambda: consumes the coordinator queue (run starts, child completions, timeout
- * checks, cancellation sweeps, the rest of a large epoch's dispatch) and does the work in
- * the steps of coord/ and fan-out.ts. Completions of one batch are
+ * checks, cancellation sweeps, the rest of a large epoch's dispatch, the reconciler's re-sends) and
+ * does the work in the steps of coord/, fan-out.ts and open-calls.ts. Completions of one batch are
  * counted together, so a parent's counter is written once per batch, not once per child. Partial
  * batch failures: a malformed or foreign message fails alone and dead-letters after the queue's
  * maxReceiveCount; a message naming a run or action fails that run or action with a clear error.
@@ -21,6 +21,7 @@ import { checkTimeout } from "./coord/deadline.ts";
 import { countCompletions } from "./coord/completions.ts";
 import { failRun, startRun } from "./coord/start-run.ts";
 import { sweep } from "./coord/sweep.ts";
+import { resendPage } from "./open-calls.ts";
 import { continueDispatch } from "./fan-out.ts";
 import { matchSignals } from "./durable-waits.ts";
 import { callbackCompleted } from "./callbacks.ts";
@@ -111,7 +112,9 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
           ? checkTimeout(rt, m, r.messageId)
           : m.k === "dispatch"
             ? continueDispatch(rt, m, r.messageId)
-            : sweep(rt, m, r.messageId);
+            : m.k === "resend"
+              ? resendPage(rt, m)
+              : sweep(rt, m, r.messageId);
     others.push(
       work.catch((e: unknown) => {
         rt.log.error("coordinator message failed; it will be retried", {

@@ -110,6 +110,14 @@ async function consume(rt: Runtime, r: SQSRecord): Promise<void> {
       rt.log.error("a sweep dead-lettered; retrying it once", { run: m.run, action: m.id, last });
       await sweep(rt, m, r.messageId);
       return;
+    case "resend":
+      // The reconciler's re-send of a stalled parent's calls: it looks again at its next bound.
+      rt.log.error("a resend dead-lettered; the reconciler asks again at its next look", {
+        run: m.run,
+        action: m.id,
+        last,
+      });
+      return;
     case "dispatch": {
       // Sending a committed epoch's calls kept failing: try once more, else the parent cannot
       // progress (its calls past `from` may never go out), so it fails.

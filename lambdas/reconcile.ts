@@ -4,14 +4,15 @@
  * those — and at each run older than the stall bound, at most once per bound:
  *
  * 1. Walks its open parents from the root, breadth first, bounded (PARENTS_PER_RUN counters; of a
- *    waiting parent, its first CHUNKS_PER_PARENT call chunks), and fingerprints their counters
+ *    waiting parent, its first page of call chunks: open-calls.ts), and fingerprints their counters
  *    (epoch, state, counts, dispatch and resume marks). Any completion, resume or commit anywhere
  *    in the walk changes the fingerprint: that is progress.
  * 2. A fingerprint unchanged for the stall bound is a stall. Each parent that looks stuck is
  *    nudged: a resume its counts allow but nobody decided, or decided but not sent, is sent; a
  *    resume sent but never replayed (lost) is sent again; calls committed but not all sent are
  *    re-sent (fan-out.ts redispatch); a waiting parent's unsettled leaf children are sent again, at
- *    the attempt their result item records (a lost exec, or a lost retry's); a waiting parent whose children settled but were never counted (a completion
+ *    the attempt their result item records (a lost exec, or a lost retry's) — past its first page
+ *    of calls by the coordinator, a page per `resend` message (open-calls.ts); a waiting parent whose children settled but were never counted (a completion
  *    lost after its outcome was written) is resumed anyway (`uncounted`); a root that never
  *    suspended gets its exec again. Every one of these is safe twice:
  *    a resume replays the parent from its recorded history exactly, under its replay lease, and a
@@ -24,7 +25,6 @@
  * tick) and, per run, the bounded walk above.
  */
 import { createHash } from "node:crypto";
-import type { CallRecord } from "../sdk/core/history.ts";
 import { StalledRunError } from "../sdk/errors.ts";
 import { ENV } from "../sdk/aws/config.ts";
 import { sendExecs } from "../sdk/aws/transport/dispatch.ts";
@@ -35,19 +35,20 @@ import { rootExec } from "./coord/start-run.ts";
 import { batchGet, keyId } from "../sdk/aws/store/io.ts";
 import { runtime } from "../sdk/aws/runtime.ts";
 import type { Runtime } from "../sdk/aws/runtime.ts";
-import { decodeChunk } from "../sdk/aws/store/history.ts";
 import { liveRuns } from "../sdk/aws/store/runs.ts";
 import type { RunRow } from "../sdk/aws/store/runs.ts";
-import type { CounterItem, RunItem, WindowItem } from "../sdk/aws/store/table.ts";
-import { NEVER, RUN_INDEX_SHARDS, counterKey, resultKey } from "../sdk/aws/store/table.ts";
+import type { CounterItem, RunItem } from "../sdk/aws/store/table.ts";
+import { NEVER, RUN_INDEX_SHARDS, counterKey } from "../sdk/aws/store/table.ts";
 import {
   readReconcileCursor,
   readRun,
   setReconcileMark,
   writeReconcileCursor,
 } from "../sdk/aws/store/runs.ts";
-import { readPrefix } from "../sdk/aws/store/history.ts";
-import { dispatchCalls, redispatch } from "./fan-out.ts";
+import { redispatch } from "./fan-out.ts";
+import { findTask } from "../sdk/registry.ts";
+import { openCallLimits, openCalls, resendOf, resendOpen } from "./open-calls.ts";
+import type { OpenCalls } from "./open-calls.ts";
 import { sinceCommit } from "../sdk/aws/store/table.ts";
 import { waitMayBeMet } from "../sdk/aws/store/counters.ts";
 import { durableWaitOf, isBuiltin } from "../sdk/core/durable-waits.ts";
@@ -57,8 +58,6 @@ import { sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
 const RUNS_PER_TICK = 200;
 /** Parent counters read per run check. */
 const PARENTS_PER_RUN = 25;
-/** Call chunks (100 calls each) of a waiting parent read per run check. */
-const CHUNKS_PER_PARENT = 10;
 const DEFAULT_STALL_SECONDS = 900;
 
 export interface Bounds {
@@ -126,16 +125,13 @@ interface Visit {
   id: string;
   task: string;
   cnt: CounterItem;
-  /** Unsettled children without a counter of their own (leaves, or parents not yet suspended). */
-  waiting: CallRecord[];
-  /** The attempt of those past their first (the retry's exec is what may have been lost). */
-  attempts: Map<string, number>;
+  /** Its first page of calls, if it waits on children (open-calls.ts). */
+  page?: OpenCalls;
   open: number;
   /** Every call of the parent was read (its calls fit the walk's page): `open` is all of them. */
   complete: boolean;
   /** An open child is a sleep, a signal or a callback wait. */
   outside: boolean;
-  windows: WindowItem[];
   /** Names of the signals its open `waitForSignal` children wait for. */
   signals: Set<string>;
   /** Secrets of its open callbacks. */
@@ -201,23 +197,19 @@ async function walkRun(
         id: l.id,
         task: l.task,
         cnt,
-        waiting: [],
-        attempts: new Map(),
         open: 0,
         complete: false,
         outside: false,
-        windows: [],
         signals: new Set(),
         callbacks: [],
       };
       visits.push(v);
       if (cnt.st !== "S" || waitMayBeMet(cnt)) continue;
       if (cnt.D >= NEVER) opaque = true;
-      const page = await openChildren(rt, l.id, cnt);
-      v.windows = page.windows;
-      v.attempts = page.attempts;
+      const page = await openCalls(rt, l.id, cnt);
+      v.page = page;
       v.open = page.open.length;
-      v.complete = page.complete;
+      v.complete = page.next === undefined;
       for (const c of page.open)
         if (page.parents.has(c.id)) next.push({ id: c.id, task: c.task });
         // A sleep or signal wait waits on time or the outside world: no bound judges it, and
@@ -228,7 +220,7 @@ async function walkRun(
           const w = durableWaitOf(c.task, c.args);
           if (w?.kind === "signal") v.signals.add(w.name);
           if (w?.kind === "callback") v.callbacks.push(w.secret);
-        } else v.waiting.push(c);
+        }
     }
     level = next;
   }
@@ -238,47 +230,6 @@ async function walkRun(
   if (rootless) seen.push("root running, never suspended");
   const fp = createHash("sha1").update(seen.join("|")).digest("base64url");
   return { fp, visits, rootless, opaque };
-}
-
-/** A waiting parent's first CHUNKS_PER_PARENT chunks of calls: those without an outcome, and which of them are parents. */
-async function openChildren(
-  rt: Runtime,
-  action: string,
-  cnt: CounterItem,
-): Promise<{
-  open: CallRecord[];
-  parents: Set<string>;
-  windows: WindowItem[];
-  complete: boolean;
-  attempts: Map<string, number>;
-}> {
-  const [{ items: chunks, more }, { items: parts }] = await Promise.all([
-    readPrefix(rt, action, "C#", { limit: CHUNKS_PER_PARENT }),
-    readPrefix(rt, action, "W#"),
-  ]);
-  const calls = chunks.flatMap((it) => decodeChunk(it));
-  const results = await batchGet(
-    rt,
-    calls.map((c) => resultKey(action, c.id)),
-  );
-  const open = calls.filter((c) => results.get(keyId(resultKey(action, c.id)))?.["outcome"] === undefined);
-  // A retried child's result item holds its attempt before its outcome (bumpAttempt).
-  const attempts = new Map<string, number>();
-  for (const c of open) {
-    const a = results.get(keyId(resultKey(action, c.id)))?.["attempt"];
-    if (typeof a === "number" && a > 1) attempts.set(c.id, a);
-  }
-  const counters = await batchGet(
-    rt,
-    open.map((c) => counterKey(c.id)),
-    true,
-  );
-  const parents = new Set(
-    open.filter((c) => counters.get(keyId(counterKey(c.id)))?.["epoch"] !== undefined).map((c) => c.id),
-  );
-  const windows = parts as unknown as WindowItem[];
-  if (cnt.win) windows.push({ pk: cnt.pk, sk: cnt.sk, ...cnt.win });
-  return { open, parents, windows, complete: !more, attempts };
 }
 
 /** Sends whatever may have been lost; returns what it did, one line each. */
@@ -310,9 +261,14 @@ async function nudge(
       const lost = uncounted(v);
       if (lost > 0 && (await forceResume(rt, v.id, c.epoch)))
         did.push(`resumed ${name}: at least ${lost} of its children settled without being counted`);
-      if (v.waiting.length) {
-        await dispatchCalls(rt, run.run, v.waiting, v.windows, undefined, v.attempts);
-        did.push(`re-sent the exec of ${v.waiting.length} unsettled child(ren) of ${name}`);
+      if (v.page) {
+        const sent = await resendOpen(rt, run.run, v.page, findTask(v.task)?.env);
+        if (sent) did.push(`re-sent the exec of ${sent} unsettled child(ren) of ${name}`);
+        // Its calls past the page: the coordinator sends them again a page per message.
+        if (v.page.next) {
+          await sendToCoordinator(rt, [{ msg: resendOf(run.run, v.id, v.task, v.page.next) }]);
+          did.push(`asked for the unsettled children of ${name} past its first page to be sent again`);
+        }
       }
     }
     if (v.signals.size) {
@@ -374,7 +330,7 @@ function stallReport(
   const state = c.st === "S" ? "suspended" : c.st === "R" ? "resuming" : "ended";
   return (
     `${head}: ${stuck.task} ${stuck.id} is ${state} at epoch ${c.epoch}, waiting on ${stuck.open} unsettled ` +
-    `child(ren) among its first ${CHUNKS_PER_PARENT * 100} calls; counted since it suspended: ` +
+    `child(ren) among its first ${openCallLimits.chunksPerPage * 100} calls; counted since it suspended: ` +
     `${sinceCommit(c).ok} succeeded, ${sinceCommit(c).err} failed (it needs ${c.B} successes, or ${c.D} settlements with a failure)`
   );
 }

@@ -17,6 +17,7 @@ import * as t from "./fixtures/aws-tasks.ts";
 import { addMiddleware, inject } from "./helpers/aws-faults.ts";
 import { sleep, within } from "./helpers/within.ts";
 import { countOptions } from "../lambdas/coord/completions.ts";
+import { openCallLimits } from "../lambdas/open-calls.ts";
 
 /** The error a run failed with (a root's failure reaches the client as a TaskError wrapping it). */
 async function failure(p: Promise<unknown>, what: string): Promise<Error & { errorName?: string }> {
@@ -268,6 +269,47 @@ describe("liveness: dead letters and stalled runs", { timeout: 150_000 }, () => 
       JSON.stringify(second),
     );
     assert.equal(await within(r.result(), 20_000, "the retry re-sent by the reconciler"), key);
+  });
+
+  it("a lost exec past a parent's first page of calls: the coordinator re-sends that page on the reconciler's word", async () => {
+    // Pages of one chunk (100 calls) instead of ten, so 150 children span two.
+    const saved = openCallLimits.chunksPerPage;
+    openCallLimits.chunksPerPage = 1;
+    let target = "";
+    const drop = dropExecs(
+      (m) =>
+        m.k === "exec" &&
+        m.run === target &&
+        m.task === "awsx.double" &&
+        Number(JSON.parse(m.args ?? "[0]")[0]) >= 120,
+    );
+    try {
+      const r = await client.run(t.gather, 150);
+      target = r.id;
+      const deadline = Date.now() + 30_000;
+      while (drop.dropped < 30) {
+        assert.ok(Date.now() < deadline, `only ${drop.dropped} execs dropped`);
+        await sleep(100);
+      }
+      drop.undo();
+      await sleep(1500);
+      const c = await readCounter(runtime(), r.id);
+      assert.deepEqual([c?.st, c?.co], ["S", 120], "stalled: 30 children never ran");
+      assert.equal((await tickAt(901_000)).nudged.length, 0, "the first look only records where the run is");
+      const second = await tickAt(1_802_000);
+      assert.ok(
+        second.nudged.some((n) => n.startsWith(r.id) && /past its first page to be sent again/.test(n)),
+        JSON.stringify(second),
+      );
+      const got = (await within(r.result(), 30_000, "re-sent page by page")) as number[];
+      assert.deepEqual(
+        got,
+        Array.from({ length: 150 }, (_, i) => i * 2),
+      );
+    } finally {
+      drop.undo();
+      openCallLimits.chunksPerPage = saved;
+    }
   });
 
   it("a run the reconciler cannot move fails past the second bound, naming the stalled parent", async () => {

@@ -7,12 +7,12 @@
  */
 import { z } from "zod";
 
-export const MESSAGE_VERSION = 6;
+export const MESSAGE_VERSION = 7;
 /**
  * The oldest version still accepted: v1 had no `dispatch` kind, sweep cursor or check arguments; v2
  * no per-call settings (`o`) or sweeps of listed `ids`; v3 no `signal` kind or durable-wait field
  * (`dw`) on execs; v4 no recovery (`tw` on actions, `rec` on starts: docs/recover.md); v5 no
- * `callback` kind.
+ * `callback` kind; v6 no `resend` kind.
  */
 export const OLDEST_VERSION = 1;
 
@@ -155,6 +155,21 @@ export const CallbackMessage = z.object({
   key: z.string().regex(/^[A-Za-z0-9_-]{32}$/),
 });
 
+/**
+ * Coordinator: send again the unsettled children of a stalled parent whose calls the reconciler's
+ * first page did not reach: one page of call chunks after `after`, then the next (open-calls.ts).
+ */
+export const ResendMessage = z.object({
+  k: z.literal("resend"),
+  v: version,
+  run: id,
+  /** The parent whose calls these are, and its task. */
+  id,
+  task: z.string().min(1),
+  /** Where the previous page of the parent's call chunks ended (a chunk's sort key). */
+  after: z.string().min(1),
+});
+
 export const CoordinatorMessage = z.discriminatedUnion("k", [
   SignalMessage,
   CallbackMessage,
@@ -164,6 +179,7 @@ export const CoordinatorMessage = z.discriminatedUnion("k", [
   TimeoutMessage,
   SweepMessage,
   DispatchMessage,
+  ResendMessage,
 ]);
 
 /** Executor: run (or replay, at `epoch` > 0) one action. */
@@ -190,6 +206,7 @@ export type DonesMessage = z.infer<typeof DonesMessage>;
 export type TimeoutMessage = z.infer<typeof TimeoutMessage>;
 export type SweepMessage = z.infer<typeof SweepMessage>;
 export type DispatchMessage = z.infer<typeof DispatchMessage>;
+export type ResendMessage = z.infer<typeof ResendMessage>;
 export type SignalMessage = z.infer<typeof SignalMessage>;
 export type CallbackMessage = z.infer<typeof CallbackMessage>;
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;

@@ -13,6 +13,7 @@ import type {
   DoneMessage,
   DonesMessage,
   ExecMessage,
+  ResendMessage,
   SweepMessage,
   TimeoutMessage,
 } from "../messages.ts";
@@ -92,7 +93,14 @@ export const DONES_PER_MESSAGE = 250;
 export async function sendToCoordinator(
   rt: Runtime,
   msgs: {
-    msg: DoneMessage | TimeoutMessage | SweepMessage | DispatchMessage | SignalMessage | CallbackMessage;
+    msg:
+      | DoneMessage
+      | TimeoutMessage
+      | SweepMessage
+      | DispatchMessage
+      | SignalMessage
+      | CallbackMessage
+      | ResendMessage;
     delaySeconds?: number;
   }[],
 ): Promise<void> {
