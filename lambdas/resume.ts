@@ -32,7 +32,10 @@ export async function maybeResume(
   if ((cnt.disp ?? 0) < cnt.epoch) return false;
   if (cnt.st === "S") {
     if (!waitMayBeMet(cnt)) return false;
-    if (!(await markResuming(rt, action, cnt.epoch, by[0] ?? 0))) return false;
+    const mark = await markResuming(rt, action, cnt.epoch, by[0] ?? 0);
+    // Lost to a delivery of one of the same messages (two invocations of one batch at once): it
+    // may die before sending, and this one's acknowledgement keeps its redelivery from coming.
+    if (!mark.won && !markedByTwin(mark.existing, cnt.epoch, by)) return false;
   } else {
     if ((cnt.sent ?? 0) >= cnt.epoch) return false;
     const mine = cnt.rby === undefined || by.includes(cnt.rby);
@@ -49,9 +52,16 @@ export async function maybeResume(
  * transition); false if another took it or the epoch moved on.
  */
 export async function forceResume(rt: Runtime, action: string, epoch: number): Promise<boolean> {
-  if (!(await markResuming(rt, action, epoch, 0))) return false;
+  if (!(await markResuming(rt, action, epoch, 0)).won) return false;
   await sendResume(rt, action, epoch);
   return true;
+}
+
+/** A resume marked at `epoch`, not yet sent, by one of the tokens `by` (the messages being handled). */
+function markedByTwin(c: CounterItem | undefined, epoch: number, by: readonly number[]): boolean {
+  return (
+    c?.st === "R" && c.epoch === epoch && (c.sent ?? 0) < epoch && c.rby !== undefined && by.includes(c.rby)
+  );
 }
 
 export async function sendResume(

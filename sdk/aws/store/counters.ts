@@ -3,7 +3,7 @@
  * Each condition is the guard of one effect; the comment on it says which. Timeline: docs/aws.md.
  */
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { isConditionFailed } from "./io.ts";
+import { isConditionFailed, oldItem } from "./io.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Trigger } from "./trigger.ts";
 import type { CounterItem } from "./table.ts";
@@ -110,15 +110,29 @@ export function addCompletions(
  * only a redelivery of the winner — or anyone, once the mark is old — sends a resume the winner may
  * have crashed before sending (resume.ts), not every completion counted meanwhile.
  */
-export async function markResuming(rt: Runtime, action: string, epoch: number, by: number): Promise<boolean> {
-  const out = await update<CounterItem>(rt, {
-    Key: counterKey(action),
-    UpdateExpression: "SET st = :R, rby = :by, rat = :now",
-    // One resume per suspension: only the transition out of S at this epoch wins.
-    ConditionExpression: "epoch = :e AND st = :S",
-    ExpressionAttributeValues: { ":R": "R", ":S": "S", ":e": epoch, ":by": by, ":now": rt.now() },
-  });
-  return out !== undefined;
+export async function markResuming(
+  rt: Runtime,
+  action: string,
+  epoch: number,
+  by: number,
+): Promise<{ won: true } | { won: false; existing: CounterItem | undefined }> {
+  try {
+    await rt.doc.send(
+      new UpdateCommand({
+        TableName: rt.config.table,
+        Key: counterKey(action),
+        UpdateExpression: "SET st = :R, rby = :by, rat = :now",
+        // One resume per suspension: only the transition out of S at this epoch wins.
+        ConditionExpression: "epoch = :e AND st = :S",
+        ExpressionAttributeValues: { ":R": "R", ":S": "S", ":e": epoch, ":by": by, ":now": rt.now() },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      }),
+    );
+    return { won: true };
+  } catch (e) {
+    if (isConditionFailed(e)) return { won: false, existing: oldItem(e) as CounterItem | undefined };
+    throw e;
+  }
 }
 
 /** Records that the resume of `epoch` was sent, so a redelivered trigger does not send it again. */
