@@ -105,10 +105,11 @@ export function addCompletions(
 }
 
 /**
- * S → R for `epoch`: true for the one caller that wins the right to resume the parent. The mark
- * names the winner (`rby`, a release token of one of its messages) and its time (`rat`), so that
- * only a redelivery of the winner — or anyone, once the mark is old — sends a resume the winner may
- * have crashed before sending (resume.ts), not every completion counted meanwhile.
+ * S → R for `epoch`: `won` for the one caller that wins the right to resume the parent; a loser
+ * gets the counter as it was. The mark names the winner (`rby`, a release token of one of its
+ * messages) and its time (`rat`), so that only a redelivery of the winner — or a twin delivery of
+ * its messages, or anyone once the mark is old — sends a resume the winner may have crashed before
+ * sending (resume.ts), not every completion counted meanwhile.
  */
 export async function markResuming(
   rt: Runtime,
