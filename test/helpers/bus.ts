@@ -288,7 +288,9 @@ export class Bus {
       for (const id of failed) errors.set(id, "reported as a batch item failure");
     }
     for (const m of batch) {
-      if (acked.has(m.id)) held.splice(held.indexOf(m), 1);
+      // Deleting a message another delivery already deleted changes nothing (as on SQS): an
+      // overlapping delivery of it (one made in the middle of this one) may have acknowledged it.
+      if (acked.has(m.id) && held.includes(m)) held.splice(held.indexOf(m), 1);
       else m.lastError = crashed ? "the invocation crashed" : (errors.get(m.id) ?? "the handler threw");
     }
     return {
