@@ -127,9 +127,6 @@ interface Visit {
   cnt: CounterItem;
   /** Its first page of calls, if it waits on children (open-calls.ts). */
   page?: OpenCalls;
-  open: number;
-  /** Every call of the parent was read (its calls fit the walk's page): `open` is all of them. */
-  complete: boolean;
   /** An open child is a sleep, a signal or a callback wait. */
   outside: boolean;
   /** Names of the signals its open `waitForSignal` children wait for. */
@@ -197,8 +194,6 @@ async function walkRun(
         id: l.id,
         task: l.task,
         cnt,
-        open: 0,
-        complete: false,
         outside: false,
         signals: new Set(),
         callbacks: [],
@@ -208,8 +203,6 @@ async function walkRun(
       if (cnt.D >= NEVER) opaque = true;
       const page = await openCalls(rt, l.id, cnt);
       v.page = page;
-      v.open = page.open.length;
-      v.complete = page.next === undefined;
       for (const c of page.open)
         if (page.parents.has(c.id)) next.push({ id: c.id, task: c.task });
         // A sleep or signal wait waits on time or the outside world: no bound judges it, and
@@ -306,12 +299,13 @@ async function nudge(
  * than B minus what was counted means completions were lost. A wait on the outside world (a
  * sleep, a signal, a callback, an opaque await) is not judged.
  */
-export function uncounted(v: Pick<Visit, "cnt" | "open" | "complete" | "outside">): number {
+export function uncounted(v: Pick<Visit, "cnt" | "page" | "outside">): number {
   const c = v.cnt;
-  if (c.st !== "S" || (c.disp ?? 0) < c.epoch || !v.complete || v.outside) return 0;
+  // Only with every call read (no page after the first) is the page's open count all of them.
+  if (c.st !== "S" || (c.disp ?? 0) < c.epoch || !v.page || v.page.next !== undefined || v.outside) return 0;
   if (c.D >= NEVER || c.B >= NEVER) return 0;
   const n = sinceCommit(c);
-  return Math.max(0, c.B - n.ok - n.err - v.open);
+  return Math.max(0, c.B - n.ok - n.err - v.page.open.length);
 }
 
 /** Why a run is failed as stalled: the deepest parent that waits, and on what. */
@@ -329,7 +323,7 @@ function stallReport(
   const c = stuck.cnt;
   const state = c.st === "S" ? "suspended" : c.st === "R" ? "resuming" : "ended";
   return (
-    `${head}: ${stuck.task} ${stuck.id} is ${state} at epoch ${c.epoch}, waiting on ${stuck.open} unsettled ` +
+    `${head}: ${stuck.task} ${stuck.id} is ${state} at epoch ${c.epoch}, waiting on ${stuck.page?.open.length ?? 0} unsettled ` +
     `child(ren) among its first ${openCallLimits.chunksPerPage * 100} calls; counted since it suspended: ` +
     `${sinceCommit(c).ok} succeeded, ${sinceCommit(c).err} failed (it needs ${c.B} successes, or ${c.D} settlements with a failure)`
   );
