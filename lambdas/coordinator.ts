@@ -22,6 +22,7 @@ import { countCompletions } from "./coord/completions.ts";
 import { failRun, startRun } from "./coord/start-run.ts";
 import { sweep } from "./coord/sweep.ts";
 import { resendPage } from "./open-calls.ts";
+import { recheckResume } from "./resume.ts";
 import { continueDispatch } from "./fan-out.ts";
 import { matchSignals } from "./durable-waits.ts";
 import { callbackCompleted } from "./callbacks.ts";
@@ -114,7 +115,9 @@ export async function handleBatch(event: SQSEvent): Promise<SQSBatchResponse> {
             ? continueDispatch(rt, m, r.messageId)
             : m.k === "resend"
               ? resendPage(rt, m)
-              : sweep(rt, m, r.messageId);
+              : m.k === "recheck"
+                ? recheckResume(rt, m, r.messageId)
+                : sweep(rt, m, r.messageId);
     others.push(
       work.catch((e: unknown) => {
         rt.log.error("coordinator message failed; it will be retried", {

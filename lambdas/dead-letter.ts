@@ -118,6 +118,14 @@ async function consume(rt: Runtime, r: SQSRecord): Promise<void> {
         last,
       });
       return;
+    case "recheck":
+      // A look at a resume marked and unsent: the reconciler sends such a resume at its next look.
+      rt.log.error("a recheck dead-lettered; the reconciler sends the resume at its next look", {
+        run: m.run,
+        action: m.id,
+        last,
+      });
+      return;
     case "dispatch": {
       // Sending a committed epoch's calls kept failing: try once more, else the parent cannot
       // progress (its calls past `from` may never go out), so it fails.

@@ -2,11 +2,12 @@
  * Resuming a parent once its wait may be satisfied: claimed once per epoch (markResuming), sent,
  * and marked sent, so a redelivery re-sends only a resume a crash left unsent.
  */
-import { sendExecs } from "../sdk/aws/transport/dispatch.ts";
+import { sendExecs, sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
 import { MESSAGE_VERSION, actionOf } from "../sdk/aws/messages.ts";
-import type { ExecMessage } from "../sdk/aws/messages.ts";
+import type { ExecMessage, RecheckMessage } from "../sdk/aws/messages.ts";
 import type { Runtime } from "../sdk/aws/runtime.ts";
-import { markResuming, markSent } from "../sdk/aws/store/counters.ts";
+import { markResuming, markSent, readCounter } from "../sdk/aws/store/counters.ts";
+import { releaseToken } from "../sdk/aws/store/windows.ts";
 import type { CounterItem } from "../sdk/aws/store/table.ts";
 import { readSelf } from "../sdk/aws/store/history.ts";
 import { waitMayBeMet } from "../sdk/aws/store/counters.ts";
@@ -39,10 +40,30 @@ export async function maybeResume(
   } else {
     if ((cnt.sent ?? 0) >= cnt.epoch) return false;
     const mine = cnt.rby === undefined || by.includes(cnt.rby);
-    if (!mine && rt.now() - (cnt.rat ?? 0) < UNSENT_AFTER_MS) return false;
+    const age = rt.now() - (cnt.rat ?? 0);
+    if (!mine && age < UNSENT_AFTER_MS) {
+      // Its marker is sending it — or died first, and a twin delivery of its messages that counted
+      // them without resuming acknowledged them, so no redelivery will: look again once the mark
+      // is old. Rare: only a completion counted between a mark and its send gets here.
+      const msg: RecheckMessage = {
+        k: "recheck",
+        v: MESSAGE_VERSION,
+        run: cnt.run,
+        id: action,
+        epoch: cnt.epoch,
+      };
+      await sendToCoordinator(rt, [{ msg, delaySeconds: Math.ceil((UNSENT_AFTER_MS - age) / 1000) + 1 }]);
+      return false;
+    }
   }
   await sendResume(rt, action, cnt.epoch, self);
   return true;
+}
+
+/** A `recheck` (see maybeResume): the resume of its epoch, if still marked and unsent. */
+export async function recheckResume(rt: Runtime, m: RecheckMessage, messageId: string): Promise<void> {
+  const cnt = await readCounter(rt, m.id);
+  if (cnt?.epoch === m.epoch) await maybeResume(rt, m.id, cnt, [releaseToken(messageId)]);
 }
 
 /**

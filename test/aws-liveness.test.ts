@@ -373,6 +373,36 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
     assert.equal(await r.result(), 20);
   });
 
+  it("a resume marked by a twin delivery that died before sending it is sent once the mark is old", async () => {
+    // Found by the chaos soak (seed 21): a gather left RUNNING with every child ended. One
+    // completion was handed to two invocations at once; the first to finish counted it (1 of 2, no
+    // resume) and acknowledged it, the other counted it again (an over-count: 2 of 2), marked the
+    // resume and died before sending it, so no redelivery of that message ever came back. The
+    // last completion was counted within 30 s of the mark, which was not its own: nothing sent it.
+    sim = new SimQueues(dev, client);
+    const r = await client.run(t.gatherOf, 2);
+    const leaf = (m: { body: string }) => m.body.includes('"k":"exec"') && m.body.includes('"task":"live.twice"');
+    const done = (m: { body: string }) => m.body.includes('"k":"done"');
+    assert.ok(await sim.run(async () => sim.visible(leaf).length === 2, { hold: leaf }));
+    for (const m of sim.visible(leaf)) await sim.deliver([m]); // one completion message each
+    const [d1, d2] = sim.visible(done);
+    assert.ok(d1 && d2, "two completion messages");
+    await sim.deliver([d1]); // the twin that finishes first: counted once, acknowledged
+    const died = crashAfter(
+      (cmd, input) => /^Update/.test(cmd) && String(input["UpdateExpression"]).startsWith("SET st = :R"),
+      "marking the resume",
+    );
+    // Its death takes the requeue of its completions with it (they go back only if it lives).
+    sim.crashSend = (c) => c.body.includes('"k":"done"');
+    await sim.deliver([d1]); // the other: counted again, marks the resume, dies
+    sim.crashSend = undefined;
+    assert.ok(died.fired);
+    assert.equal((await readCounter(runtime(), r.id))?.st, "R", "a resume marked and never sent");
+    await sim.deliver([d2]);
+    await finish(r);
+    assert.equal(await r.result(), 2);
+  });
+
   it("10. one delivery owns an epoch: another replay of it writes nothing; a later attempt takes over an abandoned one", async () => {
     const rt = runtime();
     const action = key("epoch");

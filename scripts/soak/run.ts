@@ -18,6 +18,8 @@ import { readStack } from "../../dev/deployed/assembly.ts";
 import { Chaos, type ChaosSpec } from "../../dev/deployed/chaos.ts";
 import { startDeployedStack, type DeployedReport } from "../../dev/deployed/stack.ts";
 import { synth } from "../../dev/deployed/synth.ts";
+import { runtime } from "../../sdk/aws/runtime.ts";
+import { readCounter } from "../../sdk/aws/store/counters.ts";
 
 export interface SoakOptions {
   /** How long new runs are started; default 60 s. */
@@ -179,10 +181,16 @@ async function soakStack(
   };
 
   /** Where a run that broke an invariant stands: its open actions and each message naming it. */
-  const explain = (id: string, nodes: ActionNode[]) => {
+  const explain = async (id: string, nodes: ActionNode[]) => {
     const open = nodes.filter((n) => !TERMINAL.has(n.status));
+    // An open parent's counter says which guard held its resume back (resume.ts maybeResume).
+    const counters = await Promise.all(open.map((n) => readCounter(runtime(), n.id).catch(() => undefined)));
     const lines = [
-      ...open.map((n) => `  open: ${n.task} ${n.id} ${n.status} (attempts ${n.attempts})`),
+      ...open.map(
+        (n, i) =>
+          `  open: ${n.task} ${n.id} ${n.status} (attempts ${n.attempts})` +
+          (counters[i] ? ` counter ${JSON.stringify({ ...counters[i], pk: undefined, sk: undefined })}` : ""),
+      ),
       ...stack.eventSources.trace.describe(id, started).map((l) => `  message: ${l}`),
     ];
     for (const l of lines) log(l);

@@ -7,12 +7,12 @@
  */
 import { z } from "zod";
 
-export const MESSAGE_VERSION = 7;
+export const MESSAGE_VERSION = 8;
 /**
  * The oldest version still accepted: v1 had no `dispatch` kind, sweep cursor or check arguments; v2
  * no per-call settings (`o`) or sweeps of listed `ids`; v3 no `signal` kind or durable-wait field
  * (`dw`) on execs; v4 no recovery (`tw` on actions, `rec` on starts: docs/recover.md); v5 no
- * `callback` kind; v6 no `resend` kind.
+ * `callback` kind; v6 no `resend` kind; v7 no `recheck` kind.
  */
 export const OLDEST_VERSION = 1;
 
@@ -170,6 +170,18 @@ export const ResendMessage = z.object({
   after: z.string().min(1),
 });
 
+/**
+ * Coordinator: look again at a parent's resume of `epoch`, marked by another delivery and not yet
+ * sent, once that mark is old enough for anyone to send it (lambdas/resume.ts).
+ */
+export const RecheckMessage = z.object({
+  k: z.literal("recheck"),
+  v: version,
+  run: id,
+  id,
+  epoch: z.number().int().min(1),
+});
+
 export const CoordinatorMessage = z.discriminatedUnion("k", [
   SignalMessage,
   CallbackMessage,
@@ -180,6 +192,7 @@ export const CoordinatorMessage = z.discriminatedUnion("k", [
   SweepMessage,
   DispatchMessage,
   ResendMessage,
+  RecheckMessage,
 ]);
 
 /** Executor: run (or replay, at `epoch` > 0) one action. */
@@ -207,6 +220,7 @@ export type TimeoutMessage = z.infer<typeof TimeoutMessage>;
 export type SweepMessage = z.infer<typeof SweepMessage>;
 export type DispatchMessage = z.infer<typeof DispatchMessage>;
 export type ResendMessage = z.infer<typeof ResendMessage>;
+export type RecheckMessage = z.infer<typeof RecheckMessage>;
 export type SignalMessage = z.infer<typeof SignalMessage>;
 export type CallbackMessage = z.infer<typeof CallbackMessage>;
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;

@@ -13,6 +13,7 @@ import type {
   DoneMessage,
   DonesMessage,
   ExecMessage,
+  RecheckMessage,
   ResendMessage,
   SweepMessage,
   TimeoutMessage,
@@ -100,7 +101,8 @@ export async function sendToCoordinator(
       | DispatchMessage
       | SignalMessage
       | CallbackMessage
-      | ResendMessage;
+      | ResendMessage
+      | RecheckMessage;
     delaySeconds?: number;
   }[],
 ): Promise<void> {
