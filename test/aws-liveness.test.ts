@@ -381,7 +381,8 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
     // last completion was counted within 30 s of the mark, which was not its own: nothing sent it.
     sim = new SimQueues(dev, client);
     const r = await client.run(t.gatherOf, 2);
-    const leaf = (m: { body: string }) => m.body.includes('"k":"exec"') && m.body.includes('"task":"live.twice"');
+    const leaf = (m: { body: string }) =>
+      m.body.includes('"k":"exec"') && m.body.includes('"task":"live.twice"');
     const done = (m: { body: string }) => m.body.includes('"k":"done"');
     assert.ok(await sim.run(async () => sim.visible(leaf).length === 2, { hold: leaf }));
     for (const m of sim.visible(leaf)) await sim.deliver([m]); // one completion message each
