@@ -68,6 +68,11 @@ export interface DeliverOptions {
    */
   crashOne?: boolean;
   /**
+   * With crashOne: the others finish (and acknowledge) before the crashing one starts, so what it
+   * does before its crash follows what they did (a twin slower than its copy).
+   */
+  othersFirst?: boolean;
+  /**
    * Just before the invocation's k-th AWS call (any kind), run `then` (another delivery, a cancel)
    * and only then make the call: something else happening in the middle of this invocation.
    */
@@ -273,11 +278,13 @@ export class Bus {
     const invs = Array.from({ length: opts.copies ?? 1 }, (_, i) =>
       opts.crashOne && i > 0 ? invocation(undefined, undefined) : shared,
     );
-    const outs = await Promise.all(
-      invs.map((inv) =>
-        lanes.run({ bus: this, inv }, () => handler(event).catch((e: unknown) => ({ thrown: String(e) }))),
-      ),
-    );
+    const invoke = (inv: Invocation) =>
+      lanes.run({ bus: this, inv }, () => handler(event).catch((e: unknown) => ({ thrown: String(e) })));
+    let outs: Awaited<ReturnType<typeof invoke>>[];
+    if (opts.crashOne && opts.othersFirst) {
+      const others = await Promise.all(invs.slice(1).map(invoke));
+      outs = [await invoke(invs[0]!), ...others];
+    } else outs = await Promise.all(invs.map(invoke));
     const crashed = shared.crash?.fired ?? false;
     const acked = new Set<string>();
     const errors = new Map<string, string>();

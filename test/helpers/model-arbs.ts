@@ -81,7 +81,7 @@ export interface Step {
   /** Batch size. */
   n: number;
   /** `twin`: two invocations at once, of which only the first crashes (the other acknowledges). */
-  dup: "none" | "same" | "copy" | "twin";
+  dup: "none" | "same" | "copy" | "twin" | "twin-late";
   crash: Crash | null;
   /** Jump the clock past the visibility timeout first. */
   wait: boolean;
@@ -145,7 +145,7 @@ export function scheduleArb({ kinds: faults }: Faults, maxSteps = 20): fc.Arbitr
   const dups: Step["dup"][] = ["none"];
   if (faults.has("dup-same")) dups.push("same");
   if (faults.has("dup-copy")) dups.push("copy");
-  if (faults.has("dup-twin")) dups.push("twin");
+  if (faults.has("dup-twin")) dups.push("twin", "twin-late");
   const ons: Crash["on"][] = [];
   if (faults.has("cut-send")) ons.push("send");
   if (faults.has("crash-write")) ons.push("write");
@@ -200,6 +200,7 @@ export function describeStep(s: Step): string {
     same: "to two invocations at once",
     copy: "plus a copy with a new id",
     twin: "to two invocations at once, the other one acknowledging",
+    "twin-late": "to two invocations, the other one acknowledging before this one starts",
   }[s.dup];
   if (dup) parts.push(dup);
   if (s.crash)

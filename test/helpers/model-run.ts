@@ -178,8 +178,9 @@ export async function runSchedule(
       };
       if (w) faulted++;
       await deliver(batch, {
-        copies: s.dup === "same" || s.dup === "twin" ? 2 : 1,
-        crashOne: s.dup === "twin",
+        copies: s.dup === "same" || s.dup === "twin" || s.dup === "twin-late" ? 2 : 1,
+        crashOne: s.dup === "twin" || s.dup === "twin-late",
+        othersFirst: s.dup === "twin-late",
         ...(crash ? { crash } : {}),
         ...(w ? { pause: { k: w.k, then } } : {}),
       });
