@@ -19,6 +19,7 @@ import { after, before, describe, it } from "node:test";
 import { chromium } from "playwright-core";
 import type { BrowserContext, Page } from "playwright-core";
 import { BIN, ROOT, aloft } from "./helpers/cli.ts";
+import { StoreLock } from "../sdk/local/lock.ts";
 
 const TASKS = join(ROOT, "test/fixtures/ui-tasks.ts");
 const CHROMIUM = "/usr/bin/chromium";
@@ -363,6 +364,10 @@ describe("aloft ui in Chromium", { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM
     const id = /^(r-\S+)\s+CANCELLED\s.*ui\.gatedFanOut/m.exec(runs)?.[1];
     assert.ok(id, runs);
     await page.goto(`${url}/runs/${id}`);
+    // The store is still held for a moment, as by the `aloft resume` of the test before while it
+    // exits (a clean-clone CI run clicked Recover then and got "another process holds the store").
+    const lock = StoreLock.acquire(join(cwd, ".aloft/aloft.db"));
+    setTimeout(() => lock.release(), 1_500);
     await page.getByRole("button", { name: "Recover" }).click();
     await page.getByTestId("recovered-from").getByText(id).waitFor();
     assert.notEqual(new URL(page.url()).pathname, `/runs/${id}`, "it opened the new run");

@@ -6,6 +6,7 @@ import { shownArgs } from "../../core/callbacks.ts";
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { deserialize } from "../../serde.ts";
 import { parseOutcome } from "../../core/history.ts";
@@ -28,6 +29,9 @@ import type {
   TimelineRow,
   UiSource,
 } from "./source.ts";
+
+/** How long the UI waits for a process that holds the store (one ending its run) to let it go. */
+const RELEASE_MS = 10_000;
 
 type SummaryRow = Pick<
   ActionRow,
@@ -114,6 +118,19 @@ export class LocalSource implements UiSource {
 
   private held(): boolean {
     return StoreLock.holder(this.path) !== undefined;
+  }
+
+  /**
+   * Whether no other process holds the store, waiting up to RELEASE_MS for one to let it go: the
+   * process that just ended a run (an `aloft resume` the UI started) is still exiting.
+   */
+  private async released(): Promise<boolean> {
+    const until = Date.now() + RELEASE_MS;
+    while (this.held()) {
+      if (Date.now() > until) return false;
+      await sleep(100);
+    }
+    return true;
   }
 
   private runSummary(r: RunRow, held: boolean): RunSummary {
@@ -319,7 +336,7 @@ export class LocalSource implements UiSource {
     const r = this.store.getRun(runId);
     if (!r) throw new Error(`no run ${runId}`);
     checkRecoverable(r);
-    if (this.held())
+    if (!(await this.released()))
       throw new Error(`another process holds the store ${this.path}: recover the run once it has stopped`);
     // `aloft recover` in a process of its own (it loads the run's task module), left running; its
     // output goes to a file beside the store, where its first line names the new run.
