@@ -111,16 +111,10 @@ async function consume(rt: Runtime, r: SQSRecord): Promise<void> {
       await sweep(rt, m, r.messageId);
       return;
     case "resend":
-      // The reconciler's re-send of a stalled parent's calls: it looks again at its next bound.
-      rt.log.error("a resend dead-lettered; the reconciler asks again at its next look", {
-        run: m.run,
-        action: m.id,
-        last,
-      });
-      return;
     case "recheck":
-      // A look at a resume marked and unsent: the reconciler sends such a resume at its next look.
-      rt.log.error("a recheck dead-lettered; the reconciler sends the resume at its next look", {
+      // The reconciler's re-send of a stalled parent's calls, or a look at a resume marked and
+      // never sent: the reconciler does either again at its next look.
+      rt.log.error(`a ${m.k} dead-lettered; the reconciler acts at its next look`, {
         run: m.run,
         action: m.id,
         last,
