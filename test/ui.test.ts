@@ -369,7 +369,15 @@ describe("aloft ui in Chromium", { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM
     const lock = StoreLock.acquire(join(cwd, ".aloft/aloft.db"));
     setTimeout(() => lock.release(), 1_500);
     await page.getByRole("button", { name: "Recover" }).click();
-    await page.getByTestId("recovered-from").getByText(id).waitFor();
+    await page
+      .getByTestId("recovered-from")
+      .getByText(id)
+      .waitFor({ timeout: 30_000 })
+      .catch(async (e: unknown) => {
+        throw new Error(`at ${page.url()}: ${(await page.locator("main").innerText()).slice(0, 1500)}`, {
+          cause: e,
+        });
+      });
     assert.notEqual(new URL(page.url()).pathname, `/runs/${id}`, "it opened the new run");
     await page.getByTestId("run-status").getByText("SUCCEEDED").waitFor();
     await page.screenshot({ path: join(ARTIFACTS, "run-recovered.png") });

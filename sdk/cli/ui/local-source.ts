@@ -350,13 +350,12 @@ export class LocalSource implements UiSource {
     p.unref();
     const exited = new Promise<number | null>((res) => p.once("exit", res));
     for (let i = 0; i < 300; i++) {
+      const code = await Promise.race([exited, sleep(100).then(() => undefined)]);
+      // Read after the wait: a recovery whose run ends at once prints its line and exits within
+      // one wait, and its exit must not hide the line (it did: "aloft recover exited 0").
       const text = existsSync(log) ? readFileSync(log, "utf8") : "";
       const id = /^run (r-[\w-]+) \(.*\) recovers /m.exec(text)?.[1];
       if (id) return { message: `started ${id}, a recovery of ${runId}`, run: id };
-      const code = await Promise.race([
-        exited,
-        new Promise<undefined>((res) => setTimeout(() => res(undefined), 100)),
-      ]);
       if (code !== undefined) throw new Error(text.trim() || `aloft recover exited ${code}`);
     }
     throw new Error(`aloft recover ${runId} did not start its run in 30 s: see ${log}`);
