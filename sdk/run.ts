@@ -42,6 +42,8 @@ type AnyFn = (...args: any[]) => any;
 
 let options: InitOptions = {};
 let backend: Promise<LocalBackend> | undefined;
+/** An engine whose workers could not load the tasks, being closed: the next one opens after. */
+let closing: Promise<void> = Promise.resolve();
 
 /**
  * Configures where runs go. Optional: without it, runs use the embedded engine and `.aloft/`.
@@ -109,15 +111,32 @@ function storePath(): string {
   return options.store === ":memory:" ? ":memory:" : resolve(options.store ?? ".aloft/aloft.db");
 }
 
-/** The local engine, opened on first use; its workers import `modules` (default: every task's). */
+/**
+ * The local engine, opened on first use; its workers import `modules` (default: every task's).
+ * It takes runs at once: their roots run on this thread while the workers load (LocalBackend.ready).
+ */
 function openBackend(modules?: string[]): Promise<LocalBackend> {
-  backend ??= (async () => {
+  if (backend) return backend;
+  const opening = (async () => {
+    await closing;
     const path = storePath();
     modules ??= [...new Set(listTasks().flatMap((t) => (t.module ? [t.module] : [])))];
-    return (await localModule()).openLocal(path, options.workers ?? availableParallelism(), modules);
+    const m = await localModule();
+    const b = m.openLocal(path, options.workers ?? availableParallelism(), modules);
+    // No worker could load the task modules (the engine failed its runs with why): this engine
+    // is closed, and the next run opens another.
+    b.ready.catch(() => {
+      if (backend !== opening) return; // shutdown() closes it
+      backend = undefined;
+      closing = m.closeLocal(b).catch(() => undefined);
+    });
+    return b;
   })();
-  backend.catch(() => (backend = undefined));
-  return backend;
+  backend = opening;
+  opening.catch(() => {
+    if (backend === opening) backend = undefined;
+  });
+  return opening;
 }
 
 /**
@@ -184,6 +203,7 @@ export async function run<F extends AnyFn>(
   const { keepAliveUntilEnded, makeRun } = await localModule();
   const id = b.engine.startRun(task.def, payload);
   keepAliveUntilEnded(b, id);
+  await b.ready; // the run started meanwhile; if no worker can load the tasks, it failed with why
   return makeRun(b, id, resultOf<Awaited<ReturnType<F>>>);
 }
 
@@ -213,6 +233,7 @@ export async function recover<R = unknown>(runId: string): Promise<Run<R>> {
   }
   const id = b.engine.startRun(def, row.args, row.id);
   keepAliveUntilEnded(b, id);
+  await b.ready;
   return makeRun(b, id, resultOf<R>);
 }
 
@@ -221,6 +242,9 @@ export async function resume(runId: string): Promise<Run> {
   notInWorker("resume()");
   const b = await openBackend();
   const { keepAliveUntilEnded, makeRun } = await localModule();
+  // Resumed once a worker has loaded the tasks: a run whose workers cannot load them stays RUNNING,
+  // to be resumed when they can.
+  await b.ready;
   const row = b.store.getRun(runId);
   if (!row) throw new ConfigurationError(`no run ${runId} in ${b.store.path}; see aloft runs`);
   if (row.status === "RUNNING") {

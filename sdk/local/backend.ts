@@ -15,30 +15,39 @@ export interface LocalBackend {
   engine: Engine;
   store: Store;
   lock: StoreLock | undefined;
+  /**
+   * A worker has loaded the task modules, or why none could. Runs start before it: a root's first
+   * replay runs on this thread while the workers load, its children wait for them (start-up,
+   * docs/performance.md).
+   */
+  ready: Promise<void>;
+  /** Holds the event loop until `ready` settles (the workers are unref'd). */
+  starting: NodeJS.Timeout;
   /** Runs started or resumed here and not yet ended: while there are any, the process stays. */
   active: number;
   keepAlive: NodeJS.Timeout | undefined;
 }
 
 /** Opens the store at `path` (locked unless in memory) and starts an engine over it. */
-export async function openLocal(path: string, workers: number, modules: string[]): Promise<LocalBackend> {
+export function openLocal(path: string, workers: number, modules: string[]): LocalBackend {
   const lock = path === ":memory:" ? undefined : StoreLock.acquire(path);
-  // Workers are unref'd: while they load the task modules, only this holds the event loop.
-  const starting = setInterval(() => undefined, 1 << 30);
   try {
     const store = new Store(path);
     const engine = new EngineImpl({ store, workers, modules });
-    await engine.takingWork();
-    return { engine, store, lock, active: 0, keepAlive: undefined };
+    // Workers are unref'd: while they load the task modules, only this holds the event loop.
+    const starting = setInterval(() => undefined, 1 << 30);
+    const ready = engine.takingWork();
+    const started = (): void => clearInterval(starting);
+    ready.then(started, started);
+    return { engine, store, lock, ready, starting, active: 0, keepAlive: undefined };
   } catch (e) {
     lock?.release();
     throw e;
-  } finally {
-    clearInterval(starting);
   }
 }
 
 export async function closeLocal(b: LocalBackend): Promise<void> {
+  clearInterval(b.starting);
   clearInterval(b.keepAlive);
   await b.engine.close();
   b.store.close();

@@ -11,6 +11,8 @@
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { Outcome } from "../core/history.ts";
+import { TERMINAL } from "../core/history.ts";
+import { serializeError } from "../errors.ts";
 import type { TaskDef } from "../core/task-def.ts";
 import type { ExecItem, LogBatch } from "./run-body.ts";
 import { InlineExecutor, WorkerPool } from "./pool.ts";
@@ -62,6 +64,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly cancelPoll: NodeJS.Timeout;
   /** Closed: the store may be closed too; late lines from bodies are dropped. */
   private closed = false;
+  /** close() has begun: a worker stopped by it before it loaded the tasks fails no run. */
+  private closing = false;
   readonly store: Store;
   /** Replays per run (an action's executions after its first). */
   readonly replays = new Map<string, number>();
@@ -134,11 +138,22 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
   }
 
-  /** A worker has loaded the task modules: runs can start (the others join as they load). */
+  /**
+   * A worker has loaded the task modules (the others join as they load). Runs may start before:
+   * their roots run on this thread. If no worker can load them, every run ends FAILED with why.
+   */
   async takingWork(): Promise<void> {
     const pool = this.s.executor;
     if (!(pool instanceof WorkerPool)) return;
-    await pool.takingWork();
+    try {
+      await pool.takingWork();
+    } catch (e) {
+      if (this.closing) throw e;
+      const error = serializeError(e);
+      for (const a of [...this.s.live.values()])
+        if (!a.parent && !TERMINAL.has(a.status)) finish(this.s, a, "FAILED", { ok: false, error });
+      throw e;
+    }
     // A worker that cannot load what another loaded: said once, and the others carry the work.
     pool.started().catch((e: Error) => {
       if (!this.closed) process.emitWarning(`${e.message}\nruns continue on the workers that loaded them`);
@@ -213,6 +228,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     clearInterval(this.cancelPoll);
     this.s.waits.close();
     this.flush();

@@ -105,6 +105,10 @@ export class WorkerPool implements Executor {
       for (const [id] of m.results) slot.inflight.delete(id);
       this.onDecisions(m.results);
     });
+    // Stopped (the engine closed, or the module exited the thread) before it loaded the modules.
+    worker.on("exit", (code) =>
+      failReady(new Error(`a worker stopped (exit code ${code}) before it loaded the task modules`)),
+    );
     worker.on("error", (e) => {
       failReady(e);
       const slot = slotOf();
