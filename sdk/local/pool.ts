@@ -87,7 +87,14 @@ export class WorkerPool implements Executor {
     ready.catch(() => undefined);
     worker.on("message", (m: FromWorker) => {
       if (m.type === "ready") {
-        if (m.error) failReady(new Error(`a worker could not load the task modules:\n${m.error}`));
+        if (m.error)
+          failReady(
+            new Error(
+              "a worker could not load the task modules: each worker thread imports them, so their " +
+                "top level must load off the main thread too (or run with --workers 0, init({ workers: 0 }))" +
+                `:\n${m.error}`,
+            ),
+          );
         else markReady();
         const slot = slotOf();
         if (this.booting && slot.worker === worker) {
