@@ -32,6 +32,7 @@ import {
   signalPayload,
   signalsOf,
   timeOut,
+  waitKey,
   waitsOf,
 } from "../sdk/aws/store/signals.ts";
 import { resolvePayload } from "../sdk/aws/payloads.ts";
@@ -40,21 +41,38 @@ import { finish, waitOver } from "./exec/finish.ts";
 import { executeCallback } from "./callbacks.ts";
 
 /**
- * The exec of a durable wait as dispatched at `now`, `pos`-th of its dispatch: a sleep delayed to
- * its due time; a signal wait stamped with its place in the order waits take signals.
+ * The exec of a durable wait made at `at` (its epoch's commit), `pos`-th call of its epoch, sent at
+ * `now`: a sleep delayed to its due time; a signal wait stamped with its place in the order waits
+ * take signals, and named in `signal` (the dispatcher registers it before sending: see
+ * registerWaits). Both stamps are the same for every dispatch of the call, a redispatch too.
  */
 export function waitExec(
   c: Pick<CallRecord, "task" | "args">,
   msg: ExecMessage,
-  now: number,
+  at: number,
   pos: number,
-): { msg: ExecMessage; delayMs?: number } | undefined {
+  now: number,
+): { msg: ExecMessage; delayMs?: number; signal?: string } | undefined {
   const w = durableWaitOf(c.task, c.args);
   if (!w) return undefined;
-  msg.dw = { at: now, pos };
+  msg.dw = { at, pos };
+  if (w.kind === "signal") return { msg, signal: w.name };
   if (w.kind !== "timer") return { msg };
-  msg.notBefore = now + w.ms;
-  return { msg, delayMs: w.ms };
+  msg.notBefore = at + w.ms;
+  return { msg, delayMs: Math.max(0, msg.notBefore - now) };
+}
+
+/**
+ * Registers the signal waits of a dispatch before their execs are sent, so that a signal waiting
+ * already goes to the first wait made, not to whichever wait's exec SQS delivers first: a matcher
+ * (any of these waits' execs, or a signal's message) pairs the waits it finds in the order they
+ * were made, and each was made before any of them could look.
+ */
+export async function registerWaits(
+  rt: Runtime,
+  out: { msg: ExecMessage; signal?: string }[],
+): Promise<void> {
+  await Promise.all(out.flatMap((o) => (o.signal === undefined ? [] : [registerWait(rt, o.msg, o.signal)])));
 }
 
 /** Rounds after which a matcher leaves the rest to the next look (a redelivery, the next signal). */
@@ -75,9 +93,14 @@ export async function executeWait(
     return finish({ rt, m, outbox, delivery, status: "SUCCEEDED", outcome: dueOutcome(w), startedAt });
   if (w.kind === "callback") return executeCallback(rt, m, w, outbox, delivery);
   const timeoutPhase = m.notBefore !== undefined;
-  // Over already? (its wait item is gone once its outcome is written)
-  if ((delivery.redelivered || timeoutPhase) && (await waitOver(rt, m, outbox, delivery))) return;
-  const rec = await registerWait(rt, m, w.name);
+  // Registered when it was dispatched (registerWaits), and gone once its outcome is written: a
+  // matcher may have paired it before this exec ran. An exec dispatched before waits were
+  // registered at dispatch registers its own.
+  let rec = await readWait(rt, m.run, waitKey(m, w.name).sk);
+  if (!rec) {
+    if (await waitOver(rt, m, outbox, delivery)) return;
+    rec = await registerWait(rt, m, w.name);
+  }
   if (rec.got !== undefined) return settle(rt, rec, outbox, delivery);
   if (timeoutPhase) {
     // The timeout's exec: the wait times out unless a signal got to it first.

@@ -17,7 +17,7 @@ import { actionPk, resultKey } from "../sdk/aws/store/table.ts";
 import { occupants, partId, partOf, releaseToken } from "../sdk/aws/store/windows.ts";
 import type { WindowTag } from "../sdk/aws/messages.ts";
 import { maybeResume } from "./resume.ts";
-import { waitExec } from "./durable-waits.ts";
+import { registerWaits, waitExec } from "./durable-waits.ts";
 
 /**
  * Sends calls of an epoch, except items of a windowed map that hold no slot now (the window lets
@@ -31,11 +31,18 @@ export async function dispatchCalls(
   fallbackEnv: string | undefined,
   /** The attempt each call is at, if past its first (a re-sent retry: reconcile.ts). */
   attempts?: ReadonlyMap<string, number>,
+  /**
+   * When the calls were made (their epoch's commit) and each one's position in its epoch: what a
+   * durable wait is ordered and timed by, the same for every dispatch of it. Default: now, and
+   * the position in `calls`.
+   */
+  made?: { at: number | undefined; pos: readonly number[] },
 ): Promise<void> {
   const held = new Map(windows.map((w) => [partId(w), occupants(w)]));
   const out = [];
   const now = rt.now();
-  for (const [pos, c] of calls.entries()) {
+  const at = made?.at ?? now;
+  for (const [i, c] of calls.entries()) {
     let tag: WindowTag | undefined;
     if (c.window) {
       const slots = held.get(partOf(c.window.key, c.window.index, c.window.limit));
@@ -50,10 +57,11 @@ export async function dispatchCalls(
     if (attempt !== undefined) msg.attempt = attempt;
     // A durable wait (sleep, waitForSignal) is sent delayed to its time, or stamped with its order.
     out.push({
-      ...(waitExec(c, msg, now, pos) ?? { msg }),
+      ...(waitExec(c, msg, at, made?.pos[i] ?? i, now) ?? { msg }),
       ...(fallbackEnv === undefined ? {} : { fallbackEnv }),
     });
   }
+  await registerWaits(rt, out);
   await sendExecs(rt, out);
 }
 
@@ -68,6 +76,8 @@ export interface EpochRef {
   /** The parent's task (its environment is the fallback queue of a call to an unknown task). */
   task: string;
   epoch: number;
+  /** When the epoch was committed (CounterItem.ct). */
+  at?: number;
 }
 
 /**
@@ -86,7 +96,11 @@ export async function dispatchEpoch(
   self?: Omit<ExecMessage, "epoch">,
 ): Promise<void> {
   const limit = dispatchLimits.perInvocation;
-  await dispatchCalls(rt, e.run, calls.slice(0, limit), windows, findTask(e.task)?.env);
+  const first = calls.slice(0, limit);
+  await dispatchCalls(rt, e.run, first, windows, findTask(e.task)?.env, undefined, {
+    at: e.at,
+    pos: first.map((_, i) => i),
+  });
   if (calls.length > limit) return continueLater(rt, e, limit, calls.length);
   const after = await markDispatched(rt, e.id, e.epoch);
   if (after) await maybeResume(rt, e.id, after, by, self);
@@ -129,8 +143,20 @@ export async function continueDispatch(rt: Runtime, m: DispatchMessage, messageI
     rt,
     calls.map((c) => resultKey(m.id, c.id)),
   );
-  const open = calls.filter((c) => results.get(keyId(resultKey(m.id, c.id)))?.["outcome"] === undefined);
-  await dispatchCalls(rt, m.run, open, await loadWindows(rt, m.id, cnt), findTask(m.task)?.env);
+  const open = positions.flatMap((pos, i) =>
+    results.get(keyId(resultKey(m.id, calls[i]!.id)))?.["outcome"] === undefined
+      ? [{ pos, c: calls[i]! }]
+      : [],
+  );
+  await dispatchCalls(
+    rt,
+    m.run,
+    open.map((o) => o.c),
+    await loadWindows(rt, m.id, cnt),
+    findTask(m.task)?.env,
+    undefined,
+    { at: cnt.ct, pos: open.map((o) => o.pos) },
+  );
   if (to < m.n) return continueLater(rt, m, to, m.n);
   const after = await markDispatched(rt, m.id, m.epoch);
   if (after) await maybeResume(rt, m.id, after, [releaseToken(messageId)]);
@@ -154,8 +180,18 @@ export async function redispatch(rt: Runtime, cnt: CounterItem, e: Omit<EpochRef
   if (cnt.nc !== undefined) return continueLater(rt, { ...e, epoch: cnt.epoch }, 0, cnt.nc);
   // A counter committed before epochs recorded their call count: the whole list, here.
   const loaded = await loadHistory(rt, e.id);
-  const calls = (loaded.callsByEpoch.get(cnt.epoch) ?? []).filter((c) => !loaded.history.outcomes.has(c.id));
-  await dispatchCalls(rt, cnt.run, calls, loaded.windows, findTask(e.task)?.env);
+  const open = (loaded.callsByEpoch.get(cnt.epoch) ?? []).flatMap((c, pos) =>
+    loaded.history.outcomes.has(c.id) ? [] : [{ pos, c }],
+  );
+  await dispatchCalls(
+    rt,
+    cnt.run,
+    open.map((o) => o.c),
+    loaded.windows,
+    findTask(e.task)?.env,
+    undefined,
+    { at: cnt.ct, pos: open.map((o) => o.pos) },
+  );
   const after = await markDispatched(rt, e.id, cnt.epoch);
   if (after) await maybeResume(rt, e.id, after, []);
 }

@@ -28,5 +28,6 @@ const opts = new Command("npm run soak --")
 
 const result = await soak({ seconds: opts.seconds, chaos: parseChaos(opts.chaos), inFlight: opts.inFlight });
 process.stdout.write(`${result.summary}\n`);
-const broken = result.stuck + result.lost + result.duplicated + result.overConcurrency + result.denials;
+const broken =
+  result.stuck + result.lost + result.duplicated + result.overConcurrency + result.early + result.denials;
 process.exitCode = broken ? 1 : 0;

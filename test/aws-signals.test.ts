@@ -18,7 +18,8 @@ import { reconcile } from "../lambdas/reconcile.ts";
 import { sendToCoordinator } from "../sdk/aws/transport/dispatch.ts";
 import type { Outbox } from "../lambdas/exec/context.ts";
 import * as w from "./semantics/tasks-waits.ts";
-import { duplicateSends, inject } from "./helpers/aws-faults.ts";
+import type { SendMessageBatchRequestEntry } from "@aws-sdk/client-sqs";
+import { addMiddleware, duplicateSends, inject } from "./helpers/aws-faults.ts";
 import { TERMINAL, flatten } from "./helpers/status.ts";
 import { sleep, within } from "./helpers/within.ts";
 
@@ -69,6 +70,23 @@ describe("sleep and signals on the AWS handlers under faults", { timeout: 300_00
     };
   }
 
+  /** Holds back each signal wait's first exec by `seconds(its position)`: SQS may deliver late, in any order. */
+  function delayWaitExecs(seconds: (pos: number) => number): () => void {
+    return addMiddleware(runtime().sqs, "delay-wait-execs", (args, next, command) => {
+      if (command !== "SendMessageBatchCommand") return next(args);
+      const entries = (args.input["Entries"] as SendMessageBatchRequestEntry[]).map((e) => {
+        const m = JSON.parse(e.MessageBody ?? "{}") as {
+          task?: string;
+          dw?: { pos: number };
+          notBefore?: number;
+        };
+        if (m.task !== "aloft:signal" || !m.dw || m.notBefore !== undefined) return e;
+        return { ...e, DelaySeconds: seconds(m.dw.pos) };
+      });
+      return next({ input: { ...args.input, Entries: entries } });
+    });
+  }
+
   async function ended(r: AwsRun<unknown>): Promise<void> {
     const s = await r.status();
     for (const n of flatten(s.root)) assert.ok(TERMINAL.has(n.status), `${n.task} left ${n.status}`);
@@ -112,18 +130,25 @@ describe("sleep and signals on the AWS handlers under faults", { timeout: 300_00
   });
 
   it("matchers racing over five waits and five signals pair each once, in order", async () => {
-    const r = await client.run(w.waitTogether, "race", 5);
-    await within(recorded(r, "aloft:signal", 5), MS, "waits recorded");
-    // Each wait's first exec registers it, then looks for signals once: wait for all five.
-    await within(
-      (async () => {
-        while ((await signalsOf(r.id)).waits < 5) await sleep(50);
-      })(),
-      MS,
-      "waits registered",
-    );
+    // The waits' own execs come late, so the matchers below find every wait open.
+    const undo = delayWaitExecs(() => 5);
+    let r: AwsRun<unknown>;
+    try {
+      r = await client.run(w.waitTogether, "race", 5);
+      await within(recorded(r, "aloft:signal", 5), MS, "waits recorded");
+      // Each wait is registered as it is dispatched, and its first exec looks for signals once.
+      await within(
+        (async () => {
+          while ((await signalsOf(r.id)).waits < 5) await sleep(50);
+        })(),
+        MS,
+        "waits registered",
+      );
+    } finally {
+      undo(); // the execs already sent stay delayed
+    }
     // Stored without announcing them: the racing matchers below pair them (a wait's own exec, if
-    // it is slow enough to look after the store, pairs some itself and sends its own completion).
+    // it arrives before they are done, pairs some itself and sends its own completion).
     for (let i = 0; i < 5; i++) await storeSignal(client.rt, r.id, "race", String(i));
     const outboxes: Outbox[] = Array.from({ length: 4 }, () => []);
     await Promise.all(
@@ -135,6 +160,31 @@ describe("sleep and signals on the AWS handlers under faults", { timeout: 300_00
     await sendToCoordinator(runtime(), outboxes.flat());
     assert.deepEqual(await within(r.result(), MS, "race"), [0, 1, 2, 3, 4]);
     assert.deepEqual((await signalsOf(r.id)).unconsumed, []);
+  });
+
+  it("a signal sent before its waits exist goes to the first wait made, whichever wait's exec arrives first", async () => {
+    // Found by the chaos soak: of two waits made together, the second's exec, delivered first,
+    // registered first and took the signal the first wait should have had. SQS delivers in any
+    // order; here the first wait's exec is held back 3 s and the second's 1 s.
+    const undo = delayWaitExecs((pos) => (pos === 0 ? 3 : 1));
+    try {
+      const r = await client.run(w.waitTogether, "order", 2);
+      while (!(await client.getRun(r.id))) await sleep(20); // the coordinator creates the run
+      await r.signal("order", "first"); // stored before either wait's exec has run
+      // Sent once the first is consumed, while the wait that did not take it is still open.
+      await within(
+        (async () => {
+          while ((await signalsOf(r.id)).stored > 0) await sleep(50);
+        })(),
+        MS,
+        "the first signal consumed",
+      );
+      await r.signal("order", "second");
+      assert.deepEqual(await within(r.result(), MS, "waitTogether"), ["first", "second"]);
+      await ended(r);
+    } finally {
+      undo();
+    }
   });
 
   it("a signal whose announcement was lost is matched by the reconciler's nudge", async () => {

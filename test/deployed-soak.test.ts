@@ -58,9 +58,10 @@ describe("the deployed shape under chaos", { timeout: 900_000 }, () => {
         lost: r.lost,
         duplicated: r.duplicated,
         overConcurrency: r.overConcurrency,
+        early: r.early,
         denials: r.denials,
       },
-      { stuck: 0, lost: 0, duplicated: 0, overConcurrency: 0, denials: 0 },
+      { stuck: 0, lost: 0, duplicated: 0, overConcurrency: 0, early: 0, denials: 0 },
       why,
     );
     // A killed message is delivered again: its recovery was measured.

@@ -137,8 +137,8 @@ export async function cancelSelf(rt: Runtime, m: ExecMessage, outbox: Outbox, re
 }
 
 /**
- * Whether a durable wait's redelivered or timeout-phase exec finds the wait over already (its
- * outcome written). Only a redelivery, whose first delivery may have died before telling the
+ * Whether a durable wait's exec finds the wait over already (its outcome written: a matcher paired
+ * it, or it timed out). Only a redelivery, whose first delivery may have died before telling the
  * parent, reports it again.
  */
 export async function waitOver(

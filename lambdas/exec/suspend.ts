@@ -87,7 +87,14 @@ export async function suspend(r: Replaying, d: Decision & { kind: "suspended" })
     return "open";
   }
   if (stored.length)
-    await dispatchEpoch(rt, { run: m.run, id: m.id, task: def.name, epoch }, stored, windows, by, m);
+    await dispatchEpoch(
+      rt,
+      { run: m.run, id: m.id, task: def.name, epoch, at: committed.ct },
+      stored,
+      windows,
+      by,
+      m,
+    );
   // Completions counted while this replay ran may already satisfy the new wait.
   else await maybeResume(rt, m.id, committed, by, m);
   return "open";

@@ -49,6 +49,8 @@ export interface SoakResult {
   lost: number;
   duplicated: number;
   overConcurrency: number;
+  /** Durable sleeps that ended before their duration. */
+  early: number;
   denials: number;
   boundSeconds: number;
   recoveriesMs: number[];
@@ -64,7 +66,14 @@ interface Job {
   args: unknown[];
   cancelAfterMs?: number;
   concurrency?: number;
+  /** Signals sent to the run, in this order: the first as soon as the run exists, the next later. */
+  signals?: [name: string, payload: unknown][];
+  /** The durations of the run's `sleep`s, in call order: none may end early. */
+  sleepsMs?: number[];
 }
+
+/** Between two signals of a job: the first likely lands before its wait exists, the next after. */
+const SIGNAL_GAP_MS = 1_500;
 
 /** How often a run in flight is looked at (its run item). */
 const POLL_MS = 500;
@@ -158,11 +167,22 @@ async function soakStack(
     { name: "timeout", task: t.withTimeout, args: [] },
     { name: "large", task: t.large, args: [400] },
     { name: "cancel", task: t.longParent, args: [4], cancelAfterMs: 1_000 },
+    { name: "sleeps", task: t.napping, args: [4], sleepsMs: [1_000, 2_000] },
+    {
+      name: "signals",
+      task: t.signalled,
+      args: [4],
+      signals: [
+        ["go", 10],
+        ["go", 20],
+      ],
+    },
   ];
   await init({ store: ":memory:", workers: 0 });
   const expected = new Map<string, { value: unknown; nodes: number }>();
   for (const j of jobs.filter((x) => !x.cancelAfterMs)) {
     const r = await run(j.task, ...(j.args as never[]));
+    for (const [name, payload] of j.signals ?? []) await r.signal(name, payload);
     const value = await r.result();
     expected.set(j.name, { value, nodes: flatten((await r.status()).root).length });
   }
@@ -173,7 +193,16 @@ async function soakStack(
   const client = new AloftClient(stack.config);
   const problems: string[] = [];
   const started = Date.now();
-  const counts = { runs: 0, children: 0, retried: 0, stuck: 0, lost: 0, duplicated: 0, overConcurrency: 0 };
+  const counts = {
+    runs: 0,
+    children: 0,
+    retried: 0,
+    stuck: 0,
+    lost: 0,
+    duplicated: 0,
+    overConcurrency: 0,
+    early: 0,
+  };
   const problem = (kind: keyof typeof counts, text: string) => {
     counts[kind]++;
     problems.push(`${kind}: ${text}`);
@@ -215,12 +244,29 @@ async function soakStack(
     }
   };
 
+  /**
+   * Sends a job's signals once its run exists, SIGNAL_GAP_MS apart. A send that fails is not sent
+   * again: the same signal sent twice is two signals, which would change the run's result.
+   */
+  const signalLater = async (id: string, signals: [string, unknown][], deadline: number) => {
+    while (!(await client.getRun(id)) && Date.now() < deadline) await sleep(POLL_MS);
+    for (const [i, [name, payload]] of signals.entries()) {
+      if (i) await sleep(SIGNAL_GAP_MS);
+      try {
+        await client.signal(id, name, payload);
+      } catch (e) {
+        return problem("lost", `signal ${name} to ${id} failed: ${String(e)}`);
+      }
+    }
+  };
+
   const one = async (job: Job): Promise<void> => {
     const r = await client.run(job.task, ...(job.args as never[]));
     counts.runs++;
     const t0 = Date.now();
     const deadline = () => t0 + boundOf(r.id) * 1000;
     if (job.cancelAfterMs) void cancelLater(r.id, job.cancelAfterMs, deadline());
+    if (job.signals) void signalLater(r.id, job.signals, deadline());
     // The run item alone (one GetItem) until it ends: reading the whole tree every poll was most
     // of DynamoDB Local's load, slowing the very functions under test.
     while (Date.now() <= deadline()) {
@@ -272,6 +318,15 @@ async function soakStack(
         "duplicated",
         `${job.name} ${r.id} has ${nodes.length} actions, the embedded engine ${want.nodes}`,
       );
+    if (job.sleepsMs) {
+      const sleeps = nodes.filter((n) => n.task === "aloft:sleep");
+      const lasted = sleeps.map((n) => (n.endedAt ?? 0) - (n.startedAt ?? Infinity));
+      if (sleeps.length !== job.sleepsMs.length || lasted.some((ms, i) => !(ms >= job.sleepsMs![i]!)))
+        problem(
+          "early",
+          `${job.name} ${r.id}: sleeps of ${JSON.stringify(job.sleepsMs)} ms lasted ${JSON.stringify(lasted)} ms`,
+        );
+    }
     if (job.concurrency) {
       const window = nodes.filter((n) => n.group === "window");
       const most = overlap(window);
@@ -312,7 +367,7 @@ async function soakStack(
           `soak: ${f.logicalId}: ${f.invocations} invocations, ${f.coldStarts} cold starts, init ${f.initMs.length ? Math.min(...f.initMs) : "-"}..${f.initMs.length ? Math.max(...f.initMs) : "-"} ms (CPU median ${median(f.initCpuMs) ?? "-"} ms), ${f.kills} killed, ${f.timeouts} timed out`,
       ),
     ...report.denials,
-    `stuck=${counts.stuck} lost=${counts.lost} duplicated=${counts.duplicated}${counts.overConcurrency ? ` overConcurrency=${counts.overConcurrency}` : ""}`,
+    `stuck=${counts.stuck} lost=${counts.lost} duplicated=${counts.duplicated}${counts.overConcurrency ? ` overConcurrency=${counts.overConcurrency}` : ""}${counts.early ? ` early=${counts.early}` : ""}`,
   ].join("\n");
   return { ...counts, denials: report.denials.length, boundSeconds, recoveriesMs, report, problems, summary };
 }

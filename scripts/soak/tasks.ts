@@ -1,10 +1,11 @@
 /**
  * The soak's task module (scripts/soak/run.ts): a mix of the shapes Aloft runs — gathers, nested
- * parents, windowed maps, failures retried to exhaustion, per-attempt timeouts, large payloads and
- * long children to cancel. Every result is a pure function of the inputs, so the embedded engine's
- * result is the expected one.
+ * parents, windowed maps, failures retried to exhaustion, per-attempt timeouts, large payloads,
+ * long children to cancel, durable sleeps and signals. Every result is a pure function of the
+ * inputs (and of the signals the soak sends, in order), so the embedded engine's result is the
+ * expected one.
  */
-import { TaskEnvironment, map } from "aloft";
+import { TaskEnvironment, map, sleep as durableSleep, waitForSignal } from "aloft";
 
 // Short absolute settings, production ratios: the executor's queue visibility is 6x its 10 s
 // timeout, and the lease (renewed every third of it) is 10 s.
@@ -96,4 +97,24 @@ export const longChild = soak.task(async function longChild(i: number) {
 /** Cancelled by the soak while its children run. */
 export const longParent = soak.task(async function longParent(n: number) {
   return Promise.all(Array.from({ length: n }, (_, i) => longChild(i)));
+}, PARENT);
+
+/** Durable sleeps beside children and between rounds: each must end late, never early. */
+export const napping = soak.task(async function napping(n: number) {
+  const first = await Promise.all([leaf(1), durableSleep("1s").then(() => 0), leaf(2)]);
+  await durableSleep("2s");
+  const then = await Promise.all(Array.from({ length: n }, (_, i) => leaf(i)));
+  return [...first, ...then].reduce((a, b) => a + b, 0);
+}, PARENT);
+
+/**
+ * Two waits for one signal name open at once take the soak's two sends in the order the waits
+ * were made, whether a send lands before or after its wait; a third wait that nothing answers
+ * times out.
+ */
+export const signalled = soak.task(async function signalled(n: number) {
+  const xs = await Promise.all(Array.from({ length: n }, (_, i) => leaf(i)));
+  const [a, b] = await Promise.all([waitForSignal<number>("go"), waitForSignal<number>("go")]);
+  const late = await waitForSignal<number>("never", { timeout: "2s" }).catch((e: Error) => e.name);
+  return { sum: xs.reduce((x, y) => x + y, 0), a, b, late };
 }, PARENT);

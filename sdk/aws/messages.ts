@@ -207,8 +207,9 @@ export const ExecMessage = z.object({
   /** Not before this time (ms): delays longer than SQS's 900 s are served by re-delaying. */
   notBefore: z.number().optional(),
   /**
-   * A durable wait's (`sleep`, `waitForSignal`: sdk/core/durable-waits.ts) dispatch: when, and its
-   * position among the calls dispatched then — the order in which signal waits take signals.
+   * A durable wait's (`sleep`, `waitForSignal`: sdk/core/durable-waits.ts) making: its epoch's commit
+   * time, and its position in that epoch — the order in which signal waits take signals, the same
+   * for every dispatch of it (an exec sent by an older handler carries its dispatch time instead).
    */
   dw: z.object({ at: z.number(), pos: z.number().int().min(0) }).optional(),
 });

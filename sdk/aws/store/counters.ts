@@ -54,7 +54,7 @@ export function commitSuspension(
     Key: counterKey(a.action),
     UpdateExpression:
       "SET epoch = :e1, st = :S, bo = :bo, be = :be, D = :D, B = :B, run = :run, expiresAt = :x, " +
-      "co = if_not_exists(co, :zero), ce = if_not_exists(ce, :zero), nc = :nc" +
+      "co = if_not_exists(co, :zero), ce = if_not_exists(ce, :zero), nc = :nc, ct = :ct" +
       (a.calls === 0 ? ", disp = :e1" : "") +
       (a.win ? ", win = :win" : "") +
       (a.cancels ? ", cx = :cx" : ""),
@@ -72,6 +72,7 @@ export function commitSuspension(
       ":x": a.expiresAt,
       ":zero": 0,
       ":nc": a.calls,
+      ":ct": rt.now(),
       ...(a.win ? { ":win": a.win } : {}),
       ...(a.cancels ? { ":cx": true } : {}),
       ...(a.from === 0 ? {} : { ":e": a.from, ":E": "E" }),

@@ -4,7 +4,7 @@
  * | item   | pk       | sk                              | written by                              |
  * |--------|----------|---------------------------------|-----------------------------------------|
  * | signal | `S#<run>`| `N#<name hash>#<seq>`           | the sender (AloftClient.signal)         |
- * | wait   | `S#<run>`| `W#<name hash>#<at>#<pos>#<id>` | the executor of the wait's first exec   |
+ * | wait   | `S#<run>`| `W#<name hash>#<at>#<pos>#<id>` | its dispatcher, before sending its exec |
  *
  * A signal's `seq` comes from one conditional update of the run item (`sq`), which is also the
  * check that the run is still running. A signal is paired with a wait by one transaction:
@@ -106,7 +106,7 @@ export async function storeSignal(rt: Runtime, run: string, name: string, payloa
   return seq;
 }
 
-/** Records a wait (once: a duplicate delivery finds the first record, with `got` if it ended). */
+/** Records a wait (once: a redispatch finds the first record, with `got` if it ended). */
 export async function registerWait(rt: Runtime, m: ExecMessage, name: string): Promise<WaitItem> {
   const item: WaitItem & { expiresAt: number } = {
     ...waitKey(m, name),

@@ -168,6 +168,11 @@ export interface CounterItem {
   disp?: number;
   /** How many calls the epoch recorded (for a redispatch in slices). */
   nc?: number;
+  /**
+   * When the epoch was committed: its durable waits' dispatch time (ExecMessage.dw), the same for
+   * every dispatch of them. Absent on counters committed before it was recorded.
+   */
+  ct?: number;
   /** A replay of `leaseEpoch` holds the parent until `lease` (ms), by message `leaseBy`. */
   lease?: number;
   leaseEpoch?: number;
