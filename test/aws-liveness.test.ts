@@ -404,6 +404,32 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
     assert.equal(await r.result(), 2);
   });
 
+  it("a twin whose body failed while the other's succeeded and died before telling: the parent is told", async () => {
+    // Found by the model test (a twin delivery, crash after write #1): one exec handed to two
+    // invocations at once. One's body succeeded, wrote the outcome and died before sending its
+    // completion; the other's body failed, found the outcome written when it moved to the next
+    // attempt, and acknowledged the message, which also deleted the first one's. Nothing told the
+    // parent: the run stayed RUNNING with its child SUCCEEDED.
+    sim = new SimQueues(dev, client);
+    const k = key("twin-retry");
+    const r = await client.run(t.callsLeafOnce, k);
+    const leaf = (m: { body: string }) =>
+      m.body.includes('"k":"exec"') && m.body.includes('"task":"live.leafOnce"');
+    assert.ok(await sim.run(async () => sim.visible(leaf).length === 1, { hold: leaf }));
+    const [exec] = sim.visible(leaf);
+    const died = crashAfter(
+      (cmd, input) => /^Update/.test(cmd) && String(input["UpdateExpression"]).includes("outcome = :o"),
+      "writing the outcome",
+    );
+    await sim.deliver([exec!]); // leafOnce's first run succeeds; its Lambda dies before telling
+    assert.ok(died.fired);
+    exec!.receives = 0; // the other invocation of the same receive: SQS counted it once
+    await sim.deliver([exec!]); // its second run throws; the retry finds the action ended
+    assert.equal(sim.visible(leaf).length, 0, "the twin's acknowledgement deleted the message");
+    await finish(r);
+    assert.equal(await r.result(), k);
+  });
+
   it("10. one delivery owns an epoch: another replay of it writes nothing; a later attempt takes over an abandoned one", async () => {
     const rt = runtime();
     const action = key("epoch");

@@ -61,7 +61,7 @@ export async function apply(r: Replaying, d: Decision): Promise<Open | void> {
         timedOut: false,
         hasChildren: cnt !== undefined,
       });
-      if (next.kind === "retry") return retry(rt, m, next.delayMs, d.error, at.delivery);
+      if (next.kind === "retry") return retry(rt, m, next.delayMs, d.error, at.delivery, outbox);
       return finish({ ...ending, status: next.status, outcome: { ok: false, error: next.error } });
     }
     case "suspended":

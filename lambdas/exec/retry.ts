@@ -5,7 +5,9 @@ import type { ExecMessage } from "../../sdk/aws/messages.ts";
 import type { Runtime } from "../../sdk/aws/runtime.ts";
 import { bumpAttempt, bumpedByTwin } from "../../sdk/aws/store/results.ts";
 import { releaseToken } from "../../sdk/aws/store/windows.ts";
-import type { Delivery } from "./context.ts";
+import { doneOf } from "../../sdk/aws/messages.ts";
+import type { Delivery, Outbox } from "./context.ts";
+import { untold } from "./untold.ts";
 
 export async function retry(
   rt: Runtime,
@@ -13,6 +15,7 @@ export async function retry(
   delayMs: number,
   error: SerializedError,
   delivery: Delivery,
+  outbox: Outbox,
 ): Promise<void> {
   // Only the attempt that failed may start the next: a duplicate delivery starts no second chain —
   // unless it is a delivery of this same message, which may have died before sending it, and
@@ -20,7 +23,15 @@ export async function retry(
   // next attempt is recorded once).
   const by = releaseToken(delivery.id);
   const b = await bumpAttempt(rt, m.run, m.parent, m.id, m.attempt, by);
-  if (!b.bumped && !bumpedByTwin(b.existing, m.attempt, by)) return;
+  if (!b.bumped && !bumpedByTwin(b.existing, m.attempt, by)) {
+    // Ended meanwhile. By a delivery of this same message, say, whose body succeeded where this
+    // one's failed and which died before telling the parent: this one's acknowledgement deletes
+    // the message its redelivery would have told it from. Told as finish() tells a lost write.
+    const ex = b.existing;
+    if (m.parent !== null && ex?.["outcome"] !== undefined && untold(ex, delivery, rt.now()))
+      outbox.push({ msg: doneOf(m, m.parent, ex["status"] === "SUCCEEDED") });
+    return;
+  }
   rt.log.info("retrying", { task: m.task, action: m.id, attempt: m.attempt + 1, error: error.message });
   await sendRetry(rt, m, delayMs);
 }

@@ -254,7 +254,7 @@ export interface ResultItem {
   kids?: boolean;
   /**
    * The release token of the SQS message whose delivery wrote the outcome: a delivery of the same
-   * message that lost the write reports it (lambdas/exec/finish.ts `untold`).
+   * message that lost the write reports it (lambdas/exec/untold.ts).
    */
   by?: number;
   /** The release token of the message whose delivery moved it to its current attempt (bumpAttempt). */
