@@ -34,9 +34,9 @@ export async function dispatchCalls(
   /**
    * When the calls were made (their epoch's commit) and each one's position in its epoch: what a
    * durable wait is ordered and timed by, the same for every dispatch of it. Default: now, and
-   * the position in `calls`.
+   * the position in `calls` (the epoch's own, when `calls` starts at its first).
    */
-  made?: { at: number | undefined; pos: readonly number[] },
+  made?: { at: number | undefined; pos?: readonly number[] },
 ): Promise<void> {
   const held = new Map(windows.map((w) => [partId(w), occupants(w)]));
   const out = [];
@@ -57,7 +57,7 @@ export async function dispatchCalls(
     if (attempt !== undefined) msg.attempt = attempt;
     // A durable wait (sleep, waitForSignal) is sent delayed to its time, or stamped with its order.
     out.push({
-      ...(waitExec(c, msg, at, made?.pos[i] ?? i, now) ?? { msg }),
+      ...(waitExec(c, msg, at, made?.pos?.[i] ?? i, now) ?? { msg }),
       ...(fallbackEnv === undefined ? {} : { fallbackEnv }),
     });
   }
@@ -97,10 +97,7 @@ export async function dispatchEpoch(
 ): Promise<void> {
   const limit = dispatchLimits.perInvocation;
   const first = calls.slice(0, limit);
-  await dispatchCalls(rt, e.run, first, windows, findTask(e.task)?.env, undefined, {
-    at: e.at,
-    pos: first.map((_, i) => i),
-  });
+  await dispatchCalls(rt, e.run, first, windows, findTask(e.task)?.env, undefined, { at: e.at });
   if (calls.length > limit) return continueLater(rt, e, limit, calls.length);
   const after = await markDispatched(rt, e.id, e.epoch);
   if (after) await maybeResume(rt, e.id, after, by, self);

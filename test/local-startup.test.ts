@@ -29,27 +29,41 @@ interface Row {
   attempts: number;
 }
 
-/** The actions of the store at `path`, read beside the engine (WAL readers do not block it). */
-function actions(path: string): Row[] {
-  if (!existsSync(path)) return [];
+/** Reads the store at `path` beside the engine (WAL readers do not block it). */
+function read<T>(path: string, q: (db: Database.Database) => T): T {
   const db = new Database(path, { fileMustExist: true });
   try {
-    return db.prepare("SELECT id, parent, status, attempts FROM actions ORDER BY rowid").all() as Row[];
+    return q(db);
   } finally {
     db.close();
   }
 }
 
-function runRow(path: string, id: string): { status: string; error: string | null } {
-  const db = new Database(path, { fileMustExist: true });
-  try {
-    return db.prepare("SELECT status, error FROM runs WHERE id = ?").get(id) as {
-      status: string;
-      error: string | null;
-    };
-  } finally {
-    db.close();
-  }
+const actions = (path: string): Row[] =>
+  existsSync(path)
+    ? read(
+        path,
+        (db) => db.prepare("SELECT id, parent, status, attempts FROM actions ORDER BY rowid").all() as Row[],
+      )
+    : [];
+
+const runRow = (path: string, id: string) =>
+  read(
+    path,
+    (db) =>
+      db.prepare("SELECT status, error FROM runs WHERE id = ?").get(id) as {
+        status: string;
+        error: string | null;
+      },
+  );
+
+/** Starts `doubles(n)` on a store of its own whose workers wait for its gate file. */
+async function startGated(name: string, n: number) {
+  const store = join(dir, `${name}.db`);
+  const gate = join(dir, `${name}.gate`);
+  process.env["ALOFT_TEST_GATE"] = gate;
+  await init({ store, workers: 1 });
+  return { store, gate, started: run(g.doubles, n) };
 }
 
 /** Waits until the root of the store's one run has suspended on its `n` children. */
@@ -66,11 +80,7 @@ async function rootSuspended(path: string, n: number): Promise<Row[]> {
 
 describe("embedded engine start-up", () => {
   it("a run's root runs while the workers load; its children wait for a worker", async () => {
-    const store = join(dir, "early.db");
-    const gate = join(dir, "early.gate");
-    process.env["ALOFT_TEST_GATE"] = gate;
-    await init({ store, workers: 1 });
-    const started = run(g.doubles, 3);
+    const { store, gate, started } = await startGated("early", 3);
     const rows = await rootSuspended(store, 3);
     // No worker has loaded the module (its gate is shut): the children are recorded, not started.
     assert.deepEqual(
@@ -106,11 +116,7 @@ describe("embedded engine start-up", () => {
   });
 
   it("a shutdown while the workers load leaves the run to resume, and a resume waits for a worker that can load", async () => {
-    const store = join(dir, "resume.db");
-    const gate = join(dir, "resume.gate");
-    process.env["ALOFT_TEST_GATE"] = gate;
-    await init({ store, workers: 1 });
-    const started = run(g.doubles, 2);
+    const { store, gate, started } = await startGated("resume", 2);
     const [root] = await rootSuspended(store, 2);
     await shutdown(); // stops the workers before they loaded: the run stays as it was
     await assert.rejects(started, /before it loaded the task modules/);
