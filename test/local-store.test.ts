@@ -1,6 +1,7 @@
 /**
  * The embedded engine's SQLite store (sdk/local/store.ts), below the engine: what a suspension
- * too large for the page cache does to the cache, on a file store as the engine opens it.
+ * too large for the page cache does to the cache, on a file store as the engine opens it, and how
+ * a call record is kept and read back, in this layout and the one before it.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -8,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import type { CallRecord } from "../sdk/core/history.ts";
-import { Store } from "../sdk/local/store.ts";
+import { STORE_FORMAT, Store } from "../sdk/local/store.ts";
 
 describe("the local store", () => {
   const dir = mkdtempSync(join(tmpdir(), "aloft-store-"));
@@ -61,5 +62,105 @@ describe("the local store", () => {
     } finally {
       store.close();
     }
+  });
+
+  const rich: CallRecord[] = [
+    {
+      v: 1,
+      id: "c-window",
+      parent: "p-rich",
+      task: "t.leaf",
+      group: "g/h",
+      digest: "d-1",
+      n: 2,
+      args: '["a",1]',
+      window: { key: "p-rich|m|0", index: 4, limit: 3 },
+      idv: 1,
+    },
+    {
+      v: 1,
+      id: "c-settings",
+      parent: "p-rich",
+      task: "t.other",
+      group: "",
+      digest: "d-2",
+      n: 0,
+      args: "[]",
+      settings: { retries: { count: 3, backoff: { baseMs: 10, factor: 2, capMs: 100 } }, timeoutMs: 500 },
+      tw: [["r-0", "p-0", "c-0"]],
+      idv: 1,
+    },
+  ];
+  /** The records as history() gives them: no inputs digest (the replay re-makes it). */
+  const read = (cs: CallRecord[]) => new Map(cs.map((c) => [c.id, { ...c, digest: "" }]));
+
+  test("a call record keeps only what its row has no column for, and is read back whole", () => {
+    const store = new Store(join(dir, "slim.db"));
+    try {
+      store.applySuspension("r-rich", "p-rich", rich, [], [], 0, () => true);
+      const stored = store.db
+        .prepare("SELECT id, call FROM actions WHERE parent = ? ORDER BY seq")
+        .all("p-rich") as {
+        id: string;
+        call: string;
+      }[];
+      assert.deepEqual(
+        stored.map((r) => Object.keys(JSON.parse(r.call) as object)),
+        [
+          ["v", "n", "idv"],
+          ["v", "n", "idv", "settings", "tw"],
+        ],
+      );
+      assert.deepEqual(store.history("p-rich").calls, read(rich));
+    } finally {
+      store.close();
+    }
+  });
+
+  test("a store of the layout before is read as it is; one of a newer layout is refused", () => {
+    const path = join(dir, "old.db");
+    new Store(path).close();
+    const old = new Store(path);
+    try {
+      // As the format-1 store wrote a call: its whole record, columns repeated.
+      const ins = old.db.prepare(
+        `INSERT INTO actions (id, run_id, parent, task, grp, call, args, status, seq, window_key, window_idx, window_limit)
+         VALUES (?, 'r-old', 'p-rich', ?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?)`,
+      );
+      rich.forEach((c, i) =>
+        ins.run(
+          c.id,
+          c.task,
+          c.group,
+          JSON.stringify(c),
+          c.args,
+          i,
+          c.window?.key ?? null,
+          c.window?.index ?? null,
+          c.window?.limit ?? null,
+        ),
+      );
+      old.db.prepare("UPDATE meta SET v = '1' WHERE k = 'format'").run();
+    } finally {
+      old.close();
+    }
+    const store = new Store(path);
+    try {
+      assert.deepEqual(store.history("p-rich").calls, read(rich));
+      // Opened for writing, it now holds records of this layout: an older Aloft must refuse it.
+      assert.equal(
+        (store.db.prepare("SELECT v FROM meta WHERE k = 'format'").get() as { v: string }).v,
+        String(STORE_FORMAT),
+      );
+      store.db.prepare("UPDATE meta SET v = ? WHERE k = 'format'").run(String(STORE_FORMAT + 1));
+    } finally {
+      store.close();
+    }
+    assert.throws(
+      () => new Store(path),
+      new RegExp(
+        `written by a newer Aloft \\(format v${STORE_FORMAT + 1}, this is v${STORE_FORMAT}\\); upgrade Aloft`,
+      ),
+    );
   });
 });

@@ -5,9 +5,8 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { HISTORY_VERSION } from "../core/history.ts";
 import { StoreLock } from "../local/lock.ts";
-import { Store } from "../local/store.ts";
+import { STORE_FORMAT, Store } from "../local/store.ts";
 
 export interface Check {
   level: "ok" | "warn" | "problem";
@@ -75,10 +74,10 @@ export function doctorLocal(storePath: string): Check[] {
     const format = (
       store.db.prepare("SELECT v FROM meta WHERE k = 'format'").get() as { v: string } | undefined
     )?.v;
-    if (format !== undefined && Number(format) > HISTORY_VERSION)
+    if (format !== undefined && Number(format) > STORE_FORMAT)
       checks.push({
         level: "problem",
-        what: `the store's format is v${format}, newer than this Aloft's v${HISTORY_VERSION}`,
+        what: `the store's format is v${format}, newer than this Aloft's v${STORE_FORMAT}`,
         fix: "upgrade Aloft (npm install aloft@latest)",
       });
     const running = store.listRuns(1000).filter((r) => r.status === "RUNNING");

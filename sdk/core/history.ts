@@ -100,8 +100,24 @@ function str(what: string, o: Record<string, unknown>, key: string): string {
   return v;
 }
 
-/** Parses and validates a stored call record. */
-export function parseCallRecord(json: string): CallRecord {
+/**
+ * The fields of a call a store keeps in columns of their own (the embedded store's actions row),
+ * so its stored record need not repeat them (sdk/local/store.ts).
+ */
+export interface CallColumns {
+  id: CallId;
+  parent: CallId;
+  task: string;
+  group: string;
+  args: Payload;
+  window: CallRecord["window"];
+}
+
+/**
+ * Parses and validates a stored call record. With `cols`, the fields they hold are taken from them,
+ * and the record carries no inputs digest ("": the replay that makes the call again re-makes it).
+ */
+export function parseCallRecord(json: string, cols?: CallColumns): CallRecord {
   let o: Record<string, unknown>;
   try {
     o = JSON.parse(json) as Record<string, unknown>;
@@ -110,31 +126,30 @@ export function parseCallRecord(json: string): CallRecord {
   }
   if (!o || typeof o !== "object") fail("call", "not an object");
   checkVersion("call", o["v"]);
-  const id = str("call", o, "id");
+  const id = cols ? cols.id : str("call", o, "id");
+  const what = `call ${id}`;
   const rec: CallRecord = {
     v: o["v"] as number,
     id,
-    parent: str(`call ${id}`, o, "parent"),
-    task: str(`call ${id}`, o, "task"),
-    group: str(`call ${id}`, o, "group"),
-    digest: str(`call ${id}`, o, "digest"),
-    n: typeof o["n"] === "number" ? o["n"] : fail(`call ${id}`, "field n is not a number"),
-    args: str(`call ${id}`, o, "args"),
+    parent: cols ? cols.parent : str(what, o, "parent"),
+    task: cols ? cols.task : str(what, o, "task"),
+    group: cols ? cols.group : str(what, o, "group"),
+    digest: cols ? "" : str(what, o, "digest"),
+    n: typeof o["n"] === "number" ? o["n"] : fail(what, "field n is not a number"),
+    args: cols ? cols.args : str(what, o, "args"),
   };
-  if (o["window"] !== undefined) rec.window = o["window"] as CallRecord["window"];
+  const window = cols ? cols.window : o["window"];
+  if (window !== undefined) rec.window = window as CallRecord["window"];
   if (o["settings"] !== undefined) {
-    if (!o["settings"] || typeof o["settings"] !== "object")
-      fail(`call ${id}`, "field settings is not an object");
+    if (!o["settings"] || typeof o["settings"] !== "object") fail(what, "field settings is not an object");
     rec.settings = o["settings"] as CallSettings;
   }
   if (o["tw"] !== undefined) {
-    if (!Array.isArray(o["tw"])) fail(`call ${id}`, "field tw is not a list");
+    if (!Array.isArray(o["tw"])) fail(what, "field tw is not a list");
     rec.tw = o["tw"] as Twin[];
   }
   if (o["idv"] !== undefined)
-    rec.idv = Number.isInteger(o["idv"])
-      ? (o["idv"] as number)
-      : fail(`call ${id}`, "field idv is not a whole number");
+    rec.idv = Number.isInteger(o["idv"]) ? (o["idv"] as number) : fail(what, "field idv is not a whole number");
   return rec;
 }
 

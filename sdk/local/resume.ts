@@ -3,9 +3,9 @@
  * of its actions and windows from the store, then dispatches what was running or ready and watches
  * what was suspended.
  */
-import { parseCallRecord, parseOutcome } from "../core/history.ts";
+import { parseOutcome } from "../core/history.ts";
 import type { Wait } from "../core/wait.ts";
-import { TERMINAL } from "./store.ts";
+import { TERMINAL, callOf } from "./store.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { Live } from "./live.ts";
 import { isBuiltin } from "../core/durable-waits.ts";
@@ -35,7 +35,7 @@ export function resumeRun(s: Scheduler, runId: string, dispatch: boolean): void 
       a.slot = r.dispatched === 1;
     }
     if (r.call) {
-      const c = parseCallRecord(r.call);
+      const c = callOf(r, r.call, r.parent ?? "");
       if (c.settings) a.settings = c.settings;
       if (c.tw) a.twins = c.tw;
     } else if (!r.parent) a.twins = rootTwins(s.store.recoveryChain(runId));

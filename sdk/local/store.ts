@@ -67,6 +67,41 @@ const MAX_CACHE_KIB = 256 * 1024;
 /** The page cache the store keeps, in KiB. */
 const CACHE_KIB = 4_000;
 
+/**
+ * The store's layout, in its meta table. 2: an action's call record keeps only what its row has no
+ * column for (storedCall). An older Aloft would misread such a record, so it refuses the store.
+ */
+export const STORE_FORMAT = 2;
+
+/**
+ * An action's call column: its call record without the fields its row holds in columns (id, parent,
+ * task, group, arguments, map window) and without its inputs digest, which the replay that makes
+ * the call again re-makes. Each is written once per child, and rewritten with its result: a row
+ * half the size was a third of a no-op child's store time (docs/performance.md, ninth pass).
+ */
+function storedCall(c: CallRecord): string {
+  return c.settings === undefined && c.tw === undefined && c.idv !== undefined
+    ? `{"v":${c.v},"n":${c.n},"idv":${c.idv}}`
+    : JSON.stringify({ v: c.v, n: c.n, idv: c.idv, settings: c.settings, tw: c.tw });
+}
+
+/** An action's call record, from its row (every layout: a format-1 record repeats the columns). */
+export function callOf(
+  row: Pick<ActionRow, "id" | "task" | "grp" | "args" | "window_key" | "window_idx" | "window_limit">,
+  call: string,
+  parent: CallId,
+): CallRecord {
+  return parseCallRecord(call, {
+    id: row.id,
+    parent,
+    task: row.task,
+    group: row.grp,
+    args: row.args,
+    window:
+      row.window_key === null ? undefined : { key: row.window_key, index: row.window_idx!, limit: row.window_limit! },
+  });
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -167,12 +202,14 @@ export class Store {
         this.addColumn("runs", "recovered_from", "TEXT");
         this.addColumn("actions", "reused", "TEXT");
         const v = this.db.prepare("SELECT v FROM meta WHERE k = 'format'").get() as { v: string } | undefined;
-        if (!v) this.db.prepare("INSERT INTO meta (k, v) VALUES ('format', ?)").run(String(HISTORY_VERSION));
-        else if (Number(v.v) > HISTORY_VERSION) {
+        if (v && Number(v.v) > STORE_FORMAT) {
           throw new HistoryError(
-            `store ${path} was written by a newer Aloft (format v${v.v}, this is v${HISTORY_VERSION}); upgrade Aloft`,
+            `store ${path} was written by a newer Aloft (format v${v.v}, this is v${STORE_FORMAT}); upgrade Aloft`,
           );
         }
+        // A store of an older layout is read as it is; what is written from now on takes this one.
+        if (!v || Number(v.v) < STORE_FORMAT)
+          this.db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES ('format', ?)").run(String(STORE_FORMAT));
       }
     } catch (e) {
       if ((e as { code?: string }).code === "SQLITE_BUSY") {
@@ -211,7 +248,9 @@ export class Store {
             `UPDATE actions SET status = 'SUSPENDED', waits = ? WHERE id = ? AND status = 'RUNNING'`,
           ),
           insertTrace: p(`INSERT OR IGNORE INTO traces (action_id, key, rec) VALUES (?, ?, ?)`),
-          children: p(`SELECT id, call, outcome FROM actions WHERE parent = ? ORDER BY seq`),
+          children: p(
+            `SELECT id, call, outcome, task, grp, args, window_key, window_idx, window_limit FROM actions WHERE parent = ? ORDER BY seq`,
+          ),
           traces: p(`SELECT key, rec FROM traces WHERE action_id = ?`),
           hasTraces: p(`SELECT 1 FROM traces WHERE action_id = ? LIMIT 1`),
           getCache: p(`SELECT value FROM cache WHERE key = ?`),
@@ -315,7 +354,7 @@ export class Store {
             parent,
             c.task,
             c.group,
-            JSON.stringify(c),
+            storedCall(c),
             c.args,
             "QUEUED",
             seq++,
@@ -403,18 +442,12 @@ export class Store {
       if (shared.size < 1024) shared.set(x, x);
       return x;
     };
-    for (const row of this.s["children"]!.iterate(parent) as Iterable<{
-      id: string;
-      call: string | null;
-      outcome: string | null;
-    }>) {
+    for (const row of this.s["children"]!.iterate(parent) as Iterable<
+      Pick<ActionRow, "id" | "call" | "outcome" | "task" | "grp" | "args" | "window_key" | "window_idx" | "window_limit">
+    >) {
       if (row.call === null) continue;
-      const rec = parseCallRecord(row.call);
-      if (rec.id === row.id) rec.id = row.id;
-      // Not kept: a replay reads no call's inputs digest, and the one that re-makes the call hands
-      // the record its own (calls.ts). A gather's last replay holds one string less per child.
-      rec.digest = "";
-      rec.parent = share(rec.parent);
+      // The record's id is the map's key string; its digest is "" (a replay reads none).
+      const rec = callOf(row, row.call, parent);
       rec.task = share(rec.task);
       rec.group = share(rec.group);
       calls.set(row.id, rec);
