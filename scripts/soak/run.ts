@@ -351,6 +351,8 @@ async function soakStack(
   const recoveriesMs = stack.eventSources.recoveries.map((r) => r.ms);
   const report = await stack.stop();
   restore();
+  // The functions' logs are what explains a problem: kept when there is one, removed otherwise.
+  if (!problems.length) rmSync(stack.logDir, { recursive: true, force: true });
   const c = report.chaos;
   const sorted = [...recoveriesMs].sort((a, b) => a - b);
   const invocations = report.functions.reduce((n, f) => n + f.invocations, 0);
@@ -367,6 +369,7 @@ async function soakStack(
           `soak: ${f.logicalId}: ${f.invocations} invocations, ${f.coldStarts} cold starts, init ${f.initMs.length ? Math.min(...f.initMs) : "-"}..${f.initMs.length ? Math.max(...f.initMs) : "-"} ms (CPU median ${median(f.initCpuMs) ?? "-"} ms), ${f.kills} killed, ${f.timeouts} timed out`,
       ),
     ...report.denials,
+    ...(problems.length ? [`soak: the functions' logs are kept in ${stack.logDir}`] : []),
     `stuck=${counts.stuck} lost=${counts.lost} duplicated=${counts.duplicated}${counts.overConcurrency ? ` overConcurrency=${counts.overConcurrency}` : ""}${counts.early ? ` early=${counts.early}` : ""}`,
   ].join("\n");
   return { ...counts, denials: report.denials.length, boundSeconds, recoveriesMs, report, problems, summary };

@@ -36,6 +36,7 @@ semanticSuite(async () => {
       const report = await stack.stop();
       restore();
       rmSync(out, { recursive: true, force: true });
+      rmSync(stack.logDir, { recursive: true, force: true });
       assert.deepEqual(report.denials, [], `IAM denied requests:\n${report.denials.join("\n")}`);
     },
   };
