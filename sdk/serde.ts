@@ -180,8 +180,13 @@ export function digestList(parts: readonly string[]): string {
   // Each part followed by a NUL, hashed as one UTF-8 string: the same bytes as one update per part
   // and NUL, at a third of the cost (a one-shot hash, Node 20.12+). Call identities take four
   // digests per child (two per replay of the parent).
-  // The first 22 characters, copied: `slice` would keep all 43 alive behind a view of them (96
-  // bytes instead of 40), and call ids live as long as their action, a gather holding N at once.
+  // The first 22 characters, copied through a scratch buffer (no buffer made per digest): `slice`
+  // would keep all 43 alive behind a view of them (96 bytes instead of 40), and call ids live as
+  // long as their action, a gather holding N at once.
   const full = hash("sha256", `${parts.join("\u0000")}\u0000`, "base64url");
-  return Buffer.from(full, "latin1").toString("latin1", 0, 22);
+  DIGEST_SCRATCH.write(full, 0, 22, "latin1");
+  return DIGEST_SCRATCH.toString("latin1", 0, 22);
 }
+
+/** Where {@link digestList} copies a digest's characters (synchronously: one per thread is enough). */
+const DIGEST_SCRATCH = Buffer.allocUnsafe(22);

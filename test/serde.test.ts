@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { deserialize, digest, serialize } from "../sdk/serde.ts";
+import { callIdentity } from "../sdk/core/calls.ts";
 import { serializeArgs } from "../sdk/core/calls.ts";
 import { SerializationError } from "../sdk/errors.ts";
 
@@ -205,4 +206,9 @@ await test("digest is stable and separates its parts", () => {
   assert.notEqual(digest("a", "b"), digest("ab"));
   assert.notEqual(digest("a", "b"), digest("a", "b", ""));
   assert.match(digest("x"), /^[A-Za-z0-9_-]{22}$/);
+  // Fixed values: call ids are stored by every engine and must be derived again by the next Aloft
+  // (docs/identity.md). A change here is a new identity scheme (IDENTITY_VERSION), never a refactor.
+  assert.equal(digest("a", "b"), "j7IO9jztQUX8Lpg__ll9Hc");
+  assert.equal(digest("é€😀"), "msc9cE8ceQv40iUdsOKMQ5");
+  assert.equal(callIdentity("r-abc", "env.task", "g/h", digest("[1]"), 2), "7dcgkX8EvZ9t9SI_NZkK96");
 });
