@@ -47,7 +47,11 @@ export class Recorder implements History {
   }
 }
 
-/** A history as stored: call records and outcomes (by call id) as the JSON text the stores hold. */
+/**
+ * A history as stored: whole call records (`JSON.stringify` of a `CallRecord`, as a `Recorder`
+ * keeps them) and outcomes by call id, as JSON text. (The embedded store's call column leaves out
+ * what its row has columns for: its records are read with their row, sdk/local/store.ts.)
+ */
 export interface StoredHistory {
   calls: string[];
   outcomes: Record<string, string>;
