@@ -615,6 +615,34 @@ await test("a history recorded with other inputs fails the replay with NonDeterm
   assert.equal((e.details?.["replayed"] as CallRecord).args, "[4]");
 });
 
+await test("a replay matches its calls by position while it makes them as recorded, then by identity", async () => {
+  const history = new Recorder();
+  const first = suspended(await replayWith(fanOut.def, [[1, 1, 2, 1]], history));
+  history.record(first);
+  // Each recorded call has an outcome of its own: a call matched to another record shows.
+  first.calls.forEach((c, i) => history.outcomes.set(c.id, ok(100 + i)));
+  assert.deepEqual(
+    completedValue(await replayWith(fanOut.def, [[1, 1, 2, 1]], history)),
+    [100, 101, 102, 103],
+  );
+  // The same calls in another order: double(1) #0 and #1 by position, then double(1) #2 by its
+  // identity, whose count must include the two matched by position.
+  assert.deepEqual(
+    completedValue(await replayWith(fanOut.def, [[1, 1, 1, 2]], history)),
+    [100, 101, 103, 102],
+  );
+  // A history not known to be in call order is matched by identity throughout.
+  const unordered = {
+    calls: new Map([...history.calls].reverse()),
+    outcomes: history.outcomes,
+    traces: history.traces,
+  };
+  assert.deepEqual(
+    completedValue(await replayWith(fanOut.def, [[1, 1, 2, 1]], unordered)),
+    [100, 101, 102, 103],
+  );
+});
+
 const maybe = env.task(async function maybe(call: boolean) {
   return call ? await double(1) : 5;
 });

@@ -10,7 +10,7 @@ import { HISTORY_VERSION, IDENTITY_VERSION } from "./history.ts";
 import type { CallId, CallRecord, Outcome } from "./history.ts";
 import { DurableFuture, outcomeValue } from "./futures.ts";
 import { cancelledOutcome } from "./cancels.ts";
-import type { Scope } from "./state.ts";
+import type { ReplayState, Scope } from "./state.ts";
 import { SuspendSignal } from "./state.ts";
 import type { CallSettings, TaskDef } from "./task-def.ts";
 
@@ -70,16 +70,15 @@ export function makeCall(
     );
   }
   const payload = serializeArgs(def.name, args);
-  const inputs = digest(payload);
-  // Counters by (task, group), then by inputs: a fan-out of N distinct inputs keeps N counters
-  // for the whole replay, keyed by the digest itself rather than by a longer string built per call.
-  const counterKey = `${def.name}\u0000${scope.group}`;
-  let counters = st.callSeq.get(counterKey);
-  if (!counters) st.callSeq.set(counterKey, (counters = new Map()));
-  const n = counters.get(inputs) ?? 0;
-  counters.set(inputs, n + 1);
-  let id = callIdentity(st.actionId, def.name, scope.group, inputs, n);
   st.touch();
+  const next = matchInOrder(st, def.name, scope.group, payload);
+  if (next) {
+    st.reissued.push(next.id);
+    return { id: next.id, outcome: outcomeOf(st, def.name, next.id) };
+  }
+  const inputs = digest(payload);
+  const n = count(st, def.name, scope.group, inputs);
+  let id = callIdentity(st.actionId, def.name, scope.group, inputs, n);
   const recorded = st.history.calls.get(id);
   if (recorded) {
     // The recorded string, not this replay's equal copy: one string per child while both live.
@@ -104,8 +103,54 @@ export function makeCall(
     if (settings) rec.settings = settings;
     st.newCalls.push(rec);
   }
+  return { id, outcome: outcomeOf(st, def.name, id) };
+}
+
+/** What a call's future starts with: its recorded outcome, if any. */
+function outcomeOf(st: ReplayState, task: string, id: CallId): Outcome | undefined {
   // A cancelled call's outcome is CancelledError, whatever the child did after the cancel.
-  return { id, outcome: st.cancelled.has(id) ? cancelledOutcome(def.name) : st.history.outcomes.get(id) };
+  return st.cancelled.has(id) ? cancelledOutcome(task) : st.history.outcomes.get(id);
+}
+
+/** The `n` of a call's identity: how many calls with its task, group and inputs came before it. */
+function count(st: ReplayState, task: string, group: string, inputs: string): number {
+  // Counters by (task, group), then by inputs: a fan-out of N distinct inputs keeps N counters
+  // for the whole replay, keyed by the digest itself rather than by a longer string built per call.
+  const counterKey = `${task}\u0000${group}`;
+  let counters = st.callSeq.get(counterKey);
+  if (!counters) st.callSeq.set(counterKey, (counters = new Map()));
+  const n = counters.get(inputs) ?? 0;
+  counters.set(inputs, n + 1);
+  return n;
+}
+
+/**
+ * The recorded call this one is, matched by position: while a replay makes its recorded calls again
+ * in the order they were made (a history in call order), the call with the task, group and inputs
+ * of the next record is that record, with its count and id, since every call before it was the
+ * same as recorded too. That takes no digest and no counter: a gather's last replay makes its N
+ * calls without either. The first call that is not the next record ends the matching, and the
+ * counters are filled in for the calls matched before it; from there calls are matched by id.
+ */
+function matchInOrder(
+  st: ReplayState,
+  task: string,
+  group: string,
+  payload: Payload,
+): CallRecord | undefined {
+  const order = st.inOrder;
+  if (!order) return undefined;
+  const next = order.next();
+  if (!next.done) {
+    const rec = next.value;
+    if (rec.task === task && rec.group === group && rec.args === payload) return rec;
+  }
+  st.inOrder = undefined;
+  for (const id of st.reissued) {
+    const rec = st.history.calls.get(id)!;
+    count(st, rec.task, rec.group, rec.digest || (rec.digest = digest(rec.args)));
+  }
+  return undefined;
 }
 
 /**

@@ -76,6 +76,11 @@ export interface History {
   /** Outcomes of settled children (a subset of `calls`). */
   outcomes: ReadonlyMap<CallId, Outcome>;
   traces: ReadonlyMap<string, TraceRecord>;
+  /**
+   * `calls` iterates in the order the body made them (as recorded, epoch after epoch), so a replay
+   * may match its calls to them by position (calls.ts). Set only by a reader that guarantees it.
+   */
+  inCallOrder?: boolean;
 }
 
 export const emptyHistory = (): History => ({ calls: new Map(), outcomes: new Map(), traces: new Map() });
@@ -149,7 +154,9 @@ export function parseCallRecord(json: string, cols?: CallColumns): CallRecord {
     rec.tw = o["tw"] as Twin[];
   }
   if (o["idv"] !== undefined)
-    rec.idv = Number.isInteger(o["idv"]) ? (o["idv"] as number) : fail(what, "field idv is not a whole number");
+    rec.idv = Number.isInteger(o["idv"])
+      ? (o["idv"] as number)
+      : fail(what, "field idv is not a whole number");
   return rec;
 }
 

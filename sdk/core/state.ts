@@ -48,6 +48,12 @@ export class ReplayState {
   readonly reissued: CallId[] = [];
   /** Per (task, group), then per inputs, call counters: the `n` of the identity. */
   readonly callSeq = new Map<string, Map<string, number>>();
+  /**
+   * The recorded calls not yet made again, in call order, while every call this replay made was
+   * the next one recorded (calls.ts, matchInOrder); undefined once one was not, or when the
+   * history is not known to be in call order.
+   */
+  inOrder: Iterator<CallRecord> | undefined = undefined;
   readonly traceSeq = new Map<string, number>();
   readonly mapSeq = new Map<string, number>();
   /** Futures awaited by code the engine cannot see into: each is a candidate root. */
@@ -94,6 +100,7 @@ export class ReplayState {
   ) {
     this.cancelled = readCancels(history);
     this.delivery = new Delivery(history, this.cancelled);
+    if (history.inCallOrder && history.calls.size > 0) this.inOrder = history.calls.values();
   }
 
   /** Records the cancel of `id` (once). */

@@ -136,7 +136,12 @@ function suspend(
       c.digest = "";
       kept.set(c.id, c);
     }
-    a.mem = { calls: kept, outcomes: new Map(), traces: new Map(traces.map((t) => [t.key, t])) };
+    a.mem = {
+      calls: kept,
+      outcomes: new Map(),
+      traces: new Map(traces.map((t) => [t.key, t])),
+      inCallOrder: true, // the suspension's calls, in the order the body made them
+    };
   }
   for (let i = 0; i < calls.length; i++) {
     const c = calls[i]!;

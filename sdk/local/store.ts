@@ -98,7 +98,9 @@ export function callOf(
     group: row.grp,
     args: row.args,
     window:
-      row.window_key === null ? undefined : { key: row.window_key, index: row.window_idx!, limit: row.window_limit! },
+      row.window_key === null
+        ? undefined
+        : { key: row.window_key, index: row.window_idx!, limit: row.window_limit! },
   });
 }
 
@@ -209,7 +211,9 @@ export class Store {
         }
         // A store of an older layout is read as it is; what is written from now on takes this one.
         if (!v || Number(v.v) < STORE_FORMAT)
-          this.db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES ('format', ?)").run(String(STORE_FORMAT));
+          this.db
+            .prepare("INSERT OR REPLACE INTO meta (k, v) VALUES ('format', ?)")
+            .run(String(STORE_FORMAT));
       }
     } catch (e) {
       if ((e as { code?: string }).code === "SQLITE_BUSY") {
@@ -443,7 +447,10 @@ export class Store {
       return x;
     };
     for (const row of this.s["children"]!.iterate(parent) as Iterable<
-      Pick<ActionRow, "id" | "call" | "outcome" | "task" | "grp" | "args" | "window_key" | "window_idx" | "window_limit">
+      Pick<
+        ActionRow,
+        "id" | "call" | "outcome" | "task" | "grp" | "args" | "window_key" | "window_idx" | "window_limit"
+      >
     >) {
       if (row.call === null) continue;
       // The record's id is the map's key string; its digest is "" (a replay reads none).
@@ -472,7 +479,8 @@ export class Store {
         outcome: parseOutcome(`trace ${row.key}`, JSON.stringify({ v: rec.v, ...rec.outcome })),
       });
     }
-    return { calls, outcomes, traces };
+    // Rows by seq: the order the parent made its calls in.
+    return { calls, outcomes, traces, inCallOrder: true };
   }
 
   getCache(key: string): string | undefined {

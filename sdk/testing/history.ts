@@ -28,6 +28,8 @@ export class Recorder implements History {
   readonly calls = new Map<string, CallRecord>();
   readonly outcomes = new Map<string, Outcome>();
   readonly traces = new Map<string, TraceRecord>();
+  /** Decisions are recorded in the order they were made, so their calls are in call order. */
+  readonly inCallOrder = true;
 
   /** Persists a decision's new calls and traces. A call dispatched twice is an error. */
   record(d: Decision): void {
