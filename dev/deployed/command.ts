@@ -3,6 +3,8 @@
  * it as `aloft dev` does, and at Ctrl-C prints the report; the exit code is 1 if IAM denied any
  * request (a permission the code needs and the role lacks).
  */
+import { rmSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { OUTPUT } from "../../sdk/aws/config.ts";
 import { announce, interrupted } from "../announce.ts";
 import { parseChaos } from "./chaos.ts";
@@ -15,8 +17,13 @@ export async function devDeployed(o: {
   outputs: string;
 }): Promise<number> {
   const chaos = o.chaos ? parseChaos(o.chaos) : undefined;
+  // Beside the outputs file, as `aloft dev`'s task log is: in the project, this session's only (the
+  // last session's are replaced), and not left behind in the system's temporary folder.
+  const logDir = resolve(dirname(o.outputs), "dev-function-logs");
+  rmSync(logDir, { recursive: true, force: true });
   const stack = await startDeployedStack({
     cdkOut: o.cdkOut,
+    logDir,
     ...(o.stack ? { stack: o.stack } : {}),
     ...(chaos ? { chaos } : {}),
   });

@@ -166,7 +166,7 @@ async function start(
   const root = mkdtempSync(join(tmpdir(), `aloft-deployed-${stack.name}-`));
   c.cleanup.push(() => rmSync(root, { recursive: true, force: true }));
   const logDir = options.logDir ?? mkdtempSync(join(tmpdir(), `aloft-deployed-logs-`));
-  mkdirSync(logDir, { recursive: true });
+  mkdirSync(logDir, { recursive: true, mode: 0o700 }); // owner-only, as a temporary one is
   const maxSandboxes = options.maxSandboxes ?? 4;
   const policies = new Map<string, ReturnType<typeof rolePolicy>>();
   const description = [...res.created];
