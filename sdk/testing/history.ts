@@ -28,7 +28,10 @@ export class Recorder implements History {
   readonly calls = new Map<string, CallRecord>();
   readonly outcomes = new Map<string, Outcome>();
   readonly traces = new Map<string, TraceRecord>();
-  /** Decisions are recorded in the order they were made, so their calls are in call order. */
+  /**
+   * `record` keeps decisions in the order they were made, so their calls are in call order (a
+   * replay may match them by position, sdk/core/calls.ts): calls set by hand must keep it too.
+   */
   readonly inCallOrder = true;
 
   /** Persists a decision's new calls and traces. A call dispatched twice is an error. */
