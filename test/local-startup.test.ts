@@ -20,6 +20,7 @@ afterEach(async () => {
   await shutdown();
   delete process.env["ALOFT_TEST_GATE"];
   delete process.env["ALOFT_TEST_WORKER_THROWS"];
+  delete process.env["ALOFT_TEST_ONE_LOADS"];
 });
 
 interface Row {
@@ -58,11 +59,11 @@ const runRow = (path: string, id: string) =>
   );
 
 /** Starts `doubles(n)` on a store of its own whose workers wait for its gate file. */
-async function startGated(name: string, n: number) {
+async function startGated(name: string, n: number, workers = 1) {
   const store = join(dir, `${name}.db`);
   const gate = join(dir, `${name}.gate`);
   process.env["ALOFT_TEST_GATE"] = gate;
-  await init({ store, workers: 1 });
+  await init({ store, workers });
   return { store, gate, started: run(g.doubles, n) };
 }
 
@@ -131,5 +132,24 @@ describe("embedded engine start-up", () => {
     await init({ store, workers: 1 });
     const r = await resume(root!.id);
     assert.deepEqual(await r.result(), [0, 2]);
+  });
+
+  it("a shutdown that stops a worker still loading, after a run that did not need it, warns of nothing", async () => {
+    // One worker loads and runs everything; the other waits at its gate until the engine stops it.
+    // Its stop used to be reported as a worker that could not load the modules, to whoever ran the
+    // quickest of runs (the starter project's `npm start`, on a machine whose second core was busy).
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on("warning", onWarning);
+    try {
+      process.env["ALOFT_TEST_ONE_LOADS"] = join(dir, "one.loads");
+      const { started } = await startGated("one", 3, 2);
+      assert.deepEqual(await (await started).result(), [0, 2, 4]);
+      await shutdown();
+      await new Promise((r) => setImmediate(r)); // a warning is emitted on the next tick
+      assert.deepEqual(warnings, []);
+    } finally {
+      process.off("warning", onWarning);
+    }
   });
 });

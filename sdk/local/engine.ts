@@ -154,9 +154,10 @@ export class Engine extends EventEmitter<EngineEvents> {
         if (!a.parent && !TERMINAL.has(a.status)) finish(this.s, a, "FAILED", { ok: false, error });
       throw e;
     }
-    // A worker that cannot load what another loaded: said once, and the others carry the work.
+    // A worker that cannot load what another loaded: said once, and the others carry the work. (Not
+    // one that close() stopped while it loaded: a quick run can end before every worker is up.)
     pool.started().catch((e: Error) => {
-      if (!this.closed) process.emitWarning(`${e.message}\nruns continue on the workers that loaded them`);
+      if (!this.closing) process.emitWarning(`${e.message}\nruns continue on the workers that loaded them`);
     });
   }
 
