@@ -25,11 +25,11 @@ export class BodyEnd {
   done = false;
   ok = false;
   value: unknown = undefined;
-  readonly settle = (isOk: boolean, v: unknown): void => {
+  settle(isOk: boolean, v: unknown): void {
     this.done = true;
     this.ok = isOk;
     this.value = v;
-  };
+  }
 }
 
 /** Parks a replay that decided to suspend (`observed`: the decision made an observation record). */

@@ -67,6 +67,19 @@ export function failedDecision(error: SerializedError): Decision {
   return { kind: "failed", error, calls: [], cancels: [], traces: [], warnings: [] };
 }
 
+/**
+ * What an item's body prints goes to the log buffer under its action and attempt. Made by a
+ * function, not a named arrow: tsx (keepNames) renames every named closure as it is made, about a
+ * microsecond each, and this one is made per child.
+ */
+function lineSink(logs: LogBuffer, item: ExecItem): (l: LogLine) => void {
+  return (l) => logs.add(item.actionId, item.attempt, l);
+}
+
+function performanceNow(): number {
+  return performance.now();
+}
+
 /** The history of an action with none (most children): shared, since a replay only reads it. */
 const NO_HISTORY = emptyHistory();
 
@@ -96,7 +109,7 @@ export async function execute(
     return failedDecision({ ...serializeError(e), nonRecoverable: true });
   }
   const capture = newCapture();
-  const onLine = (l: LogLine): void => logs.add(item.actionId, item.attempt, l);
+  const onLine = lineSink(logs, item);
   // The terminal shows a body's output as before (echo); the store keeps it per action.
   const keep = item.keep !== undefined && onPark !== undefined;
   const d = await capturing(capture, { now: Date.now, echo: true, onLine }, (sink) =>
@@ -109,7 +122,7 @@ export async function execute(
       // A kept replay owns its history's maps: never the shared empty one.
       history: item.history ?? (keep ? emptyHistory() : NO_HISTORY),
       // The engine places a task by how long its synchronous body takes (engine.ts, cheap tasks).
-      now: () => performance.now(),
+      now: performanceNow,
       onPark: keep ? onPark : undefined,
     }),
   );
