@@ -92,6 +92,43 @@ describe("the local store", () => {
     },
   ];
   /** The records as history() gives them: no inputs digest (the replay re-makes it). */
+  test("a result is written over a live row only: a late or duplicate one changes nothing", () => {
+    const store = new Store(join(dir, "ended.db"));
+    try {
+      const cs = calls("p-ended", 3);
+      const rows = store.applySuspension("r-ended", "p-ended", cs, [], [], 0, () => true);
+      const done = (i: number, value: string, byRow: boolean) => ({
+        id: cs[i]!.id,
+        row: byRow ? rows[i] : undefined,
+        status: "SUCCEEDED" as const,
+        outcome: { ok: true as const, value },
+        ended: 1,
+        attempts: 1,
+      });
+      const start = new Map([[cs[1]!.id, { attempts: 1, at: 1, row: rows[1] }]]);
+      // By rowid and by id, with and without the attempt's start.
+      assert.deepEqual(
+        store.write(start, [done(0, "1", true), done(1, "2", true), done(2, "3", false)]),
+        new Set(cs.map((c) => c.id)),
+      );
+      assert.deepEqual(
+        store.write(start, [done(0, "9", true), done(1, "9", true), done(2, "9", false)]),
+        new Set(),
+      );
+      const outcomes = store.history("p-ended").outcomes;
+      assert.deepEqual(
+        cs.map((c) => outcomes.get(c.id)),
+        ["1", "2", "3"].map((value) => ({ ok: true, value })),
+      );
+      for (const status of ["FAILED", "CANCELLED", "TIMED_OUT"] as const) {
+        store.db.prepare("UPDATE actions SET status = ? WHERE id = ?").run(status, cs[0]!.id);
+        assert.deepEqual(store.write(new Map(), [done(0, "9", true)]), new Set(), status);
+      }
+    } finally {
+      store.close();
+    }
+  });
+
   const read = (cs: CallRecord[]) => new Map(cs.map((c) => [c.id, { ...c, digest: "" }]));
 
   test("a call record keeps only what its row has no column for, and is read back whole", () => {
