@@ -91,6 +91,92 @@ describe("embedded engine", () => {
     for (let i = 0; i < 12; i++) assert.ok(log.includes(`done ${i}`), `child ${i} never finished`);
   });
 
+  it("a suspension of more calls than go out early: every call recorded once, in order, and run once", async () => {
+    const sub = mkdtempSync(join(dir, "wide-"));
+    const store = join(sub, "wide.db");
+    const n = 700;
+    const expected = Array.from({ length: n }, (_, i) =>
+      i % 100 === 7 ? 0 : i % 50 === 3 ? (i % 5) * 10 : i,
+    ).reduce((x, y) => x + y, 0);
+    const saved = [process.env["ALOFT_TEST_DIR"], process.env["ALOFT_TEST_SLEEP"]];
+    process.env["ALOFT_TEST_DIR"] = sub;
+    process.env["ALOFT_TEST_SLEEP"] = "1";
+    await init({ store, workers: 2 });
+    try {
+      // Twice: the second run's cached calls, some among the first sent, are hits.
+      for (const round of [1, 2]) {
+        rmSync(join(sub, "exec.log"), { force: true });
+        const r = await run(t.mixedWide, n);
+        assert.equal(await r.result(), expected, `round ${round}`);
+        const log = execLog(sub);
+        for (let i = 0; i < n; i++) {
+          if (i % 100 === 7 || i % 50 === 3) continue;
+          assert.equal(log.filter((l) => l === `start ${i}`).length, 1, `round ${round}: child ${i}`);
+        }
+        const s = new Store(store, { readonly: true });
+        const kids = s.runActions(r.id).filter((a) => a.parent !== null);
+        s.close();
+        assert.deepEqual(
+          kids.map((k) => [k.seq, k.status]),
+          kids.map((_, i) => [i, "SUCCEEDED"]),
+        );
+        const cached = kids.filter((k) => k.cached === 1).map((k) => k.seq);
+        assert.deepEqual(
+          cached,
+          round === 1 ? [] : kids.filter((k) => k.seq % 50 === 3).map((k) => k.seq),
+          `round ${round}: cache hits`,
+        );
+      }
+    } finally {
+      await shutdown();
+      [process.env["ALOFT_TEST_DIR"], process.env["ALOFT_TEST_SLEEP"]] = saved;
+    }
+  });
+
+  it("a crash between a large suspension's two writes resumes: its first calls recorded, the rest made", async () => {
+    const sub = mkdtempSync(join(dir, "mid-suspension-"));
+    const store = join(sub, "crash.db");
+    const env = { ALOFT_TEST_DIR: sub, ALOFT_TEST_SLEEP: "5" };
+    const n = 300;
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(ROOT, "test/fixtures/crash-mid-suspension.ts"), store, String(n)],
+      { cwd: ROOT, env: { ...process.env, ...env }, stdio: "ignore" },
+    );
+    const signal = await new Promise<NodeJS.Signals | null>((r) => child.on("close", (_code, sig) => r(sig)));
+    assert.equal(signal, "SIGKILL", "the fixture died where it meant to");
+
+    // The root is RUNNING, with the first 256 of its calls recorded and the rest not.
+    const s = new Store(store);
+    const [run] = s.listRuns(1);
+    const rows = s.runActions(run!.id);
+    s.close();
+    const root = rows.find((r) => r.parent === null)!;
+    const kids = rows.filter((r) => r.parent !== null);
+    assert.equal(root.status, "RUNNING");
+    assert.equal(kids.length, 256);
+    assert.deepEqual(
+      kids.map((k) => k.seq),
+      kids.map((_, i) => i),
+    );
+    assert.ok(execLog(sub).length > 0, "the first calls were sent before the rest were written");
+
+    const r = await aloft(["--store", store, "resume", run!.id], { cwd: ROOT, env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(Number(r.stdout), (n * (n - 1)) / 2);
+    const log = execLog(sub);
+    for (let i = 0; i < n; i++) assert.ok(log.includes(`done ${i}`), `child ${i} never finished`);
+    const after = new Store(store);
+    const ended = after.runActions(run!.id).filter((a) => a.parent !== null);
+    after.close();
+    assert.equal(ended.length, n);
+    assert.deepEqual(
+      ended.map((a) => [a.seq, a.status]),
+      ended.map((_, i) => [i, "SUCCEEDED"]),
+      "each call recorded once, in call order",
+    );
+  });
+
   it("a store in use by a live process is refused with a clear error", async () => {
     const store = join(dir, "locked.db");
     const lock = StoreLock.acquire(store);

@@ -112,6 +112,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       }),
       enqueue: (a) => this.enqueue(a),
       schedulePump: () => this.schedulePump(),
+      dispatchNow: () => dispatchReady(this.s),
       flush: () => this.flush(),
       warn: (m) => this.warn(m),
       finish: (a, status, outcome) => finish(this.s, a, status, outcome),

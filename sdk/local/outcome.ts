@@ -97,6 +97,12 @@ function fail(s: Scheduler, a: Live, error: SerializedError, timedOut: boolean):
   }, next.delayMs).unref?.();
 }
 
+/**
+ * A suspension with more new calls than this writes its first ones in a transaction of their own
+ * and sends them at once: the pool's workers start on them while this thread writes the rest.
+ */
+const EARLY_CALLS = 256;
+
 /** Records a suspension: the new calls (each tracked, cached or enqueued) and the parent's waits. */
 function suspend(
   s: Scheduler,
@@ -115,7 +121,7 @@ function suspend(
   const fresh: Live[] = [];
   const hits: [Live, string, string | undefined][] = [];
   const held = new Set<CallId>(); // calls waiting for a slot in their map's window
-  const rows = s.store.applySuspension(a.runId, a.id, calls, traces, waits, a.nextSeq, (c) => {
+  const slot = (c: CallRecord): boolean => {
     if (!c.window) return true;
     const w = windowOf(s, c.window.key, c.window.limit);
     if (w.inflight < w.limit) {
@@ -125,8 +131,32 @@ function suspend(
     w.waiting.push(c.id);
     held.add(c.id);
     return false;
-  });
+  };
+  const seq = a.nextSeq;
   a.nextSeq += calls.length;
+  // A large suspension's first calls go out before the rest are written (the pool would otherwise
+  // wait for the whole transaction, about 6 µs a call). A crash between the two transactions leaves
+  // the parent RUNNING with the first of its calls recorded, which `aloft resume` replays as it
+  // would a parent that crashed before it suspended: the calls recorded are matched, the rest made.
+  let early: Set<Live> | undefined;
+  let rest = calls;
+  let restTraces = traces;
+  if (calls.length > EARLY_CALLS) {
+    const head = calls.slice(0, EARLY_CALLS);
+    rest = calls.slice(EARLY_CALLS);
+    trackCalls(s, a, head, s.store.insertCalls(a.runId, a.id, head, traces, seq, slot), held, fresh, hits);
+    restTraces = [];
+    early = new Set();
+    // Durable waits (sleeps, signals) are armed with the rest: arming one can end it at once.
+    for (const child of fresh)
+      if (!held.has(child.id) && !isBuiltin(child.task)) {
+        early.add(child);
+        s.enqueue(child);
+      }
+    s.dispatchNow();
+  }
+  const restSeq = seq + calls.length - rest.length;
+  const rows = s.store.applySuspension(a.runId, a.id, rest, restTraces, waits, restSeq, slot);
   a.status = "SUSPENDED";
   if (first) {
     const kept = new Map<CallId, CallRecord>();
@@ -143,6 +173,28 @@ function suspend(
       inCallOrder: true, // the suspension's calls, in the order the body made them
     };
   }
+  trackCalls(s, a, rest, rows, held, fresh, hits);
+  watch(s, a, waits);
+  const taken = s.waits.arm(fresh);
+  for (const child of fresh)
+    if (!held.has(child.id) && !taken.has(child.id) && !early?.has(child)) s.enqueue(child);
+  for (const [child, value, from] of hits) {
+    if (from) s.store.markReused(child.id, from);
+    else s.store.markCached(child.id);
+    finish(s, child, "SUCCEEDED", { ok: true, value });
+  }
+}
+
+/** Tracks a suspension's new calls: each a cache hit, a reused outcome, or fresh work. */
+function trackCalls(
+  s: Scheduler,
+  a: Live,
+  calls: readonly CallRecord[],
+  rows: readonly (number | undefined)[],
+  held: ReadonlySet<CallId>,
+  fresh: Live[],
+  hits: [Live, string, string | undefined][],
+): void {
   for (let i = 0; i < calls.length; i++) {
     const c = calls[i]!;
     const child = track(s, {
@@ -174,14 +226,6 @@ function suspend(
     const cached = key ? s.store.getCache(key) : undefined;
     if (cached !== undefined) hits.push([child, cached, undefined]);
     else fresh.push(child);
-  }
-  watch(s, a, waits);
-  const taken = s.waits.arm(fresh);
-  for (const child of fresh) if (!held.has(child.id) && !taken.has(child.id)) s.enqueue(child);
-  for (const [child, value, from] of hits) {
-    if (from) s.store.markReused(child.id, from);
-    else s.store.markCached(child.id);
-    finish(s, child, "SUCCEEDED", { ok: true, value });
   }
 }
 

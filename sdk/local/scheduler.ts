@@ -39,6 +39,8 @@ export interface Scheduler {
   /** Puts an action on the ready queue (once) and schedules a dispatch. */
   enqueue(a: Live): void;
   schedulePump(): void;
+  /** Dispatches what is ready now, not on the next turn (dispatch.ts dispatchReady). */
+  dispatchNow(): void;
   /** Writes the pending starts and results in one transaction. */
   flush(): void;
   /** Emits a warning once per distinct message. */

@@ -338,6 +338,35 @@ export class Store {
     firstSeq: number,
     dispatched: (c: CallRecord) => boolean,
   ): (number | undefined)[] {
+    return this.writeCalls(runId, parent, calls, traces, firstSeq, dispatched, () =>
+      this.s["suspend"]!.run(JSON.stringify(waits), parent),
+    );
+  }
+
+  /**
+   * Records the first of a suspension's calls (and its traces) in a transaction of their own, the
+   * parent still RUNNING: its applySuspension writes the rest (sdk/local/outcome.ts suspend).
+   */
+  insertCalls(
+    runId: string,
+    parent: CallId,
+    calls: readonly CallRecord[],
+    traces: readonly TraceRecord[],
+    firstSeq: number,
+    dispatched: (c: CallRecord) => boolean,
+  ): (number | undefined)[] {
+    return this.writeCalls(runId, parent, calls, traces, firstSeq, dispatched, undefined);
+  }
+
+  private writeCalls(
+    runId: string,
+    parent: CallId,
+    calls: readonly CallRecord[],
+    traces: readonly TraceRecord[],
+    firstSeq: number,
+    dispatched: (c: CallRecord) => boolean,
+    then: (() => void) | undefined,
+  ): (number | undefined)[] {
     const rows = new Array<number | undefined>(calls.length);
     // Ids are digests, so each insert lands at a random place in the primary-key index. Once a
     // suspension's calls outgrow the page cache, each insert evicts a page another one needs and
@@ -371,7 +400,7 @@ export class Store {
           );
           rows[i] = r.changes > 0 ? Number(r.lastInsertRowid) : undefined;
         }
-        this.s["suspend"]!.run(JSON.stringify(waits), parent);
+        then?.();
       });
     } finally {
       if (widen) this.db.pragma(`cache_size = -${CACHE_KIB}`);
