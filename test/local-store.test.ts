@@ -34,6 +34,11 @@ describe("the local store", () => {
       const during: unknown[] = [];
       const see = () => (during.push(store.db.pragma("cache_size", { simple: true })), true);
       assert.equal(opened, -4_000, "the store keeps a 4 MB cache");
+      assert.equal(
+        store.db.pragma("wal_autocheckpoint", { simple: true }),
+        8_192,
+        "and checkpoints at 32 MB",
+      );
       // 80,000 calls: about 5 MB of index entries, past the store's 4 MB.
       const rows = store.applySuspension("r-1", "r-1", calls("r-1", 80_000), [], [], 0, see);
       assert.equal(rows.length, 80_000);

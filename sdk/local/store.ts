@@ -64,6 +64,8 @@ export interface ActionRow {
  */
 const INDEX_BYTES_PER_CALL = 64;
 const MAX_CACHE_KIB = 256 * 1024;
+/** WAL pages at which a commit checkpoints (SQLite's default is 1,000). */
+const WAL_CHECKPOINT_PAGES = 8_192;
 /** The page cache the store keeps, in KiB. */
 const CACHE_KIB = 4_000;
 
@@ -195,6 +197,11 @@ export class Store {
       if (!opts.readonly) {
         this.db.pragma("journal_mode = WAL");
         this.db.pragma("synchronous = NORMAL");
+        // A checkpoint copies the WAL's pages into the database and syncs it, inside whichever
+        // commit takes the WAL past this many pages: at SQLite's 1,000 (4 MB), a 10,000-child gather
+        // paid about 10 ms of its 340 for one. At 8,192 (32 MB) checkpoints come an eighth as often,
+        // and a page rewritten meanwhile (a child's row: inserted, started, ended) is copied once.
+        this.db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
         this.db.exec(SCHEMA);
         // Stores from before actions_run lost its status column: an action's status changes twice
         // (started, ended), each change rewrote that index, and no query looks actions up by it.
