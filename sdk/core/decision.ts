@@ -35,7 +35,20 @@ export interface Scheduler {
   sleep(ms: number): Promise<void>;
 }
 
+/**
+ * The turn every replay waiting now shares: one immediate for all, not one each (a gather's children
+ * each wait a turn, 256 at a time on the engine's thread). Each still waits from its call to the next
+ * check phase, as with an immediate of its own; a turn asked for while the shared one is being
+ * delivered is the next one.
+ */
+let nextTurn: Promise<void> | undefined;
+
+function endTurn(resolve: () => void): void {
+  nextTurn = undefined;
+  resolve();
+}
+
 export const defaultScheduler: Scheduler = {
-  turn: () => new Promise((r) => setImmediate(r)),
+  turn: () => (nextTurn ??= new Promise<void>((r) => setImmediate(endTurn, r))),
   sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
 };
