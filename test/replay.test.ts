@@ -8,6 +8,7 @@ import { group } from "../sdk/group.ts";
 import { trace } from "../sdk/trace.ts";
 import { TaskError } from "../sdk/errors.ts";
 import { replay } from "../sdk/core/replay.ts";
+import { defaultScheduler } from "../sdk/core/decision.ts";
 import { WaitTracker } from "../sdk/core/wait.ts";
 import { emptyHistory } from "../sdk/core/history.ts";
 import { loadHistory } from "../sdk/testing/history.ts";
@@ -1005,4 +1006,18 @@ await test("a member awaited after its gather gets the gather's value, whatever 
   assert.deepEqual(completedValue(final), { same: true, first: { x: 1 } });
   const failed = await drive(failedGatherThenMember.def, [], children(failArg(2, 3)));
   assert.deepEqual(completedValue(failed.final), { same: true, message: "bad 2" });
+});
+
+test("replays waiting for a turn share one immediate; a turn asked for as it is delivered is the next", async () => {
+  const seen: string[] = [];
+  const a = defaultScheduler.turn();
+  assert.equal(defaultScheduler.turn(), a, "one immediate for every replay waiting now");
+  setImmediate(() => seen.push("an immediate queued after it"));
+  await a;
+  seen.push("the turn");
+  const next = defaultScheduler.turn();
+  assert.notEqual(next, a);
+  await next;
+  seen.push("the next turn");
+  assert.deepEqual(seen, ["the turn", "an immediate queued after it", "the next turn"]);
 });
