@@ -97,6 +97,38 @@ describe("the local store", () => {
     },
   ];
   /** The records as history() gives them: no inputs digest (the replay re-makes it). */
+  test("a suspension's rows are each call's own, recorded before or not", () => {
+    const store = new Store(join(dir, "rows.db"));
+    try {
+      const rowOf = store.db.prepare("SELECT rowid FROM actions WHERE id = ?").pluck();
+      const cs = calls("p-rows", 100);
+      // Calls recorded already (a replay that records them again): one in the first 32, two later.
+      const old = [cs[5]!, cs[40]!, cs[97]!];
+      const oldRows = store.applySuspension("r-rows", "p-rows", old, [], [], 0, () => true);
+      // Another parent's rows in between, so the new ones do not start where the old ones ended.
+      store.applySuspension("r-rows", "p-other", calls("p-other", 7), [], [], 0, () => true);
+      const rows = store.applySuspension("r-rows", "p-rows", cs, [], [], 0, () => true);
+      assert.equal(rows.length, 100);
+      cs.forEach((c, i) => {
+        if (old.includes(c)) assert.equal(rows[i], undefined, `call ${i} was recorded before`);
+        else assert.equal(rows[i], rowOf.get(c.id), `call ${i}`);
+      });
+      assert.deepEqual(
+        old.map((c) => rowOf.get(c.id)),
+        oldRows,
+      );
+      // All new: the rows follow the table's last one.
+      const fresh = calls("p-fresh", 70);
+      const freshRows = store.applySuspension("r-rows", "p-fresh", fresh, [], [], 0, () => true);
+      assert.deepEqual(
+        freshRows,
+        fresh.map((c) => rowOf.get(c.id)),
+      );
+    } finally {
+      store.close();
+    }
+  });
+
   test("a result is written over a live row only: a late or duplicate one changes nothing", () => {
     const store = new Store(join(dir, "ended.db"));
     try {

@@ -128,6 +128,15 @@ CREATE TABLE IF NOT EXISTS logs (
 CREATE INDEX IF NOT EXISTS logs_run ON logs(run_id);
 `;
 
+const INSERT_ACTIONS = `INSERT OR IGNORE INTO actions (id, run_id, parent, task, grp, call, args, status, seq, window_key, window_idx, window_limit, dispatched) VALUES`;
+const ACTION_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/**
+ * Rows a suspension inserts per statement: SQLite's per-statement work is paid once for them all,
+ * about 1 µs a row less than one statement each (docs/performance.md, tenth pass).
+ */
+const ROWS_PER_INSERT = 32;
+const ACTION_COLUMNS = 13;
+
 // An attempt's start and an action's result, written by id (and by rowid, see byRowid).
 const START = `UPDATE actions SET status = 'RUNNING', attempts = ?, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE id = ?`;
 // Chained comparisons, not `NOT IN (...)`: SQLite builds the list's lookup table again at every
@@ -243,10 +252,11 @@ export class Store {
             `UPDATE runs SET status = ?, ended = ?, result = ?, error = ? WHERE id = ? AND status = 'RUNNING'`,
           ),
           // Positional parameters: binding thirteen by name costs a property lookup each, per child.
-          insertAction: p(
-            `INSERT OR IGNORE INTO actions (id, run_id, parent, task, grp, call, args, status, seq, window_key, window_idx, window_limit, dispatched)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          ),
+          insertAction: p(`${INSERT_ACTIONS} ${ACTION_VALUES}`),
+          // A suspension's calls, ROWS_PER_INSERT to a statement (writeCalls).
+          insertActions: p(`${INSERT_ACTIONS} ${Array(ROWS_PER_INSERT).fill(ACTION_VALUES).join(", ")}`),
+          maxRowid: p(`SELECT max(rowid) FROM actions`).pluck(),
+          rowidOf: p(`SELECT rowid FROM actions WHERE id = ?`).pluck(),
           start: p(START),
           // The status guard makes a result write idempotent: a duplicate or late result is ignored.
           complete: p(COMPLETE),
@@ -385,26 +395,50 @@ export class Store {
     try {
       this.tx(() => {
         this.writeTraces(parent, traces);
-        let seq = firstSeq;
-        const ins = this.s["insertAction"]!;
-        for (let i = 0; i < calls.length; i++) {
-          const c = calls[i]!;
+        const values = new Array<unknown>(ACTION_COLUMNS * ROWS_PER_INSERT);
+        const put = (c: CallRecord, seq: number, at: number): void => {
           const w = c.window;
-          const r = ins.run(
-            c.id,
-            runId,
-            parent,
-            c.task,
-            c.group,
-            storedCall(c),
-            c.args,
-            "QUEUED",
-            seq++,
-            w ? w.key : null,
-            w ? w.index : null,
-            w ? w.limit : null,
-            dispatched(c) ? 1 : 0,
-          );
+          values[at] = c.id;
+          values[at + 1] = runId;
+          values[at + 2] = parent;
+          values[at + 3] = c.task;
+          values[at + 4] = c.group;
+          values[at + 5] = storedCall(c);
+          values[at + 6] = c.args;
+          values[at + 7] = "QUEUED";
+          values[at + 8] = seq;
+          values[at + 9] = w ? w.key : null;
+          values[at + 10] = w ? w.index : null;
+          values[at + 11] = w ? w.limit : null;
+          values[at + 12] = dispatched(c) ? 1 : 0;
+        };
+        let i = 0;
+        if (calls.length >= ROWS_PER_INSERT) {
+          const many = this.s["insertActions"]!;
+          let max: number | undefined; // the table's largest rowid, when known
+          for (; i + ROWS_PER_INSERT <= calls.length; i += ROWS_PER_INSERT) {
+            for (let j = 0; j < ROWS_PER_INSERT; j++)
+              put(calls[i + j]!, firstSeq + i + j, j * ACTION_COLUMNS);
+            // A new row's rowid is one more than the table's largest: all inserted, they are the
+            // next ROWS_PER_INSERT. Otherwise (a call recorded already) each is looked up.
+            const first = (max ??= (this.s["maxRowid"]!.get() as number | null) ?? 0) + 1;
+            const r = many.run(values);
+            if (r.changes === ROWS_PER_INSERT && Number(r.lastInsertRowid) === first + ROWS_PER_INSERT - 1) {
+              for (let j = 0; j < ROWS_PER_INSERT; j++) rows[i + j] = first + j;
+              max = first + ROWS_PER_INSERT - 1;
+            } else {
+              for (let j = 0; j < ROWS_PER_INSERT; j++) {
+                const row = this.s["rowidOf"]!.get(calls[i + j]!.id) as number;
+                rows[i + j] = row >= first ? row : undefined;
+              }
+              max = undefined;
+            }
+          }
+        }
+        const one = this.s["insertAction"]!;
+        for (; i < calls.length; i++) {
+          put(calls[i]!, firstSeq + i, 0);
+          const r = one.run(values.slice(0, ACTION_COLUMNS));
           rows[i] = r.changes > 0 ? Number(r.lastInsertRowid) : undefined;
         }
         then?.();
