@@ -177,6 +177,34 @@ describe("embedded engine", () => {
     );
   });
 
+  it("a result is written soon after it arrives, though nothing else happens for a while", async () => {
+    const sub = mkdtempSync(join(dir, "soon-"));
+    const store = join(sub, "soon.db");
+    await init({ store, workers: 0 });
+    try {
+      const r = await run(t.quickBesideSlow, 3_000);
+      // Read as another process would (aloft status): the quick child's row, while the slow one runs.
+      const reader = new Store(store, { readonly: true });
+      let quick: string | undefined;
+      let slow: string | undefined;
+      try {
+        for (let i = 0; i < 100 && quick !== "SUCCEEDED"; i++) {
+          await sleep(20);
+          const kids = reader.runActions(r.id).filter((a) => a.parent !== null);
+          quick = kids.find((k) => k.task.endsWith("add"))?.status;
+          slow = kids.find((k) => k.task.endsWith("pause"))?.status;
+        }
+      } finally {
+        reader.close();
+      }
+      assert.equal(quick, "SUCCEEDED", "the quick child's result was written");
+      assert.equal(slow, "RUNNING", "while the slow one still ran");
+      assert.deepEqual(await r.result(), [3, 3_000]);
+    } finally {
+      await shutdown();
+    }
+  });
+
   it("a store in use by a live process is refused with a clear error", async () => {
     const store = join(dir, "locked.db");
     const lock = StoreLock.acquire(store);

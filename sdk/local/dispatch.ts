@@ -18,7 +18,6 @@ const FRESH = { cont: undefined, arrived: EMPTY };
 
 /** Sends ready actions to where they run, as many as each place takes now. */
 export function dispatchReady(s: Scheduler): void {
-  s.flush();
   const pooled = s.executor !== s.inline;
   let inlineRoom = s.inline.capacity();
   let poolRoom = pooled ? s.executor.capacity() : 0;
@@ -73,6 +72,7 @@ export function dispatchReady(s: Scheduler): void {
       try {
         // A first resume takes the history its suspension kept (outcome.ts suspend) rather than
         // read back what that suspension just wrote.
+        if (!a.mem) s.flush(); // the history read back has every result so far
         item.history = a.mem ?? s.store.history(a.id);
         // Every child settled so far is in this history (the writes were flushed above): the
         // decision's tracker learns of them from it, and childOk counts only those settling later.
@@ -104,9 +104,9 @@ export function dispatchReady(s: Scheduler): void {
     finish(s, a, "FAILED", { ok: false, error: { ...error, nonRecoverable: true } });
   if (batch.length) s.executor.send(batch);
   if (replays.length) s.inline.send(replays);
-  // The starts are written on the next turn, whatever happens meanwhile: a cheap child's result
+  // The starts are written shortly, whatever happens meanwhile (writes.ts): a cheap child's result
   // arrives first and shares the update, and a long body's start is not left unwritten (the store
-  // shows it RUNNING to `aloft status` while it runs). That dispatch starts more only if there is
-  // room; what is left waits for a decision that frees some, which schedules the next one.
-  if (s.writes.starts.size > 0) s.schedulePump();
+  // shows it RUNNING to `aloft status` while it runs). What is left to dispatch waits for a decision
+  // that frees some room, which schedules the next dispatch.
+  s.flushSoon();
 }

@@ -25,7 +25,7 @@ import { Placement } from "./placement.ts";
 import { Progress } from "./progress.ts";
 import { ReadyQueue } from "./ready-queue.ts";
 import { tuneHeapGrowth } from "./heap-growth.ts";
-import { PendingWrites } from "./writes.ts";
+import { PendingWrites, WRITE_DELAY_MS } from "./writes.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { dispatchReady } from "./dispatch.ts";
 import { applyDecisions, finish, track } from "./outcome.ts";
@@ -59,6 +59,8 @@ export interface EngineEvents {
 export class Engine extends EventEmitter<EngineEvents> {
   private readonly s: Scheduler;
   private pumpScheduled = false;
+  /** Writes what is pending (writes.ts) once it has waited WRITE_DELAY_MS, if nothing wrote it sooner. */
+  private flushTimer: NodeJS.Timeout | undefined;
   private readonly runWaiters = new Map<string, ((r: RunRow) => void)[]>();
   private readonly warned = new Set<string>();
   private readonly cancelPoll: NodeJS.Timeout;
@@ -114,6 +116,10 @@ export class Engine extends EventEmitter<EngineEvents> {
       schedulePump: () => this.schedulePump(),
       dispatchNow: () => dispatchReady(this.s),
       flush: () => this.flush(),
+      flushSoon: () => {
+        if (this.flushTimer || !this.s.writes.size) return;
+        this.flushTimer = setTimeout(() => this.flush(), WRITE_DELAY_MS);
+      },
       warn: (m) => this.warn(m),
       finish: (a, status, outcome) => finish(this.s, a, status, outcome),
       endRun: (runId, status, outcome) => this.endRun(runId, status, outcome),
@@ -289,6 +295,8 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Writes the starts and results gathered since the last flush, in one transaction. */
   private flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
     if (!this.s.writes.size) return;
     const { starts, completions } = this.s.writes.take();
     this.store.write(starts, completions);

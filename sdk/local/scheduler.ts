@@ -43,6 +43,8 @@ export interface Scheduler {
   dispatchNow(): void;
   /** Writes the pending starts and results in one transaction. */
   flush(): void;
+  /** Has them written within WRITE_DELAY_MS (writes.ts), if nothing writes them sooner. */
+  flushSoon(): void;
   /** Emits a warning once per distinct message. */
   warn(message: string): void;
   /** Records a terminal state (outcome.ts finish); a hook so cancel.ts need not import outcome.ts. */
