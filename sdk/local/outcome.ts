@@ -144,7 +144,8 @@ function suspend(
   if (calls.length > EARLY_CALLS) {
     const head = calls.slice(0, EARLY_CALLS);
     rest = calls.slice(EARLY_CALLS);
-    trackCalls(s, a, head, s.store.insertCalls(a.runId, a.id, head, traces, seq, slot), held, fresh, hits);
+    const rows = s.store.applySuspension(a.runId, a.id, head, traces, undefined, seq, slot);
+    trackCalls(s, a, head, rows, held, fresh, hits);
     restTraces = [];
     early = new Set();
     // Durable waits (sleeps, signals) are armed with the rest: arming one can end it at once.

@@ -344,45 +344,18 @@ export class Store {
 
   /**
    * Applies a suspension: new child calls, new traces and the wait, in one transaction. Returns
-   * each call's row, in order (undefined for a call whose row existed already).
+   * each call's row, in order (undefined for a call whose row existed already). Without `waits`,
+   * the first of a large suspension's calls: recorded, the parent still RUNNING, and the rest
+   * applied after them (sdk/local/outcome.ts suspend).
    */
   applySuspension(
     runId: string,
     parent: CallId,
     calls: readonly CallRecord[],
     traces: readonly TraceRecord[],
-    waits: Wait[],
+    waits: Wait[] | undefined,
     firstSeq: number,
     dispatched: (c: CallRecord) => boolean,
-  ): (number | undefined)[] {
-    return this.writeCalls(runId, parent, calls, traces, firstSeq, dispatched, () =>
-      this.s["suspend"]!.run(JSON.stringify(waits), parent),
-    );
-  }
-
-  /**
-   * Records the first of a suspension's calls (and its traces) in a transaction of their own, the
-   * parent still RUNNING: its applySuspension writes the rest (sdk/local/outcome.ts suspend).
-   */
-  insertCalls(
-    runId: string,
-    parent: CallId,
-    calls: readonly CallRecord[],
-    traces: readonly TraceRecord[],
-    firstSeq: number,
-    dispatched: (c: CallRecord) => boolean,
-  ): (number | undefined)[] {
-    return this.writeCalls(runId, parent, calls, traces, firstSeq, dispatched, undefined);
-  }
-
-  private writeCalls(
-    runId: string,
-    parent: CallId,
-    calls: readonly CallRecord[],
-    traces: readonly TraceRecord[],
-    firstSeq: number,
-    dispatched: (c: CallRecord) => boolean,
-    then: (() => void) | undefined,
   ): (number | undefined)[] {
     const rows = new Array<number | undefined>(calls.length);
     // Ids are digests, so each insert lands at a random place in the primary-key index. Once a
@@ -441,7 +414,7 @@ export class Store {
           const r = one.run(values.slice(0, ACTION_COLUMNS));
           rows[i] = r.changes > 0 ? Number(r.lastInsertRowid) : undefined;
         }
-        then?.();
+        if (waits) this.s["suspend"]!.run(JSON.stringify(waits), parent);
       });
     } finally {
       if (widen) this.db.pragma(`cache_size = -${CACHE_KIB}`);
