@@ -117,7 +117,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       dispatchNow: () => dispatchReady(this.s),
       flush: () => this.flush(),
       flushSoon: () => {
-        if (this.flushTimer || !this.s.writes.size) return;
+        if (this.closed || this.flushTimer || !this.s.writes.size) return;
         this.flushTimer = setTimeout(() => this.flush(), WRITE_DELAY_MS);
       },
       warn: (m) => this.warn(m),
@@ -243,6 +243,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     for (const a of this.s.live.values()) clearTimeout(a.timer);
     await this.s.inline.close(); // its last lines, while the store is open
     if (this.s.executor !== this.s.inline) await this.s.executor.close();
+    this.flush(); // what ended while the workers stopped
     this.closed = true;
   }
 
@@ -297,7 +298,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private flush(): void {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    if (!this.s.writes.size) return;
+    // Closed, the store may be too: what a late result would write is dropped, as its lines are.
+    if (this.closed || !this.s.writes.size) return;
     const { starts, completions } = this.s.writes.take();
     this.store.write(starts, completions);
   }
