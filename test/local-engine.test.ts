@@ -129,7 +129,13 @@ describe("embedded engine", () => {
       }
     } finally {
       await shutdown();
-      [process.env["ALOFT_TEST_DIR"], process.env["ALOFT_TEST_SLEEP"]] = saved;
+      // Restored as they were: assigning undefined to process.env would store "undefined".
+      for (const [k, v] of [
+        ["ALOFT_TEST_DIR", saved[0]],
+        ["ALOFT_TEST_SLEEP", saved[1]],
+      ] as const)
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
     }
   });
 
