@@ -426,11 +426,6 @@ export class Store {
     for (const t of traces) this.s["insertTrace"]!.run(parent, t.key, JSON.stringify(t));
   }
 
-  /** Writes a batch of results in one transaction; returns the ids actually changed (not duplicates). */
-  complete(batch: readonly Completion[]): Set<CallId> {
-    return this.write(new Map(), batch);
-  }
-
   /**
    * Writes attempts started and results in one transaction (sdk/local/writes.ts); an action in both
    * is written once. Returns the ids whose result was written (not duplicates).
