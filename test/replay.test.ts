@@ -8,7 +8,7 @@ import { group } from "../sdk/group.ts";
 import { trace } from "../sdk/trace.ts";
 import { TaskError } from "../sdk/errors.ts";
 import { replay } from "../sdk/core/replay.ts";
-import { defaultScheduler } from "../sdk/core/decision.ts";
+import { sharedTurnScheduler } from "../sdk/core/decision.ts";
 import { WaitTracker } from "../sdk/core/wait.ts";
 import { emptyHistory } from "../sdk/core/history.ts";
 import { loadHistory } from "../sdk/testing/history.ts";
@@ -1008,14 +1008,14 @@ await test("a member awaited after its gather gets the gather's value, whatever 
   assert.deepEqual(completedValue(failed.final), { same: true, message: "bad 2" });
 });
 
-test("replays waiting for a turn share one immediate; a turn asked for as it is delivered is the next", async () => {
+test("the embedded engine's replays waiting for a turn share one immediate; a turn asked for as it is delivered is the next", async () => {
   const seen: string[] = [];
-  const a = defaultScheduler.turn();
-  assert.equal(defaultScheduler.turn(), a, "one immediate for every replay waiting now");
+  const a = sharedTurnScheduler.turn();
+  assert.equal(sharedTurnScheduler.turn(), a, "one immediate for every replay waiting now");
   setImmediate(() => seen.push("an immediate queued after it"));
   await a;
   seen.push("the turn");
-  const next = defaultScheduler.turn();
+  const next = sharedTurnScheduler.turn();
   assert.notEqual(next, a);
   await next;
   seen.push("the next turn");

@@ -213,7 +213,15 @@ async function soakStack(
   const explain = async (id: string, nodes: ActionNode[]) => {
     const open = nodes.filter((n) => !TERMINAL.has(n.status));
     // An open parent's counter says which guard held its resume back (resume.ts maybeResume).
-    const counters = await Promise.all(open.map((n) => readCounter(runtime(), n.id).catch(() => undefined)));
+    // (runtime() throws at once when the handlers' configuration is not in this process's env:
+    // the explanation then goes without counters, rather than failing the job it explains.)
+    const counters = await Promise.all(
+      open.map((n) =>
+        Promise.resolve(n.id)
+          .then((id) => readCounter(runtime(), id))
+          .catch(() => undefined),
+      ),
+    );
     const lines = [
       ...open.map(
         (n, i) =>

@@ -35,11 +35,16 @@ export interface Scheduler {
   sleep(ms: number): Promise<void>;
 }
 
+export const defaultScheduler: Scheduler = {
+  turn: () => new Promise((r) => setImmediate(r)),
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+};
+
 /**
- * The turn every replay waiting now shares: one immediate for all, not one each (a gather's children
- * each wait a turn, 256 at a time on the engine's thread). Each still waits from its call to the next
- * check phase, as with an immediate of its own; a turn asked for while the shared one is being
- * delivered is the next one.
+ * The embedded engine's: every replay waiting for a turn now shares one immediate, not one each (a
+ * gather's children each wait a turn, 256 at a time on the engine's thread). Each still waits from
+ * its call to the next check phase, as with an immediate of its own; a turn asked for while the
+ * shared one is being delivered is the next one. The Lambda handlers keep an immediate per replay.
  */
 let nextTurn: Promise<void> | undefined;
 
@@ -48,7 +53,7 @@ function endTurn(resolve: () => void): void {
   resolve();
 }
 
-export const defaultScheduler: Scheduler = {
+export const sharedTurnScheduler: Scheduler = {
   turn: () => (nextTurn ??= new Promise<void>((r) => setImmediate(endTurn, r))),
-  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  sleep: defaultScheduler.sleep,
 };

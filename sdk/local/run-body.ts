@@ -6,6 +6,7 @@ import type { SerializedError } from "../errors.ts";
 import type { CallId, History, Outcome } from "../core/history.ts";
 import { emptyHistory } from "../core/history.ts";
 import { replay } from "../core/replay.ts";
+import { sharedTurnScheduler } from "../core/decision.ts";
 import type { Decision } from "../core/replay.ts";
 import type { Continuation } from "../core/continuation.ts";
 import { findTask, listTasks } from "../registry.ts";
@@ -123,6 +124,7 @@ export async function execute(
       history: item.history ?? (keep ? emptyHistory() : NO_HISTORY),
       // The engine places a task by how long its synchronous body takes (engine.ts, cheap tasks).
       now: performanceNow,
+      scheduler: sharedTurnScheduler,
       onPark: keep ? onPark : undefined,
     }),
   );
