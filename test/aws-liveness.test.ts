@@ -18,6 +18,7 @@ import {
   claimEpoch,
   fenceFirstEpoch,
   loadActionItems,
+  loadHistory,
 } from "../sdk/aws/store/history.ts";
 import { AloftClient } from "../sdk/aws/client.ts";
 import type { AwsRun } from "../sdk/aws/client.ts";
@@ -430,33 +431,129 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
     assert.equal(await r.result(), k);
   });
 
+  it("twin deliveries of one resume, one seeing an outcome the other does not: one decision is the epoch's", async () => {
+    // Found by the chaos soak (seed 33, a signals run lost; CI, one stuck): one resume handed to
+    // two invocations at once (the same message id). Both held the replay lease (it named the
+    // message), so both replayed the epoch: the first saw the first child's outcome alone and
+    // committed a wait for the second with no calls; the other saw both, added its observation to
+    // the first's claim and wrote the third call into the committed epoch, where nothing sent it.
+    // The next replay awaited that call forever.
+    sim = new SimQueues(dev, client);
+    const r = await client.run(t.oneThenOther, 1);
+    const leaf = (arg: string) => (m: { body: string }) =>
+      m.body.includes('"k":"exec"') &&
+      m.body.includes('"task":"live.twice"') &&
+      m.body.includes(`"args":"[${arg}]"`);
+    const resume = (m: { body: string }) =>
+      m.body.includes('"k":"exec"') && m.body.includes('"parent":null') && m.body.includes('"epoch":1');
+    // The first child's outcome is counted and its parent's resume sent; the second child waits.
+    assert.ok(await sim.run(async () => sim.visible(resume).length === 1, { hold: leaf("2") }));
+    const [twin] = sim.visible(resume);
+    const [second] = sim.visible(leaf("2"));
+    assert.ok(twin && second);
+    // One invocation holds the replay (its claim is made); before it reads the parent's history,
+    // the other invocation of the same message runs to its end, then the second child finishes.
+    const claimed = (cmd: string, input: Record<string, unknown>) =>
+      /^Update/.test(cmd) &&
+      pkOf(input) === `A#${r.id}` &&
+      /^SET lease = /.test(String(input["UpdateExpression"]));
+    let inside = false;
+    const other = { done: false };
+    undo.push(
+      addMiddleware(runtime().ddb, "twin-after-claim", async (args, next, command) => {
+        const out = await next(args);
+        if (!inside && !other.done && claimed(command, args.input)) {
+          inside = true;
+          await sim.deliver([twin]);
+          await sim.deliver([second]);
+          other.done = true;
+        }
+        return out;
+      }),
+    );
+    await sim.deliver([twin]);
+    assert.ok(other.done);
+    await finish(r);
+    assert.equal(await r.result(), 2 * (2 * 1 + 2 * 2));
+  });
+
+  it("a stale read missing an outcome an earlier replay observed is read again strongly", async () => {
+    // An eventually consistent read of the results is enough when it finds as many outcomes as the
+    // counter counted (history.ts resultsFor), but an observation record names the outcomes a
+    // replay handed its body: one missing from a stale read made the replay fail as corrupt.
+    sim = new SimQueues(dev, client);
+    const r = await client.run(t.oneThenOther, 1);
+    await finish(r);
+    undo.push(
+      addMiddleware(runtime().ddb, "stale-results", async (args, next, command) => {
+        const out = (await next(args)) as { output: { Items?: Record<string, unknown>[] } };
+        if (command === "QueryCommand" && args.input["ConsistentRead"] === false)
+          for (const it of out.output.Items ?? []) delete it["outcome"];
+        return out;
+      }),
+    );
+    const { history } = await loadHistory(runtime(), r.id, 0);
+    assert.ok(history.traces.has("observed:0"), "a replay recorded what it observed");
+    assert.equal(history.outcomes.size, 3);
+  });
+
   it("10. one delivery owns an epoch: another replay of it writes nothing; a later attempt takes over an abandoned one", async () => {
     const rt = runtime();
     const action = key("epoch");
     const x = Math.floor(Date.now() / 1000) + 3600;
     const trace = [{ v: 1, key: "t#0", value: '"a"' }] as never[];
-    await claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1 }, [], x);
-    await assert.rejects(claimEpoch(rt, "r", action, 2, { by: "m-y", attempt: 1 }, [], x), EpochTaken);
+    await claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1, leased: false }, [], x);
+    await assert.rejects(
+      claimEpoch(rt, "r", action, 2, { by: "m-y", attempt: 1, leased: false }, [], x),
+      EpochTaken,
+    );
     // Its own redelivery goes on; new traces it makes are added to its claim; one it made before
     // and makes again (it replayed without the record) means: replay on top of the record.
-    await claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1 }, [], x);
-    await claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1 }, trace, x);
+    await claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1, leased: false }, [], x);
+    await claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1, leased: false }, trace, x);
     const later = [{ v: 1, key: "t#1", value: '"b"' }] as never[];
-    await claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1 }, later, x);
+    await claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1, leased: false }, later, x);
     const claim = (await loadActionItems(rt, action)).find((it) => it["sk"] === "T#000002");
     assert.deepEqual(
       (JSON.parse(String(claim?.["traces"])) as { key: string }[]).map((t) => t.key),
       ["t#0", "t#1"],
     );
-    await assert.rejects(claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1 }, trace, x), TraceConflict);
+    await assert.rejects(
+      claimEpoch(rt, "r", action, 2, { by: "m-x", attempt: 1, leased: false }, trace, x),
+      TraceConflict,
+    );
     // A deadline check fences attempt 1 off its first epoch before retrying it...
     assert.equal(await fenceFirstEpoch(rt, action, 1, x), true);
     assert.equal(await fenceFirstEpoch(rt, action, 1, x), true, "a redelivered check finds its own fence");
-    await assert.rejects(claimEpoch(rt, "r", action, 1, { by: "m-x", attempt: 1 }, [], x), EpochTaken);
+    await assert.rejects(
+      claimEpoch(rt, "r", action, 1, { by: "m-x", attempt: 1, leased: false }, [], x),
+      EpochTaken,
+    );
     // ...which attempt 2 replaces; a fence of attempt 1 after attempt 1 claimed it fails.
-    await claimEpoch(rt, "r", action, 1, { by: "m-z", attempt: 2 }, [], x);
+    await claimEpoch(rt, "r", action, 1, { by: "m-z", attempt: 2, leased: false }, [], x);
+    // A resume's replay holding its parent's lease takes over a claim of its attempt that another
+    // (dead) replay made, replays on top of traces it made again, and names itself on the claim.
+    const taken = key("epoch");
+    await claimEpoch(rt, "r", taken, 3, { by: "dead/1", attempt: 1, leased: true }, trace, x);
+    await assert.rejects(
+      claimEpoch(rt, "r", taken, 3, { by: "m-y", attempt: 1, leased: false }, [], x),
+      EpochTaken,
+      "without the lease, a claim of another is taken",
+    );
+    await assert.rejects(
+      claimEpoch(rt, "r", taken, 3, { by: "live/2", attempt: 1, leased: true }, trace, x),
+      TraceConflict,
+    );
+    await claimEpoch(rt, "r", taken, 3, { by: "live/2", attempt: 1, leased: true }, later, x);
+    const over = (await loadActionItems(rt, taken)).find((it) => it["sk"] === "T#000003");
+    assert.equal(over?.["by"], "live/2");
+    await assert.rejects(
+      claimEpoch(rt, "r", taken, 3, { by: "old/3", attempt: 0, leased: true }, [], x),
+      EpochTaken,
+      "a lease of an earlier attempt takes nothing over",
+    );
     const other = key("epoch");
-    await claimEpoch(rt, "r", other, 1, { by: "m-x", attempt: 1 }, [], x);
+    await claimEpoch(rt, "r", other, 1, { by: "m-x", attempt: 1, leased: false }, [], x);
     assert.equal(
       await fenceFirstEpoch(rt, other, 1, x),
       false,

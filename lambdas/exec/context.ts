@@ -45,6 +45,8 @@ export interface Attempt {
   begun: number;
   startedAt: number;
   delivery: Delivery;
+  /** The replay lease this replay holds on its parent (a resume's; store/counters.ts claimReplay). */
+  lease?: string;
 }
 
 /** An action being replayed at one epoch: what every step after the replay works with. */

@@ -19,7 +19,8 @@ import { maybeResume } from "../resume.ts";
 import { keyId } from "../../sdk/aws/store/io.ts";
 import type { Runtime } from "../../sdk/aws/runtime.ts";
 import { sweepOf } from "../../sdk/aws/store/cancel.ts";
-import { claimReplay, readCounter, releaseReplay } from "../../sdk/aws/store/counters.ts";
+import { randomUUID } from "node:crypto";
+import { claimReplay, readCounter, releaseReplay, renewReplay } from "../../sdk/aws/store/counters.ts";
 import { loadHistory } from "../../sdk/aws/store/history.ts";
 import { readAction, readReusable } from "../../sdk/aws/store/results.ts";
 import type { CounterItem, ResultItem, RunItem } from "../../sdk/aws/store/table.ts";
@@ -37,7 +38,12 @@ import { replayLogged } from "./task-logs.ts";
 import { durableWaitOf, isBuiltin } from "../../sdk/core/durable-waits.ts";
 import { executeWait } from "../durable-waits.ts";
 
-/** How long a replay holds its parent before a duplicate resume may replay it (after a crash). */
+/**
+ * How long a replay's claim on its parent lasts unless renewed: a crashed holder's expires this
+ * long after its last renewal, before its message comes back (one visibility lease after the
+ * visibility heartbeat stopped: at least 40 s with the default 60 s lease). A live holder renews it
+ * every third of it.
+ */
 const REPLAY_LEASE_MS = 30_000;
 
 /** Runs one exec message to its next durable state. Throws only on infrastructure errors (then it is retried). */
@@ -177,21 +183,35 @@ export async function executeOne(
   const snap = { co: cnt?.co ?? 0, ce: cnt?.ce ?? 0 };
   let history: History = emptyHistory();
   if (cnt) {
-    if (!ending && !(await claimReplay(rt, m.id, cnt.epoch, REPLAY_LEASE_MS, delivery.id))) {
+    // This replay's own token: a twin invocation of the same message gets another.
+    const lease = ending ? undefined : `${delivery.id}/${randomUUID()}`;
+    if (lease !== undefined && !(await claimReplay(rt, m.id, cnt.epoch, REPLAY_LEASE_MS, lease))) {
       // Another delivery of this resume is replaying: look again once its claim may have expired.
       const left = (cnt.leaseEpoch === cnt.epoch ? (cnt.lease ?? 0) : 0) - rt.now();
       await sendExecs(rt, [{ msg: m, delayMs: Math.max(1000, Math.min(left, REPLAY_LEASE_MS) + 500) }]);
       return;
     }
+    const epoch = cnt.epoch;
+    const renewal =
+      lease === undefined
+        ? undefined
+        : setInterval(() => {
+            renewReplay(rt, m.id, epoch, REPLAY_LEASE_MS, lease).catch((e: unknown) =>
+              rt.log.warn("renewing a replay's lease failed", { action: m.id, error: String(e) }),
+            );
+          }, REPLAY_LEASE_MS / 3).unref();
     try {
       const loaded = await loadHistory(rt, m.id, snap.co + snap.ce);
       history = loaded.history;
       // A parent's attempt began at its first execution (recorded with its first suspension).
       at.startedAt = loaded.self?.startedAt ?? begun;
+      if (lease !== undefined) at.lease = lease;
       return await replayAndApply({ rt, m, def, args, history, cnt, snap, outbox, at });
     } catch (e) {
-      await releaseReplay(rt, m.id, cnt.epoch).catch(() => undefined);
+      if (lease !== undefined) await releaseReplay(rt, m.id, epoch, lease).catch(() => undefined);
       throw e;
+    } finally {
+      clearInterval(renewal);
     }
   }
   return replayAndApply({ rt, m, def, args, history, cnt, snap, outbox, at }, first);

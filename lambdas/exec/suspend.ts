@@ -26,7 +26,14 @@ export async function suspend(r: Replaying, d: Decision & { kind: "suspended" })
   // before the counter leaves no effect but the owner's items, which its redelivery rewrites
   // alike; after it, the redelivered message redoes the sends (resume.ts).
   try {
-    await claimEpoch(rt, m.run, m.id, epoch, { by: at.delivery.id, attempt: m.attempt }, d.traces, expiresAt);
+    // A resume's replay holds its parent's lease: it owns the epoch under the lease's token. A first
+    // execution (no counter, no lease) claims it by its message id: twins of it replay an empty
+    // history, so they decide alike (traces aside: claimEpoch).
+    const owner =
+      at.lease === undefined
+        ? { by: at.delivery.id, attempt: m.attempt, leased: false }
+        : { by: at.lease, attempt: m.attempt, leased: true };
+    await claimEpoch(rt, m.run, m.id, epoch, owner, d.traces, expiresAt);
   } catch (e) {
     if (!(e instanceof EpochTaken)) throw e;
     rt.log.info("another delivery owns this epoch; it commits it", { action: m.id, epoch });
@@ -74,11 +81,13 @@ export async function suspend(r: Replaying, d: Decision & { kind: "suspended" })
     calls: stored.length,
     ...(win ? { win } : {}),
     ...(d.cancels.length ? { cancels: true } : {}),
+    ...(at.lease === undefined ? {} : { lease: at.lease }),
   });
   const by = [releaseToken(at.delivery.id)];
   if (!committed) {
-    // This delivery's own earlier attempt committed it and crashed before its sends (finish them
-    // from the stored state), or the action was ended before its first commit (nothing to do).
+    // This delivery's own earlier attempt committed it and crashed before its sends, or a replay
+    // that took over this one's lease committed it (finish the sends from the stored state), or
+    // the action was ended before its first commit (nothing to do).
     const now = await readCounter(rt, m.id);
     if (now && now.st !== "E" && now.epoch === epoch) {
       if ((now.disp ?? 0) < epoch) await redispatch(rt, now, { run: m.run, id: m.id, task: def.name });

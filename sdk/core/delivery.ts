@@ -53,6 +53,32 @@ export function decodePositions(text: string): number[] {
   return out;
 }
 
+/**
+ * Whether every call the history's observation records name has its outcome in the history (an
+ * adapter that may read outcomes stale checks this before replaying: see Delivery's constructor,
+ * which rejects a record naming an unsettled call as corrupt). Records it cannot read count as
+ * settled: the replay reports them.
+ */
+export function observedSettled(history: History): boolean {
+  let ids: CallId[] | undefined;
+  for (let r = 0, rec; (rec = history.traces.get(`${OBSERVED_KEY}${r}`)); r++) {
+    const text = rec.outcome.ok ? deserialize(rec.outcome.value) : undefined;
+    if (typeof text !== "string") return true;
+    ids ??= [...history.calls.keys()];
+    let positions: number[];
+    try {
+      positions = decodePositions(text);
+    } catch {
+      return true;
+    }
+    for (const p of positions) {
+      const id = ids[p];
+      if (id !== undefined && !history.outcomes.has(id)) return false;
+    }
+  }
+  return true;
+}
+
 /** A call whose outcome the body has been handed (or that it cancelled). */
 const DELIVERED = 0;
 

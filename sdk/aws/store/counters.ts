@@ -48,6 +48,8 @@ export function commitSuspension(
     win?: CounterItem["win"];
     /** The suspension cancelled children (CounterItem.cx). */
     cancels?: boolean;
+    /** The replay lease the committing replay holds (claimReplay); every resume holds one. */
+    lease?: string;
   },
 ): Promise<CounterItem | undefined> {
   return update<CounterItem>(rt, {
@@ -59,8 +61,13 @@ export function commitSuspension(
       (a.win ? ", win = :win" : "") +
       (a.cancels ? ", cx = :cx" : ""),
     // The epoch moves forward once per suspension: only a replay of the current epoch may commit,
-    // and never after the action ended (E). The first suspension creates the item.
-    ConditionExpression: a.from === 0 ? "attribute_not_exists(pk)" : "epoch = :e AND st <> :E",
+    // and never after the action ended (E), and only while it still holds the epoch's replay lease
+    // (one that outlived it was fenced off by the replay that took the lease over). The first
+    // suspension creates the item.
+    ConditionExpression:
+      a.from === 0
+        ? "attribute_not_exists(pk)"
+        : `epoch = :e AND st <> :E${a.lease === undefined ? "" : " AND leaseBy = :me"}`,
     ExpressionAttributeValues: {
       ":e1": a.from + 1,
       ":S": "S",
@@ -76,6 +83,7 @@ export function commitSuspension(
       ...(a.win ? { ":win": a.win } : {}),
       ...(a.cancels ? { ":cx": true } : {}),
       ...(a.from === 0 ? {} : { ":e": a.from, ":E": "E" }),
+      ...(a.from === 0 || a.lease === undefined ? {} : { ":me": a.lease }),
     },
   });
 }
@@ -183,12 +191,15 @@ export async function endCounter(rt: Runtime, action: string, by: EndedBy = "oth
 }
 
 /**
- * Claims the replay of `epoch` for `leaseMs` on behalf of `owner` (the SQS message id of the
- * delivery). A duplicate resume message arriving while another replay of the same epoch runs does
- * not replay too (one resume per awaited set, also under duplicate delivery). After a crash, the
- * redelivery of the same message reclaims at once (SQS redelivers only after the visibility
- * timeout, which is at least the function timeout: the crashed invocation is gone); any other
- * message waits for the lease to expire.
+ * Claims the replay of `epoch` for `leaseMs` on behalf of `owner`, a token of this one replay (its
+ * message id and a random part). A replay of a resume is one invocation's alone: another delivery
+ * of the same resume — a duplicate message, or the same message handed to two invocations at once
+ * (SQS delivers at least once) — is refused while the claim holds, and looks again later. Two
+ * invocations replaying one epoch at once could see different outcomes (one arrived between their
+ * reads) and decide differently; each decision alone is right, both written are a corrupt epoch.
+ * The holder renews the claim while it works (renewReplay), so only a dead holder's claim expires:
+ * after a crash, the message comes back one visibility lease later (lambdas/visibility.ts), after
+ * the claim has expired, and its replay takes the epoch over (claimEpoch).
  */
 export async function claimReplay(
   rt: Runtime,
@@ -217,13 +228,35 @@ export async function claimReplay(
   return out !== undefined;
 }
 
+/** Extends a claim its holder still has (false: the epoch moved on, or the claim was lost). */
+export async function renewReplay(
+  rt: Runtime,
+  action: string,
+  epoch: number,
+  leaseMs: number,
+  owner: string,
+): Promise<boolean> {
+  const out = await update<CounterItem>(rt, {
+    Key: counterKey(action),
+    UpdateExpression: "SET lease = :until",
+    ConditionExpression: "epoch = :e AND leaseEpoch = :e AND leaseBy = :me",
+    ExpressionAttributeValues: { ":until": rt.now() + leaseMs, ":e": epoch, ":me": owner },
+  });
+  return out !== undefined;
+}
+
 /** Gives a claim back after a failure this process saw (a real crash lets it expire instead). */
-export async function releaseReplay(rt: Runtime, action: string, epoch: number): Promise<void> {
+export async function releaseReplay(
+  rt: Runtime,
+  action: string,
+  epoch: number,
+  owner: string,
+): Promise<void> {
   await update(rt, {
     Key: counterKey(action),
     UpdateExpression: "SET lease = :zero",
-    ConditionExpression: "leaseEpoch = :e",
-    ExpressionAttributeValues: { ":zero": 0, ":e": epoch },
+    ConditionExpression: "leaseEpoch = :e AND leaseBy = :me",
+    ExpressionAttributeValues: { ":zero": 0, ":e": epoch, ":me": owner },
   });
 }
 

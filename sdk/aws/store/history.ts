@@ -17,6 +17,7 @@ import { HISTORY_VERSION, IDENTITY_VERSION, parseCallRecord, parseOutcome } from
 import type { CallSettings } from "../../core/task-def.ts";
 import { ConfigurationError, HistoryError } from "../../errors.ts";
 import { callIdentity } from "../../core/calls.ts";
+import { observedSettled } from "../../core/delivery.ts";
 import { digest } from "../../serde.ts";
 import { offload, resolvePayload } from "../payloads.ts";
 import { batchGet, batchPut, isConditionFailed, keyId, oldItem, queryAll } from "./io.ts";
@@ -106,14 +107,18 @@ async function resultsFor(rt: Runtime, action: CallId, counted: number): Promise
 
 /**
  * An action's history. `counted` (a replay's snapshot of its counter) lets the child results be
- * read eventually consistent (resultsFor); without it they are read strongly consistent.
+ * read eventually consistent (resultsFor); without it they are read strongly consistent. A read
+ * that lacks an outcome an earlier replay observed (its observation records name it: counts alone
+ * cannot tell) is read again strongly consistent.
  */
 export async function loadHistory(rt: Runtime, action: CallId, counted?: number): Promise<Loaded> {
   const [items, results] = await Promise.all([
     loadActionItems(rt, action),
     counted === undefined ? loadResults(rt, action) : resultsFor(rt, action, counted),
   ]);
-  return assemble(rt, items, results);
+  const loaded = await assemble(rt, items, results);
+  if (counted === undefined || observedSettled(loaded.history)) return loaded;
+  return assemble(rt, items, await loadResults(rt, action));
 }
 
 async function assemble(
@@ -192,11 +197,20 @@ export class TraceConflict extends Error {}
  */
 export class EpochTaken extends Error {}
 
-/** Who may write an epoch's calls: one delivery of one attempt. */
+/** Who may write an epoch's calls: one replay of one attempt. */
 export interface EpochOwner {
-  /** The SQS message id of the delivery (a redelivery keeps it). */
+  /**
+   * A resume's replay: the token of the replay lease it holds (store/counters.ts claimReplay). A
+   * first execution: the SQS message id of its delivery (a redelivery keeps it).
+   */
   by: string;
   attempt: number;
+  /**
+   * Whether `by` holds the parent's replay lease. No other replay of the epoch is alive then (a
+   * claim of the same attempt by another is a dead holder's, or one fenced off at its commit), so
+   * it takes such a claim over as its own.
+   */
+  leased: boolean;
 }
 
 /**
@@ -205,8 +219,9 @@ export interface EpochOwner {
  * first replay of an epoch to get here owns it; any other writes nothing (EpochTaken), so an
  * epoch's calls and window parts come from one decision. A later attempt takes over an epoch an
  * earlier one claimed and never committed (a retry before the first commit; the deadline check
- * fences the timed-out attempt first: coord/deadline.ts). The owner's own redelivery finds its claim
- * and goes on; if its replay ran without the traces recorded then, it replays on top of them.
+ * fences the timed-out attempt first: coord/deadline.ts). The owner's own redelivery, or the
+ * holder of the replay lease after a dead one (`leased`), finds the claim and goes on; if its
+ * replay ran without the traces recorded then, it replays on top of them.
  */
 export async function claimEpoch(
   rt: Runtime,
@@ -241,11 +256,11 @@ export async function claimEpoch(
   } catch (e) {
     if (!isConditionFailed(e)) throw e;
     const held = oldItem(e);
-    if (held?.["by"] !== owner.by || held["a"] !== owner.attempt)
+    if (held?.["a"] !== owner.attempt || (held["by"] !== owner.by && !owner.leased))
       throw new EpochTaken(`epoch ${epoch} of ${action} is owned by another delivery`);
     if (!traces.length) return;
-    // This delivery's own claim. A trace it recorded then and makes again: replay on top of the
-    // record. New ones only (it has seen more since, e.g. outcomes observed): add them to its claim.
+    // This delivery's own claim, or a dead holder's. A trace recorded then and made again: replay on
+    // top of the record. New ones only (it has seen more since, e.g. outcomes observed): add them.
     const recorded = await claimedTraces(rt, held);
     const keys = new Set(recorded.map((t) => t.key));
     if (traces.some((t) => keys.has(t.key)))
@@ -259,10 +274,10 @@ export async function claimEpoch(
     await rt.doc.send(
       new PutCommand({
         TableName: rt.config.table,
-        Item: { ...held, traces: merged },
-        ConditionExpression: "#by = :by AND a = :a", // still this delivery's claim
+        Item: { ...held, by: owner.by, traces: merged },
+        ConditionExpression: "#by = :held AND a = :a", // the claim as read
         ExpressionAttributeNames: { "#by": "by" },
-        ExpressionAttributeValues: { ":by": owner.by, ":a": owner.attempt },
+        ExpressionAttributeValues: { ":held": held["by"], ":a": owner.attempt },
       }),
     );
   }

@@ -173,7 +173,7 @@ export interface CounterItem {
    * every dispatch of them. Absent on counters committed before it was recorded.
    */
   ct?: number;
-  /** A replay of `leaseEpoch` holds the parent until `lease` (ms), by message `leaseBy`. */
+  /** A replay of `leaseEpoch` holds the parent until `lease` (ms): the replay `leaseBy` (claimReplay). */
   lease?: number;
   leaseEpoch?: number;
   leaseBy?: string;
