@@ -37,14 +37,16 @@ import { taskOf } from "../task-of.ts";
 import { replayLogged } from "./task-logs.ts";
 import { durableWaitOf, isBuiltin } from "../../sdk/core/durable-waits.ts";
 import { executeWait } from "../durable-waits.ts";
+import { settingsFromEnv } from "../visibility.ts";
 
 /**
- * How long a replay's claim on its parent lasts unless renewed: a crashed holder's expires this
- * long after its last renewal, before its message comes back (one visibility lease after the
- * visibility heartbeat stopped: at least 40 s with the default 60 s lease). A live holder renews it
- * every third of it.
+ * How long a replay's claim on its parent lasts unless renewed: half the visibility lease (30 s by
+ * default), renewed every third of it while the replay runs. A crashed holder's claim has then
+ * expired when its message comes back, one visibility lease after the last visibility heartbeat (at
+ * least two thirds of a lease after the crash: lambdas/visibility.ts), so its redelivery is not
+ * made to wait.
  */
-const REPLAY_LEASE_MS = 30_000;
+const replayLeaseMs = (): number => settingsFromEnv().visibilityTimeoutSeconds * 500;
 
 /** Runs one exec message to its next durable state. Throws only on infrastructure errors (then it is retried). */
 export async function executeOne(
@@ -185,10 +187,11 @@ export async function executeOne(
   if (cnt) {
     // This replay's own token: a twin invocation of the same message gets another.
     const lease = ending ? undefined : `${delivery.id}/${randomUUID()}`;
-    if (lease !== undefined && !(await claimReplay(rt, m.id, cnt.epoch, REPLAY_LEASE_MS, lease))) {
+    const leaseMs = replayLeaseMs();
+    if (lease !== undefined && !(await claimReplay(rt, m.id, cnt.epoch, leaseMs, lease))) {
       // Another delivery of this resume is replaying: look again once its claim may have expired.
       const left = (cnt.leaseEpoch === cnt.epoch ? (cnt.lease ?? 0) : 0) - rt.now();
-      await sendExecs(rt, [{ msg: m, delayMs: Math.max(1000, Math.min(left, REPLAY_LEASE_MS) + 500) }]);
+      await sendExecs(rt, [{ msg: m, delayMs: Math.max(1000, Math.min(left, leaseMs) + 500) }]);
       return;
     }
     const epoch = cnt.epoch;
@@ -196,10 +199,10 @@ export async function executeOne(
       lease === undefined
         ? undefined
         : setInterval(() => {
-            renewReplay(rt, m.id, epoch, REPLAY_LEASE_MS, lease).catch((e: unknown) =>
+            renewReplay(rt, m.id, epoch, leaseMs, lease).catch((e: unknown) =>
               rt.log.warn("renewing a replay's lease failed", { action: m.id, error: String(e) }),
             );
-          }, REPLAY_LEASE_MS / 3).unref();
+          }, leaseMs / 3).unref();
     try {
       const loaded = await loadHistory(rt, m.id, snap.co + snap.ce);
       history = loaded.history;

@@ -53,6 +53,17 @@ function parse(body: string): Record<string, unknown> | undefined {
 }
 
 const hasTimed = (s: Spec): boolean => s.k === "timed" || ("kids" in s && s.kids.some(hasTimed));
+/** Actions a tree makes when it runs to its end: one per node (a nap is its sleep's). */
+const actionsOf = (s: Spec): number =>
+  s.k === "wide"
+    ? 1 + s.n
+    : s.k === "timed"
+      ? 1 + actionsOf(s.kid)
+      : "kids" in s
+        ? 1 + s.kids.reduce((n, k) => n + actionsOf(k), 0) + (s.k === "first" ? 1 : 0)
+        : 1;
+const hasRace = (s: Spec): boolean =>
+  s.k === "race" || ("kids" in s && s.kids.some(hasRace)) || (s.k === "timed" && hasRace(s.kid));
 
 /** Runs `spec` under `steps` on the bus (a fresh run; the bus is shared) and checks the invariants. */
 export async function runSchedule(
@@ -207,6 +218,9 @@ export async function runSchedule(
     const nodes = flatten(st.root);
     if (new Set(nodes.map((n) => n.id)).size !== nodes.length)
       fail("an action appears twice in the status tree");
+    // A race's losers and a timed parent's kid may be cancelled before their own kids are made.
+    if (!start && !cancelled && !hasTimed(spec) && !hasRace(spec) && nodes.length !== actionsOf(spec))
+      fail(`${nodes.length} actions, the tree makes ${actionsOf(spec)}`);
     const open = nodes.filter((n) => !TERMINAL.has(n.status));
     if (open.length)
       fail(`${open.length} action(s) left open: ${open.map((n) => `${n.task} ${n.status}`).join(", ")}`);
