@@ -21,6 +21,7 @@ import type { Runtime } from "../../sdk/aws/runtime.ts";
 import { sweepOf } from "../../sdk/aws/store/cancel.ts";
 import { randomUUID } from "node:crypto";
 import { claimReplay, readCounter, releaseReplay, renewReplay } from "../../sdk/aws/store/counters.ts";
+import type { ReplayClaim } from "../../sdk/aws/store/counters.ts";
 import { loadHistory } from "../../sdk/aws/store/history.ts";
 import { readAction, readReusable } from "../../sdk/aws/store/results.ts";
 import type { CounterItem, ResultItem, RunItem } from "../../sdk/aws/store/table.ts";
@@ -186,32 +187,31 @@ export async function executeOne(
   let history: History = emptyHistory();
   if (cnt) {
     // This replay's own token: a twin invocation of the same message gets another.
-    const lease = ending ? undefined : `${delivery.id}/${randomUUID()}`;
-    const leaseMs = replayLeaseMs();
-    if (lease !== undefined && !(await claimReplay(rt, m.id, cnt.epoch, leaseMs, lease))) {
+    const claim: ReplayClaim | undefined = ending
+      ? undefined
+      : { action: m.id, epoch: cnt.epoch, ms: replayLeaseMs(), owner: `${delivery.id}/${randomUUID()}` };
+    if (claim && !(await claimReplay(rt, claim))) {
       // Another delivery of this resume is replaying: look again once its claim may have expired.
       const left = (cnt.leaseEpoch === cnt.epoch ? (cnt.lease ?? 0) : 0) - rt.now();
-      await sendExecs(rt, [{ msg: m, delayMs: Math.max(1000, Math.min(left, leaseMs) + 500) }]);
+      await sendExecs(rt, [{ msg: m, delayMs: Math.max(1000, Math.min(left, claim.ms) + 500) }]);
       return;
     }
-    const epoch = cnt.epoch;
     const renewal =
-      lease === undefined
-        ? undefined
-        : setInterval(() => {
-            renewReplay(rt, m.id, epoch, leaseMs, lease).catch((e: unknown) =>
-              rt.log.warn("renewing a replay's lease failed", { action: m.id, error: String(e) }),
-            );
-          }, leaseMs / 3).unref();
+      claim &&
+      setInterval(() => {
+        renewReplay(rt, claim).catch((e: unknown) =>
+          rt.log.warn("renewing a replay's lease failed", { action: m.id, error: String(e) }),
+        );
+      }, claim.ms / 3).unref();
     try {
       const loaded = await loadHistory(rt, m.id, snap.co + snap.ce);
       history = loaded.history;
       // A parent's attempt began at its first execution (recorded with its first suspension).
       at.startedAt = loaded.self?.startedAt ?? begun;
-      if (lease !== undefined) at.lease = lease;
+      if (claim) at.lease = claim.owner;
       return await replayAndApply({ rt, m, def, args, history, cnt, snap, outbox, at });
     } catch (e) {
-      if (lease !== undefined) await releaseReplay(rt, m.id, epoch, lease).catch(() => undefined);
+      if (claim) await releaseReplay(rt, claim).catch(() => undefined);
       throw e;
     } finally {
       clearInterval(renewal);

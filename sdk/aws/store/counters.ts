@@ -190,9 +190,17 @@ export async function endCounter(rt: Runtime, action: string, by: EndedBy = "oth
   return (out.Attributes as CounterItem | undefined)?.epoch !== undefined;
 }
 
+/** A replay's claim on its parent: at `epoch`, for `ms` unless renewed, by the replay `owner`. */
+export interface ReplayClaim {
+  action: string;
+  epoch: number;
+  ms: number;
+  /** A token of this one replay (its message id and a random part). */
+  owner: string;
+}
+
 /**
- * Claims the replay of `epoch` for `leaseMs` on behalf of `owner`, a token of this one replay (its
- * message id and a random part). A replay of a resume is one invocation's alone: another delivery
+ * Claims the replay of an epoch. A replay of a resume is one invocation's alone: another delivery
  * of the same resume — a duplicate message, or the same message handed to two invocations at once
  * (SQS delivers at least once) — is refused while the claim holds, and looks again later. Two
  * invocations replaying one epoch at once could see different outcomes (one arrived between their
@@ -201,27 +209,21 @@ export async function endCounter(rt: Runtime, action: string, by: EndedBy = "oth
  * after a crash, the message comes back one visibility lease later (lambdas/visibility.ts), after
  * the claim has expired, and its replay takes the epoch over (claimEpoch).
  */
-export async function claimReplay(
-  rt: Runtime,
-  action: string,
-  epoch: number,
-  leaseMs: number,
-  owner: string,
-): Promise<boolean> {
+export async function claimReplay(rt: Runtime, c: ReplayClaim): Promise<boolean> {
   const now = rt.now();
   const out = await update<CounterItem>(rt, {
-    Key: counterKey(action),
+    Key: counterKey(c.action),
     // `rp` counts replays on the item each one writes anyway (not on the run item: a hot item).
     UpdateExpression: "SET lease = :until, leaseEpoch = :e, leaseBy = :me ADD rp :one",
     // Only the current epoch of a live parent, and only if no unexpired claim of another holds it.
     ConditionExpression:
       "epoch = :e AND st <> :E AND (attribute_not_exists(lease) OR leaseEpoch <> :e OR lease < :now OR leaseBy = :me)",
     ExpressionAttributeValues: {
-      ":until": now + leaseMs,
-      ":e": epoch,
+      ":until": now + c.ms,
+      ":e": c.epoch,
       ":E": "E",
       ":now": now,
-      ":me": owner,
+      ":me": c.owner,
       ":one": 1,
     },
   });
@@ -229,34 +231,23 @@ export async function claimReplay(
 }
 
 /** Extends a claim its holder still has (false: the epoch moved on, or the claim was lost). */
-export async function renewReplay(
-  rt: Runtime,
-  action: string,
-  epoch: number,
-  leaseMs: number,
-  owner: string,
-): Promise<boolean> {
+export async function renewReplay(rt: Runtime, c: ReplayClaim): Promise<boolean> {
   const out = await update<CounterItem>(rt, {
-    Key: counterKey(action),
+    Key: counterKey(c.action),
     UpdateExpression: "SET lease = :until",
     ConditionExpression: "epoch = :e AND leaseEpoch = :e AND leaseBy = :me",
-    ExpressionAttributeValues: { ":until": rt.now() + leaseMs, ":e": epoch, ":me": owner },
+    ExpressionAttributeValues: { ":until": rt.now() + c.ms, ":e": c.epoch, ":me": c.owner },
   });
   return out !== undefined;
 }
 
 /** Gives a claim back after a failure this process saw (a real crash lets it expire instead). */
-export async function releaseReplay(
-  rt: Runtime,
-  action: string,
-  epoch: number,
-  owner: string,
-): Promise<void> {
+export async function releaseReplay(rt: Runtime, c: ReplayClaim): Promise<void> {
   await update(rt, {
-    Key: counterKey(action),
+    Key: counterKey(c.action),
     UpdateExpression: "SET lease = :zero",
     ConditionExpression: "leaseEpoch = :e AND leaseBy = :me",
-    ExpressionAttributeValues: { ":zero": 0, ":e": epoch, ":me": owner },
+    ExpressionAttributeValues: { ":zero": 0, ":e": c.epoch, ":me": c.owner },
   });
 }
 
