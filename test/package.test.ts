@@ -10,7 +10,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -249,6 +249,26 @@ test("with the CDK: the starter from aloft init passes its own tests, runs on th
     cwd: starter,
   });
   assert.equal(cli.stdout.trim(), '"FAN OUT"');
+
+  // npm 12 skips dependencies' install scripts not in allowScripts: the starter allows the one that
+  // fetches the store's native module, and without that module a run says what to do.
+  const starterPkg = JSON.parse(readFileSync(join(starter, "package.json"), "utf8")) as {
+    allowScripts?: Record<string, boolean>;
+  };
+  assert.equal(starterPkg.allowScripts?.["better-sqlite3"], true);
+  const build = join(app, "node_modules", "better-sqlite3", "build");
+  renameSync(build, `${build}-aside`);
+  try {
+    const missing = await sh("npx", ["--no-install", "aloft", "run", "src/tasks.ts", "pipeline", '["x"]'], {
+      cwd: starter,
+      allowFail: true,
+    });
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /cannot load better-sqlite3's native module/);
+    assert.match(missing.stderr, /npm rebuild better-sqlite3/);
+  } finally {
+    renameSync(`${build}-aside`, build);
+  }
 
   // aloft ui serves the bundle built into the package (dist/ui), over the run just made.
   const ui = spawn(join(app, "node_modules", ".bin", "aloft"), ["ui", "--port", "0"], {

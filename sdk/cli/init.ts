@@ -47,6 +47,9 @@ function packageJson(name: string, m: Manifest): string {
       tsx: dev("tsx"),
       typescript: dev("typescript"),
     },
+    // npm 11.16+ lists dependencies' install scripts not reviewed here, and npm 12 skips them:
+    // better-sqlite3's fetches the embedded store's native module, esbuild's checks its binary.
+    allowScripts: { "better-sqlite3": true, esbuild: true },
   };
   return `${JSON.stringify(pkg, null, 2)}\n`;
 }

@@ -6,7 +6,7 @@
 import Database from "better-sqlite3";
 import type { Database as Db, Statement } from "better-sqlite3";
 import { existsSync } from "node:fs";
-import { HistoryError, StoreLockedError } from "../errors.ts";
+import { ConfigurationError, HistoryError, StoreLockedError } from "../errors.ts";
 import type { CallId, CallRecord, History, Outcome, TraceRecord, Twin } from "../core/history.ts";
 import { HISTORY_VERSION, TERMINAL, formatOutcome, parseCallRecord, parseOutcome } from "../core/history.ts";
 import type { Wait } from "../core/wait.ts";
@@ -239,6 +239,16 @@ export class Store {
           cause: e,
         });
       }
+      const why = String((e as Error).message ?? e);
+      if (
+        /Could not locate the bindings file|NODE_MODULE_VERSION|compiled against a different Node/.test(why)
+      )
+        throw new ConfigurationError(
+          `the embedded store cannot load better-sqlite3's native module (${why.split("\n")[0]}): its install ` +
+            `script did not run, or built it for another Node.js. Run \`npm rebuild better-sqlite3\` in your ` +
+            `project; with npm 12 or later, allow that script first: \`npm approve-scripts better-sqlite3\``,
+          { cause: e },
+        );
       throw e;
     }
     const p = (sql: string): Statement => this.db.prepare(sql);
