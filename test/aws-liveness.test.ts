@@ -477,6 +477,47 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
     assert.equal(await r.result(), 2 * (2 * 1 + 2 * 2));
   });
 
+  it("a replay that outlived its lease between claiming its epoch and writing its calls writes none of them", async () => {
+    // The replay that takes a lease over replays on top of the stalled one's claim and, having
+    // seen more, makes more calls; the stalled one's call chunk, landing after, would overwrite
+    // that list with its shorter one, and the calls it dropped would run again.
+    sim = new SimQueues(dev, client);
+    const k = key("outlived");
+    const r = await client.run(t.chaseTwo, k);
+    const child = (i: number) => (m: { body: string }) => {
+      const b = JSON.parse(m.body) as { k: string; task?: string; args?: string };
+      return b.k === "exec" && b.task === "live.counted" && b.args === JSON.stringify([k, i]);
+    };
+    const resume = (m: { body: string }) =>
+      m.body.includes('"k":"exec"') && m.body.includes('"parent":null') && m.body.includes('"epoch":1');
+    assert.ok(await sim.run(async () => sim.visible(resume).length === 1, { hold: child(1) }));
+    const [stalled] = sim.visible(resume);
+    const [second] = sim.visible(child(1));
+    assert.ok(stalled && second);
+    const claimed = (cmd: string, input: Record<string, unknown>) =>
+      isPut(cmd) && keyAttr(input, "sk") === "T#000002" && pkOf(input) === `A#${r.id}`;
+    const state = { fired: false };
+    undo.push(
+      addMiddleware(runtime().ddb, "stall-after-claim", async (args, next, command) => {
+        const out = await next(args);
+        if (!state.fired && claimed(command, args.input)) {
+          state.fired = true;
+          // It stalls past its lease: the second child ends, and another delivery of the resume
+          // takes the lease over, replays on top of this claim and commits the epoch.
+          sim.clock += 31_000;
+          await sim.deliver([second]);
+          await sim.deliver([sim.send(stalled.queue, stalled.body)]);
+        }
+        return out;
+      }),
+    );
+    await sim.deliver([stalled]);
+    assert.ok(state.fired);
+    await finish(r);
+    assert.equal(await r.result(), 10 + 21);
+    for (const i of [0, 1, 10, 21]) assert.equal(t.bodyRuns(`${k}/${i}`), 1, `child ${i} ran once`);
+  });
+
   it("a stale read missing an outcome an earlier replay observed is read again strongly", async () => {
     // An eventually consistent read of the results is enough when it finds as many outcomes as the
     // counter counted (history.ts resultsFor), but an observation record names the outcomes a

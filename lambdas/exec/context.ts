@@ -7,6 +7,7 @@ import { batchGet } from "../../sdk/aws/store/io.ts";
 import type { Runtime } from "../../sdk/aws/runtime.ts";
 import { counterKey, runKey } from "../../sdk/aws/store/table.ts";
 import type { CounterItem } from "../../sdk/aws/store/table.ts";
+import type { ReplayClaim } from "../../sdk/aws/store/counters.ts";
 import type { History } from "../../sdk/core/history.ts";
 import type { TaskDef } from "../../sdk/core/task-def.ts";
 
@@ -46,7 +47,7 @@ export interface Attempt {
   startedAt: number;
   delivery: Delivery;
   /** The replay lease this replay holds on its parent (a resume's; store/counters.ts claimReplay). */
-  lease?: string;
+  lease?: ReplayClaim;
 }
 
 /** An action being replayed at one epoch: what every step after the replay works with. */

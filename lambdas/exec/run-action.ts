@@ -208,7 +208,7 @@ export async function executeOne(
       history = loaded.history;
       // A parent's attempt began at its first execution (recorded with its first suspension).
       at.startedAt = loaded.self?.startedAt ?? begun;
-      if (claim) at.lease = claim.owner;
+      if (claim) at.lease = claim;
       return await replayAndApply({ rt, m, def, args, history, cnt, snap, outbox, at });
     } catch (e) {
       if (claim) await releaseReplay(rt, claim).catch(() => undefined);

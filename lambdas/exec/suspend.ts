@@ -2,7 +2,7 @@
 import type { Decision } from "../../sdk/core/replay.ts";
 import { actionOf } from "../../sdk/aws/messages.ts";
 import { maybeResume } from "../resume.ts";
-import { commitSuspension, readCounter } from "../../sdk/aws/store/counters.ts";
+import { LeaseLost, commitSuspension, holdReplay, readCounter } from "../../sdk/aws/store/counters.ts";
 import { EpochTaken, claimEpoch, writeCalls } from "../../sdk/aws/store/history.ts";
 import { expiry } from "../../sdk/aws/store/table.ts";
 import { triggerFor } from "../../sdk/aws/store/trigger.ts";
@@ -32,7 +32,7 @@ export async function suspend(r: Replaying, d: Decision & { kind: "suspended" })
     const owner =
       at.lease === undefined
         ? { by: at.delivery.id, attempt: m.attempt, leased: false }
-        : { by: at.lease, attempt: m.attempt, leased: true };
+        : { by: at.lease.owner, attempt: m.attempt, leased: true };
     await claimEpoch(rt, m.run, m.id, epoch, owner, d.traces, expiresAt);
   } catch (e) {
     if (!(e instanceof EpochTaken)) throw e;
@@ -52,7 +52,28 @@ export async function suspend(r: Replaying, d: Decision & { kind: "suspended" })
   // In a recovered run each call carries where its outcome is in the source runs.
   const tw = m.tw;
   const calls = tw ? d.calls.map((c) => ({ ...c, tw: twinsOf(tw, c) })) : d.calls;
-  const stored = await writeCalls(rt, m.run, m.id, epoch, calls, expiresAt);
+  // Chunk puts are unconditional: a replay that outlived its lease must not overwrite the calls of
+  // the one that took it over (and replayed on top of this one's claim, so decided more).
+  const lease = at.lease;
+  let stored;
+  try {
+    stored = await writeCalls(
+      rt,
+      m.run,
+      m.id,
+      epoch,
+      calls,
+      expiresAt,
+      lease && (() => holdReplay(rt, lease)),
+    );
+  } catch (e) {
+    if (!(e instanceof LeaseLost)) throw e;
+    rt.log.info("this replay lost its lease; the replay that took it over commits the epoch", {
+      action: m.id,
+      epoch,
+    });
+    return;
+  }
   // Callbacks are known before the commit: no child that hands an id out starts before it.
   await registerCallbacks(rt, m.run, m.id, d.calls, expiresAt);
   // Children the replay cancelled are stopped before the commit: a crash before it replays to the
@@ -81,7 +102,7 @@ export async function suspend(r: Replaying, d: Decision & { kind: "suspended" })
     calls: stored.length,
     ...(win ? { win } : {}),
     ...(d.cancels.length ? { cancels: true } : {}),
-    ...(at.lease === undefined ? {} : { lease: at.lease }),
+    ...(lease === undefined ? {} : { lease: lease.owner }),
   });
   const by = [releaseToken(at.delivery.id)];
   if (!committed) {

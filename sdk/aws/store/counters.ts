@@ -197,6 +197,23 @@ export interface ReplayClaim {
   ms: number;
   /** A token of this one replay (its message id and a random part). */
   owner: string;
+  /** When the claim was last made or renewed (rt.now), by this process's account. */
+  renewedAt?: number;
+}
+
+/** Thrown by holdReplay: another replay took this one's lease over (it outlived it). */
+export class LeaseLost extends Error {}
+
+/**
+ * Makes sure a claim still holds for a while before a write that must not land after another
+ * replay took it over (an epoch's call chunks: unconditional puts). Free while the renewals keep
+ * it fresh (renewed within a third of its length: two thirds are left); otherwise it renews it
+ * now, and throws LeaseLost if it cannot.
+ */
+export async function holdReplay(rt: Runtime, c: ReplayClaim): Promise<void> {
+  if (c.renewedAt !== undefined && rt.now() - c.renewedAt < c.ms / 3) return;
+  if (!(await renewReplay(rt, c)))
+    throw new LeaseLost(`the replay of ${c.action} at epoch ${c.epoch} lost its lease to another`);
 }
 
 /**
@@ -227,17 +244,20 @@ export async function claimReplay(rt: Runtime, c: ReplayClaim): Promise<boolean>
       ":one": 1,
     },
   });
+  if (out) c.renewedAt = now;
   return out !== undefined;
 }
 
 /** Extends a claim its holder still has (false: the epoch moved on, or the claim was lost). */
 export async function renewReplay(rt: Runtime, c: ReplayClaim): Promise<boolean> {
+  const now = rt.now();
   const out = await update<CounterItem>(rt, {
     Key: counterKey(c.action),
     UpdateExpression: "SET lease = :until",
     ConditionExpression: "epoch = :e AND leaseEpoch = :e AND leaseBy = :me",
-    ExpressionAttributeValues: { ":until": rt.now() + c.ms, ":e": c.epoch, ":me": c.owner },
+    ExpressionAttributeValues: { ":until": now + c.ms, ":e": c.epoch, ":me": c.owner },
   });
+  if (out) c.renewedAt = now;
   return out !== undefined;
 }
 

@@ -343,6 +343,8 @@ export async function writeCalls(
   epoch: number,
   calls: CallRecord[],
   expiresAt: number,
+  /** Checked before each write request: a replay that lost its lease stops writing (run-action.ts). */
+  before?: () => Promise<void>,
 ): Promise<CallRecord[]> {
   const stored = await Promise.all(
     calls.map(async (c) =>
@@ -367,7 +369,7 @@ export async function writeCalls(
       expiresAt,
     });
   }
-  await batchPut(rt, items);
+  await batchPut(rt, items, before);
   return stored;
 }
 

@@ -107,9 +107,15 @@ export async function transactWrite(
 }
 
 /** BatchWriteItem (puts) in 25s, retrying UnprocessedItems with backoff. */
-export async function batchPut(rt: Runtime, items: readonly Record<string, unknown>[]): Promise<void> {
+export async function batchPut(
+  rt: Runtime,
+  items: readonly Record<string, unknown>[],
+  /** Runs before each request of 25 items (a check that may throw to stop the writes). */
+  before?: () => Promise<void>,
+): Promise<void> {
   const table = rt.config.table;
   for (let i = 0; i < items.length; i += 25) {
+    await before?.();
     let req: { PutRequest: { Item: Record<string, unknown> } }[] = items
       .slice(i, i + 25)
       .map((Item) => ({ PutRequest: { Item } }));
