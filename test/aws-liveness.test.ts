@@ -279,24 +279,29 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
     );
   });
 
-  /** Fails the DynamoDB write that moves an action to its next attempt, once, right after it succeeded. */
-  function crashAfter(
+  /** Runs `hook` once, right after the first DynamoDB request `pick` selects has succeeded. */
+  function afterDynamo(
+    name: string,
     pick: (command: string, input: Record<string, unknown>) => boolean,
-    why: string,
+    hook: () => Promise<void>,
   ): { readonly fired: boolean } {
     const state = { fired: false };
     undo.push(
-      addMiddleware(runtime().ddb, "crash-after", async (args, next, command) => {
+      addMiddleware(runtime().ddb, name, async (args, next, command) => {
         const out = await next(args);
         if (!state.fired && pick(command, args.input)) {
           state.fired = true;
-          throw new Error(`the Lambda died right after ${why}`);
+          await hook();
         }
         return out;
       }),
     );
     return state;
   }
+  /** Fails the first DynamoDB request `pick` selects, once, right after it succeeded (a Lambda that died). */
+  const crashAfter = (pick: (command: string, input: Record<string, unknown>) => boolean, why: string) =>
+    afterDynamo("crash-after", pick, () => Promise.reject(new Error(`the Lambda died right after ${why}`)));
+
   const crashAfterBump = () =>
     crashAfter(
       (cmd, input) => /^Update/.test(cmd) && /^SET attempt = :to/.test(String(input["UpdateExpression"])),
@@ -457,22 +462,12 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
       /^Update/.test(cmd) &&
       pkOf(input) === `A#${r.id}` &&
       /^SET lease = /.test(String(input["UpdateExpression"]));
-    let inside = false;
-    const other = { done: false };
-    undo.push(
-      addMiddleware(runtime().ddb, "twin-after-claim", async (args, next, command) => {
-        const out = await next(args);
-        if (!inside && !other.done && claimed(command, args.input)) {
-          inside = true;
-          await sim.deliver([twin]);
-          await sim.deliver([second]);
-          other.done = true;
-        }
-        return out;
-      }),
-    );
+    const other = afterDynamo("twin-after-claim", claimed, async () => {
+      await sim.deliver([twin]);
+      await sim.deliver([second]);
+    });
     await sim.deliver([twin]);
-    assert.ok(other.done);
+    assert.ok(other.fired);
     await finish(r);
     assert.equal(await r.result(), 2 * (2 * 1 + 2 * 2));
   });
@@ -496,21 +491,13 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
     assert.ok(stalled && second);
     const claimed = (cmd: string, input: Record<string, unknown>) =>
       isPut(cmd) && keyAttr(input, "sk") === "T#000002" && pkOf(input) === `A#${r.id}`;
-    const state = { fired: false };
-    undo.push(
-      addMiddleware(runtime().ddb, "stall-after-claim", async (args, next, command) => {
-        const out = await next(args);
-        if (!state.fired && claimed(command, args.input)) {
-          state.fired = true;
-          // It stalls past its lease: the second child ends, and another delivery of the resume
-          // takes the lease over, replays on top of this claim and commits the epoch.
-          sim.clock += 31_000;
-          await sim.deliver([second]);
-          await sim.deliver([sim.send(stalled.queue, stalled.body)]);
-        }
-        return out;
-      }),
-    );
+    // It stalls past its lease: the second child ends, and another delivery of the resume takes
+    // the lease over, replays on top of this claim and commits the epoch.
+    const state = afterDynamo("stall-after-claim", claimed, async () => {
+      sim.clock += 31_000;
+      await sim.deliver([second]);
+      await sim.deliver([sim.send(stalled.queue, stalled.body)]);
+    });
     await sim.deliver([stalled]);
     assert.ok(state.fired);
     await finish(r);

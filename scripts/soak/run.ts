@@ -215,13 +215,8 @@ async function soakStack(
     // An open parent's counter says which guard held its resume back (resume.ts maybeResume).
     // (runtime() throws at once when the handlers' configuration is not in this process's env:
     // the explanation then goes without counters, rather than failing the job it explains.)
-    const counters = await Promise.all(
-      open.map((n) =>
-        Promise.resolve(n.id)
-          .then((id) => readCounter(runtime(), id))
-          .catch(() => undefined),
-      ),
-    );
+    const counterOf = async (id: string) => readCounter(runtime(), id);
+    const counters = await Promise.all(open.map((n) => counterOf(n.id).catch(() => undefined)));
     const lines = [
       ...open.map(
         (n, i) =>

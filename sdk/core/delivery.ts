@@ -60,22 +60,19 @@ export function decodePositions(text: string): number[] {
  * settled: the replay reports them.
  */
 export function observedSettled(history: History): boolean {
-  let ids: CallId[] | undefined;
+  const named = new Set<number>();
   for (let r = 0, rec; (rec = history.traces.get(`${OBSERVED_KEY}${r}`)); r++) {
     const text = rec.outcome.ok ? deserialize(rec.outcome.value) : undefined;
     if (typeof text !== "string") return true;
-    ids ??= [...history.calls.keys()];
-    let positions: number[];
     try {
-      positions = decodePositions(text);
+      for (const p of decodePositions(text)) named.add(p);
     } catch {
       return true;
     }
-    for (const p of positions) {
-      const id = ids[p];
-      if (id !== undefined && !history.outcomes.has(id)) return false;
-    }
   }
+  if (!named.size) return true;
+  let p = 0;
+  for (const id of history.calls.keys()) if (named.has(p++) && !history.outcomes.has(id)) return false;
   return true;
 }
 
