@@ -181,7 +181,7 @@ export function callAsync(
   if (!outcome) {
     if (scope.state.keeping) (scope.state.waiting ??= new Map()).set(id, f);
     scope.state.fresh.push(f);
-    for (const c of scope.state.openClaims) c.claim(f);
+    if (scope.state.claiming) for (const c of scope.state.openClaims) c.claim(f);
   }
   return f;
 }

@@ -256,7 +256,7 @@ async function decide(
     if (nd) return ended(st, failedDecision(st, failure(nd, true), bodyMs));
     // (A SuspendSignal is only thrown after requestSuspend, so it never reaches here.)
     if (!ok) return ended(st, failedDecision(st, failure(value), bodyMs));
-    const unawaited = st.newCalls.filter((c) => !st.cancelled.has(c.id)).length;
+    const unawaited = st.newCalls.length ? st.newCalls.filter((c) => !st.cancelled.has(c.id)).length : 0;
     if (unawaited > 0) {
       st.warnOnce(
         `task ${st.taskName} finished with ${unawaited} child call(s) it never awaited (first: ${describe(st.newCalls[0])}); ` +

@@ -46,22 +46,14 @@ export class ReplayState {
    * entry per child.
    */
   readonly reissued: CallId[] = [];
-  /** Per (task, group), then per inputs, call counters: the `n` of the identity. */
-  readonly callSeq = new Map<string, Map<string, number>>();
   /**
    * The recorded calls not yet made again, in call order, while every call this replay made was
    * the next one recorded (calls.ts, matchInOrder); undefined once one was not, or when the
    * history is not known to be in call order.
    */
   inOrder: Iterator<CallRecord> | undefined = undefined;
-  readonly traceSeq = new Map<string, number>();
-  readonly mapSeq = new Map<string, number>();
-  /** Futures awaited by code the engine cannot see into: each is a candidate root. */
-  readonly roots = new Set<Awaitable>();
   /** Durable futures created since the last combinator: claimed by a combinator over plain promises. */
   fresh: DurableLike[] = [];
-  /** Pending combinators over plain promises: each claims the calls made while it is pending. */
-  readonly openClaims = new Set<{ claim(f: DurableLike): void }>();
   /** Waits raised by sync calls and sync map iteration (always roots). */
   readonly syncWaits: Wait[] = [];
   suspendRequested = false;
@@ -77,10 +69,6 @@ export class ReplayState {
   /** Bumped by every engine-visible event; a quiet turn with no change means the body is blocked. */
   activity = 0;
   private traceWaiters: (() => void)[] = [];
-  /** Hands recorded outcomes to the body in the order it first observed them. */
-  readonly delivery: Delivery;
-  /** Calls cancelled by the body: in its history, and by this replay (cancels.ts). */
-  readonly cancelled: Set<CallId>;
   /** Calls this replay cancelled for the first time, for the adapter to stop. */
   newCancels: CallId[] = [];
   /**
@@ -98,9 +86,54 @@ export class ReplayState {
     /** The run the action belongs to (callback ids name it); the action's id where not given. */
     readonly runId: string = actionId,
   ) {
-    this.cancelled = readCancels(history);
-    this.delivery = new Delivery(history, this.cancelled);
+    // A corrupted record of the history fails the replay here, before the body runs; with no
+    // records there is nothing to read, and the two are made when first used (most children never).
+    if (history.traces.size > 0) {
+      this.cancelledCalls = readCancels(history);
+      this.outcomeOrder = new Delivery(history, this.cancelledCalls);
+    }
     if (history.inCallOrder && history.calls.size > 0) this.inOrder = history.calls.values();
+  }
+
+  // Made when first used: a gather's children each replay once, most using none of them, and the
+  // dozen maps and sets were a sixth of what a no-op child allocated (docs/performance.md).
+  private callCounters: Map<string, Map<string, number>> | undefined = undefined;
+  private traceCounters: Map<string, number> | undefined = undefined;
+  private mapCounters: Map<string, number> | undefined = undefined;
+  private awaited: Set<Awaitable> | undefined = undefined;
+  private claims: Set<{ claim(f: DurableLike): void }> | undefined = undefined;
+  private cancelledCalls: Set<CallId> | undefined = undefined;
+  private outcomeOrder: Delivery | undefined = undefined;
+
+  /** Per (task, group), then per inputs, call counters: the `n` of the identity. */
+  get callSeq(): Map<string, Map<string, number>> {
+    return (this.callCounters ??= new Map());
+  }
+  get traceSeq(): Map<string, number> {
+    return (this.traceCounters ??= new Map());
+  }
+  get mapSeq(): Map<string, number> {
+    return (this.mapCounters ??= new Map());
+  }
+  /** Futures awaited by code the engine cannot see into: each is a candidate root. */
+  get roots(): Set<Awaitable> {
+    return (this.awaited ??= new Set());
+  }
+  /** Pending combinators over plain promises: each claims the calls made while it is pending. */
+  get openClaims(): Set<{ claim(f: DurableLike): void }> {
+    return (this.claims ??= new Set());
+  }
+  /** Whether a combinator over plain promises is pending (calls.ts asks at every call). */
+  get claiming(): boolean {
+    return this.claims !== undefined && this.claims.size > 0;
+  }
+  /** Calls cancelled by the body: in its history, and by this replay (cancels.ts). */
+  get cancelled(): Set<CallId> {
+    return (this.cancelledCalls ??= readCancels(this.history));
+  }
+  /** Hands recorded outcomes to the body in the order it first observed them. */
+  get delivery(): Delivery {
+    return (this.outcomeOrder ??= new Delivery(this.history, this.cancelled));
   }
 
   /** Records the cancel of `id` (once). */
