@@ -271,6 +271,30 @@ describe("embedded engine", () => {
     }
   });
 
+  it("a task not yet placed is placed by its bodies' synchronous segments, before those bodies end", async () => {
+    // The first 32 children go to the pool, as many as measuring the task takes (test/dispatch.test.ts),
+    // and wait for a marker that any later child writes as it starts. The later ones are dispatched
+    // once the pool has reported the first ones' synchronous segments (to the engine's thread if
+    // those were cheap, to the pool if not). Had placement waited for the first ones to end, they
+    // would have given up after 20 s.
+    await init({ store: ":memory:", workers: 2 });
+    try {
+      const marker = join(dir, "probe-marker");
+      const got = (await (await run(t.awaitMarkers, marker, 40)).result()) as {
+        i: number;
+        gaveUp: boolean;
+      }[];
+      assert.equal(got.length, 40);
+      assert.deepEqual(
+        got.filter((g) => g.gaveUp).map((g) => g.i),
+        [],
+        "children that waited for a later one to start in vain",
+      );
+    } finally {
+      await shutdown();
+    }
+  });
+
   it("a CPU-bound child past its timeout is stopped, its worker replaced, and the run goes on", async () => {
     await init({ store: ":memory:", workers: 1 });
     try {

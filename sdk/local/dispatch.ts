@@ -25,6 +25,7 @@ export function dispatchReady(s: Scheduler): void {
   const replays: ExecItem[] = [];
   const unreadable: [Live, SerializedError][] = [];
   const now = s.now();
+  let probing: Map<string, number> | undefined; // per task not yet placed: its items on the pool
   while (s.ready.size > 0) {
     const a = s.live.get(s.ready.peek()!);
     if (!a || !a.queued || TERMINAL.has(a.status)) {
@@ -38,6 +39,12 @@ export function dispatchReady(s: Scheduler): void {
     const here = !pooled || ((a.hasHistory || !a.parent || s.placement.cheap(a.task)) && def !== undefined);
     // In order: an item whose place is full waits, and so do those behind it.
     if (here ? inlineRoom === 0 : poolRoom === 0) break;
+    // A task not yet measured: as many on the pool at once as measuring it takes (placement.ts).
+    if (!here && !s.placement.known(a.task)) {
+      const n = (probing ??= new Map()).get(a.task) ?? s.executor.running(a.task);
+      if (n >= s.placement.probes(s.executor.workers)) break;
+      probing.set(a.task, n + 1);
+    }
     s.ready.shift();
     a.queued = false;
     if (a.attempts === 0 || a.status !== "RUNNING") a.attempts = Math.max(1, a.attempts);

@@ -99,9 +99,20 @@ export class Engine extends EventEmitter<EngineEvents> {
       executor:
         opts.workers > 0
           ? // Work held for want of a worker goes out as soon as one has loaded the modules.
-            new WorkerPool(opts.workers, opts.modules, onDecisions, onLost, onLogs, () => {
-              if (!this.closed) this.schedulePump();
-            })
+            new WorkerPool(
+              opts.workers,
+              opts.modules,
+              onDecisions,
+              onLost,
+              onLogs,
+              (bodies) => {
+                for (const [task, ms] of bodies) this.s.placement.measure(task, ms);
+                this.schedulePump(); // items held back while their task was measured (dispatch.ts)
+              },
+              () => {
+                if (!this.closed) this.schedulePump();
+              },
+            )
           : inline,
       inline,
       placement: new Placement(),

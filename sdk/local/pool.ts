@@ -20,14 +20,20 @@ export type OnDecisions = (
 export type OnLogs = (batch: LogBatch[]) => void;
 /** Items that were on a worker that died or was reclaimed, to be dispatched again. */
 export type OnLost = (items: ExecItem[]) => void;
+/** How long bodies' synchronous segments took on a worker, per task (placement.ts). */
+export type OnMeasured = (bodies: [task: string, ms: number][]) => void;
 
 export interface Executor {
+  /** Worker threads it runs items on (none: the engine's thread). */
+  readonly workers: number;
   /** How many more items it would take now. */
   capacity(): number;
   send(items: ExecItem[]): void;
   /** Stops whatever runs `actionIds` (and re-offers the rest of that worker's items via OnLost). */
   reclaim(actionIds: Iterable<string>): void;
   close(): Promise<void>;
+  /** How many items of `task` it runs now. */
+  running(task: string): number;
 }
 
 /** Items in flight per worker: enough to keep it busy, few enough to balance CPU-bound work. */
@@ -63,6 +69,7 @@ export class WorkerPool implements Executor {
     private readonly onDecisions: OnDecisions,
     private readonly onLost: OnLost,
     private readonly onLogs: OnLogs,
+    private readonly onMeasured: OnMeasured,
     /** A worker has loaded the task modules: there is room where there was none. */
     private readonly onReady: () => void = () => undefined,
   ) {
@@ -107,6 +114,7 @@ export class WorkerPool implements Executor {
       }
       // A body's lines are kept even from a worker reclaimed since (a timed-out attempt printed them).
       if (m.type === "logs") return this.onLogs(m.batch);
+      if (m.type === "measured") return this.onMeasured(m.bodies);
       const slot = slotOf();
       if (slot.worker !== worker) return; // a reclaimed worker's last words
       for (const [id] of m.results) slot.inflight.delete(id);
@@ -188,6 +196,17 @@ export class WorkerPool implements Executor {
     }
   }
 
+  /** The pool is the one place running an unplaced task's items (a few dozen at most: dispatch.ts). */
+  get workers(): number {
+    return this.slots.length;
+  }
+
+  running(task: string): number {
+    let n = 0;
+    for (const slot of this.slots) for (const it of slot.inflight.values()) if (it.task === task) n++;
+    return n;
+  }
+
   reclaim(actionIds: Iterable<string>): void {
     const ids = new Set(actionIds);
     for (const slot of this.slots) {
@@ -209,6 +228,7 @@ export class WorkerPool implements Executor {
 
 /** Runs replays on the main thread: no parallelism, no reclaiming, least overhead. */
 export class InlineExecutor implements Executor {
+  readonly workers = 0;
   private inflight = 0;
   private readonly logs: LogBuffer;
   constructor(
@@ -240,6 +260,9 @@ export class InlineExecutor implements Executor {
   }
   reclaim(): void {
     /* inline work cannot be interrupted; its late result is ignored by token */
+  }
+  running(): number {
+    return 0; // (placement only asks the pool: everything runs here without one)
   }
   async close(): Promise<void> {
     this.logs.flush();

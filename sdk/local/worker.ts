@@ -15,6 +15,8 @@ export type ToWorker = { type: "exec"; items: ExecItem[] };
 export type FromWorker =
   | { type: "ready"; error?: string }
   | { type: "decisions"; results: [actionId: string, token: number, decision: Decision][] }
+  /** Bodies whose synchronous segment has run, how long it took (their decisions leave it out). */
+  | { type: "measured"; bodies: [task: string, ms: number][] }
   | { type: "logs"; batch: LogBatch[] };
 
 const port = parentPort!;
@@ -22,13 +24,32 @@ const logs = new LogBuffer((batch) => port.postMessage({ type: "logs", batch } s
 (globalThis as Record<symbol, unknown>)[IN_WORKER] = true;
 
 let out: [string, number, Decision][] = [];
+let measured: [string, number][] = [];
 let flushing = false;
 function post(id: string, token: number, d: Decision): void {
   out.push([id, token, d]);
+  flushSoon();
+}
+
+/**
+ * A body's synchronous segment has run: the engine learns how long it took now, not when the body
+ * ends (an async body awaiting I/O may take minutes), and places its task by it (placement.ts).
+ */
+function measure(task: string, ms: number): void {
+  measured.push([task, ms]);
+  flushSoon();
+}
+
+function flushSoon(): void {
   if (flushing) return;
   flushing = true;
   setImmediate(() => {
     flushing = false;
+    if (measured.length) {
+      port.postMessage({ type: "measured", bodies: measured } satisfies FromWorker);
+      measured = [];
+    }
+    if (!out.length) return;
     const batch = out;
     out = [];
     logs.flush(); // an action's lines reach the engine before its decision
@@ -59,9 +80,18 @@ port.on("message", (msg: ToWorker) => {
   for (const item of msg.items) {
     // Items can arrive while the modules are still loading (a freshly respawned worker).
     loaded
-      .then(() => execute(item, logs))
+      .then(() => {
+        // execute returns once the body's synchronous segment has run.
+        const t0 = performance.now();
+        const decided = execute(item, logs);
+        measure(item.task, performance.now() - t0);
+        return decided;
+      })
       .then(
-        (d) => post(item.actionId, item.token, d),
+        (d) => {
+          d.bodyMs = undefined; // measured already
+          post(item.actionId, item.token, d);
+        },
         (e: unknown) => post(item.actionId, item.token, failedDecision(serializeError(e))),
       );
   }
