@@ -4,7 +4,7 @@
  * generation grow to between 1.1 and 4 times what was live, and a gather of 100,000 children
  * peaked at 430 MB of RSS against 200 MB for 1,000, most of the difference garbage.
  *
- * The embedded engine asks V8 for a growth of 20% instead (`--heap-growing-percent`), for its
+ * The embedded engine asks V8 for a growth of 50% instead (`--heap-growing-percent`), for its
  * process, when it starts. V8 still decides when to collect, concurrently and incrementally as it
  * does; nothing forces a collection. The peak at 100,000 children falls to about 340 MB, and the
  * run is no slower (docs/performance.md). A process whose command line or NODE_OPTIONS sets the
