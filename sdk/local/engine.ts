@@ -107,7 +107,8 @@ export class Engine extends EventEmitter<EngineEvents> {
               onLogs,
               (bodies) => {
                 for (const [task, ms] of bodies) this.s.placement.measure(task, ms);
-                this.schedulePump(); // items held back while their task was measured (dispatch.ts)
+                // Items held back while their task was measured go out (dispatch.ts).
+                if (!this.closed) this.schedulePump();
               },
               () => {
                 if (!this.closed) this.schedulePump();

@@ -196,11 +196,11 @@ export class WorkerPool implements Executor {
     }
   }
 
-  /** The pool is the one place running an unplaced task's items (a few dozen at most: dispatch.ts). */
   get workers(): number {
     return this.slots.length;
   }
 
+  /** (Asked only while a task is being measured: it walks the items in flight, dispatch.ts.) */
   running(task: string): number {
     let n = 0;
     for (const slot of this.slots) for (const it of slot.inflight.values()) if (it.task === task) n++;
