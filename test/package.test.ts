@@ -82,7 +82,7 @@ const prebuildEnv: Record<string, string> = {};
 
 before(async () => {
   work = mkdtempSync(join(tmpdir(), "aloft-package-"));
-  // `npm pack` runs `prepare`: the build of dist/ is part of what is tested.
+  // `npm pack` runs `prepack`: the build of dist/ is part of what is tested.
   const pack = await sh("npm", ["pack", "--json", "--pack-destination", work], { cwd: ROOT });
   const [info] = JSON.parse(pack.stdout) as [{ filename: string; files: { path: string }[] }];
   files = info.files.map((f) => f.path);
@@ -136,6 +136,16 @@ test("the tarball holds the built package: JavaScript, declarations, source maps
     /(^|\/)(test|tests|fixtures|bench|examples)\/|\.test\.|\.ts$(?<!\.d\.ts)/.test(f),
   );
   assert.deepEqual(tests, [], "no tests, fixtures, benchmarks or TypeScript sources");
+});
+
+test("the installed package declares no script npm runs at install: a project's npm install lists none of Aloft's for review", () => {
+  // npm 11.16+ lists a dependency's install-time scripts not approved in allowScripts (npm 12 skips
+  // them); `prepare` counts for a tarball, though npm never runs it there.
+  const { scripts = {} } = JSON.parse(readFileSync(join(app, "node_modules/aloft/package.json"), "utf8")) as {
+    scripts?: Record<string, string>;
+  };
+  const atInstall = ["preinstall", "install", "postinstall", "prepare"].filter((s) => s in scripts);
+  assert.deepEqual(atInstall, [], "install-time scripts in the packed package.json");
 });
 
 test("an install for the embedded engine alone carries no CDK and no emulators", async (t) => {
