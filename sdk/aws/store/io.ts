@@ -110,16 +110,19 @@ export async function transactWrite(
 export async function batchPut(
   rt: Runtime,
   items: readonly Record<string, unknown>[],
-  /** Runs before each request of 25 items (a check that may throw to stop the writes). */
+  /**
+   * Runs before each request: each 25 items, and each retry of those left unprocessed, which comes
+   * up to seconds later (a check that may throw to stop the writes).
+   */
   before?: () => Promise<void>,
 ): Promise<void> {
   const table = rt.config.table;
   for (let i = 0; i < items.length; i += 25) {
-    await before?.();
     let req: { PutRequest: { Item: Record<string, unknown> } }[] = items
       .slice(i, i + 25)
       .map((Item) => ({ PutRequest: { Item } }));
     for (let attempt = 0; req.length > 0; attempt++) {
+      await before?.();
       const out = await rt.doc.send(new BatchWriteCommand({ RequestItems: { [table]: req } }));
       req = (out.UnprocessedItems?.[table] ?? []) as typeof req;
       if (req.length && attempt >= 6)
