@@ -99,7 +99,8 @@ function fail(s: Scheduler, a: Live, error: SerializedError, timedOut: boolean):
 
 /**
  * A suspension with more new calls than this writes its first ones in a transaction of their own
- * and sends them at once: the pool's workers start on them while this thread writes the rest.
+ * and dispatches them at once: the pool's workers start on them (a task not yet measured: on the
+ * few that measure it, placement.ts) while this thread writes the rest.
  */
 const EARLY_CALLS = 256;
 
