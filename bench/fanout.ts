@@ -4,6 +4,12 @@
  *
  * warm=R runs the scenario R times in the one process and measures the last: the engine's steady
  * state once the JIT has compiled its hot paths (a long-lived process), beside the fresh one.
+ *
+ * pregrow=K, a diagnostic (docs/performance.md, twelfth pass): before the clock, makes K small
+ * objects, up to 200,000 of them alive at once, so that V8's young and old generations have grown
+ * and their pages have been touched, as in a process that has done other work; the JIT has not
+ * seen the engine's code. `faults` is the minor page faults of the measured part (fresh memory
+ * the kernel had to map), `sysMs` its system CPU time.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,6 +41,8 @@ const scenario = async (): Promise<string> => {
   return r.id;
 };
 for (let i = 1; i < warm; i++) await scenario();
+if (flags.has("pregrow")) pregrow(Number(flags.get("pregrow")));
+const faults0 = process.resourceUsage().minorPageFault;
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
 const engine0 = engineThreadNs();
@@ -55,12 +63,36 @@ const cpuMs = (cpu.user + cpu.system) / 1000;
 // threads take the other core, and this thread is the one a fan-out waits for.
 const engine1 = engineThreadNs();
 const engineCpuMs = engine0 === undefined || engine1 === undefined ? undefined : (engine1 - engine0) / 1e6;
-const rssMB = process.resourceUsage().maxRSS / 1024;
+const usage = process.resourceUsage();
+const rssMB = usage.maxRSS / 1024;
+const faults = usage.minorPageFault - faults0;
+const sysMs = cpu.system / 1000;
 await shutdown();
 rmSync(dir, { recursive: true, force: true });
 console.log(
-  JSON.stringify({ kind, n, ms, cpuMs, engineCpuMs, perSecond: (n / ms) * 1000, rssMB, replays, window }),
+  JSON.stringify({
+    kind,
+    n,
+    ms,
+    cpuMs,
+    engineCpuMs,
+    sysMs,
+    faults,
+    perSecond: (n / ms) * 1000,
+    rssMB,
+    replays,
+    window,
+  }),
 );
+
+/** Makes `count` short-lived objects, a sliding 200,000 of them alive (see pregrow= above). */
+function pregrow(count: number): void {
+  let live: { i: number; list: number[]; text: string }[] = [];
+  for (let i = 0; i < count; i++) {
+    live.push({ i, list: [i], text: `x${i}` });
+    if (live.length >= 200_000) live = [];
+  }
+}
 
 /** Nanoseconds this process's main thread has run on a CPU (Linux's schedstat), if readable. */
 function engineThreadNs(): number | undefined {

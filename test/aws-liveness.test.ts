@@ -525,6 +525,38 @@ describe("AWS liveness: no run stuck, nothing lost", { timeout: 240_000 }, () =>
     assert.equal(history.outcomes.size, 3);
   });
 
+  it("a parent's history reads back in the order its body made its calls, over chunks and epochs", async () => {
+    // A replay matches its calls to a history in call order by position (core/calls.ts
+    // matchInOrder), with no digest per call: a history out of order would hand a repeated call
+    // another's count, and so another child's outcome.
+    sim = new SimQueues(dev, client);
+    const n = 230;
+    const r = await client.run(t.waves, n);
+    await finish(r);
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    const made: string[] = [];
+    const seen = new Map<number, number>();
+    const call = (x: number) => {
+      const k = seen.get(x) ?? 0;
+      seen.set(x, k + 1);
+      made.push(`[${x}]#${k}`);
+    };
+    for (let i = 0; i < n; i++) call(i % 7);
+    for (let i = 0; i < n; i++) call(100 + i);
+    call(0);
+    const want =
+      2 *
+      (sum(Array.from({ length: n }, (_, i) => i % 7)) + sum(Array.from({ length: n }, (_, i) => 100 + i)));
+    assert.equal(await r.result(), want);
+    const { history, callsByEpoch } = await loadHistory(runtime(), r.id);
+    assert.equal(history.inCallOrder, true, "the history says it is in call order");
+    assert.deepEqual([...callsByEpoch.keys()], [1, 2, 3]);
+    assert.deepEqual(
+      [...history.calls.values()].map((c) => `${c.args}#${c.n}`),
+      made,
+    );
+  });
+
   it("10. one delivery owns an epoch: another replay of it writes nothing; a later attempt takes over an abandoned one", async () => {
     const rt = runtime();
     const action = key("epoch");

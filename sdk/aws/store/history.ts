@@ -175,7 +175,10 @@ async function assemble(
       outcomes.set(id, parseOutcome(`outcome of ${id}`, await resolvePayload(rt.payloads, r.outcome)));
     }),
   );
-  return { history: { calls, outcomes, traces }, self, windows, callsByEpoch };
+  // In call order (the chunks' keys are zero-padded epoch and number, and each chunk lists its
+  // calls as the body made them): a replay matches its calls to the records by position, with no
+  // digest and no counter per call (core/calls.ts matchInOrder), where decodeChunk already took two.
+  return { history: { calls, outcomes, traces, inCallOrder: true }, self, windows, callsByEpoch };
 }
 
 /** The epoch an action's counter committed last, from its partition's items (0: none). */
