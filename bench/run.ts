@@ -2,7 +2,7 @@
  * The embedded engine's benchmarks, each Aloft scenario beside the same N on the AWS Lambda durable
  * functions SDK's local test runner (the peer, bench/peer.ts). Every cell runs in fresh processes,
  * BENCH_RUNS times (default 3), and shows the median; ratios are Aloft's time over the peer's, both
- * taken in this run, so a loaded machine moves both sides alike.
+ * taken in this run, their processes taking turns, so a loaded machine moves both sides alike.
  *
  *   npm run bench                          # everything (about 15 minutes on 2 cores)
  *   BENCH_RUNS=5 BENCH_RUNS_1M=3 npm run bench   # more processes per cell (the million: 1 by default)
@@ -93,20 +93,33 @@ const median = (xs: number[]): number => {
 };
 
 const record: Record<string, unknown> = {};
-function measure(key: string, script: string, args: string[], times = runs): Sample {
-  const samples: Sample[] = [];
-  for (let i = 0; i < times; i++) {
-    process.stderr.write(`  ${key} ${i + 1}/${times}\r`);
-    samples.push(once(script, args));
-  }
-  record[key] = samples;
-  if (samples.some((s) => s.ok === false)) throw new Error(`${key}: the peer's run did not succeed`);
-  return {
-    ms: median(samples.map((s) => s.ms)),
-    cpuMs: median(samples.map((s) => s.cpuMs)),
-    rssMB: median(samples.map((s) => s.rssMB)),
-    replays: median(samples.map((s) => s.replays ?? 0)),
-  };
+interface Spec {
+  key: string;
+  script: string;
+  args: string[];
+}
+/**
+ * Runs each spec `times` times, taking turns (a, b, a, b, ...): on a shared machine whose speed
+ * drifts over minutes, both sides of a ratio then sample the same minutes. Returns their medians.
+ */
+function interleaved(specs: Spec[], times = runs): Sample[] {
+  const samples: Sample[][] = specs.map(() => []);
+  for (let i = 0; i < times; i++)
+    specs.forEach((sp, j) => {
+      process.stderr.write(`  ${sp.key} ${i + 1}/${times}\r`);
+      samples[j]!.push(once(sp.script, sp.args));
+    });
+  return specs.map((sp, j) => {
+    const got = samples[j]!;
+    record[sp.key] = got;
+    if (got.some((s) => s.ok === false)) throw new Error(`${sp.key}: the peer's run did not succeed`);
+    return {
+      ms: median(got.map((s) => s.ms)),
+      cpuMs: median(got.map((s) => s.cpuMs)),
+      rssMB: median(got.map((s) => s.rssMB)),
+      replays: median(got.map((s) => s.replays ?? 0)),
+    };
+  });
 }
 
 const fmt = (x: number, d = 0): string =>
@@ -130,11 +143,17 @@ console.log(
 const results = new Map<string, Sample>();
 for (const c of CELLS) {
   if (!wanted(c.id)) continue;
-  const a = measure(`${c.id} aloft`, "fanout.ts", [c.aloft[0]!, String(c.n), ...c.aloft.slice(1)], c.runs);
+  const specs: Spec[] = [
+    { key: `${c.id} aloft`, script: "fanout.ts", args: [c.aloft[0]!, String(c.n), ...c.aloft.slice(1)] },
+  ];
+  if (c.peer)
+    specs.push({
+      key: `${c.id} peer`,
+      script: "peer.ts",
+      args: [c.peer, String(c.n), ...(c.peerArgs ?? [])],
+    });
+  const [a, p] = interleaved(specs, c.runs) as [Sample, Sample | undefined];
   results.set(c.id, a);
-  const p = c.peer
-    ? measure(`${c.id} peer`, "peer.ts", [c.peer, String(c.n), ...(c.peerArgs ?? [])])
-    : undefined;
   const ratio = p ? `${fmt(a.ms / p.ms, 2)} (${fmt(p.ms / a.ms, 1)}x)` : "—";
   const cpuRatio = p ? fmt(a.cpuMs / p.cpuMs, 2) : "—";
   console.log(
@@ -166,8 +185,10 @@ if (g100k && g1m)
 
 if (wanted("cpu")) {
   const cpuN = availableParallelism() * 4;
-  const serial = measure("cpu serial", "fanout.ts", ["cpu-serial", String(cpuN)]);
-  const parallel = measure("cpu pool", "fanout.ts", ["cpu", String(cpuN)]);
+  const [serial, parallel] = interleaved([
+    { key: "cpu serial", script: "fanout.ts", args: ["cpu-serial", String(cpuN)] },
+    { key: "cpu pool", script: "fanout.ts", args: ["cpu", String(cpuN)] },
+  ]) as [Sample, Sample];
   const speedup = serial.ms / parallel.ms;
   console.log(
     `CPU-bound fan-out of ${cpuN} children: one after another ${time(serial.ms)}, Promise.all on the pool ` +
