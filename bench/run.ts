@@ -104,11 +104,14 @@ interface Spec {
  */
 function interleaved(specs: Spec[], times = runs): Sample[] {
   const samples: Sample[][] = specs.map(() => []);
+  // Progress on a terminal only, cleared before the cell's row: in a file it was glued to the rows.
+  const tty = process.stderr.isTTY;
   for (let i = 0; i < times; i++)
     specs.forEach((sp, j) => {
-      process.stderr.write(`  ${sp.key} ${i + 1}/${times}\r`);
+      if (tty) process.stderr.write(`\r\x1b[K  ${sp.key} ${i + 1}/${times}`);
       samples[j]!.push(once(sp.script, sp.args));
     });
+  if (tty) process.stderr.write("\r\x1b[K");
   return specs.map((sp, j) => {
     const got = samples[j]!;
     record[sp.key] = got;
