@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import type { CallRecord } from "../sdk/core/history.ts";
 import { STORE_FORMAT, Store } from "../sdk/local/store.ts";
+import type { NewRows } from "../sdk/local/store.ts";
 
 describe("the local store", () => {
   const dir = mkdtempSync(join(tmpdir(), "aloft-store-"));
@@ -124,6 +125,93 @@ describe("the local store", () => {
         freshRows,
         fresh.map((c) => rowOf.get(c.id)),
       );
+    } finally {
+      store.close();
+    }
+  });
+
+  test("deferred rows are inserted with what their calls did, and the parent's wait after the last", () => {
+    const store = new Store(join(dir, "deferred.db"));
+    try {
+      store.createRun({ id: "r-d", task: "t.root", module: undefined, args: "[]", now: 1 });
+      store.startAttempt("r-d", 1, 2);
+      const cs = calls("r-d", 70);
+      // One recorded already (a resumed replay made it again): its start and end are updates.
+      store.applySuspension("r-d", "r-d", [cs[69]!], [], undefined, [69], () => true);
+      const ok = (i: number) => ({ ok: true as const, value: String(i) });
+      const done = (i: number) => ({
+        id: cs[i]!.id,
+        row: undefined,
+        status: "SUCCEEDED" as const,
+        outcome: ok(i),
+        ended: 20 + i,
+        attempts: 1,
+      });
+      const rows = cs.map((call, i) => ({
+        runId: "r-d",
+        parent: "r-d",
+        call,
+        seq: i,
+        // Ended (started or not), started only, or neither.
+        start: i % 3 === 2 ? undefined : { attempts: 1, at: 10 + i, row: undefined },
+        end: i % 3 === 0 || i === 69 ? done(i) : undefined,
+      }));
+      const waits = [{ kind: "call" as const, id: cs[0]!.id }];
+      // The first 40 without the wait, then the rest with it.
+      const head: NewRows = { rows: rows.slice(0, 40), suspends: [] };
+      store.write(new Map(), [], head);
+      assert.equal(store.runActions("r-d").find((a) => a.id === "r-d")!.status, "RUNNING");
+      const tail: NewRows = { rows: rows.slice(40), suspends: [["r-d", waits]] };
+      const changed = store.write(new Map(), [], tail);
+      const byId = new Map(store.runActions("r-d").map((a) => [a.id, a]));
+      const root = byId.get("r-d")!;
+      assert.equal(root.status, "SUSPENDED");
+      assert.deepEqual(JSON.parse(root.waits!), waits);
+      const rowOf = store.db.prepare("SELECT rowid FROM actions WHERE id = ?").pluck();
+      assert.deepEqual(
+        [...head.rowids!, ...tail.rowids!],
+        cs.map((c, i) => (i === 69 ? undefined : rowOf.get(c.id))),
+      );
+      cs.forEach((c, i) => {
+        const a = byId.get(c.id)!;
+        const started = i % 3 !== 2;
+        const ended = i % 3 === 0 || i === 69;
+        assert.deepEqual(
+          [
+            a.seq,
+            a.status,
+            a.attempts,
+            a.replays,
+            a.started,
+            a.ended,
+            a.outcome && JSON.parse(a.outcome).value,
+          ],
+          [
+            i,
+            ended ? "SUCCEEDED" : started ? "RUNNING" : "QUEUED",
+            started || ended ? 1 : 0,
+            started ? 1 : 0,
+            started ? 10 + i : null,
+            ended ? 20 + i : null,
+            ended ? String(i) : null,
+          ],
+          `call ${i}`,
+        );
+      });
+      assert.ok(changed.has(cs[69]!.id), "the row recorded before took its result");
+    } finally {
+      store.close();
+    }
+  });
+
+  test("a history with a call missing from its seqs (a crash mid-suspension) is not in call order", () => {
+    const store = new Store(join(dir, "gaps.db"));
+    try {
+      const cs = calls("p-gap", 5);
+      store.applySuspension("r-g", "p-gap", [cs[0]!, cs[1]!, cs[3]!], [], [], [0, 1, 3], () => true);
+      assert.equal(store.history("p-gap").inCallOrder, false);
+      store.applySuspension("r-g", "p-whole", calls("p-whole", 5), [], [], 0, () => true);
+      assert.equal(store.history("p-whole").inCallOrder, true);
     } finally {
       store.close();
     }

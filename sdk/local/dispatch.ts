@@ -50,7 +50,7 @@ export function dispatchReady(s: Scheduler): void {
     if (a.attempts === 0 || a.status !== "RUNNING") a.attempts = Math.max(1, a.attempts);
     a.status = "RUNNING";
     a.token++;
-    s.writes.start(a.id, a.row, a.attempts, now);
+    s.writes.start(a.id, a.row, a.parent, a.attempts, now);
     if (a.hasHistory) s.replays.set(a.runId, (s.replays.get(a.runId) ?? 0) + 1);
     const item: ExecItem = {
       actionId: a.id,
@@ -79,7 +79,7 @@ export function dispatchReady(s: Scheduler): void {
       try {
         // A first resume takes the history its suspension kept (outcome.ts suspend) rather than
         // read back what that suspension just wrote.
-        if (!a.mem) s.flush(); // the history read back has every result so far
+        if (!a.mem) s.flush(true); // the history read back has every call and result so far
         item.history = a.mem ?? s.store.history(a.id);
         // Every child settled so far is in this history (the writes were flushed above): the
         // decision's tracker learns of them from it, and childOk counts only those settling later.

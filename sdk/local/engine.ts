@@ -25,7 +25,7 @@ import { Placement } from "./placement.ts";
 import { Progress } from "./progress.ts";
 import { ReadyQueue } from "./ready-queue.ts";
 import { tuneHeapGrowth } from "./heap-growth.ts";
-import { PendingWrites, WRITE_DELAY_MS } from "./writes.ts";
+import { PendingWrites, VISIBLE_MS, WRITE_DELAY_MS } from "./writes.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { dispatchReady } from "./dispatch.ts";
 import { applyDecisions, finish, track } from "./outcome.ts";
@@ -61,6 +61,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private pumpScheduled = false;
   /** Writes what is pending (writes.ts) once it has waited WRITE_DELAY_MS, if nothing wrote it sooner. */
   private flushTimer: NodeJS.Timeout | undefined;
+  /** Writes the deferred rows (writes.ts) of the oldest suspension once it is VISIBLE_MS old. */
+  private showTimer: NodeJS.Timeout | undefined;
   private readonly runWaiters = new Map<string, ((r: RunRow) => void)[]>();
   private readonly warned = new Set<string>();
   private readonly cancelPoll: NodeJS.Timeout;
@@ -85,7 +87,11 @@ export class Engine extends EventEmitter<EngineEvents> {
     };
     // What bodies print is stored as it comes, apart from decisions (a body still running shows it).
     const onLogs = (batch: LogBatch[]): void => {
-      if (!this.closed) this.store.appendLogs(batch);
+      if (this.closed) return;
+      // A line is stored under its action's row: a deferred one (writes.ts) is written once its
+      // action has started, as one that printed has.
+      if (this.s.writes.deferred.size) this.flush();
+      this.store.appendLogs(batch);
     };
     const inline = new InlineExecutor(onDecisions, onLogs);
     const clock = opts.clock ?? realWaitClock;
@@ -127,10 +133,12 @@ export class Engine extends EventEmitter<EngineEvents> {
       enqueue: (a) => this.enqueue(a),
       schedulePump: () => this.schedulePump(),
       dispatchNow: () => dispatchReady(this.s),
-      flush: () => this.flush(),
+      flush: (all) => this.flush(all),
       flushSoon: () => {
-        if (this.closed || this.flushTimer || !this.s.writes.size) return;
-        this.flushTimer = setTimeout(() => this.flush(), WRITE_DELAY_MS);
+        if (this.closed) return;
+        if (!this.flushTimer && this.s.writes.size)
+          this.flushTimer = setTimeout(() => this.flush(), WRITE_DELAY_MS);
+        this.showSoon();
       },
       warn: (m) => this.warn(m),
       finish: (a, status, outcome) => finish(this.s, a, status, outcome),
@@ -251,11 +259,12 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.closing = true;
     clearInterval(this.cancelPoll);
     this.s.waits.close();
-    this.flush();
+    this.flush(true);
     for (const a of this.s.live.values()) clearTimeout(a.timer);
     await this.s.inline.close(); // its last lines, while the store is open
     if (this.s.executor !== this.s.inline) await this.s.executor.close();
-    this.flush(); // what ended while the workers stopped
+    this.flush(true); // what ended while the workers stopped
+    clearTimeout(this.showTimer);
     this.closed = true;
   }
 
@@ -284,7 +293,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   private endRun(runId: string, status: ActionStatus, outcome: Outcome): void {
-    this.flush();
+    this.flush(true);
     const state: RunState =
       status === "SUCCEEDED"
         ? "SUCCEEDED"
@@ -306,13 +315,47 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.emit("runEnded", row);
   }
 
-  /** Writes the starts and results gathered since the last flush, in one transaction. */
-  private flush(): void {
+  /**
+   * Writes the starts and results gathered since the last flush, in one transaction, with the
+   * deferred rows they touch (writes.ts); `all`: every deferred row too.
+   */
+  private flush(all = false): void {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     // Closed, the store may be too: what a late result would write is dropped, as its lines are.
-    if (this.closed || !this.s.writes.size) return;
-    const { starts, completions } = this.s.writes.take();
-    this.store.write(starts, completions);
+    if (this.closed) return;
+    const w = this.s.writes;
+    if (!w.size && !w.deferred.size) return;
+    const now = performance.now();
+    const { starts, completions, fresh } = w.take((d) => all || now - d.since >= VISIBLE_MS);
+    if (starts.size || completions.length || fresh) this.store.write(starts, completions, fresh);
+    if (fresh) {
+      // A written row's later writes go by its rowid (or its id, where the row was there before).
+      const { rows, rowids } = fresh;
+      for (let i = 0; i < rows.length; i++) {
+        if (rows[i]!.end) continue;
+        const a = this.s.live.get(rows[i]!.call.id);
+        if (a && a.row !== undefined && a.row < 0) a.row = rowids![i];
+      }
+    }
+    this.showSoon();
+  }
+
+  /** Has the oldest suspension's deferred rows written once it is VISIBLE_MS old (writes.ts). */
+  private showSoon(): void {
+    if (this.closed) return;
+    const oldest = this.s.writes.deferred.values().next().value;
+    if (!oldest) {
+      clearTimeout(this.showTimer);
+      this.showTimer = undefined;
+      return;
+    }
+    if (this.showTimer) return;
+    const due = Math.max(0, oldest.since + VISIBLE_MS - performance.now());
+    // Unref'd: a run in progress holds the event loop (backend.ts), not this timer.
+    this.showTimer = setTimeout(() => {
+      this.showTimer = undefined;
+      this.flush();
+    }, due).unref();
   }
 }

@@ -20,6 +20,7 @@ import type { ActionStatus } from "./store.ts";
 import { TERMINAL } from "./store.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { cancelCalls, cancelDescendants } from "./cancel.ts";
+import { Deferred, deferredRow } from "./writes.ts";
 
 /** Applies the decisions of replays that ended; stale and duplicate ones are dropped by token. */
 export function applyDecisions(s: Scheduler, results: [string, number, Decision, Continuation?][]): void {
@@ -98,13 +99,11 @@ function fail(s: Scheduler, a: Live, error: SerializedError, timedOut: boolean):
 }
 
 /**
- * A suspension with more new calls than this writes its first ones in a transaction of their own
- * and dispatches them at once: the pool's workers start on them (a task not yet measured: on the
- * few that measure it, placement.ts) while this thread writes the rest.
+ * Records a suspension: the new calls (each tracked, cached or enqueued) and the parent's waits.
+ * The calls sent to run now are not written here: each is inserted by the first write after it
+ * starts or ends (writes.ts, Deferred), and the parent's wait after the last of them. Those held
+ * for a slot in their map's window, cache hits, reused outcomes and durable waits are written here.
  */
-const EARLY_CALLS = 256;
-
-/** Records a suspension: the new calls (each tracked, cached or enqueued) and the parent's waits. */
 function suspend(
   s: Scheduler,
   a: Live,
@@ -117,53 +116,61 @@ function suspend(
   a.hasHistory = true;
   // In a recovered run each call carries where its outcome is in the source runs (stored with it).
   if (a.twins) for (const c of calls) c.tw = twinsOf(a.twins, c);
-  // The suspension is written only over a RUNNING row: this attempt's start goes first.
-  if (s.writes.starts.has(a.id)) s.flush();
-  const fresh: Live[] = [];
-  const hits: [Live, string, string | undefined][] = [];
-  const held = new Set<CallId>(); // calls waiting for a slot in their map's window
-  const slot = (c: CallRecord): boolean => {
-    if (!c.window) return true;
-    const w = windowOf(s, c.window.key, c.window.limit);
-    if (w.inflight < w.limit) {
-      w.inflight++;
-      return true;
-    }
-    w.waiting.push(c.id);
-    held.add(c.id);
-    return false;
-  };
+  // The suspension is written only over a RUNNING row, after the one before it: this attempt's
+  // start, and the calls of its last suspension not yet written, go first.
+  if (s.writes.deferred.has(a.id)) s.flush(true);
+  else if (s.writes.hasStart(a.id, a.row, a.parent)) s.flush();
   const seq = a.nextSeq;
   a.nextSeq += calls.length;
-  // A large suspension's first calls go out before the rest are written (the pool would otherwise
-  // wait for the whole transaction, about 6 µs a call). A crash between the two transactions leaves
-  // the parent RUNNING with the first of its calls recorded, which `aloft resume` replays as it
-  // would a parent that crashed before it suspended: the calls recorded are matched, the rest made.
-  let early: Set<Live> | undefined;
-  let rest = calls;
-  let restTraces = traces;
-  if (calls.length > EARLY_CALLS) {
-    const head = calls.slice(0, EARLY_CALLS);
-    rest = calls.slice(EARLY_CALLS);
-    const rows = s.store.applySuspension(a.runId, a.id, head, traces, undefined, seq, slot);
-    trackCalls(s, a, head, rows, held, fresh, hits);
-    restTraces = [];
-    early = new Set();
-    // Durable waits (sleeps, signals) are armed with the rest: arming one can end it at once.
-    for (const child of fresh)
-      if (!held.has(child.id) && !isBuiltin(child.task)) {
-        early.add(child);
-        s.enqueue(child);
-      }
-    s.dispatchNow();
+  const held = new Set<CallId>(); // calls waiting for a slot in their map's window
+  for (const c of calls) {
+    if (!c.window) continue;
+    const w = windowOf(s, c.window.key, c.window.limit);
+    if (w.inflight < w.limit) w.inflight++;
+    else {
+      w.waiting.push(c.id);
+      held.add(c.id);
+    }
   }
-  const restSeq = seq + calls.length - rest.length;
-  const rows = s.store.applySuspension(a.runId, a.id, rest, restTraces, waits, restSeq, slot);
+  const hits = new Map<number, [value: string, from: string | undefined]>(); // by call index
+  const children = trackCalls(s, a, calls, held, hits);
+  // What runs now: its row waits for its start (writes.ts). The rest is written below.
+  let deferred: Deferred | undefined;
+  const now: number[] = []; // indexes of the calls written now
+  for (let i = 0; i < calls.length; i++) {
+    const child = children[i]!;
+    if (hits.has(i) || held.has(child.id) || isBuiltin(child.task)) {
+      now.push(i);
+      continue;
+    }
+    deferred ??= new Deferred(a.runId, a.id, calls, seq, waits, performance.now());
+    deferred.unwritten[i] = 1;
+    deferred.left++;
+    child.row = deferredRow(i);
+    s.enqueue(child);
+  }
+  if (deferred) {
+    s.writes.deferred.set(a.id, deferred);
+    // Sent before the rest are written: the pool's workers start on them meanwhile.
+    if (now.length) s.dispatchNow();
+  }
+  const written = now.map((i) => calls[i]!);
+  const rows = s.store.applySuspension(
+    a.runId,
+    a.id,
+    written,
+    traces,
+    deferred ? undefined : waits,
+    now.map((i) => seq + i),
+    (c) => !held.has(c.id),
+  );
+  for (let k = 0; k < now.length; k++) children[now[k]!]!.row = rows[k];
   a.status = "SUSPENDED";
   if (first) {
     const kept = new Map<CallId, CallRecord>();
     // As the store reads a record back (store.ts history): no inputs digest, re-made by the replay.
-    // A first run is never kept to continue (dispatch.ts), so nothing else holds these records.
+    // A first run is never kept to continue (dispatch.ts), so nothing else changes these records
+    // (a Deferred writing them reads no digest).
     for (const c of calls) {
       c.digest = "";
       kept.set(c.id, c);
@@ -175,28 +182,30 @@ function suspend(
       inCallOrder: true, // the suspension's calls, in the order the body made them
     };
   }
-  trackCalls(s, a, rest, rows, held, fresh, hits);
   watch(s, a, waits);
-  const taken = s.waits.arm(fresh);
-  for (const child of fresh)
-    if (!held.has(child.id) && !taken.has(child.id) && !early?.has(child)) s.enqueue(child);
-  for (const [child, value, from] of hits) {
+  // Durable waits (sleeps, signals) are armed once written, held for a window's slot or not:
+  // arming one can end it at once.
+  const armable: Live[] = [];
+  for (const i of now) if (!hits.has(i)) armable.push(children[i]!);
+  const taken = s.waits.arm(armable);
+  for (const child of armable) if (!taken.has(child.id) && !held.has(child.id)) s.enqueue(child);
+  for (const [i, [value, from]] of hits) {
+    const child = children[i]!;
     if (from) s.store.markReused(child.id, from);
     else s.store.markCached(child.id);
     finish(s, child, "SUCCEEDED", { ok: true, value });
   }
 }
 
-/** Tracks a suspension's new calls: each a cache hit, a reused outcome, or fresh work. */
+/** Tracks a suspension's new calls; each cache hit or reused outcome goes in `hits`, by index. */
 function trackCalls(
   s: Scheduler,
   a: Live,
   calls: readonly CallRecord[],
-  rows: readonly (number | undefined)[],
   held: ReadonlySet<CallId>,
-  fresh: Live[],
-  hits: [Live, string, string | undefined][],
-): void {
+  hits: Map<number, [value: string, from: string | undefined]>,
+): Live[] {
+  const out = new Array<Live>(calls.length);
   for (let i = 0; i < calls.length; i++) {
     const c = calls[i]!;
     const child = track(s, {
@@ -208,7 +217,7 @@ function trackCalls(
       args: c.args,
       status: "QUEUED",
     });
-    child.row = rows[i];
+    out[i] = child;
     if (c.window) {
       child.window = c.window.key;
       child.slot = !held.has(c.id);
@@ -220,15 +229,15 @@ function trackCalls(
     // A call that succeeded in a run this one recovers returns that outcome, as a cache hit does.
     const reused = c.tw && s.store.reusable(c.tw);
     if (reused) {
-      hits.push([child, reused.value, reused.run]);
+      hits.set(i, [reused.value, reused.run]);
       continue;
     }
     const def = defOf(child);
     const key = def && cacheLookup(def, c.args);
     const cached = key ? s.store.getCache(key) : undefined;
-    if (cached !== undefined) hits.push([child, cached, undefined]);
-    else fresh.push(child);
+    if (cached !== undefined) hits.set(i, [cached, undefined]);
   }
+  return out;
 }
 
 /** Starts tracking an action in memory. */
@@ -311,7 +320,10 @@ export function finish(s: Scheduler, a: Live, status: ActionStatus, outcome: Out
   a.mem = undefined;
   if (!a.parent) s.runs.delete(a.runId);
   s.waits.ended(a.id, status);
-  s.writes.complete({ id: a.id, row: a.row, status, outcome, ended: s.now(), attempts: a.attempts });
+  s.writes.complete(
+    { id: a.id, row: a.row, status, outcome, ended: s.now(), attempts: a.attempts },
+    a.parent,
+  );
   if (a.children && a.children.size) cancelDescendants(s, a, descendantsReason(a.task, status));
   if (a.window && a.slot) {
     const w = s.windows.get(a.window);

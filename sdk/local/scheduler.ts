@@ -41,8 +41,11 @@ export interface Scheduler {
   schedulePump(): void;
   /** Dispatches what is ready now, not on the next turn (dispatch.ts dispatchReady). */
   dispatchNow(): void;
-  /** Writes the pending starts and results in one transaction. */
-  flush(): void;
+  /**
+   * Writes the pending starts and results in one transaction, with the deferred rows they touch;
+   * `all`: every deferred row too (writes.ts).
+   */
+  flush(all?: boolean): void;
   /** Has them written within WRITE_DELAY_MS (writes.ts), if nothing writes them sooner. */
   flushSoon(): void;
   /** Emits a warning once per distinct message. */

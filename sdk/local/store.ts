@@ -130,6 +130,10 @@ CREATE INDEX IF NOT EXISTS logs_run ON logs(run_id);
 
 const INSERT_ACTIONS = `INSERT OR IGNORE INTO actions (id, run_id, parent, task, grp, call, args, status, seq, window_key, window_idx, window_limit, dispatched) VALUES`;
 const ACTION_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/** A call's row with what it has done since its parent's suspension (sdk/local/writes.ts, deferred rows). */
+const INSERT_DONE = `INSERT OR IGNORE INTO actions (id, run_id, parent, task, grp, call, args, status, seq, window_key, window_idx, window_limit, dispatched, attempts, replays, outcome, started, ended) VALUES`;
+const DONE_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const DONE_COLUMNS = 18;
 /**
  * Rows a suspension inserts per statement: SQLite's per-statement work is paid once for them all,
  * about 1 µs a row less than one statement each (docs/performance.md, tenth pass).
@@ -169,6 +173,27 @@ export interface Completion {
   outcome: Outcome;
   ended: number;
   attempts: number;
+}
+
+/**
+ * A suspension's call whose row was deferred (sdk/local/writes.ts), written with what it has done
+ * since: its attempt's start, its end, or neither.
+ */
+export interface NewRow {
+  runId: string;
+  parent: CallId;
+  call: CallRecord;
+  seq: number;
+  start: AttemptStart | undefined;
+  end: Completion | undefined;
+}
+
+/** Deferred rows to insert with a write, and the parents whose wait is written after them. */
+export interface NewRows {
+  rows: readonly NewRow[];
+  suspends: readonly [parent: CallId, waits: Wait[]][];
+  /** Filled by the write: each row's rowid, or undefined where the row existed already. */
+  rowids?: (number | undefined)[];
 }
 
 /** An attempt started and not yet written (sdk/local/writes.ts): its number, and when. */
@@ -265,6 +290,8 @@ export class Store {
           insertAction: p(`${INSERT_ACTIONS} ${ACTION_VALUES}`),
           // A suspension's calls, ROWS_PER_INSERT to a statement (writeCalls).
           insertActions: p(`${INSERT_ACTIONS} ${Array(ROWS_PER_INSERT).fill(ACTION_VALUES).join(", ")}`),
+          insertDone: p(`${INSERT_DONE} ${DONE_VALUES}`),
+          insertDones: p(`${INSERT_DONE} ${Array(ROWS_PER_INSERT).fill(DONE_VALUES).join(", ")}`),
           maxRowid: p(`SELECT max(rowid) FROM actions`).pluck(),
           rowidOf: p(`SELECT rowid FROM actions WHERE id = ?`).pluck(),
           start: p(START),
@@ -282,7 +309,7 @@ export class Store {
           ),
           insertTrace: p(`INSERT OR IGNORE INTO traces (action_id, key, rec) VALUES (?, ?, ?)`),
           children: p(
-            `SELECT id, call, outcome, task, grp, args, window_key, window_idx, window_limit FROM actions WHERE parent = ? ORDER BY seq`,
+            `SELECT id, call, outcome, task, grp, args, window_key, window_idx, window_limit, seq FROM actions WHERE parent = ? ORDER BY seq`,
           ),
           traces: p(`SELECT key, rec FROM traces WHERE action_id = ?`),
           hasTraces: p(`SELECT 1 FROM traces WHERE action_id = ? LIMIT 1`),
@@ -364,22 +391,16 @@ export class Store {
     calls: readonly CallRecord[],
     traces: readonly TraceRecord[],
     waits: Wait[] | undefined,
-    firstSeq: number,
+    /** The first call's seq (the rest follow it), or each call's. */
+    seqs: number | readonly number[],
     dispatched: (c: CallRecord) => boolean,
   ): (number | undefined)[] {
-    const rows = new Array<number | undefined>(calls.length);
-    // Ids are digests, so each insert lands at a random place in the primary-key index. Once a
-    // suspension's calls outgrow the page cache, each insert evicts a page another one needs and
-    // dirty pages spill to the WAL mid-transaction: the per-call cost grows with the run (twice at a
-    // million as at 100,000). The cache is sized to the index for this transaction only (docs/performance.md).
-    const need = Math.min(Math.ceil((calls.length * INDEX_BYTES_PER_CALL) / 1024), MAX_CACHE_KIB);
-    const widen = need > CACHE_KIB;
-    if (widen) this.db.pragma(`cache_size = -${need}`);
-    try {
+    let rows: (number | undefined)[] = [];
+    this.sizedFor(calls.length, () =>
       this.tx(() => {
         this.writeTraces(parent, traces);
-        const values = new Array<unknown>(ACTION_COLUMNS * ROWS_PER_INSERT);
-        const put = (c: CallRecord, seq: number, at: number): void => {
+        const put = (i: number, values: unknown[], at: number): void => {
+          const c = calls[i]!;
           const w = c.window;
           values[at] = c.id;
           values[at + 1] = runId;
@@ -389,45 +410,86 @@ export class Store {
           values[at + 5] = storedCall(c);
           values[at + 6] = c.args;
           values[at + 7] = "QUEUED";
-          values[at + 8] = seq;
+          values[at + 8] = typeof seqs === "number" ? seqs + i : seqs[i];
           values[at + 9] = w ? w.key : null;
           values[at + 10] = w ? w.index : null;
           values[at + 11] = w ? w.limit : null;
           values[at + 12] = dispatched(c) ? 1 : 0;
         };
-        let i = 0;
-        if (calls.length >= ROWS_PER_INSERT) {
-          const many = this.s["insertActions"]!;
-          let max: number | undefined; // the table's largest rowid, when known
-          for (; i + ROWS_PER_INSERT <= calls.length; i += ROWS_PER_INSERT) {
-            for (let j = 0; j < ROWS_PER_INSERT; j++)
-              put(calls[i + j]!, firstSeq + i + j, j * ACTION_COLUMNS);
-            // A new row's rowid is one more than the table's largest: all inserted, they are the
-            // next ROWS_PER_INSERT. Otherwise (a call recorded already) each is looked up.
-            const first = (max ??= (this.s["maxRowid"]!.get() as number | null) ?? 0) + 1;
-            const r = many.run(values);
-            if (r.changes === ROWS_PER_INSERT && Number(r.lastInsertRowid) === first + ROWS_PER_INSERT - 1) {
-              for (let j = 0; j < ROWS_PER_INSERT; j++) rows[i + j] = first + j;
-              max = first + ROWS_PER_INSERT - 1;
-            } else {
-              for (let j = 0; j < ROWS_PER_INSERT; j++) {
-                const row = this.s["rowidOf"]!.get(calls[i + j]!.id) as number;
-                rows[i + j] = row >= first ? row : undefined;
-              }
-              max = undefined;
-            }
-          }
-        }
-        const one = this.s["insertAction"]!;
-        for (; i < calls.length; i++) {
-          put(calls[i]!, firstSeq + i, 0);
-          const r = one.run(values.slice(0, ACTION_COLUMNS));
-          rows[i] = r.changes > 0 ? Number(r.lastInsertRowid) : undefined;
-        }
+        const s = this.s;
+        rows = this.insertRows(
+          calls.length,
+          ACTION_COLUMNS,
+          s["insertAction"]!,
+          s["insertActions"]!,
+          put,
+          (i) => calls[i]!.id,
+        );
         if (waits) this.s["suspend"]!.run(JSON.stringify(waits), parent);
-      });
+      }),
+    );
+    return rows;
+  }
+
+  /**
+   * Runs `fn`, a transaction inserting `count` rows, with the page cache sized for them. Ids are
+   * digests, so each insert lands at a random place in the primary-key index. Once a suspension's
+   * calls outgrow the page cache, each insert evicts a page another one needs and dirty pages spill
+   * to the WAL mid-transaction: the per-call cost grows with the run (twice at a million as at
+   * 100,000). The cache is sized to the index for this transaction only (docs/performance.md).
+   */
+  private sizedFor(count: number, fn: () => void): void {
+    const need = Math.min(Math.ceil((count * INDEX_BYTES_PER_CALL) / 1024), MAX_CACHE_KIB);
+    const widen = need > CACHE_KIB;
+    if (widen) this.db.pragma(`cache_size = -${need}`);
+    try {
+      fn();
     } finally {
       if (widen) this.db.pragma(`cache_size = -${CACHE_KIB}`);
+    }
+  }
+
+  /**
+   * Inserts `count` rows (inside a transaction), ROWS_PER_INSERT to a statement (`many`) and the
+   * rest one by one (`one`); `fill` puts row i's `columns` values at `at` of `values`. Returns each
+   * row's rowid, or undefined where the row existed already.
+   */
+  private insertRows(
+    count: number,
+    columns: number,
+    one: Statement,
+    many: Statement,
+    fill: (i: number, values: unknown[], at: number) => void,
+    idOf: (i: number) => CallId,
+  ): (number | undefined)[] {
+    const rows = new Array<number | undefined>(count);
+    let i = 0;
+    if (count >= ROWS_PER_INSERT) {
+      const values = new Array<unknown>(columns * ROWS_PER_INSERT);
+      let max: number | undefined; // the table's largest rowid, when known
+      for (; i + ROWS_PER_INSERT <= count; i += ROWS_PER_INSERT) {
+        for (let j = 0; j < ROWS_PER_INSERT; j++) fill(i + j, values, j * columns);
+        // A new row's rowid is one more than the table's largest: all inserted, they are the
+        // next ROWS_PER_INSERT. Otherwise (a call recorded already) each is looked up.
+        const first = (max ??= (this.s["maxRowid"]!.get() as number | null) ?? 0) + 1;
+        const r = many.run(values);
+        if (r.changes === ROWS_PER_INSERT && Number(r.lastInsertRowid) === first + ROWS_PER_INSERT - 1) {
+          for (let j = 0; j < ROWS_PER_INSERT; j++) rows[i + j] = first + j;
+          max = first + ROWS_PER_INSERT - 1;
+        } else {
+          for (let j = 0; j < ROWS_PER_INSERT; j++) {
+            const row = this.s["rowidOf"]!.get(idOf(i + j)) as number;
+            rows[i + j] = row >= first ? row : undefined;
+          }
+          max = undefined;
+        }
+      }
+    }
+    const values = new Array<unknown>(columns);
+    for (; i < count; i++) {
+      fill(i, values, 0);
+      const r = one.run(values);
+      rows[i] = r.changes > 0 ? Number(r.lastInsertRowid) : undefined;
     }
     return rows;
   }
@@ -438,42 +500,100 @@ export class Store {
 
   /**
    * Writes attempts started and results in one transaction (sdk/local/writes.ts); an action in both
-   * is written once. Returns the ids whose result was written (not duplicates).
+   * is written once. With `fresh`, first inserts deferred rows with what they did (a row that
+   * existed already takes its start and end as an update), then writes the waits of the parents
+   * whose calls are now all written. Returns the ids whose result was written (not duplicates).
    */
-  write(starts: ReadonlyMap<CallId, AttemptStart>, batch: readonly Completion[]): Set<CallId> {
+  write(
+    starts: ReadonlyMap<CallId, AttemptStart>,
+    completions: readonly Completion[],
+    fresh?: NewRows,
+  ): Set<CallId> {
     const changed = new Set<CallId>();
-    this.tx(() => {
-      const s = this.s;
-      const ended = new Set<CallId>();
-      for (const c of batch) {
-        const st = starts.get(c.id);
-        if (st) ended.add(c.id);
-        const byRow = c.row !== undefined;
-        const key = byRow ? c.row : c.id;
-        const r = st
-          ? s[byRow ? "startCompleteRow" : "startComplete"]!.run(
-              c.status,
-              formatOutcome(c.outcome),
-              c.ended,
-              c.attempts,
-              st.at,
-              key,
-            )
-          : s[byRow ? "completeRow" : "complete"]!.run(
-              c.status,
-              formatOutcome(c.outcome),
-              c.ended,
-              c.attempts,
-              key,
-            );
-        if (r.changes > 0) changed.add(c.id);
-      }
-      for (const [id, st] of starts) {
-        if (ended.has(id)) continue;
-        if (st.row !== undefined) s["startRow"]!.run(st.attempts, st.at, st.row);
-        else s["start"]!.run(st.attempts, st.at, id);
-      }
-    });
+    let batch = completions;
+    const rows = fresh?.rows ?? [];
+    this.sizedFor(rows.length, () =>
+      this.tx(() => {
+        const s = this.s;
+        if (fresh) {
+          const put = (i: number, values: unknown[], at: number): void => {
+            const { call: c, start, end } = rows[i]!;
+            const w = c.window;
+            values[at] = c.id;
+            values[at + 1] = rows[i]!.runId;
+            values[at + 2] = rows[i]!.parent;
+            values[at + 3] = c.task;
+            values[at + 4] = c.group;
+            values[at + 5] = storedCall(c);
+            values[at + 6] = c.args;
+            values[at + 7] = end ? end.status : start ? "RUNNING" : "QUEUED";
+            values[at + 8] = rows[i]!.seq;
+            values[at + 9] = w ? w.key : null;
+            values[at + 10] = w ? w.index : null;
+            values[at + 11] = w ? w.limit : null;
+            values[at + 12] = 1;
+            values[at + 13] = end ? end.attempts : start ? start.attempts : 0;
+            values[at + 14] = start ? 1 : 0;
+            values[at + 15] = end ? formatOutcome(end.outcome) : null;
+            values[at + 16] = start ? start.at : null;
+            values[at + 17] = end ? end.ended : null;
+          };
+          const ids = this.insertRows(
+            rows.length,
+            DONE_COLUMNS,
+            s["insertDone"]!,
+            s["insertDones"]!,
+            put,
+            (i) => rows[i]!.call.id,
+          );
+          fresh.rowids = ids;
+          // A row recorded already (a crash's resume made the call again) takes them as updates.
+          let existed: Completion[] | undefined;
+          let started: Map<CallId, AttemptStart> | undefined;
+          for (let i = 0; i < rows.length; i++) {
+            const r = rows[i]!;
+            if (ids[i] !== undefined) {
+              if (r.end) changed.add(r.call.id);
+              continue;
+            }
+            if (r.end) (existed ??= []).push({ ...r.end, row: undefined });
+            if (r.start) (started ??= new Map(starts)).set(r.call.id, r.start);
+          }
+          if (existed) batch = [...existed, ...batch];
+          if (started) starts = started;
+          for (const [parent, waits] of fresh.suspends) s["suspend"]!.run(JSON.stringify(waits), parent);
+        }
+        const ended = new Set<CallId>();
+        for (const c of batch) {
+          const st = starts.get(c.id);
+          if (st) ended.add(c.id);
+          const byRow = c.row !== undefined;
+          const key = byRow ? c.row : c.id;
+          const r = st
+            ? s[byRow ? "startCompleteRow" : "startComplete"]!.run(
+                c.status,
+                formatOutcome(c.outcome),
+                c.ended,
+                c.attempts,
+                st.at,
+                key,
+              )
+            : s[byRow ? "completeRow" : "complete"]!.run(
+                c.status,
+                formatOutcome(c.outcome),
+                c.ended,
+                c.attempts,
+                key,
+              );
+          if (r.changes > 0) changed.add(c.id);
+        }
+        for (const [id, st] of starts) {
+          if (ended.has(id)) continue;
+          if (st.row !== undefined) s["startRow"]!.run(st.attempts, st.at, st.row);
+          else s["start"]!.run(st.attempts, st.at, id);
+        }
+      }),
+    );
     return changed;
   }
 
@@ -490,6 +610,8 @@ export class Store {
     // A parent's last replay holds every record at once: records share the strings they have in
     // common (the parent, the task and group names, the id with its key) instead of one copy each.
     const shared = new Map<string, string>([[parent, parent]]);
+    let next = 0;
+    let inCallOrder = true;
     const share = (x: string): string => {
       const y = shared.get(x);
       if (y !== undefined) return y;
@@ -499,9 +621,21 @@ export class Store {
     for (const row of this.s["children"]!.iterate(parent) as Iterable<
       Pick<
         ActionRow,
-        "id" | "call" | "outcome" | "task" | "grp" | "args" | "window_key" | "window_idx" | "window_limit"
+        | "id"
+        | "call"
+        | "outcome"
+        | "task"
+        | "grp"
+        | "args"
+        | "window_key"
+        | "window_idx"
+        | "window_limit"
+        | "seq"
       >
     >) {
+      // A call with no row before it in seq: not all of a suspension's calls were written before a
+      // crash (sdk/local/writes.ts), so the rows are not the calls in the order they were made.
+      if (row.seq !== next++) inCallOrder = false;
       if (row.call === null) continue;
       // The record's id is the map's key string; its digest is "" (a replay reads none).
       const rec = callOf(row, row.call, parent);
@@ -529,8 +663,8 @@ export class Store {
         outcome: parseOutcome(`trace ${row.key}`, JSON.stringify({ v: rec.v, ...rec.outcome })),
       });
     }
-    // Rows by seq: the order the parent made its calls in.
-    return { calls, outcomes, traces, inCallOrder: true };
+    // Rows by seq, every seq from 0: the order the parent made its calls in.
+    return { calls, outcomes, traces, inCallOrder };
   }
 
   getCache(key: string): string | undefined {
