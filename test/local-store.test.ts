@@ -147,21 +147,31 @@ describe("the local store", () => {
         ended: 20 + i,
         attempts: 1,
       });
-      const rows = cs.map((call, i) => ({
+      // Ended (started or not), started only, or neither.
+      const starts = new Map(
+        cs.flatMap((_, i) =>
+          i % 3 === 2 ? [] : [[i, { attempts: 1, at: 10 + i, row: undefined }] as const],
+        ),
+      );
+      const ends = new Map(cs.flatMap((_, i) => (i % 3 === 0 || i === 69 ? [[i, done(i)] as const] : [])));
+      const batch = (indexes: number[]) => ({
         runId: "r-d",
         parent: "r-d",
-        call,
-        seq: i,
-        // Ended (started or not), started only, or neither.
-        start: i % 3 === 2 ? undefined : { attempts: 1, at: 10 + i, row: undefined },
-        end: i % 3 === 0 || i === 69 ? done(i) : undefined,
-      }));
+        calls: cs,
+        firstSeq: 0,
+        indexes,
+        starts,
+        ends,
+      });
       const waits = [{ kind: "call" as const, id: cs[0]!.id }];
       // The first 40 without the wait, then the rest with it.
-      const head: NewRows = { rows: rows.slice(0, 40), suspends: [] };
+      const head: NewRows = { batches: [batch(cs.slice(0, 40).map((_, i) => i))], suspends: [] };
       store.write(new Map(), [], head);
       assert.equal(store.runActions("r-d").find((a) => a.id === "r-d")!.status, "RUNNING");
-      const tail: NewRows = { rows: rows.slice(40), suspends: [["r-d", waits]] };
+      const tail: NewRows = {
+        batches: [batch(cs.slice(40).map((_, i) => 40 + i))],
+        suspends: [["r-d", waits]],
+      };
       const changed = store.write(new Map(), [], tail);
       const byId = new Map(store.runActions("r-d").map((a) => [a.id, a]));
       const root = byId.get("r-d")!;
@@ -169,7 +179,7 @@ describe("the local store", () => {
       assert.deepEqual(JSON.parse(root.waits!), waits);
       const rowOf = store.db.prepare("SELECT rowid FROM actions WHERE id = ?").pluck();
       assert.deepEqual(
-        [...head.rowids!, ...tail.rowids!],
+        [...head.rowids![0]!, ...tail.rowids![0]!],
         cs.map((c, i) => (i === 69 ? undefined : rowOf.get(c.id))),
       );
       cs.forEach((c, i) => {

@@ -331,12 +331,14 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (starts.size || completions.length || fresh) this.store.write(starts, completions, fresh);
     if (fresh) {
       // A written row's later writes go by its rowid (or its id, where the row was there before).
-      const { rows, rowids } = fresh;
-      for (let i = 0; i < rows.length; i++) {
-        if (rows[i]!.end) continue;
-        const a = this.s.live.get(rows[i]!.call.id);
-        if (a && a.row !== undefined && a.row < 0) a.row = rowids![i];
-      }
+      fresh.batches.forEach((b, n) => {
+        const ids = fresh.rowids![n]!;
+        b.indexes.forEach((i, k) => {
+          if (b.ends.has(i)) return;
+          const a = this.s.live.get(b.calls[i]!.id);
+          if (a && a.row !== undefined && a.row < 0) a.row = ids[k];
+        });
+      });
     }
     this.showSoon();
   }

@@ -176,24 +176,27 @@ export interface Completion {
 }
 
 /**
- * A suspension's call whose row was deferred (sdk/local/writes.ts), written with what it has done
- * since: its attempt's start, its end, or neither.
+ * Some of a suspension's calls whose rows were deferred (sdk/local/writes.ts), to insert with what
+ * each did since: its attempt's start, its end, or neither.
  */
-export interface NewRow {
-  runId: string;
-  parent: CallId;
-  call: CallRecord;
-  seq: number;
-  start: AttemptStart | undefined;
-  end: Completion | undefined;
+export interface NewRowBatch {
+  readonly runId: string;
+  readonly parent: CallId;
+  /** All the suspension's calls: the i-th call's seq is firstSeq + i. */
+  readonly calls: readonly CallRecord[];
+  readonly firstSeq: number;
+  /** The calls to insert, by index in `calls`. */
+  readonly indexes: readonly number[];
+  readonly starts: ReadonlyMap<number, AttemptStart>;
+  readonly ends: ReadonlyMap<number, Completion>;
 }
 
 /** Deferred rows to insert with a write, and the parents whose wait is written after them. */
 export interface NewRows {
-  rows: readonly NewRow[];
+  batches: readonly NewRowBatch[];
   suspends: readonly [parent: CallId, waits: Wait[]][];
-  /** Filled by the write: each row's rowid, or undefined where the row existed already. */
-  rowids?: (number | undefined)[];
+  /** Filled by the write, per batch and index: the row's rowid, or undefined where it existed. */
+  rowids?: (number | undefined)[][];
 }
 
 /** An attempt started and not yet written (sdk/local/writes.ts): its number, and when. */
@@ -511,56 +514,66 @@ export class Store {
   ): Set<CallId> {
     const changed = new Set<CallId>();
     let batch = completions;
-    const rows = fresh?.rows ?? [];
-    this.sizedFor(rows.length, () =>
+    const count = fresh ? fresh.batches.reduce((n, b) => n + b.indexes.length, 0) : 0;
+    this.sizedFor(count, () =>
       this.tx(() => {
         const s = this.s;
         if (fresh) {
-          const put = (i: number, values: unknown[], at: number): void => {
-            const { call: c, start, end } = rows[i]!;
-            const w = c.window;
-            values[at] = c.id;
-            values[at + 1] = rows[i]!.runId;
-            values[at + 2] = rows[i]!.parent;
-            values[at + 3] = c.task;
-            values[at + 4] = c.group;
-            values[at + 5] = storedCall(c);
-            values[at + 6] = c.args;
-            values[at + 7] = end ? end.status : start ? "RUNNING" : "QUEUED";
-            values[at + 8] = rows[i]!.seq;
-            values[at + 9] = w ? w.key : null;
-            values[at + 10] = w ? w.index : null;
-            values[at + 11] = w ? w.limit : null;
-            values[at + 12] = 1;
-            values[at + 13] = end ? end.attempts : start ? start.attempts : 0;
-            values[at + 14] = start ? 1 : 0;
-            values[at + 15] = end ? formatOutcome(end.outcome) : null;
-            values[at + 16] = start ? start.at : null;
-            values[at + 17] = end ? end.ended : null;
-          };
-          const ids = this.insertRows(
-            rows.length,
-            DONE_COLUMNS,
-            s["insertDone"]!,
-            s["insertDones"]!,
-            put,
-            (i) => rows[i]!.call.id,
-          );
-          fresh.rowids = ids;
-          // A row recorded already (a crash's resume made the call again) takes them as updates.
+          fresh.rowids = [];
           let existed: Completion[] | undefined;
-          let started: Map<CallId, AttemptStart> | undefined;
-          for (let i = 0; i < rows.length; i++) {
-            const r = rows[i]!;
-            if (ids[i] !== undefined) {
-              if (r.end) changed.add(r.call.id);
-              continue;
+          let restarted: Map<CallId, AttemptStart> | undefined;
+          for (const b of fresh.batches) {
+            const { calls, indexes, starts: begun, ends } = b;
+            const put = (k: number, values: unknown[], at: number): void => {
+              const i = indexes[k]!;
+              const c = calls[i]!;
+              const start = begun.get(i);
+              const end = ends.get(i);
+              const w = c.window;
+              values[at] = c.id;
+              values[at + 1] = b.runId;
+              values[at + 2] = b.parent;
+              values[at + 3] = c.task;
+              values[at + 4] = c.group;
+              values[at + 5] = storedCall(c);
+              values[at + 6] = c.args;
+              values[at + 7] = end ? end.status : start ? "RUNNING" : "QUEUED";
+              values[at + 8] = b.firstSeq + i;
+              values[at + 9] = w ? w.key : null;
+              values[at + 10] = w ? w.index : null;
+              values[at + 11] = w ? w.limit : null;
+              values[at + 12] = 1;
+              values[at + 13] = end ? end.attempts : start ? start.attempts : 0;
+              values[at + 14] = start ? 1 : 0;
+              values[at + 15] = end ? formatOutcome(end.outcome) : null;
+              values[at + 16] = start ? start.at : null;
+              values[at + 17] = end ? end.ended : null;
+            };
+            const ids = this.insertRows(
+              indexes.length,
+              DONE_COLUMNS,
+              s["insertDone"]!,
+              s["insertDones"]!,
+              put,
+              (k) => calls[indexes[k]!]!.id,
+            );
+            fresh.rowids.push(ids);
+            // A row recorded already (a crash's resume made the call again) takes them as updates.
+            for (let k = 0; k < indexes.length; k++) {
+              const i = indexes[k]!;
+              const id = calls[i]!.id;
+              const end = ends.get(i);
+              if (ids[k] !== undefined) {
+                if (end) changed.add(id);
+                continue;
+              }
+              if (end) (existed ??= []).push({ ...end, row: undefined });
+              const start = begun.get(i);
+              if (start) (restarted ??= new Map(starts)).set(id, start);
             }
-            if (r.end) (existed ??= []).push({ ...r.end, row: undefined });
-            if (r.start) (started ??= new Map(starts)).set(r.call.id, r.start);
           }
           if (existed) batch = [...existed, ...batch];
-          if (started) starts = started;
+          if (restarted) starts = restarted;
           for (const [parent, waits] of fresh.suspends) s["suspend"]!.run(JSON.stringify(waits), parent);
         }
         const ended = new Set<CallId>();

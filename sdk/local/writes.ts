@@ -22,7 +22,7 @@
  */
 import type { CallId, CallRecord } from "../core/history.ts";
 import type { Wait } from "../core/wait.ts";
-import type { AttemptStart, Completion, NewRow, NewRows } from "./store.ts";
+import type { AttemptStart, Completion, NewRowBatch, NewRows } from "./store.ts";
 
 /** How long a start or result may wait to be written. */
 export const WRITE_DELAY_MS = 10;
@@ -36,8 +36,8 @@ export class Deferred {
   /** Calls whose rows wait. */
   left = 0;
   /** What waiting calls did since the last write, by index: written with their rows. */
-  readonly starts = new Map<number, AttemptStart>();
-  readonly ends = new Map<number, Completion>();
+  starts = new Map<number, AttemptStart>();
+  ends = new Map<number, Completion>();
 
   constructor(
     readonly runId: string,
@@ -127,35 +127,33 @@ export class PendingWrites {
   } {
     let fresh: NewRows | undefined;
     if (this.deferred.size) {
-      const rows: NewRow[] = [];
+      const batches: NewRowBatch[] = [];
       const suspends: [CallId, Wait[]][] = [];
-      const put = (d: Deferred, i: number): void => {
-        if (!d.unwritten[i]) return;
-        d.unwritten[i] = 0;
-        d.left--;
-        rows.push({
-          runId: d.runId,
-          parent: d.parent,
-          call: d.calls[i]!,
-          seq: d.firstSeq + i,
-          start: d.starts.get(i),
-          end: d.ends.get(i),
-        });
-      };
       for (const [parent, d] of this.deferred) {
-        if (all(d)) for (let i = 0; i < d.calls.length; i++) put(d, i);
+        const indexes: number[] = [];
+        const put = (i: number): void => {
+          if (!d.unwritten[i]) return;
+          d.unwritten[i] = 0;
+          d.left--;
+          indexes.push(i);
+        };
+        if (all(d)) for (let i = 0; i < d.calls.length; i++) put(i);
         else {
-          for (const i of d.starts.keys()) put(d, i);
-          for (const i of d.ends.keys()) put(d, i);
+          for (const i of d.starts.keys()) put(i);
+          for (const i of d.ends.keys()) put(i);
         }
-        d.starts.clear();
-        d.ends.clear();
+        if (indexes.length) {
+          const { runId, calls, firstSeq, starts, ends } = d;
+          batches.push({ runId, parent, calls, firstSeq, indexes, starts, ends });
+          d.starts = new Map();
+          d.ends = new Map();
+        }
         if (d.left === 0) {
           suspends.push([parent, d.waits]);
           this.deferred.delete(parent);
         }
       }
-      if (rows.length || suspends.length) fresh = { rows, suspends };
+      if (batches.length || suspends.length) fresh = { batches, suspends };
     }
     const out = { starts: this.starts, completions: this.completions, fresh };
     this.starts = new Map();
