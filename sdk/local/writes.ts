@@ -18,7 +18,8 @@
  * store (dispatched, or waiting for its map window's slot), and `aloft resume` runs it again as it
  * would a RUNNING one; a result not written is a child run again, at most WRITE_DELAY_MS of them; a
  * parent whose calls were not all written is RUNNING, and is replayed as one that crashed before
- * it suspended: the calls recorded are matched, the rest made again.
+ * it suspended: the calls recorded are matched, the rest made again (with seqs after the recorded
+ * ones: a history with gaps in its seqs is matched by id, store.ts history).
  */
 import type { CallId, CallRecord } from "../core/history.ts";
 import type { Wait } from "../core/wait.ts";
