@@ -41,7 +41,10 @@ export interface Live {
    * parent then never reads its history from the store.
    */
   mem?: History;
-  /** Its row in the store, when this engine inserted it: its writes go by rowid (store.ts). */
+  /**
+   * Its row in the store, when this engine inserted it: its writes go by rowid (store.ts). Negative
+   * while the row waits to be written with its parent's other calls (writes.ts, deferredRow).
+   */
   row?: number;
   children?: Set<CallId>;
   timer?: NodeJS.Timeout;
