@@ -78,8 +78,8 @@ export const STORE_FORMAT = 2;
 /**
  * An action's call column: its call record without the fields its row holds in columns (id, parent,
  * task, group, arguments, map window) and without its inputs digest, which the replay that makes
- * the call again re-makes. A no-op child's row is about half the size, and each row is inserted
- * with its parent's suspension and rewritten with its result (docs/performance.md, ninth pass).
+ * the call again re-makes. A no-op child's row is about half the size (docs/performance.md, ninth
+ * pass); a row is inserted once, and rewritten when its result comes after the write that inserted it.
  */
 function storedCall(c: CallRecord): string {
   return c.settings === undefined && c.tw === undefined && c.idv !== undefined
