@@ -130,6 +130,36 @@ CREATE INDEX IF NOT EXISTS logs_run ON logs(run_id);
 
 const INSERT_ACTIONS = `INSERT OR IGNORE INTO actions (id, run_id, parent, task, grp, call, args, status, seq, window_key, window_idx, window_limit, dispatched) VALUES`;
 const ACTION_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/**
+ * Puts a call's values for INSERT_ACTIONS' columns (ACTION_COLUMNS of them, which INSERT_DONE's
+ * begin with) into `values` at `at`.
+ */
+function putCall(
+  values: unknown[],
+  at: number,
+  c: CallRecord,
+  runId: string,
+  parent: CallId,
+  status: string,
+  seq: number,
+  dispatched: 0 | 1,
+): void {
+  const w = c.window;
+  values[at] = c.id;
+  values[at + 1] = runId;
+  values[at + 2] = parent;
+  values[at + 3] = c.task;
+  values[at + 4] = c.group;
+  values[at + 5] = storedCall(c);
+  values[at + 6] = c.args;
+  values[at + 7] = status;
+  values[at + 8] = seq;
+  values[at + 9] = w ? w.key : null;
+  values[at + 10] = w ? w.index : null;
+  values[at + 11] = w ? w.limit : null;
+  values[at + 12] = dispatched;
+}
+
 /** A call's row with what it has done since its parent's suspension (sdk/local/writes.ts, deferred rows). */
 const INSERT_DONE = `INSERT OR IGNORE INTO actions (id, run_id, parent, task, grp, call, args, status, seq, window_key, window_idx, window_limit, dispatched, attempts, replays, outcome, started, ended) VALUES`;
 const DONE_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
@@ -404,20 +434,8 @@ export class Store {
         this.writeTraces(parent, traces);
         const put = (i: number, values: unknown[], at: number): void => {
           const c = calls[i]!;
-          const w = c.window;
-          values[at] = c.id;
-          values[at + 1] = runId;
-          values[at + 2] = parent;
-          values[at + 3] = c.task;
-          values[at + 4] = c.group;
-          values[at + 5] = storedCall(c);
-          values[at + 6] = c.args;
-          values[at + 7] = "QUEUED";
-          values[at + 8] = typeof seqs === "number" ? seqs + i : seqs[i];
-          values[at + 9] = w ? w.key : null;
-          values[at + 10] = w ? w.index : null;
-          values[at + 11] = w ? w.limit : null;
-          values[at + 12] = dispatched(c) ? 1 : 0;
+          const seq = typeof seqs === "number" ? seqs + i : seqs[i]!;
+          putCall(values, at, c, runId, parent, "QUEUED", seq, dispatched(c) ? 1 : 0);
         };
         const s = this.s;
         rows = this.insertRows(
@@ -529,20 +547,8 @@ export class Store {
               const c = calls[i]!;
               const start = begun.get(i);
               const end = ends.get(i);
-              const w = c.window;
-              values[at] = c.id;
-              values[at + 1] = b.runId;
-              values[at + 2] = b.parent;
-              values[at + 3] = c.task;
-              values[at + 4] = c.group;
-              values[at + 5] = storedCall(c);
-              values[at + 6] = c.args;
-              values[at + 7] = end ? end.status : start ? "RUNNING" : "QUEUED";
-              values[at + 8] = b.firstSeq + i;
-              values[at + 9] = w ? w.key : null;
-              values[at + 10] = w ? w.index : null;
-              values[at + 11] = w ? w.limit : null;
-              values[at + 12] = 1;
+              const status = end ? end.status : start ? "RUNNING" : "QUEUED";
+              putCall(values, at, c, b.runId, b.parent, status, b.firstSeq + i, 1);
               values[at + 13] = end ? end.attempts : start ? start.attempts : 0;
               values[at + 14] = start ? 1 : 0;
               values[at + 15] = end ? formatOutcome(end.outcome) : null;
