@@ -142,10 +142,8 @@ function decodeObject(o: Record<string, unknown>): Record<string, unknown> {
  * @example serialize(new Map([["a", 1n]]), "result") // '{"$t":"m","v":[["a",{"$t":"b","v":"1"}]]}'
  */
 export function serialize(value: unknown, what = "value"): Payload {
-  // Fast path for the common flat cases: no walk, no allocation beyond JSON's own.
-  if (typeof value === "string" || typeof value === "boolean") return JSON.stringify(value);
-  if (typeof value === "number" && Number.isFinite(value)) return String(value);
-  if (value === null) return "null";
+  const flat = flatPayload(value);
+  if (flat !== undefined) return flat;
   try {
     return JSON.stringify(encode(value, [], new Set()));
   } catch (e) {
@@ -154,6 +152,17 @@ export function serialize(value: unknown, what = "value"): Payload {
     }
     throw e;
   }
+}
+
+/**
+ * A flat value's payload (a string, boolean, finite number or null), the same as {@link serialize}'s,
+ * or undefined for any other value: no walk, no allocation beyond JSON's own.
+ */
+export function flatPayload(value: unknown): Payload | undefined {
+  if (typeof value === "string" || typeof value === "boolean") return JSON.stringify(value);
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  if (value === null) return "null";
+  return undefined;
 }
 
 /** Reverses {@link serialize}. */

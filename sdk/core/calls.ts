@@ -4,7 +4,7 @@
  * Identity scheme: docs/identity.md.
  */
 import { ConfigurationError } from "../errors.ts";
-import { digest, serialize } from "../serde.ts";
+import { digest, flatPayload, serialize } from "../serde.ts";
 import type { Payload } from "../serde.ts";
 import { HISTORY_VERSION, IDENTITY_VERSION } from "./history.ts";
 import type { CallId, CallRecord, Outcome } from "./history.ts";
@@ -16,8 +16,13 @@ import type { CallSettings, TaskDef } from "./task-def.ts";
 
 /** Serialises an argument list, naming the argument that fails. */
 export function serializeArgs(task: string, args: readonly unknown[]): Payload {
-  const parts = args.map((a, i) => serialize(a, `argument ${i + 1} of task ${task}`));
-  return `[${parts.join(",")}]`;
+  let out = "[";
+  for (let i = 0; i < args.length; i++) {
+    if (i > 0) out += ",";
+    // The argument's name for an error is built only for a value that is not flat.
+    out += flatPayload(args[i]) ?? serialize(args[i], `argument ${i + 1} of task ${task}`);
+  }
+  return out + "]";
 }
 
 /**

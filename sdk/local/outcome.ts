@@ -312,8 +312,11 @@ export function finish(s: Scheduler, a: Live, status: ActionStatus, outcome: Out
   if (TERMINAL.has(a.status)) return;
   a.status = status;
   a.queued = false;
-  clearTimeout(a.timer);
-  a.timer = undefined;
+  // Most actions have no timer: Node's clearTimeout, called for each, became hot code to compile.
+  if (a.timer) {
+    clearTimeout(a.timer);
+    a.timer = undefined;
+  }
   s.live.delete(a.id);
   a.cont = undefined;
   a.arrived = undefined;

@@ -54,9 +54,9 @@ export class LogBuffer {
 
   /** Sends what is gathered now (before a decision, so an action's lines precede its outcome). */
   flush(): void {
+    if (!this.pending.size) return; // (called after each inline body: most print nothing)
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (!this.pending.size) return;
     const batch = [...this.pending.values()];
     this.pending = new Map();
     this.send(batch);
