@@ -129,47 +129,53 @@ CREATE INDEX IF NOT EXISTS logs_run ON logs(run_id);
 `;
 
 const INSERT_ACTIONS = `INSERT OR IGNORE INTO actions (id, run_id, parent, task, grp, call, args, status, seq, window_key, window_idx, window_limit, dispatched) VALUES`;
-const ACTION_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 /**
- * Puts a call's values for INSERT_ACTIONS' columns (ACTION_COLUMNS of them, which INSERT_DONE's
- * begin with) into `values` at `at`.
+ * A row's run and parent are named parameters, bound once for a statement's rows: every row a
+ * statement inserts belongs to one suspension. Bound per row, the two strings were a fifth of a
+ * no-op child's insert (docs/performance.md, fifteenth pass).
+ */
+const ACTION_VALUES = "(?, @run, @parent, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/** A row's run and parent: the named parameters of INSERT_ACTIONS' and INSERT_DONE's rows. */
+interface RowOwner {
+  run: string;
+  parent: CallId | null;
+}
+/**
+ * Puts a call's values for INSERT_ACTIONS' anonymous parameters (ACTION_COLUMNS of them, which
+ * INSERT_DONE's begin with) into `values` at `at`.
  */
 function putCall(
   values: unknown[],
   at: number,
   c: CallRecord,
-  runId: string,
-  parent: CallId,
   status: string,
   seq: number,
   dispatched: 0 | 1,
 ): void {
   const w = c.window;
   values[at] = c.id;
-  values[at + 1] = runId;
-  values[at + 2] = parent;
-  values[at + 3] = c.task;
-  values[at + 4] = c.group;
-  values[at + 5] = storedCall(c);
-  values[at + 6] = c.args;
-  values[at + 7] = status;
-  values[at + 8] = seq;
-  values[at + 9] = w ? w.key : null;
-  values[at + 10] = w ? w.index : null;
-  values[at + 11] = w ? w.limit : null;
-  values[at + 12] = dispatched;
+  values[at + 1] = c.task;
+  values[at + 2] = c.group;
+  values[at + 3] = storedCall(c);
+  values[at + 4] = c.args;
+  values[at + 5] = status;
+  values[at + 6] = seq;
+  values[at + 7] = w ? w.key : null;
+  values[at + 8] = w ? w.index : null;
+  values[at + 9] = w ? w.limit : null;
+  values[at + 10] = dispatched;
 }
 
 /** A call's row with what it has done since its parent's suspension (sdk/local/writes.ts, deferred rows). */
 const INSERT_DONE = `INSERT OR IGNORE INTO actions (id, run_id, parent, task, grp, call, args, status, seq, window_key, window_idx, window_limit, dispatched, attempts, replays, outcome, started, ended) VALUES`;
-const DONE_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-const DONE_COLUMNS = 18;
+const DONE_VALUES = "(?, @run, @parent, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const DONE_COLUMNS = 16;
 /**
  * Rows a suspension inserts per statement: SQLite's per-statement work is paid once for them all,
  * about 1 µs a row less than one statement each (docs/performance.md, tenth pass).
  */
 const ROWS_PER_INSERT = 32;
-const ACTION_COLUMNS = 13;
+const ACTION_COLUMNS = 11;
 
 // An attempt's start and an action's result, written by id (and by rowid, see byRowid).
 const START = `UPDATE actions SET status = 'RUNNING', attempts = ?, replays = replays + 1, started = COALESCE(started, ?), dispatched = 1 WHERE id = ?`;
@@ -386,20 +392,10 @@ export class Store {
         run.now,
         run.recoveredFrom ?? null,
       );
+      const root: RowOwner = { run: run.id, parent: null };
       this.s["insertAction"]!.run(
-        run.id,
-        run.id,
-        null,
-        run.task,
-        "",
-        null,
-        run.args,
-        "QUEUED",
-        0,
-        null,
-        null,
-        null,
-        1,
+        [run.id, run.task, "", null, run.args, "QUEUED", 0, null, null, null, 1],
+        root,
       );
     });
   }
@@ -435,12 +431,13 @@ export class Store {
         const put = (i: number, values: unknown[], at: number): void => {
           const c = calls[i]!;
           const seq = typeof seqs === "number" ? seqs + i : seqs[i]!;
-          putCall(values, at, c, runId, parent, "QUEUED", seq, dispatched(c) ? 1 : 0);
+          putCall(values, at, c, "QUEUED", seq, dispatched(c) ? 1 : 0);
         };
         const s = this.s;
         rows = this.insertRows(
           calls.length,
           ACTION_COLUMNS,
+          { run: runId, parent },
           s["insertAction"]!,
           s["insertActions"]!,
           put,
@@ -478,6 +475,7 @@ export class Store {
   private insertRows(
     count: number,
     columns: number,
+    owner: RowOwner,
     one: Statement,
     many: Statement,
     fill: (i: number, values: unknown[], at: number) => void,
@@ -493,7 +491,7 @@ export class Store {
         // A new row's rowid is one more than the table's largest: all inserted, they are the
         // next ROWS_PER_INSERT. Otherwise (a call recorded already) each is looked up.
         const first = (max ??= (this.s["maxRowid"]!.get() as number | null) ?? 0) + 1;
-        const r = many.run(values);
+        const r = many.run(values, owner);
         if (r.changes === ROWS_PER_INSERT && Number(r.lastInsertRowid) === first + ROWS_PER_INSERT - 1) {
           for (let j = 0; j < ROWS_PER_INSERT; j++) rows[i + j] = first + j;
           max = first + ROWS_PER_INSERT - 1;
@@ -509,7 +507,7 @@ export class Store {
     const values = new Array<unknown>(columns);
     for (; i < count; i++) {
       fill(i, values, 0);
-      const r = one.run(values);
+      const r = one.run(values, owner);
       rows[i] = r.changes > 0 ? Number(r.lastInsertRowid) : undefined;
     }
     return rows;
@@ -548,16 +546,17 @@ export class Store {
               const start = begun.get(i);
               const end = ends.get(i);
               const status = end ? end.status : start ? "RUNNING" : "QUEUED";
-              putCall(values, at, c, b.runId, b.parent, status, b.firstSeq + i, 1);
-              values[at + 13] = end ? end.attempts : start ? start.attempts : 0;
-              values[at + 14] = start ? 1 : 0;
-              values[at + 15] = end ? formatOutcome(end.outcome) : null;
-              values[at + 16] = start ? start.at : null;
-              values[at + 17] = end ? end.ended : null;
+              putCall(values, at, c, status, b.firstSeq + i, 1);
+              values[at + 11] = end ? end.attempts : start ? start.attempts : 0;
+              values[at + 12] = start ? 1 : 0;
+              values[at + 13] = end ? formatOutcome(end.outcome) : null;
+              values[at + 14] = start ? start.at : null;
+              values[at + 15] = end ? end.ended : null;
             };
             const ids = this.insertRows(
               indexes.length,
               DONE_COLUMNS,
+              { run: b.runId, parent: b.parent },
               s["insertDone"]!,
               s["insertDones"]!,
               put,
