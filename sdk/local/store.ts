@@ -132,7 +132,7 @@ const INSERT_ACTIONS = `INSERT OR IGNORE INTO actions (id, run_id, parent, task,
 /**
  * A row's run and parent are named parameters, bound once for a statement's rows: every row a
  * statement inserts belongs to one suspension. Bound per row, the two strings were a fifth of a
- * no-op child's insert (docs/performance.md, fifteenth pass).
+ * row's insert in a scratch benchmark of this schema (docs/performance.md, fifteenth pass).
  */
 const ACTION_VALUES = "(?, @run, @parent, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 /** A row's run and parent: the named parameters of INSERT_ACTIONS' and INSERT_DONE's rows. */
